@@ -1,0 +1,193 @@
+//! Errors of the whole crate. Every error names what is wrong and where (node, tensor, byte offset),
+//! carries a stable machine-readable code, and no public function panics on bad input.
+
+use serde::Serialize;
+use std::fmt;
+
+/// Where in a model an error was found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Location {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tensor: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tensor_name: Option<String>,
+}
+
+impl Location {
+    pub fn node(index: usize, op: &str) -> Self {
+        Location {
+            node: Some(index),
+            op: Some(op.to_string()),
+            ..Default::default()
+        }
+    }
+
+    pub fn tensor(index: usize, name: &str) -> Self {
+        Location {
+            tensor: Some(index),
+            tensor_name: Some(name.to_string()),
+            ..Default::default()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.node.is_none() && self.tensor.is_none()
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(n) = self.node {
+            match &self.op {
+                Some(op) => parts.push(format!("node {n} ({op})")),
+                None => parts.push(format!("node {n}")),
+            }
+        }
+        if let Some(t) = self.tensor {
+            match &self.tensor_name {
+                Some(name) if !name.is_empty() => parts.push(format!("tensor {t} '{name}'")),
+                _ => parts.push(format!("tensor {t}")),
+            }
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// Stable error codes, shared with the JS API and the CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The model file is malformed: truncated, inconsistent, or not a model at all.
+    InvalidModel,
+    /// The model is valid but uses something this version cannot handle.
+    Unsupported,
+    /// Data given to the model (inputs, calibration, labels) does not fit it.
+    InvalidInput,
+    /// An option or argument is out of range or contradicts another.
+    InvalidArgument,
+    /// A `.npy` file is malformed or of a kind we do not read.
+    InvalidNpy,
+    /// The operation was cancelled by the caller.
+    Cancelled,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidModel => "invalid_model",
+            ErrorCode::Unsupported => "unsupported",
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::InvalidNpy => "invalid_npy",
+            ErrorCode::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// The bytes are not a well-formed model file.
+    #[error("invalid model file: {message}{}", where_(.at))]
+    Format { message: String, at: Location },
+    /// The model reads, but its graph is inconsistent (shapes, types, references).
+    #[error("invalid model: {message}{}", where_(.at))]
+    Graph { message: String, at: Location },
+    #[error("unsupported: {message}{}", where_(.at))]
+    Unsupported { message: String, at: Location },
+    #[error("invalid input: {message}")]
+    Input { message: String },
+    #[error("invalid argument: {message}")]
+    Argument { message: String },
+    #[error("invalid .npy data: {message}")]
+    Npy { message: String },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+fn where_(loc: &Location) -> String {
+    if loc.is_empty() {
+        String::new()
+    } else {
+        format!(" (at {loc})")
+    }
+}
+
+impl Error {
+    pub fn format(message: impl Into<String>) -> Self {
+        Error::Format {
+            message: message.into(),
+            at: Location::default(),
+        }
+    }
+
+    pub fn graph(message: impl Into<String>, at: Location) -> Self {
+        Error::Graph {
+            message: message.into(),
+            at,
+        }
+    }
+
+    pub fn unsupported(message: impl Into<String>, at: Location) -> Self {
+        Error::Unsupported {
+            message: message.into(),
+            at,
+        }
+    }
+
+    pub fn input(message: impl Into<String>) -> Self {
+        Error::Input {
+            message: message.into(),
+        }
+    }
+
+    pub fn argument(message: impl Into<String>) -> Self {
+        Error::Argument {
+            message: message.into(),
+        }
+    }
+
+    pub fn npy(message: impl Into<String>) -> Self {
+        Error::Npy {
+            message: message.into(),
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Format { .. } | Error::Graph { .. } => ErrorCode::InvalidModel,
+            Error::Unsupported { .. } => ErrorCode::Unsupported,
+            Error::Input { .. } => ErrorCode::InvalidInput,
+            Error::Argument { .. } => ErrorCode::InvalidArgument,
+            Error::Npy { .. } => ErrorCode::InvalidNpy,
+            Error::Cancelled => ErrorCode::Cancelled,
+        }
+    }
+
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            Error::Format { at, .. } | Error::Graph { at, .. } | Error::Unsupported { at, .. } => {
+                Some(at)
+            }
+            _ => None,
+        }
+    }
+
+    /// Adds a location to errors that have none yet.
+    pub fn at(mut self, loc: Location) -> Self {
+        if let Error::Format { at, .. } | Error::Graph { at, .. } | Error::Unsupported { at, .. } =
+            &mut self
+        {
+            if at.is_empty() {
+                *at = loc;
+            }
+        }
+        self
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,259 @@
+//! Graphs of operators over tensors, and the model that holds them.
+
+use super::{Op, Tensor, TensorData};
+use crate::error::{Error, Location, Result};
+
+/// Index of a tensor in its graph's `tensors`.
+pub type TensorId = usize;
+
+/// One operator application.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub op: Op,
+    /// Operand tensors; `None` marks an omitted optional operand (e.g. a missing bias).
+    pub inputs: Vec<Option<TensorId>>,
+    pub outputs: Vec<TensorId>,
+    /// The operator version recorded by the source format, if any. Writers may raise it to what the
+    /// node's types need.
+    pub version: Option<u32>,
+}
+
+impl Node {
+    pub fn new(op: Op, inputs: Vec<Option<TensorId>>, outputs: Vec<TensorId>) -> Self {
+        Node {
+            op,
+            inputs,
+            outputs,
+            version: None,
+        }
+    }
+
+    /// Operand `i`, if present.
+    pub fn input(&self, i: usize) -> Option<TensorId> {
+        self.inputs.get(i).copied().flatten()
+    }
+
+    /// The first output (every supported operator has exactly one).
+    pub fn output(&self) -> Option<TensorId> {
+        self.outputs.first().copied()
+    }
+}
+
+/// A graph: tensors, and the operators that compute them in execution order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Graph {
+    pub name: String,
+    pub tensors: Vec<Tensor>,
+    pub nodes: Vec<Node>,
+    pub inputs: Vec<TensorId>,
+    pub outputs: Vec<TensorId>,
+}
+
+impl Graph {
+    pub fn tensor(&self, id: TensorId) -> &Tensor {
+        &self.tensors[id]
+    }
+
+    pub fn add_tensor(&mut self, t: Tensor) -> TensorId {
+        self.tensors.push(t);
+        self.tensors.len() - 1
+    }
+
+    /// Location of node `i`, for errors.
+    pub fn node_loc(&self, i: usize) -> Location {
+        let mut loc = Location::node(i, self.nodes.get(i).map(|n| n.op.name()).unwrap_or("?"));
+        if let Some(out) = self.nodes.get(i).and_then(|n| n.output()) {
+            if let Some(t) = self.tensors.get(out) {
+                loc.tensor = Some(out);
+                loc.tensor_name = Some(t.name.clone());
+            }
+        }
+        loc
+    }
+
+    pub fn tensor_loc(&self, id: TensorId) -> Location {
+        Location::tensor(
+            id,
+            self.tensors.get(id).map(|t| t.name.as_str()).unwrap_or(""),
+        )
+    }
+
+    /// For each tensor, the node that produces it (if any).
+    pub fn producers(&self) -> Vec<Option<usize>> {
+        let mut p = vec![None; self.tensors.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            for &o in &n.outputs {
+                if o < p.len() {
+                    p[o] = Some(i);
+                }
+            }
+        }
+        p
+    }
+
+    /// For each tensor, the nodes that read it.
+    pub fn consumers(&self) -> Vec<Vec<usize>> {
+        let mut c = vec![Vec::new(); self.tensors.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            for t in n.inputs.iter().flatten() {
+                if *t < c.len() && !c[*t].contains(&i) {
+                    c[*t].push(i);
+                }
+            }
+        }
+        c
+    }
+
+    /// Checks references and execution order: every tensor index is in range, every operand is a
+    /// constant, a graph input, a variable or the output of an earlier node, every tensor is written
+    /// at most once, and constants are never written.
+    pub fn validate(&self) -> Result<()> {
+        let n = self.tensors.len();
+        for (k, &t) in self.inputs.iter().chain(self.outputs.iter()).enumerate() {
+            if t >= n {
+                let which = if k < self.inputs.len() {
+                    "input"
+                } else {
+                    "output"
+                };
+                return Err(Error::graph(
+                    format!("graph {which} refers to tensor {t}, but the graph has {n} tensors"),
+                    Location::default(),
+                ));
+            }
+        }
+        for (id, t) in self.tensors.iter().enumerate() {
+            let Some(data) = &t.data else { continue };
+            let expected = match (data, t.dtype.size_of()) {
+                (TensorData::Raw(_), Some(size)) => {
+                    Some((data.byte_len(), t.num_elements() * size))
+                }
+                (TensorData::Raw(_), None) => None,
+                _ => Some((data.len(), t.num_elements())),
+            };
+            if let Some((have, want)) = expected.filter(|(have, want)| have != want) {
+                let unit = if matches!(data, TensorData::Raw(_)) {
+                    "bytes"
+                } else {
+                    "elements"
+                };
+                return Err(Error::graph(
+                    format!(
+                        "constant has {have} {unit} of data but its shape {:?} of {} needs {want}",
+                        t.shape, t.dtype
+                    ),
+                    self.tensor_loc(id),
+                ));
+            }
+        }
+        let mut ready = vec![false; n];
+        for &i in &self.inputs {
+            ready[i] = true;
+        }
+        for (id, t) in self.tensors.iter().enumerate() {
+            if t.is_constant() || t.is_variable {
+                ready[id] = true;
+            }
+        }
+        let mut written = vec![false; n];
+        for (i, node) in self.nodes.iter().enumerate() {
+            for t in node.inputs.iter().flatten() {
+                if *t >= n {
+                    return Err(Error::graph(
+                        format!("operand refers to tensor {t}, but the graph has {n} tensors"),
+                        self.node_loc(i),
+                    ));
+                }
+                if !ready[*t] {
+                    return Err(Error::graph(
+                        format!(
+                            "operand tensor {t} '{}' is read before any operator computes it",
+                            self.tensors[*t].name
+                        ),
+                        self.node_loc(i),
+                    ));
+                }
+            }
+            for &o in &node.outputs {
+                if o >= n {
+                    return Err(Error::graph(
+                        format!("output refers to tensor {o}, but the graph has {n} tensors"),
+                        Location::node(i, node.op.name()),
+                    ));
+                }
+                if self.tensors[o].is_constant() {
+                    return Err(Error::graph(
+                        format!(
+                            "operator writes to constant tensor {o} '{}'",
+                            self.tensors[o].name
+                        ),
+                        self.node_loc(i),
+                    ));
+                }
+                if written[o] || self.inputs.contains(&o) {
+                    return Err(Error::graph(
+                        format!(
+                            "tensor {o} '{}' is written more than once",
+                            self.tensors[o].name
+                        ),
+                        self.node_loc(i),
+                    ));
+                }
+                written[o] = true;
+                ready[o] = true;
+            }
+        }
+        for &o in &self.outputs {
+            if !ready[o] {
+                return Err(Error::graph(
+                    format!(
+                        "graph output tensor {o} '{}' is never computed",
+                        self.tensors[o].name
+                    ),
+                    self.tensor_loc(o),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A named mapping of signature inputs/outputs to tensors (TFLite SignatureDef).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Signature {
+    pub key: String,
+    pub graph: usize,
+    pub inputs: Vec<(String, TensorId)>,
+    pub outputs: Vec<(String, TensorId)>,
+}
+
+/// A model: its graphs (the first is the main graph), plus descriptive data carried through.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Model {
+    pub graphs: Vec<Graph>,
+    pub description: String,
+    /// Named binary metadata (e.g. TFLite's `min_runtime_version`), kept as read.
+    pub metadata: Vec<(String, Vec<u8>)>,
+    pub signatures: Vec<Signature>,
+}
+
+impl Model {
+    /// The main graph. Every model that reads or validates has one.
+    pub fn main(&self) -> &Graph {
+        &self.graphs[0]
+    }
+
+    pub fn main_mut(&mut self) -> &mut Graph {
+        &mut self.graphs[0]
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.graphs.is_empty() {
+            return Err(Error::graph("model has no graphs", Location::default()));
+        }
+        for g in &self.graphs {
+            g.validate()?;
+        }
+        Ok(())
+    }
+}

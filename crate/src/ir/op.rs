@@ -1,0 +1,224 @@
+//! Operators and their attributes.
+//!
+//! Layout convention: activations are NHWC; CONV_2D weights are `[out, kh, kw, in]`, DEPTHWISE_CONV_2D
+//! weights `[1, kh, kw, channels]`, FULLY_CONNECTED weights `[out, in]`. An importer of an NCHW format
+//! (ONNX) converts weights to these layouts and inserts TRANSPOSE where a graph's edges need NCHW, so the
+//! rest of the system sees one convention.
+
+use serde::Serialize;
+
+/// Activation fused into an operator's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    #[default]
+    None,
+    Relu,
+    ReluN1To1,
+    Relu6,
+    Tanh,
+    SignBit,
+}
+
+impl Activation {
+    /// The clamp range in real values, for the activations that are clamps.
+    pub fn clamp_range(self) -> Option<(f32, f32)> {
+        match self {
+            Activation::None => Some((f32::NEG_INFINITY, f32::INFINITY)),
+            Activation::Relu => Some((0.0, f32::INFINITY)),
+            Activation::ReluN1To1 => Some((-1.0, 1.0)),
+            Activation::Relu6 => Some((0.0, 6.0)),
+            Activation::Tanh | Activation::SignBit => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    Same,
+    Valid,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Conv2D {
+    pub padding: Padding,
+    /// (height, width)
+    pub stride: (usize, usize),
+    /// (height, width)
+    pub dilation: (usize, usize),
+    pub activation: Activation,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DepthwiseConv2D {
+    pub padding: Padding,
+    pub stride: (usize, usize),
+    pub dilation: (usize, usize),
+    /// Output channels per input channel (the file's value; the weights' shape is authoritative).
+    pub depth_multiplier: usize,
+    pub activation: Activation,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FullyConnected {
+    pub activation: Activation,
+    /// Keep the input's leading dimensions instead of flattening them to a batch.
+    pub keep_num_dims: bool,
+    /// For int8 weights with float activations: quantize the activations asymmetrically.
+    pub asymmetric_quantize_inputs: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Pool2D {
+    pub padding: Padding,
+    pub stride: (usize, usize),
+    /// (height, width)
+    pub filter: (usize, usize),
+    pub activation: Activation,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Default)]
+pub struct StridedSlice {
+    pub begin_mask: u32,
+    pub end_mask: u32,
+    pub ellipsis_mask: u32,
+    pub new_axis_mask: u32,
+    pub shrink_axis_mask: u32,
+    /// `end` is relative to `begin`.
+    pub offset: bool,
+}
+
+/// An operator. Tensor operands (weights, bias, shapes, axes) are node inputs, not attributes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Op {
+    /// inputs: input, weights `[out, kh, kw, in]`, optional bias `[out]`.
+    Conv2D(Conv2D),
+    /// inputs: input, weights `[1, kh, kw, out]`, optional bias `[out]`.
+    DepthwiseConv2D(DepthwiseConv2D),
+    /// inputs: input, weights `[out, in]`, optional bias `[out]`.
+    FullyConnected(FullyConnected),
+    AveragePool2D(Pool2D),
+    MaxPool2D(Pool2D),
+    Add {
+        activation: Activation,
+    },
+    Sub {
+        activation: Activation,
+    },
+    Mul {
+        activation: Activation,
+    },
+    /// inputs: input, optional shape tensor. `new_shape` is the attribute form of the shape.
+    Reshape {
+        new_shape: Option<Vec<i32>>,
+    },
+    Softmax {
+        beta: f32,
+    },
+    Logistic,
+    Tanh,
+    Relu,
+    Relu6,
+    LeakyRelu {
+        alpha: f32,
+    },
+    HardSwish,
+    Concatenation {
+        axis: i32,
+        activation: Activation,
+    },
+    /// inputs: input, paddings `[rank, 2]`.
+    Pad,
+    /// inputs: input, axes.
+    Mean {
+        keep_dims: bool,
+    },
+    /// inputs: input, axes.
+    ReduceMax {
+        keep_dims: bool,
+    },
+    Quantize,
+    Dequantize,
+    /// inputs: input, permutation.
+    Transpose,
+    Squeeze {
+        dims: Vec<i32>,
+    },
+    /// inputs: input, begin, end, strides.
+    StridedSlice(StridedSlice),
+    /// An operator this version does not model. Kept as read, so it survives a round trip.
+    Opaque(Opaque),
+}
+
+/// An operator carried through unchanged. `name` is its name in the source format.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Opaque {
+    pub name: String,
+    #[serde(skip)]
+    pub payload: OpaquePayload,
+}
+
+/// The source format's own encoding of an opaque operator.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OpaquePayload {
+    Tflite(Box<crate::tflite::OpaqueOperator>),
+}
+
+impl Op {
+    /// The operator's name, as TFLite spells it.
+    pub fn name(&self) -> &str {
+        match self {
+            Op::Conv2D(_) => "CONV_2D",
+            Op::DepthwiseConv2D(_) => "DEPTHWISE_CONV_2D",
+            Op::FullyConnected(_) => "FULLY_CONNECTED",
+            Op::AveragePool2D(_) => "AVERAGE_POOL_2D",
+            Op::MaxPool2D(_) => "MAX_POOL_2D",
+            Op::Add { .. } => "ADD",
+            Op::Sub { .. } => "SUB",
+            Op::Mul { .. } => "MUL",
+            Op::Reshape { .. } => "RESHAPE",
+            Op::Softmax { .. } => "SOFTMAX",
+            Op::Logistic => "LOGISTIC",
+            Op::Tanh => "TANH",
+            Op::Relu => "RELU",
+            Op::Relu6 => "RELU6",
+            Op::LeakyRelu { .. } => "LEAKY_RELU",
+            Op::HardSwish => "HARD_SWISH",
+            Op::Concatenation { .. } => "CONCATENATION",
+            Op::Pad => "PAD",
+            Op::Mean { .. } => "MEAN",
+            Op::ReduceMax { .. } => "REDUCE_MAX",
+            Op::Quantize => "QUANTIZE",
+            Op::Dequantize => "DEQUANTIZE",
+            Op::Transpose => "TRANSPOSE",
+            Op::Squeeze { .. } => "SQUEEZE",
+            Op::StridedSlice(_) => "STRIDED_SLICE",
+            Op::Opaque(o) => &o.name,
+        }
+    }
+
+    /// The fused activation, for operators that have one.
+    pub fn activation(&self) -> Option<Activation> {
+        match self {
+            Op::Conv2D(a) => Some(a.activation),
+            Op::DepthwiseConv2D(a) => Some(a.activation),
+            Op::FullyConnected(a) => Some(a.activation),
+            Op::AveragePool2D(a) | Op::MaxPool2D(a) => Some(a.activation),
+            Op::Add { activation } | Op::Sub { activation } | Op::Mul { activation } => {
+                Some(*activation)
+            }
+            Op::Concatenation { activation, .. } => Some(*activation),
+            _ => None,
+        }
+    }
+
+    /// True for the operators with a weight tensor (input 1) that pruning and quantization act on.
+    pub fn has_weights(&self) -> bool {
+        matches!(
+            self,
+            Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_)
+        )
+    }
+}
