@@ -19,19 +19,11 @@ pub struct Location {
 
 impl Location {
     pub fn node(index: usize, op: &str) -> Self {
-        Location {
-            node: Some(index),
-            op: Some(op.to_string()),
-            ..Default::default()
-        }
+        Location { node: Some(index), op: Some(op.to_string()), ..Default::default() }
     }
 
     pub fn tensor(index: usize, name: &str) -> Self {
-        Location {
-            tensor: Some(index),
-            tensor_name: Some(name.to_string()),
-            ..Default::default()
-        }
+        Location { tensor: Some(index), tensor_name: Some(name.to_string()), ..Default::default() }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -119,42 +111,27 @@ fn where_(loc: &Location) -> String {
 
 impl Error {
     pub fn format(message: impl Into<String>) -> Self {
-        Error::Format {
-            message: message.into(),
-            at: Location::default(),
-        }
+        Error::Format { message: message.into(), at: Location::default() }
     }
 
     pub fn graph(message: impl Into<String>, at: Location) -> Self {
-        Error::Graph {
-            message: message.into(),
-            at,
-        }
+        Error::Graph { message: message.into(), at }
     }
 
     pub fn unsupported(message: impl Into<String>, at: Location) -> Self {
-        Error::Unsupported {
-            message: message.into(),
-            at,
-        }
+        Error::Unsupported { message: message.into(), at }
     }
 
     pub fn input(message: impl Into<String>) -> Self {
-        Error::Input {
-            message: message.into(),
-        }
+        Error::Input { message: message.into() }
     }
 
     pub fn argument(message: impl Into<String>) -> Self {
-        Error::Argument {
-            message: message.into(),
-        }
+        Error::Argument { message: message.into() }
     }
 
     pub fn npy(message: impl Into<String>) -> Self {
-        Error::Npy {
-            message: message.into(),
-        }
+        Error::Npy { message: message.into() }
     }
 
     pub fn code(&self) -> ErrorCode {
@@ -170,18 +147,14 @@ impl Error {
 
     pub fn location(&self) -> Option<&Location> {
         match self {
-            Error::Format { at, .. } | Error::Graph { at, .. } | Error::Unsupported { at, .. } => {
-                Some(at)
-            }
+            Error::Format { at, .. } | Error::Graph { at, .. } | Error::Unsupported { at, .. } => Some(at),
             _ => None,
         }
     }
 
     /// Adds a location to errors that have none yet.
     pub fn at(mut self, loc: Location) -> Self {
-        if let Error::Format { at, .. } | Error::Graph { at, .. } | Error::Unsupported { at, .. } =
-            &mut self
-        {
+        if let Error::Format { at, .. } | Error::Graph { at, .. } | Error::Unsupported { at, .. } = &mut self {
             if at.is_empty() {
                 *at = loc;
             }

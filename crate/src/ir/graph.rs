@@ -20,12 +20,7 @@ pub struct Node {
 
 impl Node {
     pub fn new(op: Op, inputs: Vec<Option<TensorId>>, outputs: Vec<TensorId>) -> Self {
-        Node {
-            op,
-            inputs,
-            outputs,
-            version: None,
-        }
+        Node { op, inputs, outputs, version: None }
     }
 
     /// Operand `i`, if present.
@@ -72,10 +67,7 @@ impl Graph {
     }
 
     pub fn tensor_loc(&self, id: TensorId) -> Location {
-        Location::tensor(
-            id,
-            self.tensors.get(id).map(|t| t.name.as_str()).unwrap_or(""),
-        )
+        Location::tensor(id, self.tensors.get(id).map(|t| t.name.as_str()).unwrap_or(""))
     }
 
     /// For each tensor, the node that produces it (if any).
@@ -111,11 +103,7 @@ impl Graph {
         let n = self.tensors.len();
         for (k, &t) in self.inputs.iter().chain(self.outputs.iter()).enumerate() {
             if t >= n {
-                let which = if k < self.inputs.len() {
-                    "input"
-                } else {
-                    "output"
-                };
+                let which = if k < self.inputs.len() { "input" } else { "output" };
                 return Err(Error::graph(
                     format!("graph {which} refers to tensor {t}, but the graph has {n} tensors"),
                     Location::default(),
@@ -125,18 +113,12 @@ impl Graph {
         for (id, t) in self.tensors.iter().enumerate() {
             let Some(data) = &t.data else { continue };
             let expected = match (data, t.dtype.size_of()) {
-                (TensorData::Raw(_), Some(size)) => {
-                    Some((data.byte_len(), t.num_elements() * size))
-                }
+                (TensorData::Raw(_), Some(size)) => Some((data.byte_len(), t.num_elements() * size)),
                 (TensorData::Raw(_), None) => None,
                 _ => Some((data.len(), t.num_elements())),
             };
             if let Some((have, want)) = expected.filter(|(have, want)| have != want) {
-                let unit = if matches!(data, TensorData::Raw(_)) {
-                    "bytes"
-                } else {
-                    "elements"
-                };
+                let unit = if matches!(data, TensorData::Raw(_)) { "bytes" } else { "elements" };
                 return Err(Error::graph(
                     format!(
                         "constant has {have} {unit} of data but its shape {:?} of {} needs {want}",
@@ -183,19 +165,13 @@ impl Graph {
                 }
                 if self.tensors[o].is_constant() {
                     return Err(Error::graph(
-                        format!(
-                            "operator writes to constant tensor {o} '{}'",
-                            self.tensors[o].name
-                        ),
+                        format!("operator writes to constant tensor {o} '{}'", self.tensors[o].name),
                         self.node_loc(i),
                     ));
                 }
                 if written[o] || self.inputs.contains(&o) {
                     return Err(Error::graph(
-                        format!(
-                            "tensor {o} '{}' is written more than once",
-                            self.tensors[o].name
-                        ),
+                        format!("tensor {o} '{}' is written more than once", self.tensors[o].name),
                         self.node_loc(i),
                     ));
                 }
@@ -206,10 +182,7 @@ impl Graph {
         for &o in &self.outputs {
             if !ready[o] {
                 return Err(Error::graph(
-                    format!(
-                        "graph output tensor {o} '{}' is never computed",
-                        self.tensors[o].name
-                    ),
+                    format!("graph output tensor {o} '{}' is never computed", self.tensors[o].name),
                     self.tensor_loc(o),
                 ));
             }

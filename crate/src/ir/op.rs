@@ -148,6 +148,14 @@ pub enum Op {
     },
     /// inputs: input, begin, end, strides.
     StridedSlice(StridedSlice),
+    /// The input's shape as a 1-D integer tensor of type `out_type` (i32 or i64).
+    Shape {
+        out_type: super::DType,
+    },
+    /// Stacks its inputs along a new dimension `axis`.
+    Pack {
+        axis: i32,
+    },
     /// An operator this version does not model. Kept as read, so it survives a round trip.
     Opaque(Opaque),
 }
@@ -195,6 +203,8 @@ impl Op {
             Op::Transpose => "TRANSPOSE",
             Op::Squeeze { .. } => "SQUEEZE",
             Op::StridedSlice(_) => "STRIDED_SLICE",
+            Op::Shape { .. } => "SHAPE",
+            Op::Pack { .. } => "PACK",
             Op::Opaque(o) => &o.name,
         }
     }
@@ -206,9 +216,7 @@ impl Op {
             Op::DepthwiseConv2D(a) => Some(a.activation),
             Op::FullyConnected(a) => Some(a.activation),
             Op::AveragePool2D(a) | Op::MaxPool2D(a) => Some(a.activation),
-            Op::Add { activation } | Op::Sub { activation } | Op::Mul { activation } => {
-                Some(*activation)
-            }
+            Op::Add { activation } | Op::Sub { activation } | Op::Mul { activation } => Some(*activation),
             Op::Concatenation { activation, .. } => Some(*activation),
             _ => None,
         }
@@ -216,9 +224,6 @@ impl Op {
 
     /// True for the operators with a weight tensor (input 1) that pruning and quantization act on.
     pub fn has_weights(&self) -> bool {
-        matches!(
-            self,
-            Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_)
-        )
+        matches!(self, Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_))
     }
 }

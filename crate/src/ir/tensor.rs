@@ -25,23 +25,11 @@ pub struct QuantParams {
 
 impl QuantParams {
     pub fn per_tensor(scale: f32, zero_point: i64) -> Self {
-        QuantParams {
-            scale: vec![scale],
-            zero_point: vec![zero_point],
-            axis: 0,
-            min: vec![],
-            max: vec![],
-        }
+        QuantParams { scale: vec![scale], zero_point: vec![zero_point], axis: 0, min: vec![], max: vec![] }
     }
 
     pub fn per_channel(scale: Vec<f32>, zero_point: Vec<i64>, axis: usize) -> Self {
-        QuantParams {
-            scale,
-            zero_point,
-            axis,
-            min: vec![],
-            max: vec![],
-        }
+        QuantParams { scale, zero_point, axis, min: vec![], max: vec![] }
     }
 
     /// The per-channel axis, or `None` when one scale covers the whole tensor.
@@ -51,19 +39,12 @@ impl QuantParams {
 
     /// Scale and zero point for the whole tensor (the first entry when per-channel).
     pub fn single(&self) -> (f32, i64) {
-        (
-            self.scale.first().copied().unwrap_or(0.0),
-            self.zero_point.first().copied().unwrap_or(0),
-        )
+        (self.scale.first().copied().unwrap_or(0.0), self.zero_point.first().copied().unwrap_or(0))
     }
 
     /// Zero point `i`, defaulting to the first (files may give one zero point for many scales).
     pub fn zero_point_at(&self, i: usize) -> i64 {
-        self.zero_point
-            .get(i)
-            .or(self.zero_point.first())
-            .copied()
-            .unwrap_or(0)
+        self.zero_point.get(i).or(self.zero_point.first()).copied().unwrap_or(0)
     }
 }
 
@@ -164,21 +145,15 @@ impl TensorData {
     }
 
     pub fn from_f32(shape: &[usize], values: Vec<f32>) -> Option<Self> {
-        ArrayD::from_shape_vec(IxDyn(shape), values)
-            .ok()
-            .map(TensorData::F32)
+        ArrayD::from_shape_vec(IxDyn(shape), values).ok().map(TensorData::F32)
     }
 
     pub fn from_i8(shape: &[usize], values: Vec<i8>) -> Option<Self> {
-        ArrayD::from_shape_vec(IxDyn(shape), values)
-            .ok()
-            .map(TensorData::I8)
+        ArrayD::from_shape_vec(IxDyn(shape), values).ok().map(TensorData::I8)
     }
 
     pub fn from_i32(shape: &[usize], values: Vec<i32>) -> Option<Self> {
-        ArrayD::from_shape_vec(IxDyn(shape), values)
-            .ok()
-            .map(TensorData::I32)
+        ArrayD::from_shape_vec(IxDyn(shape), values).ok().map(TensorData::I32)
     }
 }
 
@@ -198,27 +173,11 @@ pub struct Tensor {
 
 impl Tensor {
     pub fn new(name: impl Into<String>, dtype: DType, shape: Vec<usize>) -> Self {
-        Tensor {
-            name: name.into(),
-            dtype,
-            shape,
-            shape_signature: None,
-            quant: None,
-            data: None,
-            is_variable: false,
-        }
+        Tensor { name: name.into(), dtype, shape, shape_signature: None, quant: None, data: None, is_variable: false }
     }
 
-    pub fn constant(
-        name: impl Into<String>,
-        dtype: DType,
-        shape: Vec<usize>,
-        data: TensorData,
-    ) -> Self {
-        Tensor {
-            data: Some(data),
-            ..Tensor::new(name, dtype, shape)
-        }
+    pub fn constant(name: impl Into<String>, dtype: DType, shape: Vec<usize>, data: TensorData) -> Self {
+        Tensor { data: Some(data), ..Tensor::new(name, dtype, shape) }
     }
 
     pub fn with_quant(mut self, quant: QuantParams) -> Self {

@@ -6,6 +6,7 @@
 
 mod ops;
 mod read;
+#[rustfmt::skip]
 #[allow(clippy::all, unused, non_camel_case_types, rustdoc::all)]
 mod schema;
 mod write;
@@ -37,6 +38,8 @@ pub mod code {
     pub const CUSTOM: i32 = 32;
     pub const PAD: i32 = 34;
     pub const TRANSPOSE: i32 = 39;
+    pub const SHAPE: i32 = 77;
+    pub const PACK: i32 = 83;
     pub const MEAN: i32 = 40;
     pub const SUB: i32 = 41;
     pub const SQUEEZE: i32 = 43;
@@ -79,11 +82,7 @@ pub fn builtin_name(code: i32) -> String {
             })
             .collect()
     });
-    names
-        .iter()
-        .find(|(c, _)| *c == code)
-        .map(|(_, n)| n.to_string())
-        .unwrap_or_else(|| format!("BUILTIN_{code}"))
+    names.iter().find(|(c, _)| *c == code).map(|(_, n)| n.to_string()).unwrap_or_else(|| format!("BUILTIN_{code}"))
 }
 
 /// True when `bytes` carry the TFLite file identifier.

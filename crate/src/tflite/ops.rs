@@ -6,9 +6,7 @@
 
 use super::code;
 use super::schema::tflite as fb;
-use crate::ir::{
-    Activation, Conv2D, DepthwiseConv2D, FullyConnected, Op, Padding, Pool2D, StridedSlice,
-};
+use crate::ir::{Activation, Conv2D, DepthwiseConv2D, FullyConnected, Op, Padding, Pool2D, StridedSlice};
 
 fn activation_in(a: fb::ActivationFunctionType) -> Activation {
     match a {
@@ -63,25 +61,17 @@ pub(super) fn to_ir(builtin: i32, options: Option<&fb::BuiltinOptions>) -> Optio
             Op::Conv2D(Conv2D {
                 padding: padding_in(o.padding),
                 stride: (positive(o.stride_h)?, positive(o.stride_w)?),
-                dilation: (
-                    positive(o.dilation_h_factor)?,
-                    positive(o.dilation_w_factor)?,
-                ),
+                dilation: (positive(o.dilation_h_factor)?, positive(o.dilation_w_factor)?),
                 activation: activation_in(o.fused_activation_function),
             })
         }
-        (code::DEPTHWISE_CONV_2D, Some(O::DepthwiseConv2DOptions(o))) => {
-            Op::DepthwiseConv2D(DepthwiseConv2D {
-                padding: padding_in(o.padding),
-                stride: (positive(o.stride_h)?, positive(o.stride_w)?),
-                dilation: (
-                    positive(o.dilation_h_factor)?,
-                    positive(o.dilation_w_factor)?,
-                ),
-                depth_multiplier: o.depth_multiplier.max(0) as usize,
-                activation: activation_in(o.fused_activation_function),
-            })
-        }
+        (code::DEPTHWISE_CONV_2D, Some(O::DepthwiseConv2DOptions(o))) => Op::DepthwiseConv2D(DepthwiseConv2D {
+            padding: padding_in(o.padding),
+            stride: (positive(o.stride_h)?, positive(o.stride_w)?),
+            dilation: (positive(o.dilation_h_factor)?, positive(o.dilation_w_factor)?),
+            depth_multiplier: o.depth_multiplier.max(0) as usize,
+            activation: activation_in(o.fused_activation_function),
+        }),
         (code::FULLY_CONNECTED, opts) => {
             let default = fb::FullyConnectedOptions::default();
             let o = match opts {
@@ -113,27 +103,17 @@ pub(super) fn to_ir(builtin: i32, options: Option<&fb::BuiltinOptions>) -> Optio
                 Op::MaxPool2D(p)
             }
         }
-        (code::ADD, Some(O::AddOptions(o))) if o.pot_scale_int16 => Op::Add {
-            activation: activation_in(o.fused_activation_function),
-        },
-        (code::ADD, None) => Op::Add {
-            activation: Activation::None,
-        },
-        (code::SUB, Some(O::SubOptions(o))) if o.pot_scale_int16 => Op::Sub {
-            activation: activation_in(o.fused_activation_function),
-        },
-        (code::SUB, None) => Op::Sub {
-            activation: Activation::None,
-        },
-        (code::MUL, Some(O::MulOptions(o))) => Op::Mul {
-            activation: activation_in(o.fused_activation_function),
-        },
-        (code::MUL, None) => Op::Mul {
-            activation: Activation::None,
-        },
-        (code::RESHAPE, Some(O::ReshapeOptions(o))) => Op::Reshape {
-            new_shape: o.new_shape.clone(),
-        },
+        (code::ADD, Some(O::AddOptions(o))) if o.pot_scale_int16 => {
+            Op::Add { activation: activation_in(o.fused_activation_function) }
+        }
+        (code::ADD, None) => Op::Add { activation: Activation::None },
+        (code::SUB, Some(O::SubOptions(o))) if o.pot_scale_int16 => {
+            Op::Sub { activation: activation_in(o.fused_activation_function) }
+        }
+        (code::SUB, None) => Op::Sub { activation: Activation::None },
+        (code::MUL, Some(O::MulOptions(o))) => Op::Mul { activation: activation_in(o.fused_activation_function) },
+        (code::MUL, None) => Op::Mul { activation: Activation::None },
+        (code::RESHAPE, Some(O::ReshapeOptions(o))) => Op::Reshape { new_shape: o.new_shape.clone() },
         (code::RESHAPE, None) => Op::Reshape { new_shape: None },
         (code::SOFTMAX, Some(O::SoftmaxOptions(o))) => Op::Softmax { beta: o.beta },
         (code::SOFTMAX, None) => Op::Softmax { beta: 1.0 },
@@ -143,25 +123,18 @@ pub(super) fn to_ir(builtin: i32, options: Option<&fb::BuiltinOptions>) -> Optio
         (code::RELU6, None) => Op::Relu6,
         (code::LEAKY_RELU, Some(O::LeakyReluOptions(o))) => Op::LeakyRelu { alpha: o.alpha },
         (code::HARD_SWISH, None | Some(O::HardSwishOptions(_))) => Op::HardSwish,
-        (code::CONCATENATION, Some(O::ConcatenationOptions(o))) => Op::Concatenation {
-            axis: o.axis,
-            activation: activation_in(o.fused_activation_function),
-        },
+        (code::CONCATENATION, Some(O::ConcatenationOptions(o))) => {
+            Op::Concatenation { axis: o.axis, activation: activation_in(o.fused_activation_function) }
+        }
         (code::PAD, None | Some(O::PadOptions(_))) => Op::Pad,
-        (code::MEAN, Some(O::ReducerOptions(o))) => Op::Mean {
-            keep_dims: o.keep_dims,
-        },
+        (code::MEAN, Some(O::ReducerOptions(o))) => Op::Mean { keep_dims: o.keep_dims },
         (code::MEAN, None) => Op::Mean { keep_dims: false },
-        (code::REDUCE_MAX, Some(O::ReducerOptions(o))) => Op::ReduceMax {
-            keep_dims: o.keep_dims,
-        },
+        (code::REDUCE_MAX, Some(O::ReducerOptions(o))) => Op::ReduceMax { keep_dims: o.keep_dims },
         (code::REDUCE_MAX, None) => Op::ReduceMax { keep_dims: false },
         (code::QUANTIZE, None | Some(O::QuantizeOptions(_))) => Op::Quantize,
         (code::DEQUANTIZE, None | Some(O::DequantizeOptions(_))) => Op::Dequantize,
         (code::TRANSPOSE, None | Some(O::TransposeOptions(_))) => Op::Transpose,
-        (code::SQUEEZE, Some(O::SqueezeOptions(o))) => Op::Squeeze {
-            dims: o.squeeze_dims.clone().unwrap_or_default(),
-        },
+        (code::SQUEEZE, Some(O::SqueezeOptions(o))) => Op::Squeeze { dims: o.squeeze_dims.clone().unwrap_or_default() },
         (code::SQUEEZE, None) => Op::Squeeze { dims: vec![] },
         (code::STRIDED_SLICE, Some(O::StridedSliceOptions(o))) => {
             let mask = |v: i32| v as u32;
@@ -174,6 +147,13 @@ pub(super) fn to_ir(builtin: i32, options: Option<&fb::BuiltinOptions>) -> Optio
                 offset: o.offset,
             })
         }
+        (code::SHAPE, Some(O::ShapeOptions(o))) => match o.out_type {
+            fb::TensorType::Int32 => Op::Shape { out_type: crate::ir::DType::I32 },
+            fb::TensorType::Int64 => Op::Shape { out_type: crate::ir::DType::I64 },
+            _ => return None,
+        },
+        (code::SHAPE, None) => Op::Shape { out_type: crate::ir::DType::I32 },
+        (code::PACK, Some(O::PackOptions(o))) => Op::Pack { axis: o.axis },
         _ => return None,
     };
     Some(op)
@@ -193,11 +173,7 @@ pub(super) fn from_ir(op: &Op) -> Option<(i32, Option<fb::BuiltinOptions>)> {
             fused_activation_function: activation_out(p.activation),
         }))
     };
-    let reducer = |keep_dims: bool| {
-        Some(O::ReducerOptions(Box::new(fb::ReducerOptions {
-            keep_dims,
-        })))
-    };
+    let reducer = |keep_dims: bool| Some(O::ReducerOptions(Box::new(fb::ReducerOptions { keep_dims })));
     Some(match op {
         Op::Conv2D(c) => (
             code::CONV_2D,
@@ -213,29 +189,25 @@ pub(super) fn from_ir(op: &Op) -> Option<(i32, Option<fb::BuiltinOptions>)> {
         ),
         Op::DepthwiseConv2D(c) => (
             code::DEPTHWISE_CONV_2D,
-            Some(O::DepthwiseConv2DOptions(Box::new(
-                fb::DepthwiseConv2DOptions {
-                    padding: padding_out(c.padding),
-                    stride_w: c.stride.1 as i32,
-                    stride_h: c.stride.0 as i32,
-                    depth_multiplier: c.depth_multiplier as i32,
-                    fused_activation_function: activation_out(c.activation),
-                    dilation_w_factor: c.dilation.1 as i32,
-                    dilation_h_factor: c.dilation.0 as i32,
-                },
-            ))),
+            Some(O::DepthwiseConv2DOptions(Box::new(fb::DepthwiseConv2DOptions {
+                padding: padding_out(c.padding),
+                stride_w: c.stride.1 as i32,
+                stride_h: c.stride.0 as i32,
+                depth_multiplier: c.depth_multiplier as i32,
+                fused_activation_function: activation_out(c.activation),
+                dilation_w_factor: c.dilation.1 as i32,
+                dilation_h_factor: c.dilation.0 as i32,
+            }))),
         ),
         Op::FullyConnected(f) => (
             code::FULLY_CONNECTED,
-            Some(O::FullyConnectedOptions(Box::new(
-                fb::FullyConnectedOptions {
-                    fused_activation_function: activation_out(f.activation),
-                    weights_format: fb::FullyConnectedOptionsWeightsFormat::Default,
-                    keep_num_dims: f.keep_num_dims,
-                    asymmetric_quantize_inputs: f.asymmetric_quantize_inputs,
-                    quantized_bias_type: fb::TensorType::Float32,
-                },
-            ))),
+            Some(O::FullyConnectedOptions(Box::new(fb::FullyConnectedOptions {
+                fused_activation_function: activation_out(f.activation),
+                weights_format: fb::FullyConnectedOptionsWeightsFormat::Default,
+                keep_num_dims: f.keep_num_dims,
+                asymmetric_quantize_inputs: f.asymmetric_quantize_inputs,
+                quantized_bias_type: fb::TensorType::Float32,
+            }))),
         ),
         Op::AveragePool2D(p) => (code::AVERAGE_POOL_2D, Some(pool(p))),
         Op::MaxPool2D(p) => (code::MAX_POOL_2D, Some(pool(p))),
@@ -255,68 +227,37 @@ pub(super) fn from_ir(op: &Op) -> Option<(i32, Option<fb::BuiltinOptions>)> {
         ),
         Op::Mul { activation } => (
             code::MUL,
-            Some(O::MulOptions(Box::new(fb::MulOptions {
-                fused_activation_function: activation_out(*activation),
-            }))),
+            Some(O::MulOptions(Box::new(fb::MulOptions { fused_activation_function: activation_out(*activation) }))),
         ),
         Op::Reshape { new_shape } => (
             code::RESHAPE,
-            new_shape.as_ref().map(|s| {
-                O::ReshapeOptions(Box::new(fb::ReshapeOptions {
-                    new_shape: Some(s.clone()),
-                }))
-            }),
+            new_shape.as_ref().map(|s| O::ReshapeOptions(Box::new(fb::ReshapeOptions { new_shape: Some(s.clone()) }))),
         ),
-        Op::Softmax { beta } => (
-            code::SOFTMAX,
-            Some(O::SoftmaxOptions(Box::new(fb::SoftmaxOptions {
-                beta: *beta,
-            }))),
-        ),
+        Op::Softmax { beta } => (code::SOFTMAX, Some(O::SoftmaxOptions(Box::new(fb::SoftmaxOptions { beta: *beta })))),
         Op::Logistic => (code::LOGISTIC, None),
         Op::Tanh => (code::TANH, None),
         Op::Relu => (code::RELU, None),
         Op::Relu6 => (code::RELU6, None),
-        Op::LeakyRelu { alpha } => (
-            code::LEAKY_RELU,
-            Some(O::LeakyReluOptions(Box::new(fb::LeakyReluOptions {
-                alpha: *alpha,
-            }))),
-        ),
-        Op::HardSwish => (
-            code::HARD_SWISH,
-            Some(O::HardSwishOptions(Box::new(fb::HardSwishOptions {}))),
-        ),
+        Op::LeakyRelu { alpha } => {
+            (code::LEAKY_RELU, Some(O::LeakyReluOptions(Box::new(fb::LeakyReluOptions { alpha: *alpha }))))
+        }
+        Op::HardSwish => (code::HARD_SWISH, Some(O::HardSwishOptions(Box::new(fb::HardSwishOptions {})))),
         Op::Concatenation { axis, activation } => (
             code::CONCATENATION,
-            Some(O::ConcatenationOptions(Box::new(
-                fb::ConcatenationOptions {
-                    axis: *axis,
-                    fused_activation_function: activation_out(*activation),
-                },
-            ))),
+            Some(O::ConcatenationOptions(Box::new(fb::ConcatenationOptions {
+                axis: *axis,
+                fused_activation_function: activation_out(*activation),
+            }))),
         ),
         Op::Pad => (code::PAD, Some(O::PadOptions(Box::new(fb::PadOptions {})))),
         Op::Mean { keep_dims } => (code::MEAN, reducer(*keep_dims)),
         Op::ReduceMax { keep_dims } => (code::REDUCE_MAX, reducer(*keep_dims)),
-        Op::Quantize => (
-            code::QUANTIZE,
-            Some(O::QuantizeOptions(Box::new(fb::QuantizeOptions {}))),
-        ),
-        Op::Dequantize => (
-            code::DEQUANTIZE,
-            Some(O::DequantizeOptions(Box::new(fb::DequantizeOptions {}))),
-        ),
-        Op::Transpose => (
-            code::TRANSPOSE,
-            Some(O::TransposeOptions(Box::new(fb::TransposeOptions {}))),
-        ),
-        Op::Squeeze { dims } => (
-            code::SQUEEZE,
-            Some(O::SqueezeOptions(Box::new(fb::SqueezeOptions {
-                squeeze_dims: Some(dims.clone()),
-            }))),
-        ),
+        Op::Quantize => (code::QUANTIZE, Some(O::QuantizeOptions(Box::new(fb::QuantizeOptions {})))),
+        Op::Dequantize => (code::DEQUANTIZE, Some(O::DequantizeOptions(Box::new(fb::DequantizeOptions {})))),
+        Op::Transpose => (code::TRANSPOSE, Some(O::TransposeOptions(Box::new(fb::TransposeOptions {})))),
+        Op::Squeeze { dims } => {
+            (code::SQUEEZE, Some(O::SqueezeOptions(Box::new(fb::SqueezeOptions { squeeze_dims: Some(dims.clone()) }))))
+        }
         Op::StridedSlice(s) => (
             code::STRIDED_SLICE,
             Some(O::StridedSliceOptions(Box::new(fb::StridedSliceOptions {
@@ -328,6 +269,20 @@ pub(super) fn from_ir(op: &Op) -> Option<(i32, Option<fb::BuiltinOptions>)> {
                 offset: s.offset,
             }))),
         ),
+        Op::Shape { out_type } => (
+            code::SHAPE,
+            Some(O::ShapeOptions(Box::new(fb::ShapeOptions {
+                out_type: if *out_type == crate::ir::DType::I64 {
+                    fb::TensorType::Int64
+                } else {
+                    fb::TensorType::Int32
+                },
+            }))),
+        ),
+        Op::Pack { axis } => {
+            // values_count is derived from the node's inputs by the writer.
+            (code::PACK, Some(O::PackOptions(Box::new(fb::PackOptions { values_count: 0, axis: *axis }))))
+        }
         Op::Opaque(_) => return None,
     })
 }

@@ -6,10 +6,7 @@ use planus::ReadAsRoot;
 use super::schema::tflite as fb;
 use super::{builtin_name, code, ops, OpaqueOperator};
 use crate::error::{Error, Location, Result};
-use crate::ir::{
-    DType, Graph, Model, Node, Op, Opaque, OpaquePayload, QuantParams, Signature, Tensor,
-    TensorData,
-};
+use crate::ir::{DType, Graph, Model, Node, Op, Opaque, OpaquePayload, QuantParams, Signature, Tensor, TensorData};
 
 /// Largest tensor we accept, in elements (2^31: more than any microcontroller model by far).
 const MAX_ELEMENTS: usize = 1 << 31;
@@ -21,11 +18,7 @@ pub fn read(bytes: &[u8]) -> Result<Model> {
     check_header(bytes)?;
     let root = fb::ModelRef::read_as_root(bytes).map_err(|e| Error::format(format!("{e}")))?;
     let model = fb::Model::try_from(root).map_err(|e| Error::format(format!("{e}")))?;
-    let ir = Reader {
-        file: bytes,
-        model: &model,
-    }
-    .convert()?;
+    let ir = Reader { file: bytes, model: &model }.convert()?;
     ir.validate()?;
     Ok(ir)
 }
@@ -54,9 +47,7 @@ fn check_header(bytes: &[u8]) -> Result<()> {
     } else {
         ""
     };
-    Err(Error::format(format!(
-        "missing the TFLite identifier 'TFL3' at byte offset 4{hint}"
-    )))
+    Err(Error::format(format!("missing the TFLite identifier 'TFL3' at byte offset 4{hint}")))
 }
 
 struct Reader<'a> {
@@ -103,10 +94,7 @@ fn dtype(t: fb::TensorType) -> DType {
 /// Index into a list, with an error that says which list and how long it is.
 fn index(i: i64, len: usize, what: &str, at: &dyn Fn() -> Location) -> Result<usize> {
     if i < 0 || i as u64 >= len as u64 {
-        return Err(Error::Format {
-            message: format!("{what} index {i} is out of range (there are {len})"),
-            at: at(),
-        });
+        return Err(Error::Format { message: format!("{what} index {i} is out of range (there are {len})"), at: at() });
     }
     Ok(i as usize)
 }
@@ -131,24 +119,14 @@ impl<'a> Reader<'a> {
         }
         let mut signatures = Vec::new();
         for sd in m.signature_defs.as_deref().unwrap_or(&[]) {
-            let gi = index(
-                sd.subgraph_index as i64,
-                graphs.len(),
-                "signature subgraph",
-                &Location::default,
-            )?;
+            let gi = index(sd.subgraph_index as i64, graphs.len(), "signature subgraph", &Location::default)?;
             let nt = graphs[gi].tensors.len();
             let map = |list: &Option<Vec<fb::TensorMap>>| -> Result<Vec<(String, usize)>> {
                 list.as_deref()
                     .unwrap_or(&[])
                     .iter()
                     .map(|tm| {
-                        let t = index(
-                            tm.tensor_index as i64,
-                            nt,
-                            "signature tensor",
-                            &Location::default,
-                        )?;
+                        let t = index(tm.tensor_index as i64, nt, "signature tensor", &Location::default)?;
                         Ok((tm.name.clone().unwrap_or_default(), t))
                     })
                     .collect()
@@ -160,12 +138,7 @@ impl<'a> Reader<'a> {
                 outputs: map(&sd.outputs)?,
             });
         }
-        Ok(Model {
-            graphs,
-            description: m.description.clone().unwrap_or_default(),
-            metadata,
-            signatures,
-        })
+        Ok(Model { graphs, description: m.description.clone().unwrap_or_default(), metadata, signatures })
     }
 
     fn op_codes(&self) -> Result<Vec<OpCode>> {
@@ -190,10 +163,8 @@ impl<'a> Reader<'a> {
         let b = &buffers[index(i, buffers.len(), "buffer", at)?];
         if b.offset > 1 {
             let start = b.offset;
-            let end = start
-                .checked_add(b.size)
-                .filter(|&e| e <= self.file.len() as u64)
-                .ok_or_else(|| Error::Format {
+            let end =
+                start.checked_add(b.size).filter(|&e| e <= self.file.len() as u64).ok_or_else(|| Error::Format {
                     message: format!(
                         "buffer {i} points at bytes {}..+{} outside the {}-byte file",
                         b.offset,
@@ -216,35 +187,26 @@ impl<'a> Reader<'a> {
             tensors.push(self.tensor(t).map_err(|e| e.at(loc()))?);
         }
         let nt = tensors.len();
-        let tensor_list =
-            |list: &Option<Vec<i32>>, what: &str, node: Option<usize>| -> Result<Vec<usize>> {
-                list.as_deref()
-                    .unwrap_or(&[])
-                    .iter()
-                    .map(|&i| {
-                        index(i as i64, nt, what, &|| match node {
-                            Some(n) => Location {
-                                node: Some(n),
-                                ..Default::default()
-                            },
-                            None => Location::default(),
-                        })
+        let tensor_list = |list: &Option<Vec<i32>>, what: &str, node: Option<usize>| -> Result<Vec<usize>> {
+            list.as_deref()
+                .unwrap_or(&[])
+                .iter()
+                .map(|&i| {
+                    index(i as i64, nt, what, &|| match node {
+                        Some(n) => Location { node: Some(n), ..Default::default() },
+                        None => Location::default(),
                     })
-                    .collect()
-            };
+                })
+                .collect()
+        };
         let inputs = tensor_list(&sg.inputs, &format!("subgraph {si} input tensor"), None)?;
         let outputs = tensor_list(&sg.outputs, &format!("subgraph {si} output tensor"), None)?;
         let mut nodes = Vec::new();
         for (ni, op) in sg.operators.as_deref().unwrap_or(&[]).iter().enumerate() {
-            let ci = index(
-                op.opcode_index as i64,
-                codes.len(),
-                "operator code",
-                &|| Location {
-                    node: Some(ni),
-                    ..Default::default()
-                },
-            )?;
+            let ci = index(op.opcode_index as i64, codes.len(), "operator code", &|| Location {
+                node: Some(ni),
+                ..Default::default()
+            })?;
             let oc = &codes[ci];
             let name = if oc.builtin == code::CUSTOM {
                 oc.custom.clone().unwrap_or_else(|| "CUSTOM".into())
@@ -257,38 +219,21 @@ impl<'a> Reader<'a> {
                 .as_deref()
                 .unwrap_or(&[])
                 .iter()
-                .map(|&i| {
-                    if i == -1 {
-                        Ok(None)
-                    } else {
-                        index(i as i64, nt, "operand tensor", &loc).map(Some)
-                    }
-                })
+                .map(|&i| if i == -1 { Ok(None) } else { index(i as i64, nt, "operand tensor", &loc).map(Some) })
                 .collect::<Result<Vec<_>>>()?;
-            let node_outputs =
-                tensor_list(&op.outputs, "output tensor", Some(ni)).map_err(|e| e.at(loc()))?;
+            let node_outputs = tensor_list(&op.outputs, "output tensor", Some(ni)).map_err(|e| e.at(loc()))?;
             let intermediates = tensor_list(&op.intermediates, "intermediate tensor", Some(ni))?;
             let plain = op.custom_options.is_none()
                 && op.builtin_options_2.is_none()
                 && intermediates.is_empty()
-                && op
-                    .mutating_variable_inputs
-                    .as_ref()
-                    .is_none_or(|v| v.iter().all(|b| !b))
+                && op.mutating_variable_inputs.as_ref().is_none_or(|v| v.iter().all(|b| !b))
                 && oc.builtin != code::CUSTOM;
-            let ir_op = if plain {
-                ops::to_ir(oc.builtin, op.builtin_options.as_ref())
-            } else {
-                None
-            };
+            let ir_op = if plain { ops::to_ir(oc.builtin, op.builtin_options.as_ref()) } else { None };
             let ir_op = match ir_op {
                 Some(o) => o,
                 None => {
                     if op.large_custom_options_offset > 1 {
-                        return Err(Error::unsupported(
-                            "custom options stored outside the flatbuffer",
-                            loc(),
-                        ));
+                        return Err(Error::unsupported("custom options stored outside the flatbuffer", loc()));
                     }
                     Op::Opaque(Opaque {
                         name: name.clone(),
@@ -312,86 +257,53 @@ impl<'a> Reader<'a> {
                 version: u32::try_from(oc.version).ok(),
             });
         }
-        Ok(Graph {
-            name: sg.name.clone().unwrap_or_default(),
-            tensors,
-            nodes,
-            inputs,
-            outputs,
-        })
+        Ok(Graph { name: sg.name.clone().unwrap_or_default(), tensors, nodes, inputs, outputs })
     }
 
     fn tensor(&self, t: &fb::Tensor) -> Result<Tensor> {
         let dt = dtype(t.type_);
         let raw_shape = t.shape.as_deref().unwrap_or(&[]);
         if raw_shape.len() > MAX_RANK {
-            return Err(Error::format(format!(
-                "rank {} exceeds the maximum of {MAX_RANK}",
-                raw_shape.len()
-            )));
+            return Err(Error::format(format!("rank {} exceeds the maximum of {MAX_RANK}", raw_shape.len())));
         }
         let mut shape = Vec::with_capacity(raw_shape.len());
         let mut elements: usize = 1;
         for &d in raw_shape {
             if d < 0 {
-                return Err(Error::format(format!(
-                    "shape {raw_shape:?} has a negative dimension"
-                )));
+                return Err(Error::format(format!("shape {raw_shape:?} has a negative dimension")));
             }
             shape.push(d as usize);
             elements = elements
                 .checked_mul(d as usize)
                 .filter(|&e| e <= MAX_ELEMENTS)
-                .ok_or_else(|| {
-                    Error::format(format!("shape {raw_shape:?} has too many elements"))
-                })?;
+                .ok_or_else(|| Error::format(format!("shape {raw_shape:?} has too many elements")))?;
         }
         if t.sparsity.is_some() {
-            return Err(Error::unsupported(
-                "sparse tensors (TFLite sparsity encoding)",
-                Location::default(),
-            ));
+            return Err(Error::unsupported("sparse tensors (TFLite sparsity encoding)", Location::default()));
         }
         if t.external_buffer != 0 {
-            return Err(Error::unsupported(
-                "tensor data in an external file",
-                Location::default(),
-            ));
+            return Err(Error::unsupported("tensor data in an external file", Location::default()));
         }
         let quant = match &t.quantization {
             Some(q) => self.quant(q, &shape)?,
             None => None,
         };
         let bytes = self.buffer_bytes(t.buffer as i64, &Location::default)?;
-        let data = if bytes.is_empty() {
-            None
-        } else {
-            Some(decode(dt, &shape, elements, bytes)?)
-        };
+        let data = if bytes.is_empty() { None } else { Some(decode(dt, &shape, elements, bytes)?) };
         Ok(Tensor {
             name: t.name.clone().unwrap_or_default(),
             dtype: dt,
             shape,
-            shape_signature: t
-                .shape_signature
-                .as_ref()
-                .map(|s| s.iter().map(|&d| d as i64).collect()),
+            shape_signature: t.shape_signature.as_ref().map(|s| s.iter().map(|&d| d as i64).collect()),
             quant,
             data,
             is_variable: t.is_variable,
         })
     }
 
-    fn quant(
-        &self,
-        q: &fb::QuantizationParameters,
-        shape: &[usize],
-    ) -> Result<Option<QuantParams>> {
+    fn quant(&self, q: &fb::QuantizationParameters, shape: &[usize]) -> Result<Option<QuantParams>> {
         if q.details.is_some() {
-            return Err(Error::unsupported(
-                "custom or block-wise quantization parameters",
-                Location::default(),
-            ));
+            return Err(Error::unsupported("custom or block-wise quantization parameters", Location::default()));
         }
         let scale = q.scale.clone().unwrap_or_default();
         let zero_point = q.zero_point.clone().unwrap_or_default();
@@ -408,10 +320,7 @@ impl<'a> Reader<'a> {
             )));
         }
         if q.quantized_dimension < 0 {
-            return Err(Error::format(format!(
-                "negative quantized_dimension {}",
-                q.quantized_dimension
-            )));
+            return Err(Error::format(format!("negative quantized_dimension {}", q.quantized_dimension)));
         }
         let mut axis = q.quantized_dimension as usize;
         if scale.len() > 1 && shape.len() == 1 && axis >= 1 && shape[0] == scale.len() {
@@ -435,26 +344,16 @@ impl<'a> Reader<'a> {
             }
         }
         if scale.iter().any(|s| !s.is_finite() || *s < 0.0) {
-            return Err(Error::format(
-                "quantization scale is negative, NaN or infinite",
-            ));
+            return Err(Error::format("quantization scale is negative, NaN or infinite"));
         }
-        Ok(Some(QuantParams {
-            scale,
-            zero_point,
-            axis,
-            min,
-            max,
-        }))
+        Ok(Some(QuantParams { scale, zero_point, axis, min, max }))
     }
 }
 
 /// Decodes little-endian buffer bytes into typed tensor data, checking the size exactly.
 fn decode(dt: DType, shape: &[usize], elements: usize, bytes: &[u8]) -> Result<TensorData> {
     if let Some(size) = dt.size_of() {
-        let want = elements
-            .checked_mul(size)
-            .ok_or_else(|| Error::format("tensor too large"))?;
+        let want = elements.checked_mul(size).ok_or_else(|| Error::format("tensor too large"))?;
         if bytes.len() != want {
             return Err(Error::format(format!(
                 "buffer holds {} bytes but shape {shape:?} of {dt} needs {want}",
@@ -462,17 +361,9 @@ fn decode(dt: DType, shape: &[usize], elements: usize, bytes: &[u8]) -> Result<T
             )));
         }
     }
-    fn arr<T, const N: usize>(
-        shape: &[usize],
-        bytes: &[u8],
-        f: fn([u8; N]) -> T,
-    ) -> Result<ArrayD<T>> {
-        let v: Vec<T> = bytes
-            .chunks_exact(N)
-            .map(|c| f(c.try_into().unwrap_or([0; N])))
-            .collect();
-        ArrayD::from_shape_vec(IxDyn(shape), v)
-            .map_err(|e| Error::format(format!("tensor data: {e}")))
+    fn arr<T, const N: usize>(shape: &[usize], bytes: &[u8], f: fn([u8; N]) -> T) -> Result<ArrayD<T>> {
+        let v: Vec<T> = bytes.chunks_exact(N).map(|c| f(c.try_into().unwrap_or([0; N]))).collect();
+        ArrayD::from_shape_vec(IxDyn(shape), v).map_err(|e| Error::format(format!("tensor data: {e}")))
     }
     Ok(match dt {
         DType::F32 => TensorData::F32(arr(shape, bytes, f32::from_le_bytes)?),

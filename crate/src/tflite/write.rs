@@ -32,10 +32,7 @@ pub fn write(model: &Model) -> Result<Vec<u8>> {
     let mut metadata = Vec::new();
     for (name, bytes) in &model.metadata {
         let buffer = w.add_buffer(bytes.clone());
-        metadata.push(fb::Metadata {
-            name: Some(name.clone()),
-            buffer,
-        });
+        metadata.push(fb::Metadata { name: Some(name.clone()), buffer });
     }
     let signature_defs = model
         .signatures
@@ -44,10 +41,7 @@ pub fn write(model: &Model) -> Result<Vec<u8>> {
             let remap = &remaps[s.graph];
             let map = |list: &[(String, TensorId)]| {
                 list.iter()
-                    .map(|(name, t)| fb::TensorMap {
-                        name: Some(name.clone()),
-                        tensor_index: remap[*t] as u32,
-                    })
+                    .map(|(name, t)| fb::TensorMap { name: Some(name.clone()), tensor_index: remap[*t] as u32 })
                     .collect::<Vec<_>>()
             };
             fb::SignatureDef {
@@ -151,19 +145,16 @@ impl Writer {
             return i;
         }
         let i = self.buffers.len() as u32;
-        self.buffers.push(fb::Buffer {
-            data: Some(bytes.clone()),
-            offset: 0,
-            size: 0,
-        });
+        self.buffers.push(fb::Buffer { data: Some(bytes.clone()), offset: 0, size: 0 });
         self.buffer_index.insert(bytes, i);
         i
     }
 
     fn opcode(&mut self, builtin: i32, custom: Option<&str>, version: i32) -> u32 {
-        let found = self.codes.iter().position(|c| {
-            c.builtin_code == builtin && c.custom_code.as_deref() == custom && c.version == version
-        });
+        let found = self
+            .codes
+            .iter()
+            .position(|c| c.builtin_code == builtin && c.custom_code.as_deref() == custom && c.version == version);
         if let Some(i) = found {
             return i as u32;
         }
@@ -177,11 +168,7 @@ impl Writer {
         (self.codes.len() - 1) as u32
     }
 
-    fn subgraph(
-        &mut self,
-        g: &Graph,
-        keep_extra: &[TensorId],
-    ) -> Result<(fb::SubGraph, Vec<usize>)> {
+    fn subgraph(&mut self, g: &Graph, keep_extra: &[TensorId]) -> Result<(fb::SubGraph, Vec<usize>)> {
         // Keep only the tensors something refers to, in their original order.
         let mut used = vec![false; g.tensors.len()];
         let mut mark = |t: TensorId| {
@@ -189,17 +176,9 @@ impl Writer {
                 *u = true;
             }
         };
-        g.inputs
-            .iter()
-            .chain(&g.outputs)
-            .chain(keep_extra)
-            .for_each(|&t| mark(t));
+        g.inputs.iter().chain(&g.outputs).chain(keep_extra).for_each(|&t| mark(t));
         for n in &g.nodes {
-            n.inputs
-                .iter()
-                .flatten()
-                .chain(&n.outputs)
-                .for_each(|&t| mark(t));
+            n.inputs.iter().flatten().chain(&n.outputs).for_each(|&t| mark(t));
             if let Op::Opaque(o) = &n.op {
                 let OpaquePayload::Tflite(t) = &o.payload;
                 t.intermediates.iter().for_each(|&t| mark(t));
@@ -230,11 +209,7 @@ impl Writer {
     }
 
     fn tensor(&mut self, t: &Tensor) -> fb::Tensor {
-        let buffer = t
-            .data
-            .as_ref()
-            .map(|d| self.add_buffer(d.to_le_bytes()))
-            .unwrap_or(0);
+        let buffer = t.data.as_ref().map(|d| self.add_buffer(d.to_le_bytes())).unwrap_or(0);
         fb::Tensor {
             shape: Some(t.shape.iter().map(|&d| d as i32).collect()),
             type_: tensor_type(t.dtype),
@@ -243,10 +218,7 @@ impl Writer {
             quantization: t.quant.as_ref().map(|q| Box::new(quantization(q))),
             is_variable: t.is_variable,
             sparsity: None,
-            shape_signature: t
-                .shape_signature
-                .as_ref()
-                .map(|s| s.iter().map(|&d| d as i32).collect()),
+            shape_signature: t.shape_signature.as_ref().map(|s| s.iter().map(|&d| d as i32).collect()),
             has_rank: true,
             variant_tensors: None,
             external_buffer: 0,
@@ -254,11 +226,7 @@ impl Writer {
     }
 
     fn operator(&mut self, g: &Graph, n: &Node, remap: &[usize]) -> Result<fb::Operator> {
-        let inputs = n
-            .inputs
-            .iter()
-            .map(|t| t.map_or(-1, |t| remap[t] as i32))
-            .collect();
+        let inputs = n.inputs.iter().map(|t| t.map_or(-1, |t| remap[t] as i32)).collect();
         let outputs = n.outputs.iter().map(|&t| remap[t] as i32).collect();
         let mut op = fb::Operator {
             inputs: Some(inputs),
@@ -275,17 +243,21 @@ impl Writer {
                 op.custom_options = t.custom_options.clone();
                 op.mutating_variable_inputs = t.mutating_variable_inputs.clone();
                 if !t.intermediates.is_empty() {
-                    op.intermediates =
-                        Some(t.intermediates.iter().map(|&i| remap[i] as i32).collect());
+                    op.intermediates = Some(t.intermediates.iter().map(|&i| remap[i] as i32).collect());
                 }
             }
             known => {
-                let (builtin, options) = ops::from_ir(known).ok_or_else(|| {
-                    Error::unsupported("operator cannot be written to TFLite", Default::default())
-                })?;
+                let (builtin, options) = ops::from_ir(known)
+                    .ok_or_else(|| Error::unsupported("operator cannot be written to TFLite", Default::default()))?;
                 let version = n.version.map_or_else(|| op_version(g, n), |v| v as i32);
                 op.opcode_index = self.opcode(builtin, None, version);
-                op.builtin_options = options;
+                op.builtin_options = match options {
+                    Some(fb::BuiltinOptions::PackOptions(mut o)) => {
+                        o.values_count = n.inputs.len() as i32;
+                        Some(fb::BuiltinOptions::PackOptions(o))
+                    }
+                    other => other,
+                };
             }
         }
         Ok(op)

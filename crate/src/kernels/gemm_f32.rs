@@ -1,0 +1,236 @@
+//! Float matrix products for CONV_2D (after im2col) and FULLY_CONNECTED.
+//!
+//! `out[i][j] = clamp(bias[j] + Σ_k a[i][k] · w[j][k])`: rows of `a` are pixels or batch rows, rows
+//! of `w` are output channels, both contiguous in `k` as TFLite stores them. Weights are packed once
+//! into panels of [`NR`] outputs (`[k][NR]`), so the micro-kernel streams one panel while it keeps an
+//! `MR × NR` tile of accumulators in registers.
+//!
+//! Three versions: [`reference`] (plain loops, the ground truth in tests), the portable tiled kernel
+//! (which LLVM vectorizes for SSE), and its wasm simd128 twin. [`gemm`] picks the best available.
+
+/// Outputs per packed panel (two f32x4 vectors).
+pub const NR: usize = 8;
+/// Rows per micro-kernel tile.
+pub const MR: usize = 4;
+
+/// Weights `[n][k]` packed in panels of `NR` outputs, zero-padded to a multiple of `NR`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedF32 {
+    pub n: usize,
+    pub k: usize,
+    data: Vec<f32>,
+}
+
+impl PackedF32 {
+    /// Packs `w`, which holds `n` rows of `k` values.
+    pub fn pack(w: &[f32], n: usize, k: usize) -> PackedF32 {
+        assert!(w.len() >= n * k, "weights shorter than n*k");
+        let panels = n.div_ceil(NR);
+        let mut data = vec![0.0; panels * k * NR];
+        for p in 0..panels {
+            let panel = &mut data[p * k * NR..(p + 1) * k * NR];
+            for j in 0..NR.min(n - p * NR) {
+                let row = &w[(p * NR + j) * k..(p * NR + j + 1) * k];
+                for (kk, &v) in row.iter().enumerate() {
+                    panel[kk * NR + j] = v;
+                }
+            }
+        }
+        PackedF32 { n, k, data }
+    }
+
+    fn panel(&self, p: usize) -> &[f32] {
+        &self.data[p * self.k * NR..(p + 1) * self.k * NR]
+    }
+}
+
+/// Epilogue shared by all versions: bias and activation clamp.
+#[derive(Clone, Copy, Debug)]
+pub struct Epilogue<'a> {
+    pub bias: Option<&'a [f32]>,
+    pub min: f32,
+    pub max: f32,
+}
+
+/// Plain triple loop over unpacked weights: the reference the fast versions are tested against.
+#[allow(clippy::too_many_arguments)]
+pub fn reference(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    w: &[f32],
+    ep: Epilogue,
+    out: &mut [f32],
+    ldo: usize,
+) {
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = 0.0f32;
+            for kk in 0..k {
+                acc += a[i * lda + kk] * w[j * k + kk];
+            }
+            let b = ep.bias.map_or(0.0, |b| b[j]);
+            out[i * ldo + j] = (acc + b).max(ep.min).min(ep.max);
+        }
+    }
+}
+
+/// `out = clamp(bias + a · wᵀ)` for `m` rows of `a` (stride `lda`) into `out` (stride `ldo`).
+pub fn gemm(m: usize, a: &[f32], lda: usize, w: &PackedF32, ep: Epilogue, out: &mut [f32], ldo: usize) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        tiled(m, a, lda, w, ep, out, ldo, simd128::micro);
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        tiled(m, a, lda, w, ep, out, ldo, portable_micro);
+    }
+}
+
+/// A micro-kernel: accumulates `MR` rows (given as slices, each at least `k` long) against one panel.
+pub type Micro = fn(k: usize, rows: [&[f32]; MR], panel: &[f32], acc: &mut [[f32; NR]; MR]);
+
+/// Drives a micro-kernel over the whole product. Leftover rows reuse row 0 and are discarded;
+/// leftover columns come from the zero padding of the last panel and are not stored.
+#[allow(clippy::too_many_arguments)]
+pub fn tiled(m: usize, a: &[f32], lda: usize, w: &PackedF32, ep: Epilogue, out: &mut [f32], ldo: usize, micro: Micro) {
+    let (n, k) = (w.n, w.k);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(a.len() >= (m - 1) * lda + k, "a too short");
+    assert!(out.len() >= (m - 1) * ldo + n, "out too short");
+    if let Some(b) = ep.bias {
+        assert!(b.len() >= n, "bias too short");
+    }
+    for i0 in (0..m).step_by(MR) {
+        let rows_here = MR.min(m - i0);
+        let row = |r: usize| {
+            let i = i0 + if r < rows_here { r } else { 0 };
+            &a[i * lda..i * lda + k]
+        };
+        let rows = [row(0), row(1), row(2), row(3)];
+        for p in 0..n.div_ceil(NR) {
+            let mut acc = [[0.0f32; NR]; MR];
+            micro(k, rows, w.panel(p), &mut acc);
+            let cols_here = NR.min(n - p * NR);
+            for (r, acc_row) in acc.iter().enumerate().take(rows_here) {
+                let o = &mut out[(i0 + r) * ldo + p * NR..(i0 + r) * ldo + p * NR + cols_here];
+                for (c, v) in o.iter_mut().enumerate() {
+                    let b = ep.bias.map_or(0.0, |b| b[p * NR + c]);
+                    *v = (acc_row[c] + b).max(ep.min).min(ep.max);
+                }
+            }
+        }
+    }
+}
+
+/// Portable micro-kernel; the fixed-size arrays let LLVM keep the tile in vector registers.
+pub fn portable_micro(k: usize, rows: [&[f32]; MR], panel: &[f32], acc: &mut [[f32; NR]; MR]) {
+    let panel = &panel[..k * NR];
+    let rows = [&rows[0][..k], &rows[1][..k], &rows[2][..k], &rows[3][..k]];
+    for (kk, b) in panel.chunks_exact(NR).enumerate() {
+        for r in 0..MR {
+            let av = rows[r][kk];
+            for c in 0..NR {
+                acc[r][c] += av * b[c];
+            }
+        }
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod simd128 {
+    //! wasm simd128 twin of the portable micro-kernel: the tile lives in eight f32x4 registers.
+    use super::{MR, NR};
+    use core::arch::wasm32::*;
+
+    pub fn micro(k: usize, rows: [&[f32]; MR], panel: &[f32], acc: &mut [[f32; NR]; MR]) {
+        let panel = &panel[..k * NR];
+        let rows = [&rows[0][..k], &rows[1][..k], &rows[2][..k], &rows[3][..k]];
+        let mut v = [[f32x4_splat(0.0); 2]; MR];
+        for (kk, b) in panel.chunks_exact(NR).enumerate() {
+            // SAFETY: `b` is exactly NR = 8 floats, so both 16-byte loads are in bounds; v128_load
+            // has no alignment requirement.
+            let (b0, b1) =
+                unsafe { (v128_load(b.as_ptr() as *const v128), v128_load(b.as_ptr().add(4) as *const v128)) };
+            for r in 0..MR {
+                let a = f32x4_splat(rows[r][kk]);
+                v[r][0] = f32x4_add(v[r][0], f32x4_mul(a, b0));
+                v[r][1] = f32x4_add(v[r][1], f32x4_mul(a, b1));
+            }
+        }
+        for r in 0..MR {
+            for h in 0..2 {
+                let lanes = [
+                    f32x4_extract_lane::<0>(v[r][h]),
+                    f32x4_extract_lane::<1>(v[r][h]),
+                    f32x4_extract_lane::<2>(v[r][h]),
+                    f32x4_extract_lane::<3>(v[r][h]),
+                ];
+                for (l, x) in lanes.into_iter().enumerate() {
+                    acc[r][h * 4 + l] += x;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn check(m: usize, n: usize, k: usize, micro: Micro) {
+        let mut rng = Rng::new((m * 131 + n * 17 + k) as u64);
+        let lda = k + 3;
+        let ldo = n + 2;
+        let a: Vec<f32> = (0..m * lda).map(|_| rng.normal()).collect();
+        let w: Vec<f32> = (0..n * k).map(|_| rng.normal()).collect();
+        let bias: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+        let ep = Epilogue { bias: Some(&bias), min: -1.5, max: 2.0 };
+        let mut want = vec![0.0; m * ldo];
+        reference(m, n, k, &a, lda, &w, ep, &mut want, ldo);
+        let mut got = vec![0.0; m * ldo];
+        tiled(m, &a, lda, &PackedF32::pack(&w, n, k), ep, &mut got, ldo, micro);
+        for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+            assert!((g - e).abs() <= 1e-4 * (1.0 + e.abs()), "m={m} n={n} k={k} at {i}: {g} vs {e}");
+        }
+    }
+
+    /// Every micro-kernel this target has, against the reference, on tile edges and leftovers.
+    fn micros() -> Vec<Micro> {
+        #[allow(unused_mut)]
+        let mut v: Vec<Micro> = vec![portable_micro];
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        v.push(simd128::micro);
+        v
+    }
+
+    #[test]
+    fn tiled_matches_reference_on_edges() {
+        for micro in micros() {
+            for &(m, n, k) in &[(1, 1, 1), (4, 8, 16), (5, 9, 17), (3, 7, 1), (13, 24, 33), (1, 10, 64), (8, 16, 0)] {
+                check(m, n, k, micro);
+            }
+        }
+    }
+
+    #[test]
+    fn gemm_dispatch_matches_reference() {
+        let (m, n, k) = (7, 12, 9);
+        let mut rng = Rng::new(5);
+        let a: Vec<f32> = (0..m * k).map(|_| rng.normal()).collect();
+        let w: Vec<f32> = (0..n * k).map(|_| rng.normal()).collect();
+        let ep = Epilogue { bias: None, min: f32::NEG_INFINITY, max: f32::INFINITY };
+        let mut want = vec![0.0; m * n];
+        reference(m, n, k, &a, k, &w, ep, &mut want, n);
+        let mut got = vec![0.0; m * n];
+        gemm(m, &a, k, &PackedF32::pack(&w, n, k), ep, &mut got, n);
+        for (g, e) in got.iter().zip(&want) {
+            assert!((g - e).abs() <= 1e-4 * (1.0 + e.abs()));
+        }
+    }
+}

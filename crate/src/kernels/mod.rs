@@ -1,0 +1,12 @@
+//! Compute kernels. Each family has a plain reference version beside its fast twin, and tests run
+//! every twin against its reference.
+
+pub mod conv;
+pub mod elementwise;
+pub mod fc;
+pub mod gemm_f32;
+pub mod geometry;
+pub mod layout;
+pub mod pool;
+pub mod quant;
+pub mod reduce;

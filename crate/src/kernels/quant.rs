@@ -1,0 +1,117 @@
+//! Float ↔ integer conversions: QUANTIZE / DEQUANTIZE of whole tensors, and the on-the-fly input
+//! quantization of hybrid kernels, with LiteRT's exact formulas (its rounding is `round` half away
+//! from zero, which is Rust's `f32::round`).
+
+/// Symmetric int8 quantization of `x` into `q` in [-127, 127]; returns the scale (1.0 for all-zero
+/// input, as LiteRT does).
+pub fn symmetric_quantize(x: &[f32], q: &mut [i8]) -> f32 {
+    let (min, max) = min_max(x);
+    let range = min.abs().max(max.abs());
+    if range == 0.0 {
+        q.fill(0);
+        return 1.0;
+    }
+    let scale = range / 127.0;
+    let inv = 127.0 / range;
+    for (q, &v) in q.iter_mut().zip(x) {
+        *q = ((v * inv).round() as i32).clamp(-127, 127) as i8;
+    }
+    scale
+}
+
+/// Asymmetric int8 quantization of `x` into `q`, the range widened to include 0; returns
+/// (scale, zero point). The zero point is derived in double precision, as LiteRT does.
+pub fn asymmetric_quantize(x: &[f32], q: &mut [i8]) -> (f32, i32) {
+    let (min, max) = min_max(x);
+    let rmin = min.min(0.0) as f64;
+    let rmax = max.max(0.0) as f64;
+    if rmin == rmax {
+        q.fill(0);
+        return (1.0, 0);
+    }
+    let (qmin, qmax) = (-128.0f64, 127.0f64);
+    let scale = (rmax - rmin) / (qmax - qmin);
+    let zp_from_min = qmin - rmin / scale;
+    let zp_from_max = qmax - rmax / scale;
+    let err_min = qmin.abs() + (rmin / scale).abs();
+    let err_max = qmax.abs() + (rmax / scale).abs();
+    let zp = if err_min < err_max { zp_from_min } else { zp_from_max };
+    let zp = if zp <= qmin {
+        -128
+    } else if zp >= qmax {
+        127
+    } else {
+        zp.round() as i32
+    };
+    let scale = scale as f32;
+    let inv = 1.0f32 / scale;
+    for (q, &v) in q.iter_mut().zip(x) {
+        *q = ((zp as f32 + v * inv).round() as i32).clamp(-128, 127) as i8;
+    }
+    (scale, zp)
+}
+
+fn min_max(x: &[f32]) -> (f32, f32) {
+    let mut min = f32::INFINITY;
+    let mut max = f32::NEG_INFINITY;
+    for &v in x {
+        min = min.min(v);
+        max = max.max(v);
+    }
+    if x.is_empty() {
+        (0.0, 0.0)
+    } else {
+        (min, max)
+    }
+}
+
+/// `real = scale · (q − zero_point)` for one per-tensor parameter pair.
+pub fn dequantize<T: Copy + Into<i32>>(q: &[T], scale: f32, zero_point: i32, out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(q) {
+        *o = scale * (v.into() - zero_point) as f32;
+    }
+}
+
+/// Float → integer QUANTIZE as TFLite's reference kernel does it: `round(x / scale) + zero_point`,
+/// clamped to the type's range.
+pub fn quantize_f32(x: &[f32], scale: f32, zero_point: i32, qmin: i32, qmax: i32, out: &mut [i32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        // `as i32` saturates (and maps NaN to 0), so huge values cannot wrap.
+        let q = (v / scale).round() as i32;
+        *o = q.saturating_add(zero_point).clamp(qmin, qmax);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symmetric_uses_full_range() {
+        let mut q = [0i8; 4];
+        let s = symmetric_quantize(&[-2.0, 1.0, 0.0, 0.5], &mut q);
+        assert_eq!(s, 2.0 / 127.0);
+        assert_eq!(q, [-127, 64, 0, 32]);
+        assert_eq!(symmetric_quantize(&[0.0, 0.0], &mut q[..2]), 1.0);
+    }
+
+    #[test]
+    fn asymmetric_zero_is_exact() {
+        let mut q = [0i8; 3];
+        let (s, zp) = asymmetric_quantize(&[0.0, 1.0, 3.0], &mut q);
+        // Range [0, 3]: zero maps to the minimum.
+        assert_eq!(zp, -128);
+        assert!((s - 3.0 / 255.0).abs() < 1e-9);
+        assert_eq!(q[0], -128);
+        assert_eq!(q[2], 127);
+        let (_, zp) = asymmetric_quantize(&[-1.0, 1.0, 0.0], &mut q);
+        assert_eq!(q[2] as i32, zp);
+    }
+
+    #[test]
+    fn quantize_rounds_half_away_and_saturates() {
+        let mut out = [0i32; 5];
+        quantize_f32(&[0.25, -0.25, 100.0, f32::NAN, -1e30], 0.5, 1, -128, 127, &mut out);
+        assert_eq!(out, [2, 0, 127, 1, -128]);
+    }
+}
