@@ -294,17 +294,21 @@ mod tests {
         assert_eq!(read(&f).unwrap().data, NpyData::I32(vec![1, -2]));
 
         let msg = |bytes: &[u8]| read(bytes).unwrap_err().to_string();
+        // Same-length byte substitution inside the header.
+        let replace = |from: &str, to: &str| {
+            let mut v = f.clone();
+            let at = v.windows(from.len()).position(|w| w == from.as_bytes()).unwrap();
+            v[at..at + to.len()].copy_from_slice(to.as_bytes());
+            v
+        };
         assert!(msg(b"hello").contains("not a .npy"));
-        let fortran = String::from_utf8_lossy(&f).replace("'fortran_order': False", "'fortran_order': True ");
-        assert!(msg(fortran.as_bytes()).contains("Fortran"));
-        let f16 = String::from_utf8_lossy(&f).replace(">i4", "<f2");
-        assert!(msg(f16.as_bytes()).contains("'<f2' are not supported"));
+        assert!(msg(&replace("'fortran_order': False", "'fortran_order': True ")).contains("Fortran"));
+        assert!(msg(&replace(">i4", "<f2")).contains("'<f2' are not supported"));
         assert!(msg(&f[..f.len() - 2]).contains("needs 8 data bytes"));
         let mut huge = f.clone();
         huge[8] = 0xff;
         huge[9] = 0xff;
         assert!(msg(&huge).contains("runs past the end"));
-        let big_shape = String::from_utf8_lossy(&f).replace("(2,)", "(99999999999999,99999)");
-        assert!(read(big_shape.as_bytes()).is_err());
+        assert!(msg(&replace("(2,),", "(2,9)")).contains("needs 72 data bytes"));
     }
 }
