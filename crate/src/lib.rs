@@ -10,6 +10,12 @@ pub mod ir;
 pub mod kernels;
 pub mod npy;
 pub mod rng;
+pub mod summary;
 pub mod tflite;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 
 pub use error::{Error, ErrorCode, Result};
+
+#[cfg(all(test, target_arch = "wasm32"))]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);

@@ -262,6 +262,8 @@ fn parse_descr(d: &str) -> Result<(char, usize, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn round_trips_every_type() {

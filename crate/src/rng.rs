@@ -48,6 +48,8 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::Rng;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn reproducible_and_roughly_uniform() {

@@ -297,6 +297,8 @@ mod tests {
     use crate::ir::Padding;
     use crate::kernels::geometry::Window;
     use crate::rng::Rng;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn shape(
         batch: usize,

@@ -107,6 +107,8 @@ pub fn leaky_relu(x: f32, alpha: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn broadcasting_follows_numpy() {

@@ -182,6 +182,8 @@ pub mod simd128 {
 mod tests {
     use super::*;
     use crate::rng::Rng;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn check(m: usize, n: usize, k: usize, micro: Micro) {
         let mut rng = Rng::new((m * 131 + n * 17 + k) as u64);

@@ -69,6 +69,8 @@ pub struct Window2D {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn same_padding_matches_tflite() {

@@ -175,6 +175,8 @@ pub fn strided_slice<T: Copy>(input: &[T], shape: &[usize], spec: &SliceSpec, ou
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn transpose_nhwc_to_nchw() {

@@ -85,6 +85,8 @@ pub fn quantize_f32(x: &[f32], scale: f32, zero_point: i32, qmin: i32, qmax: i32
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn symmetric_uses_full_range() {

@@ -82,6 +82,8 @@ pub fn max_f32(input: &[f32], map: &[usize], out: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn softmax_rows_sum_to_one() {

@@ -93,6 +93,8 @@ pub fn looks_like_tflite(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn builtin_names_come_from_the_schema() {

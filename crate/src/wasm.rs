@@ -1,0 +1,155 @@
+//! The JavaScript surface (wasm-bindgen). The only module that knows about JS: errors become JS
+//! `Error`s with `code`, `node` and `tensor` properties; structured results cross as plain objects
+//! through serde-wasm-bindgen; byte arrays cross as `Uint8Array`s.
+
+use std::cell::RefCell;
+
+use js_sys::{Array, Function, Reflect, Uint8Array};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use crate::error::Error;
+use crate::exec::{run_batch, Interpreter};
+use crate::{ir, npy, summary, tflite};
+
+thread_local! {
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs a panic hook that records the message, so the worker can report an internal error
+/// with text instead of a bare `unreachable` trap. Called once when the module starts.
+#[wasm_bindgen(start)]
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info.to_string();
+        LAST_PANIC.with(|p| *p.borrow_mut() = Some(msg));
+    }));
+}
+
+/// The message of the last panic, if any (taken: a second call returns `undefined`).
+#[wasm_bindgen(js_name = takePanicMessage)]
+pub fn take_panic_message() -> Option<String> {
+    LAST_PANIC.with(|p| p.borrow_mut().take())
+}
+
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// Which SIMD flavour this module was built with: "relaxed-simd", "simd128" or "scalar".
+#[wasm_bindgen(js_name = simdLevel)]
+pub fn simd_level() -> String {
+    if cfg!(target_feature = "relaxed-simd") {
+        "relaxed-simd"
+    } else if cfg!(target_feature = "simd128") {
+        "simd128"
+    } else {
+        "scalar"
+    }
+    .to_string()
+}
+
+fn js_error(e: Error) -> JsValue {
+    let err = js_sys::Error::new(&e.to_string());
+    let set = |k: &str, v: JsValue| {
+        let _ = Reflect::set(&err, &JsValue::from_str(k), &v);
+    };
+    set("code", JsValue::from_str(e.code().as_str()));
+    if let Some(loc) = e.location() {
+        if let Some(n) = loc.node {
+            set("node", JsValue::from_f64(n as f64));
+        }
+        if let Some(op) = &loc.op {
+            set("op", JsValue::from_str(op));
+        }
+        if let Some(t) = loc.tensor {
+            set("tensor", JsValue::from_f64(t as f64));
+        }
+        if let Some(name) = &loc.tensor_name {
+            set("tensorName", JsValue::from_str(name));
+        }
+    }
+    err.into()
+}
+
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
+    let ser = serde_wasm_bindgen::Serializer::json_compatible();
+    v.serialize(&ser).map_err(|e| JsValue::from(js_sys::Error::new(&e.to_string())))
+}
+
+fn progress_fn(f: Option<Function>) -> impl FnMut(usize, usize) {
+    move |done, total| {
+        if let Some(f) = &f {
+            let _ = f.call2(&JsValue::NULL, &JsValue::from_f64(done as f64), &JsValue::from_f64(total as f64));
+        }
+    }
+}
+
+/// A model loaded into the engine.
+#[wasm_bindgen]
+pub struct Model {
+    model: ir::Model,
+    size: usize,
+    interp: RefCell<Option<Interpreter>>,
+}
+
+#[wasm_bindgen]
+impl Model {
+    /// Reads a `.tflite` file.
+    #[wasm_bindgen(constructor)]
+    pub fn new(bytes: &[u8]) -> Result<Model, JsValue> {
+        let model = tflite::read(bytes).map_err(js_error)?;
+        Ok(Model { model, size: bytes.len(), interp: RefCell::new(None) })
+    }
+
+    /// The summary `inspect` prints (operators, tensors, parameters, MACs, quantization, I/O).
+    pub fn summary(&self) -> Result<JsValue, JsValue> {
+        to_js(&summary::summarize(&self.model, self.size))
+    }
+
+    /// Serializes the model back to `.tflite` bytes.
+    #[wasm_bindgen(js_name = toBytes)]
+    pub fn to_bytes(&self) -> Result<Vec<u8>, JsValue> {
+        tflite::write(&self.model).map_err(js_error)
+    }
+
+    fn with_interpreter<T>(&self, f: impl FnOnce(&mut Interpreter) -> Result<T, Error>) -> Result<T, JsValue> {
+        let mut slot = self.interp.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(Interpreter::new(&self.model).map_err(js_error)?);
+        }
+        f(slot.as_mut().expect("interpreter just created")).map_err(js_error)
+    }
+
+    /// Runs every sample of a `.npy` batch `[N, ...input shape]`; returns one `.npy` per output.
+    pub fn run(&self, x_npy: &[u8], raw: bool, progress: Option<Function>) -> Result<Array, JsValue> {
+        let x = npy::read(x_npy).map_err(js_error)?;
+        let outs = self.with_interpreter(|it| run_batch(it, &x, raw, progress_fn(progress)))?;
+        let arr = Array::new();
+        for o in outs {
+            arr.push(&Uint8Array::from(npy::write(&o).as_slice()));
+        }
+        Ok(arr)
+    }
+}
+
+/// Shape and type of a `.npy` file, without converting its data.
+#[wasm_bindgen(js_name = npyInfo)]
+pub fn npy_info(bytes: &[u8]) -> Result<JsValue, JsValue> {
+    #[derive(Serialize)]
+    struct Info {
+        shape: Vec<usize>,
+        dtype: &'static str,
+    }
+    let a = npy::read(bytes).map_err(js_error)?;
+    to_js(&Info { shape: a.shape.clone(), dtype: a.data.type_name() })
+}
+
+/// Builds a float32 `.npy` file (the web app turns images into one).
+#[wasm_bindgen(js_name = npyFromF32)]
+pub fn npy_from_f32(shape: Vec<u32>, data: Vec<f32>) -> Result<Vec<u8>, JsValue> {
+    let a = npy::NpyArray::new(shape.into_iter().map(|d| d as usize).collect(), npy::NpyData::F32(data))
+        .map_err(js_error)?;
+    Ok(npy::write(&a))
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the Rust core for wasm32 twice into web/wasm/: `simd` (simd128) and `relaxed` (simd128 +
+# relaxed SIMD). The package picks the best one the JS engine validates at load time.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+for flavor in simd relaxed; do
+  case "$flavor" in
+    simd) features="+simd128" ;;
+    relaxed) features="+simd128,+relaxed-simd" ;;
+  esac
+  printf '\033[1;34m[build]\033[0m wasm engine (%s)\n' "$flavor" >&2
+  # A target directory per flavour: different RUSTFLAGS would otherwise rebuild everything each time.
+  RUSTFLAGS="-C target-feature=$features" CARGO_TARGET_DIR="target/wasm-$flavor" \
+    wasm-pack --quiet build crate --release --target web --no-pack \
+    --out-dir "../web/wasm/$flavor" --out-name tinyml_optimizer
+  # wasm-pack writes a catch-all .gitignore, which would also hide the files from `npm pack`.
+  rm -f "web/wasm/$flavor/.gitignore" "web/wasm/$flavor/package.json" "web/wasm/$flavor/README.md"
+  ls -l "web/wasm/$flavor/tinyml_optimizer_bg.wasm" | awk '{printf "  %s bytes\n", $5}' >&2
+done

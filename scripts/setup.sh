@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Set-up shared by scripts/start.sh and scripts/test.sh. Idempotent and cached: every step checks
+# whether its result is already there, so a warm machine passes through in seconds and a fresh one
+# gets everything installed and built.
+#
+#   scripts/setup.sh            toolchain, npm dependencies, wasm and TypeScript builds
+#   scripts/setup.sh --tests    also the browser and Python tools the test suite uses
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[setup] %s\033[0m\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else die "need root for: $*"; fi
+}
+
+ensure_rust() {
+  command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
+  if ! rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$'; then
+    log "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+}
+
+# wasm-bindgen's CLI must match the wasm-bindgen crate in Cargo.lock exactly.
+ensure_wasm_bindgen() {
+  local want
+  want=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/"/,"",$3); print $3; exit}' Cargo.lock)
+  [ -n "$want" ] || die "wasm-bindgen not found in Cargo.lock"
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+    log "installing wasm-bindgen-cli $want (a few minutes, once)"
+    cargo install wasm-bindgen-cli --version "$want" --locked 2>/dev/null \
+      || cargo install wasm-bindgen-cli --version "$want" --force
+  fi
+}
+
+ensure_wasm_pack() {
+  if ! command -v wasm-pack >/dev/null; then
+    log "installing wasm-pack (a few minutes, once)"
+    cargo install wasm-pack --locked 2>/dev/null || cargo install wasm-pack
+  fi
+}
+
+ensure_node() {
+  command -v node >/dev/null || die "node not found: install Node.js 20 or newer"
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  [ "$major" -ge 20 ] || die "Node.js 20 or newer is needed (found $(node --version))"
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    log "installing npm dependencies"
+    npm ci --no-audit --no-fund
+  fi
+}
+
+ensure_chromium() {
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    log "installing Debian's chromium and chromium-driver"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+}
+
+ensure_python() {
+  command -v python3 >/dev/null || die "python3 not found"
+  if ! python3 -c 'import ai_edge_litert, numpy' 2>/dev/null; then
+    log "installing the LiteRT interpreter for cross-checks (pip)"
+    python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+  fi
+}
+
+# Content hash of everything a build depends on, to skip builds whose inputs did not change.
+stamp_of() {
+  find "$@" -type f -not -path '*/node_modules/*' -not -path '*/dist/*' -print0 2>/dev/null \
+    | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16
+}
+
+build_wasm() {
+  local stamp
+  stamp=$(stamp_of crate/src crate/Cargo.toml Cargo.lock Cargo.toml scripts/build-wasm.sh)
+  if [ -f web/wasm/.stamp ] && [ "$(cat web/wasm/.stamp)" = "$stamp" ]; then
+    log "wasm engine up to date"
+    return
+  fi
+  scripts/build-wasm.sh
+  echo "$stamp" > web/wasm/.stamp
+}
+
+build_web() {
+  local stamp
+  stamp=$(stamp_of web/src web/tsconfig.json web/package.json web/wasm/.stamp)
+  if [ -f web/dist/.stamp ] && [ "$(cat web/dist/.stamp)" = "$stamp" ]; then
+    log "TypeScript package up to date"
+    return
+  fi
+  log "building the TypeScript package"
+  rm -rf web/dist
+  npm run --silent build -w web
+  echo "$stamp" > web/dist/.stamp
+}
+
+main() {
+  ensure_rust
+  ensure_wasm_bindgen
+  ensure_wasm_pack
+  ensure_node
+  if [ "${1:-}" = "--tests" ]; then
+    ensure_chromium
+    ensure_python
+  fi
+  build_wasm
+  build_web
+}
+
+main "$@"

@@ -1,0 +1,224 @@
+#!/usr/bin/env node
+/**
+ * tinyml-optimizer: the command line. Every command runs the engine in a worker thread.
+ *
+ * Exit codes: 0 success, 1 user error (bad model, data, option or usage), 2 internal error.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { createOptimizer } from './node.js';
+import { formatSummary } from './format.js';
+import { OptimizerError, type Progress } from './types.js';
+
+const EXIT_OK = 0;
+const EXIT_USER = 1;
+const EXIT_INTERNAL = 2;
+
+type Values = Record<string, string | boolean | undefined>;
+
+interface Command {
+  summary: string;
+  usage: string;
+  help: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  positionals: number;
+  run(args: { values: Values; positionals: string[] }): Promise<void>;
+}
+
+class UsageError extends Error {}
+
+async function readInput(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : String((e as Error).message);
+    throw new OptimizerError('invalid_argument', `cannot read ${what} '${path}': ${why}`);
+  }
+}
+
+/** A progress bar on stderr for interactive terminals; silent otherwise (logs stay clean). */
+export function progressBar(label: string): { update(p: Progress): void; done(): void } {
+  const tty = process.stderr.isTTY;
+  let last = 0;
+  let shown = false;
+  return {
+    update(p) {
+      if (!tty || p.total <= 1) return;
+      const now = Date.now();
+      if (now - last < 80 && p.done < p.total) return;
+      last = now;
+      const width = 28;
+      const filled = Math.round((p.done / p.total) * width);
+      const pct = Math.floor((p.done / p.total) * 100);
+      process.stderr.write(`\r${label} ${p.stage} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${pct}% ${p.done}/${p.total}`);
+      shown = true;
+    },
+    done() {
+      if (shown) process.stderr.write('\r\x1b[K');
+    },
+  };
+}
+
+const commands: Record<string, Command> = {
+  inspect: {
+    summary: 'show a model: operators, layers, tensors, parameters, MACs, quantization, I/O',
+    usage: 'tinyml-optimizer inspect MODEL.tflite [--json]',
+    help: 'Prints operators with counts, each layer (shapes, parameters, MACs, dtypes), every tensor with its\nquantization parameters, the size on disk, and the operators the engine cannot run yet.',
+    options: { json: { type: 'boolean', default: false } },
+    positionals: 1,
+    async run({ values, positionals }) {
+      const bytes = await readInput(positionals[0], 'model');
+      const opt = createOptimizer();
+      try {
+        const summary = await opt.inspect(bytes);
+        if (values.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+        else process.stdout.write(formatSummary(basename(positionals[0]), summary));
+      } finally {
+        opt.terminate();
+      }
+    },
+  },
+  run: {
+    summary: 'run a batch through the model with our engine',
+    usage: 'tinyml-optimizer run MODEL.tflite --input X.npy --output Y.npy [--raw]',
+    help:
+      'X is [N, ...input shape]: float32 (quantized with the input parameters when the model takes int8),\n' +
+      'or already in the model input type. Y is [N, ...output shape], float32 (dequantized), or with --raw\n' +
+      "the model's own output type. A model with several outputs writes Y.npy, Y.1.npy, ...",
+    options: {
+      input: { type: 'string', short: 'i' },
+      output: { type: 'string', short: 'o' },
+      raw: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+    positionals: 1,
+    async run({ values, positionals }) {
+      if (!values.input) throw new UsageError('--input X.npy is required');
+      if (!values.output) throw new UsageError('--output Y.npy is required');
+      const [modelBytes, x] = await Promise.all([
+        readInput(positionals[0], 'model'),
+        readInput(values.input as string, 'input'),
+      ]);
+      const opt = createOptimizer();
+      const bar = progressBar('run');
+      try {
+        const model = await opt.loadModel(modelBytes);
+        const start = performance.now();
+        const outs = await model.run(x, { raw: values.raw as boolean, onProgress: (p) => bar.update(p) });
+        const ms = performance.now() - start;
+        bar.done();
+        const out = values.output as string;
+        const paths = outs.map((_, i) => (i === 0 ? out : out.replace(/(\.npy)?$/, `.${i}.npy`)));
+        await Promise.all(outs.map((o, i) => writeFile(paths[i], o)));
+        const infos = await Promise.all(outs.map((o) => opt.npyInfo(o)));
+        const n = infos[0]?.shape[0] ?? 0;
+        if (values.json) {
+          process.stdout.write(JSON.stringify({ samples: n, ms, outputs: paths.map((p, i) => ({ path: p, ...infos[i] })) }) + '\n');
+        } else {
+          const per = n > 0 ? ` (${(ms / n).toFixed(2)} ms/sample)` : '';
+          process.stdout.write(`ran ${n} samples in ${ms.toFixed(1)} ms${per}\n`);
+          paths.forEach((p, i) => process.stdout.write(`  ${p}: ${infos[i].dtype} [${infos[i].shape.join(', ')}]\n`));
+        }
+      } finally {
+        bar.done();
+        opt.terminate();
+      }
+    },
+  },
+  convert: {
+    summary: 'read a model and write it back with our writer (checks a round trip; dedups buffers)',
+    usage: 'tinyml-optimizer convert MODEL.tflite -o OUT.tflite',
+    help: 'Writes the model as the engine holds it: same operators and values, constant buffers stored once and\n16-byte aligned. Operators the engine does not know are kept byte for byte.',
+    options: { output: { type: 'string', short: 'o' }, json: { type: 'boolean', default: false } },
+    positionals: 1,
+    async run({ values, positionals }) {
+      if (!values.output) throw new UsageError('-o OUT.tflite is required');
+      const bytes = await readInput(positionals[0], 'model');
+      const opt = createOptimizer();
+      try {
+        const model = await opt.loadModel(bytes);
+        const out = await model.toBytes();
+        await writeFile(values.output as string, out);
+        if (values.json) process.stdout.write(JSON.stringify({ path: values.output, bytes: out.length, input_bytes: bytes.length }) + '\n');
+        else process.stdout.write(`wrote ${values.output} (${out.length.toLocaleString('en-US')} bytes; input ${bytes.length.toLocaleString('en-US')})\n`);
+      } finally {
+        opt.terminate();
+      }
+    },
+  },
+};
+
+function mainHelp(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return (
+    'tinyml-optimizer — prune and int8-quantize TinyML models on your machine\n\n' +
+    'Usage: tinyml-optimizer <command> [options]\n\nCommands:\n' +
+    lines.join('\n') +
+    "\n\nRun 'tinyml-optimizer <command> --help' for a command's options.\n" +
+    'Exit codes: 0 success, 1 user error (bad model, data, option or usage), 2 internal error.\n'
+  );
+}
+
+function commandHelp(name: string, c: Command): string {
+  return `${c.summary}\n\nUsage: ${c.usage}\n\n${c.help}\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(mainHelp());
+    return name ? EXIT_OK : EXIT_USER;
+  }
+  if (name === '--version' || name === '-V') {
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+    process.stdout.write(`${pkg.version}\n`);
+    return EXIT_OK;
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    process.stderr.write(`error: unknown command '${name}'\n\n${mainHelp()}`);
+    return EXIT_USER;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(commandHelp(name, cmd));
+    return EXIT_OK;
+  }
+  const json = rest.includes('--json');
+  try {
+    let parsed;
+    try {
+      parsed = parseArgs({ args: rest, options: cmd.options, allowPositionals: true, strict: true });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    if (parsed.positionals.length !== cmd.positionals) {
+      throw new UsageError(`expected ${cmd.positionals} file argument(s), got ${parsed.positionals.length}`);
+    }
+    await cmd.run({ values: parsed.values as Values, positionals: parsed.positionals });
+    return EXIT_OK;
+  } catch (e) {
+    const usage = e instanceof UsageError;
+    const user = usage || (e instanceof OptimizerError && e.isUserError);
+    const err =
+      e instanceof OptimizerError
+        ? { code: e.code, message: e.message, node: e.node, op: e.op, tensor: e.tensor, tensorName: e.tensorName }
+        : { code: usage ? 'invalid_argument' : 'internal', message: (e as Error).message ?? String(e) };
+    if (json) process.stdout.write(JSON.stringify({ error: err }) + '\n');
+    process.stderr.write(`error: ${err.message}\n`);
+    if (usage) process.stderr.write(`usage: ${cmd.usage}\n`);
+    if (!user && e instanceof Error && e.stack && !(e instanceof OptimizerError)) process.stderr.write(e.stack + '\n');
+    return user ? EXIT_USER : EXIT_INTERNAL;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => {
+    process.stderr.write(`internal error: ${e?.stack ?? e}\n`);
+    process.exitCode = EXIT_INTERNAL;
+  },
+);

@@ -1,0 +1,62 @@
+/**
+ * Loads the Rust core compiled to WebAssembly. Two builds exist: `simd` (simd128) and `relaxed`
+ * (simd128 + relaxed SIMD, whose int8 dot products map to VNNI on x86). The best build the engine
+ * validates is picked at load time; an engine without simd128 gets a clear error.
+ */
+import type * as Glue from '../wasm/simd/tinyml_optimizer.js';
+import { OptimizerError } from './types.js';
+
+export type Wasm = typeof Glue;
+export type Flavor = 'relaxed' | 'simd';
+
+/** A module whose one function uses `i8x16.splat`: valid only where simd128 is supported. */
+const SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 8, 1, 6, 0, 65, 0, 253, 15, 11,
+]);
+/** The same with `i8x16.relaxed_swizzle`: valid only where relaxed SIMD is supported. */
+const RELAXED_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 0, 253, 15, 65, 0, 253, 15, 253,
+  128, 2, 11,
+]);
+
+function validates(bytes: Uint8Array): boolean {
+  try {
+    return typeof WebAssembly === 'object' && WebAssembly.validate(bytes);
+  } catch {
+    return false;
+  }
+}
+
+/** The best build this engine runs, or null without simd128. `prefer` caps it (e.g. force 'simd'). */
+export function detectFlavor(prefer?: Flavor): Flavor | null {
+  if (!validates(SIMD_PROBE)) return null;
+  if (prefer === 'simd') return 'simd';
+  return validates(RELAXED_PROBE) ? 'relaxed' : 'simd';
+}
+
+const URLS: Record<Flavor, URL> = {
+  simd: new URL('../wasm/simd/tinyml_optimizer_bg.wasm', import.meta.url),
+  relaxed: new URL('../wasm/relaxed/tinyml_optimizer_bg.wasm', import.meta.url),
+};
+
+/** Loads the glue module and instantiates the wasm bytes that `readWasm` returns for a URL. */
+export async function loadEngine(
+  readWasm: (url: URL) => Promise<BufferSource>,
+  prefer?: Flavor,
+): Promise<{ wasm: Wasm; flavor: Flavor }> {
+  const flavor = detectFlavor(prefer);
+  if (!flavor) {
+    throw new OptimizerError(
+      'no_simd',
+      'This JavaScript engine does not support WebAssembly SIMD (simd128), which @tinyml/optimizer needs. ' +
+        'Use Chrome/Edge 91+, Firefox 89+, Safari 16.4+ or Node.js 20+.',
+    );
+  }
+  const glue: Wasm =
+    flavor === 'relaxed'
+      ? ((await import('../wasm/relaxed/tinyml_optimizer.js')) as unknown as Wasm)
+      : await import('../wasm/simd/tinyml_optimizer.js');
+  const bytes = await readWasm(URLS[flavor]);
+  glue.initSync({ module: bytes });
+  return { wasm: glue, flavor };
+}

@@ -1,0 +1,72 @@
+/** Plain-text rendering of a model summary, for the CLI. */
+import type { ModelSummary, QuantParams } from './types.js';
+
+const n = (v: number) => v.toLocaleString('en-US');
+const shape = (s: number[]) => `[${s.join(', ')}]`;
+
+function fmtNum(v: number): string {
+  if (v === 0) return '0';
+  const a = Math.abs(v);
+  return a >= 1e-3 && a < 1e4 ? Number(v.toPrecision(6)).toString() : v.toExponential(4);
+}
+
+/** Quantization parameters in one line: "scale 0.0039 zp -128", or a per-channel range. */
+export function formatQuant(q?: QuantParams): string {
+  if (!q || q.scale.length === 0) return '';
+  if (q.scale.length === 1) return `scale ${fmtNum(q.scale[0])} zp ${q.zero_point[0] ?? 0}`;
+  const lo = Math.min(...q.scale);
+  const hi = Math.max(...q.scale);
+  const zps = new Set(q.zero_point);
+  const zp = zps.size === 1 ? `zp ${[...zps][0]}` : 'zp varies';
+  return `per-channel(${q.scale.length}, axis ${q.axis}) scale ${fmtNum(lo)}..${fmtNum(hi)} ${zp}`;
+}
+
+function table(rows: string[][], align: ('l' | 'r')[]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows
+    .map((r) => r.map((cell, c) => (align[c] === 'r' ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd())
+    .join('\n');
+}
+
+export function formatSummary(name: string, s: ModelSummary): string {
+  const out: string[] = [];
+  out.push(`${name}: ${n(s.size_bytes)} bytes, ${s.precision}, ${s.subgraphs} subgraph${s.subgraphs === 1 ? '' : 's'}`);
+  if (s.description) out.push(`description: ${s.description}`);
+  for (const [label, list] of [['input', s.inputs], ['output', s.outputs]] as const) {
+    for (const io of list) out.push(`${label}: ${io.name} ${io.dtype} ${shape(io.shape)} ${formatQuant(io.quant)}`.trimEnd());
+  }
+  out.push(`parameters: ${n(s.parameters)} (${n(s.parameter_bytes)} bytes)`);
+  out.push(`MACs: ${n(s.macs)}`);
+  out.push(`operators: ${s.operators.map((o) => `${o.op} x${o.count}`).join(', ')}`);
+  if (s.unsupported_ops.length) out.push(`not executable by the engine yet: ${s.unsupported_ops.join(', ')}`);
+  out.push('', 'layers:');
+  const layerRows = [['#', 'op', 'output', 'shape', 'dtype', 'params', 'MACs', 'weights']];
+  for (const l of s.layers) {
+    const w = l.weights ? `${l.weights.dtype} ${shape(l.weights.shape)} ${l.weights.quantization === 'none' ? '' : l.weights.quantization}` : '';
+    layerRows.push([
+      String(l.index),
+      l.op + (l.activation ? `+${l.activation}` : '') + (l.executable ? '' : ' (opaque)'),
+      l.name.length > 40 ? '…' + l.name.slice(-39) : l.name,
+      shape(l.output_shape),
+      l.dtype,
+      n(l.params),
+      n(l.macs),
+      w.trimEnd(),
+    ]);
+  }
+  out.push(table(layerRows, ['r', 'l', 'l', 'l', 'l', 'r', 'r', 'l']));
+  out.push('', 'tensors:');
+  const tensorRows = [['#', 'name', 'dtype', 'shape', 'kind', 'quantization']];
+  for (const t of s.tensors) {
+    tensorRows.push([
+      String(t.index),
+      t.name.length > 48 ? '…' + t.name.slice(-47) : t.name,
+      t.dtype,
+      shape(t.shape),
+      t.constant ? `const ${n(t.bytes)} B` : '',
+      formatQuant(t.quant),
+    ]);
+  }
+  out.push(table(tensorRows, ['r', 'l', 'l', 'l', 'l', 'l']));
+  return out.join('\n') + '\n';
+}

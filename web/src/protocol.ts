@@ -1,0 +1,57 @@
+/**
+ * The message protocol between the API (main thread) and the worker. Requests carry an id and a
+ * method name; the worker answers with progress events and exactly one result. Method argument and
+ * result types are derived from the worker's handlers (see `Handlers` in handlers.ts), so the two
+ * sides cannot drift apart.
+ */
+import type { ErrorCode, Progress } from './types.js';
+import type { Handlers } from './handlers.js';
+
+export type Method = keyof Handlers;
+export type Args<M extends Method> = Parameters<Handlers[M]>[0];
+export type Result<M extends Method> = Awaited<ReturnType<Handlers[M]>>;
+
+export interface Request<M extends Method = Method> {
+  id: number;
+  method: M;
+  args: Args<M>;
+}
+
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  node?: number;
+  op?: string;
+  tensor?: number;
+  tensorName?: string;
+}
+
+export type Response =
+  | ({ id: number; type: 'progress' } & Progress)
+  | { id: number; type: 'result'; ok: true; value: unknown }
+  | { id: number; type: 'result'; ok: false; error: WireError };
+
+/** Options the worker is started with. */
+export interface WorkerInit {
+  type: 'init';
+  /** Cap the SIMD build ('simd' forces the plain simd128 build even where relaxed SIMD exists). */
+  prefer?: 'simd' | 'relaxed';
+}
+
+/** ArrayBuffers inside a message (top level, arrays, plain objects), to transfer instead of copy. */
+export function buffersIn(value: unknown, out: ArrayBuffer[] = [], depth = 0): ArrayBuffer[] {
+  if (depth > 4 || value === null || typeof value !== 'object') return out;
+  if (value instanceof ArrayBuffer) {
+    if (!out.includes(value)) out.push(value);
+  } else if (ArrayBuffer.isView(value)) {
+    const b = value.buffer;
+    if (b instanceof ArrayBuffer && value.byteOffset === 0 && value.byteLength === b.byteLength && !out.includes(b)) {
+      out.push(b);
+    }
+  } else if (Array.isArray(value)) {
+    for (const v of value) buffersIn(v, out, depth + 1);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) buffersIn(v, out, depth + 1);
+  }
+  return out;
+}

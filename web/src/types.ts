@@ -1,0 +1,112 @@
+/**
+ * Data types shared by the API, the worker and the CLI. They mirror the Rust core's serialized
+ * structures (crate/src/summary.rs, crate/src/error.rs).
+ */
+
+export type DType =
+  | 'f32' | 'f16' | 'bf16' | 'f64' | 'i4' | 'i8' | 'u8' | 'i16' | 'u16' | 'i32' | 'u32' | 'i64' | 'u64'
+  | 'bool' | 'string' | 'complex64' | 'complex128' | 'resource' | 'variant' | 'i2' | 'u4' | 'f8e4m3' | 'f8e5m2';
+
+/** Affine quantization: real = scale * (q - zero_point); per channel along `axis` when several scales. */
+export interface QuantParams {
+  scale: number[];
+  zero_point: number[];
+  axis: number;
+  min?: number[];
+  max?: number[];
+}
+
+export interface IoDetail {
+  name: string;
+  tensor: number;
+  dtype: DType;
+  shape: number[];
+  quant?: QuantParams;
+}
+
+export interface LayerSummary {
+  index: number;
+  op: string;
+  name: string;
+  inputs: (number | null)[];
+  outputs: number[];
+  input_shape: number[];
+  output_shape: number[];
+  dtype: DType;
+  params: number;
+  macs: number;
+  weights?: { tensor: number; dtype: DType; shape: number[]; quantization: 'per-channel' | 'per-tensor' | 'none' };
+  activation?: string;
+  executable: boolean;
+}
+
+export interface TensorSummary {
+  index: number;
+  name: string;
+  dtype: DType;
+  shape: number[];
+  constant: boolean;
+  bytes: number;
+  quant?: QuantParams;
+}
+
+export interface ModelSummary {
+  format: 'tflite';
+  size_bytes: number;
+  description: string;
+  precision: 'float' | 'hybrid' | 'int8' | 'mixed';
+  subgraphs: number;
+  inputs: IoDetail[];
+  outputs: IoDetail[];
+  operators: { op: string; count: number }[];
+  layers: LayerSummary[];
+  tensors: TensorSummary[];
+  parameters: number;
+  parameter_bytes: number;
+  macs: number;
+  unsupported_ops: string[];
+}
+
+export interface NpyInfo {
+  shape: number[];
+  dtype: 'float32' | 'float64' | 'int8' | 'uint8' | 'int32' | 'int64';
+}
+
+/** Stable error codes: the first six come from the core, the rest from the JS layer. */
+export type ErrorCode =
+  | 'invalid_model'
+  | 'unsupported'
+  | 'invalid_input'
+  | 'invalid_argument'
+  | 'invalid_npy'
+  | 'cancelled'
+  | 'no_simd'
+  | 'internal';
+
+/** What a failed call rejects with. */
+export class OptimizerError extends Error {
+  readonly code: ErrorCode;
+  readonly node?: number;
+  readonly op?: string;
+  readonly tensor?: number;
+  readonly tensorName?: string;
+
+  constructor(code: ErrorCode, message: string, where: { node?: number; op?: string; tensor?: number; tensorName?: string } = {}) {
+    super(message);
+    this.name = 'OptimizerError';
+    this.code = code;
+    Object.assign(this, where);
+  }
+
+  /** True for errors caused by what the user gave (a bad file, data or option), not by a bug. */
+  get isUserError(): boolean {
+    return this.code !== 'internal';
+  }
+}
+
+/** A progress report of long work. */
+export interface Progress {
+  stage: string;
+  done: number;
+  total: number;
+}
