@@ -101,6 +101,18 @@ build_web() {
   echo "$stamp" > web/dist/.stamp
 }
 
+build_app() {
+  local stamp
+  stamp=$(stamp_of www/src www/index.html www/public www/vite.config.ts www/package.json web/dist/.stamp tests/fixtures/cnn)
+  if [ -f www/dist/.stamp ] && [ "$(cat www/dist/.stamp)" = "$stamp" ]; then
+    log "web app up to date"
+    return
+  fi
+  log "building the web app"
+  npx --no-install vite build www --logLevel warn
+  echo "$stamp" > www/dist/.stamp
+}
+
 main() {
   ensure_rust
   ensure_wasm_bindgen
@@ -112,6 +124,7 @@ main() {
   fi
   build_wasm
   build_web
+  build_app
 }
 
 main "$@"

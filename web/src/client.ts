@@ -39,9 +39,13 @@ interface Pending {
 /** Input bytes: copied once into a buffer that is then transferred to the worker. */
 export type Bytes = ArrayBuffer | Uint8Array;
 
+/** A fresh buffer holding exactly these bytes. (Node's Buffer#slice would share memory, even the
+ * buffer pool, so copy explicitly.) */
 function ownedCopy(b: Bytes): ArrayBuffer {
   const view = b instanceof Uint8Array ? b : new Uint8Array(b);
-  return view.slice().buffer as ArrayBuffer;
+  const copy = new Uint8Array(view.byteLength);
+  copy.set(view);
+  return copy.buffer;
 }
 
 export class Optimizer {
@@ -151,7 +155,7 @@ export class Optimizer {
 
   /** A float32 .npy file from values and a shape (e.g. images turned into a batch). */
   async npyFromF32(shape: number[], data: Float32Array): Promise<Uint8Array> {
-    return (await this.call('npyFromF32', { shape, data: data.slice() })).bytes;
+    return (await this.call('npyFromF32', { shape, data: new Float32Array(data) })).bytes;
   }
 }
 

@@ -1,0 +1,91 @@
+// The package API in Node: worker thread, typed errors, progress, cancellation.
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { createOptimizer, OptimizerError } from '../dist/node.js';
+import { fixture, maxAbsDiff, parseNpy } from './helpers.mjs';
+
+const opt = createOptimizer();
+after(() => opt.terminate());
+
+test('loads a model and summarizes it', async () => {
+  const m = await opt.loadModel(fixture('cnn/model_float.tflite'));
+  const s = m.summary;
+  assert.equal(s.precision, 'float');
+  assert.deepEqual(s.inputs[0].shape, [1, 16, 16, 1]);
+  assert.deepEqual(s.outputs[0].shape, [1, 10]);
+  assert.equal(s.operators.find((o) => o.op === 'CONV_2D').count, 2);
+  assert.equal(s.macs, s.layers.reduce((a, l) => a + l.macs, 0));
+  assert.ok(s.parameters > 1000);
+  await m.release();
+});
+
+test('runs a batch and matches LiteRT', async () => {
+  const m = await opt.loadModel(fixture('dwcnn/model_float.tflite'));
+  const progress = [];
+  const [y] = await m.run(fixture('dwcnn/inputs.npy'), { onProgress: (p) => progress.push(p) });
+  const got = parseNpy(y);
+  const want = parseNpy(fixture('dwcnn/outputs_float.npy'));
+  assert.deepEqual(got.shape, want.shape);
+  assert.ok(maxAbsDiff(got.data, want.data) < 1e-5);
+  assert.equal(progress.at(-1).done, 8);
+  assert.equal(progress.at(-1).total, 8);
+  await m.release();
+});
+
+test('the engine uses a SIMD build', async () => {
+  const info = await opt.info();
+  assert.match(info.simd, /^(simd128|relaxed-simd)$/);
+  const plain = createOptimizer({ prefer: 'simd' });
+  assert.equal((await plain.info()).simd, 'simd128');
+  plain.terminate();
+});
+
+test('a corrupt model is an invalid_model error with a message', async () => {
+  const bytes = new Uint8Array(fixture('cnn/model_float.tflite'));
+  await assert.rejects(opt.loadModel(bytes.subarray(0, 100)), (e) => {
+    assert.ok(e instanceof OptimizerError);
+    assert.equal(e.code, 'invalid_model');
+    assert.match(e.message, /invalid model file/);
+    return true;
+  });
+  await assert.rejects(opt.loadModel(new Uint8Array(0)), /the file is empty/);
+});
+
+test('wrong input shape names both shapes', async () => {
+  const m = await opt.loadModel(fixture('cnn/model_float.tflite'));
+  await assert.rejects(m.run(fixture('mlp/outputs_float.npy')), (e) => {
+    assert.equal(e.code, 'invalid_input');
+    assert.match(e.message, /\[8, 10\].*\[1, 16, 16, 1\]/);
+    return true;
+  });
+});
+
+test('cancel rejects pending work and the next call starts a fresh worker', async () => {
+  const o = createOptimizer();
+  const m = await o.loadModel(fixture('resnet/model_float.tflite'));
+  const x = fixture('resnet/inputs.npy');
+  const running = m.run(x);
+  o.cancel();
+  await assert.rejects(running, (e) => e.code === 'cancelled');
+  await assert.rejects(m.run(x), /load it again/);
+  const again = await o.loadModel(fixture('resnet/model_float.tflite'));
+  assert.equal((await again.run(x)).length, 1);
+  o.terminate();
+});
+
+test('an aborted signal cancels', async () => {
+  const o = createOptimizer();
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(o.loadModel(fixture('cnn/model_float.tflite'), { signal: ac.signal }), (e) => e.code === 'cancelled');
+  o.terminate();
+});
+
+test('the caller keeps its input buffer (inputs are copied once, then transferred)', async () => {
+  const bytes = new Uint8Array(fixture('cnn/model_float.tflite'));
+  const m = await opt.loadModel(bytes);
+  assert.equal(bytes.byteLength > 0, true);
+  const out = await m.toBytes();
+  assert.equal(String.fromCharCode(...out.subarray(4, 8)), 'TFL3');
+  await m.release();
+});

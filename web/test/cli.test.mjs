@@ -1,0 +1,105 @@
+// The CLI: commands, JSON output, exit codes, and hostile files.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { cliPath, fixture, maxAbsDiff, parseNpy, root } from './helpers.mjs';
+
+const tmp = mkdtempSync(join(tmpdir(), 'tinyml-cli-'));
+const cli = (...args) => spawnSync(process.execPath, [cliPath, ...args], { encoding: 'utf8', cwd: root });
+const model = join(root, 'tests/fixtures/cnn/model_float.tflite');
+
+test('help for the tool and each command', () => {
+  const r = cli('--help');
+  assert.equal(r.status, 0);
+  for (const c of ['inspect', 'run', 'convert']) {
+    assert.match(r.stdout, new RegExp(`\\b${c}\\b`));
+    const h = cli(c, '--help');
+    assert.equal(h.status, 0, c);
+    assert.match(h.stdout, /Usage: tinyml-optimizer/);
+  }
+  assert.equal(cli('nonsense').status, 1);
+});
+
+test('inspect prints operators, layers, tensors and totals', () => {
+  const r = cli('inspect', model);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /CONV_2D x2/);
+  assert.match(r.stdout, /MACs: 37,024/);
+  assert.match(r.stdout, /layers:/);
+  assert.match(r.stdout, /tensors:/);
+  const j = JSON.parse(cli('inspect', model, '--json').stdout);
+  assert.equal(j.macs, 37024);
+  assert.equal(j.layers.length, 6);
+});
+
+test('inspect shows quantization parameters of int8 models', () => {
+  const r = cli('inspect', join(root, 'tests/fixtures/cnn/model_int8_tf.tflite'));
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /int8/);
+  assert.match(r.stdout, /per-channel\(8, axis 0\)/);
+  assert.match(r.stdout, /input: \S+ i8 \[1, 16, 16, 1\] scale [0-9.e-]+ zp -?\d+/);
+});
+
+test('run writes outputs that match LiteRT', () => {
+  const out = join(tmp, 'y.npy');
+  const r = cli('run', model, '--input', join(root, 'tests/fixtures/cnn/inputs.npy'), '--output', out);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /ran 8 samples/);
+  const got = parseNpy(readFileSync(out));
+  const want = parseNpy(fixture('cnn/outputs_float.npy'));
+  assert.ok(maxAbsDiff(got.data, want.data) < 1e-5);
+});
+
+test('convert writes a model that reads back the same', () => {
+  const out = join(tmp, 'copy.tflite');
+  assert.equal(cli('convert', model, '-o', out).status, 0);
+  const a = JSON.parse(cli('inspect', model, '--json').stdout);
+  const b = JSON.parse(cli('inspect', out, '--json').stdout);
+  assert.deepEqual(b.layers, a.layers);
+});
+
+test('usage and input errors exit 1 with a message; JSON mode reports the code', () => {
+  let r = cli('run', model);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--input X.npy is required/);
+  r = cli('inspect', join(tmp, 'missing.tflite'));
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /no such file/);
+  r = cli('run', model, '--input', model, '--output', join(tmp, 'z.npy'), '--json');
+  assert.equal(r.status, 1);
+  assert.equal(JSON.parse(r.stdout).error.code, 'invalid_npy');
+  r = cli('inspect', model, '--bogus');
+  assert.equal(r.status, 1);
+});
+
+test('hostile model files are user errors, never crashes', () => {
+  const good = readFileSync(model);
+  const cases = {
+    empty: new Uint8Array(0),
+    tiny: good.subarray(0, 6),
+    truncated: good.subarray(0, good.length / 2),
+    random: Uint8Array.from({ length: 4096 }, (_, i) => (i * 2654435761) >>> 24),
+    hugeOffset: (() => {
+      const b = new Uint8Array(good);
+      new DataView(b.buffer).setUint32(0, 0x7fffffff, true);
+      return b;
+    })(),
+    bitFlipped: (() => {
+      const b = new Uint8Array(good);
+      for (let i = 8; i < b.length; i += 97) b[i] ^= 0x5a;
+      return b;
+    })(),
+  };
+  for (const [name, bytes] of Object.entries(cases)) {
+    const p = join(tmp, `${name}.tflite`);
+    writeFileSync(p, bytes);
+    const r = cli('inspect', p, '--json');
+    assert.equal(r.status, 1, `${name}: ${r.stderr}`);
+    const err = JSON.parse(r.stdout).error;
+    assert.equal(err.code, 'invalid_model', `${name}: ${err.message}`);
+    assert.ok(err.message.length > 20, name);
+  }
+});
