@@ -17,6 +17,17 @@ macro_rules! fixture {
     };
 }
 
+/// Full-int8 models: our int8 engine must equal LiteRT's reference kernels byte for byte.
+fn check_exact(name: &str, model: &[u8], inputs: &[u8], expected: &[u8]) {
+    let m = tflite::read(model).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut it = Interpreter::new(&m).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let x = npy::read(inputs).unwrap();
+    let want = npy::read(expected).unwrap();
+    let got = run_batch(&mut it, &x, true, |_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(got[0].shape, want.shape, "{name}: output shape");
+    assert_eq!(got[0].data, want.data, "{name}: int8 outputs differ from LiteRT's reference kernels");
+}
+
 fn check(name: &str, model: &[u8], inputs: &[u8], expected: &[u8]) {
     let m = tflite::read(model).unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut it = Interpreter::new(&m).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -59,4 +70,25 @@ fixture_tests! {
     mlp_dynamic: "mlp", "dynamic";
     ops_float: "ops", "float";
     ops_dynamic: "ops", "dynamic";
+}
+
+macro_rules! int8_tests {
+    ($($test:ident: $dir:literal;)*) => {$(
+        #[test]
+        fn $test() {
+            check_exact(
+                concat!($dir, "/int8_tf"),
+                fixture!($dir, "model_int8_tf.tflite"),
+                fixture!($dir, "inputs.npy"),
+                fixture!($dir, "outputs_int8_tf.npy"),
+            );
+        }
+    )*};
+}
+
+int8_tests! {
+    cnn_int8_tf: "cnn";
+    dwcnn_int8_tf: "dwcnn";
+    resnet_int8_tf: "resnet";
+    mlp_int8_tf: "mlp";
 }

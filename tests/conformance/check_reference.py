@@ -5,7 +5,8 @@ in ../shared/reference/models (or $TINYML_REFERENCE_DIR/models):
   * `inspect --json` succeeds on every model;
   * `convert` (our reader + writer) gives a file LiteRT loads and that produces identical outputs;
   * `run` matches LiteRT's reference kernels on every float and hybrid model within 1e-4 relative or
-    1e-5 absolute, on random inputs and, where the reference data has them, real inputs. The distance
+    1e-5 absolute, and bit for bit on every full-int8 model (raw int8 outputs), on random inputs and,
+    where the reference data has them, real inputs. The distance
     to LiteRT's default (XNNPACK) kernels is printed too: XNNPACK itself differs from the reference
     kernels by more than that on some float models (e.g. 3e-4 relative on the AD autoencoder).
 
@@ -73,10 +74,29 @@ def read_bmp_gray(path):
 
 
 def real_inputs(name, detail):
-    """Real samples from the reference data for models that have them, as float32 batches."""
+    """Real samples from the reference data for models that have them: float32 batches for float
+    inputs, already-quantized batches for integer inputs."""
     data = os.path.join(REF, "data")
     shape = tuple(detail["shape"][1:])
+    quantized = detail["dtype"] != np.float32
     try:
+        if quantized:
+            raw = {
+                "mlperftiny_kws_dscnn_int8": "mlperftiny_kws_input_1x49x10_int8.bin",
+                "mlperftiny_sww_streaming_wakeword_int8": "mlperftiny_sww_test_inputs_class0-2_3x30x1x40_int8.bin",
+                "tflm_xtensa_mobilenet_v2_qat_int8_224": "tflm_xtensa_mobilenet_v2_dog_1x3x224x224_int8.bin",
+                "tflm_dtln_noise_suppression": "tflm_dtln_feature_data_1x1x257_int8.bin",
+            }.get(name.replace(".tflite", ""))
+            if raw:
+                q = np.fromfile(os.path.join(data, raw), np.int8)
+                return q.reshape((-1,) + shape).astype(detail["dtype"])
+            if name.startswith(("tflm_person_detect", "mlperftiny_vww_")):
+                imgs = [read_bmp_gray(os.path.join(data, f"tflm_person_detection_{k}.bmp")) for k in ("person", "no_person")]
+                s, z = detail["quantization"]
+                x = np.stack([np.repeat(i[..., None], shape[-1], -1) / 255.0 for i in imgs])
+                info = np.iinfo(detail["dtype"])
+                return np.clip(np.round(x / s) + z, info.min, info.max).astype(detail["dtype"])
+            return None
         if name.startswith("mlperftiny_ad_"):
             mel = np.fromfile(os.path.join(data, "mlperftiny_ad_toycar_normal_id01_00000000_logmel_200x128_f32.bin"), np.float32)
             mel = mel.reshape(200, 128)
@@ -144,11 +164,16 @@ def main():
                 row["roundtrip"] = "written (LiteRT loads ours)"
             except Exception as e:  # noqa: BLE001
                 row["roundtrip"] = "written (LiteRT refuses: " + str(e)[:30] + ")"
-        runnable = summary["precision"] in ("float", "hybrid") and not summary["unsupported_ops"]
-        if runnable and original is not None:
+        runnable = not summary["unsupported_ops"]
+        exact = summary["precision"] in ("int8", "mixed")
+        if runnable and (original is not None or exact):
+            # LiteRT refuses some originals (person_detect); then compare with LiteRT on our
+            # round-tripped file, which holds the same values.
+            ref_path = path if original is not None else written
+            original = original or litert(ref_path, reference=True)
             detail = original.get_input_details()[0]
-            reference_it = litert(path, reference=True)
-            default_it = litert(path, reference=False)
+            reference_it = litert(ref_path, reference=True)
+            default_it = litert(ref_path, reference=False)
             worst_default = 0.0
             batches = [("random", random_batch(detail, 4, rng))]
             real = real_inputs(name, detail)
@@ -158,23 +183,32 @@ def main():
             for label, x in batches:
                 xp, yp = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
                 np.save(xp, x)
-                code, _, err = cli("run", path, "--input", xp, "--output", yp)
+                code, _, err = cli("run", path, "--input", xp, "--output", yp, *(["--raw"] if exact else []))
                 if code != 0:
                     failures.append(f"{name}: run failed on {label} inputs: {err.strip()}")
                     continue
                 ours = np.load(yp)
                 theirs = litert_run(reference_it, x)[0]
-                ok, e = close(ours, theirs)
-                worst = max(worst, e)
+                if exact:
+                    if ours.shape != theirs.shape or ours.dtype != theirs.dtype:
+                        failures.append(f"{name}: {label} inputs: output {ours.dtype}{ours.shape} vs LiteRT {theirs.dtype}{theirs.shape}")
+                        continue
+                    diff = np.abs(ours.astype(np.float64) - theirs.astype(np.float64))
+                    if diff.max() > 0:
+                        failures.append(f"{name}: {label} inputs: {int(np.sum(diff > 0))} outputs differ from LiteRT's reference kernels")
+                    worst = max(worst, float(diff.max()))
+                else:
+                    ok, e = close(ours, theirs)
+                    worst = max(worst, e)
+                    if not ok:
+                        failures.append(f"{name}: {label} inputs: max abs error {e:.3g} exceeds the tolerance")
                 worst_default = max(worst_default, close(ours, litert_run(default_it, x)[0])[1])
-                if not ok:
-                    failures.append(f"{name}: {label} inputs: max abs error {e:.3g} exceeds the tolerance")
-            row["run vs LiteRT"] = f"max err {worst:.2e} ({', '.join(l for l, _ in batches)})"
+            kinds = ', '.join(l for l, _ in batches)
+            row["run vs LiteRT"] = (f"bit-exact ({kinds})" if worst == 0 else f"max err {worst:g} LSB ({kinds})") if exact \
+                else f"max err {worst:.2e} ({kinds})"
             row["vs XNNPACK"] = f"{worst_default:.2e}"
         elif summary["unsupported_ops"]:
             row["run vs LiteRT"] = "not executable: " + ", ".join(summary["unsupported_ops"])
-        else:
-            row["run vs LiteRT"] = f"{summary['precision']}: checked by the int8 conformance"
         rows.append(row)
 
     cols = ["model", "precision", "inspect", "roundtrip", "run vs LiteRT", "vs XNNPACK", "litert"]

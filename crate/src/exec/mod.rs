@@ -12,10 +12,11 @@ mod plan;
 pub use batch::{run_batch, samples_in};
 pub(crate) use buffer::dispatch_dtype;
 pub use buffer::{Buffer, Elem};
-pub use plan::{resolve_reshape, BinOp, Kernel, Step, TensorInfo, Unary};
+pub use plan::{resolve_reshape, BinOp, FcArithmetic, Kernel, Step, TensorInfo, Unary};
 
 use crate::error::{Error, Location, Result};
 use crate::ir::{DType, Model, QuantParams, TensorId};
+use crate::kernels::int8::{conv as conv_i8, pointwise as pw_i8};
 use crate::kernels::{conv, elementwise, fc, layout, pool, quant, reduce};
 use conv::QuantizedInput;
 use plan::Ctx;
@@ -45,8 +46,13 @@ pub struct Interpreter {
 }
 
 impl Interpreter {
-    /// Prepares the main graph of `model`.
+    /// Prepares the main graph of `model` (int8 arithmetic as LiteRT's reference kernels).
     pub fn new(model: &Model) -> Result<Interpreter> {
+        Self::with_options(model, FcArithmetic::default())
+    }
+
+    /// Prepares the main graph with a choice of int8 FULLY_CONNECTED arithmetic.
+    pub fn with_options(model: &Model, fc: FcArithmetic) -> Result<Interpreter> {
         model.validate()?;
         let g = model.main();
         let nt = g.tensors.len();
@@ -72,7 +78,7 @@ impl Interpreter {
         let mut folded = Vec::new();
         for ni in 0..g.nodes.len() {
             let node = &g.nodes[ni];
-            let (kernel, info) = plan::prepare(&Ctx { graph: g, info: &infos, consts: &consts, node: ni })?;
+            let (kernel, info) = plan::prepare(&Ctx { graph: g, info: &infos, consts: &consts, node: ni, fc })?;
             let out = node.outputs[0];
             let declared = &g.tensors[out];
             if declared.dtype != info.dtype && !(declared.dtype == DType::F16 && info.dtype == DType::F32) {
@@ -205,7 +211,11 @@ impl Interpreter {
 
     /// Runs the model on the inputs set.
     pub fn invoke(&mut self) -> Result<()> {
-        let mut s = Scratch { f32: std::mem::take(&mut self.scratch_f32), i8: std::mem::take(&mut self.scratch_i8) };
+        let mut s = Scratch {
+            f32: std::mem::take(&mut self.scratch_f32),
+            i8: std::mem::take(&mut self.scratch_i8),
+            i32: Vec::new(),
+        };
         let mut result = Ok(());
         for step in &self.steps {
             if let Err(e) = run_step(step, &self.infos, &mut self.bufs, &mut s) {
@@ -267,6 +277,7 @@ pub(crate) fn int_range(d: DType) -> (i32, i32) {
 struct Scratch {
     f32: Vec<f32>,
     i8: Vec<i8>,
+    i32: Vec<i32>,
 }
 
 fn internal(msg: &str) -> Error {
@@ -275,6 +286,16 @@ fn internal(msg: &str) -> Error {
 
 fn f32_in<'a>(bufs: &'a [Buffer], t: Option<usize>) -> Result<&'a [f32]> {
     t.and_then(|t| bufs.get(t)).and_then(Buffer::as_f32).ok_or_else(|| internal("expected a float operand"))
+}
+
+fn i8_in<'a>(bufs: &'a [Buffer], t: Option<usize>) -> Result<&'a [i8]> {
+    t.and_then(|t| bufs.get(t)).and_then(Buffer::as_i8).ok_or_else(|| internal("expected an int8 operand"))
+}
+
+fn map_i8(x: &[i8], out: &mut [i8], f: impl Fn(i8) -> i8) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = f(v);
+    }
 }
 
 /// Hybrid activations quantized per row (`rows` rows of `len` values).
@@ -312,6 +333,14 @@ fn exec_kernel(
     let out_info = infos[step.output].as_ref().ok_or_else(|| internal("output without info"))?;
     if out.len() != out_info.len() || out.dtype() != Some(out_info.dtype) {
         *out = Buffer::zeros(out_info.dtype, out_info.len()).ok_or_else(|| internal("output type"))?;
+    }
+    macro_rules! out_i8 {
+        () => {
+            match out {
+                Buffer::I8(v) => v.as_mut_slice(),
+                _ => return Err(internal("expected an int8 output")),
+            }
+        };
     }
     macro_rules! out_f32 {
         () => {
@@ -464,6 +493,52 @@ fn exec_kernel(
             }
         }
         Kernel::Constant(value) => *out = value.clone(),
+        Kernel::ConvI8 { s: shape, g, in_zp } => {
+            conv_i8::conv2d(shape, *in_zp, i8_in(bufs, x0)?, g, out_i8!(), &mut s.i8);
+        }
+        Kernel::DepthwiseI8 { s: shape, w, bias, in_offset, stage } => {
+            conv_i8::depthwise(shape, *in_offset, i8_in(bufs, x0)?, w, bias.as_deref(), stage, out_i8!(), &mut s.i32);
+        }
+        Kernel::FcI8 { rows, g } => conv_i8::fully_connected(*rows, i8_in(bufs, x0)?, g, out_i8!(), &mut s.i8),
+        Kernel::PoolI8 { s: shape, max_pool, min, max } => {
+            let x = i8_in(bufs, x0)?;
+            if *max_pool {
+                pw_i8::max_pool(shape, x, *min, *max, out_i8!());
+            } else {
+                pw_i8::average_pool(shape, x, *min, *max, out_i8!());
+            }
+        }
+        Kernel::AddI8 { p, a_shape, b_shape, out_shape } => {
+            let (a, b) = (i8_in(bufs, x0)?, i8_in(bufs, step.inputs.get(1).copied().flatten())?);
+            elementwise::binary(a, a_shape, b, b_shape, out_shape, out_i8!(), |x, y| p.apply(x, y));
+        }
+        Kernel::MulI8 { p, a_shape, b_shape, out_shape } => {
+            let (a, b) = (i8_in(bufs, x0)?, i8_in(bufs, step.inputs.get(1).copied().flatten())?);
+            elementwise::binary(a, a_shape, b, b_shape, out_shape, out_i8!(), |x, y| p.apply(x, y));
+        }
+        Kernel::ReluI8(p) => map_i8(i8_in(bufs, x0)?, out_i8!(), |v| p.apply(v)),
+        Kernel::LeakyReluI8(p) => map_i8(i8_in(bufs, x0)?, out_i8!(), |v| p.apply(v)),
+        Kernel::HardSwishI8(p) => map_i8(i8_in(bufs, x0)?, out_i8!(), |v| p.apply(v)),
+        Kernel::LutI8(t) => map_i8(i8_in(bufs, x0)?, out_i8!(), |v| t[(v as u8) as usize]),
+        Kernel::SoftmaxI8 { p, depth } => p.run(i8_in(bufs, x0)?, *depth, out_i8!()),
+        Kernel::MeanI8 { p, map } => p.run(i8_in(bufs, x0)?, map, out_i8!()),
+        Kernel::ReduceMaxI8 { map } => pw_i8::reduce_max(i8_in(bufs, x0)?, map, out_i8!()),
+        Kernel::Requantize { in_zp, m, out_zp } => {
+            let x = x0.map(|t| &bufs[t]).ok_or_else(|| internal("quantize input"))?;
+            let vals: Vec<i32> = match x {
+                Buffer::I8(v) => v.iter().map(|&a| a as i32).collect(),
+                Buffer::U8(v) => v.iter().map(|&a| a as i32).collect(),
+                _ => return Err(internal("requantize input type")),
+            };
+            let (lo, hi) = int_range(out_info.dtype);
+            let mut q = vec![0i32; vals.len()];
+            pw_i8::requantize(&vals, *in_zp, *m, *out_zp, lo, hi, &mut q);
+            match out {
+                Buffer::I8(o) => o.iter_mut().zip(&q).for_each(|(o, &v)| *o = v as i8),
+                Buffer::U8(o) => o.iter_mut().zip(&q).for_each(|(o, &v)| *o = v as u8),
+                _ => return Err(internal("requantize output type")),
+            }
+        }
         Kernel::Dequantize { scale, zero_point, channels, inner } => {
             let x = x0.map(|t| &bufs[t]).ok_or_else(|| internal("dequantize input"))?;
             let vals: Vec<i32> = match x {
@@ -475,7 +550,7 @@ fn exec_kernel(
             let o = out_f32!();
             for (i, (o, v)) in o.iter_mut().zip(vals).enumerate() {
                 let c = if *channels > 1 { (i / inner) % channels } else { 0 };
-                *o = scale[c] * (v - zero_point[c]) as f32;
+                *o = pw_i8::dequantize_one(v, scale[c], zero_point[c]);
             }
         }
     }

@@ -5,8 +5,13 @@ use crate::error::{Error, Location, Result};
 use crate::ir::{Activation, DType, Graph, Node, Op, Padding, QuantParams};
 use crate::kernels::conv::ConvShape;
 use crate::kernels::elementwise::broadcast_shape;
+use crate::kernels::fixedpoint::{activation_range, quantize_multiplier, Multiplier, Rescale};
 use crate::kernels::gemm_f32::PackedF32;
 use crate::kernels::geometry::{Window, Window2D};
+use crate::kernels::int8::conv::{OutputStage, PreparedGemm};
+use crate::kernels::int8::pointwise::{
+    lut, AddParams, HardSwishParams, LeakyReluParams, MeanParams, MulParams, ReluParams, SoftmaxParams,
+};
 use crate::kernels::layout::{strided_slice_spec, SliceSpec};
 use crate::kernels::reduce::{reduce_index_map, reduced_dims};
 
@@ -142,6 +147,62 @@ pub enum Kernel {
     },
     /// A value known at preparation time (e.g. SHAPE of a static tensor).
     Constant(Buffer),
+    ConvI8 {
+        s: ConvShape,
+        g: PreparedGemm,
+        in_zp: i8,
+    },
+    DepthwiseI8 {
+        s: ConvShape,
+        w: Vec<i16>,
+        bias: Option<Vec<i32>>,
+        in_offset: i32,
+        stage: OutputStage,
+    },
+    FcI8 {
+        rows: usize,
+        g: PreparedGemm,
+    },
+    PoolI8 {
+        s: ConvShape,
+        max_pool: bool,
+        min: i32,
+        max: i32,
+    },
+    AddI8 {
+        p: AddParams,
+        a_shape: Vec<usize>,
+        b_shape: Vec<usize>,
+        out_shape: Vec<usize>,
+    },
+    MulI8 {
+        p: MulParams,
+        a_shape: Vec<usize>,
+        b_shape: Vec<usize>,
+        out_shape: Vec<usize>,
+    },
+    ReluI8(ReluParams),
+    LeakyReluI8(LeakyReluParams),
+    HardSwishI8(HardSwishParams),
+    /// LOGISTIC and TANH through a 256-entry table.
+    LutI8(Box<[i8; 256]>),
+    SoftmaxI8 {
+        p: SoftmaxParams,
+        depth: usize,
+    },
+    MeanI8 {
+        p: MeanParams,
+        map: Vec<usize>,
+    },
+    ReduceMaxI8 {
+        map: Vec<usize>,
+    },
+    /// Integer → integer QUANTIZE.
+    Requantize {
+        in_zp: i32,
+        m: Multiplier,
+        out_zp: i32,
+    },
     /// Integer → float; per-channel when `scale` has several entries (`inner` values per channel
     /// step, `channels` channels).
     Dequantize {
@@ -161,12 +222,25 @@ pub struct Step {
     pub kernel: Kernel,
 }
 
+/// Which requantization int8 FULLY_CONNECTED reproduces (the builds of TFLite differ by up to one
+/// unit in the last place on some outputs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FcArithmetic {
+    /// LiteRT's reference kernels (`OpResolverType.BUILTIN_REF`): double-precision rescaling.
+    #[default]
+    LiteRtReference,
+    /// TFLite Micro and LiteRT's optimized kernels: fixed-point multiplier.
+    FixedPoint,
+}
+
 /// Read access to what preparation needs: tensor infos computed so far and constant values.
 pub struct Ctx<'a> {
     pub graph: &'a Graph,
     pub info: &'a [Option<TensorInfo>],
     pub consts: &'a [Option<Buffer>],
     pub node: usize,
+    pub fc: FcArithmetic,
 }
 
 impl Ctx<'_> {
@@ -214,6 +288,121 @@ impl Ctx<'_> {
         }
         Ok(Some(b))
     }
+}
+
+/// Whether two tensors share per-tensor scale and zero point (what TFLite requires of operators
+/// that move int8 values without rescaling).
+fn same_qparams(a: &Option<QuantParams>, b: &Option<QuantParams>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.single() == b.single() && a.channel_axis().is_none() && b.channel_axis().is_none(),
+        _ => false,
+    }
+}
+
+/// The int8 weights of a quantized layer (operand 1).
+fn int8_weights(ctx: &Ctx, n: &Node, w: &TensorInfo) -> Result<Vec<i8>> {
+    if w.dtype != DType::I8 {
+        return Err(ctx.unsupported(format!("int8 layer with {} weights", w.dtype)));
+    }
+    ctx.constant(n, 1, "weights")?.as_i8().map(<[i8]>::to_vec).ok_or_else(|| ctx.err("weights are not int8 data"))
+}
+
+/// Per-tensor scale and zero point of a quantized operand.
+fn qparams(ctx: &Ctx, t: &TensorInfo, what: &str) -> Result<(f32, i32)> {
+    let q = t.quant.as_ref().ok_or_else(|| ctx.err(format!("int8 {what} has no quantization parameters")))?;
+    if q.channel_axis().is_some() {
+        return Err(ctx.unsupported(format!("per-channel quantization of the {what} activation")));
+    }
+    let (scale, zp) = q.single();
+    if !(scale > 0.0) || !scale.is_finite() {
+        return Err(ctx.err(format!("int8 {what} has scale {scale}; it must be positive")));
+    }
+    let zp = i32::try_from(zp)
+        .ok()
+        .filter(|z| (-128..=127).contains(z))
+        .ok_or_else(|| ctx.err(format!("int8 {what} has zero point {zp}, outside [-128, 127]")))?;
+    Ok((scale, zp))
+}
+
+/// The declared output's parameters, for an int8 operator.
+fn out_qparams(ctx: &Ctx, n: &Node) -> Result<(f32, i32, TensorInfo)> {
+    let o = n.output().ok_or_else(|| ctx.err("missing output"))?;
+    let t = &ctx.graph.tensors[o];
+    let info = TensorInfo { dtype: t.dtype, shape: t.shape.clone(), quant: t.quant.clone() };
+    let (s, z) = qparams(ctx, &info, "output")?;
+    Ok((s, z, info))
+}
+
+/// Quantized clamp bounds of a fused activation on an int8 output.
+fn clamp_i8(ctx: &Ctx, act: Activation, scale: f32, zp: i32) -> Result<(i32, i32)> {
+    activation_range(act, scale, zp, -128, 127)
+        .ok_or_else(|| ctx.unsupported(format!("fused activation {act:?} on int8")))
+}
+
+/// Int32 bias of a quantized convolution-like operator (operand 2), if present.
+fn bias_i32(ctx: &Ctx, n: &Node, outputs: usize) -> Result<Option<Vec<i32>>> {
+    if n.input(2).is_none() {
+        return Ok(None);
+    }
+    let b = match ctx.constant(n, 2, "bias")? {
+        Buffer::I32(v) => v.clone(),
+        _ => return Err(ctx.unsupported("int8 layer whose bias is not int32")),
+    };
+    if b.len() != outputs {
+        return Err(ctx.err(format!("bias has {} values for {outputs} output channels", b.len())));
+    }
+    Ok(Some(b))
+}
+
+/// Requantization of an int8 convolution-like layer, as TFLite prepares it.
+///
+/// CONV_2D and DEPTHWISE_CONV_2D use a fixed-point multiplier per channel from the double product
+/// `in_scale · w_scale / out_scale`. FULLY_CONNECTED differs between TFLite's builds: LiteRT's
+/// reference kernel rescales the accumulator in double precision and rounds (`Rescale::Double`),
+/// while its optimized kernels and TFLite Micro use a fixed-point multiplier (from the float product
+/// of the two input scales when per-tensor). [`FcArithmetic`] picks which one to reproduce.
+#[allow(clippy::too_many_arguments)]
+fn conv_stage(
+    ctx: &Ctx,
+    n: &Node,
+    x: &TensorInfo,
+    w: &TensorInfo,
+    oc: usize,
+    axis: usize,
+    act: Activation,
+    fc: bool,
+) -> Result<OutputStage> {
+    let (s_in, _) = qparams(ctx, x, "input")?;
+    let (s_out, zp_out, _) = out_qparams(ctx, n)?;
+    let q = w.quant.as_ref().ok_or_else(|| ctx.err("int8 weights without quantization parameters"))?;
+    if q.zero_point.iter().any(|&z| z != 0) {
+        return Err(ctx.unsupported("int8 weights with a non-zero zero point"));
+    }
+    let scales: Vec<f32> = match q.channel_axis() {
+        None => vec![q.scale.first().copied().unwrap_or(0.0)],
+        Some(a) if a == axis && q.scale.len() == oc => q.scale.clone(),
+        Some(a) => {
+            return Err(ctx
+                .err(format!("weights quantized per channel along dimension {a}, expected {axis} with {oc} channels")))
+        }
+    };
+    let per_tensor = scales.len() == 1;
+    let scales = scales
+        .iter()
+        .map(|&ws| {
+            let exact = s_in as f64 * ws as f64 / s_out as f64;
+            match (fc, ctx.fc) {
+                (true, FcArithmetic::LiteRtReference) => Rescale::Double(exact),
+                (true, FcArithmetic::FixedPoint) if per_tensor => {
+                    Rescale::Fixed(quantize_multiplier((s_in * ws) as f64 / s_out as f64))
+                }
+                _ => Rescale::Fixed(quantize_multiplier(exact)),
+            }
+        })
+        .collect();
+    let (min, max) = clamp_i8(ctx, act, s_out, zp_out)?;
+    Ok(OutputStage { scales, out_zp: zp_out, min, max })
 }
 
 /// Float clamp bounds of a fused activation.
@@ -288,7 +477,6 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
             let w = ctx.operand(n, 1, "weights")?;
             rank4(ctx, x, "input")?;
             rank4(ctx, w, "weights")?;
-            float_only(x, "input")?;
             let (oc, kh, kw, ic) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
             if ic != x.shape[3] {
                 return Err(if ic > 0 && x.shape[3] % ic == 0 {
@@ -299,6 +487,18 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
             }
             let win = window(ctx, c.padding, &x.shape, (kh, kw), c.stride, c.dilation)?;
             let s = ConvShape { batch: x.shape[0], in_c: ic, out_c: oc, win };
+            let shape = vec![s.batch, s.out_h(), s.out_w(), oc];
+            if x.dtype == DType::I8 {
+                let stage = conv_stage(ctx, n, x, w, oc, 0, c.activation, false)?;
+                let (_, in_zp) = qparams(ctx, x, "input")?;
+                let wv = int8_weights(ctx, n, w)?;
+                let g = PreparedGemm::new(&wv, oc, kh * kw * ic, bias_i32(ctx, n, oc)?.as_deref(), -in_zp, stage);
+                return Ok((
+                    Kernel::ConvI8 { s, g, in_zp: in_zp as i8 },
+                    TensorInfo { dtype: DType::I8, shape, quant: out_quant },
+                ));
+            }
+            float_only(x, "input")?;
             let (min, max) = clamp(ctx, c.activation)?;
             let bias = ctx.bias(n, oc)?;
             let kernel = match w.dtype {
@@ -315,7 +515,6 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
                 }
                 other => return Err(ctx.unsupported(format!("CONV_2D weights of type {other}"))),
             };
-            let shape = vec![s.batch, s.out_h(), s.out_w(), oc];
             Ok((kernel, TensorInfo { dtype: DType::F32, shape, quant: out_quant }))
         }
         Op::DepthwiseConv2D(c) => {
@@ -323,7 +522,6 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
             let w = ctx.operand(n, 1, "weights")?;
             rank4(ctx, x, "input")?;
             rank4(ctx, w, "weights")?;
-            float_only(x, "input")?;
             let (kh, kw, oc) = (w.shape[1], w.shape[2], w.shape[3]);
             let ic = x.shape[3];
             if w.shape[0] != 1 || ic == 0 || oc % ic != 0 {
@@ -331,6 +529,15 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
             }
             let win = window(ctx, c.padding, &x.shape, (kh, kw), c.stride, c.dilation)?;
             let s = ConvShape { batch: x.shape[0], in_c: ic, out_c: oc, win };
+            if x.dtype == DType::I8 {
+                let stage = conv_stage(ctx, n, x, w, oc, 3, c.activation, false)?;
+                let (_, in_zp) = qparams(ctx, x, "input")?;
+                let wv = int8_weights(ctx, n, w)?.iter().map(|&v| v as i16).collect();
+                let kernel = Kernel::DepthwiseI8 { s, w: wv, bias: bias_i32(ctx, n, oc)?, in_offset: -in_zp, stage };
+                let shape = vec![s.batch, s.out_h(), s.out_w(), oc];
+                return Ok((kernel, TensorInfo { dtype: DType::I8, shape, quant: out_quant }));
+            }
+            float_only(x, "input")?;
             let (min, max) = clamp(ctx, c.activation)?;
             let bias = ctx.bias(n, oc)?;
             let kernel = match w.dtype {
@@ -348,7 +555,6 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
         Op::FullyConnected(f) => {
             let x = ctx.operand(n, 0, "input")?;
             let w = ctx.operand(n, 1, "weights")?;
-            float_only(x, "input")?;
             if w.shape.len() != 2 {
                 return Err(ctx.err(format!("weights must be [outputs, inputs], have shape {:?}", w.shape)));
             }
@@ -358,8 +564,6 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
                 return Err(ctx.err(format!("input of {total} values is not a whole number of rows of {k}")));
             }
             let rows = total / k;
-            let (min, max) = clamp(ctx, f.activation)?;
-            let bias = ctx.bias(n, units)?;
             let shape = if f.keep_num_dims {
                 let mut s = x.shape.clone();
                 match s.last_mut() {
@@ -374,6 +578,16 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
             } else {
                 vec![rows, units]
             };
+            if x.dtype == DType::I8 {
+                let stage = conv_stage(ctx, n, x, w, units, 0, f.activation, true)?;
+                let (_, in_zp) = qparams(ctx, x, "input")?;
+                let wv = int8_weights(ctx, n, w)?;
+                let g = PreparedGemm::new(&wv, units, k, bias_i32(ctx, n, units)?.as_deref(), -in_zp, stage);
+                return Ok((Kernel::FcI8 { rows, g }, TensorInfo { dtype: DType::I8, shape, quant: out_quant }));
+            }
+            float_only(x, "input")?;
+            let (min, max) = clamp(ctx, f.activation)?;
+            let bias = ctx.bias(n, units)?;
             let kernel = match w.dtype {
                 DType::F32 => Kernel::FcF32 {
                     rows,
@@ -403,21 +617,57 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
         Op::AveragePool2D(p) | Op::MaxPool2D(p) => {
             let x = ctx.operand(n, 0, "input")?;
             rank4(ctx, x, "input")?;
-            float_only(x, "input")?;
             let win = window(ctx, p.padding, &x.shape, p.filter, p.stride, (1, 1))?;
             let s = ConvShape { batch: x.shape[0], in_c: x.shape[3], out_c: x.shape[3], win };
-            let (min, max) = clamp(ctx, p.activation)?;
             let shape = vec![s.batch, s.out_h(), s.out_w(), s.in_c];
             let max_pool = matches!(n.op, Op::MaxPool2D(_));
+            if x.dtype == DType::I8 {
+                let (s_out, zp_out, _) = out_qparams(ctx, n)?;
+                if !same_qparams(&x.quant, &out_quant) {
+                    return Err(ctx.unsupported("int8 pooling whose output parameters differ from its input's"));
+                }
+                let (min, max) = clamp_i8(ctx, p.activation, s_out, zp_out)?;
+                return Ok((
+                    Kernel::PoolI8 { s, max_pool, min, max },
+                    TensorInfo { dtype: DType::I8, shape, quant: out_quant },
+                ));
+            }
+            float_only(x, "input")?;
+            let (min, max) = clamp(ctx, p.activation)?;
             Ok((Kernel::PoolF32 { s, max_pool, min, max }, TensorInfo { dtype: DType::F32, shape, quant: out_quant }))
         }
         Op::Add { activation } | Op::Sub { activation } | Op::Mul { activation } => {
             let a = ctx.operand(n, 0, "first")?;
             let b = ctx.operand(n, 1, "second")?;
-            float_only(a, "first operand")?;
-            float_only(b, "second operand")?;
             let out_shape = broadcast_shape(&a.shape, &b.shape)
                 .ok_or_else(|| ctx.err(format!("shapes {:?} and {:?} do not broadcast", a.shape, b.shape)))?;
+            if a.dtype == DType::I8 && b.dtype == DType::I8 {
+                let (s1, z1) = qparams(ctx, a, "first")?;
+                let (s2, z2) = qparams(ctx, b, "second")?;
+                let (so, zo, _) = out_qparams(ctx, n)?;
+                let (min, max) = clamp_i8(ctx, *activation, so, zo)?;
+                let (a_shape, b_shape) = (a.shape.clone(), b.shape.clone());
+                let kernel = match n.op {
+                    Op::Mul { .. } => Kernel::MulI8 {
+                        p: MulParams::new(s1, z1, s2, z2, so, zo, min, max),
+                        a_shape,
+                        b_shape,
+                        out_shape: out_shape.clone(),
+                    },
+                    _ => {
+                        let sub = matches!(n.op, Op::Sub { .. });
+                        Kernel::AddI8 {
+                            p: AddParams::new(s1, z1, s2, z2, so, zo, min, max, sub),
+                            a_shape,
+                            b_shape,
+                            out_shape: out_shape.clone(),
+                        }
+                    }
+                };
+                return Ok((kernel, TensorInfo { dtype: DType::I8, shape: out_shape, quant: out_quant }));
+            }
+            float_only(a, "first operand")?;
+            float_only(b, "second operand")?;
             let (min, max) = clamp(ctx, *activation)?;
             let op = match n.op {
                 Op::Add { .. } => BinOp::Add,
@@ -436,6 +686,25 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
         }
         Op::Logistic | Op::Tanh | Op::Relu | Op::Relu6 | Op::LeakyRelu { .. } | Op::HardSwish => {
             let x = ctx.operand(n, 0, "input")?;
+            if x.dtype == DType::I8 {
+                let (si, zi) = qparams(ctx, x, "input")?;
+                let (so, zo, _) = out_qparams(ctx, n)?;
+                let kernel = match n.op {
+                    Op::Relu => Kernel::ReluI8(ReluParams::new(si, zi, so, zo, 0.0, f32::INFINITY)),
+                    Op::Relu6 => Kernel::ReluI8(ReluParams::new(si, zi, so, zo, 0.0, 6.0)),
+                    Op::LeakyRelu { alpha } => Kernel::LeakyReluI8(LeakyReluParams::new(si, zi, so, zo, alpha)),
+                    Op::HardSwish => {
+                        Kernel::HardSwishI8(HardSwishParams::new(si, zi, so, zo).ok_or_else(|| {
+                            ctx.unsupported("HARD_SWISH whose output scale is too small for its input")
+                        })?)
+                    }
+                    Op::Logistic => {
+                        Kernel::LutI8(Box::new(lut(si, zi, so, zo, crate::kernels::int8::pointwise::logistic)))
+                    }
+                    _ => Kernel::LutI8(Box::new(lut(si, zi, so, zo, f32::tanh))),
+                };
+                return Ok((kernel, same(x)));
+            }
             float_only(x, "input")?;
             let u = match n.op {
                 Op::Logistic => Unary::Logistic,
@@ -449,13 +718,25 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
         }
         Op::Softmax { beta } => {
             let x = ctx.operand(n, 0, "input")?;
-            float_only(x, "input")?;
             let depth = *x.shape.last().ok_or_else(|| ctx.err("SOFTMAX of a scalar"))?;
+            if x.dtype == DType::I8 {
+                let (si, _) = qparams(ctx, x, "input")?;
+                let (so, zo, _) = out_qparams(ctx, n)?;
+                if zo != -128 || (so - 1.0 / 256.0).abs() > 0.001 / 256.0 {
+                    return Err(ctx.err(format!(
+                        "int8 SOFTMAX output must have scale 1/256 and zero point -128, has {so} and {zo}"
+                    )));
+                }
+                return Ok((Kernel::SoftmaxI8 { p: SoftmaxParams::new(*beta, si), depth }, same(x)));
+            }
+            float_only(x, "input")?;
             Ok((Kernel::SoftmaxF32 { depth, beta: *beta }, same(x)))
         }
         Op::Mean { keep_dims } | Op::ReduceMax { keep_dims } => {
             let x = ctx.operand(n, 0, "input")?;
-            float_only(x, "input")?;
+            if x.dtype != DType::I8 {
+                float_only(x, "input")?;
+            }
             let axes = ctx.const_i64(n, 1, "axes")?;
             let reduced = reduced_dims(&axes, x.shape.len())
                 .ok_or_else(|| ctx.err(format!("axes {axes:?} out of range for shape {:?}", x.shape)))?;
@@ -471,6 +752,19 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
                 .collect();
             let map = reduce_index_map(&x.shape, &reduced);
             let mean = matches!(n.op, Op::Mean { .. });
+            if x.dtype == DType::I8 {
+                let info = TensorInfo { dtype: DType::I8, shape, quant: out_quant.clone() };
+                if !mean {
+                    if !same_qparams(&x.quant, &out_quant) {
+                        return Err(ctx.unsupported("int8 REDUCE_MAX whose output parameters differ from its input's"));
+                    }
+                    return Ok((Kernel::ReduceMaxI8 { map }, info));
+                }
+                let (si, zi) = qparams(ctx, x, "input")?;
+                let (so, zo, _) = out_qparams(ctx, n)?;
+                let count = x.len() / info.len().max(1);
+                return Ok((Kernel::MeanI8 { p: MeanParams::new(si, zi, so, zo, count), map }, info));
+            }
             Ok((Kernel::ReduceF32 { map, mean }, TensorInfo { dtype: DType::F32, shape, quant: out_quant }))
         }
         Op::Reshape { new_shape } => {
@@ -542,7 +836,7 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
             }
             let pads: Vec<(usize, usize)> = p.chunks(2).map(|c| (c[0] as usize, c[1] as usize)).collect();
             let shape = x.shape.iter().zip(&pads).map(|(s, (a, b))| s + a + b).collect();
-            if x.dtype != DType::F32 && x.quant != out_quant {
+            if x.dtype != DType::F32 && !same_qparams(&x.quant, &out_quant) {
                 return Err(ctx.unsupported("PAD that changes quantization parameters"));
             }
             Ok((Kernel::Pad { shape: x.shape.clone(), pads }, TensorInfo { dtype: x.dtype, shape, quant: out_quant }))
@@ -572,7 +866,7 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
                         first.shape, t.shape
                     )));
                 }
-                if t.dtype != DType::F32 && t.quant != out_quant {
+                if t.dtype != DType::F32 && !same_qparams(&t.quant, &out_quant) {
                     return Err(ctx.unsupported("CONCATENATION of inputs with different quantization"));
                 }
                 shape[a] += t.shape[a];
@@ -595,6 +889,17 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
         Op::Quantize => {
             let x = ctx.operand(n, 0, "input")?;
             let out = n.output().map(|o| &g.tensors[o]).ok_or_else(|| ctx.err("missing output"))?;
+            if matches!(x.dtype, DType::I8 | DType::U8) && matches!(out.dtype, DType::I8 | DType::U8) {
+                let xq = x.quant.as_ref().ok_or_else(|| ctx.err("QUANTIZE input has no quantization parameters"))?;
+                let oq = out.quant.as_ref().ok_or_else(|| ctx.err("QUANTIZE output has no quantization parameters"))?;
+                let ((si, zi), (so, zo)) = (xq.single(), oq.single());
+                if !(si > 0.0 && so > 0.0) {
+                    return Err(ctx.err("QUANTIZE scales must be positive"));
+                }
+                let m = quantize_multiplier(si as f64 / so as f64);
+                let kernel = Kernel::Requantize { in_zp: zi as i32, m, out_zp: zo as i32 };
+                return Ok((kernel, TensorInfo { dtype: out.dtype, shape: x.shape.clone(), quant: out_quant }));
+            }
             float_only(x, "input")?;
             let q = out.quant.as_ref().ok_or_else(|| ctx.err("QUANTIZE output has no quantization parameters"))?;
             if !matches!(out.dtype, DType::I8 | DType::U8 | DType::I16) {
@@ -650,7 +955,10 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
             if ins.iter().any(|t| t.shape != first.shape || t.dtype != first.dtype) {
                 return Err(ctx.err("PACK inputs must have the same shape and type"));
             }
-            if first.dtype != DType::F32 && ins.iter().any(|t| t.quant != out_quant) && out_quant.is_some() {
+            if first.dtype != DType::F32
+                && out_quant.is_some()
+                && ins.iter().any(|t| !same_qparams(&t.quant, &out_quant))
+            {
                 return Err(ctx.unsupported("PACK of inputs with different quantization"));
             }
             let mut one = first.shape.clone();

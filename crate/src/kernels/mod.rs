@@ -4,8 +4,11 @@
 pub mod conv;
 pub mod elementwise;
 pub mod fc;
+pub mod fixedpoint;
 pub mod gemm_f32;
+pub mod gemm_i8;
 pub mod geometry;
+pub mod int8;
 pub mod layout;
 pub mod pool;
 pub mod quant;

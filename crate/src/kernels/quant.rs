@@ -65,10 +65,17 @@ fn min_max(x: &[f32]) -> (f32, f32) {
     }
 }
 
-/// `real = scale · (q − zero_point)` for one per-tensor parameter pair.
+/// `real = scale · (q − zero_point)`, computed in double and rounded to f32 once, as TFLite's
+/// DEQUANTIZE does.
+#[inline]
+pub fn dequantize_one(q: i32, scale: f32, zero_point: i32) -> f32 {
+    (scale as f64 * (q - zero_point) as f64) as f32
+}
+
+/// [`dequantize_one`] over a slice, with one per-tensor parameter pair.
 pub fn dequantize<T: Copy + Into<i32>>(q: &[T], scale: f32, zero_point: i32, out: &mut [f32]) {
     for (o, &v) in out.iter_mut().zip(q) {
-        *o = scale * (v.into() - zero_point) as f32;
+        *o = dequantize_one(v.into(), scale, zero_point);
     }
 }
 

@@ -1,0 +1,4 @@
+//! Int8 kernels with TFLite's integer arithmetic: the reference loops and their fast twins.
+
+pub mod conv;
+pub mod pointwise;
