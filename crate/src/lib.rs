@@ -4,11 +4,14 @@
 //! [`kernels`] (reference kernels beside their SIMD twins), [`exec`] (the engine), and `wasm` (the
 //! only module that knows wasm-bindgen).
 
+pub mod clock;
 pub mod error;
 pub mod exec;
 pub mod ir;
 pub mod kernels;
 pub mod npy;
+pub mod passes;
+pub mod quantize;
 pub mod rng;
 pub mod summary;
 pub mod tflite;

@@ -10,7 +10,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::error::Error;
 use crate::exec::{run_batch, Interpreter};
-use crate::{ir, npy, summary, tflite};
+use crate::{ir, npy, quantize, summary, tflite};
 
 thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -86,6 +86,40 @@ fn progress_fn(f: Option<Function>) -> impl FnMut(usize, usize) {
     }
 }
 
+fn progress_stage_fn(f: Option<Function>) -> impl FnMut(&str, usize, usize) {
+    move |stage, done, total| {
+        if let Some(f) = &f {
+            let _ = f.call3(
+                &JsValue::NULL,
+                &JsValue::from_str(stage),
+                &JsValue::from_f64(done as f64),
+                &JsValue::from_f64(total as f64),
+            );
+        }
+    }
+}
+
+/// The result of `Model.quantize`: the new model and the report.
+#[wasm_bindgen]
+pub struct QuantizeResult {
+    model: Option<Model>,
+    report: JsValue,
+}
+
+#[wasm_bindgen]
+impl QuantizeResult {
+    /// The quantized model (can be taken once).
+    #[wasm_bindgen(js_name = takeModel)]
+    pub fn take_model(&mut self) -> Option<Model> {
+        self.model.take()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn report(&self) -> JsValue {
+        self.report.clone()
+    }
+}
+
 /// A model loaded into the engine.
 #[wasm_bindgen]
 pub struct Model {
@@ -120,6 +154,28 @@ impl Model {
             *slot = Some(Interpreter::new(&self.model).map_err(js_error)?);
         }
         f(slot.as_mut().expect("interpreter just created")).map_err(js_error)
+    }
+
+    /// Quantizes the model (options as `QuantizeOptions`, camelCase); returns `{ model, report }`.
+    /// `calibration` is a `.npy` batch, needed for static mode.
+    pub fn quantize(
+        &self,
+        calibration: Option<Vec<u8>>,
+        options: JsValue,
+        progress: Option<Function>,
+    ) -> Result<QuantizeResult, JsValue> {
+        let opts: quantize::QuantizeOptions = if options.is_undefined() || options.is_null() {
+            Default::default()
+        } else {
+            serde_wasm_bindgen::from_value(options)
+                .map_err(|e| js_error(Error::argument(format!("quantize options: {e}"))))?
+        };
+        let calib = calibration.map(|b| npy::read(&b)).transpose().map_err(js_error)?;
+        let mut report_progress = progress_stage_fn(progress);
+        let (model, report) =
+            quantize::quantize(&self.model, calib.as_ref(), &opts, &mut report_progress).map_err(js_error)?;
+        let size = tflite::write(&model).map_err(js_error)?.len();
+        Ok(QuantizeResult { model: Some(Model { model, size, interp: RefCell::new(None) }), report: to_js(&report)? })
     }
 
     /// Runs every sample of a `.npy` batch `[N, ...input shape]`; returns one `.npy` per output.

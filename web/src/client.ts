@@ -4,7 +4,7 @@
  * cannot be interrupted, and a fresh worker starts on the next call.
  */
 import { buffersIn, type Args, type Method, type Response, type Result, type WorkerInit } from './protocol.js';
-import type { ModelSummary, NpyInfo, Progress } from './types.js';
+import type { ModelSummary, NpyInfo, Progress, QuantizeOptions, QuantReport } from './types.js';
 import { OptimizerError } from './types.js';
 
 /** The minimal worker interface the client needs; browser.ts and node.ts adapt their workers to it. */
@@ -183,6 +183,25 @@ export class LoadedModel {
     this.check();
     const r = await this.optimizer.call('run', { handle: this.handle, input: ownedCopy(input), raw: opts.raw ?? false }, opts);
     return r.outputs;
+  }
+
+  /**
+   * Quantizes the model. Static mode (the default) needs `calibrationData`: a .npy batch of
+   * representative inputs, [N, ...input shape] with N >= 10. Returns the new model (still loaded in
+   * the engine) and the report.
+   */
+  async quantize(
+    options: QuantizeOptions & { calibrationData?: Bytes } = {},
+    opts: CallOptions = {},
+  ): Promise<{ model: LoadedModel; report: QuantReport }> {
+    this.check();
+    const { calibrationData, ...rest } = options;
+    const r = await this.optimizer.call(
+      'quantize',
+      { handle: this.handle, calibration: calibrationData ? ownedCopy(calibrationData) : undefined, options: rest },
+      opts,
+    );
+    return { model: new LoadedModel(this.optimizer, r.handle, this.optimizer.workerGeneration, r.summary), report: r.report };
   }
 
   /** The model serialized as .tflite bytes. */

@@ -1,5 +1,5 @@
 /** Plain-text rendering of a model summary, for the CLI. */
-import type { ModelSummary, QuantParams } from './types.js';
+import type { ModelSummary, QuantParams, QuantReport } from './types.js';
 
 const n = (v: number) => v.toLocaleString('en-US');
 const shape = (s: number[]) => `[${s.join(', ')}]`;
@@ -68,5 +68,36 @@ export function formatSummary(name: string, s: ModelSummary): string {
     ]);
   }
   out.push(table(tensorRows, ['r', 'l', 'l', 'l', 'l', 'l']));
+  return out.join('\n') + '\n';
+}
+
+const db = (v: number | null | undefined) => (v === null || v === undefined ? '-' : v === Infinity ? 'exact' : `${v.toFixed(1)} dB`);
+
+/** The quantization report in a few lines and a per-layer table. */
+export function formatQuantReport(path: string, bytes: number, ms: number, r: QuantReport): string {
+  const out: string[] = [];
+  const ratio = r.size_before > 0 ? ` (${((bytes / r.size_before) * 100).toFixed(0)}% of ${n(r.size_before)})` : '';
+  out.push(`wrote ${path}: ${n(bytes)} bytes${ratio}, ${r.mode} int8 in ${ms.toFixed(0)} ms`);
+  if (r.mode === 'static') {
+    out.push(
+      `calibration: ${r.calibration}, ${r.calibration_samples} samples; weights ${r.granularity}; io ${r.io}; bias correction ${r.bias_correction ? 'on' : 'off'}`,
+    );
+    out.push(`output SQNR vs float (${r.report_samples} samples): ${r.output_sqnr_db.map(db).join(', ')}`);
+  }
+  for (const note of r.notes) out.push(`note: ${note}`);
+  for (const k of r.kept_float) out.push(`kept in float: ${k}`);
+  const rows = [['#', 'op', 'output', 'scale', 'zp', 'weights', 'SQNR']];
+  for (const l of r.layers) {
+    rows.push([
+      String(l.index),
+      l.op + (l.kept_float ? ' (float)' : ''),
+      l.name.length > 40 ? '…' + l.name.slice(-39) : l.name,
+      l.output_scale !== undefined ? fmtNum(l.output_scale) : '',
+      l.output_zero_point !== undefined ? String(l.output_zero_point) : '',
+      l.weights ?? '',
+      db(l.sqnr_db),
+    ]);
+  }
+  out.push('', table(rows, ['r', 'l', 'l', 'r', 'r', 'l', 'r']));
   return out.join('\n') + '\n';
 }

@@ -4,7 +4,7 @@
  */
 import { loadEngine, type Flavor, type Wasm } from './engine.js';
 import { buffersIn, type Request, type Response, type WireError, type WorkerInit } from './protocol.js';
-import type { ModelSummary, NpyInfo } from './types.js';
+import type { ModelSummary, NpyInfo, QuantizeOptions, QuantReport } from './types.js';
 import { OptimizerError } from './types.js';
 
 export interface Host {
@@ -56,6 +56,20 @@ function makeHandlers(s: State) {
         ctx.progress('run', done, total),
       ) as Uint8Array[];
       return { outputs: outs };
+    },
+    async quantize(a: { handle: number; calibration?: ArrayBuffer | Uint8Array; options: QuantizeOptions }, ctx: Ctx) {
+      const r = model(s, a.handle).quantize(
+        a.calibration ? bytesOf(a.calibration) : undefined,
+        a.options,
+        (stage: string, done: number, total: number) => ctx.progress(stage, done, total),
+      );
+      const m = r.takeModel();
+      const report = r.report as QuantReport;
+      r.free();
+      if (!m) throw new OptimizerError('internal', 'quantization returned no model');
+      const handle = s.next++;
+      s.models.set(handle, m);
+      return { handle, summary: m.summary() as ModelSummary, report };
     },
     async export(a: { handle: number }) {
       return { bytes: model(s, a.handle).toBytes() };

@@ -67,6 +67,62 @@ export interface ModelSummary {
   unsupported_ops: string[];
 }
 
+export type CalibrationMethod =
+  | { method: 'minmax' }
+  | { method: 'percentile'; percentile: number }
+  | { method: 'entropy' }
+  | { method: 'mse' };
+
+/** Options of `LoadedModel.quantize`. Every field is optional; defaults in brackets. */
+export interface QuantizeOptions {
+  /** 'static' (full int8, needs calibration data) or 'dynamic' (int8 weights, float activations). ['static'] */
+  mode?: 'static' | 'dynamic';
+  /** How activation ranges are chosen. [{ method: 'minmax' }] */
+  calibration?: CalibrationMethod;
+  /** Weight scales per output channel or per tensor. ['per-channel'] */
+  granularity?: 'per-channel' | 'per-tensor';
+  /** The quantized model's input/output type. ['int8'] */
+  io?: 'int8' | 'float32';
+  /** Correct each layer's bias for the mean shift weight rounding causes. [true] */
+  biasCorrection?: boolean;
+  /** Calibration samples also used to measure per-layer SQNR. [32] */
+  reportSamples?: number;
+}
+
+export interface LayerQuantReport {
+  index: number;
+  op: string;
+  name: string;
+  kept_float: boolean;
+  reason?: string;
+  range?: [number, number];
+  output_scale?: number;
+  output_zero_point?: number;
+  weights?: 'per-channel' | 'per-tensor';
+  bias_correction?: number;
+  sqnr_db?: number | null;
+}
+
+export interface QuantReport {
+  mode: 'static' | 'dynamic';
+  calibration?: string;
+  granularity: string;
+  io: string;
+  bias_correction: boolean;
+  calibration_samples: number;
+  report_samples: number;
+  folded_nodes: number;
+  layers: LayerQuantReport[];
+  output_sqnr_db: (number | null)[];
+  kept_float: string[];
+  notes: string[];
+  size_before: number;
+  size_after: number;
+  calibration_ms: number;
+  rewrite_ms: number;
+  report_ms: number;
+}
+
 export interface NpyInfo {
   shape: number[];
   dtype: 'float32' | 'float64' | 'int8' | 'uint8' | 'int32' | 'int64';

@@ -43,6 +43,8 @@ pub struct Interpreter {
     outputs: Vec<TensorId>,
     scratch_f32: Vec<f32>,
     scratch_i8: Vec<i8>,
+    /// Nodes evaluated at preparation because their operands are constant.
+    folded: Vec<usize>,
 }
 
 impl Interpreter {
@@ -135,6 +137,7 @@ impl Interpreter {
             outputs: g.outputs.clone(),
             scratch_f32: Vec::new(),
             scratch_i8: Vec::new(),
+            folded,
         })
     }
 
@@ -149,6 +152,12 @@ impl Interpreter {
 
     pub fn outputs(&self) -> Vec<IoDetail> {
         self.outputs.iter().map(|&t| self.detail(t)).collect()
+    }
+
+    /// Nodes whose outputs were computed at preparation (their operands are all constant); their
+    /// values are in [`Interpreter::tensor`].
+    pub fn folded_nodes(&self) -> &[usize] {
+        &self.folded
     }
 
     /// The prepared steps (one per non-folded node), in execution order.

@@ -1,0 +1,181 @@
+//! Post-training quantization to TFLite's int8 specification.
+//!
+//! * **Static** ([`Mode::Static`]): calibrate activation ranges on representative data with the
+//!   float engine, then rewrite the graph to full int8 — weights int8 symmetric (per output channel
+//!   by default), activations int8 asymmetric per tensor, biases int32 at `input_scale ·
+//!   weight_scale`, with the operator constraints TFLite enforces. Optional bias correction removes
+//!   the mean output shift that weight rounding causes, measured on the calibration data.
+//! * **Dynamic** ([`Mode::Dynamic`]): int8 weights, float activations (LiteRT's hybrid kernels
+//!   quantize activations on the fly); needs no data.
+//!
+//! Both return the quantized model and a [`QuantReport`] with, per layer, the chosen parameters and
+//! the SQNR of the layer's output against the float model.
+
+pub mod calibrate;
+mod dynamic;
+mod report;
+mod rewrite;
+
+use serde::{Deserialize, Serialize};
+
+pub use calibrate::{int8_params, CalibrationMethod, Observer};
+pub use report::{sqnr_db, LayerReport, QuantReport};
+
+use crate::error::{Error, Location, Result};
+use crate::exec::samples_in;
+use crate::ir::{DType, Model, Op};
+use crate::npy::NpyArray;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Static,
+    Dynamic,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Granularity {
+    #[default]
+    PerChannel,
+    PerTensor,
+}
+
+/// The element type of the quantized model's inputs and outputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoType {
+    #[default]
+    Int8,
+    Float32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct QuantizeOptions {
+    pub mode: Mode,
+    pub calibration: CalibrationMethod,
+    pub granularity: Granularity,
+    pub io: IoType,
+    pub bias_correction: bool,
+    /// Calibration samples also used to measure per-layer SQNR for the report (0 skips it).
+    pub report_samples: usize,
+    /// Calibration samples `auto` scores each candidate on.
+    pub select_samples: usize,
+}
+
+impl Default for QuantizeOptions {
+    fn default() -> Self {
+        QuantizeOptions {
+            mode: Mode::Static,
+            calibration: CalibrationMethod::Auto,
+            granularity: Granularity::PerChannel,
+            io: IoType::Int8,
+            bias_correction: true,
+            report_samples: 32,
+            select_samples: 100,
+        }
+    }
+}
+
+/// Fewest calibration samples accepted for static quantization.
+pub const MIN_CALIBRATION_SAMPLES: usize = 10;
+
+/// Progress of long work: `(stage, done, total)`.
+pub type Progress<'a> = &'a mut dyn FnMut(&str, usize, usize);
+
+/// Quantizes `model`. Static mode needs `calibration`: `[N, ...input shape]`, N >= 10.
+pub fn quantize(
+    model: &Model,
+    calibration: Option<&NpyArray>,
+    options: &QuantizeOptions,
+    progress: Progress,
+) -> Result<(Model, QuantReport)> {
+    check_float_model(model, options.mode)?;
+    match options.mode {
+        Mode::Dynamic => dynamic::quantize_dynamic(model, options),
+        Mode::Static => {
+            let data = calibration.ok_or_else(|| {
+                Error::argument(
+                    "static quantization needs calibration data (representative inputs, [N, ...input shape])",
+                )
+            })?;
+            let samples = check_calibration(model, data)?;
+            rewrite::quantize_static(model, data, samples, options, progress)
+        }
+    }
+}
+
+/// Refuses models that are already quantized, with the reason.
+fn check_float_model(model: &Model, mode: Mode) -> Result<()> {
+    let g = model.main();
+    if g.inputs.len() != 1 {
+        return Err(Error::unsupported(
+            format!("quantizing models with {} inputs (one is supported)", g.inputs.len()),
+            Location::default(),
+        ));
+    }
+    for (i, n) in g.nodes.iter().enumerate() {
+        let out_int = n.outputs.iter().any(|&o| matches!(g.tensors[o].dtype, DType::I8 | DType::U8 | DType::I16));
+        if out_int && !matches!(n.op, Op::Shape { .. }) && g.tensors[n.outputs[0]].quant.is_some() {
+            return Err(Error::argument(format!(
+                "the model is already quantized (operator {i} {} produces {}); quantize its float version instead",
+                n.op.name(),
+                g.tensors[n.outputs[0]].dtype
+            )));
+        }
+        if mode == Mode::Dynamic && n.op.has_weights() {
+            if let Some(w) = n.input(1) {
+                if g.tensors[w].dtype == DType::I8 {
+                    return Err(Error::argument(
+                        "the model already has int8 weights (it is dynamic-range quantized); quantize its float version instead",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Validates calibration data against the model input; returns the sample count.
+fn check_calibration(model: &Model, data: &NpyArray) -> Result<usize> {
+    let g = model.main();
+    let input = &g.tensors[g.inputs[0]];
+    let n = samples_in(&data.shape, &input.shape, "the calibration data")?;
+    if n < MIN_CALIBRATION_SAMPLES {
+        return Err(Error::input(format!(
+            "the calibration data has {n} samples; at least {MIN_CALIBRATION_SAMPLES} are needed for meaningful ranges \
+             (100 to 500 representative samples are recommended)"
+        )));
+    }
+    let values = data.to_f32();
+    if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
+        let per = values.len() / n.max(1);
+        return Err(Error::input(format!(
+            "the calibration data holds {} at sample {}, element {}",
+            values[pos],
+            pos / per.max(1),
+            pos % per.max(1)
+        )));
+    }
+    Ok(n)
+}
+
+/// Symmetric int8 quantization of weights: per slice along `axis`, or per tensor when `None`.
+/// Returns the int8 values and the scales (`max |w| / 127`; 1/127 for an all-zero slice).
+pub fn quantize_weights(w: &[f32], shape: &[usize], axis: Option<usize>) -> (Vec<i8>, Vec<f32>) {
+    let (channels, inner) = match axis {
+        Some(a) => (shape[a], shape[a + 1..].iter().product::<usize>()),
+        None => (1, 1),
+    };
+    let channel = |i: usize| if channels > 1 { (i / inner) % channels } else { 0 };
+    let mut max = vec![0f32; channels.max(1)];
+    for (i, &v) in w.iter().enumerate() {
+        let c = channel(i);
+        max[c] = max[c].max(v.abs());
+    }
+    let scales: Vec<f32> = max.iter().map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 / 127.0 }).collect();
+    let q = w.iter().enumerate().map(|(i, &v)| (v / scales[channel(i)]).round().clamp(-127.0, 127.0) as i8).collect();
+    (q, scales)
+}

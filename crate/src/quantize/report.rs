@@ -1,0 +1,136 @@
+//! What quantization did, layer by layer, and what it cost.
+
+use serde::Serialize;
+
+/// Signal-to-quantization-noise ratio in dB: `10 log10(Σ f² / Σ (f − q)²)`. Infinite when the two
+/// agree exactly; `None` for an all-zero reference.
+pub fn sqnr_db(reference: &[f32], approx: &[f32]) -> Option<f64> {
+    let mut signal = 0.0f64;
+    let mut noise = 0.0f64;
+    for (&f, &q) in reference.iter().zip(approx) {
+        signal += (f as f64) * (f as f64);
+        noise += (f as f64 - q as f64).powi(2);
+    }
+    if signal == 0.0 {
+        return None;
+    }
+    Some(if noise == 0.0 { f64::INFINITY } else { 10.0 * (signal / noise).log10() })
+}
+
+/// Running sums for an SQNR over many samples.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SqnrAcc {
+    pub signal: f64,
+    pub noise: f64,
+}
+
+impl SqnrAcc {
+    pub fn add(&mut self, reference: &[f32], approx: &[f32]) {
+        for (&f, &q) in reference.iter().zip(approx) {
+            self.signal += (f as f64) * (f as f64);
+            self.noise += (f as f64 - q as f64).powi(2);
+        }
+    }
+
+    pub fn db(&self) -> Option<f64> {
+        if self.signal == 0.0 {
+            None
+        } else if self.noise == 0.0 {
+            Some(f64::INFINITY)
+        } else {
+            Some(10.0 * (self.signal / self.noise).log10())
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerReport {
+    /// Index of the node in the quantized model.
+    pub index: usize,
+    pub op: String,
+    /// Output tensor name.
+    pub name: String,
+    /// True when the operator stayed in float (with DEQUANTIZE/QUANTIZE around it).
+    pub kept_float: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Calibrated real range of the output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range: Option<(f32, f32)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_scale: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_zero_point: Option<i64>,
+    /// "per-channel", "per-tensor" or absent for operators without weights.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights: Option<&'static str>,
+    /// Largest bias change bias correction made, in real units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bias_correction: Option<f32>,
+    /// SQNR of this layer's output against the float model, in dB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqnr_db: Option<f64>,
+    /// The output tensor in the float model this layer replaces.
+    #[serde(skip)]
+    pub source_tensor: Option<usize>,
+}
+
+/// One configuration `auto` calibration tried.
+#[derive(Clone, Debug, Serialize)]
+pub struct Candidate {
+    pub calibration: String,
+    pub bias_correction: bool,
+    /// Mean output SQNR over the scoring samples, in dB.
+    pub output_sqnr_db: Option<f64>,
+    pub chosen: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct QuantReport {
+    pub mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<String>,
+    pub granularity: &'static str,
+    pub io: &'static str,
+    pub bias_correction: bool,
+    pub calibration_samples: usize,
+    pub report_samples: usize,
+    /// Nodes folded into constants before quantizing.
+    pub folded_nodes: usize,
+    pub layers: Vec<LayerReport>,
+    /// Per model output: SQNR of the quantized model's output against the float model's.
+    pub output_sqnr_db: Vec<Option<f64>>,
+    /// Operators left in float, with the reason.
+    pub kept_float: Vec<String>,
+    /// What `auto` calibration compared (empty for an explicit method).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Candidate>,
+    pub notes: Vec<String>,
+    pub size_before: usize,
+    pub size_after: usize,
+    pub calibration_ms: f64,
+    pub rewrite_ms: f64,
+    pub report_ms: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+
+    #[test]
+    fn sqnr_of_known_noise() {
+        let f = [1.0f32, -1.0, 1.0, -1.0];
+        let q = [1.1f32, -0.9, 0.9, -1.1];
+        let db = sqnr_db(&f, &q).unwrap();
+        assert!((db - 20.0).abs() < 1e-4, "{db}"); // signal 4, noise 0.04
+        assert_eq!(sqnr_db(&f, &f), Some(f64::INFINITY));
+        assert_eq!(sqnr_db(&[0.0], &[1.0]), None);
+        let mut acc = SqnrAcc::default();
+        acc.add(&f[..2], &q[..2]);
+        acc.add(&f[2..], &q[2..]);
+        assert!((acc.db().unwrap() - db).abs() < 1e-9);
+    }
+}

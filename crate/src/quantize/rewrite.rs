@@ -1,0 +1,873 @@
+//! Static quantization: calibrate, then rewrite the float graph into a full-int8 one.
+//!
+//! The rewrite walks the float graph in execution order and builds a new graph. Every float tensor
+//! can have an int8 twin (`qt`) and a float twin (`ft`); operators that can run in int8 consume int8
+//! twins (a QUANTIZE is inserted where only a float one exists), operators that cannot stay float
+//! and consume float twins (a DEQUANTIZE is inserted). Output parameters come from calibration,
+//! from the input (operators that move values without rescaling), or are fixed by the operator
+//! (SOFTMAX, LOGISTIC, TANH), as TFLite's kernels require.
+
+use ndarray::{ArrayD, IxDyn};
+
+use super::calibrate::{int8_params, Observer};
+use super::report::{Candidate, LayerReport, QuantReport, SqnrAcc};
+use super::{quantize_weights, CalibrationMethod, Granularity, IoType, Progress, QuantizeOptions};
+use crate::clock::now_ms;
+use crate::error::{Error, Result};
+use crate::exec::Interpreter;
+use crate::ir::{DType, Graph, Model, Node, Op, QuantParams, Tensor, TensorData, TensorId};
+use crate::kernels::conv::ConvShape;
+use crate::kernels::geometry::{Window, Window2D};
+use crate::npy::NpyArray;
+use crate::{passes, tflite};
+
+/// What calibration learned.
+pub(super) struct Calibration {
+    pub observers: Vec<Option<Observer>>,
+    /// Per weighted node: the mean of each weight's input over all positions and samples (the mean
+    /// im2col row for CONV_2D, per tap and channel for DEPTHWISE_CONV_2D, the mean input row for
+    /// FULLY_CONNECTED).
+    pub input_means: Vec<Option<Vec<f64>>>,
+}
+
+fn is_activation(g: &Graph, t: TensorId) -> bool {
+    let x = &g.tensors[t];
+    x.dtype == DType::F32 && !x.is_constant()
+}
+
+/// The geometry of a weighted node, from the float graph's shapes.
+fn conv_shape(g: &Graph, n: &Node) -> Option<ConvShape> {
+    let x = &g.tensors[n.input(0)?].shape;
+    let w = &g.tensors[n.input(1)?].shape;
+    if x.len() != 4 || w.len() != 4 {
+        return None;
+    }
+    let (padding, stride, dilation, oc) = match &n.op {
+        Op::Conv2D(c) => (c.padding, c.stride, c.dilation, w[0]),
+        Op::DepthwiseConv2D(c) => (c.padding, c.stride, c.dilation, w[3]),
+        _ => return None,
+    };
+    let h = Window::new(padding, x[1], w[1], stride.0, dilation.0)?;
+    let ww = Window::new(padding, x[2], w[2], stride.1, dilation.1)?;
+    Some(ConvShape { batch: x[0], in_c: x[3], out_c: oc, win: Window2D { h, w: ww } })
+}
+
+/// Sums, over all output positions, of each filter tap's input per channel (0 where the tap falls in
+/// the padding): index `(ky · kw + kx) · in_c + c`.
+fn tap_sums(s: &ConvShape, input: &[f32], sums: &mut [f64]) -> usize {
+    let c = s.in_c;
+    for b in 0..s.batch {
+        for oy in 0..s.out_h() {
+            for ox in 0..s.out_w() {
+                for ky in s.win.h.valid_taps(oy) {
+                    let iy = s.win.h.tap(oy, ky).unwrap_or(0);
+                    for kx in s.win.w.valid_taps(ox) {
+                        let ix = s.win.w.tap(ox, kx).unwrap_or(0);
+                        let src = &input[((b * s.in_h() + iy) * s.in_w() + ix) * c..][..c];
+                        let dst = &mut sums[(ky * s.kw() + kx) * c..][..c];
+                        for (d, &v) in dst.iter_mut().zip(src) {
+                            *d += v as f64;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    s.batch * s.out_h() * s.out_w()
+}
+
+/// Samples that the per-layer input means (for bias correction) are averaged over: the mean settles
+/// long before the calibration set ends, and the sums cost as much as an im2col. They come from the
+/// first half of the calibration set; `auto` scores candidates on the second half, so a correction
+/// is never judged on the data it was fitted to.
+const MEAN_SAMPLES: usize = 64;
+
+pub(super) fn calibrate(
+    g_model: &Model,
+    data: &NpyArray,
+    samples: usize,
+    with_means: bool,
+    histograms: bool,
+    progress: Progress,
+) -> Result<Calibration> {
+    let g = g_model.main();
+    let mut it = Interpreter::new(g_model)?;
+    let per: usize = data.len() / samples;
+    let values = data.to_f32();
+    let mut observers: Vec<Option<Observer>> =
+        (0..g.tensors.len()).map(|t| is_activation(g, t).then(|| Observer::new(histograms))).collect();
+    let weighted: Vec<(usize, Option<ConvShape>)> = g
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.op.has_weights() && n.input(0).is_some_and(|x| is_activation(g, x)))
+        .map(|(i, n)| (i, conv_shape(g, n)))
+        .collect();
+    let mut sums: Vec<Option<(Vec<f64>, usize)>> = vec![None; g.nodes.len()];
+    for i in 0..samples {
+        it.set_input_f32(0, &values[i * per..(i + 1) * per]).map_err(|e| match e {
+            Error::Input { message } => Error::input(format!("calibration sample {i}: {message}")),
+            other => other,
+        })?;
+        it.invoke()?;
+        for (t, obs) in observers.iter_mut().enumerate() {
+            if let (Some(o), Some(v)) = (obs.as_mut(), it.tensor(t).and_then(|b| b.as_f32())) {
+                o.observe(v);
+            }
+        }
+        if with_means && i < MEAN_SAMPLES.min(samples.div_ceil(2)) {
+            for (ni, shape) in &weighted {
+                let n = &g.nodes[*ni];
+                let Some(x) = n.input(0).and_then(|t| it.tensor(t)).and_then(|b| b.as_f32()) else { continue };
+                let entry = sums[*ni].get_or_insert_with(|| {
+                    let len = match (&n.op, shape) {
+                        (Op::FullyConnected(_), _) => {
+                            g.tensors[n.input(1).unwrap_or(0)].shape.get(1).copied().unwrap_or(0)
+                        }
+                        (_, Some(s)) => s.kh() * s.kw() * s.in_c,
+                        _ => 0,
+                    };
+                    (vec![0.0; len], 0)
+                });
+                match (&n.op, shape) {
+                    (Op::FullyConnected(_), _) => {
+                        let k = entry.0.len();
+                        if k > 0 {
+                            for row in x.chunks_exact(k) {
+                                for (s, &v) in entry.0.iter_mut().zip(row) {
+                                    *s += v as f64;
+                                }
+                                entry.1 += 1;
+                            }
+                        }
+                    }
+                    (_, Some(s)) => entry.1 += tap_sums(s, x, &mut entry.0),
+                    _ => {}
+                }
+            }
+        }
+        progress("calibrate", i + 1, samples);
+    }
+    let input_means = sums
+        .into_iter()
+        .map(|s| s.filter(|(_, c)| *c > 0).map(|(v, c)| v.into_iter().map(|x| x / c as f64).collect()))
+        .collect();
+    Ok(Calibration { observers, input_means })
+}
+
+/// Weights of a weighted node as f32, dequantizing int8 (hybrid) weights.
+fn float_weights(g: &Graph, t: TensorId) -> Option<Vec<f32>> {
+    let w = &g.tensors[t];
+    match (&w.data, &w.quant) {
+        (Some(TensorData::F32(a)), _) => Some(a.iter().copied().collect()),
+        (Some(TensorData::I8(a)), Some(q)) => {
+            let axis = q.channel_axis();
+            let (channels, inner) = match axis {
+                Some(ax) => (w.shape[ax], w.shape[ax + 1..].iter().product::<usize>()),
+                None => (1, 1),
+            };
+            Some(
+                a.iter()
+                    .enumerate()
+                    .map(|(i, &v)| {
+                        let c = if channels > 1 { (i / inner) % channels } else { 0 };
+                        q.scale[c] * (v as i64 - q.zero_point_at(c)) as f32
+                    })
+                    .collect(),
+            )
+        }
+        _ => None,
+    }
+}
+
+struct Rewriter<'a> {
+    f: &'a Graph,
+    opts: &'a QuantizeOptions,
+    calib: &'a Calibration,
+    q: Graph,
+    qt: Vec<Option<TensorId>>,
+    ft: Vec<Option<TensorId>>,
+    layers: Vec<LayerReport>,
+    kept: Vec<String>,
+    notes: Vec<String>,
+}
+
+fn params_of(t: &Tensor) -> (f32, i64) {
+    t.quant.as_ref().map_or((0.0, 0), |q| q.single())
+}
+
+impl<'a> Rewriter<'a> {
+    fn range(&self, old: TensorId) -> Option<(f32, f32)> {
+        self.calib.observers[old].as_ref().filter(|o| o.count > 0).map(|o| o.range_for(self.opts.calibration))
+    }
+
+    fn add_tensor(&mut self, t: Tensor) -> TensorId {
+        self.q.add_tensor(t)
+    }
+
+    /// A new tensor shaped like `old`.
+    fn like(&mut self, old: TensorId, dtype: DType, quant: Option<QuantParams>, suffix: &str) -> TensorId {
+        let o = &self.f.tensors[old];
+        let mut t = Tensor::new(format!("{}{suffix}", o.name), dtype, o.shape.clone());
+        t.shape_signature = o.shape_signature.clone();
+        t.quant = quant;
+        self.add_tensor(t)
+    }
+
+    fn push(&mut self, op: Op, inputs: Vec<Option<TensorId>>, outputs: Vec<TensorId>) -> usize {
+        self.q.nodes.push(Node::new(op, inputs, outputs));
+        self.q.nodes.len() - 1
+    }
+
+    /// A non-float operand (shape, axes, paddings, or an integer activation) carried over as is.
+    fn passthrough(&mut self, old: TensorId) -> TensorId {
+        if let Some(t) = self.ft[old] {
+            return t;
+        }
+        let t = self.add_tensor(self.f.tensors[old].clone());
+        self.ft[old] = Some(t);
+        t
+    }
+
+    /// The int8 twin of a float tensor, quantizing its float twin (or constant data) if needed.
+    fn ensure_q(&mut self, old: TensorId) -> Result<TensorId> {
+        if let Some(t) = self.qt[old] {
+            return Ok(t);
+        }
+        let src = &self.f.tensors[old];
+        if src.dtype != DType::F32 {
+            return Ok(self.passthrough(old));
+        }
+        if let Some(TensorData::F32(a)) = &src.data {
+            // A float constant operand (e.g. of ADD or MUL): int8 with its own range.
+            let (lo, hi) = a.iter().fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
+            let (scale, zp) = int8_params(lo, hi);
+            let q: Vec<i8> = a.iter().map(|&v| ((v / scale).round() as i64 + zp).clamp(-128, 127) as i8).collect();
+            let mut t = Tensor::constant(
+                &src.name,
+                DType::I8,
+                src.shape.clone(),
+                TensorData::from_i8(&src.shape, q).unwrap_or(TensorData::Raw(vec![])),
+            );
+            t.quant = Some(QuantParams::per_tensor(scale, zp));
+            let id = self.add_tensor(t);
+            self.qt[old] = Some(id);
+            return Ok(id);
+        }
+        let Some((lo, hi)) = self.range(old) else {
+            return Err(Error::graph(
+                format!("no calibration range for tensor {old} '{}'", src.name),
+                self.f.tensor_loc(old),
+            ));
+        };
+        let (scale, zp) = int8_params(lo, hi);
+        let f = self.ensure_f(old)?;
+        let id = self.like(old, DType::I8, Some(QuantParams::per_tensor(scale, zp)), "");
+        self.push(Op::Quantize, vec![Some(f)], vec![id]);
+        self.qt[old] = Some(id);
+        Ok(id)
+    }
+
+    /// The float twin of a tensor, dequantizing its int8 twin if needed.
+    fn ensure_f(&mut self, old: TensorId) -> Result<TensorId> {
+        if let Some(t) = self.ft[old] {
+            return Ok(t);
+        }
+        let src = &self.f.tensors[old];
+        if src.is_constant() || src.dtype != DType::F32 {
+            return Ok(self.passthrough(old));
+        }
+        let q = self.qt[old].ok_or_else(|| {
+            Error::graph(format!("tensor {old} '{}' has no value yet", src.name), self.f.tensor_loc(old))
+        })?;
+        let id = self.like(old, DType::F32, None, "/dequantize");
+        self.push(Op::Dequantize, vec![Some(q)], vec![id]);
+        self.ft[old] = Some(id);
+        Ok(id)
+    }
+
+    /// An int8 output tensor for `old` with parameters from calibration.
+    fn calibrated_output(&mut self, old: TensorId) -> Option<(TensorId, (f32, f32))> {
+        let (lo, hi) = self.range(old)?;
+        let (scale, zp) = int8_params(lo, hi);
+        let id = self.like(old, DType::I8, Some(QuantParams::per_tensor(scale, zp)), "");
+        Some((id, (lo, hi)))
+    }
+
+    fn report(
+        &mut self,
+        ni: usize,
+        old_out: TensorId,
+        range: Option<(f32, f32)>,
+        weights: Option<&'static str>,
+        bias_corr: Option<f32>,
+    ) {
+        let out = self.q.nodes[ni].output().unwrap_or(0);
+        let (scale, zp) = params_of(&self.q.tensors[out]);
+        self.layers.push(LayerReport {
+            index: ni,
+            op: self.q.nodes[ni].op.name().to_string(),
+            name: self.f.tensors[old_out].name.clone(),
+            kept_float: false,
+            reason: None,
+            range,
+            output_scale: Some(scale),
+            output_zero_point: Some(zp),
+            weights,
+            bias_correction: bias_corr,
+            sqnr_db: None,
+            source_tensor: Some(old_out),
+        });
+    }
+
+    /// Keeps node `ni` of the float graph in float, with DEQUANTIZE/QUANTIZE around it as needed.
+    fn keep_float(&mut self, ni: usize, reason: &str) -> Result<()> {
+        let n = &self.f.nodes[ni];
+        let inputs = n.inputs.iter().map(|t| t.map(|t| self.ensure_f(t)).transpose()).collect::<Result<Vec<_>>>()?;
+        let mut outputs = Vec::new();
+        for &o in &n.outputs {
+            let t = self.add_tensor(self.f.tensors[o].clone());
+            self.ft[o] = Some(t);
+            outputs.push(t);
+        }
+        let mut node = n.clone();
+        node.inputs = inputs;
+        node.outputs = outputs;
+        if let Op::Opaque(op) = &mut node.op {
+            let crate::ir::OpaquePayload::Tflite(t) = &mut op.payload;
+            t.intermediates = t.intermediates.iter().map(|&i| self.passthrough(i)).collect();
+        }
+        self.q.nodes.push(node);
+        let name = self.f.tensors[n.outputs.first().copied().unwrap_or(0)].name.clone();
+        self.kept.push(format!("{} '{}': {reason}", n.op.name(), name));
+        self.layers.push(LayerReport {
+            index: self.q.nodes.len() - 1,
+            op: n.op.name().to_string(),
+            name,
+            kept_float: true,
+            reason: Some(reason.to_string()),
+            range: None,
+            output_scale: None,
+            output_zero_point: None,
+            weights: None,
+            bias_correction: None,
+            sqnr_db: None,
+            source_tensor: n.outputs.first().copied(),
+        });
+        Ok(())
+    }
+
+    fn weighted(&mut self, ni: usize) -> Result<Option<String>> {
+        let n = &self.f.nodes[ni];
+        let (Some(x), Some(wt), Some(out)) = (n.input(0), n.input(1), n.output()) else {
+            return Ok(Some("missing operands".into()));
+        };
+        let Some(w) = float_weights(self.f, wt) else { return Ok(Some("weights are not constant float".into())) };
+        let shape = self.f.tensors[wt].shape.clone();
+        let (axis, oc) = match n.op {
+            Op::DepthwiseConv2D(_) => (3, shape.get(3).copied().unwrap_or(0)),
+            _ => (0, shape.first().copied().unwrap_or(0)),
+        };
+        if oc == 0 || w.len() != shape.iter().product::<usize>() {
+            return Ok(Some("unexpected weight shape".into()));
+        }
+        let per_channel = self.opts.granularity == Granularity::PerChannel;
+        let (wq, w_scales) = quantize_weights(&w, &shape, per_channel.then_some(axis));
+        let qx = self.ensure_q(x)?;
+        let (s_in, _) = params_of(&self.q.tensors[qx]);
+        let Some((qo, range)) = self.calibrated_output(out) else { return Ok(Some("no calibration range".into())) };
+        // Float bias (or zeros), corrected for the mean shift weight rounding causes.
+        let mut bias: Vec<f32> = match n.input(2).map(|b| &self.f.tensors[b].data) {
+            Some(Some(TensorData::F32(a))) => a.iter().copied().collect(),
+            Some(Some(_)) => return Ok(Some("bias is not float".into())),
+            _ => vec![0.0; oc],
+        };
+        if bias.len() != oc {
+            return Ok(Some("bias length differs from the output channels".into()));
+        }
+        let scale_of =
+            |i: usize, inner: usize| if w_scales.len() > 1 { w_scales[(i / inner) % oc] } else { w_scales[0] };
+        let mut max_corr = None;
+        if self.opts.bias_correction {
+            if let Some(m) = &self.calib.input_means[ni] {
+                let mut corr = vec![0.0f64; oc];
+                match n.op {
+                    Op::DepthwiseConv2D(_) => {
+                        // weights [1, kh, kw, oc]; means [(ky·kw + kx)·ic + c]; channel oc reads input oc / mult.
+                        let in_c = self.f.tensors[x].shape.get(3).copied().unwrap_or(1).max(1);
+                        let mult = (oc / in_c).max(1);
+                        for (i, (&q, &f)) in wq.iter().zip(&w).enumerate() {
+                            let (tap, c) = (i / oc, i % oc);
+                            let s = scale_of(i, 1);
+                            corr[c] +=
+                                (q as f64 * s as f64 - f as f64) * m.get(tap * in_c + c / mult).copied().unwrap_or(0.0);
+                        }
+                    }
+                    _ => {
+                        let k = w.len() / oc;
+                        for (i, (&q, &f)) in wq.iter().zip(&w).enumerate() {
+                            let s = scale_of(i, k);
+                            corr[i / k] += (q as f64 * s as f64 - f as f64) * m.get(i % k).copied().unwrap_or(0.0);
+                        }
+                    }
+                }
+                let mut worst = 0f32;
+                for (b, c) in bias.iter_mut().zip(&corr) {
+                    *b -= *c as f32;
+                    worst = worst.max(c.abs() as f32);
+                }
+                max_corr = Some(worst);
+            }
+        }
+        let bias_scales: Vec<f32> =
+            (0..oc).map(|c| s_in * if w_scales.len() > 1 { w_scales[c] } else { w_scales[0] }).collect();
+        let bq: Vec<i32> = bias
+            .iter()
+            .zip(&bias_scales)
+            .map(|(&b, &s)| (b as f64 / s as f64).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32)
+            .collect();
+        let wname = self.f.tensors[wt].name.clone();
+        let wquant = if per_channel {
+            QuantParams::per_channel(w_scales.clone(), vec![0; w_scales.len()], axis)
+        } else {
+            QuantParams::per_tensor(w_scales[0], 0)
+        };
+        let wid = self.add_tensor(
+            Tensor::constant(&wname, DType::I8, shape.clone(), TensorData::from_i8(&shape, wq).expect("shape checked"))
+                .with_quant(wquant),
+        );
+        let bias_name = n.input(2).map(|b| self.f.tensors[b].name.clone()).unwrap_or_else(|| format!("{wname}/bias"));
+        let bquant = if per_channel {
+            QuantParams::per_channel(bias_scales, vec![0; oc], 0)
+        } else {
+            QuantParams::per_tensor(bias_scales[0], 0)
+        };
+        let bid = self.add_tensor(
+            Tensor::constant(bias_name, DType::I32, vec![oc], TensorData::from_i32(&[oc], bq).expect("length checked"))
+                .with_quant(bquant),
+        );
+        let new = self.push(n.op.clone(), vec![Some(qx), Some(wid), Some(bid)], vec![qo]);
+        self.qt[out] = Some(qo);
+        self.report(new, out, Some(range), Some(if per_channel { "per-channel" } else { "per-tensor" }), max_corr);
+        Ok(None)
+    }
+
+    /// Operators whose output shares the input's parameters (they move values, not rescale them).
+    fn same_params(&mut self, ni: usize) -> Result<()> {
+        let n = &self.f.nodes[ni];
+        let (x, out) = (n.input(0).unwrap_or(0), n.output().unwrap_or(0));
+        let qx = self.ensure_q(x)?;
+        let quant = self.q.tensors[qx].quant.clone();
+        let qo = self.like(out, DType::I8, quant, "");
+        let mut inputs = vec![Some(qx)];
+        for t in n.inputs.iter().skip(1) {
+            inputs.push(t.map(|t| self.passthrough(t)));
+        }
+        let new = self.push(n.op.clone(), inputs, vec![qo]);
+        self.qt[out] = Some(qo);
+        self.report(new, out, self.range(out), None, None);
+        Ok(())
+    }
+
+    /// Operators with an output range from calibration and int8 inputs.
+    fn calibrated(&mut self, ni: usize, fixed: Option<(f32, i64)>) -> Result<Option<String>> {
+        let n = &self.f.nodes[ni];
+        let out = n.output().unwrap_or(0);
+        let mut inputs = Vec::new();
+        for (k, t) in n.inputs.iter().enumerate() {
+            inputs.push(match t {
+                // Operand 0 (and both operands of binary operators) are activations.
+                Some(t) if k == 0 || matches!(n.op, Op::Add { .. } | Op::Sub { .. } | Op::Mul { .. }) => {
+                    Some(self.ensure_q(*t)?)
+                }
+                Some(t) => Some(self.passthrough(*t)),
+                None => None,
+            });
+        }
+        let range = self.range(out);
+        let qo = match (fixed, range) {
+            (Some((s, z)), _) => self.like(out, DType::I8, Some(QuantParams::per_tensor(s, z)), ""),
+            (None, Some((lo, hi))) => {
+                let (s, z) = int8_params(lo, hi);
+                self.like(out, DType::I8, Some(QuantParams::per_tensor(s, z)), "")
+            }
+            (None, None) => return Ok(Some("no calibration range".into())),
+        };
+        let new = self.push(n.op.clone(), inputs, vec![qo]);
+        self.qt[out] = Some(qo);
+        self.report(new, out, range, None, None);
+        Ok(None)
+    }
+
+    /// CONCATENATION and PACK: int8 inputs must share the output's parameters, so inputs with other
+    /// parameters are requantized first.
+    fn concat(&mut self, ni: usize) -> Result<Option<String>> {
+        let n = &self.f.nodes[ni];
+        let out = n.output().unwrap_or(0);
+        let Some((lo, hi)) = self.range(out) else { return Ok(Some("no calibration range".into())) };
+        let (s, z) = int8_params(lo, hi);
+        let mut inputs = Vec::new();
+        for t in n.inputs.iter().flatten() {
+            let qx = self.ensure_q(*t)?;
+            if params_of(&self.q.tensors[qx]) == (s, z) {
+                inputs.push(Some(qx));
+            } else {
+                let r = self.like(*t, DType::I8, Some(QuantParams::per_tensor(s, z)), "/requantize");
+                self.push(Op::Quantize, vec![Some(qx)], vec![r]);
+                inputs.push(Some(r));
+            }
+        }
+        let qo = self.like(out, DType::I8, Some(QuantParams::per_tensor(s, z)), "");
+        let new = self.push(n.op.clone(), inputs, vec![qo]);
+        self.qt[out] = Some(qo);
+        self.report(new, out, Some((lo, hi)), None, None);
+        Ok(None)
+    }
+
+    fn node(&mut self, ni: usize) -> Result<()> {
+        let n = &self.f.nodes[ni];
+        // Anything not computing on float activations (shape arithmetic) is carried over as is.
+        let float_in = n.input(0).is_some_and(|x| self.f.tensors[x].dtype == DType::F32);
+        let act_ok = n.op.activation().is_none_or(|a| a.clamp_range().is_some());
+        if let (Op::Shape { .. }, Some(x)) = (&n.op, n.input(0)) {
+            // SHAPE reads only the shape: any twin of its input will do.
+            let input = match self.qt[x] {
+                Some(q) => q,
+                None => self.ensure_f(x)?,
+            };
+            let outputs: Vec<TensorId> = n.outputs.iter().map(|&o| self.passthrough(o)).collect();
+            self.push(n.op.clone(), vec![Some(input)], outputs);
+            return Ok(());
+        }
+        let reason = if !float_in {
+            if n.inputs.iter().flatten().all(|&t| self.f.tensors[t].dtype != DType::F32) {
+                let inputs = n.inputs.iter().map(|t| t.map(|t| self.passthrough(t))).collect();
+                let outputs: Vec<TensorId> = n.outputs.iter().map(|&o| self.passthrough(o)).collect();
+                self.push(n.op.clone(), inputs, outputs);
+                return Ok(());
+            }
+            Some("mixed operand types".to_string())
+        } else if !act_ok {
+            Some(format!("fused activation {:?} has no int8 form", n.op.activation()))
+        } else {
+            match &n.op {
+                Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_) => {
+                    if matches!(&n.op, Op::Conv2D(_))
+                        && conv_shape(self.f, n)
+                            .is_some_and(|s| self.f.tensors[n.input(1).unwrap_or(0)].shape.get(3) != Some(&s.in_c))
+                    {
+                        Some("grouped convolution".to_string())
+                    } else {
+                        self.weighted(ni)?
+                    }
+                }
+                Op::AveragePool2D(_)
+                | Op::MaxPool2D(_)
+                | Op::Reshape { .. }
+                | Op::Squeeze { .. }
+                | Op::Transpose
+                | Op::StridedSlice(_)
+                | Op::Pad
+                | Op::ReduceMax { .. } => {
+                    self.same_params(ni)?;
+                    None
+                }
+                Op::Add { .. }
+                | Op::Sub { .. }
+                | Op::Mul { .. }
+                | Op::Mean { .. }
+                | Op::Relu
+                | Op::Relu6
+                | Op::LeakyRelu { .. }
+                | Op::HardSwish => self.calibrated(ni, None)?,
+                Op::Softmax { .. } | Op::Logistic => self.calibrated(ni, Some((1.0 / 256.0, -128)))?,
+                Op::Tanh => self.calibrated(ni, Some((1.0 / 128.0, 0)))?,
+                Op::Concatenation { .. } | Op::Pack { .. } => self.concat(ni)?,
+                Op::Quantize | Op::Dequantize => Some("already a quantization boundary".into()),
+                Op::Shape { .. } => None,
+                Op::Opaque(o) => Some(format!("{} has no int8 kernel in this version", o.name)),
+            }
+        };
+        if let Some(reason) = reason {
+            self.keep_float(ni, &reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// A quantized model built for one calibration configuration.
+struct Built {
+    model: Model,
+    layers: Vec<LayerReport>,
+    kept: Vec<String>,
+    notes: Vec<String>,
+    qt: Vec<Option<TensorId>>,
+    ft: Vec<Option<TensorId>>,
+}
+
+fn build(model: &Model, fm: &Model, calib: &Calibration, opts: &QuantizeOptions) -> Result<Built> {
+    let f = fm.main();
+    let mut rw = Rewriter {
+        f,
+        opts,
+        calib,
+        q: Graph { name: f.name.clone(), ..Default::default() },
+        qt: vec![None; f.tensors.len()],
+        ft: vec![None; f.tensors.len()],
+        layers: Vec::new(),
+        kept: Vec::new(),
+        notes: Vec::new(),
+    };
+    if f.nodes.iter().any(|n| n.input(1).is_some_and(|w| f.tensors[w].dtype == DType::I8)) {
+        rw.notes.push("the model had int8 (dynamic-range) weights: they were dequantized and requantized".into());
+    }
+    let input = f.inputs[0];
+    match opts.io {
+        IoType::Int8 => {
+            let (lo, hi) = rw.range(input).ok_or_else(|| Error::input("the model input was never observed"))?;
+            let (s, z) = int8_params(lo, hi);
+            let id = rw.like(input, DType::I8, Some(QuantParams::per_tensor(s, z)), "");
+            rw.qt[input] = Some(id);
+            rw.q.inputs.push(id);
+        }
+        IoType::Float32 => {
+            let id = rw.like(input, DType::F32, None, "");
+            rw.ft[input] = Some(id);
+            rw.q.inputs.push(id);
+        }
+    }
+    for ni in 0..f.nodes.len() {
+        rw.node(ni).map_err(|e| e.at(f.node_loc(ni)))?;
+    }
+    for &o in &f.outputs {
+        let id = match opts.io {
+            IoType::Int8 => rw.ensure_q(o)?,
+            IoType::Float32 => rw.ensure_f(o)?,
+        };
+        rw.q.outputs.push(id);
+    }
+    let mut qm = Model {
+        graphs: vec![rw.q],
+        description: model.description.clone(),
+        metadata: model.metadata.iter().filter(|(k, _)| k != "min_runtime_version").cloned().collect(),
+        signatures: Vec::new(),
+    };
+    for sig in model.signatures.iter().filter(|s| s.graph == 0) {
+        let map = |list: &[(String, TensorId)], new: &[TensorId], old: &[TensorId]| {
+            list.iter()
+                .filter_map(|(name, t)| old.iter().position(|x| x == t).map(|i| (name.clone(), new[i])))
+                .collect()
+        };
+        let g = &qm.graphs[0];
+        let s = crate::ir::Signature {
+            key: sig.key.clone(),
+            graph: 0,
+            inputs: map(&sig.inputs, &g.inputs, &f.inputs),
+            outputs: map(&sig.outputs, &g.outputs, &f.outputs),
+        };
+        qm.signatures.push(s);
+    }
+    qm.validate()?;
+    // The quantized model must prepare in our engine: that checks every constraint TFLite enforces.
+    Interpreter::new(&qm).map_err(|e| match e {
+        Error::Graph { message, at } | Error::Unsupported { message, at } => {
+            Error::graph(format!("the quantized model is inconsistent (please report this): {message}"), at)
+        }
+        other => other,
+    })?;
+    Ok(Built { model: qm, layers: rw.layers, kept: rw.kept, notes: rw.notes, qt: rw.qt, ft: rw.ft })
+}
+
+/// The configurations `auto` calibration compares.
+fn candidates(opts: &QuantizeOptions) -> Vec<(CalibrationMethod, bool)> {
+    let methods = match opts.calibration {
+        CalibrationMethod::Auto => {
+            vec![CalibrationMethod::MinMax, CalibrationMethod::Percentile { percentile: 99.99 }, CalibrationMethod::Mse]
+        }
+        m => vec![m],
+    };
+    let corrections: &[bool] = match (opts.calibration, opts.bias_correction) {
+        (CalibrationMethod::Auto, true) => &[false, true],
+        (_, bc) => {
+            if bc {
+                &[true]
+            } else {
+                &[false]
+            }
+        }
+    };
+    methods.iter().flat_map(|&m| corrections.iter().map(move |&bc| (m, bc))).collect()
+}
+
+pub(super) fn quantize_static(
+    model: &Model,
+    data: &NpyArray,
+    samples: usize,
+    opts: &QuantizeOptions,
+    progress: Progress,
+) -> Result<(Model, QuantReport)> {
+    let size_before = tflite::write(model)?.len();
+    let t0 = now_ms();
+    let (fm, folded) = passes::fold_constants(model)?;
+    let tried = candidates(opts);
+    let histograms = tried.iter().any(|(m, _)| *m != CalibrationMethod::MinMax);
+    let with_means = tried.iter().any(|(_, bc)| *bc);
+    let calib = calibrate(&fm, data, samples, with_means, histograms, progress)?;
+    let t1 = now_ms();
+    let mut best: Option<(f64, usize, Built)> = None;
+    let mut scored = Vec::new();
+    for (k, &(method, bc)) in tried.iter().enumerate() {
+        let o = QuantizeOptions { calibration: method, bias_correction: bc, ..opts.clone() };
+        let built = build(model, &fm, &calib, &o)?;
+        let score = if tried.len() > 1 {
+            progress("select", k + 1, tried.len());
+            let held_out = (samples / 2)..samples.min(samples / 2 + opts.select_samples);
+            score_outputs(&fm, &built.model, data, held_out)?
+        } else {
+            None
+        };
+        scored.push(score);
+        let s = score.unwrap_or(f64::NEG_INFINITY);
+        // Ties keep the earlier (simpler) configuration.
+        if best.as_ref().is_none_or(|(b, _, _)| s > *b + 1e-9) {
+            best = Some((s, k, built));
+        }
+    }
+    let (_, chosen, built) = best.ok_or_else(|| Error::argument("no quantization candidate"))?;
+    let (method, bc) = tried[chosen];
+    let t2 = now_ms();
+    let report_samples = samples.min(opts.report_samples);
+    let (layers, outputs) =
+        measure(&fm, &built.model, data, report_samples, &built.qt, &built.ft, built.layers, progress)?;
+    let t3 = now_ms();
+    let size_after = tflite::write(&built.model)?.len();
+    let mut notes = built.notes;
+    if folded > 0 {
+        notes.push(format!("{folded} operators computing constants (e.g. Keras Flatten's SHAPE/PACK) were folded"));
+    }
+    let candidates = if tried.len() > 1 {
+        tried
+            .iter()
+            .zip(&scored)
+            .enumerate()
+            .map(|(k, (&(m, bc), &score))| Candidate {
+                calibration: m.name(),
+                bias_correction: bc,
+                output_sqnr_db: score,
+                chosen: k == chosen,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let report = QuantReport {
+        mode: "static",
+        calibration: Some(if opts.calibration == CalibrationMethod::Auto {
+            format!("auto: {}", method.name())
+        } else {
+            method.name()
+        }),
+        granularity: if opts.granularity == Granularity::PerChannel { "per-channel" } else { "per-tensor" },
+        io: if opts.io == IoType::Int8 { "int8" } else { "float32" },
+        bias_correction: bc,
+        calibration_samples: samples,
+        report_samples,
+        folded_nodes: folded,
+        layers,
+        output_sqnr_db: outputs,
+        kept_float: built.kept,
+        candidates,
+        notes,
+        size_before,
+        size_after,
+        calibration_ms: t1 - t0,
+        rewrite_ms: t2 - t1,
+        report_ms: t3 - t2,
+    };
+    Ok((built.model, report))
+}
+
+/// Mean output SQNR (dB) of `qm` against `fm` over calibration samples `samples`.
+fn score_outputs(fm: &Model, qm: &Model, data: &NpyArray, samples: std::ops::Range<usize>) -> Result<Option<f64>> {
+    let mut fi = Interpreter::new(fm)?;
+    let mut qi = Interpreter::new(qm)?;
+    let values = data.to_f32();
+    let per = values.len() / data.shape.first().copied().unwrap_or(1).max(1);
+    let outs = fm.main().outputs.len();
+    let mut acc = vec![SqnrAcc::default(); outs];
+    for i in samples {
+        let x = &values[i * per..(i + 1) * per];
+        fi.set_input_f32(0, x)?;
+        qi.set_input_f32(0, x)?;
+        fi.invoke()?;
+        qi.invoke()?;
+        for (k, a) in acc.iter_mut().enumerate() {
+            if let (Some(f), Some(q)) = (fi.output_f32(k), qi.output_f32(k)) {
+                a.add(&f, &q);
+            }
+        }
+    }
+    let dbs: Vec<f64> = acc.iter().filter_map(SqnrAcc::db).map(|d| d.min(200.0)).collect();
+    Ok((!dbs.is_empty()).then(|| dbs.iter().sum::<f64>() / dbs.len() as f64))
+}
+
+/// Runs the float and the quantized model side by side on the first `samples` calibration samples
+/// and fills in each layer's SQNR and the outputs' SQNR.
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    fm: &Model,
+    qm: &Model,
+    data: &NpyArray,
+    samples: usize,
+    qt: &[Option<TensorId>],
+    ft: &[Option<TensorId>],
+    mut layers: Vec<LayerReport>,
+    progress: Progress,
+) -> Result<(Vec<LayerReport>, Vec<Option<f64>>)> {
+    let f = fm.main();
+    if samples == 0 {
+        return Ok((layers, vec![None; f.outputs.len()]));
+    }
+    let mut fi = Interpreter::new(fm)?;
+    let mut qi = Interpreter::new(qm)?;
+    let values = data.to_f32();
+    let per = values.len() / data.shape.first().copied().unwrap_or(1).max(1);
+    let old_of: Vec<Option<TensorId>> = layers.iter().map(|l| l.source_tensor).collect();
+    let mut acc = vec![SqnrAcc::default(); layers.len()];
+    let mut out_acc = vec![SqnrAcc::default(); f.outputs.len()];
+    for i in 0..samples {
+        let x = &values[i * per..(i + 1) * per];
+        fi.set_input_f32(0, x)?;
+        qi.set_input_f32(0, x)?;
+        fi.invoke()?;
+        qi.invoke()?;
+        for (k, old) in old_of.iter().enumerate() {
+            let Some(old) = *old else { continue };
+            let Some(new) = qt[old].or(ft[old]) else { continue };
+            if let (Some(a), Some(b)) = (fi.tensor_f32(old), qi.tensor_f32(new)) {
+                acc[k].add(&a, &b);
+            }
+        }
+        for (k, _) in f.outputs.iter().enumerate() {
+            if let (Some(a), Some(b)) = (fi.output_f32(k), qi.output_f32(k)) {
+                out_acc[k].add(&a, &b);
+            }
+        }
+        progress("measure", i + 1, samples);
+    }
+    for (l, a) in layers.iter_mut().zip(&acc) {
+        l.sqnr_db = a.db();
+    }
+    Ok((layers, out_acc.iter().map(SqnrAcc::db).collect()))
+}
+
+/// An all-constant helper for tests: a float tensor from values.
+#[allow(dead_code)]
+pub(super) fn f32_tensor(name: &str, shape: &[usize], v: Vec<f32>) -> Tensor {
+    Tensor::constant(
+        name,
+        DType::F32,
+        shape.to_vec(),
+        TensorData::F32(ArrayD::from_shape_vec(IxDyn(shape), v).expect("shape")),
+    )
+}
