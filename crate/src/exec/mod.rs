@@ -378,7 +378,15 @@ fn exec_kernel(
             let x = f32_in(bufs, x0)?;
             let params = quantize_rows(x, shape.batch, *asymmetric, &mut s.i8);
             let ep = Epilogue { bias: bias.as_deref(), min: *min, max: *max };
-            conv::conv2d_hybrid(shape, QuantizedInput { values: &s.i8, params: &params }, w, w_scale, ep, out_f32!());
+            conv::conv2d_hybrid(
+                shape,
+                QuantizedInput { values: &s.i8, params: &params },
+                w,
+                w_scale,
+                *asymmetric,
+                ep,
+                out_f32!(),
+            );
         }
         Kernel::DepthwiseF32 { s: shape, w, bias, min, max } => {
             let ep = Epilogue { bias: bias.as_deref(), min: *min, max: *max };

@@ -215,11 +215,16 @@ pub struct QuantizedInput<'a> {
 }
 
 /// Hybrid CONV_2D: int8 weights `[out_c, kh·kw·in_c]` with per-output-channel `w_scale`.
+///
+/// LiteRT has two hybrid convolutions with different float rounding: per-tensor weights scale the
+/// accumulator by `input_scale · weight_scale` (one product), per-channel weights (`per_channel`,
+/// which also quantize the input asymmetrically) by `(acc · weight_scale) · input_scale`.
 pub fn conv2d_hybrid(
     s: &ConvShape,
     input: QuantizedInput,
     weights: &[i8],
     w_scale: &[f32],
+    per_channel: bool,
     ep: Epilogue,
     out: &mut [f32],
 ) {
@@ -249,8 +254,12 @@ pub fn conv2d_hybrid(
                             }
                         }
                     }
-                    let scale = w_scale[oc] * in_scale;
-                    let v = acc as f32 * scale + ep.bias.map_or(0.0, |b| b[oc]);
+                    let scaled = if per_channel {
+                        acc as f32 * w_scale[oc] * in_scale
+                    } else {
+                        acc as f32 * (in_scale * w_scale[oc])
+                    };
+                    let v = scaled + ep.bias.map_or(0.0, |b| b[oc]);
                     *o = v.max(ep.min).min(ep.max);
                 }
             }
@@ -375,7 +384,7 @@ mod tests {
         let w_scale = [0.25f32, 0.5, 1.0];
         let ep = Epilogue { bias: None, min: f32::NEG_INFINITY, max: f32::INFINITY };
         let mut got = vec![0.0; s.output_len()];
-        conv2d_hybrid(&s, QuantizedInput { values: &q, params: &[(in_scale, zp)] }, &w, &w_scale, ep, &mut got);
+        conv2d_hybrid(&s, QuantizedInput { values: &q, params: &[(in_scale, zp)] }, &w, &w_scale, true, ep, &mut got);
         // Padding must count as real zero, i.e. q == zp, so dequantize with the zero point.
         let xf: Vec<f32> = q.iter().map(|&v| (v as i32 - zp) as f32 * in_scale).collect();
         let wf: Vec<f32> = w.iter().enumerate().map(|(i, &v)| v as f32 * w_scale[i / s.patch_len()]).collect();

@@ -21,8 +21,8 @@ pub enum CalibrationMethod {
     MinMax,
     /// Clip to the given percentile of the value distribution (e.g. 99.99), per side.
     Percentile { percentile: f64 },
-    /// The clipping threshold that minimises the KL divergence between the histogram and its
-    /// 8-bit quantized version (TensorRT's method, as ONNX Runtime implements it).
+    /// The clipping range that minimises the KL divergence between the histogram and its 8-bit
+    /// quantized version (TensorRT's method, applied to asymmetric int8 ranges).
     Entropy,
     /// The clipping range that minimises the expected squared quantization error.
     Mse,
@@ -180,34 +180,46 @@ impl Observer {
         (lo, hi)
     }
 
-    /// KL-divergence threshold over symmetric windows around zero, with 128 quantized bins for each
-    /// half-width (the window's bins merged into 255 levels, as int8 has).
+    /// The clipping range whose 8-bit quantization loses the least information. Each side shrinks
+    /// independently from the observed range (a geometric grid of 24 steps per side, one step for a
+    /// side at zero, as for ReLU outputs), so asymmetric int8 ranges keep all 255 levels; each
+    /// window is scored by the KL divergence between the histogram inside it (outliers folded into
+    /// the edge bins) and its 255-level quantized version.
     fn entropy(&self) -> (f32, f32) {
-        const QBINS: usize = 255;
-        let zero = BINS / 2;
-        // Smallest window that still holds 255 levels.
-        let start_half = QBINS / 2 + 1;
-        let mut best = (f64::INFINITY, zero);
-        // Candidate windows every 8 bins keep this cheap (about 110 windows per tensor).
-        for half in (start_half..=zero).step_by(8).chain(std::iter::once(zero)) {
-            let (a, b) = (zero - half, zero + half);
-            let mut p: Vec<f64> = self.hist[a..b].iter().map(|&c| c as f64).collect();
-            // Outliers are folded into the edge bins of the reference distribution.
-            p[0] += self.hist[..a].iter().sum::<u64>() as f64;
-            let last = p.len() - 1;
-            p[last] += self.hist[b..].iter().sum::<u64>() as f64;
-            let q = quantize_distribution(&self.hist[a..b], QBINS);
-            let kl = kl_divergence(&p, &q);
-            if kl < best.0 {
-                best = (kl, half);
+        const LEVELS: usize = 255;
+        let bin = |x: f32| ((((x + self.range) / (2.0 * self.range)) * BINS as f32) as usize).min(BINS);
+        let (lo0, hi0) = (self.min.min(0.0), self.max.max(0.0));
+        let steps = |end: f32| -> Vec<f32> {
+            if end == 0.0 {
+                vec![0.0]
+            } else {
+                (0..24).map(|k| end * 0.85f32.powi(k)).collect()
+            }
+        };
+        let mut best = (f64::INFINITY, (lo0, hi0));
+        for &lo in &steps(lo0) {
+            for &hi in &steps(hi0) {
+                let (a, b) = (bin(lo), bin(hi));
+                if b < a + LEVELS {
+                    continue; // narrower than the quantization grid: nothing more to gain
+                }
+                let mut p: Vec<f64> = self.hist[a..b].iter().map(|&c| c as f64).collect();
+                p[0] += self.hist[..a].iter().sum::<u64>() as f64;
+                let last = p.len() - 1;
+                p[last] += self.hist[b..].iter().sum::<u64>() as f64;
+                let q = quantize_distribution(&self.hist[a..b], LEVELS);
+                let kl = kl_divergence(&p, &q);
+                if kl < best.0 {
+                    best = (kl, (lo, hi));
+                }
             }
         }
-        let half = best.1;
-        (self.edge(zero - half), self.edge(zero + half))
+        best.1
     }
 
-    /// Grid search over ranges shrunk from the observed one, minimising the expected squared error
-    /// of 8-bit quantization on the histogram (clipping error outside, step²/12 inside).
+    /// The clipping range that minimises the expected squared error of 8-bit quantization on the
+    /// histogram (clipping error outside the range, step²/12 inside). Each side is searched on its
+    /// own grid (coordinate descent, two rounds), so one-sided outliers do not drag the other side.
     fn mse(&self) -> (f32, f32) {
         let centers: Vec<(f32, f64)> = self
             .hist
@@ -216,30 +228,33 @@ impl Observer {
             .filter(|(_, &c)| c > 0)
             .map(|(i, &c)| ((self.edge(i) + self.edge(i + 1)) / 2.0, c as f64))
             .collect();
-        let mut best = (f64::INFINITY, (self.min, self.max));
-        for step in 0..100 {
-            let alpha = 1.0 - step as f32 * 0.01;
-            let (lo, hi) = (self.min.min(0.0) * alpha, self.max.max(0.0) * alpha);
+        let cost = |lo: f32, hi: f32| -> f64 {
             if hi - lo <= 0.0 {
-                continue;
+                return f64::INFINITY;
             }
-            let delta = (hi - lo) as f64 / 255.0;
-            let mut err = 0.0;
-            for &(x, c) in &centers {
-                let e = if x < lo {
-                    (lo - x) as f64
-                } else if x > hi {
-                    (x - hi) as f64
-                } else {
-                    0.0
-                };
-                err += c * (e * e + if e == 0.0 { delta * delta / 12.0 } else { 0.0 });
-            }
-            if err < best.0 {
-                best = (err, (lo, hi));
-            }
+            let step2 = ((hi - lo) as f64 / 255.0).powi(2);
+            centers
+                .iter()
+                .map(|&(x, c)| {
+                    let e = if x < lo {
+                        (lo - x) as f64
+                    } else if x > hi {
+                        (x - hi) as f64
+                    } else {
+                        0.0
+                    };
+                    c * if e > 0.0 { e * e } else { step2 / 12.0 }
+                })
+                .sum()
+        };
+        let (lo0, hi0) = (self.min.min(0.0), self.max.max(0.0));
+        let grid = |end: f32| (0..100).map(move |k| end * (1.0 - k as f32 * 0.01));
+        let (mut lo, mut hi) = (lo0, hi0);
+        for _ in 0..2 {
+            hi = grid(hi0).min_by(|&a, &b| cost(lo, a).total_cmp(&cost(lo, b))).unwrap_or(hi0);
+            lo = grid(lo0).min_by(|&a, &b| cost(a, hi).total_cmp(&cost(b, hi))).unwrap_or(lo0);
         }
-        best.1
+        (lo, hi)
     }
 }
 
@@ -280,16 +295,30 @@ fn kl_divergence(p: &[f64], q: &[f64]) -> f64 {
     kl
 }
 
-/// TFLite-style asymmetric int8 parameters for a real range: scale `(hi − lo) / 255` and the zero
-/// point that maps `lo` to −128, rounded and clamped (the range always contains 0).
+/// Asymmetric int8 parameters for a real range, computed in float32 exactly as the TFLite converter
+/// does (`GetAsymmetricQuantizationParams`): the range is widened to contain 0, `scale = (hi − lo) /
+/// 255`, and the zero point is taken from whichever end gives the smaller error, rounded and clamped
+/// to [−128, 127]. Matching the converter bit for bit keeps our min/max recipe identical to it.
 pub fn int8_params(lo: f32, hi: f32) -> (f32, i64) {
-    let (lo, hi) = (lo.min(0.0), hi.max(0.0));
-    if hi - lo <= 0.0 || !(hi - lo).is_finite() {
-        // A constant-zero tensor: any scale represents it; keep TFLite's choice of a tiny one.
-        return (1e-8f32.max(f32::MIN_POSITIVE), 0);
+    let (qmin, qmax) = (-128.0f32, 127.0f32);
+    let (rmin, rmax) = (lo.min(0.0), hi.max(0.0));
+    if rmin == rmax || !(rmax - rmin).is_finite() {
+        // A constant-zero tensor: any positive scale represents it exactly.
+        return (1e-8, 0);
     }
-    let scale = ((hi as f64 - lo as f64) / 255.0) as f32;
-    let zp = (-128.0 - lo as f64 / scale as f64).round().clamp(-128.0, 127.0) as i64;
+    let scale = (rmax - rmin) / (qmax - qmin);
+    let zp_from_min = qmin - rmin / scale;
+    let zp_from_max = qmax - rmax / scale;
+    let err_min = qmin.abs() + (rmin / scale).abs();
+    let err_max = qmax.abs() + (rmax / scale).abs();
+    let zp = if err_min < err_max { zp_from_min } else { zp_from_max };
+    let zp = if zp <= qmin {
+        -128
+    } else if zp >= qmax {
+        127
+    } else {
+        zp.round() as i64
+    };
     (scale, zp)
 }
 
@@ -322,13 +351,17 @@ mod tests {
         o.observe(&v);
         let (_, mm) = o.range_for(CalibrationMethod::MinMax);
         assert_eq!(mm, 40.0);
-        for m in
-            [CalibrationMethod::Percentile { percentile: 99.99 }, CalibrationMethod::Entropy, CalibrationMethod::Mse]
-        {
+        for m in [CalibrationMethod::Percentile { percentile: 99.99 }, CalibrationMethod::Entropy] {
             let (lo, hi) = o.range_for(m);
-            assert!(hi < 10.0 && hi > 2.0, "{m:?}: {hi}");
-            assert!(lo > -10.0 && lo < -2.0, "{m:?}: {lo}");
+            // The histogram spans [-64, 64] in 1/16 steps, so a 255-level window is at least 16 wide.
+            assert!(hi < 20.0 && hi > 2.0, "{m:?}: {hi}");
+            assert!(lo > -16.0 && lo < -2.0, "{m:?}: {lo}");
         }
+        // MSE weighs the one far outlier's squared error against everyone's rounding error: it
+        // clips part of the way, and leaves the side without outliers alone.
+        let (lo, hi) = o.range_for(CalibrationMethod::Mse);
+        assert!(hi < 39.0 && hi > 10.0, "mse: {hi}");
+        assert!(lo < -3.0, "mse: {lo}");
     }
 
     #[test]
@@ -338,9 +371,9 @@ mod tests {
         for m in [CalibrationMethod::MinMax, CalibrationMethod::Entropy, CalibrationMethod::Mse] {
             assert_eq!(o.range_for(m).0, 0.0);
         }
-        assert_eq!(int8_params(0.0, 2.55), (0.01, -128));
+        assert_eq!(int8_params(0.0, 2.55), (2.55 / 255.0, -128));
         let (s, zp) = int8_params(-1.0, 1.0);
         assert!((s - 2.0 / 255.0).abs() < 1e-9);
-        assert_eq!(zp, -1); // -128 + 127.5 = -0.5 rounds half away from zero
+        assert_eq!(zp, 0); // both ends are equally far: the max end wins, 127 - 127.5 rounds to 0
     }
 }

@@ -197,8 +197,11 @@ fn params_of(t: &Tensor) -> (f32, i64) {
 }
 
 impl<'a> Rewriter<'a> {
+    /// The calibrated range of a tensor. Model inputs always keep their observed range: their domain
+    /// is the data's, and clipping it would discard input information no later layer can recover.
     fn range(&self, old: TensorId) -> Option<(f32, f32)> {
-        self.calib.observers[old].as_ref().filter(|o| o.count > 0).map(|o| o.range_for(self.opts.calibration))
+        let method = if self.f.inputs.contains(&old) { CalibrationMethod::MinMax } else { self.opts.calibration };
+        self.calib.observers[old].as_ref().filter(|o| o.count > 0).map(|o| o.range_for(method))
     }
 
     fn add_tensor(&mut self, t: Tensor) -> TensorId {
@@ -678,7 +681,10 @@ fn build(model: &Model, fm: &Model, calib: &Calibration, opts: &QuantizeOptions)
     Ok(Built { model: qm, layers: rw.layers, kept: rw.kept, notes: rw.notes, qt: rw.qt, ft: rw.ft })
 }
 
-/// The configurations `auto` calibration compares.
+/// How much better (dB of output SQNR on held-out calibration samples) a candidate must be to win.
+const SELECT_MARGIN_DB: f64 = 0.25;
+
+/// The configurations `auto` calibration compares; the first is the TF converter's recipe.
 fn candidates(opts: &QuantizeOptions) -> Vec<(CalibrationMethod, bool)> {
     let methods = match opts.calibration {
         CalibrationMethod::Auto => {
@@ -728,8 +734,10 @@ pub(super) fn quantize_static(
         };
         scored.push(score);
         let s = score.unwrap_or(f64::NEG_INFINITY);
-        // Ties keep the earlier (simpler) configuration.
-        if best.as_ref().is_none_or(|(b, _, _)| s > *b + 1e-9) {
+        // The first candidate is the converter's recipe (min/max, no correction); another one has
+        // to beat the best so far by a margin larger than the scoring noise to be chosen.
+        let margin = if k == 0 { 0.0 } else { SELECT_MARGIN_DB };
+        if best.as_ref().is_none_or(|(b, _, _)| s > *b + margin) {
             best = Some((s, k, built));
         }
     }
