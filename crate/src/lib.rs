@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod evaluate;
 pub mod exec;
 pub mod ir;
 pub mod kernels;

@@ -10,7 +10,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::error::Error;
 use crate::exec::{run_batch, Interpreter};
-use crate::{ir, npy, quantize, summary, tflite};
+use crate::{evaluate, ir, npy, quantize, summary, tflite};
 
 thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -176,6 +176,82 @@ impl Model {
             quantize::quantize(&self.model, calib.as_ref(), &opts, &mut report_progress).map_err(js_error)?;
         let size = tflite::write(&model).map_err(js_error)?.len();
         Ok(QuantizeResult { model: Some(Model { model, size, interp: RefCell::new(None) }), report: to_js(&report)? })
+    }
+
+    /// Evaluates the model on a `.npy` batch: accuracy with `labels` (a `.npy` of class indices or
+    /// one-hot rows), size and latency.
+    pub fn evaluate(
+        &self,
+        data: &[u8],
+        labels: Option<Vec<u8>>,
+        progress: Option<Function>,
+    ) -> Result<JsValue, JsValue> {
+        self.evaluate_impl(data, labels, None, progress)
+    }
+
+    /// [`Model::evaluate`] plus top-1 agreement and output SQNR against `reference`.
+    #[wasm_bindgen(js_name = evaluateAgainst)]
+    pub fn evaluate_against(
+        &self,
+        data: &[u8],
+        labels: Option<Vec<u8>>,
+        reference: &Model,
+        progress: Option<Function>,
+    ) -> Result<JsValue, JsValue> {
+        self.evaluate_impl(data, labels, Some(reference), progress)
+    }
+
+    fn evaluate_impl(
+        &self,
+        data: &[u8],
+        labels: Option<Vec<u8>>,
+        reference: Option<&Model>,
+        progress: Option<Function>,
+    ) -> Result<JsValue, JsValue> {
+        let x = npy::read(data).map_err(js_error)?;
+        let y = labels.map(|b| npy::read(&b)).transpose().map_err(js_error)?;
+        let mut p = progress_stage_fn(progress);
+        let r =
+            evaluate::evaluate(&self.model, self.size, &x, y.as_ref(), reference.map(|m| (&m.model, m.size)), &mut p)
+                .map_err(js_error)?;
+        to_js(&r)
+    }
+
+    /// Per-layer time in milliseconds, averaged over `iterations` runs on the first sample of `x_npy`:
+    /// `[{ node, op, ms }]` in execution order.
+    pub fn profile(&self, x_npy: &[u8], iterations: u32) -> Result<JsValue, JsValue> {
+        #[derive(Serialize)]
+        struct Layer {
+            node: usize,
+            op: String,
+            ms: f64,
+        }
+        let x = npy::read(x_npy).map_err(js_error)?;
+        let values = x.to_f32();
+        let g = self.model.main();
+        let layers = self.with_interpreter(|it| {
+            let per: usize = it.inputs().first().map_or(0, |d| d.shape.iter().product());
+            if values.len() < per {
+                return Err(Error::input(format!("profiling needs one sample of {per} values, got {}", values.len())));
+            }
+            it.set_input_f32(0, &values[..per])?;
+            it.invoke()?; // warm-up
+            let n = iterations.max(1);
+            let mut total: Vec<(usize, f64)> = Vec::new();
+            for _ in 0..n {
+                for (k, (node, ms)) in it.invoke_profiled()?.into_iter().enumerate() {
+                    if total.len() <= k {
+                        total.push((node, 0.0));
+                    }
+                    total[k].1 += ms / n as f64;
+                }
+            }
+            Ok(total
+                .into_iter()
+                .map(|(node, ms)| Layer { node, op: g.nodes[node].op.name().to_string(), ms })
+                .collect::<Vec<_>>())
+        })?;
+        to_js(&layers)
     }
 
     /// Runs every sample of a `.npy` batch `[N, ...input shape]`; returns one `.npy` per output.

@@ -8,7 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createOptimizer } from './node.js';
-import { formatQuantReport, formatSummary } from './format.js';
+import { formatEvalReport, formatQuantReport, formatSummary } from './format.js';
 import { OptimizerError, type CalibrationMethod, type Progress, type QuantizeOptions } from './types.js';
 
 const EXIT_OK = 0;
@@ -136,18 +136,20 @@ const commands: Record<string, Command> = {
     summary: 'quantize a float model to int8 (static, with calibration data) or dynamic range',
     usage:
       'tinyml-optimizer quantize MODEL.tflite -o OUT.tflite [--mode static|dynamic] [--calibration X.npy]\n' +
-      '       [--calibration-method minmax|percentile|entropy|mse] [--percentile P] [--granularity per-channel|per-tensor]\n' +
+      '       [--calibration-method auto|minmax|percentile|entropy|mse] [--percentile P] [--granularity per-channel|per-tensor]\n' +
       '       [--io int8|float32] [--no-bias-correction] [--report REPORT.json] [--json]',
     help:
       'Static mode (default) needs --calibration: a .npy batch of representative inputs [N, ...input shape], N >= 10\n' +
       '(100-500 recommended). It writes a full-int8 model: int8 weights (per channel by default), int8 activations,\n' +
       'int32 biases, int8 inputs and outputs unless --io float32. Dynamic mode needs no data: int8 weights, float\n' +
-      'activations. The report gives, per layer, the output parameters and the SQNR against the float model.',
+      'activations. The report gives, per layer, the output parameters and the SQNR against the float model.\n' +
+      "'auto' calibration (default) tries min/max, percentile and MSE ranges with and without bias correction and\n" +
+      'keeps the model that tracks the float one best on held-out calibration samples.',
     options: {
       output: { type: 'string', short: 'o' },
       mode: { type: 'string', default: 'static' },
       calibration: { type: 'string' },
-      'calibration-method': { type: 'string', default: 'minmax' },
+      'calibration-method': { type: 'string', default: 'auto' },
       percentile: { type: 'string', default: '99.99' },
       granularity: { type: 'string', default: 'per-channel' },
       io: { type: 'string', default: 'int8' },
@@ -161,7 +163,7 @@ const commands: Record<string, Command> = {
       const mode = oneOf(values.mode as string, ['static', 'dynamic'], '--mode');
       const granularity = oneOf(values.granularity as string, ['per-channel', 'per-tensor'], '--granularity');
       const io = oneOf(values.io as string, ['int8', 'float32'], '--io');
-      const methodName = oneOf(values['calibration-method'] as string, ['minmax', 'percentile', 'entropy', 'mse'], '--calibration-method');
+      const methodName = oneOf(values['calibration-method'] as string, ['auto', 'minmax', 'percentile', 'entropy', 'mse'], '--calibration-method');
       let calibration: CalibrationMethod;
       if (methodName === 'percentile') {
         const p = Number(values.percentile);
@@ -191,6 +193,42 @@ const commands: Record<string, Command> = {
         if (values.report) await writeFile(values.report as string, JSON.stringify(report, null, 2) + '\n');
         if (values.json) process.stdout.write(JSON.stringify({ output: values.output, bytes: out.length, ms, report }) + '\n');
         else process.stdout.write(formatQuantReport(values.output as string, out.length, ms, report));
+      } finally {
+        bar.done();
+        opt.terminate();
+      }
+    },
+  },
+  evaluate: {
+    summary: 'accuracy, agreement and SQNR against a reference, size and latency with our engine',
+    usage: 'tinyml-optimizer evaluate MODEL.tflite --data X.npy [--labels Y.npy] [--reference FLOAT.tflite] [--json]',
+    help:
+      'X is [N, ...input shape] (float32, quantized for int8 models). Y holds class indices [N] or one-hot rows\n' +
+      '[N, C]. With --reference, reports the top-1 agreement and output SQNR of MODEL against that model on X.',
+    options: {
+      data: { type: 'string', short: 'd' },
+      labels: { type: 'string', short: 'l' },
+      reference: { type: 'string', short: 'r' },
+      json: { type: 'boolean', default: false },
+    },
+    positionals: 1,
+    async run({ values, positionals }) {
+      if (!values.data) throw new UsageError('--data X.npy is required');
+      const [modelBytes, data, labels, refBytes] = await Promise.all([
+        readInput(positionals[0], 'model'),
+        readInput(values.data as string, 'data'),
+        values.labels ? readInput(values.labels as string, 'labels') : Promise.resolve(undefined),
+        values.reference ? readInput(values.reference as string, 'reference model') : Promise.resolve(undefined),
+      ]);
+      const opt = createOptimizer();
+      const bar = progressBar('evaluate');
+      try {
+        const model = await opt.loadModel(modelBytes);
+        const reference = refBytes ? await opt.loadModel(refBytes) : undefined;
+        const report = await model.evaluate(data, { labels, reference }, { onProgress: (p) => bar.update(p) });
+        bar.done();
+        if (values.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+        else process.stdout.write(formatEvalReport(basename(positionals[0]), report, values.reference ? basename(values.reference as string) : undefined));
       } finally {
         bar.done();
         opt.terminate();

@@ -4,7 +4,7 @@
  * cannot be interrupted, and a fresh worker starts on the next call.
  */
 import { buffersIn, type Args, type Method, type Response, type Result, type WorkerInit } from './protocol.js';
-import type { ModelSummary, NpyInfo, Progress, QuantizeOptions, QuantReport } from './types.js';
+import type { EvalReport, ModelSummary, NpyInfo, Progress, QuantizeOptions, QuantReport } from './types.js';
 import { OptimizerError } from './types.js';
 
 /** The minimal worker interface the client needs; browser.ts and node.ts adapt their workers to it. */
@@ -168,7 +168,8 @@ export class LoadedModel {
     readonly summary: ModelSummary,
   ) {}
 
-  private check() {
+  /** Throws if the model's worker is gone. */
+  check() {
     if (this.generation !== this.optimizer.workerGeneration) {
       throw new OptimizerError('cancelled', 'this model was unloaded when its worker was cancelled or restarted; load it again');
     }
@@ -202,6 +203,36 @@ export class LoadedModel {
       opts,
     );
     return { model: new LoadedModel(this.optimizer, r.handle, this.optimizer.workerGeneration, r.summary), report: r.report };
+  }
+
+  /**
+   * Evaluates the model on `data` (.npy [N, ...input shape]): accuracy with `labels` (.npy class
+   * indices [N] or one-hot [N, C]); top-1 agreement and output SQNR against `reference` (another
+   * loaded model, e.g. the float original); size; latency with the engine.
+   */
+  async evaluate(
+    data: Bytes,
+    options: { labels?: Bytes; reference?: LoadedModel } = {},
+    opts: CallOptions = {},
+  ): Promise<EvalReport> {
+    this.check();
+    options.reference?.check();
+    return this.optimizer.call(
+      'evaluate',
+      {
+        handle: this.handle,
+        data: ownedCopy(data),
+        labels: options.labels ? ownedCopy(options.labels) : undefined,
+        reference: options.reference?.handle,
+      },
+      opts,
+    );
+  }
+
+  /** Per-layer time (ms) of one inference with the engine, averaged over `iterations` runs. */
+  async profile(input: Bytes, iterations = 20): Promise<{ node: number; op: string; ms: number }[]> {
+    this.check();
+    return this.optimizer.call('profile', { handle: this.handle, input: ownedCopy(input), iterations });
   }
 
   /** The model serialized as .tflite bytes. */

@@ -1,5 +1,5 @@
 /** Plain-text rendering of a model summary, for the CLI. */
-import type { ModelSummary, QuantParams, QuantReport } from './types.js';
+import type { EvalReport, ModelSummary, QuantParams, QuantReport } from './types.js';
 
 const n = (v: number) => v.toLocaleString('en-US');
 const shape = (s: number[]) => `[${s.join(', ')}]`;
@@ -99,5 +99,22 @@ export function formatQuantReport(path: string, bytes: number, ms: number, r: Qu
     ]);
   }
   out.push('', table(rows, ['r', 'l', 'l', 'r', 'r', 'l', 'r']));
+  return out.join('\n') + '\n';
+}
+
+const pct = (v: number) => `${(v * 100).toFixed(2)}%`;
+
+/** An evaluation report in a few lines. */
+export function formatEvalReport(name: string, r: EvalReport, refName?: string): string {
+  const out: string[] = [];
+  out.push(`${name}: ${r.samples} samples, ${n(r.size_bytes)} bytes`);
+  if (r.accuracy !== undefined) out.push(`accuracy: ${pct(r.accuracy)}`);
+  out.push(`latency (our engine): mean ${r.latency.mean_ms.toFixed(3)} ms, median ${r.latency.median_ms.toFixed(3)} ms, min ${r.latency.min_ms.toFixed(3)} ms`);
+  if (r.reference) {
+    const ref = r.reference;
+    out.push(`reference ${refName ?? ''}: ${n(ref.size_bytes)} bytes${ref.accuracy !== undefined ? `, accuracy ${pct(ref.accuracy)}` : ''}, latency mean ${ref.latency.mean_ms.toFixed(3)} ms`);
+    out.push(`top-1 agreement with the reference: ${pct(ref.top1_agreement)}`);
+    out.push(`output SQNR vs the reference: ${ref.output_sqnr_db.map(db).join(', ')}`);
+  }
   return out.join('\n') + '\n';
 }

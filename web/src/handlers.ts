@@ -4,7 +4,7 @@
  */
 import { loadEngine, type Flavor, type Wasm } from './engine.js';
 import { buffersIn, type Request, type Response, type WireError, type WorkerInit } from './protocol.js';
-import type { ModelSummary, NpyInfo, QuantizeOptions, QuantReport } from './types.js';
+import type { EvalReport, ModelSummary, NpyInfo, QuantizeOptions, QuantReport } from './types.js';
 import { OptimizerError } from './types.js';
 
 export interface Host {
@@ -70,6 +70,22 @@ function makeHandlers(s: State) {
       const handle = s.next++;
       s.models.set(handle, m);
       return { handle, summary: m.summary() as ModelSummary, report };
+    },
+    async evaluate(
+      a: { handle: number; data: ArrayBuffer | Uint8Array; labels?: ArrayBuffer | Uint8Array; reference?: number },
+      ctx: Ctx,
+    ) {
+      const m = model(s, a.handle);
+      const labels = a.labels ? bytesOf(a.labels) : undefined;
+      const progress = (stage: string, done: number, total: number) => ctx.progress(stage, done, total);
+      const r =
+        a.reference === undefined
+          ? m.evaluate(bytesOf(a.data), labels, progress)
+          : m.evaluateAgainst(bytesOf(a.data), labels, model(s, a.reference), progress);
+      return r as EvalReport;
+    },
+    async profile(a: { handle: number; input: ArrayBuffer | Uint8Array; iterations?: number }) {
+      return model(s, a.handle).profile(bytesOf(a.input), a.iterations ?? 20) as { node: number; op: string; ms: number }[];
     },
     async export(a: { handle: number }) {
       return { bytes: model(s, a.handle).toBytes() };

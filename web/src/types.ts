@@ -68,6 +68,7 @@ export interface ModelSummary {
 }
 
 export type CalibrationMethod =
+  | { method: 'auto' }
   | { method: 'minmax' }
   | { method: 'percentile'; percentile: number }
   | { method: 'entropy' }
@@ -77,7 +78,7 @@ export type CalibrationMethod =
 export interface QuantizeOptions {
   /** 'static' (full int8, needs calibration data) or 'dynamic' (int8 weights, float activations). ['static'] */
   mode?: 'static' | 'dynamic';
-  /** How activation ranges are chosen. [{ method: 'minmax' }] */
+  /** How activation ranges are chosen. [{ method: 'auto' }] */
   calibration?: CalibrationMethod;
   /** Weight scales per output channel or per tensor. ['per-channel'] */
   granularity?: 'per-channel' | 'per-tensor';
@@ -121,6 +122,28 @@ export interface QuantReport {
   calibration_ms: number;
   rewrite_ms: number;
   report_ms: number;
+}
+
+export interface Latency {
+  mean_ms: number;
+  median_ms: number;
+  min_ms: number;
+}
+
+export interface EvalReport {
+  samples: number;
+  /** Top-1 accuracy against the labels, when labels were given. */
+  accuracy?: number;
+  reference?: {
+    top1_agreement: number;
+    output_sqnr_db: (number | null)[];
+    accuracy?: number;
+    size_bytes: number;
+    latency: Latency;
+  };
+  size_bytes: number;
+  latency: Latency;
+  outputs: IoDetail[];
 }
 
 export interface NpyInfo {

@@ -237,6 +237,29 @@ impl Interpreter {
         result
     }
 
+    /// Runs the model like [`Interpreter::invoke`] and returns each step's node index and time in
+    /// milliseconds, for finding the slow layers.
+    pub fn invoke_profiled(&mut self) -> Result<Vec<(usize, f64)>> {
+        let mut s = Scratch {
+            f32: std::mem::take(&mut self.scratch_f32),
+            i8: std::mem::take(&mut self.scratch_i8),
+            i32: Vec::new(),
+        };
+        let mut times = Vec::with_capacity(self.steps.len());
+        let mut result = Ok(());
+        for step in &self.steps {
+            let t = crate::clock::now_ms();
+            if let Err(e) = run_step(step, &self.infos, &mut self.bufs, &mut s) {
+                result = Err(e.at(Location::node(step.node, "")));
+                break;
+            }
+            times.push((step.node, crate::clock::now_ms() - t));
+        }
+        self.scratch_f32 = s.f32;
+        self.scratch_i8 = s.i8;
+        result.map(|_| times)
+    }
+
     pub fn output(&self, i: usize) -> Option<&Buffer> {
         self.outputs.get(i).map(|&t| &self.bufs[t])
     }

@@ -402,7 +402,7 @@ fn conv_stage(
         })
         .collect();
     let (min, max) = clamp_i8(ctx, act, s_out, zp_out)?;
-    Ok(OutputStage { scales, out_zp: zp_out, min, max })
+    Ok(OutputStage::new(scales, zp_out, min, max))
 }
 
 /// Float clamp bounds of a fused activation.

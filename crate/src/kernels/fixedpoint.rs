@@ -242,6 +242,34 @@ impl Rescale {
     }
 }
 
+/// [`mul_by_multiplier`] with the shifts split out once, so the per-element work is a handful of
+/// branch-free integer operations (the multiplier is never negative here, so SRDHM's single
+/// overflow case cannot occur).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedRequant {
+    pub multiplier: i32,
+    pub left: u32,
+    pub right: u32,
+}
+
+impl FixedRequant {
+    pub fn new(m: Multiplier) -> FixedRequant {
+        FixedRequant { multiplier: m.multiplier, left: m.shift.max(0) as u32, right: (-m.shift).max(0) as u32 }
+    }
+
+    #[inline(always)]
+    pub fn apply(self, acc: i32) -> i32 {
+        let x = acc.wrapping_shl(self.left);
+        let ab = x as i64 * self.multiplier as i64;
+        let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+        let q = ((ab + nudge) / (1i64 << 31)) as i32;
+        let mask = ((1i64 << self.right) - 1) as i32;
+        let remainder = q & mask;
+        let threshold = (mask >> 1) + (q < 0) as i32;
+        (q >> self.right) + (remainder > threshold) as i32
+    }
+}
+
 /// The output stage of a convolution-like int8 operator: rescale (one for all channels, or one per
 /// channel), add the output zero point, clamp to the fused activation's range.
 #[derive(Clone, Debug, PartialEq)]
@@ -250,13 +278,43 @@ pub struct OutputStage {
     pub out_zp: i32,
     pub min: i32,
     pub max: i32,
+    /// The fixed-point scales, prepared (one per channel), when every scale is fixed-point.
+    fixed: Vec<FixedRequant>,
 }
 
 impl OutputStage {
-    #[inline]
+    pub fn new(scales: Vec<Rescale>, out_zp: i32, min: i32, max: i32) -> OutputStage {
+        let fixed = scales
+            .iter()
+            .map(|s| match s {
+                Rescale::Fixed(m) => Some(FixedRequant::new(*m)),
+                Rescale::Double(_) => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default();
+        OutputStage { scales, out_zp, min, max, fixed }
+    }
+
+    /// The prepared fixed-point scale of `channel`, when the stage is fixed-point.
+    #[inline(always)]
+    pub fn fixed(&self, channel: usize) -> Option<FixedRequant> {
+        match self.fixed.len() {
+            0 => None,
+            1 => Some(self.fixed[0]),
+            _ => Some(self.fixed[channel]),
+        }
+    }
+
+    #[inline(always)]
     pub fn apply(&self, channel: usize, acc: i32) -> i8 {
-        let r = if self.scales.len() == 1 { self.scales[0] } else { self.scales[channel] };
-        r.apply(acc).wrapping_add(self.out_zp).clamp(self.min, self.max) as i8
+        let v = match self.fixed(channel) {
+            Some(f) => f.apply(acc),
+            None => {
+                let r = if self.scales.len() == 1 { self.scales[0] } else { self.scales[channel] };
+                r.apply(acc)
+            }
+        };
+        v.wrapping_add(self.out_zp).clamp(self.min, self.max) as i8
     }
 }
 
@@ -319,6 +377,16 @@ mod tests {
         assert_eq!(mul_by_multiplier(-7, quantize_multiplier(0.25)), -2); // srdhm -3.5 -> -3, then /2 -> -2
         assert_eq!(mul_by_multiplier(3, quantize_multiplier(3.0)), 9);
         assert_eq!(saturating_rounding_mul_by_pot(1 << 30, 2), i32::MAX);
+    }
+
+    #[test]
+    fn prepared_requant_equals_mul_by_multiplier() {
+        let mut rng = crate::rng::Rng::new(99);
+        for _ in 0..20_000 {
+            let m = quantize_multiplier(rng.uniform() as f64 * 4.0 + 1e-6);
+            let acc = (rng.next_u64() as i32) >> rng.below(24);
+            assert_eq!(FixedRequant::new(m).apply(acc), mul_by_multiplier(acc, m), "{acc} {m:?}");
+        }
     }
 
     #[test]

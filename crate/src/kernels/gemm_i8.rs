@@ -240,7 +240,7 @@ mod tests {
         let offset: Vec<i32> = (0..n).map(|_| rng.below(20000) as i32 - 10000).collect();
         let scales: Vec<_> =
             (0..n).map(|_| Rescale::Fixed(quantize_multiplier(0.0005 + rng.uniform() as f64 * 0.01))).collect();
-        let stage = OutputStage { scales, out_zp: -5, min: -100, max: 120 };
+        let stage = OutputStage::new(scales, -5, -100, 120);
         let rq = Requant { offset: &offset, stage: &stage };
         let ldo = n + 3;
         let mut want = vec![0i8; m * ldo];

@@ -13,7 +13,7 @@
 
 pub mod calibrate;
 mod dynamic;
-mod report;
+pub mod report;
 mod rewrite;
 
 use serde::{Deserialize, Serialize};

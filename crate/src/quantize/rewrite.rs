@@ -28,6 +28,8 @@ pub(super) struct Calibration {
     /// im2col row for CONV_2D, per tap and channel for DEPTHWISE_CONV_2D, the mean input row for
     /// FULLY_CONNECTED).
     pub input_means: Vec<Option<Vec<f64>>>,
+    /// The float model's outputs for every calibration sample: `outputs[sample][output]`.
+    pub outputs: Vec<Vec<Vec<f32>>>,
 }
 
 fn is_activation(g: &Graph, t: TensorId) -> bool {
@@ -104,6 +106,7 @@ pub(super) fn calibrate(
         .map(|(i, n)| (i, conv_shape(g, n)))
         .collect();
     let mut sums: Vec<Option<(Vec<f64>, usize)>> = vec![None; g.nodes.len()];
+    let mut outputs = Vec::with_capacity(samples);
     for i in 0..samples {
         it.set_input_f32(0, &values[i * per..(i + 1) * per]).map_err(|e| match e {
             Error::Input { message } => Error::input(format!("calibration sample {i}: {message}")),
@@ -146,13 +149,14 @@ pub(super) fn calibrate(
                 }
             }
         }
+        outputs.push((0..g.outputs.len()).map(|k| it.output_f32(k).unwrap_or_default()).collect());
         progress("calibrate", i + 1, samples);
     }
     let input_means = sums
         .into_iter()
         .map(|s| s.filter(|(_, c)| *c > 0).map(|(v, c)| v.into_iter().map(|x| x / c as f64).collect()))
         .collect();
-    Ok(Calibration { observers, input_means })
+    Ok(Calibration { observers, input_means, outputs })
 }
 
 /// Weights of a weighted node as f32, dequantizing int8 (hybrid) weights.
@@ -728,7 +732,7 @@ pub(super) fn quantize_static(
         let score = if tried.len() > 1 {
             progress("select", k + 1, tried.len());
             let held_out = (samples / 2)..samples.min(samples / 2 + opts.select_samples);
-            score_outputs(&fm, &built.model, data, held_out)?
+            score_outputs(&calib, &built.model, data, held_out)?
         } else {
             None
         };
@@ -795,23 +799,25 @@ pub(super) fn quantize_static(
     Ok((built.model, report))
 }
 
-/// Mean output SQNR (dB) of `qm` against `fm` over calibration samples `samples`.
-fn score_outputs(fm: &Model, qm: &Model, data: &NpyArray, samples: std::ops::Range<usize>) -> Result<Option<f64>> {
-    let mut fi = Interpreter::new(fm)?;
+/// Mean output SQNR (dB) of `qm` against the float outputs recorded during calibration, over
+/// calibration samples `samples`.
+fn score_outputs(
+    calib: &Calibration,
+    qm: &Model,
+    data: &NpyArray,
+    samples: std::ops::Range<usize>,
+) -> Result<Option<f64>> {
     let mut qi = Interpreter::new(qm)?;
     let values = data.to_f32();
     let per = values.len() / data.shape.first().copied().unwrap_or(1).max(1);
-    let outs = fm.main().outputs.len();
+    let outs = qm.main().outputs.len();
     let mut acc = vec![SqnrAcc::default(); outs];
     for i in samples {
-        let x = &values[i * per..(i + 1) * per];
-        fi.set_input_f32(0, x)?;
-        qi.set_input_f32(0, x)?;
-        fi.invoke()?;
+        qi.set_input_f32(0, &values[i * per..(i + 1) * per])?;
         qi.invoke()?;
         for (k, a) in acc.iter_mut().enumerate() {
-            if let (Some(f), Some(q)) = (fi.output_f32(k), qi.output_f32(k)) {
-                a.add(&f, &q);
+            if let (Some(f), Some(q)) = (calib.outputs.get(i).and_then(|o| o.get(k)), qi.output_f32(k)) {
+                a.add(f, &q);
             }
         }
     }

@@ -285,7 +285,7 @@ mod tests {
     fn stage(rng: &mut Rng, n: usize) -> OutputStage {
         let scales =
             (0..n).map(|_| Rescale::Fixed(quantize_multiplier(0.001 + rng.uniform() as f64 * 0.004))).collect();
-        OutputStage { scales, out_zp: 3, min: -128, max: 127 }
+        OutputStage::new(scales, 3, -128, 127)
     }
 
     #[test]
@@ -331,7 +331,7 @@ mod tests {
             let input = random_i8(&mut rng, rows * k, -128);
             let w = random_i8(&mut rng, n * k, -127);
             let bias: Vec<i32> = (0..n).map(|_| rng.below(1000) as i32).collect();
-            let os = OutputStage { scales: vec![Rescale::Double(0.003)], out_zp: -128, min: -128, max: 127 };
+            let os = OutputStage::new(vec![Rescale::Double(0.003)], -128, -128, 127);
             let mut want = vec![0i8; rows * n];
             fully_connected_reference(rows, k, 128, &input, &w, 0, Some(&bias), &os, &mut want);
             let g = PreparedGemm::new(&w, n, k, Some(&bias), 128, os.clone());

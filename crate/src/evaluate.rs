@@ -1,0 +1,185 @@
+//! Evaluation of a model on data: accuracy against labels, agreement and output SQNR against a
+//! reference model (usually the float original), size, and latency with our engine.
+
+use serde::Serialize;
+
+use crate::clock::now_ms;
+use crate::error::{Error, Result};
+use crate::exec::{samples_in, Interpreter, IoDetail};
+use crate::ir::Model;
+use crate::npy::NpyArray;
+use crate::quantize::report::SqnrAcc;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Latency {
+    pub mean_ms: f64,
+    pub median_ms: f64,
+    pub min_ms: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ReferenceComparison {
+    /// Fraction of samples whose top-1 class equals the reference model's.
+    pub top1_agreement: f64,
+    /// Per output: SQNR of this model's output against the reference's, in dB.
+    pub output_sqnr_db: Vec<Option<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+    pub size_bytes: usize,
+    pub latency: Latency,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalReport {
+    pub samples: usize,
+    /// Top-1 accuracy against the labels (output 0), when labels were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceComparison>,
+    pub size_bytes: usize,
+    /// Per-sample inference time with our engine (wasm in the browser and Node).
+    pub latency: Latency,
+    pub outputs: Vec<IoDetail>,
+}
+
+/// Class labels from `[N]` integers or `[N, C]` one-hot/probabilities.
+pub fn labels_of(labels: &NpyArray, n: usize) -> Result<Vec<i64>> {
+    let count = labels.shape.first().copied().unwrap_or(0);
+    if count != n {
+        return Err(Error::input(format!("{count} labels for {n} samples (shape {:?})", labels.shape)));
+    }
+    match labels.shape.len() {
+        1 => labels.to_i64().ok_or_else(|| Error::input("labels of shape [N] must be integers (class indices)")),
+        2 => {
+            let v = labels.to_f32();
+            let c = labels.shape[1].max(1);
+            Ok(v.chunks(c).map(|row| argmax(row) as i64).collect())
+        }
+        _ => Err(Error::input(format!("labels must be [N] class indices or [N, classes], not {:?}", labels.shape))),
+    }
+}
+
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+struct Run {
+    outputs: Vec<Vec<f32>>,
+    latency: Latency,
+}
+
+fn run_all(
+    model: &Model,
+    x: &[f32],
+    n: usize,
+    progress: &mut dyn FnMut(&str, usize, usize),
+    stage: &str,
+) -> Result<Run> {
+    let mut it = Interpreter::new(model)?;
+    let per = x.len() / n.max(1);
+    let outs = it.outputs().len();
+    let mut outputs = vec![Vec::new(); outs];
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        it.set_input_f32(0, &x[i * per..(i + 1) * per]).map_err(|e| match e {
+            Error::Input { message } => Error::input(format!("sample {i}: {message}")),
+            other => other,
+        })?;
+        let t = now_ms();
+        it.invoke()?;
+        times.push(now_ms() - t);
+        for (k, o) in outputs.iter_mut().enumerate() {
+            o.extend(it.output_f32(k).unwrap_or_default());
+        }
+        progress(stage, i + 1, n);
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let latency = Latency {
+        mean_ms: times.iter().sum::<f64>() / n.max(1) as f64,
+        median_ms: sorted.get(n / 2).copied().unwrap_or(0.0),
+        min_ms: sorted.first().copied().unwrap_or(0.0),
+    };
+    Ok(Run { outputs, latency })
+}
+
+fn accuracy(out: &[f32], n: usize, labels: &[i64]) -> Option<f64> {
+    let k = out.len() / n.max(1);
+    if k < 2 {
+        return None;
+    }
+    let correct = (0..n).filter(|&i| argmax(&out[i * k..(i + 1) * k]) as i64 == labels[i]).count();
+    Some(correct as f64 / n as f64)
+}
+
+/// Evaluates `model` (of `size` bytes) on `data` (`[N, ...input shape]`).
+pub fn evaluate(
+    model: &Model,
+    size: usize,
+    data: &NpyArray,
+    labels: Option<&NpyArray>,
+    reference: Option<(&Model, usize)>,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<EvalReport> {
+    let g = model.main();
+    if g.inputs.len() != 1 {
+        return Err(Error::input(format!("evaluating models with {} inputs (one is supported)", g.inputs.len())));
+    }
+    let n = samples_in(&data.shape, &g.tensors[g.inputs[0]].shape, "the data")?;
+    if n == 0 {
+        return Err(Error::input("the data holds no samples"));
+    }
+    let x = data.to_f32();
+    let labels = labels.map(|l| labels_of(l, n)).transpose()?;
+    let ours = run_all(model, &x, n, progress, "evaluate")?;
+    let acc = labels.as_ref().and_then(|l| accuracy(&ours.outputs[0], n, l));
+    if labels.is_some() && acc.is_none() {
+        return Err(Error::input("accuracy needs a classifier: the first output has fewer than 2 values per sample"));
+    }
+    let reference = match reference {
+        None => None,
+        Some((r, rsize)) => {
+            let rg = r.main();
+            if rg.outputs.len() != g.outputs.len() {
+                return Err(Error::input("the reference model has a different number of outputs"));
+            }
+            let theirs = run_all(r, &x, n, progress, "reference")?;
+            let output_sqnr_db = ours
+                .outputs
+                .iter()
+                .zip(&theirs.outputs)
+                .map(|(a, b)| {
+                    let mut s = SqnrAcc::default();
+                    s.add(b, a);
+                    if a.len() == b.len() {
+                        s.db()
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            let k = ours.outputs[0].len() / n;
+            let agree = (0..n)
+                .filter(|&i| {
+                    argmax(&ours.outputs[0][i * k..(i + 1) * k]) == argmax(&theirs.outputs[0][i * k..(i + 1) * k])
+                })
+                .count();
+            Some(ReferenceComparison {
+                top1_agreement: agree as f64 / n as f64,
+                output_sqnr_db,
+                accuracy: labels.as_ref().and_then(|l| accuracy(&theirs.outputs[0], n, l)),
+                size_bytes: rsize,
+                latency: theirs.latency,
+            })
+        }
+    };
+    let outputs = Interpreter::new(model)?.outputs();
+    Ok(EvalReport { samples: n, accuracy: acc, reference, size_bytes: size, latency: ours.latency, outputs })
+}
