@@ -17,6 +17,44 @@ pub struct Latency {
     pub min_ms: f64,
 }
 
+impl Latency {
+    /// Summary of per-run times in milliseconds.
+    pub fn of(times: &[f64]) -> Latency {
+        let mut sorted = times.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        Latency {
+            mean_ms: times.iter().sum::<f64>() / times.len().max(1) as f64,
+            median_ms: sorted.get(sorted.len() / 2).copied().unwrap_or(0.0),
+            min_ms: sorted.first().copied().unwrap_or(0.0),
+        }
+    }
+}
+
+/// Times about `runs` invocations of `it` on the inputs already set, after `warmup` untimed ones.
+///
+/// Browsers coarsen `performance.now()` (to 0.1 ms without cross-origin isolation), so runs are
+/// timed in batches of at least 5 ms each; the statistics are over per-run times of the batches.
+pub fn benchmark(it: &mut Interpreter, warmup: usize, runs: usize) -> Result<Latency> {
+    for _ in 0..warmup {
+        it.invoke()?;
+    }
+    let (mut per_batch, t0) = (0usize, now_ms());
+    while now_ms() - t0 < 5.0 {
+        it.invoke()?;
+        per_batch += 1;
+    }
+    let batches = (runs / per_batch).max(5);
+    let mut times = Vec::with_capacity(batches);
+    for _ in 0..batches {
+        let t = now_ms();
+        for _ in 0..per_batch {
+            it.invoke()?;
+        }
+        times.push((now_ms() - t) / per_batch as f64);
+    }
+    Ok(Latency::of(&times))
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ReferenceComparison {
     /// Fraction of samples whose top-1 class equals the reference model's.
@@ -100,14 +138,7 @@ fn run_all(
         }
         progress(stage, i + 1, n);
     }
-    let mut sorted = times.clone();
-    sorted.sort_by(f64::total_cmp);
-    let latency = Latency {
-        mean_ms: times.iter().sum::<f64>() / n.max(1) as f64,
-        median_ms: sorted.get(n / 2).copied().unwrap_or(0.0),
-        min_ms: sorted.first().copied().unwrap_or(0.0),
-    };
-    Ok(Run { outputs, latency })
+    Ok(Run { outputs, latency: Latency::of(&times) })
 }
 
 fn accuracy(out: &[f32], n: usize, labels: &[i64]) -> Option<f64> {

@@ -254,6 +254,25 @@ impl Model {
         to_js(&layers)
     }
 
+    /// Inference latency on the first sample of `x_npy`: `{ mean_ms, median_ms, min_ms }` over `runs`
+    /// timed runs after a few warm-up runs.
+    pub fn benchmark(&self, x_npy: &[u8], runs: u32) -> Result<JsValue, JsValue> {
+        let x = npy::read(x_npy).map_err(js_error)?;
+        let values = x.to_f32();
+        let latency = self.with_interpreter(|it| {
+            let per: usize = it.inputs().first().map_or(0, |d| d.shape.iter().product());
+            if values.len() < per {
+                return Err(Error::input(format!(
+                    "benchmarking needs one sample of {per} values, got {}",
+                    values.len()
+                )));
+            }
+            it.set_input_f32(0, &values[..per])?;
+            crate::evaluate::benchmark(it, 5, runs as usize)
+        })?;
+        to_js(&latency)
+    }
+
     /// Runs every sample of a `.npy` batch `[N, ...input shape]`; returns one `.npy` per output.
     pub fn run(&self, x_npy: &[u8], raw: bool, progress: Option<Function>) -> Result<Array, JsValue> {
         let x = npy::read(x_npy).map_err(js_error)?;

@@ -4,7 +4,7 @@
  * cannot be interrupted, and a fresh worker starts on the next call.
  */
 import { buffersIn, type Args, type Method, type Response, type Result, type WorkerInit } from './protocol.js';
-import type { EvalReport, ModelSummary, NpyInfo, Progress, QuantizeOptions, QuantReport } from './types.js';
+import type { EvalReport, Latency, ModelSummary, NpyInfo, Progress, QuantizeOptions, QuantReport } from './types.js';
 import { OptimizerError } from './types.js';
 
 /** The minimal worker interface the client needs; browser.ts and node.ts adapt their workers to it. */
@@ -233,6 +233,15 @@ export class LoadedModel {
   async profile(input: Bytes, iterations = 20): Promise<{ node: number; op: string; ms: number }[]> {
     this.check();
     return this.optimizer.call('profile', { handle: this.handle, input: ownedCopy(input), iterations });
+  }
+
+  /**
+   * Inference latency with the engine on the first sample of `input` (a `.npy` batch): mean,
+   * median and minimum over `runs` timed runs after a short warm-up.
+   */
+  async benchmark(input: Bytes, runs = 100): Promise<Latency> {
+    this.check();
+    return this.optimizer.call('benchmark', { handle: this.handle, input: ownedCopy(input), runs });
   }
 
   /** The model serialized as .tflite bytes. */

@@ -4,7 +4,7 @@
  */
 import { loadEngine, type Flavor, type Wasm } from './engine.js';
 import { buffersIn, type Request, type Response, type WireError, type WorkerInit } from './protocol.js';
-import type { EvalReport, ModelSummary, NpyInfo, QuantizeOptions, QuantReport } from './types.js';
+import type { EvalReport, Latency, ModelSummary, NpyInfo, QuantizeOptions, QuantReport } from './types.js';
 import { OptimizerError } from './types.js';
 
 export interface Host {
@@ -86,6 +86,9 @@ function makeHandlers(s: State) {
     },
     async profile(a: { handle: number; input: ArrayBuffer | Uint8Array; iterations?: number }) {
       return model(s, a.handle).profile(bytesOf(a.input), a.iterations ?? 20) as { node: number; op: string; ms: number }[];
+    },
+    async benchmark(a: { handle: number; input: ArrayBuffer | Uint8Array; runs?: number }) {
+      return model(s, a.handle).benchmark(bytesOf(a.input), a.runs ?? 100) as Latency;
     },
     async export(a: { handle: number }) {
       return { bytes: model(s, a.handle).toBytes() };

@@ -43,6 +43,7 @@ pub struct Interpreter {
     outputs: Vec<TensorId>,
     scratch_f32: Vec<f32>,
     scratch_i8: Vec<i8>,
+    scratch_i16: Vec<i16>,
     /// Nodes evaluated at preparation because their operands are constant.
     folded: Vec<usize>,
 }
@@ -137,6 +138,7 @@ impl Interpreter {
             outputs: g.outputs.clone(),
             scratch_f32: Vec::new(),
             scratch_i8: Vec::new(),
+            scratch_i16: Vec::new(),
             folded,
         })
     }
@@ -223,7 +225,7 @@ impl Interpreter {
         let mut s = Scratch {
             f32: std::mem::take(&mut self.scratch_f32),
             i8: std::mem::take(&mut self.scratch_i8),
-            i32: Vec::new(),
+            i16: std::mem::take(&mut self.scratch_i16),
         };
         let mut result = Ok(());
         for step in &self.steps {
@@ -234,6 +236,7 @@ impl Interpreter {
         }
         self.scratch_f32 = s.f32;
         self.scratch_i8 = s.i8;
+        self.scratch_i16 = s.i16;
         result
     }
 
@@ -243,7 +246,7 @@ impl Interpreter {
         let mut s = Scratch {
             f32: std::mem::take(&mut self.scratch_f32),
             i8: std::mem::take(&mut self.scratch_i8),
-            i32: Vec::new(),
+            i16: std::mem::take(&mut self.scratch_i16),
         };
         let mut times = Vec::with_capacity(self.steps.len());
         let mut result = Ok(());
@@ -257,6 +260,7 @@ impl Interpreter {
         }
         self.scratch_f32 = s.f32;
         self.scratch_i8 = s.i8;
+        self.scratch_i16 = s.i16;
         result.map(|_| times)
     }
 
@@ -309,7 +313,7 @@ pub(crate) fn int_range(d: DType) -> (i32, i32) {
 struct Scratch {
     f32: Vec<f32>,
     i8: Vec<i8>,
-    i32: Vec<i32>,
+    i16: Vec<i16>,
 }
 
 fn internal(msg: &str) -> Error {
@@ -534,12 +538,10 @@ fn exec_kernel(
         }
         Kernel::Constant(value) => *out = value.clone(),
         Kernel::ConvI8 { s: shape, g, in_zp } => {
-            conv_i8::conv2d(shape, *in_zp, i8_in(bufs, x0)?, g, out_i8!(), &mut s.i8);
+            conv_i8::conv2d(shape, *in_zp, i8_in(bufs, x0)?, g, out_i8!(), &mut s.i16, &mut s.i8);
         }
-        Kernel::DepthwiseI8 { s: shape, w, bias, in_offset, stage } => {
-            conv_i8::depthwise(shape, *in_offset, i8_in(bufs, x0)?, w, bias.as_deref(), stage, out_i8!(), &mut s.i32);
-        }
-        Kernel::FcI8 { rows, g } => conv_i8::fully_connected(*rows, i8_in(bufs, x0)?, g, out_i8!(), &mut s.i8),
+        Kernel::DepthwiseI8 { s: shape, d } => conv_i8::depthwise(shape, i8_in(bufs, x0)?, d, out_i8!(), &mut s.i8),
+        Kernel::FcI8 { rows, g } => conv_i8::fully_connected(*rows, i8_in(bufs, x0)?, g, out_i8!(), &mut s.i16),
         Kernel::PoolI8 { s: shape, max_pool, min, max } => {
             let x = i8_in(bufs, x0)?;
             if *max_pool {
@@ -548,13 +550,12 @@ fn exec_kernel(
                 pw_i8::average_pool(shape, x, *min, *max, out_i8!());
             }
         }
-        Kernel::AddI8 { p, a_shape, b_shape, out_shape } => {
+        Kernel::BinaryI8 { table, a_shape, b_shape, out_shape } => {
             let (a, b) = (i8_in(bufs, x0)?, i8_in(bufs, step.inputs.get(1).copied().flatten())?);
-            elementwise::binary(a, a_shape, b, b_shape, out_shape, out_i8!(), |x, y| p.apply(x, y));
-        }
-        Kernel::MulI8 { p, a_shape, b_shape, out_shape } => {
-            let (a, b) = (i8_in(bufs, x0)?, i8_in(bufs, step.inputs.get(1).copied().flatten())?);
-            elementwise::binary(a, a_shape, b, b_shape, out_shape, out_i8!(), |x, y| p.apply(x, y));
+            let table: &[i8; 1 << 16] = table.as_slice().try_into().map_err(|_| internal("binary table size"))?;
+            elementwise::binary(a, a_shape, b, b_shape, out_shape, out_i8!(), |x, y| {
+                table[(x as u8 as usize) << 8 | y as u8 as usize]
+            });
         }
         Kernel::ReluI8(p) => map_i8(i8_in(bufs, x0)?, out_i8!(), |v| p.apply(v)),
         Kernel::LeakyReluI8(p) => map_i8(i8_in(bufs, x0)?, out_i8!(), |v| p.apply(v)),

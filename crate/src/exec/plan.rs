@@ -8,7 +8,7 @@ use crate::kernels::elementwise::broadcast_shape;
 use crate::kernels::fixedpoint::{activation_range, quantize_multiplier, Multiplier, Rescale};
 use crate::kernels::gemm_f32::PackedF32;
 use crate::kernels::geometry::{Window, Window2D};
-use crate::kernels::int8::conv::{OutputStage, PreparedGemm};
+use crate::kernels::int8::conv::{OutputStage, PreparedDepthwise, PreparedGemm};
 use crate::kernels::int8::pointwise::{
     lut, AddParams, HardSwishParams, LeakyReluParams, MeanParams, MulParams, ReluParams, SoftmaxParams,
 };
@@ -154,10 +154,7 @@ pub enum Kernel {
     },
     DepthwiseI8 {
         s: ConvShape,
-        w: Vec<i16>,
-        bias: Option<Vec<i32>>,
-        in_offset: i32,
-        stage: OutputStage,
+        d: PreparedDepthwise,
     },
     FcI8 {
         rows: usize,
@@ -169,14 +166,10 @@ pub enum Kernel {
         min: i32,
         max: i32,
     },
-    AddI8 {
-        p: AddParams,
-        a_shape: Vec<usize>,
-        b_shape: Vec<usize>,
-        out_shape: Vec<usize>,
-    },
-    MulI8 {
-        p: MulParams,
+    /// Int8 ADD, SUB or MUL through a 256×256 table of TFLite's integer arithmetic, indexed by
+    /// the two operands' bytes.
+    BinaryI8 {
+        table: Vec<i8>,
         a_shape: Vec<usize>,
         b_shape: Vec<usize>,
         out_shape: Vec<usize>,
@@ -353,6 +346,11 @@ fn bias_i32(ctx: &Ctx, n: &Node, outputs: usize) -> Result<Option<Vec<i32>>> {
         return Err(ctx.err(format!("bias has {} values for {outputs} output channels", b.len())));
     }
     Ok(Some(b))
+}
+
+/// `f` over every pair of int8 operands, indexed `(x as u8) · 256 + (y as u8)`.
+fn binary_table(f: impl Fn(i8, i8) -> i8) -> Vec<i8> {
+    (0..=u16::MAX).map(|i| f((i >> 8) as u8 as i8, i as u8 as i8)).collect()
 }
 
 /// Requantization of an int8 convolution-like layer, as TFLite prepares it.
@@ -532,8 +530,9 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
             if x.dtype == DType::I8 {
                 let stage = conv_stage(ctx, n, x, w, oc, 3, c.activation, false)?;
                 let (_, in_zp) = qparams(ctx, x, "input")?;
-                let wv = int8_weights(ctx, n, w)?.iter().map(|&v| v as i16).collect();
-                let kernel = Kernel::DepthwiseI8 { s, w: wv, bias: bias_i32(ctx, n, oc)?, in_offset: -in_zp, stage };
+                let wv = int8_weights(ctx, n, w)?;
+                let d = PreparedDepthwise::new(&wv, oc, bias_i32(ctx, n, oc)?.as_deref(), -in_zp, stage);
+                let kernel = Kernel::DepthwiseI8 { s, d };
                 let shape = vec![s.batch, s.out_h(), s.out_w(), oc];
                 return Ok((kernel, TensorInfo { dtype: DType::I8, shape, quant: out_quant }));
             }
@@ -647,23 +646,14 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
                 let (so, zo, _) = out_qparams(ctx, n)?;
                 let (min, max) = clamp_i8(ctx, *activation, so, zo)?;
                 let (a_shape, b_shape) = (a.shape.clone(), b.shape.clone());
-                let kernel = match n.op {
-                    Op::Mul { .. } => Kernel::MulI8 {
-                        p: MulParams::new(s1, z1, s2, z2, so, zo, min, max),
-                        a_shape,
-                        b_shape,
-                        out_shape: out_shape.clone(),
-                    },
+                let table = match n.op {
+                    Op::Mul { .. } => binary_table(|x, y| MulParams::new(s1, z1, s2, z2, so, zo, min, max).apply(x, y)),
                     _ => {
-                        let sub = matches!(n.op, Op::Sub { .. });
-                        Kernel::AddI8 {
-                            p: AddParams::new(s1, z1, s2, z2, so, zo, min, max, sub),
-                            a_shape,
-                            b_shape,
-                            out_shape: out_shape.clone(),
-                        }
+                        let p = AddParams::new(s1, z1, s2, z2, so, zo, min, max, matches!(n.op, Op::Sub { .. }));
+                        binary_table(|x, y| p.apply(x, y))
                     }
                 };
+                let kernel = Kernel::BinaryI8 { table, a_shape, b_shape, out_shape: out_shape.clone() };
                 return Ok((kernel, TensorInfo { dtype: DType::I8, shape: out_shape, quant: out_quant }));
             }
             float_only(a, "first operand")?;

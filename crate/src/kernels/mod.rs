@@ -13,3 +13,4 @@ pub mod layout;
 pub mod pool;
 pub mod quant;
 pub mod reduce;
+pub mod requant;

@@ -6,7 +6,8 @@
 
 use super::super::conv::ConvShape;
 pub use super::super::fixedpoint::OutputStage;
-use super::super::gemm_i8::{self, PackedI8, Requant, KC};
+use super::super::gemm_i8::{self, PackedI8, Requant};
+use super::super::requant::{self, VecStage};
 
 /// Direct-loop int8 CONV_2D (TFLite's `ConvPerChannel`); weights `[oc, kh, kw, ic]`.
 #[allow(clippy::too_many_arguments)]
@@ -53,6 +54,7 @@ pub struct PreparedGemm {
     pub weights: PackedI8,
     pub offset: Vec<i32>,
     pub stage: OutputStage,
+    vec: Option<VecStage>,
 }
 
 impl PreparedGemm {
@@ -68,63 +70,79 @@ impl PreparedGemm {
         let offset = (0..n)
             .map(|j| bias.map_or(0, |b| b[j]).wrapping_add(input_offset.wrapping_mul(packed.row_sums[j])))
             .collect();
-        PreparedGemm { weights: packed, offset, stage }
+        let vec = VecStage::new(&stage, n);
+        PreparedGemm { weights: packed, offset, stage, vec }
     }
 
     fn requant(&self) -> Requant<'_> {
-        Requant { offset: &self.offset, stage: &self.stage }
+        Requant { offset: &self.offset, stage: &self.stage, vec: self.vec.as_ref() }
     }
 }
 
 /// Output pixels per im2col block.
 const BLOCK: usize = 64;
 
-/// Fast int8 CONV_2D: im2col rows (padded with the input zero point, so padded taps contribute
-/// nothing after the offset fold) fed to the int8 GEMM.
-pub fn conv2d(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Vec<i8>) {
+/// Fast int8 CONV_2D: im2col rows widened to i16, read from a copy of the input padded with its
+/// zero point (so padded taps contribute nothing after the offset fold), fed to the int8 GEMM.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(
+    s: &ConvShape,
+    input_zp: i8,
+    input: &[i8],
+    g: &PreparedGemm,
+    out: &mut [i8],
+    cols: &mut Vec<i16>,
+    padded: &mut Vec<i8>,
+) {
     let k = s.patch_len();
     let kp = g.weights.kp;
     debug_assert_eq!(g.weights.k, k);
     let pixels = s.batch * s.out_h() * s.out_w();
     let per_image = s.out_h() * s.out_w();
-    scratch.clear();
-    scratch.resize(BLOCK * kp, 0);
+    cols.clear();
+    cols.resize(BLOCK * kp, 0);
+    let pointwise = s.kh() == 1 && s.kw() == 1 && s.win.h.stride == 1 && s.win.w.stride == 1;
+    let (hp, wp) = if pointwise { (0, 0) } else { pad_input(s, input, input_zp, 1, s.in_c, padded) };
+    // Taps of one filter row are contiguous in the padded input unless the width is dilated.
+    let run = if s.win.w.dilation == 1 { s.kw() * s.in_c } else { s.in_c };
     for p0 in (0..pixels).step_by(BLOCK) {
         let n = BLOCK.min(pixels - p0);
         for (r, p) in (p0..p0 + n).enumerate() {
+            let row = &mut cols[r * kp..r * kp + k];
+            if pointwise {
+                widen(row, &input[p * s.in_c..(p + 1) * s.in_c]);
+                continue;
+            }
             let (b, rem) = (p / per_image, p % per_image);
             let (oy, ox) = (rem / s.out_w(), rem % s.out_w());
-            let row = &mut scratch[r * kp..(r + 1) * kp];
             for ky in 0..s.kh() {
-                let iy = s.win.h.tap(oy, ky);
-                for kx in 0..s.kw() {
-                    let dst = &mut row[(ky * s.kw() + kx) * s.in_c..(ky * s.kw() + kx + 1) * s.in_c];
-                    match (iy, s.win.w.tap(ox, kx)) {
-                        (Some(iy), Some(ix)) => {
-                            let src = ((b * s.in_h() + iy) * s.in_w() + ix) * s.in_c;
-                            dst.copy_from_slice(&input[src..src + s.in_c]);
-                        }
-                        _ => dst.fill(input_zp),
-                    }
+                let y = b * hp + oy * s.win.h.stride + ky * s.win.h.dilation;
+                for (j, dst) in row[ky * s.kw() * s.in_c..(ky + 1) * s.kw() * s.in_c].chunks_exact_mut(run).enumerate()
+                {
+                    let x = ox * s.win.w.stride + j * s.win.w.dilation;
+                    widen(dst, &padded[(y * wp + x) * s.in_c..][..run]);
                 }
             }
         }
-        gemm_i8::gemm(n, scratch, kp, &g.weights, g.requant(), &mut out[p0 * s.out_c..(p0 + n) * s.out_c], s.out_c);
+        gemm_i8::gemm(n, cols, kp, &g.weights, g.requant(), &mut out[p0 * s.out_c..(p0 + n) * s.out_c], s.out_c);
+    }
+}
+
+/// `dst[i] = src[i]` widened to i16.
+#[inline]
+fn widen(dst: &mut [i16], src: &[i8]) {
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = v as i16;
     }
 }
 
 /// Fast int8 FULLY_CONNECTED over `rows` rows of `k` inputs.
-pub fn fully_connected(rows: usize, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Vec<i8>) {
+pub fn fully_connected(rows: usize, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Vec<i16>) {
     let (k, kp, n) = (g.weights.k, g.weights.kp, g.weights.n);
-    if k == kp && input.len() >= rows * k {
-        gemm_i8::gemm(rows, input, k, &g.weights, g.requant(), out, n);
-        return;
-    }
-    // Rows must be readable to the padded length: copy them into a zero-padded scratch.
     scratch.clear();
     scratch.resize(rows * kp, 0);
     for r in 0..rows {
-        scratch[r * kp..r * kp + k].copy_from_slice(&input[r * k..(r + 1) * k]);
+        widen(&mut scratch[r * kp..r * kp + k], &input[r * k..(r + 1) * k]);
     }
     gemm_i8::gemm(rows, scratch, kp, &g.weights, g.requant(), out, n);
 }
@@ -198,59 +216,148 @@ pub fn depthwise_reference(
     }
 }
 
-/// Fast int8 DEPTHWISE_CONV_2D: per output pixel, accumulates tap by tap across all channels
-/// (contiguous in NHWC), which vectorizes. Weights `[kh, kw, oc]` widened to i16.
-#[allow(clippy::too_many_arguments)]
-pub fn depthwise(
-    s: &ConvShape,
-    input_offset: i32,
-    input: &[i8],
-    weights: &[i16],
-    bias: Option<&[i32]>,
-    os: &OutputStage,
-    out: &mut [i8],
-    acc: &mut Vec<i32>,
-) {
-    let (in_c, out_c) = (s.in_c, s.out_c);
-    let mult = out_c / in_c;
-    acc.clear();
-    acc.resize(out_c, 0);
+/// Prepared int8 DEPTHWISE_CONV_2D: weights `[kh·kw][cp]` widened to i16 with the channels padded
+/// to `cp`, a multiple of 8, and the per-channel constant `bias + input_offset · Σ_taps w`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PreparedDepthwise {
+    pub cp: usize,
+    pub weights: Vec<i16>,
+    pub offset: Vec<i32>,
+    pub input_offset: i32,
+    pub stage: OutputStage,
+    vec: Option<VecStage>,
+}
+
+impl PreparedDepthwise {
+    /// `weights` is `[kh·kw][out_c]`.
+    pub fn new(weights: &[i8], out_c: usize, bias: Option<&[i32]>, input_offset: i32, stage: OutputStage) -> Self {
+        let cp = out_c.div_ceil(8) * 8;
+        let taps = if out_c == 0 { 0 } else { weights.len() / out_c };
+        let mut w = vec![0i16; taps * cp];
+        let mut offset = vec![0i32; cp];
+        for t in 0..taps {
+            for c in 0..out_c {
+                let v = weights[t * out_c + c] as i32;
+                w[t * cp + c] = v as i16;
+                offset[c] = offset[c].wrapping_add(input_offset.wrapping_mul(v));
+            }
+        }
+        for (c, o) in offset.iter_mut().enumerate().take(out_c) {
+            *o = o.wrapping_add(bias.map_or(0, |b| b[c]));
+        }
+        let vec = VecStage::new(&stage, out_c);
+        PreparedDepthwise { cp, weights: w, offset, input_offset, stage, vec }
+    }
+}
+
+/// Copies NHWC `input` into `padded`, surrounded by the padding the window needs (and extended to
+/// every row and column the window reads), filled with `zp`, so that every tap is in bounds and
+/// padded taps add nothing once the offset is folded. Output channel `c` of a padded pixel is input
+/// channel `c / mult`; channels `channels·mult..cp` are `zp` too. Returns the padded (height, width).
+fn pad_input(s: &ConvShape, input: &[i8], zp: i8, mult: usize, cp: usize, padded: &mut Vec<i8>) -> (usize, usize) {
+    let span = |w: &super::super::geometry::Window| (w.output.max(1) - 1) * w.stride + (w.filter - 1) * w.dilation + 1;
+    let (hp, wp) =
+        (span(&s.win.h).max(s.win.h.pad_before + s.in_h()), span(&s.win.w).max(s.win.w.pad_before + s.in_w()));
+    padded.clear();
+    padded.resize(s.batch * hp * wp * cp, zp);
+    let (ph, pw) = (s.win.h.pad_before, s.win.w.pad_before);
+    for b in 0..s.batch {
+        for y in 0..s.in_h() {
+            for x in 0..s.in_w() {
+                let src = &input[((b * s.in_h() + y) * s.in_w() + x) * s.in_c..][..s.in_c];
+                let dst = &mut padded[((b * hp + y + ph) * wp + x + pw) * cp..][..s.in_c * mult];
+                if mult == 1 {
+                    dst.copy_from_slice(src);
+                } else {
+                    for (c, d) in dst.iter_mut().enumerate() {
+                        *d = src[c / mult];
+                    }
+                }
+            }
+        }
+    }
+    (hp, wp)
+}
+
+/// Fast int8 DEPTHWISE_CONV_2D over a zero-point-padded copy of the input: per output pixel and
+/// block of eight channels, every tap is accumulated in registers, then requantized.
+pub fn depthwise(s: &ConvShape, input: &[i8], d: &PreparedDepthwise, out: &mut [i8], padded: &mut Vec<i8>) {
+    let (out_c, cp) = (s.out_c, d.cp);
+    if s.in_c == 0 || out_c == 0 {
+        return;
+    }
+    let zp = (-d.input_offset) as i8;
+    let (hp, wp) = pad_input(s, input, zp, out_c / s.in_c, cp, padded);
+    let taps: Vec<usize> = (0..s.kh())
+        .flat_map(|ky| (0..s.kw()).map(move |kx| (ky * s.win.h.dilation * wp + kx * s.win.w.dilation) * cp))
+        .collect();
+    let mut acc = [0i32; 8];
     for b in 0..s.batch {
         for oy in 0..s.out_h() {
             for ox in 0..s.out_w() {
-                match bias {
-                    Some(bias) => acc.copy_from_slice(&bias[..out_c]),
-                    None => acc.fill(0),
-                }
-                for ky in s.win.h.valid_taps(oy) {
-                    let iy = s.win.h.tap(oy, ky).unwrap_or(0);
-                    for kx in s.win.w.valid_taps(ox) {
-                        let ix = s.win.w.tap(ox, kx).unwrap_or(0);
-                        let x = &input[((b * s.in_h() + iy) * s.in_w() + ix) * in_c..][..in_c];
-                        let w = &weights[(ky * s.kw() + kx) * out_c..][..out_c];
-                        if mult == 1 {
-                            for ((a, &x), &w) in acc.iter_mut().zip(x).zip(w) {
-                                *a = a.wrapping_add(w as i32 * (x as i32 + input_offset));
-                            }
-                        } else {
-                            for (oc, (a, &w)) in acc.iter_mut().zip(w).enumerate() {
-                                *a = a.wrapping_add(w as i32 * (x[oc / mult] as i32 + input_offset));
-                            }
-                        }
-                    }
-                }
+                let base = ((b * hp + oy * s.win.h.stride) * wp + ox * s.win.w.stride) * cp;
                 let o = &mut out[((b * s.out_h() + oy) * s.out_w() + ox) * out_c..][..out_c];
-                for (c, (o, &a)) in o.iter_mut().zip(acc.iter()).enumerate() {
-                    *o = os.apply(c, a);
+                for c0 in (0..cp).step_by(8) {
+                    let take = (out_c - c0.min(out_c)).min(8);
+                    if take == 0 {
+                        break;
+                    }
+                    block8(padded, base + c0, &taps, &d.weights[c0..], cp, &mut acc);
+                    requant::row(&acc[..take], &d.offset, &d.stage, d.vec.as_ref(), c0, &mut o[c0..c0 + take]);
                 }
             }
         }
     }
 }
 
-/// Pads `k` to the packed length used by [`conv2d`] scratch rows.
-pub fn padded_k(k: usize) -> usize {
-    k.div_ceil(KC) * KC
+/// Sums eight channels over the taps: `acc[c] = Σ_t w[t·cp + c] · x[base + taps[t] + c]`.
+#[inline(always)]
+fn block8(x: &[i8], base: usize, taps: &[usize], w: &[i16], cp: usize, acc: &mut [i32; 8]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        simd128::block8(x, base, taps, w, cp, acc);
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        block8_portable(x, base, taps, w, cp, acc);
+    }
+}
+
+pub fn block8_portable(x: &[i8], base: usize, taps: &[usize], w: &[i16], cp: usize, acc: &mut [i32; 8]) {
+    *acc = [0; 8];
+    for (t, &off) in taps.iter().enumerate() {
+        let (xs, ws) = (&x[base + off..][..8], &w[t * cp..][..8]);
+        for c in 0..8 {
+            acc[c] = acc[c].wrapping_add(xs[c] as i32 * ws[c] as i32);
+        }
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod simd128 {
+    //! wasm simd128 twin of the depthwise block: eight channels per tap, int8 inputs widened to
+    //! i16 on load, products widened with `i32x4.extmul_*_i16x8`.
+    use core::arch::wasm32::*;
+
+    #[inline(always)]
+    pub fn block8(x: &[i8], base: usize, taps: &[usize], w: &[i16], cp: usize, acc: &mut [i32; 8]) {
+        let (mut lo, mut hi) = (i32x4_splat(0), i32x4_splat(0));
+        for (t, &off) in taps.iter().enumerate() {
+            let (xs, ws) = (&x[base + off..][..8], &w[t * cp..][..8]);
+            // SAFETY: both slices hold 8 elements: 8 bytes and 16 bytes are read.
+            unsafe {
+                let xv = i16x8_load_extend_i8x8(xs.as_ptr());
+                let wv = v128_load(ws.as_ptr() as *const v128);
+                lo = i32x4_add(lo, i32x4_extmul_low_i16x8(xv, wv));
+                hi = i32x4_add(hi, i32x4_extmul_high_i16x8(xv, wv));
+            }
+        }
+        // SAFETY: acc holds 8 i32: two 16-byte stores.
+        unsafe {
+            v128_store(acc.as_mut_ptr() as *mut v128, lo);
+            v128_store(acc.as_mut_ptr().add(4) as *mut v128, hi);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -291,12 +398,14 @@ mod tests {
     #[test]
     fn conv_fast_equals_reference() {
         let mut rng = Rng::new(11);
-        for s in [
+        for mut s in [
             shape((6, 6), 3, 5, 3, 1, 1, Padding::Same),
             shape((7, 5), 8, 9, 3, 2, 1, Padding::Same),
             shape((9, 9), 4, 4, 3, 1, 2, Padding::Valid),
             shape((5, 5), 16, 8, 1, 1, 1, Padding::Same),
+            shape((6, 4), 5, 12, 1, 2, 1, Padding::Same),
         ] {
+            s.batch = 2;
             let input = random_i8(&mut rng, s.input_len(), -128);
             let w = random_i8(&mut rng, s.out_c * s.patch_len(), -127);
             let bias: Vec<i32> = (0..s.out_c).map(|_| rng.below(4000) as i32 - 2000).collect();
@@ -306,7 +415,7 @@ mod tests {
             conv2d_reference(&s, off, &input, &w, Some(&bias), &os, &mut want);
             let g = PreparedGemm::new(&w, s.out_c, s.patch_len(), Some(&bias), off, os.clone());
             let mut got = vec![0i8; s.output_len()];
-            conv2d(&s, zp, &input, &g, &mut got, &mut Vec::new());
+            conv2d(&s, zp, &input, &g, &mut got, &mut Vec::new(), &mut Vec::new());
             assert_eq!(got, want, "{s:?}");
         }
     }
@@ -314,17 +423,25 @@ mod tests {
     #[test]
     fn depthwise_and_fc_fast_equal_reference() {
         let mut rng = Rng::new(12);
-        for (s, _) in
-            [(shape((6, 6), 4, 4, 3, 1, 1, Padding::Same), 1), (shape((7, 7), 3, 6, 3, 2, 1, Padding::Same), 2)]
-        {
+        for mut s in [
+            shape((6, 6), 4, 4, 3, 1, 1, Padding::Same),
+            shape((7, 7), 3, 6, 3, 2, 1, Padding::Same),
+            shape((8, 5), 13, 13, 3, 2, 1, Padding::Same),
+            shape((9, 9), 24, 24, 3, 1, 2, Padding::Valid),
+            shape((6, 7), 16, 16, 5, 1, 1, Padding::Same),
+            shape((4, 4), 2, 8, 2, 2, 1, Padding::Valid),
+        ] {
+            s.batch = 2;
             let input = random_i8(&mut rng, s.input_len(), -128);
             let w = random_i8(&mut rng, s.kh() * s.kw() * s.out_c, -127);
             let os = stage(&mut rng, s.out_c);
             let mut want = vec![0i8; s.output_len()];
-            depthwise_reference(&s, 20, &input, &w, None, &os, &mut want);
-            let w16: Vec<i16> = w.iter().map(|&v| v as i16).collect();
+            let bias: Vec<i32> = (0..s.out_c).map(|_| rng.below(4000) as i32 - 2000).collect();
+            let bias = (s.out_c % 2 == 0).then_some(&bias[..]);
+            depthwise_reference(&s, 20, &input, &w, bias, &os, &mut want);
+            let d = PreparedDepthwise::new(&w, s.out_c, bias, 20, os.clone());
             let mut got = vec![0i8; s.output_len()];
-            depthwise(&s, 20, &input, &w16, None, &os, &mut got, &mut Vec::new());
+            depthwise(&s, &input, &d, &mut got, &mut Vec::new());
             assert_eq!(got, want);
         }
         for &(rows, k, n) in &[(1, 10, 3), (3, 16, 17), (2, 33, 5)] {

@@ -1,0 +1,232 @@
+//! Requantizing rows of int32 accumulators to int8, as TFLite's output stage does:
+//! `clamp(zp + MultiplyByQuantizedMultiplier(acc + offset, M_c))` per channel `c`.
+//!
+//! [`row_reference`] applies the scalar [`OutputStage`]; the wasm simd128 twin does four channels
+//! per vector. simd128 has no per-lane shifts, so per-channel left shifts become multiplications
+//! and per-channel right shifts select among the (few) distinct uniform shifts of each group of
+//! four channels. Both are tested to give identical bytes.
+
+use super::fixedpoint::OutputStage;
+
+/// Scalar version: `out[c] = stage(acc[c] + offset[c])` for `c` in `0..acc.len()`, channels
+/// starting at `first`.
+pub fn row_reference(acc: &[i32], offset: &[i32], stage: &OutputStage, first: usize, out: &mut [i8]) {
+    for (c, (o, &a)) in out.iter_mut().zip(acc).enumerate() {
+        *o = stage.apply(first + c, a.wrapping_add(offset[first + c]));
+    }
+}
+
+/// Per-channel data of a fixed-point output stage laid out for the vector twin, in groups of
+/// four channels.
+///
+/// TFLite's `RoundingDivideByPOT(SRDHM(x·2^left, m), right)` is folded into one 64-bit expression:
+/// SRDHM is `⌊(x·m + 2^30) / 2^31⌋` (it rounds halves up), and the rounding divide adds
+/// `2^(right-1)`, less one when that quotient is negative, before a floor shift. Nested floor
+/// divisions by powers of two compose, so the result is
+/// `⌊(x·m + 2^30 + (2^(right-1) - neg)·2^31) / 2^(31+right)⌋`. simd128 shifts all lanes alike, so
+/// the group's smallest shift is done on 64-bit lanes and each lane's remainder `right - min`
+/// bit by bit with selects (arithmetic shifts compose exactly).
+#[derive(Clone, Debug, PartialEq)]
+pub struct VecStage {
+    groups: Vec<Group>,
+    zp: i32,
+    min: i32,
+    max: i32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Group {
+    mult: [i32; 4],
+    /// `2^left` per lane.
+    left_factor: [i32; 4],
+    any_left: bool,
+    /// `2^30 + 2^(right-1)·2^31` per lane (no second term when `right` is 0).
+    add: [i64; 4],
+    /// `2^31` where `right > 0`: subtracted when SRDHM's result is negative.
+    neg_fix: [i64; 4],
+    /// `31 + min(right)`.
+    base_shift: u32,
+    /// For each bit of the per-lane extra shift `right - min(right)`: its value and the lanes
+    /// whose extra shift has that bit set.
+    extra: Vec<(u32, [i32; 4])>,
+}
+
+impl VecStage {
+    /// The vector layout of `stage` for `channels` channels, or `None` when the stage is not
+    /// fixed-point (LiteRT's double-precision FULLY_CONNECTED).
+    pub fn new(stage: &OutputStage, channels: usize) -> Option<VecStage> {
+        stage.fixed(0)?;
+        // One spare group, so eight channels can always be requantized from any group.
+        let groups = (0..channels.div_ceil(4) + 1)
+            .map(|g| {
+                let f: Vec<_> = (0..4).map(|l| stage.fixed((g * 4 + l).min(channels - 1))).collect::<Option<_>>()?;
+                let min_right = f.iter().map(|f| f.right).min().unwrap_or(0);
+                let mut grp = Group {
+                    mult: [0; 4],
+                    left_factor: [1; 4],
+                    any_left: f.iter().any(|f| f.left > 0),
+                    add: [0; 4],
+                    neg_fix: [0; 4],
+                    base_shift: 31 + min_right,
+                    extra: Vec::new(),
+                };
+                for (l, f) in f.iter().enumerate() {
+                    grp.mult[l] = f.multiplier;
+                    grp.left_factor[l] = 1i32.wrapping_shl(f.left);
+                    let round = if f.right > 0 { 1i64 << (f.right - 1) } else { 0 };
+                    grp.add[l] = (1i64 << 30) + (round << 31);
+                    grp.neg_fix[l] = if f.right > 0 { 1i64 << 31 } else { 0 };
+                }
+                for bit in 0..5 {
+                    let mut lanes = [0i32; 4];
+                    for (l, f) in f.iter().enumerate() {
+                        if (f.right - min_right) >> bit & 1 == 1 {
+                            lanes[l] = -1;
+                        }
+                    }
+                    if lanes != [0; 4] {
+                        grp.extra.push((1 << bit, lanes));
+                    }
+                }
+                Some(grp)
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(VecStage { groups, zp: stage.out_zp, min: stage.min, max: stage.max })
+    }
+}
+
+/// `out[c] = stage(acc[c] + offset[first + c])` for channels `first..first + acc.len()`, with the
+/// vector twin where this build has one. `first` must be a multiple of 4 for the vector path.
+pub fn row(acc: &[i32], offset: &[i32], stage: &OutputStage, vs: Option<&VecStage>, first: usize, out: &mut [i8]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if let Some(vs) = vs {
+        if first % 4 == 0 {
+            simd128::row(acc, offset, vs, first, out);
+            return;
+        }
+    }
+    let _ = vs;
+    row_reference(acc, offset, stage, first, out);
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod simd128 {
+    use super::{Group, VecStage};
+    use core::arch::wasm32::*;
+
+    #[inline(always)]
+    fn ld<T>(a: &[T; 4]) -> v128 {
+        // SAFETY: reads 16 bytes from a 4-element array of 4-byte values; no alignment needed.
+        unsafe { v128_load(a.as_ptr() as *const v128) }
+    }
+
+    #[inline(always)]
+    fn ld64(a: &[i64; 4], half: usize) -> v128 {
+        // SAFETY: reads elements 2·half and 2·half + 1 of a 4-element array.
+        unsafe { v128_load(a.as_ptr().add(2 * half) as *const v128) }
+    }
+
+    /// Requantizes four lanes of `x = acc + offset` (before zero point and clamping).
+    #[inline(always)]
+    pub(super) fn requant4(x: v128, g: &Group) -> v128 {
+        let x = if g.any_left { i32x4_mul(x, ld(&g.left_factor)) } else { x };
+        let m = ld(&g.mult);
+        let limit = i64x2_splat(-(1i64 << 30));
+        let fold = |ab: v128, h: usize| -> v128 {
+            let neg = i64x2_lt(ab, limit);
+            let b = i64x2_sub(i64x2_add(ab, ld64(&g.add, h)), v128_and(neg, ld64(&g.neg_fix, h)));
+            i64x2_shr(b, g.base_shift)
+        };
+        let lo = fold(i64x2_extmul_low_i32x4(x, m), 0);
+        let hi = fold(i64x2_extmul_high_i32x4(x, m), 1);
+        let mut r = i32x4_shuffle::<0, 2, 4, 6>(lo, hi);
+        for (s, lanes) in &g.extra {
+            r = v128_bitselect(i32x4_shr(r, *s), r, ld(lanes));
+        }
+        r
+    }
+
+    /// Requantizes eight channels `first..first + 8` (`first` a multiple of 4) given as two
+    /// vectors of `acc + offset`; the int8 results are in the low 8 bytes.
+    #[inline(always)]
+    pub fn requant8(a0: v128, a1: v128, vs: &VecStage, first: usize) -> v128 {
+        let (zp, min, max) = (i32x4_splat(vs.zp), i32x4_splat(vs.min), i32x4_splat(vs.max));
+        let r0 = i32x4_add(requant4(a0, &vs.groups[first / 4]), zp);
+        let r1 = i32x4_add(requant4(a1, &vs.groups[first / 4 + 1]), zp);
+        let v = i16x8_narrow_i32x4(i32x4_min(i32x4_max(r0, min), max), i32x4_min(i32x4_max(r1, min), max));
+        i8x16_narrow_i16x8(v, v)
+    }
+
+    pub fn row(acc: &[i32], offset: &[i32], vs: &VecStage, first: usize, out: &mut [i8]) {
+        let n = acc.len().min(out.len());
+        let offset = &offset[first..first + n];
+        let mut c = 0;
+        while c + 8 <= n {
+            // SAFETY: c + 8 <= n bounds the 4-lane loads at c and c + 4 and the 8-byte store at c.
+            unsafe {
+                let a0 = i32x4_add(
+                    v128_load(acc.as_ptr().add(c) as *const v128),
+                    v128_load(offset.as_ptr().add(c) as *const v128),
+                );
+                let a1 = i32x4_add(
+                    v128_load(acc.as_ptr().add(c + 4) as *const v128),
+                    v128_load(offset.as_ptr().add(c + 4) as *const v128),
+                );
+                v128_store64_lane::<0>(requant8(a0, a1, vs, first + c), out.as_mut_ptr().add(c) as *mut u64);
+            }
+            c += 8;
+        }
+        if c < n {
+            // The tail goes through zero-padded copies (the stage has a spare group for it).
+            let take = n - c;
+            let (mut a, mut o, mut bytes) = ([0i32; 8], [0i32; 8], [0i8; 16]);
+            a[..take].copy_from_slice(&acc[c..n]);
+            o[..take].copy_from_slice(&offset[c..n]);
+            // SAFETY: loads of 4 lanes at 0 and 4 of 8-element arrays; a 16-byte store into 16 bytes.
+            unsafe {
+                let a0 = i32x4_add(v128_load(a.as_ptr() as *const v128), v128_load(o.as_ptr() as *const v128));
+                let a1 =
+                    i32x4_add(v128_load(a.as_ptr().add(4) as *const v128), v128_load(o.as_ptr().add(4) as *const v128));
+                v128_store(bytes.as_mut_ptr() as *mut v128, requant8(a0, a1, vs, first + c));
+            }
+            out[c..n].copy_from_slice(&bytes[..take]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+    use crate::kernels::fixedpoint::{quantize_multiplier, Rescale};
+    use crate::rng::Rng;
+
+    #[test]
+    fn vector_requant_equals_scalar() {
+        let mut rng = Rng::new(21);
+        for channels in [1usize, 3, 4, 7, 16, 33] {
+            // Scales from 1e-9 to 4: right shifts 0..31 mixed within a group, and left shifts.
+            let scales = (0..channels)
+                .map(|_| Rescale::Fixed(quantize_multiplier(10f64.powf(rng.uniform() as f64 * 9.6 - 9.0))))
+                .collect();
+            let stage = OutputStage::new(scales, rng.below(256) as i32 - 128, -128, 100);
+            let vs = VecStage::new(&stage, channels).unwrap();
+            let offset: Vec<i32> = (0..channels).map(|_| rng.below(100_000) as i32 - 50_000).collect();
+            for _ in 0..50 {
+                let shift = rng.below(28) as u32;
+                let acc: Vec<i32> = (0..channels).map(|_| (rng.next_u64() as i32) >> shift).collect();
+                for first in (0..channels).step_by(4).take(3) {
+                    let mut want = vec![0i8; channels - first];
+                    row_reference(&acc[first..], &offset, &stage, first, &mut want);
+                    let mut got = vec![0i8; channels - first];
+                    row(&acc[first..], &offset, &stage, Some(&vs), first, &mut got);
+                    assert_eq!(got, want, "{channels} channels from {first}");
+                }
+            }
+        }
+        let double = OutputStage::new(vec![Rescale::Double(0.01)], 0, -128, 127);
+        assert!(VecStage::new(&double, 4).is_none());
+    }
+}
