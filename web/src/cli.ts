@@ -143,7 +143,7 @@ const commands: Record<string, Command> = {
       '(100-500 recommended). It writes a full-int8 model: int8 weights (per channel by default), int8 activations,\n' +
       'int32 biases, int8 inputs and outputs unless --io float32. Dynamic mode needs no data: int8 weights, float\n' +
       'activations. The report gives, per layer, the output parameters and the SQNR against the float model.\n' +
-      "'auto' calibration (default) tries min/max, percentile and MSE ranges with and without bias correction and\n" +
+      "'auto' calibration (default) tries min/max, percentile and MSE ranges, then bias correction on the best, and\n" +
       'keeps the model that tracks the float one best on held-out calibration samples.',
     options: {
       output: { type: 'string', short: 'o' },

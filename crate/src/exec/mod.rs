@@ -44,6 +44,7 @@ pub struct Interpreter {
     scratch_f32: Vec<f32>,
     scratch_i8: Vec<i8>,
     scratch_i16: Vec<i16>,
+    scratch_pad_f32: Vec<f32>,
     /// Nodes evaluated at preparation because their operands are constant.
     folded: Vec<usize>,
 }
@@ -139,6 +140,7 @@ impl Interpreter {
             scratch_f32: Vec::new(),
             scratch_i8: Vec::new(),
             scratch_i16: Vec::new(),
+            scratch_pad_f32: Vec::new(),
             folded,
         })
     }
@@ -226,6 +228,7 @@ impl Interpreter {
             f32: std::mem::take(&mut self.scratch_f32),
             i8: std::mem::take(&mut self.scratch_i8),
             i16: std::mem::take(&mut self.scratch_i16),
+            pad_f32: std::mem::take(&mut self.scratch_pad_f32),
         };
         let mut result = Ok(());
         for step in &self.steps {
@@ -237,6 +240,7 @@ impl Interpreter {
         self.scratch_f32 = s.f32;
         self.scratch_i8 = s.i8;
         self.scratch_i16 = s.i16;
+        self.scratch_pad_f32 = s.pad_f32;
         result
     }
 
@@ -247,6 +251,7 @@ impl Interpreter {
             f32: std::mem::take(&mut self.scratch_f32),
             i8: std::mem::take(&mut self.scratch_i8),
             i16: std::mem::take(&mut self.scratch_i16),
+            pad_f32: std::mem::take(&mut self.scratch_pad_f32),
         };
         let mut times = Vec::with_capacity(self.steps.len());
         let mut result = Ok(());
@@ -261,6 +266,7 @@ impl Interpreter {
         self.scratch_f32 = s.f32;
         self.scratch_i8 = s.i8;
         self.scratch_i16 = s.i16;
+        self.scratch_pad_f32 = s.pad_f32;
         result.map(|_| times)
     }
 
@@ -314,17 +320,18 @@ struct Scratch {
     f32: Vec<f32>,
     i8: Vec<i8>,
     i16: Vec<i16>,
+    pad_f32: Vec<f32>,
 }
 
 fn internal(msg: &str) -> Error {
     Error::graph(format!("engine invariant broken: {msg}"), Location::default())
 }
 
-fn f32_in<'a>(bufs: &'a [Buffer], t: Option<usize>) -> Result<&'a [f32]> {
+fn f32_in(bufs: &[Buffer], t: Option<usize>) -> Result<&[f32]> {
     t.and_then(|t| bufs.get(t)).and_then(Buffer::as_f32).ok_or_else(|| internal("expected a float operand"))
 }
 
-fn i8_in<'a>(bufs: &'a [Buffer], t: Option<usize>) -> Result<&'a [i8]> {
+fn i8_in(bufs: &[Buffer], t: Option<usize>) -> Result<&[i8]> {
     t.and_then(|t| bufs.get(t)).and_then(Buffer::as_i8).ok_or_else(|| internal("expected an int8 operand"))
 }
 
@@ -399,7 +406,7 @@ fn exec_kernel(
     match &step.kernel {
         Kernel::ConvF32 { s: shape, w, bias, min, max } => {
             let ep = Epilogue { bias: bias.as_deref(), min: *min, max: *max };
-            conv::conv2d_f32(shape, f32_in(bufs, x0)?, w, ep, out_f32!(), &mut s.f32);
+            conv::conv2d_f32(shape, f32_in(bufs, x0)?, w, ep, out_f32!(), &mut s.f32, &mut s.pad_f32);
         }
         Kernel::ConvHybrid { s: shape, w, w_scale, bias, min, max, asymmetric } => {
             let x = f32_in(bufs, x0)?;
@@ -417,7 +424,7 @@ fn exec_kernel(
         }
         Kernel::DepthwiseF32 { s: shape, w, bias, min, max } => {
             let ep = Epilogue { bias: bias.as_deref(), min: *min, max: *max };
-            conv::depthwise_f32(shape, f32_in(bufs, x0)?, w, ep, out_f32!());
+            conv::depthwise_f32(shape, f32_in(bufs, x0)?, w, ep, out_f32!(), &mut s.pad_f32);
         }
         Kernel::DepthwiseHybrid { s: shape, w, w_scale, bias, min, max } => {
             let x = f32_in(bufs, x0)?;

@@ -29,6 +29,10 @@ impl TensorInfo {
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -308,7 +312,7 @@ fn qparams(ctx: &Ctx, t: &TensorInfo, what: &str) -> Result<(f32, i32)> {
         return Err(ctx.unsupported(format!("per-channel quantization of the {what} activation")));
     }
     let (scale, zp) = q.single();
-    if !(scale > 0.0) || !scale.is_finite() {
+    if scale.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || !scale.is_finite() {
         return Err(ctx.err(format!("int8 {what} has scale {scale}; it must be positive")));
     }
     let zp = i32::try_from(zp)
@@ -896,7 +900,7 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
                 return Err(ctx.unsupported(format!("QUANTIZE to {}", out.dtype)));
             }
             let (scale, zp) = q.single();
-            if !(scale > 0.0) {
+            if scale.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
                 return Err(ctx.err("QUANTIZE output scale must be positive"));
             }
             let zero_point = i32::try_from(zp).map_err(|_| ctx.err("zero point out of range"))?;
@@ -975,7 +979,7 @@ pub fn resolve_reshape(spec: &[i64], elements: usize) -> std::result::Result<Vec
     }
     let mut shape: Vec<usize> = spec.iter().map(|&d| d.max(0) as usize).collect();
     if let Some(i) = unknown {
-        if known == 0 || elements % known != 0 {
+        if known == 0 || !elements.is_multiple_of(known) {
             return Err(format!("cannot reshape {elements} values to {spec:?}"));
         }
         shape[i] = elements / known;

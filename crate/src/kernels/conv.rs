@@ -7,7 +7,7 @@
 //! `acc·scale[c] + bias[c]` in float, which is exactly what LiteRT's hybrid kernels compute.
 
 use super::gemm_f32::{self, Epilogue, PackedF32};
-use super::geometry::Window2D;
+use super::geometry::{Window, Window2D};
 
 /// Shapes of one convolution: input `[batch, h, w, in_c]`, output `[batch, out_h, out_w, out_c]`,
 /// filter taps `kh × kw`.
@@ -87,6 +87,50 @@ fn patch<T: Copy>(s: &ConvShape, input: &[T], b: usize, oy: usize, ox: usize, pa
     }
 }
 
+/// Copies NHWC `input` into `padded`, surrounded by the padding the window needs (and extended to
+/// every row and column the window reads) filled with `pad`, so that every tap is in bounds.
+/// Channel `c` of a padded pixel is input channel `c / mult` (depthwise multipliers); channels
+/// `in_c·mult..cp` are `pad` too. Returns the padded (height, width).
+pub fn pad_nhwc<T: Copy>(
+    s: &ConvShape,
+    input: &[T],
+    pad: T,
+    mult: usize,
+    cp: usize,
+    padded: &mut Vec<T>,
+) -> (usize, usize) {
+    let span = |w: &Window| (w.output.max(1) - 1) * w.stride + (w.filter - 1) * w.dilation + 1;
+    let hp = span(&s.win.h).max(s.win.h.pad_before + s.in_h());
+    let wp = span(&s.win.w).max(s.win.w.pad_before + s.in_w());
+    padded.clear();
+    padded.resize(s.batch * hp * wp * cp, pad);
+    let (ph, pw) = (s.win.h.pad_before, s.win.w.pad_before);
+    for b in 0..s.batch {
+        for y in 0..s.in_h() {
+            for x in 0..s.in_w() {
+                let src = &input[((b * s.in_h() + y) * s.in_w() + x) * s.in_c..][..s.in_c];
+                let dst = &mut padded[((b * hp + y + ph) * wp + x + pw) * cp..][..s.in_c * mult];
+                if mult == 1 {
+                    dst.copy_from_slice(src);
+                } else {
+                    for (c, d) in dst.iter_mut().enumerate() {
+                        *d = src[c / mult];
+                    }
+                }
+            }
+        }
+    }
+    (hp, wp)
+}
+
+/// Offsets, in a padded input from [`pad_nhwc`] of width `wp` and `cp` channels, of each filter
+/// tap relative to the window's top-left corner, in `[kh][kw]` order.
+pub fn tap_offsets(s: &ConvShape, wp: usize, cp: usize) -> Vec<usize> {
+    (0..s.kh())
+        .flat_map(|ky| (0..s.kw()).map(move |kx| (ky * s.win.h.dilation * wp + kx * s.win.w.dilation) * cp))
+        .collect()
+}
+
 /// Float CONV_2D: `weights` packed from `[out_c, kh, kw, in_c]`.
 pub fn conv2d_f32(
     s: &ConvShape,
@@ -94,7 +138,8 @@ pub fn conv2d_f32(
     weights: &PackedF32,
     ep: Epilogue,
     out: &mut [f32],
-    scratch: &mut Vec<f32>,
+    cols: &mut Vec<f32>,
+    padded: &mut Vec<f32>,
 ) {
     assert_eq!(weights.n, s.out_c);
     assert_eq!(weights.k, s.patch_len());
@@ -104,15 +149,27 @@ pub fn conv2d_f32(
         return;
     }
     let k = s.patch_len();
-    scratch.resize(BLOCK * k, 0.0);
+    cols.resize(BLOCK * k, 0.0);
+    let (hp, wp) = pad_nhwc(s, input, 0.0, 1, s.in_c, padded);
+    // Taps of one filter row are contiguous in the padded input unless the width is dilated.
+    let run = if s.win.w.dilation == 1 { s.kw() * s.in_c } else { s.in_c };
     let per_image = s.out_h() * s.out_w();
     for p0 in (0..pixels).step_by(BLOCK) {
         let n = BLOCK.min(pixels - p0);
         for (r, p) in (p0..p0 + n).enumerate() {
             let (b, rem) = (p / per_image, p % per_image);
-            patch(s, input, b, rem / s.out_w(), rem % s.out_w(), 0.0, &mut scratch[r * k..(r + 1) * k]);
+            let (oy, ox) = (rem / s.out_w(), rem % s.out_w());
+            let row = &mut cols[r * k..(r + 1) * k];
+            for ky in 0..s.kh() {
+                let y = b * hp + oy * s.win.h.stride + ky * s.win.h.dilation;
+                for (j, dst) in row[ky * s.kw() * s.in_c..(ky + 1) * s.kw() * s.in_c].chunks_exact_mut(run).enumerate()
+                {
+                    let x = ox * s.win.w.stride + j * s.win.w.dilation;
+                    dst.copy_from_slice(&padded[(y * wp + x) * s.in_c..][..run]);
+                }
+            }
         }
-        gemm_f32::gemm(n, scratch, k, weights, ep, &mut out[p0 * s.out_c..(p0 + n) * s.out_c], s.out_c);
+        gemm_f32::gemm(n, cols, k, weights, ep, &mut out[p0 * s.out_c..(p0 + n) * s.out_c], s.out_c);
     }
 }
 
@@ -141,41 +198,109 @@ pub fn conv2d_f32_reference(s: &ConvShape, input: &[f32], weights: &[f32], ep: E
     }
 }
 
-/// Float DEPTHWISE_CONV_2D: weights `[kh, kw, out_c]`, `out_c = in_c · multiplier`.
-pub fn depthwise_f32(s: &ConvShape, input: &[f32], weights: &[f32], ep: Epilogue, out: &mut [f32]) {
+/// Float DEPTHWISE_CONV_2D: weights `[kh, kw, out_c]`, `out_c = in_c · multiplier`. Runs over a
+/// zero-padded copy of the input; per output pixel, blocks of up to eight channels are summed over
+/// all taps in registers (starting from the bias), then clamped.
+pub fn depthwise_f32(
+    s: &ConvShape,
+    input: &[f32],
+    weights: &[f32],
+    ep: Epilogue,
+    out: &mut [f32],
+    padded: &mut Vec<f32>,
+) {
     let (in_c, out_c) = (s.in_c, s.out_c);
     assert!(in_c > 0 && out_c % in_c == 0, "depthwise channels");
-    let mult = out_c / in_c;
-    let mut acc = vec![0.0f32; out_c];
+    let (hp, wp) = pad_nhwc(s, input, 0.0, out_c / in_c, out_c, padded);
+    let taps = tap_offsets(s, wp, out_c);
+    let zero = [0.0f32; 8];
     for b in 0..s.batch {
         for oy in 0..s.out_h() {
             for ox in 0..s.out_w() {
-                match ep.bias {
-                    Some(bias) => acc.copy_from_slice(&bias[..out_c]),
-                    None => acc.fill(0.0),
-                }
-                for ky in s.win.h.valid_taps(oy) {
-                    let iy = s.win.h.tap(oy, ky).unwrap_or(0);
-                    for kx in s.win.w.valid_taps(ox) {
-                        let ix = s.win.w.tap(ox, kx).unwrap_or(0);
-                        let inp = &input[((b * s.in_h() + iy) * s.in_w() + ix) * in_c..][..in_c];
-                        let w = &weights[(ky * s.kw() + kx) * out_c..][..out_c];
-                        if mult == 1 {
-                            for ((a, x), w) in acc.iter_mut().zip(inp).zip(w) {
-                                *a += x * w;
-                            }
-                        } else {
-                            for (oc, (a, w)) in acc.iter_mut().zip(w).enumerate() {
-                                *a += inp[oc / mult] * w;
-                            }
-                        }
-                    }
-                }
+                let base = ((b * hp + oy * s.win.h.stride) * wp + ox * s.win.w.stride) * out_c;
                 let o = &mut out[((b * s.out_h() + oy) * s.out_w() + ox) * out_c..][..out_c];
-                for (o, a) in o.iter_mut().zip(&acc) {
-                    *o = a.max(ep.min).min(ep.max);
+                for c0 in (0..out_c).step_by(8) {
+                    let width = (out_c - c0).min(8);
+                    let bias = ep.bias.map_or(&zero[..width], |b| &b[c0..c0 + width]);
+                    dw_block_f32(padded, base + c0, &taps, &weights[c0..], out_c, bias, ep, &mut o[c0..c0 + width]);
                 }
             }
+        }
+    }
+}
+
+/// `out[c] = clamp(bias[c] + Σ_t w[t·stride + c] · x[base + taps[t] + c])` for `c < out.len() ≤ 8`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dw_block_f32(
+    x: &[f32],
+    base: usize,
+    taps: &[usize],
+    w: &[f32],
+    stride: usize,
+    bias: &[f32],
+    ep: Epilogue,
+    out: &mut [f32],
+) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if out.len() == 8 {
+        simd128::dw_block8(x, base, taps, w, stride, bias, ep, out);
+        return;
+    }
+    let mut acc = [0.0f32; 8];
+    let n = out.len();
+    acc[..n].copy_from_slice(&bias[..n]);
+    for (t, &off) in taps.iter().enumerate() {
+        let (xs, ws) = (&x[base + off..][..n], &w[t * stride..][..n]);
+        for c in 0..n {
+            acc[c] += xs[c] * ws[c];
+        }
+    }
+    for (o, a) in out.iter_mut().zip(acc) {
+        *o = a.max(ep.min).min(ep.max);
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128 {
+    //! wasm simd128 twin of the float depthwise block: eight channels in two f32x4 accumulators.
+    use super::Epilogue;
+    use core::arch::wasm32::*;
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn dw_block8(
+        x: &[f32],
+        base: usize,
+        taps: &[usize],
+        w: &[f32],
+        stride: usize,
+        bias: &[f32],
+        ep: Epilogue,
+        out: &mut [f32],
+    ) {
+        let (bias, out) = (&bias[..8], &mut out[..8]);
+        // SAFETY: every load and store below reads or writes 8 floats of a slice checked to hold 8.
+        unsafe {
+            let mut lo = v128_load(bias.as_ptr() as *const v128);
+            let mut hi = v128_load(bias.as_ptr().add(4) as *const v128);
+            for (t, &off) in taps.iter().enumerate() {
+                let (xs, ws) = (&x[base + off..][..8], &w[t * stride..][..8]);
+                lo = f32x4_add(
+                    lo,
+                    f32x4_mul(v128_load(xs.as_ptr() as *const v128), v128_load(ws.as_ptr() as *const v128)),
+                );
+                hi = f32x4_add(
+                    hi,
+                    f32x4_mul(
+                        v128_load(xs.as_ptr().add(4) as *const v128),
+                        v128_load(ws.as_ptr().add(4) as *const v128),
+                    ),
+                );
+            }
+            let (min, max) = (f32x4_splat(ep.min), f32x4_splat(ep.max));
+            v128_store(out.as_mut_ptr() as *mut v128, f32x4_min(f32x4_max(lo, min), max));
+            v128_store(out.as_mut_ptr().add(4) as *mut v128, f32x4_min(f32x4_max(hi, min), max));
         }
     }
 }
@@ -309,6 +434,7 @@ mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
+    #[allow(clippy::too_many_arguments)]
     fn shape(
         batch: usize,
         hw: (usize, usize),
@@ -348,7 +474,15 @@ mod tests {
             let mut want = vec![0.0; s.output_len()];
             conv2d_f32_reference(&s, &input, &w, ep, &mut want);
             let mut got = vec![0.0; s.output_len()];
-            conv2d_f32(&s, &input, &PackedF32::pack(&w, s.out_c, s.patch_len()), ep, &mut got, &mut Vec::new());
+            conv2d_f32(
+                &s,
+                &input,
+                &PackedF32::pack(&w, s.out_c, s.patch_len()),
+                ep,
+                &mut got,
+                &mut Vec::new(),
+                &mut Vec::new(),
+            );
             close(&got, &want);
         }
     }
@@ -360,14 +494,21 @@ mod tests {
             (shape(1, (6, 6), 4, 4, (3, 3), 1, 1, Padding::Same), 1),
             (shape(2, (7, 5), 3, 6, (3, 3), 2, 1, Padding::Same), 2),
             (shape(1, (8, 8), 5, 5, (3, 3), 1, 2, Padding::Valid), 1),
+            (shape(2, (9, 7), 20, 20, (3, 3), 2, 1, Padding::Same), 1),
+            (shape(1, (6, 6), 16, 16, (5, 5), 1, 1, Padding::Same), 1),
         ] {
             let input: Vec<f32> = (0..s.input_len()).map(|_| rng.normal()).collect();
             let w: Vec<f32> = (0..s.kh() * s.kw() * s.out_c).map(|_| rng.normal()).collect();
-            let ep = Epilogue { bias: None, min: f32::NEG_INFINITY, max: f32::INFINITY };
+            let bias: Vec<f32> = (0..s.out_c).map(|_| rng.normal()).collect();
+            let ep = if s.out_c % 2 == 0 {
+                Epilogue { bias: Some(&bias), min: -1.0, max: 2.5 }
+            } else {
+                Epilogue { bias: None, min: f32::NEG_INFINITY, max: f32::INFINITY }
+            };
             let mut want = vec![0.0; s.output_len()];
             depthwise_f32_reference(&s, &input, &w, ep, &mut want);
             let mut got = vec![0.0; s.output_len()];
-            depthwise_f32(&s, &input, &w, ep, &mut got);
+            depthwise_f32(&s, &input, &w, ep, &mut got, &mut Vec::new());
             close(&got, &want);
         }
     }

@@ -116,14 +116,25 @@ pub fn tiled(m: usize, a: &[f32], lda: usize, w: &PackedF32, ep: Epilogue, out: 
             let mut acc = [[0.0f32; NR]; MR];
             micro(k, rows, w.panel(p), &mut acc);
             let cols_here = NR.min(n - p * NR);
+            let bias = ep.bias.map(|b| &b[p * NR..p * NR + cols_here]);
             for (r, acc_row) in acc.iter().enumerate().take(rows_here) {
                 let o = &mut out[(i0 + r) * ldo + p * NR..(i0 + r) * ldo + p * NR + cols_here];
-                for (c, v) in o.iter_mut().enumerate() {
-                    let b = ep.bias.map_or(0.0, |b| b[p * NR + c]);
-                    *v = (acc_row[c] + b).max(ep.min).min(ep.max);
-                }
+                finish(acc_row, bias, ep.min, ep.max, o);
             }
         }
+    }
+}
+
+/// `out[c] = clamp(acc[c] + bias[c])` for the `out.len()` columns of one tile row.
+#[inline(always)]
+fn finish(acc: &[f32; NR], bias: Option<&[f32]>, min: f32, max: f32, out: &mut [f32]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if out.len() == NR {
+        simd128::finish(acc, bias, min, max, out);
+        return;
+    }
+    for (c, v) in out.iter_mut().enumerate() {
+        *v = (acc[c] + bias.map_or(0.0, |b| b[c])).max(min).min(max);
     }
 }
 
@@ -162,18 +173,30 @@ pub mod simd128 {
                 v[r][1] = f32x4_add(v[r][1], f32x4_mul(a, b1));
             }
         }
-        for r in 0..MR {
-            for h in 0..2 {
-                let lanes = [
-                    f32x4_extract_lane::<0>(v[r][h]),
-                    f32x4_extract_lane::<1>(v[r][h]),
-                    f32x4_extract_lane::<2>(v[r][h]),
-                    f32x4_extract_lane::<3>(v[r][h]),
-                ];
-                for (l, x) in lanes.into_iter().enumerate() {
-                    acc[r][h * 4 + l] += x;
-                }
+        for (r, v) in v.iter().enumerate() {
+            // SAFETY: acc[r] holds NR = 8 floats: two 16-byte stores.
+            unsafe {
+                v128_store(acc[r].as_mut_ptr() as *mut v128, v[0]);
+                v128_store(acc[r].as_mut_ptr().add(4) as *mut v128, v[1]);
             }
+        }
+    }
+
+    #[inline(always)]
+    pub fn finish(acc: &[f32; NR], bias: Option<&[f32]>, min: f32, max: f32, out: &mut [f32]) {
+        let out = &mut out[..NR];
+        let (min, max) = (f32x4_splat(min), f32x4_splat(max));
+        // SAFETY: acc, out and (when present) bias hold NR = 8 floats: 16-byte accesses at 0 and 4.
+        unsafe {
+            let (mut a0, mut a1) =
+                (v128_load(acc.as_ptr() as *const v128), v128_load(acc.as_ptr().add(4) as *const v128));
+            if let Some(b) = bias {
+                let b = &b[..NR];
+                a0 = f32x4_add(a0, v128_load(b.as_ptr() as *const v128));
+                a1 = f32x4_add(a1, v128_load(b.as_ptr().add(4) as *const v128));
+            }
+            v128_store(out.as_mut_ptr() as *mut v128, f32x4_min(f32x4_max(a0, min), max));
+            v128_store(out.as_mut_ptr().add(4) as *mut v128, f32x4_min(f32x4_max(a1, min), max));
         }
     }
 }

@@ -86,7 +86,7 @@ const MEAN_SAMPLES: usize = 64;
 
 pub(super) fn calibrate(
     g_model: &Model,
-    data: &NpyArray,
+    values: &[f32],
     samples: usize,
     with_means: bool,
     histograms: bool,
@@ -94,8 +94,7 @@ pub(super) fn calibrate(
 ) -> Result<Calibration> {
     let g = g_model.main();
     let mut it = Interpreter::new(g_model)?;
-    let per: usize = data.len() / samples;
-    let values = data.to_f32();
+    let per: usize = values.len() / samples;
     let mut observers: Vec<Option<Observer>> =
         (0..g.tensors.len()).map(|t| is_activation(g, t).then(|| Observer::new(histograms))).collect();
     let weighted: Vec<(usize, Option<ConvShape>)> = g
@@ -688,25 +687,14 @@ fn build(model: &Model, fm: &Model, calib: &Calibration, opts: &QuantizeOptions)
 /// How much better (dB of output SQNR on held-out calibration samples) a candidate must be to win.
 const SELECT_MARGIN_DB: f64 = 0.25;
 
-/// The configurations `auto` calibration compares; the first is the TF converter's recipe.
-fn candidates(opts: &QuantizeOptions) -> Vec<(CalibrationMethod, bool)> {
-    let methods = match opts.calibration {
+/// The calibration methods `auto` compares; the first is the TF converter's recipe.
+fn methods(opts: &QuantizeOptions) -> Vec<CalibrationMethod> {
+    match opts.calibration {
         CalibrationMethod::Auto => {
             vec![CalibrationMethod::MinMax, CalibrationMethod::Percentile { percentile: 99.99 }, CalibrationMethod::Mse]
         }
         m => vec![m],
-    };
-    let corrections: &[bool] = match (opts.calibration, opts.bias_correction) {
-        (CalibrationMethod::Auto, true) => &[false, true],
-        (_, bc) => {
-            if bc {
-                &[true]
-            } else {
-                &[false]
-            }
-        }
-    };
-    methods.iter().flat_map(|&m| corrections.iter().map(move |&bc| (m, bc))).collect()
+    }
 }
 
 pub(super) fn quantize_static(
@@ -719,45 +707,65 @@ pub(super) fn quantize_static(
     let size_before = tflite::write(model)?.len();
     let t0 = now_ms();
     let (fm, folded) = passes::fold_constants(model)?;
-    let tried = candidates(opts);
-    let histograms = tried.iter().any(|(m, _)| *m != CalibrationMethod::MinMax);
-    let with_means = tried.iter().any(|(_, bc)| *bc);
-    let calib = calibrate(&fm, data, samples, with_means, histograms, progress)?;
+    let values = data.to_f32();
+    let per = values.len() / samples.max(1);
+    let auto = opts.calibration == CalibrationMethod::Auto;
+    let methods = methods(opts);
+    let histograms = methods.iter().any(|m| *m != CalibrationMethod::MinMax);
+    let calib = calibrate(&fm, &values, samples, opts.bias_correction, histograms, progress)?;
     let t1 = now_ms();
-    let mut best: Option<(f64, usize, Built)> = None;
+    // `auto` first picks the calibration method without bias correction, then tries the correction
+    // on the winner; each candidate is scored by output SQNR on held-out calibration samples.
+    let held_out = (samples / 2)..samples.min(samples / 2 + opts.select_samples);
+    let stages = if auto { methods.len() + usize::from(opts.bias_correction) } else { 0 };
+    let mut tried: Vec<(CalibrationMethod, bool)> = Vec::new();
     let mut scored = Vec::new();
-    for (k, &(method, bc)) in tried.iter().enumerate() {
+    let mut best: Option<(f64, usize, Built)> = None;
+    let mut try_one = |method: CalibrationMethod, bc: bool, best: &mut Option<(f64, usize, Built)>| -> Result<()> {
         let o = QuantizeOptions { calibration: method, bias_correction: bc, ..opts.clone() };
         let built = build(model, &fm, &calib, &o)?;
-        let score = if tried.len() > 1 {
-            progress("select", k + 1, tried.len());
-            let held_out = (samples / 2)..samples.min(samples / 2 + opts.select_samples);
-            score_outputs(&calib, &built.model, data, held_out)?
+        let score = if auto {
+            progress("select", tried.len() + 1, stages);
+            score_outputs(&calib, &built.model, &values, per, held_out.clone())?
         } else {
             None
         };
+        let k = tried.len();
+        tried.push((method, bc));
         scored.push(score);
         let s = score.unwrap_or(f64::NEG_INFINITY);
         // The first candidate is the converter's recipe (min/max, no correction); another one has
         // to beat the best so far by a margin larger than the scoring noise to be chosen.
         let margin = if k == 0 { 0.0 } else { SELECT_MARGIN_DB };
         if best.as_ref().is_none_or(|(b, _, _)| s > *b + margin) {
-            best = Some((s, k, built));
+            *best = Some((s, k, built));
         }
+        Ok(())
+    };
+    if auto {
+        for &m in &methods {
+            try_one(m, false, &mut best)?;
+        }
+        if opts.bias_correction {
+            let winner = best.as_ref().map_or(CalibrationMethod::MinMax, |(_, k, _)| methods[*k]);
+            try_one(winner, true, &mut best)?;
+        }
+    } else {
+        try_one(methods[0], opts.bias_correction, &mut best)?;
     }
     let (_, chosen, built) = best.ok_or_else(|| Error::argument("no quantization candidate"))?;
     let (method, bc) = tried[chosen];
     let t2 = now_ms();
     let report_samples = samples.min(opts.report_samples);
     let (layers, outputs) =
-        measure(&fm, &built.model, data, report_samples, &built.qt, &built.ft, built.layers, progress)?;
+        measure(&fm, &built.model, &values, per, report_samples, &built.qt, &built.ft, built.layers, progress)?;
     let t3 = now_ms();
     let size_after = tflite::write(&built.model)?.len();
     let mut notes = built.notes;
     if folded > 0 {
         notes.push(format!("{folded} operators computing constants (e.g. Keras Flatten's SHAPE/PACK) were folded"));
     }
-    let candidates = if tried.len() > 1 {
+    let candidates = if auto {
         tried
             .iter()
             .zip(&scored)
@@ -804,12 +812,11 @@ pub(super) fn quantize_static(
 fn score_outputs(
     calib: &Calibration,
     qm: &Model,
-    data: &NpyArray,
+    values: &[f32],
+    per: usize,
     samples: std::ops::Range<usize>,
 ) -> Result<Option<f64>> {
     let mut qi = Interpreter::new(qm)?;
-    let values = data.to_f32();
-    let per = values.len() / data.shape.first().copied().unwrap_or(1).max(1);
     let outs = qm.main().outputs.len();
     let mut acc = vec![SqnrAcc::default(); outs];
     for i in samples {
@@ -831,7 +838,8 @@ fn score_outputs(
 fn measure(
     fm: &Model,
     qm: &Model,
-    data: &NpyArray,
+    values: &[f32],
+    per: usize,
     samples: usize,
     qt: &[Option<TensorId>],
     ft: &[Option<TensorId>],
@@ -844,8 +852,6 @@ fn measure(
     }
     let mut fi = Interpreter::new(fm)?;
     let mut qi = Interpreter::new(qm)?;
-    let values = data.to_f32();
-    let per = values.len() / data.shape.first().copied().unwrap_or(1).max(1);
     let old_of: Vec<Option<TensorId>> = layers.iter().map(|l| l.source_tensor).collect();
     let mut acc = vec![SqnrAcc::default(); layers.len()];
     let mut out_acc = vec![SqnrAcc::default(); f.outputs.len()];

@@ -277,9 +277,7 @@ fn op_version(g: &Graph, n: &Node) -> i32 {
         Op::Conv2D(c) => {
             if int8 {
                 3
-            } else if hybrid {
-                2
-            } else if c.dilation != (1, 1) {
+            } else if hybrid || c.dilation != (1, 1) {
                 2
             } else {
                 1

@@ -4,7 +4,7 @@
 //! versions reorganize the sums (im2col padded with the input zero point, the offset folded into a
 //! per-channel constant) and must give identical bytes.
 
-use super::super::conv::ConvShape;
+use super::super::conv::{pad_nhwc, tap_offsets, ConvShape};
 pub use super::super::fixedpoint::OutputStage;
 use super::super::gemm_i8::{self, PackedI8, Requant};
 use super::super::requant::{self, VecStage};
@@ -102,7 +102,7 @@ pub fn conv2d(
     cols.clear();
     cols.resize(BLOCK * kp, 0);
     let pointwise = s.kh() == 1 && s.kw() == 1 && s.win.h.stride == 1 && s.win.w.stride == 1;
-    let (hp, wp) = if pointwise { (0, 0) } else { pad_input(s, input, input_zp, 1, s.in_c, padded) };
+    let (hp, wp) = if pointwise { (0, 0) } else { pad_nhwc(s, input, input_zp, 1, s.in_c, padded) };
     // Taps of one filter row are contiguous in the padded input unless the width is dilated.
     let run = if s.win.w.dilation == 1 { s.kw() * s.in_c } else { s.in_c };
     for p0 in (0..pixels).step_by(BLOCK) {
@@ -160,7 +160,7 @@ pub fn fully_connected_reference(
     os: &OutputStage,
     out: &mut [i8],
 ) {
-    let n = if k == 0 { 0 } else { weights.len() / k };
+    let n = weights.len().checked_div(k).unwrap_or(0);
     for r in 0..rows {
         for j in 0..n {
             let mut acc = 0i32;
@@ -232,7 +232,7 @@ impl PreparedDepthwise {
     /// `weights` is `[kh·kw][out_c]`.
     pub fn new(weights: &[i8], out_c: usize, bias: Option<&[i32]>, input_offset: i32, stage: OutputStage) -> Self {
         let cp = out_c.div_ceil(8) * 8;
-        let taps = if out_c == 0 { 0 } else { weights.len() / out_c };
+        let taps = weights.len().checked_div(out_c).unwrap_or(0);
         let mut w = vec![0i16; taps * cp];
         let mut offset = vec![0i32; cp];
         for t in 0..taps {
@@ -250,35 +250,6 @@ impl PreparedDepthwise {
     }
 }
 
-/// Copies NHWC `input` into `padded`, surrounded by the padding the window needs (and extended to
-/// every row and column the window reads), filled with `zp`, so that every tap is in bounds and
-/// padded taps add nothing once the offset is folded. Output channel `c` of a padded pixel is input
-/// channel `c / mult`; channels `channels·mult..cp` are `zp` too. Returns the padded (height, width).
-fn pad_input(s: &ConvShape, input: &[i8], zp: i8, mult: usize, cp: usize, padded: &mut Vec<i8>) -> (usize, usize) {
-    let span = |w: &super::super::geometry::Window| (w.output.max(1) - 1) * w.stride + (w.filter - 1) * w.dilation + 1;
-    let (hp, wp) =
-        (span(&s.win.h).max(s.win.h.pad_before + s.in_h()), span(&s.win.w).max(s.win.w.pad_before + s.in_w()));
-    padded.clear();
-    padded.resize(s.batch * hp * wp * cp, zp);
-    let (ph, pw) = (s.win.h.pad_before, s.win.w.pad_before);
-    for b in 0..s.batch {
-        for y in 0..s.in_h() {
-            for x in 0..s.in_w() {
-                let src = &input[((b * s.in_h() + y) * s.in_w() + x) * s.in_c..][..s.in_c];
-                let dst = &mut padded[((b * hp + y + ph) * wp + x + pw) * cp..][..s.in_c * mult];
-                if mult == 1 {
-                    dst.copy_from_slice(src);
-                } else {
-                    for (c, d) in dst.iter_mut().enumerate() {
-                        *d = src[c / mult];
-                    }
-                }
-            }
-        }
-    }
-    (hp, wp)
-}
-
 /// Fast int8 DEPTHWISE_CONV_2D over a zero-point-padded copy of the input: per output pixel and
 /// block of eight channels, every tap is accumulated in registers, then requantized.
 pub fn depthwise(s: &ConvShape, input: &[i8], d: &PreparedDepthwise, out: &mut [i8], padded: &mut Vec<i8>) {
@@ -287,10 +258,8 @@ pub fn depthwise(s: &ConvShape, input: &[i8], d: &PreparedDepthwise, out: &mut [
         return;
     }
     let zp = (-d.input_offset) as i8;
-    let (hp, wp) = pad_input(s, input, zp, out_c / s.in_c, cp, padded);
-    let taps: Vec<usize> = (0..s.kh())
-        .flat_map(|ky| (0..s.kw()).map(move |kx| (ky * s.win.h.dilation * wp + kx * s.win.w.dilation) * cp))
-        .collect();
+    let (hp, wp) = pad_nhwc(s, input, zp, out_c / s.in_c, cp, padded);
+    let taps = tap_offsets(s, wp, cp);
     let mut acc = [0i32; 8];
     for b in 0..s.batch {
         for oy in 0..s.out_h() {
