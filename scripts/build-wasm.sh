@@ -11,7 +11,7 @@ for flavor in simd relaxed; do
   esac
   printf '\033[1;34m[build]\033[0m wasm engine (%s)\n' "$flavor" >&2
   # A target directory per flavour: different RUSTFLAGS would otherwise rebuild everything each time.
-  RUSTFLAGS="-C target-feature=$features" CARGO_TARGET_DIR="target/wasm-$flavor" \
+  RUSTFLAGS="-C target-feature=$features" CARGO_TARGET_DIR="$ROOT/target/wasm-$flavor" \
     wasm-pack --quiet build crate --release --target web --no-pack \
     --out-dir "../web/wasm/$flavor" --out-name tinyml_optimizer
   # wasm-pack writes a catch-all .gitignore, which would also hide the files from `npm pack`.
