@@ -8,6 +8,7 @@ pub mod clock;
 pub mod error;
 pub mod evaluate;
 pub mod exec;
+pub mod grad;
 pub mod ir;
 pub mod kernels;
 pub mod npy;
