@@ -13,6 +13,7 @@ pub mod ir;
 pub mod kernels;
 pub mod npy;
 pub mod passes;
+pub mod prune;
 pub mod quantize;
 pub mod rng;
 pub mod summary;

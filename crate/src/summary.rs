@@ -93,7 +93,7 @@ pub fn node_macs(g: &Graph, i: usize) -> u64 {
 
 /// Whether operand `k` (tensor `t`) of node `n` is a learned parameter: a constant that is the
 /// weights or bias of a weighted layer, or any float or quantized constant of another operator.
-fn is_parameter(g: &Graph, n: &crate::ir::Node, k: usize, t: usize) -> bool {
+pub(crate) fn is_parameter(g: &Graph, n: &crate::ir::Node, k: usize, t: usize) -> bool {
     let tensor = &g.tensors[t];
     tensor.is_constant()
         && ((n.op.has_weights() && (k == 1 || k == 2))

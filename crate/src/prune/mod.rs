@@ -1,0 +1,260 @@
+//! Pruning: remove the least important weights (unstructured, zeroed in place) or whole output
+//! channels and neurons (structured, the graph rewritten so tensors and MACs truly shrink).
+//!
+//! Five ways to rank importance ([`Method`]): weight magnitude or first-order Taylor score
+//! `|w · ∂L/∂w|` (gradients from [`crate::grad`]), each compared across the whole model (global) or
+//! within each layer, and a seeded random ranking as the baseline. The target is always a fraction
+//! of the prunable weights (the kernels of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED; the last
+//! classifier layer and the biases only on request).
+
+mod metrics;
+mod score;
+mod structured;
+mod unstructured;
+
+use serde::{Deserialize, Serialize};
+
+pub use metrics::{model_metrics, LayerMetrics, ModelMetrics};
+
+use crate::clock::now_ms;
+use crate::error::{Error, Result};
+use crate::ir::{DType, Graph, Model, TensorId};
+use crate::passes;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    #[default]
+    GlobalMagnitude,
+    LayerMagnitude,
+    GlobalGradient,
+    LayerGradient,
+    Random,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::GlobalMagnitude => "global-magnitude",
+            Method::LayerMagnitude => "layer-magnitude",
+            Method::GlobalGradient => "global-gradient",
+            Method::LayerGradient => "layer-gradient",
+            Method::Random => "random",
+        }
+    }
+
+    pub fn needs_gradients(self) -> bool {
+        matches!(self, Method::GlobalGradient | Method::LayerGradient)
+    }
+
+    /// Whether scores are compared across the whole model (random counts as global).
+    pub fn is_global(self) -> bool {
+        !matches!(self, Method::LayerMagnitude | Method::LayerGradient)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PruneOptions {
+    pub method: Method,
+    /// Fraction of the prunable weights to remove, in [0, 1).
+    pub sparsity: f64,
+    /// Remove whole output channels / neurons instead of single weights.
+    pub structured: bool,
+    /// Also prune the last classifier layer's weights (unstructured only).
+    pub include_last_layer: bool,
+    /// Also prune biases (unstructured only; structured pruning removes a channel's bias with it).
+    pub include_bias: bool,
+    /// Seed of the random method.
+    pub seed: u64,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            method: Method::GlobalMagnitude,
+            sparsity: 0.5,
+            structured: false,
+            include_last_layer: false,
+            include_bias: false,
+            seed: 0,
+        }
+    }
+}
+
+/// Data for gradient scores: float samples `[N, ...input shape]` and optional class labels.
+pub struct GradientData<'a> {
+    pub x: &'a [f32],
+    pub shape: &'a [usize],
+    pub labels: Option<&'a [i64]>,
+}
+
+/// What pruning did, per layer and in total.
+#[derive(Clone, Debug, Serialize)]
+pub struct PruneReport {
+    pub method: &'static str,
+    pub structured: bool,
+    pub requested_sparsity: f64,
+    /// Fraction of the prunable weights that are zero (unstructured) or removed (structured).
+    pub achieved_sparsity: f64,
+    pub prunable_weights: usize,
+    pub removed_weights: usize,
+    /// Structured: output channels/neurons before and after over the prunable channel groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<(usize, usize)>,
+    pub before: ModelMetrics,
+    pub after: ModelMetrics,
+    /// Mean loss over the gradient batch (gradient methods).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gradient_loss: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gradient_samples: Option<usize>,
+    pub notes: Vec<String>,
+    pub score_ms: f64,
+    pub prune_ms: f64,
+}
+
+/// Progress of long work: `(stage, done, total)`.
+pub type Progress<'a> = &'a mut dyn FnMut(&str, usize, usize);
+
+/// Prunes `model`. Gradient methods need `data`.
+pub fn prune(
+    model: &Model,
+    data: Option<GradientData>,
+    options: &PruneOptions,
+    progress: Progress,
+) -> Result<(Model, PruneReport)> {
+    if !(0.0..1.0).contains(&options.sparsity) {
+        return Err(Error::argument(format!(
+            "sparsity must be a fraction in [0, 1) of the prunable weights, got {}",
+            options.sparsity
+        )));
+    }
+    crate::grad::check_float(model).map_err(|_| {
+        Error::argument("the model has quantized weights; prune its float version, then quantize the pruned model")
+    })?;
+    let t0 = now_ms();
+    // Constant sub-graphs (Keras Flatten's SHAPE/PACK chain) become constants, so every shape that
+    // structured pruning must rewrite is a plain constant.
+    let (model, folded) = passes::fold_constants(model)?;
+    let before = model_metrics(&model)?;
+    let g = model.main();
+    let layers = prunable_layers(g, options.include_last_layer || options.structured);
+    if layers.is_empty() {
+        return Err(Error::argument(
+            "the model has no float CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED weights to prune",
+        ));
+    }
+    let grads = if options.method.needs_gradients() {
+        let d = data.ok_or_else(|| {
+            Error::argument(format!(
+                "--method {} needs data: representative inputs [N, ...input shape] (labels optional)",
+                options.method.name()
+            ))
+        })?;
+        Some(crate::grad::gradients(&model, d.x, d.shape, d.labels, progress)?)
+    } else {
+        None
+    };
+    let scores = score::Scores::new(g, &layers, options, grads.as_ref());
+    let t1 = now_ms();
+    let mut notes = Vec::new();
+    if folded > 0 {
+        notes.push(format!("{folded} operators computing constants were folded"));
+    }
+    let (pruned, prunable, removed, channels) = if options.structured {
+        let r = structured::prune(&model, &layers, &scores, options, &mut notes)?;
+        (r.model, r.prunable, r.removed, Some(r.channels))
+    } else {
+        let r = unstructured::prune(&model, &layers, &scores, options, &mut notes)?;
+        (r.model, r.prunable, r.removed, None)
+    };
+    // The result must still be a model our engine (and so LiteRT) can prepare.
+    crate::exec::Interpreter::new(&pruned)?;
+    let after = model_metrics(&pruned)?;
+    let t2 = now_ms();
+    let report = PruneReport {
+        method: options.method.name(),
+        structured: options.structured,
+        requested_sparsity: options.sparsity,
+        achieved_sparsity: if prunable == 0 { 0.0 } else { removed as f64 / prunable as f64 },
+        prunable_weights: prunable,
+        removed_weights: removed,
+        channels,
+        before,
+        after,
+        gradient_loss: grads.as_ref().map(|g| g.loss),
+        gradient_samples: grads.as_ref().map(|g| g.samples),
+        notes,
+        score_ms: t1 - t0,
+        prune_ms: t2 - t1,
+    };
+    Ok((pruned, report))
+}
+
+/// A weighted layer that may be pruned.
+#[derive(Clone, Debug)]
+pub(crate) struct Layer {
+    pub node: usize,
+    pub weights: TensorId,
+    pub bias: Option<TensorId>,
+    /// Weights per output unit, and how unit `u`'s weights are laid out (see [`Layer::unit_of`]).
+    pub units: usize,
+    pub depthwise: bool,
+}
+
+impl Layer {
+    /// The output unit (channel or neuron) weight `i` belongs to.
+    pub fn unit_of(&self, i: usize, len: usize) -> usize {
+        if self.depthwise {
+            i % self.units
+        } else {
+            i / (len / self.units.max(1)).max(1)
+        }
+    }
+}
+
+/// The float weighted layers, in execution order; without `include_last`, the layers whose output
+/// reaches a model output through no other weighted layer are left out.
+pub(crate) fn prunable_layers(g: &Graph, include_last: bool) -> Vec<Layer> {
+    let consumers = g.consumers();
+    let reaches_output_directly = |start: TensorId| {
+        let mut stack = vec![start];
+        let mut seen = vec![false; g.tensors.len()];
+        while let Some(t) = stack.pop() {
+            if std::mem::replace(&mut seen[t], true) {
+                continue;
+            }
+            if g.outputs.contains(&t) {
+                return true;
+            }
+            for &c in &consumers[t] {
+                if !g.nodes[c].op.has_weights() {
+                    stack.extend(g.nodes[c].outputs.iter().copied());
+                }
+            }
+        }
+        false
+    };
+    g.nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.op.has_weights())
+        .filter_map(|(i, n)| {
+            let w = n.input(1)?;
+            let wt = &g.tensors[w];
+            if wt.dtype != DType::F32 || wt.data.is_none() || wt.shape.is_empty() {
+                return None;
+            }
+            if !include_last && n.output().is_some_and(reaches_output_directly) {
+                return None;
+            }
+            let depthwise = matches!(n.op, crate::ir::Op::DepthwiseConv2D(_));
+            let units = if depthwise { *wt.shape.last()? } else { wt.shape[0] };
+            Some(Layer { node: i, weights: w, bias: n.input(2), units, depthwise })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
