@@ -10,7 +10,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::error::Error;
 use crate::exec::{run_batch, Interpreter};
-use crate::{evaluate, ir, npy, quantize, summary, tflite};
+use crate::{evaluate, ir, npy, prune, quantize, summary, tflite};
 
 thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -99,15 +99,15 @@ fn progress_stage_fn(f: Option<Function>) -> impl FnMut(&str, usize, usize) {
     }
 }
 
-/// The result of `Model.quantize`: the new model and the report.
+/// The result of `Model.quantize` and `Model.prune`: the new model and the report.
 #[wasm_bindgen]
-pub struct QuantizeResult {
+pub struct ModelResult {
     model: Option<Model>,
     report: JsValue,
 }
 
 #[wasm_bindgen]
-impl QuantizeResult {
+impl ModelResult {
     /// The quantized model (can be taken once).
     #[wasm_bindgen(js_name = takeModel)]
     pub fn take_model(&mut self) -> Option<Model> {
@@ -163,7 +163,7 @@ impl Model {
         calibration: Option<Vec<u8>>,
         options: JsValue,
         progress: Option<Function>,
-    ) -> Result<QuantizeResult, JsValue> {
+    ) -> Result<ModelResult, JsValue> {
         let opts: quantize::QuantizeOptions = if options.is_undefined() || options.is_null() {
             Default::default()
         } else {
@@ -175,7 +175,44 @@ impl Model {
         let (model, report) =
             quantize::quantize(&self.model, calib.as_ref(), &opts, &mut report_progress).map_err(js_error)?;
         let size = tflite::write(&model).map_err(js_error)?.len();
-        Ok(QuantizeResult { model: Some(Model { model, size, interp: RefCell::new(None) }), report: to_js(&report)? })
+        Ok(ModelResult { model: Some(Model { model, size, interp: RefCell::new(None) }), report: to_js(&report)? })
+    }
+
+    /// Prunes the model (options as `PruneOptions`, camelCase); returns `{ model, report }`.
+    /// Gradient methods need `data` (a `.npy` batch); `labels` (class indices or one-hot) are
+    /// optional: without them the loss is taken against the model's own predictions.
+    pub fn prune(
+        &self,
+        data: Option<Vec<u8>>,
+        labels: Option<Vec<u8>>,
+        options: JsValue,
+        progress: Option<Function>,
+    ) -> Result<ModelResult, JsValue> {
+        let opts: prune::PruneOptions = if options.is_undefined() || options.is_null() {
+            Default::default()
+        } else {
+            serde_wasm_bindgen::from_value(options)
+                .map_err(|e| js_error(Error::argument(format!("prune options: {e}"))))?
+        };
+        let x = data.map(|b| npy::read(&b)).transpose().map_err(js_error)?;
+        let values = x.as_ref().map(|x| x.to_f32());
+        let labels = match (labels, &x) {
+            (Some(b), Some(x)) => {
+                let y = npy::read(&b).map_err(js_error)?;
+                let n = x.shape.first().copied().unwrap_or(0);
+                Some(evaluate::labels_of(&y, n).map_err(js_error)?)
+            }
+            (Some(_), None) => return Err(js_error(Error::argument("labels were given without data"))),
+            _ => None,
+        };
+        let gd = match (&x, &values) {
+            (Some(x), Some(v)) => Some(prune::GradientData { x: v, shape: &x.shape, labels: labels.as_deref() }),
+            _ => None,
+        };
+        let mut report_progress = progress_stage_fn(progress);
+        let (model, report) = prune::prune(&self.model, gd, &opts, &mut report_progress).map_err(js_error)?;
+        let size = report.after.size_bytes;
+        Ok(ModelResult { model: Some(Model { model, size, interp: RefCell::new(None) }), report: to_js(&report)? })
     }
 
     /// Evaluates the model on a `.npy` batch: accuracy with `labels` (a `.npy` of class indices or

@@ -8,8 +8,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createOptimizer } from './node.js';
-import { formatEvalReport, formatQuantReport, formatSummary } from './format.js';
-import { OptimizerError, type CalibrationMethod, type Progress, type QuantizeOptions } from './types.js';
+import { formatEvalReport, formatPruneReport, formatQuantReport, formatSummary } from './format.js';
+import { OptimizerError, type CalibrationMethod, type Progress, type PruneMethod, type QuantizeOptions } from './types.js';
 
 const EXIT_OK = 0;
 const EXIT_USER = 1;
@@ -193,6 +193,89 @@ const commands: Record<string, Command> = {
         if (values.report) await writeFile(values.report as string, JSON.stringify(report, null, 2) + '\n');
         if (values.json) process.stdout.write(JSON.stringify({ output: values.output, bytes: out.length, ms, report }) + '\n');
         else process.stdout.write(formatQuantReport(values.output as string, out.length, ms, report));
+      } finally {
+        bar.done();
+        opt.terminate();
+      }
+    },
+  },
+  prune: {
+    summary: 'prune a float model: zero the least important weights, or remove whole channels',
+    usage:
+      'tinyml-optimizer prune MODEL.tflite -o OUT.tflite --method global-magnitude|layer-magnitude|global-gradient|\n' +
+      '       layer-gradient|random --sparsity F [--structured] [--data X.npy] [--labels Y.npy] [--seed N]\n' +
+      '       [--include-last-layer] [--include-bias] [--report REPORT.json] [--json]',
+    help:
+      'F is the fraction of the prunable weights to remove (CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED kernels;\n' +
+      'the last classifier layer and biases only when asked). Magnitude methods rank |w|, gradient methods\n' +
+      '|w * dL/dw| averaged over --data (cross-entropy against --labels, or against the model\'s own predictions);\n' +
+      "'global' ranks across the model (never emptying a channel), 'layer' within each layer; random is the baseline.\n" +
+      'With --structured, whole output channels and neurons are removed (ranked by mean |w|, summed |w*g|, or at\n' +
+      'random) until F of the weights are gone; the graph is rewritten so the model truly shrinks, and channels\n' +
+      'joined by a residual ADD go together. With --data (and --labels), the report compares accuracy, agreement\n' +
+      'and latency of the pruned model with the original. Prune the float model, then quantize the result.',
+    options: {
+      output: { type: 'string', short: 'o' },
+      method: { type: 'string', default: 'global-magnitude' },
+      sparsity: { type: 'string' },
+      structured: { type: 'boolean', default: false },
+      data: { type: 'string', short: 'd' },
+      labels: { type: 'string', short: 'l' },
+      seed: { type: 'string', default: '0' },
+      'include-last-layer': { type: 'boolean', default: false },
+      'include-bias': { type: 'boolean', default: false },
+      report: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    positionals: 1,
+    async run({ values, positionals }) {
+      if (!values.output) throw new UsageError('-o OUT.tflite is required');
+      if (values.sparsity === undefined) throw new UsageError('--sparsity F is required (a fraction in [0, 1), e.g. 0.5)');
+      const method = oneOf(
+        values.method as string,
+        ['global-magnitude', 'layer-magnitude', 'global-gradient', 'layer-gradient', 'random'] as PruneMethod[],
+        '--method',
+      );
+      const sparsity = Number(values.sparsity);
+      if (!(sparsity >= 0 && sparsity < 1)) throw new UsageError(`--sparsity must be a fraction in [0, 1), got '${values.sparsity}'`);
+      const seed = Number(values.seed);
+      if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got '${values.seed}'`);
+      if (method.endsWith('-gradient') && !values.data) {
+        throw new UsageError(`--method ${method} needs --data X.npy (representative inputs; --labels optional)`);
+      }
+      if (values.labels && !values.data) throw new UsageError('--labels needs --data');
+      const [modelBytes, data, labels] = await Promise.all([
+        readInput(positionals[0], 'model'),
+        values.data ? readInput(values.data as string, 'data') : Promise.resolve(undefined),
+        values.labels ? readInput(values.labels as string, 'labels') : Promise.resolve(undefined),
+      ]);
+      const opt = createOptimizer();
+      const bar = progressBar('prune');
+      try {
+        const model = await opt.loadModel(modelBytes);
+        const start = performance.now();
+        const { model: pruned, report } = await model.prune(
+          {
+            method,
+            sparsity,
+            structured: values.structured as boolean,
+            seed,
+            includeLastLayer: values['include-last-layer'] as boolean,
+            includeBias: values['include-bias'] as boolean,
+            data,
+            labels,
+          },
+          { onProgress: (p) => bar.update(p) },
+        );
+        const ms = performance.now() - start;
+        const evaluation = data ? await pruned.evaluate(data, { labels, reference: model }, { onProgress: (p) => bar.update(p) }) : undefined;
+        bar.done();
+        const out = await pruned.toBytes();
+        await writeFile(values.output as string, out);
+        const full = { ...report, evaluation };
+        if (values.report) await writeFile(values.report as string, JSON.stringify(full, null, 2) + '\n');
+        if (values.json) process.stdout.write(JSON.stringify({ output: values.output, bytes: out.length, ms, report: full }) + '\n');
+        else process.stdout.write(formatPruneReport(values.output as string, report, evaluation));
       } finally {
         bar.done();
         opt.terminate();

@@ -4,7 +4,17 @@
  * cannot be interrupted, and a fresh worker starts on the next call.
  */
 import { buffersIn, type Args, type Method, type Response, type Result, type WorkerInit } from './protocol.js';
-import type { EvalReport, Latency, ModelSummary, NpyInfo, Progress, QuantizeOptions, QuantReport } from './types.js';
+import type {
+  EvalReport,
+  Latency,
+  ModelSummary,
+  NpyInfo,
+  Progress,
+  PruneOptions,
+  PruneReport,
+  QuantizeOptions,
+  QuantReport,
+} from './types.js';
 import { OptimizerError } from './types.js';
 
 /** The minimal worker interface the client needs; browser.ts and node.ts adapt their workers to it. */
@@ -200,6 +210,31 @@ export class LoadedModel {
     const r = await this.optimizer.call(
       'quantize',
       { handle: this.handle, calibration: calibrationData ? ownedCopy(calibrationData) : undefined, options: rest },
+      opts,
+    );
+    return { model: new LoadedModel(this.optimizer, r.handle, this.optimizer.workerGeneration, r.summary), report: r.report };
+  }
+
+  /**
+   * Prunes the model. Gradient methods need `data`: a .npy batch of representative inputs
+   * [N, ...input shape]; `labels` (.npy class indices or one-hot) are optional (without them the
+   * loss is taken against the model's own predictions). Returns the new model (still loaded in the
+   * engine) and the report.
+   */
+  async prune(
+    options: PruneOptions & { data?: Bytes; labels?: Bytes } = {},
+    opts: CallOptions = {},
+  ): Promise<{ model: LoadedModel; report: PruneReport }> {
+    this.check();
+    const { data, labels, ...rest } = options;
+    const r = await this.optimizer.call(
+      'prune',
+      {
+        handle: this.handle,
+        data: data ? ownedCopy(data) : undefined,
+        labels: labels ? ownedCopy(labels) : undefined,
+        options: rest,
+      },
       opts,
     );
     return { model: new LoadedModel(this.optimizer, r.handle, this.optimizer.workerGeneration, r.summary), report: r.report };

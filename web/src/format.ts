@@ -1,5 +1,5 @@
 /** Plain-text rendering of a model summary, for the CLI. */
-import type { EvalReport, ModelSummary, QuantParams, QuantReport } from './types.js';
+import type { EvalReport, ModelSummary, PruneReport, QuantParams, QuantReport } from './types.js';
 
 const n = (v: number) => v.toLocaleString('en-US');
 const shape = (s: number[]) => `[${s.join(', ')}]`;
@@ -116,5 +116,59 @@ export function formatEvalReport(name: string, r: EvalReport, refName?: string):
     out.push(`top-1 agreement with the reference: ${pct(ref.top1_agreement)}`);
     out.push(`output SQNR vs the reference: ${ref.output_sqnr_db.map(db).join(', ')}`);
   }
+  return out.join('\n') + '\n';
+}
+
+/** A pruning report: before/after totals, the evaluation when data was given, and per layer. */
+export function formatPruneReport(path: string, r: PruneReport, evaluation?: EvalReport): string {
+  const out: string[] = [];
+  const kind = r.structured ? 'structured (whole channels)' : 'unstructured (zeroed weights)';
+  out.push(
+    `wrote ${path}: ${r.method}, ${kind}; ${pct(r.achieved_sparsity)} of ${n(r.prunable_weights)} prunable weights removed (requested ${pct(r.requested_sparsity)})`,
+  );
+  if (r.channels) out.push(`channels: ${n(r.channels[0])} -> ${n(r.channels[1])}`);
+  if (r.gradient_loss !== undefined) out.push(`gradients: mean loss ${r.gradient_loss.toFixed(4)} over ${r.gradient_samples} samples`);
+  const { before: b, after: a } = r;
+  const rows = [
+    ['', 'before', 'after'],
+    ['parameters', n(b.params), n(a.params)],
+    ['non-zero parameters', n(b.nonzero_params), n(a.nonzero_params)],
+    ['compression ratio', `${b.compression_ratio.toFixed(2)}x`, `${a.compression_ratio.toFixed(2)}x`],
+    ['MACs', n(b.macs), n(a.macs)],
+    ['effective MACs', n(b.effective_macs), n(a.effective_macs)],
+    ['file bytes', n(b.size_bytes), n(a.size_bytes)],
+    ['gzip bytes', n(b.gzip_bytes), n(a.gzip_bytes)],
+  ];
+  if (evaluation) {
+    const ref = evaluation.reference;
+    if (evaluation.accuracy !== undefined && ref?.accuracy !== undefined) rows.push(['accuracy', pct(ref.accuracy), pct(evaluation.accuracy)]);
+    if (ref) rows.push(['latency ms (median)', ref.latency.median_ms.toFixed(3), evaluation.latency.median_ms.toFixed(3)]);
+  }
+  out.push('', table(rows, ['l', 'r', 'r']));
+  if (evaluation?.reference) {
+    out.push(
+      '',
+      `on ${evaluation.samples} samples: top-1 agreement with the original ${pct(evaluation.reference.top1_agreement)}, output SQNR ${evaluation.reference.output_sqnr_db.map(db).join(', ')}`,
+    );
+  }
+  for (const note of r.notes) out.push(`note: ${note}`);
+  const layers = [['#', 'op', 'output', 'params', 'non-zero', 'sparsity', 'units', 'MACs', 'effective MACs']];
+  const before = new Map(b.layers.map((l) => [l.node, l]));
+  for (const l of a.layers) {
+    const o = before.get(l.node);
+    const sparsity = o && o.params > 0 ? 1 - l.nonzero_params / o.params : 0;
+    layers.push([
+      String(l.node),
+      l.op,
+      l.name.length > 36 ? '…' + l.name.slice(-35) : l.name,
+      o && o.params !== l.params ? `${n(o.params)}->${n(l.params)}` : n(l.params),
+      n(l.nonzero_params),
+      pct(sparsity),
+      o && o.units !== l.units ? `${o.units}->${l.units}` : String(l.units),
+      n(l.macs),
+      n(l.effective_macs),
+    ]);
+  }
+  out.push('', table(layers, ['r', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r']));
   return out.join('\n') + '\n';
 }

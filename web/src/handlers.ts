@@ -4,7 +4,7 @@
  */
 import { loadEngine, type Flavor, type Wasm } from './engine.js';
 import { buffersIn, type Request, type Response, type WireError, type WorkerInit } from './protocol.js';
-import type { EvalReport, Latency, ModelSummary, NpyInfo, QuantizeOptions, QuantReport } from './types.js';
+import type { EvalReport, Latency, ModelSummary, NpyInfo, PruneOptions, PruneReport, QuantizeOptions, QuantReport } from './types.js';
 import { OptimizerError } from './types.js';
 
 export interface Host {
@@ -37,6 +37,17 @@ function model(s: State, handle: number): WasmModel {
   return m;
 }
 
+/** Keeps the model a quantize/prune call produced under a new handle; returns it with the report. */
+function adopt(s: State, r: Wasm['ModelResult']['prototype'], what: string) {
+  const m = r.takeModel();
+  const report: unknown = r.report;
+  r.free();
+  if (!m) throw new OptimizerError('internal', `${what} returned no model`);
+  const handle = s.next++;
+  s.models.set(handle, m);
+  return { handle, summary: m.summary() as ModelSummary, report };
+}
+
 function makeHandlers(s: State) {
   return {
     async info(_: Record<string, never>) {
@@ -63,13 +74,19 @@ function makeHandlers(s: State) {
         a.options,
         (stage: string, done: number, total: number) => ctx.progress(stage, done, total),
       );
-      const m = r.takeModel();
-      const report = r.report as QuantReport;
-      r.free();
-      if (!m) throw new OptimizerError('internal', 'quantization returned no model');
-      const handle = s.next++;
-      s.models.set(handle, m);
-      return { handle, summary: m.summary() as ModelSummary, report };
+      return adopt(s, r, 'quantization') as { handle: number; summary: ModelSummary; report: QuantReport };
+    },
+    async prune(
+      a: { handle: number; data?: ArrayBuffer | Uint8Array; labels?: ArrayBuffer | Uint8Array; options: PruneOptions },
+      ctx: Ctx,
+    ) {
+      const r = model(s, a.handle).prune(
+        a.data ? bytesOf(a.data) : undefined,
+        a.labels ? bytesOf(a.labels) : undefined,
+        a.options,
+        (stage: string, done: number, total: number) => ctx.progress(stage, done, total),
+      );
+      return adopt(s, r, 'pruning') as { handle: number; summary: ModelSummary; report: PruneReport };
     },
     async evaluate(
       a: { handle: number; data: ArrayBuffer | Uint8Array; labels?: ArrayBuffer | Uint8Array; reference?: number },

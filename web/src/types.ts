@@ -116,12 +116,74 @@ export interface QuantReport {
   layers: LayerQuantReport[];
   output_sqnr_db: (number | null)[];
   kept_float: string[];
+  /** With 'auto' calibration: every configuration tried, its held-out output SQNR, and the choice. */
+  candidates?: { calibration: string; bias_correction: boolean; output_sqnr_db: number | null; chosen: boolean }[];
   notes: string[];
   size_before: number;
   size_after: number;
   calibration_ms: number;
   rewrite_ms: number;
   report_ms: number;
+}
+
+export type PruneMethod = 'global-magnitude' | 'layer-magnitude' | 'global-gradient' | 'layer-gradient' | 'random';
+
+/** Options of `LoadedModel.prune`. Every field is optional; defaults in brackets. */
+export interface PruneOptions {
+  /** How weights are ranked: by |w| or |w·∂L/∂w|, across the model or per layer, or at random. ['global-magnitude'] */
+  method?: PruneMethod;
+  /** Fraction of the prunable weights to remove, in [0, 1). [0.5] */
+  sparsity?: number;
+  /** Remove whole output channels and neurons (the model shrinks) instead of zeroing weights. [false] */
+  structured?: boolean;
+  /** Also prune the last classifier layer (unstructured). [false] */
+  includeLastLayer?: boolean;
+  /** Also prune biases (unstructured). [false] */
+  includeBias?: boolean;
+  /** Seed of the random method. [0] */
+  seed?: number;
+}
+
+export interface LayerMetrics {
+  node: number;
+  op: string;
+  name: string;
+  params: number;
+  nonzero_params: number;
+  units: number;
+  macs: number;
+  effective_macs: number;
+}
+
+export interface ModelMetrics {
+  params: number;
+  nonzero_params: number;
+  compression_ratio: number;
+  macs: number;
+  /** MACs whose weight is not zero. */
+  effective_macs: number;
+  size_bytes: number;
+  gzip_bytes: number;
+  layers: LayerMetrics[];
+}
+
+export interface PruneReport {
+  method: PruneMethod;
+  structured: boolean;
+  requested_sparsity: number;
+  /** Fraction of the prunable weights that are zero (unstructured) or gone (structured). */
+  achieved_sparsity: number;
+  prunable_weights: number;
+  removed_weights: number;
+  /** Structured: channels of the prunable channel groups, before and after. */
+  channels?: [number, number];
+  before: ModelMetrics;
+  after: ModelMetrics;
+  gradient_loss?: number;
+  gradient_samples?: number;
+  notes: string[];
+  score_ms: number;
+  prune_ms: number;
 }
 
 export interface Latency {

@@ -103,3 +103,40 @@ test('hostile model files are user errors, never crashes', () => {
     assert.ok(err.message.length > 20, name);
   }
 });
+
+test('quantize, prune and evaluate write models and reports; bad options are usage errors', () => {
+  const calib = join(root, 'tests/fixtures/data/patterns_calib.npy');
+  const x = join(root, 'tests/fixtures/data/patterns_test_x.npy');
+  const y = join(root, 'tests/fixtures/data/patterns_test_y.npy');
+  const pruned = join(tmp, 'pruned.tflite');
+  let r = cli('prune', model, '-o', pruned, '--method', 'layer-magnitude', '--sparsity', '0.3', '--data', x, '--labels', y,
+    '--report', join(tmp, 'prune.json'));
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /layer-magnitude, unstructured/);
+  assert.match(r.stdout, /accuracy/);
+  const pr = JSON.parse(readFileSync(join(tmp, 'prune.json'), 'utf8'));
+  assert.ok(Math.abs(pr.achieved_sparsity - 0.3) < 0.01);
+  assert.equal(pr.evaluation.samples, 1000);
+  const quantized = join(tmp, 'pruned_int8.tflite');
+  r = cli('quantize', pruned, '-o', quantized, '--calibration', calib, '--calibration-method', 'minmax', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const q = JSON.parse(r.stdout);
+  assert.equal(q.report.calibration, 'minmax');
+  assert.equal(JSON.parse(cli('inspect', quantized, '--json').stdout).precision, 'int8');
+  r = cli('evaluate', quantized, '--data', x, '--labels', y, '--reference', model, '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const e = JSON.parse(r.stdout);
+  assert.ok(e.accuracy > 0.5 && e.reference.top1_agreement > 0.5, r.stdout);
+  r = cli('prune', model, '-o', pruned, '--sparsity', '0.5', '--method', 'global-gradient');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /needs --data/);
+  r = cli('prune', model, '-o', pruned, '--sparsity', '2');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /fraction in \[0, 1\)/);
+  r = cli('prune', model, '-o', pruned, '--sparsity', '0.5', '--method', 'biggest');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--method must be one of/);
+  r = cli('quantize', model, '-o', quantized);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /needs --calibration/);
+});
