@@ -13,7 +13,7 @@ step "Rust core, native (cargo test)"
 cargo test --workspace --quiet
 
 step "Rust core in headless Chromium (wasm-pack test, simd128)"
-CHROMEDRIVER=/usr/bin/chromedriver RUSTFLAGS="-C target-feature=+simd128" CARGO_TARGET_DIR=target/wasm-test \
+CHROMEDRIVER=/usr/bin/chromedriver RUSTFLAGS="-C target-feature=+simd128" CARGO_TARGET_DIR="$ROOT/target/wasm-test" \
   wasm-pack test --headless --chrome crate
 
 step "TypeScript package and CLI (node --test)"
@@ -24,5 +24,8 @@ node --test --test-reporter=spec tests/e2e/
 
 step "Conformance against LiteRT over the reference models"
 python3 tests/conformance/check_reference.py
+
+step "Pruned models against LiteRT (fixtures and reference float models)"
+python3 tests/conformance/check_pruning.py
 
 printf '\n\033[1;32mall tests passed\033[0m\n'
