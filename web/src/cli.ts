@@ -8,6 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createOptimizer } from './node.js';
+import { toCHeader } from './export.js';
 import { formatEvalReport, formatPruneReport, formatQuantReport, formatSummary } from './format.js';
 import { OptimizerError, type CalibrationMethod, type Progress, type PruneMethod, type QuantizeOptions } from './types.js';
 
@@ -41,6 +42,12 @@ async function readInput(path: string, what: string): Promise<Uint8Array> {
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : String((e as Error).message);
     throw new OptimizerError('invalid_argument', `cannot read ${what} '${path}': ${why}`);
   }
+}
+
+/** Writes the model to -o and, with --header, as a C header for firmware. */
+async function writeModel(values: Values, bytes: Uint8Array): Promise<void> {
+  await writeFile(values.output as string, bytes);
+  if (values.header) await writeFile(values.header as string, toCHeader(bytes, basename(values.output as string)));
 }
 
 /** A progress bar on stderr for interactive terminals; silent otherwise (logs stay clean). */
@@ -137,7 +144,7 @@ const commands: Record<string, Command> = {
     usage:
       'tinyml-optimizer quantize MODEL.tflite -o OUT.tflite [--mode static|dynamic] [--calibration X.npy]\n' +
       '       [--calibration-method auto|minmax|percentile|entropy|mse] [--percentile P] [--granularity per-channel|per-tensor]\n' +
-      '       [--io int8|float32] [--no-bias-correction] [--report REPORT.json] [--json]',
+      '       [--io int8|float32] [--no-bias-correction] [--report REPORT.json] [--header OUT.h] [--json]',
     help:
       'Static mode (default) needs --calibration: a .npy batch of representative inputs [N, ...input shape], N >= 10\n' +
       '(100-500 recommended). It writes a full-int8 model: int8 weights (per channel by default), int8 activations,\n' +
@@ -155,6 +162,7 @@ const commands: Record<string, Command> = {
       io: { type: 'string', default: 'int8' },
       'no-bias-correction': { type: 'boolean', default: false },
       report: { type: 'string' },
+      header: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
     positionals: 1,
@@ -189,7 +197,7 @@ const commands: Record<string, Command> = {
         const ms = performance.now() - start;
         bar.done();
         const out = await q.toBytes();
-        await writeFile(values.output as string, out);
+        await writeModel(values, out);
         if (values.report) await writeFile(values.report as string, JSON.stringify(report, null, 2) + '\n');
         if (values.json) process.stdout.write(JSON.stringify({ output: values.output, bytes: out.length, ms, report }) + '\n');
         else process.stdout.write(formatQuantReport(values.output as string, out.length, ms, report));
@@ -204,7 +212,7 @@ const commands: Record<string, Command> = {
     usage:
       'tinyml-optimizer prune MODEL.tflite -o OUT.tflite --method global-magnitude|layer-magnitude|global-gradient|\n' +
       '       layer-gradient|random --sparsity F [--structured] [--data X.npy] [--labels Y.npy] [--seed N]\n' +
-      '       [--include-last-layer] [--include-bias] [--report REPORT.json] [--json]',
+      '       [--include-last-layer] [--include-bias] [--report REPORT.json] [--header OUT.h] [--json]',
     help:
       'F is the fraction of the prunable weights to remove (CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED kernels;\n' +
       'the last classifier layer and biases only when asked). Magnitude methods rank |w|, gradient methods\n' +
@@ -225,6 +233,7 @@ const commands: Record<string, Command> = {
       'include-last-layer': { type: 'boolean', default: false },
       'include-bias': { type: 'boolean', default: false },
       report: { type: 'string' },
+      header: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
     positionals: 1,
@@ -271,7 +280,7 @@ const commands: Record<string, Command> = {
         const evaluation = data ? await pruned.evaluate(data, { labels, reference: model }, { onProgress: (p) => bar.update(p) }) : undefined;
         bar.done();
         const out = await pruned.toBytes();
-        await writeFile(values.output as string, out);
+        await writeModel(values, out);
         const full = { ...report, evaluation };
         if (values.report) await writeFile(values.report as string, JSON.stringify(full, null, 2) + '\n');
         if (values.json) process.stdout.write(JSON.stringify({ output: values.output, bytes: out.length, ms, report: full }) + '\n');
@@ -320,9 +329,9 @@ const commands: Record<string, Command> = {
   },
   convert: {
     summary: 'read a model and write it back with our writer (checks a round trip; dedups buffers)',
-    usage: 'tinyml-optimizer convert MODEL.tflite -o OUT.tflite',
+    usage: 'tinyml-optimizer convert MODEL.tflite -o OUT.tflite [--header OUT.h]',
     help: 'Writes the model as the engine holds it: same operators and values, constant buffers stored once and\n16-byte aligned. Operators the engine does not know are kept byte for byte.',
-    options: { output: { type: 'string', short: 'o' }, json: { type: 'boolean', default: false } },
+    options: { output: { type: 'string', short: 'o' }, header: { type: 'string' }, json: { type: 'boolean', default: false } },
     positionals: 1,
     async run({ values, positionals }) {
       if (!values.output) throw new UsageError('-o OUT.tflite is required');
@@ -331,7 +340,7 @@ const commands: Record<string, Command> = {
       try {
         const model = await opt.loadModel(bytes);
         const out = await model.toBytes();
-        await writeFile(values.output as string, out);
+        await writeModel(values, out);
         if (values.json) process.stdout.write(JSON.stringify({ path: values.output, bytes: out.length, input_bytes: bytes.length }) + '\n');
         else process.stdout.write(`wrote ${values.output} (${out.length.toLocaleString('en-US')} bytes; input ${bytes.length.toLocaleString('en-US')})\n`);
       } finally {
@@ -348,6 +357,8 @@ function mainHelp(): string {
     'Usage: tinyml-optimizer <command> [options]\n\nCommands:\n' +
     lines.join('\n') +
     "\n\nRun 'tinyml-optimizer <command> --help' for a command's options.\n" +
+    'prune, quantize and convert take --header OUT.h to also write the model as a C/C++ header for firmware\n' +
+    '(a 16-byte aligned const unsigned char array and its length, as TensorFlow Lite Micro needs).\n' +
     'Exit codes: 0 success, 1 user error (bad model, data, option or usage), 2 internal error.\n'
   );
 }

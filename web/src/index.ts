@@ -11,3 +11,4 @@
 export { Optimizer, LoadedModel } from './client.js';
 export type { Bytes, CallOptions, OptimizerOptions } from './client.js';
 export * from './types.js';
+export { cIdentifier, toCHeader } from './export.js';

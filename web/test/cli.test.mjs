@@ -140,3 +140,35 @@ test('quantize, prune and evaluate write models and reports; bad options are usa
   assert.equal(r.status, 1);
   assert.match(r.stderr, /needs --calibration/);
 });
+
+test('--header writes a C header that C and C++ compilers accept, aligned, with the right length', (t) => {
+  const out = join(tmp, 'copy.tflite');
+  const header = join(tmp, 'copy.h');
+  const r = cli('convert', model, '-o', out, '--header', header);
+  assert.equal(r.status, 0, r.stderr);
+  const text = readFileSync(header, 'utf8');
+  const size = readFileSync(out).length;
+  assert.match(text, /alignas\(16\) static const unsigned char copy_tflite\[\] = \{/);
+  assert.match(text, new RegExp(`copy_tflite_len = ${size};`));
+  const main = join(tmp, 'main.c');
+  writeFileSync(main, `#include "copy.h"
+#include <stdint.h>
+int main(void) {
+  if (sizeof(copy_tflite) != copy_tflite_len) return 1;
+  if (((uintptr_t)copy_tflite) % 16 != 0) return 2;
+  return copy_tflite[4] == 'T' && copy_tflite[5] == 'F' && copy_tflite[6] == 'L' && copy_tflite[7] == '3' ? 0 : 3;
+}
+`);
+  for (const [compiler, std] of [['cc', '-std=c11'], ['c++', '-std=c++11']]) {
+    const which = spawnSync('sh', ['-c', `command -v ${compiler}`]);
+    if (which.status !== 0) {
+      t.diagnostic(`${compiler} not installed: compiling the header SKIPPED`);
+      continue;
+    }
+    const exe = join(tmp, `main_${compiler.replace('+', 'p')}`);
+    const args = compiler === 'c++' ? ['-x', 'c++'] : [];
+    const c = spawnSync(compiler, [...args, std, '-Wall', '-Werror', '-o', exe, main], { encoding: 'utf8' });
+    assert.equal(c.status, 0, `${compiler}: ${c.stderr}`);
+    assert.equal(spawnSync(exe).status, 0, `${compiler}: the array is misaligned, mis-sized or not the model`);
+  }
+});
