@@ -1,33 +1,153 @@
-// The web app in a real browser: the sample flow, a corrupt file's message, and no network traffic
-// beyond the app itself.
+// The web app in a real browser: the sample flow end to end (prune + quantize, results, downloads
+// checked by the package in Node), images with folder labels, a reference model, a corrupt file's
+// message, and no network traffic beyond the app itself during all of it.
 import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
+import { createOptimizer } from '../../web/dist/node.js';
 import { outDir, root, startApp } from './harness.mjs';
 
 let app;
+const opt = createOptimizer();
 before(async () => {
   app = await startApp();
   await app.page.goto(app.url);
 });
-after(async () => app?.close());
+after(async () => {
+  opt.terminate();
+  await app?.close();
+});
 
-test('the sample model loads and shows its layers', async () => {
+const refModels = join(root, '..', 'shared', 'reference', 'models');
+
+/** A minimal RGB PNG (no filtering), so the test needs no image library. */
+function png(w, h, pixel) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 255] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const out = Buffer.alloc(12 + data.length);
+    out.writeUInt32BE(data.length, 0);
+    out.write(type, 4, 'ascii');
+    data.copy(out, 8);
+    out.writeUInt32BE(crc(out.subarray(4, 8 + data.length)), 8 + data.length);
+    return out;
+  };
+  const raw = Buffer.alloc(h * (1 + w * 3));
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) raw.set(pixel(x, y), y * (1 + w * 3) + 1 + x * 3);
+  }
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8;
+  ihdr[9] = 2;
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+
+test('the sample flow: load, prune + quantize, see results, download a valid int8 model and header', async () => {
   const { page } = app;
   await page.getByRole('button', { name: 'Try the sample model' }).click();
   await page.locator('#layers tbody tr').first().waitFor();
-  assert.equal(await page.locator('#layers tbody tr').count(), 6);
-  assert.match(await page.locator('#model-ops').innerText(), /CONV_2D ×2/);
-  assert.match(await page.locator('#model-cards').innerText(), /37,024/);
+  assert.match(await page.locator('#model-ops').innerText(), /CONV_2D ×6/);
+  assert.match(await page.locator('#data-status').innerText(), /1000 sample test images .*; labels for 10 classes/);
   assert.match(await page.locator('#engine-info').innerText(), /WebAssembly (relaxed-simd|simd128)/);
+  // The graph view is one keypress away.
+  await page.locator('#tab-layers').focus();
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await page.locator('#view-graph svg .node').count(), await page.locator('#layers tbody tr').count());
+  assert.ok((await page.locator('#view-graph svg path.skip').count()) >= 2, 'residual connections are drawn');
+  await page.getByRole('button', { name: 'Optimize', exact: true }).click();
+  await page.locator('#results').waitFor({ state: 'visible', timeout: 60_000 });
+  const cards = await page.locator('#result-cards').innerText();
+  assert.match(cards, /float → int8/);
+  assert.match(cards, /accuracy\s+100\.0% → (9\d|100)\.\d%/);
+  assert.match(cards, /latency \(this browser\)/);
+  assert.ok(await page.locator('#chart-sparsity svg rect.bar').count() >= 6);
+  assert.ok(await page.locator('#chart-sqnr svg rect.bar').count() >= 6);
+  await page.screenshot({ path: `${outDir}app-results.png`, fullPage: true });
+
+  const [modelDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download .tflite' }).click()]);
+  const modelPath = join(outDir, modelDl.suggestedFilename());
+  await modelDl.saveAs(modelPath);
+  const bytes = readFileSync(modelPath);
+  const summary = await opt.inspect(bytes);
+  assert.equal(summary.precision, 'int8');
+  assert.equal(summary.inputs[0].dtype, 'i8');
+  assert.ok(summary.layers.filter((l) => l.weights).every((l) => l.weights.dtype === 'i8'));
+
+  const [headerDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download C header' }).click()]);
+  const headerPath = join(outDir, headerDl.suggestedFilename());
+  await headerDl.saveAs(headerPath);
+  const header = readFileSync(headerPath, 'utf8');
+  assert.match(header, /alignas\(16\) static const unsigned char sample_resnet_optimized_tflite\[\]/);
+  assert.match(header, new RegExp(`_len = ${bytes.length};`));
+
+  const [reportDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download report (.json)' }).click()]);
+  const report = JSON.parse(readFileSync(await reportDl.path(), 'utf8'));
+  assert.equal(report.prune.method, 'global-magnitude');
+  assert.equal(report.quantize.mode, 'static');
+  assert.equal(report.size_bytes, bytes.length);
+
+  await page.getByRole('button', { name: 'Run', exact: true }).click();
+  await page.locator('#run-results tbody tr').first().waitFor();
+  assert.equal(await page.locator('#run-results tbody tr').count(), 16);
 });
 
-test('the sample images run in the browser', async () => {
+test('cancel stops the work; the next run starts a fresh engine and succeeds', async () => {
   const { page } = app;
-  await page.getByRole('button', { name: 'Run on the sample images' }).click();
-  await page.locator('#run-results tbody tr').first().waitFor();
-  assert.equal(await page.locator('#run-results tbody tr').count(), 8);
-  assert.match(await page.locator('#run-status').innerText(), /8 samples in/);
-  await page.screenshot({ path: `${outDir}app-sample.png`, fullPage: true });
+  await page.getByRole('button', { name: 'Optimize', exact: true }).click();
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.waitForFunction(() => /Cancelled/.test(document.querySelector('#progress-text')?.textContent ?? ''));
+  assert.equal(await page.locator('#results').isVisible(), false);
+  assert.equal(await page.locator('#error').isVisible(), false);
+  await page.getByRole('button', { name: 'Optimize', exact: true }).click();
+  await page.locator('#results').waitFor({ state: 'visible', timeout: 60_000 });
+  assert.match(await page.locator('#result-cards').innerText(), /float → int8/);
+});
+
+test('images in class folders become a labelled batch', async () => {
+  const { page } = app;
+  const dir = join(outDir, 'images');
+  for (const [cls, draw] of [['hbar', (x, y) => (y >= 7 && y <= 8 ? 230 : 10)], ['vbar', (x) => (x >= 7 && x <= 8 ? 230 : 10)]]) {
+    mkdirSync(join(dir, cls), { recursive: true });
+    for (let i = 0; i < 6; i++) writeFileSync(join(dir, cls, `${i}.png`), png(32, 32, (x, y) => Array(3).fill(draw(x >> 1, y >> 1))));
+  }
+  await page.locator('#data-folder').setInputFiles(dir);
+  await page.waitForFunction(() => /12 images in 2 class folders/.test(document.querySelector('#data-status')?.textContent ?? ''));
+  assert.match(await page.locator('#data-status').innerText(), /resized to 16×16×1; labels for 2 classes \(hbar, vbar\)/);
+});
+
+test("a user's own model from the reference set goes through the flow", async (t) => {
+  const path = join(refModels, 'mlperftiny_vww_mobilenetv1_025_96_float32.tflite');
+  if (!existsSync(path)) {
+    t.skip(`${refModels} not found: the reference-model flow is SKIPPED`);
+    return;
+  }
+  const { page } = app;
+  await page.locator('#model-file').setInputFiles(path);
+  await page.waitForFunction(() => /mobilenet/.test(document.querySelector('#model-title')?.textContent ?? ''));
+  // Twenty random 96×96 RGB images as calibration data.
+  const n = 20, per = 96 * 96 * 3;
+  const header = "{'descr': '<f4', 'fortran_order': False, 'shape': (20, 96, 96, 3), }";
+  const h = header + ' '.repeat(64 - ((10 + header.length + 1) % 64)) + '\n';
+  const data = new Float32Array(n * per).map((_, i) => ((i * 2654435761) % 1000) / 1000);
+  const npy = Buffer.concat([Buffer.from([0x93, 78, 85, 77, 80, 89, 1, 0, h.length & 255, h.length >> 8]), Buffer.from(h), Buffer.from(data.buffer)]);
+  await page.locator('#data-file').setInputFiles({ name: 'random.npy', mimeType: 'application/octet-stream', buffer: npy });
+  await page.waitForFunction(() => /random\.npy: 20 samples/.test(document.querySelector('#data-status')?.textContent ?? ''));
+  await page.locator('#prune-on').uncheck();
+  await page.getByRole('button', { name: 'Optimize', exact: true }).click();
+  await page.waitForFunction(() => /float → int8/.test(document.querySelector('#result-cards')?.textContent ?? ''), null, { timeout: 60_000 });
+  assert.match(await page.locator('#result-cards').innerText(), /top-1 agreement/);
 });
 
 test('a corrupt file shows a readable error, not a blank page', async () => {

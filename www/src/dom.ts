@@ -12,3 +12,10 @@ export function el<K extends keyof HTMLElementTagNameMap>(
 
 export const fmt = (n: number) => n.toLocaleString('en-US');
 export const shape = (s: number[]) => `[${s.join(', ')}]`;
+
+/** Bytes in B, KB or MB (powers of 1000, as file managers show them). */
+export function fmtBytes(n: number): string {
+  if (n < 1000) return `${n} B`;
+  if (n < 1e6) return `${(n / 1000).toFixed(1)} KB`;
+  return `${(n / 1e6).toFixed(2)} MB`;
+}

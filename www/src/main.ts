@@ -1,20 +1,66 @@
 /**
- * The web app: drop a .tflite model, see what is in it, run it on data — all in this tab, with the
- * engine in a Web Worker.
+ * The web app: drop a .tflite model and data, prune and quantize it, see what it costs, download
+ * the result — all in this tab, with the engine in a Web Worker. Nothing is sent anywhere.
  */
-import { createOptimizer, OptimizerError, type LoadedModel, type ModelSummary } from '@tinyml/optimizer';
-import sampleModelUrl from '../../tests/fixtures/cnn/model_float.tflite?url';
-import sampleDataUrl from '../../tests/fixtures/cnn/inputs.npy?url';
-import { el, fmt, shape } from './dom';
-import { parseNpyF32 } from './npy';
+import {
+  createOptimizer,
+  OptimizerError,
+  toCHeader,
+  type EvalReport,
+  type Latency,
+  type LoadedModel,
+  type ModelSummary,
+  type PruneMethod,
+  type PruneReport,
+  type QuantReport,
+} from '@tinyml/optimizer';
+import sampleModelUrl from '../../tests/fixtures/resnet/model_float.tflite?url';
+import sampleDataUrl from '../../tests/fixtures/data/patterns_test_x.npy?url';
+import sampleLabelsUrl from '../../tests/fixtures/data/patterns_test_y.npy?url';
+import { barChart } from './charts';
+import { checkLabels, chosenFiles, droppedFiles, imagesToDataset, isImage, isNpy, npyToDataset, PRESETS, type Dataset, type PathedFile } from './data';
+import { el, fmt, fmtBytes, shape } from './dom';
+import { graphView } from './graph';
+import { npyF32, parseNpyF32, readNpy, spread, takeRows } from './npy';
 
-const CLASSES = ['hbar', 'vbar', 'diag', 'antidiag', 'plus', 'cross', 'square', 'block', 'ring', 'dots'];
+const SAMPLE_CLASSES = ['hbar', 'vbar', 'diag', 'antidiag', 'plus', 'cross', 'square', 'block', 'ring', 'dots'];
+/** Samples used for calibration and for gradient scores (spread over the data). */
+const CALIBRATION_SAMPLES = 200;
+const GRADIENT_SAMPLES = 128;
 
 const opt = createOptimizer();
-let current: { model: LoadedModel; name: string; bytes: Uint8Array } | null = null;
-let isSample = false;
+
+interface Original {
+  name: string;
+  bytes: Uint8Array;
+  summary: ModelSummary;
+  /** Loaded in the current worker (null after a cancel restarts it). */
+  model: LoadedModel | null;
+}
+
+interface Result {
+  model: LoadedModel;
+  bytes: Uint8Array;
+  summary: ModelSummary;
+  prune?: PruneReport;
+  quant?: QuantReport;
+  evaluation?: EvalReport;
+  latency: { before: Latency; after: Latency };
+  gzip: { before: number; after: number };
+  options: Record<string, unknown>;
+}
+
+let original: Original | null = null;
+let dataset: Dataset | null = null;
+let result: Result | null = null;
+let busy = false;
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+const input = (id: string) => $<HTMLInputElement>(id);
+const select = (id: string) => $<HTMLSelectElement>(id);
+
+// ---------------------------------------------------------------------------------------------
+// Errors and progress
 
 function showError(e: unknown) {
   const box = $('error');
@@ -22,11 +68,32 @@ function showError(e: unknown) {
   const where = err.node !== undefined ? `\nat operator ${err.node}${err.op ? ` (${err.op})` : ''}` : '';
   box.textContent = `${err.message ?? String(e)}${where}`;
   box.hidden = false;
-  box.focus?.();
+  box.focus();
 }
 
 function clearError() {
   $('error').hidden = true;
+}
+
+function progress(phase: string) {
+  return (p: { stage: string; done: number; total: number }) => {
+    const bar = $<HTMLProgressElement>('progress');
+    bar.max = Math.max(p.total, 1);
+    bar.value = p.done;
+    $('progress-text').textContent = `${phase}: ${p.stage} ${p.done}/${p.total}`;
+  };
+}
+
+function setBusy(on: boolean, text = '') {
+  busy = on;
+  for (const e of $('options').querySelectorAll<HTMLInputElement | HTMLSelectElement | HTMLButtonElement>('input, select, button')) {
+    if (e.id !== 'cancel') e.disabled = on;
+  }
+  $<HTMLButtonElement>('cancel').disabled = !on;
+  $('progress-box').hidden = !on && !text;
+  $('progress-text').textContent = text;
+  if (on) $<HTMLProgressElement>('progress').removeAttribute('value');
+  else syncOptions();
 }
 
 async function fetchBytes(url: string): Promise<Uint8Array> {
@@ -35,17 +102,34 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
   return new Uint8Array(await r.arrayBuffer());
 }
 
-async function openModel(bytes: Uint8Array, name: string, sample = false) {
+/** The original model, loaded again if a cancel restarted the worker. */
+async function originalModel(): Promise<LoadedModel> {
+  if (!original) throw new Error('load a model first');
+  const model = original.model ?? (await opt.loadModel(original.bytes));
+  original.model = model;
+  return model;
+}
+
+async function gzipSize(bytes: Uint8Array): Promise<number> {
+  const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream('gzip'));
+  return (await new Response(stream).arrayBuffer()).byteLength;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Model
+
+async function openModel(bytes: Uint8Array, name: string) {
   clearError();
   try {
     const model = await opt.loadModel(bytes);
-    if (current) await current.model.release();
-    current = { model, name, bytes };
-    isSample = sample;
+    if (original?.model) await original.model.release().catch(() => {});
+    if (result) await result.model.release().catch(() => {});
+    const inputChanged = !original || shape(original.summary.inputs[0]?.shape ?? []) !== shape(model.summary.inputs[0]?.shape ?? []);
+    original = { name, bytes, summary: model.summary, model };
+    result = null;
+    if (inputChanged) setDataset(null);
     renderModel(name, model.summary);
   } catch (e) {
-    $('model').hidden = true;
-    $('run').hidden = true;
     showError(e);
   }
 }
@@ -53,28 +137,25 @@ async function openModel(bytes: Uint8Array, name: string, sample = false) {
 function renderModel(name: string, s: ModelSummary) {
   $('model-title').textContent = `Model: ${name}`;
   const cards: [string, string][] = [
-    ['size on disk', `${fmt(s.size_bytes)} B`],
+    ['size', fmtBytes(s.size_bytes)],
     ['precision', s.precision],
     ['parameters', fmt(s.parameters)],
     ['MACs / inference', fmt(s.macs)],
-    ['layers', fmt(s.layers.length)],
+    ['operators', fmt(s.layers.length)],
   ];
-  $('model-cards').replaceChildren(
-    ...cards.map(([label, value]) => el('div', { class: 'card' }, [el('div', { class: 'label' }, [label]), el('div', { class: 'value' }, [value])])),
-  );
+  $('model-cards').replaceChildren(...cards.map(([label, value]) => card(label, value)));
   $('model-io').replaceChildren(
     ...[...s.inputs.map((io) => ['input', io] as const), ...s.outputs.map((io) => ['output', io] as const)].map(([k, io]) =>
       el('p', {}, [`${k} `, el('code', {}, [io.name]), ` ${io.dtype} ${shape(io.shape)}`]),
     ),
   );
   $('model-ops').replaceChildren(
-    ...s.operators.map((o) =>
-      el('span', { class: s.unsupported_ops.includes(o.op) ? 'chip unsupported' : 'chip', title: s.unsupported_ops.includes(o.op) ? 'not executable by the engine yet' : '' }, [
-        `${o.op} ×${o.count}`,
-      ]),
-    ),
+    ...s.operators.map((o) => {
+      const bad = s.unsupported_ops.includes(o.op);
+      return el('span', { class: bad ? 'chip unsupported' : 'chip', title: bad ? 'not executable by the engine yet' : '' }, [`${o.op} ×${o.count}`]);
+    }),
   );
-  const head = el('tr', {}, ['#', 'op', 'output shape', 'dtype', 'params', 'MACs', 'weights'].map((h, i) => el('th', { class: i >= 4 && i <= 5 ? 'num' : '' }, [h])));
+  const head = el('tr', {}, ['#', 'op', 'output shape', 'dtype', 'params', 'MACs', 'weights'].map((h, i) => el('th', { class: i === 0 || i === 4 || i === 5 ? 'num' : '' }, [h])));
   const rows = s.layers.map((l) =>
     el('tr', {}, [
       el('td', { class: 'num' }, [String(l.index)]),
@@ -87,59 +168,115 @@ function renderModel(name: string, s: ModelSummary) {
     ]),
   );
   $('layers').replaceChildren(el('thead', {}, [head]), el('tbody', {}, rows));
-  $('model').hidden = false;
-  $('run').hidden = false;
-  $<HTMLButtonElement>('run-sample').hidden = !isSample;
+  $('view-graph').replaceChildren(graphView(s));
+  for (const id of ['model', 'data', 'optimize', 'try']) $(id).hidden = false;
+  $('results').hidden = true;
   $('run-status').textContent = '';
   $('run-results').replaceChildren();
+  syncOptions();
 }
 
-async function runBatch(npy: Uint8Array, label: string) {
-  if (!current) return;
+function card(label: string, value: string, title = '') {
+  return el('div', { class: 'card', title }, [el('div', { class: 'label' }, [label]), el('div', { class: 'value' }, [value])]);
+}
+
+function setupTabs() {
+  const tabs = [$('tab-layers'), $('tab-graph')];
+  const show = (i: number) => {
+    tabs.forEach((t, k) => {
+      t.setAttribute('aria-selected', String(k === i));
+      t.tabIndex = k === i ? 0 : -1;
+      $(t.getAttribute('aria-controls') ?? '').hidden = k !== i;
+    });
+    tabs[i].focus();
+  };
+  tabs.forEach((t, i) => {
+    t.addEventListener('click', () => show(i));
+    t.addEventListener('keydown', (e) => {
+      if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') show((i + 1) % tabs.length);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Data
+
+function normalization() {
+  const nums = (s: string) => s.split(',').map((v) => Number(v.trim())).filter((v) => Number.isFinite(v));
+  const mean = nums(input('norm-mean').value);
+  const std = nums(input('norm-std').value);
+  if (mean.length === 0 || std.length === 0 || std.some((v) => v === 0)) throw new Error('mean and std must be numbers (one, or one per channel), std not zero');
+  return { mean, std, order: select('norm-order').value as 'rgb' | 'bgr' };
+}
+
+function applyPreset() {
+  const p = PRESETS[select('norm-preset').value];
+  input('norm-mean').value = p.mean.join(', ');
+  input('norm-std').value = p.std.map((v) => +v.toPrecision(6)).join(', ');
+}
+
+function setDataset(d: Dataset | null) {
+  dataset = d;
+  const status = $('data-status');
+  if (!d) {
+    status.textContent = 'No data: quantization can still be dynamic, magnitude and random pruning need none.';
+  } else {
+    const labels = d.labels
+      ? d.classNames
+        ? `labels for ${d.classNames.length} classes (${d.classNames.join(', ')})`
+        : 'with labels'
+      : 'no labels (accuracy needs them)';
+    status.textContent = `${d.source}; ${labels}.`;
+  }
+  syncOptions();
+}
+
+async function openData(files: PathedFile[]) {
+  if (!original) return;
   clearError();
-  const status = $('run-status');
-  status.textContent = `running ${label}…`;
   try {
-    const t0 = performance.now();
-    const [out] = await current.model.run(npy, { onProgress: (p) => (status.textContent = `running ${label}: ${p.done}/${p.total}`) });
-    const ms = performance.now() - t0;
-    const y = parseNpyF32(out);
-    const n = y.shape[0];
-    const width = y.data.length / Math.max(n, 1);
-    status.textContent = `${n} samples in ${ms.toFixed(1)} ms (${(ms / Math.max(n, 1)).toFixed(2)} ms each, including the transfer)`;
-    const rows = [];
-    for (let i = 0; i < n; i++) {
-      const row = y.data.subarray(i * width, (i + 1) * width);
-      let best = 0;
-      for (let j = 1; j < row.length; j++) if (row[j] > row[best]) best = j;
-      const name = isSample && width === CLASSES.length ? CLASSES[best] : `class ${best}`;
-      rows.push(el('tr', {}, [el('td', { class: 'num' }, [String(i)]), el('td', {}, [name]), el('td', { class: 'num' }, [row[best].toFixed(4)])]));
+    const inputShape = original.summary.inputs[0].shape;
+    const npy = files.find(isNpy);
+    if (npy) {
+      setDataset(npyToDataset(new Uint8Array(await npy.file.arrayBuffer()), npy.path, inputShape));
+    } else if (files.some(isImage)) {
+      $('data-status').textContent = 'reading images…';
+      const d = await imagesToDataset(files, inputShape, normalization(), (done, total) => ($('data-status').textContent = `reading images ${done}/${total}`));
+      setDataset(d);
+    } else {
+      throw new Error('drop a .npy file, PNG/JPEG images, or a folder of them');
     }
-    $('run-results').replaceChildren(
-      el('thead', {}, [el('tr', {}, [el('th', { class: 'num' }, ['sample']), el('th', {}, ['top-1']), el('th', { class: 'num' }, ['score'])])]),
-      el('tbody', {}, rows),
-    );
   } catch (e) {
-    status.textContent = '';
+    setDataset(dataset);
     showError(e);
   }
 }
 
-function setupDrop() {
-  const zone = $('dropzone');
-  const input = $<HTMLInputElement>('model-file');
-  const pick = () => input.click();
-  zone.addEventListener('click', pick);
+async function openLabels(file: File) {
+  clearError();
+  try {
+    if (!dataset) throw new Error('load the data first, then its labels');
+    const labels = checkLabels(new Uint8Array(await file.arrayBuffer()), file.name, dataset.n);
+    setDataset({ ...dataset, labels, classNames: undefined });
+  } catch (e) {
+    showError(e);
+  }
+}
+
+function setupDrop(zone: HTMLElement, chooser: HTMLInputElement, open: (files: PathedFile[]) => void) {
+  zone.addEventListener('click', (e) => {
+    if ((e.target as HTMLElement).closest('button')) return;
+    chooser.click();
+  });
   zone.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' || e.key === ' ') {
+    if ((e.key === 'Enter' || e.key === ' ') && e.target === zone) {
       e.preventDefault();
-      pick();
+      chooser.click();
     }
   });
-  input.addEventListener('change', async () => {
-    const f = input.files?.[0];
-    if (f) await openModel(new Uint8Array(await f.arrayBuffer()), f.name);
-    input.value = '';
+  chooser.addEventListener('change', () => {
+    if (chooser.files?.length) open(chosenFiles(chooser.files));
+    chooser.value = '';
   });
   zone.addEventListener('dragover', (e) => {
     e.preventDefault();
@@ -149,21 +286,320 @@ function setupDrop() {
   zone.addEventListener('drop', async (e) => {
     e.preventDefault();
     zone.classList.remove('over');
-    const f = e.dataTransfer?.files[0];
-    if (f) await openModel(new Uint8Array(await f.arrayBuffer()), f.name);
+    if (e.dataTransfer) open(await droppedFiles(e.dataTransfer));
   });
 }
 
+/** Up to `k` samples of the data, spread over it, with their labels. */
+function subset(d: Dataset, k: number): { x: Uint8Array; labels?: Uint8Array } {
+  if (d.n <= k) return { x: d.x, labels: d.labels };
+  const rows = spread(d.n, k);
+  return { x: takeRows(readNpy(d.x), rows), labels: d.labels ? takeRows(readNpy(d.labels), rows) : undefined };
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Optimize
+
+/** Enables what makes sense for the loaded model and data, and says why not otherwise. */
+function syncOptions() {
+  if (!original || busy) return;
+  const float = original.summary.precision === 'float';
+  const hint: string[] = [];
+  input('prune-on').disabled = !float;
+  input('quant-on').disabled = !float;
+  if (!float) {
+    input('prune-on').checked = false;
+    input('quant-on').checked = false;
+    hint.push(`This model is ${original.summary.precision}: pruning and quantization start from the float model. You can still run and measure it.`);
+  }
+  const method = select('prune-method').value;
+  if (input('prune-on').checked && method.endsWith('gradient') && !dataset) hint.push('Gradient pruning needs data.');
+  if (input('quant-on').checked && select('quant-mode').value === 'static' && !dataset) hint.push('Static quantization needs data for calibration (or choose dynamic).');
+  if (dataset && dataset.n < 10 && input('quant-on').checked && select('quant-mode').value === 'static') hint.push('Calibration needs at least 10 samples.');
+  for (const id of ['quant-method', 'quant-granularity', 'quant-io']) select(id).disabled = !input('quant-on').checked || (id !== 'quant-granularity' && select('quant-mode').value === 'dynamic');
+  select('quant-mode').disabled = !input('quant-on').checked;
+  for (const id of ['prune-method', 'prune-sparsity', 'prune-structured']) ($(id) as HTMLInputElement).disabled = !input('prune-on').checked;
+  $<HTMLButtonElement>('run-optimize').disabled = !float || hint.length > 0 || (!input('prune-on').checked && !input('quant-on').checked);
+  $('progress-box').hidden = hint.length === 0;
+  $('progress-text').textContent = hint.join(' ');
+  $<HTMLProgressElement>('progress').hidden = true;
+}
+
+async function optimize() {
+  if (!original || busy) return;
+  clearError();
+  const pruneOn = input('prune-on').checked;
+  const quantOn = input('quant-on').checked;
+  const sparsity = Number(input('prune-sparsity').value);
+  const method = select('prune-method').value as PruneMethod;
+  const mode = select('quant-mode').value as 'static' | 'dynamic';
+  const calibrationName = select('quant-method').value;
+  const options = {
+    prune: pruneOn ? { method, sparsity, structured: input('prune-structured').checked } : undefined,
+    quantize: quantOn
+      ? {
+          mode,
+          calibration: calibrationName === 'percentile' ? { method: 'percentile' as const, percentile: 99.99 } : { method: calibrationName as 'auto' },
+          granularity: select('quant-granularity').value as 'per-channel' | 'per-tensor',
+          io: select('quant-io').value as 'int8' | 'float32',
+        }
+      : undefined,
+  };
+  if (pruneOn && !(sparsity >= 0 && sparsity < 1)) return showError(new Error('sparsity must be a fraction in [0, 1)'));
+  setBusy(true);
+  $('results').hidden = true;
+  $<HTMLProgressElement>('progress').hidden = false;
+  if (result) {
+    await result.model.release().catch(() => {});
+    result = null;
+  }
+  const made: LoadedModel[] = [];
+  try {
+    const base = await originalModel();
+    let current = base;
+    let prune: PruneReport | undefined;
+    let quant: QuantReport | undefined;
+    if (options.prune) {
+      const g = dataset && method.endsWith('gradient') ? subset(dataset, GRADIENT_SAMPLES) : undefined;
+      const r = await current.prune({ ...options.prune, data: g?.x, labels: g?.labels }, { onProgress: progress('prune') });
+      made.push(r.model);
+      current = r.model;
+      prune = r.report;
+    }
+    if (options.quantize) {
+      const calib = dataset && mode === 'static' ? subset(dataset, CALIBRATION_SAMPLES).x : undefined;
+      const r = await current.quantize({ ...options.quantize, calibrationData: calib }, { onProgress: progress('quantize') });
+      made.push(r.model);
+      current = r.model;
+      quant = r.report;
+    }
+    const bytes = await current.toBytes();
+    const evaluation = dataset
+      ? await current.evaluate(dataset.x, { labels: dataset.labels, reference: base }, { onProgress: progress('evaluate') })
+      : undefined;
+    $('progress-text').textContent = 'measuring latency…';
+    const one = dataset ? subset(dataset, 1).x : npyF32(original.summary.inputs[0].shape.map((d) => Math.max(d, 1)), new Float32Array(original.summary.inputs[0].shape.reduce((a, b) => a * Math.max(b, 1), 1)));
+    const latency = { before: await base.benchmark(one, 200), after: await current.benchmark(one, 200) };
+    const gzip = { before: await gzipSize(original.bytes), after: await gzipSize(bytes) };
+    for (const m of made) if (m !== current) await m.release();
+    result = { model: current, bytes, summary: current.summary, prune, quant, evaluation, latency, gzip, options };
+    setBusy(false);
+    renderResults();
+  } catch (e) {
+    for (const m of made) await m.release().catch(() => {});
+    setBusy(false);
+    if (e instanceof OptimizerError && e.code === 'cancelled') {
+      if (original) original.model = null;
+      $('progress-box').hidden = false;
+      $('progress-text').textContent = 'Cancelled. The engine restarted; nothing was changed.';
+    } else {
+      showError(e);
+    }
+  }
+}
+
+function cancel() {
+  opt.cancel();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Results
+
+const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+const change = (a: number, b: number) => (a > 0 ? ` (${b <= a ? '−' : '+'}${Math.abs((1 - b / a) * 100).toFixed(0)}%)` : '');
+
+function renderResults() {
+  if (!original || !result) return;
+  const before = original.summary;
+  const r = result;
+  const cards = [
+    card('file size', `${fmtBytes(before.size_bytes)} → ${fmtBytes(r.bytes.length)}${change(before.size_bytes, r.bytes.length)}`),
+    card('gzip size', `${fmtBytes(r.gzip.before)} → ${fmtBytes(r.gzip.after)}${change(r.gzip.before, r.gzip.after)}`),
+    card('precision', `${before.precision} → ${r.summary.precision}`),
+    card('parameters', r.prune ? `${fmt(r.prune.before.nonzero_params)} → ${fmt(r.prune.after.nonzero_params)} non-zero` : fmt(r.summary.parameters)),
+    card('MACs / inference', `${fmt(before.macs)} → ${fmt(r.summary.macs)}`),
+    card('latency (this browser)', `${r.latency.before.median_ms.toFixed(3)} → ${r.latency.after.median_ms.toFixed(3)} ms`, 'median of batched runs of one sample, engine in a Web Worker'),
+  ];
+  const ev = r.evaluation;
+  if (ev?.accuracy !== undefined && ev.reference?.accuracy !== undefined) cards.push(card('accuracy', `${pct(ev.reference.accuracy)} → ${pct(ev.accuracy)}`, `${ev.samples} samples`));
+  if (ev?.reference) {
+    cards.push(card('top-1 agreement', pct(ev.reference.top1_agreement), 'samples where the optimized model predicts the same class as the original'));
+    const sq = ev.reference.output_sqnr_db[0];
+    cards.push(card('output SQNR', sq === null || sq === undefined ? '–' : `${sq.toFixed(1)} dB`, 'signal-to-noise ratio of the output against the original'));
+  }
+  $('result-cards').replaceChildren(...cards);
+  const steps = [
+    r.prune ? `pruned (${r.prune.method}${r.prune.structured ? ', structured' : ''}, ${pct(r.prune.achieved_sparsity)} of ${fmt(r.prune.prunable_weights)} weights)` : '',
+    r.quant ? `quantized (${r.quant.mode}${r.quant.calibration ? `, ${r.quant.calibration}` : ''}, ${r.quant.granularity})` : '',
+  ].filter(Boolean);
+  $('result-summary').textContent = `${steps.join(', then ')}${ev ? `; measured on ${ev.samples} samples` : '; no data, so no accuracy'}.`;
+  // Sparsity per layer.
+  if (r.prune) {
+    const beforeLayers = new Map(r.prune.before.layers.map((l) => [l.node, l]));
+    const bars = r.prune.after.layers.map((l) => {
+      const b = beforeLayers.get(l.node);
+      const removed = b && b.params > 0 ? 1 - l.nonzero_params / b.params : 0;
+      return { label: `${l.node} ${l.op}`, value: removed * 100, title: l.name };
+    });
+    $('chart-sparsity').replaceChildren(barChart(bars, { max: 100, unit: '%', ariaLabel: 'weights removed per layer' }));
+  }
+  $('chart-sparsity-box').hidden = !r.prune;
+  const sqnr = r.quant?.layers.filter((l) => l.sqnr_db !== undefined) ?? [];
+  if (sqnr.length) {
+    const max = Math.max(40, ...sqnr.map((l) => (l.sqnr_db === null || l.sqnr_db === undefined || !Number.isFinite(l.sqnr_db) ? 0 : l.sqnr_db)));
+    const bars = sqnr.map((l) => ({
+      label: `${l.index} ${l.op}`,
+      value: l.sqnr_db ?? null,
+      text: l.sqnr_db === null || l.sqnr_db === undefined ? '–' : Number.isFinite(l.sqnr_db) ? `${l.sqnr_db.toFixed(1)} dB` : 'exact',
+      title: l.name,
+    }));
+    $('chart-sqnr').replaceChildren(barChart(bars, { max, unit: ' dB', ariaLabel: 'SQNR per layer' }));
+  }
+  $('chart-sqnr-box').hidden = sqnr.length === 0;
+  const notes = [...(r.prune?.notes ?? []), ...(r.quant?.notes ?? []), ...(r.quant?.kept_float ?? []).map((k) => `kept in float: ${k}`)];
+  $('notes').replaceChildren(...notes.map((n) => el('li', {}, [n])));
+  $('results').hidden = false;
+  $('try-which').textContent = 'optimized model';
+  $('results').scrollIntoView({ behavior: 'smooth', block: 'start' });
+}
+
+function baseName() {
+  return (original?.name ?? 'model').replace(/\.tflite$/i, '');
+}
+
+function download(data: BlobPart, name: string, type: string) {
+  const url = URL.createObjectURL(new Blob([data], { type }));
+  const a = el('a', { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+function report() {
+  if (!original || !result) return {};
+  return {
+    source: { name: original.name, size_bytes: original.bytes.length, precision: original.summary.precision },
+    options: result.options,
+    prune: result.prune,
+    quantize: result.quant,
+    evaluation: result.evaluation,
+    latency_ms: { before: result.latency.before, after: result.latency.after },
+    gzip_bytes: result.gzip,
+    size_bytes: result.bytes.length,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Try it
+
+async function tryIt() {
+  if (!original) return;
+  clearError();
+  const status = $('run-status');
+  try {
+    const model = result?.model ?? (await originalModel());
+    const d = dataset ?? null;
+    if (!d) throw new Error('load data to run (a .npy batch or images)');
+    const rows = Array.from({ length: Math.min(d.n, 16) }, (_, i) => i);
+    const x = takeRows(readNpy(d.x), rows);
+    status.textContent = 'running…';
+    const t0 = performance.now();
+    const [out] = await model.run(x);
+    const ms = performance.now() - t0;
+    const y = parseNpyF32(out);
+    const labels = d.labels ? readNpy(d.labels) : null;
+    const labelOf = (i: number): number | null => {
+      if (!labels) return null;
+      const dv = new DataView(labels.bytes.buffer, labels.bytes.byteOffset + labels.offset);
+      if (labels.shape.length === 1) {
+        return labels.descr === '<i8' ? Number(dv.getBigInt64(i * 8, true)) : labels.descr === '<i4' ? dv.getInt32(i * 4, true) : labels.descr === '|u1' ? dv.getUint8(i) : labels.descr === '|i1' ? dv.getInt8(i) : null;
+      }
+      return null;
+    };
+    const names = d.classNames ?? (d === sampleData ? SAMPLE_CLASSES : undefined);
+    const width = y.data.length / Math.max(rows.length, 1);
+    status.textContent = `${rows.length} samples in ${ms.toFixed(1)} ms (including the transfer to the worker)`;
+    const body = rows.map((i) => {
+      const row = y.data.subarray(i * width, (i + 1) * width);
+      let best = 0;
+      for (let j = 1; j < row.length; j++) if (row[j] > row[best]) best = j;
+      const label = labelOf(i);
+      const name = (k: number) => names?.[k] ?? `class ${k}`;
+      return el('tr', {}, [
+        el('td', { class: 'num' }, [String(i)]),
+        el('td', {}, [name(best)]),
+        el('td', { class: 'num' }, [row[best].toFixed(4)]),
+        el('td', {}, [label === null ? '' : `${name(label)} ${label === best ? '✓' : '✗'}`]),
+      ]);
+    });
+    $('run-results').replaceChildren(
+      el('thead', {}, [el('tr', {}, [el('th', { class: 'num' }, ['sample']), el('th', {}, ['top-1']), el('th', { class: 'num' }, ['score']), el('th', {}, ['label'])])]),
+      el('tbody', {}, body),
+    );
+  } catch (e) {
+    status.textContent = '';
+    showError(e);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wiring
+
+let sampleData: Dataset | null = null;
+
+async function openSample() {
+  clearError();
+  try {
+    const [model, x, y] = await Promise.all([fetchBytes(sampleModelUrl), fetchBytes(sampleDataUrl), fetchBytes(sampleLabelsUrl)]);
+    await openModel(model, 'sample-resnet.tflite');
+    if (!original) return;
+    sampleData = { ...npyToDataset(x, 'sample test images', original.summary.inputs[0].shape), labels: y, classNames: SAMPLE_CLASSES };
+    sampleData.source = '1000 sample test images (16×16 shapes)';
+    setDataset(sampleData);
+    input('prune-on').checked = true;
+    select('prune-method').value = 'global-magnitude';
+    input('prune-sparsity').value = '0.5';
+    input('quant-on').checked = true;
+    select('quant-mode').value = 'static';
+    syncOptions();
+  } catch (e) {
+    showError(e);
+  }
+}
+
 function main() {
-  setupDrop();
-  $('sample').addEventListener('click', async () => openModel(await fetchBytes(sampleModelUrl), 'sample-cnn.tflite', true));
-  $('run-sample').addEventListener('click', async () => runBatch(await fetchBytes(sampleDataUrl), 'the sample images'));
-  const dataInput = $<HTMLInputElement>('data-file');
-  dataInput.addEventListener('change', async () => {
-    const f = dataInput.files?.[0];
-    if (f) await runBatch(new Uint8Array(await f.arrayBuffer()), f.name);
-    dataInput.value = '';
+  for (const [key, p] of Object.entries(PRESETS)) select('norm-preset').append(el('option', { value: key }, [p.label]));
+  applyPreset();
+  select('norm-preset').addEventListener('change', applyPreset);
+  setupTabs();
+  setupDrop($('dropzone'), input('model-file'), async (files) => {
+    const f = files[0];
+    if (f) await openModel(new Uint8Array(await f.file.arrayBuffer()), f.file.name);
   });
+  setupDrop($('data-drop'), input('data-file'), (files) => openData(files));
+  $('choose-folder').addEventListener('click', () => input('data-folder').click());
+  input('data-folder').addEventListener('change', () => {
+    const list = input('data-folder').files;
+    if (list?.length) openData(chosenFiles(list));
+    input('data-folder').value = '';
+  });
+  input('labels-file').addEventListener('change', () => {
+    const f = input('labels-file').files?.[0];
+    if (f) openLabels(f);
+    input('labels-file').value = '';
+  });
+  $('sample').addEventListener('click', openSample);
+  $('options').addEventListener('change', syncOptions);
+  $('options').addEventListener('submit', (e) => {
+    e.preventDefault();
+    optimize();
+  });
+  $('cancel').addEventListener('click', cancel);
+  $('dl-model').addEventListener('click', () => result && download(result.bytes, `${baseName()}_optimized.tflite`, 'application/octet-stream'));
+  $('dl-header').addEventListener('click', () => result && download(toCHeader(result.bytes, `${baseName()}_optimized.tflite`), `${baseName()}_optimized.h`, 'text/x-c'));
+  $('dl-report').addEventListener('click', () => result && download(JSON.stringify(report(), null, 2), `${baseName()}_report.json`, 'application/json'));
+  $('run-try').addEventListener('click', tryIt);
   opt.info().then(
     (i) => ($('engine-info').textContent = `tinyml-optimizer ${i.version}, WebAssembly ${i.simd}`),
     (e) => {
