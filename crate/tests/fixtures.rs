@@ -11,11 +11,8 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 use tinyml_optimizer::exec::{run_batch, Interpreter};
 use tinyml_optimizer::{npy, tflite};
 
-macro_rules! fixture {
-    ($dir:literal, $file:expr) => {
-        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/", $dir, "/", $file)).as_slice()
-    };
-}
+#[macro_use]
+mod common;
 
 /// Full-int8 models: our int8 engine must equal LiteRT's reference kernels byte for byte.
 fn check_exact(name: &str, model: &[u8], inputs: &[u8], expected: &[u8]) {

@@ -9,11 +9,8 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 use tinyml_optimizer::{grad, npy, tflite};
 
-macro_rules! fixture {
-    ($dir:literal, $file:expr) => {
-        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/", $dir, "/", $file)).as_slice()
-    };
-}
+#[macro_use]
+mod common;
 
 fn check(name: &str, model: &[u8], x: &[u8], y: &[u8], loss: &[u8], tf: &[&[u8]]) {
     let m = tflite::read(model).unwrap();

@@ -12,11 +12,8 @@ use tinyml_optimizer::prune::{prune, Method, PruneOptions};
 use tinyml_optimizer::quantize::{quantize, QuantizeOptions};
 use tinyml_optimizer::{npy, tflite};
 
-macro_rules! fixture {
-    ($dir:literal, $file:expr) => {
-        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/", $dir, "/", $file)).as_slice()
-    };
-}
+#[macro_use]
+mod common;
 
 #[test]
 fn pruned_zeros_stay_exactly_zero_after_quantization() {
