@@ -50,6 +50,13 @@ pub fn simd_level() -> String {
     .to_string()
 }
 
+/// Which int8 matrix-product kernel runs here: "relaxed-dot-i8" where this build has relaxed SIMD
+/// and the engine's relaxed dot product is exact (VNNI on x86), otherwise "dot-i16".
+#[wasm_bindgen(js_name = int8Kernel)]
+pub fn int8_kernel() -> String {
+    if crate::kernels::gemm_dot4::available() { "relaxed-dot-i8" } else { "dot-i16" }.to_string()
+}
+
 fn js_error(e: Error) -> JsValue {
     let err = js_sys::Error::new(&e.to_string());
     let set = |k: &str, v: JsValue| {

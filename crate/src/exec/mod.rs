@@ -43,7 +43,7 @@ pub struct Interpreter {
     outputs: Vec<TensorId>,
     scratch_f32: Vec<f32>,
     scratch_i8: Vec<i8>,
-    scratch_i16: Vec<i16>,
+    scratch_int8: conv_i8::Scratch,
     scratch_pad_f32: Vec<f32>,
     /// Nodes evaluated at preparation because their operands are constant.
     folded: Vec<usize>,
@@ -139,7 +139,7 @@ impl Interpreter {
             outputs: g.outputs.clone(),
             scratch_f32: Vec::new(),
             scratch_i8: Vec::new(),
-            scratch_i16: Vec::new(),
+            scratch_int8: conv_i8::Scratch::default(),
             scratch_pad_f32: Vec::new(),
             folded,
         })
@@ -227,7 +227,7 @@ impl Interpreter {
         let mut s = Scratch {
             f32: std::mem::take(&mut self.scratch_f32),
             i8: std::mem::take(&mut self.scratch_i8),
-            i16: std::mem::take(&mut self.scratch_i16),
+            int8: std::mem::take(&mut self.scratch_int8),
             pad_f32: std::mem::take(&mut self.scratch_pad_f32),
         };
         let mut result = Ok(());
@@ -239,7 +239,7 @@ impl Interpreter {
         }
         self.scratch_f32 = s.f32;
         self.scratch_i8 = s.i8;
-        self.scratch_i16 = s.i16;
+        self.scratch_int8 = s.int8;
         self.scratch_pad_f32 = s.pad_f32;
         result
     }
@@ -250,7 +250,7 @@ impl Interpreter {
         let mut s = Scratch {
             f32: std::mem::take(&mut self.scratch_f32),
             i8: std::mem::take(&mut self.scratch_i8),
-            i16: std::mem::take(&mut self.scratch_i16),
+            int8: std::mem::take(&mut self.scratch_int8),
             pad_f32: std::mem::take(&mut self.scratch_pad_f32),
         };
         let mut times = Vec::with_capacity(self.steps.len());
@@ -265,7 +265,7 @@ impl Interpreter {
         }
         self.scratch_f32 = s.f32;
         self.scratch_i8 = s.i8;
-        self.scratch_i16 = s.i16;
+        self.scratch_int8 = s.int8;
         self.scratch_pad_f32 = s.pad_f32;
         result.map(|_| times)
     }
@@ -319,7 +319,7 @@ pub(crate) fn int_range(d: DType) -> (i32, i32) {
 struct Scratch {
     f32: Vec<f32>,
     i8: Vec<i8>,
-    i16: Vec<i16>,
+    int8: conv_i8::Scratch,
     pad_f32: Vec<f32>,
 }
 
@@ -545,10 +545,10 @@ fn exec_kernel(
         }
         Kernel::Constant(value) => *out = value.clone(),
         Kernel::ConvI8 { s: shape, g, in_zp } => {
-            conv_i8::conv2d(shape, *in_zp, i8_in(bufs, x0)?, g, out_i8!(), &mut s.i16, &mut s.i8);
+            conv_i8::conv2d(shape, *in_zp, i8_in(bufs, x0)?, g, out_i8!(), &mut s.int8);
         }
-        Kernel::DepthwiseI8 { s: shape, d } => conv_i8::depthwise(shape, i8_in(bufs, x0)?, d, out_i8!(), &mut s.i8),
-        Kernel::FcI8 { rows, g } => conv_i8::fully_connected(*rows, i8_in(bufs, x0)?, g, out_i8!(), &mut s.i16),
+        Kernel::DepthwiseI8 { s: shape, d } => conv_i8::depthwise(shape, i8_in(bufs, x0)?, d, out_i8!(), &mut s.int8),
+        Kernel::FcI8 { rows, g } => conv_i8::fully_connected(*rows, i8_in(bufs, x0)?, g, out_i8!(), &mut s.int8),
         Kernel::PoolI8 { s: shape, max_pool, min, max } => {
             let x = i8_in(bufs, x0)?;
             if *max_pool {

@@ -5,6 +5,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod fc;
 pub mod fixedpoint;
+pub mod gemm_dot4;
 pub mod gemm_f32;
 pub mod gemm_i8;
 pub mod geometry;

@@ -100,7 +100,7 @@ impl VecStage {
 pub fn row(acc: &[i32], offset: &[i32], stage: &OutputStage, vs: Option<&VecStage>, first: usize, out: &mut [i8]) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if let Some(vs) = vs {
-        if first % 4 == 0 {
+        if first.is_multiple_of(4) {
             simd128::row(acc, offset, vs, first, out);
             return;
         }

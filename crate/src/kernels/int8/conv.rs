@@ -6,6 +6,7 @@
 
 use super::super::conv::{pad_nhwc, tap_offsets, ConvShape};
 pub use super::super::fixedpoint::OutputStage;
+use super::super::gemm_dot4::{self, PackedQuad};
 use super::super::gemm_i8::{self, PackedI8, Requant};
 use super::super::requant::{self, VecStage};
 
@@ -48,13 +49,16 @@ pub fn conv2d_reference(
 }
 
 /// Prepared int8 CONV_2D or FULLY_CONNECTED weights: packed, with the per-channel constant
-/// `bias + input_offset · Σ w` folded in.
+/// `bias + input_offset · Σ w` folded in. Where the relaxed-SIMD dot product is exact
+/// ([`gemm_dot4::available`]) the weights are also packed for it, and it is used.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PreparedGemm {
     pub weights: PackedI8,
     pub offset: Vec<i32>,
     pub stage: OutputStage,
     vec: Option<VecStage>,
+    /// The "c4" packing and its offsets (including the u8-input correction).
+    quad: Option<(PackedQuad, Vec<i32>)>,
 }
 
 impl PreparedGemm {
@@ -66,85 +70,144 @@ impl PreparedGemm {
         input_offset: i32,
         stage: OutputStage,
     ) -> Self {
-        let packed = PackedI8::pack(weights, n, k);
-        let offset = (0..n)
-            .map(|j| bias.map_or(0, |b| b[j]).wrapping_add(input_offset.wrapping_mul(packed.row_sums[j])))
-            .collect();
-        let vec = VecStage::new(&stage, n);
-        PreparedGemm { weights: packed, offset, stage, vec }
+        Self::with_dot4(weights, n, k, bias, input_offset, stage, gemm_dot4::available())
     }
 
-    fn requant(&self) -> Requant<'_> {
-        Requant { offset: &self.offset, stage: &self.stage, vec: self.vec.as_ref() }
+    /// [`PreparedGemm::new`], choosing whether the four-wide dot kernel is used (tests force it).
+    pub fn with_dot4(
+        weights: &[i8],
+        n: usize,
+        k: usize,
+        bias: Option<&[i32]>,
+        input_offset: i32,
+        stage: OutputStage,
+        dot4: bool,
+    ) -> Self {
+        let packed = PackedI8::pack(weights, n, k);
+        let offset: Vec<i32> = (0..n)
+            .map(|j| bias.map_or(0, |b| b[j]).wrapping_add(input_offset.wrapping_mul(packed.row_sums[j])))
+            .collect();
+        let quad = dot4.then(|| {
+            let q = PackedQuad::pack(weights, n, k);
+            let off = offset.iter().zip(&q.correction).map(|(a, b)| a.wrapping_add(*b)).collect();
+            (q, off)
+        });
+        let vec = VecStage::new(&stage, n);
+        PreparedGemm { weights: packed, offset, stage, vec, quad }
     }
+
+    fn requant<'a>(&'a self, offset: &'a [i32]) -> Requant<'a> {
+        Requant { offset, stage: &self.stage, vec: self.vec.as_ref() }
+    }
+}
+
+/// Scratch buffers the int8 convolutions reuse from call to call.
+#[derive(Default)]
+pub struct Scratch {
+    cols16: Vec<i16>,
+    cols8: Vec<u8>,
+    padded: Vec<i8>,
 }
 
 /// Output pixels per im2col block.
 const BLOCK: usize = 64;
 
-/// Fast int8 CONV_2D: im2col rows widened to i16, read from a copy of the input padded with its
-/// zero point (so padded taps contribute nothing after the offset fold), fed to the int8 GEMM.
+/// Fills `cols` (rows of stride `ld`) with the patches of output pixels `p0..p0 + n`, converted
+/// by `conv`: straight from the input for a 1×1 stride-1 convolution, otherwise from the padded
+/// input, a filter row's taps at a time where they are contiguous.
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d(
+fn im2col<T: Copy>(
     s: &ConvShape,
-    input_zp: i8,
     input: &[i8],
-    g: &PreparedGemm,
-    out: &mut [i8],
-    cols: &mut Vec<i16>,
-    padded: &mut Vec<i8>,
+    padded: &[i8],
+    (hp, wp): (usize, usize),
+    pointwise: bool,
+    (p0, n): (usize, usize),
+    cols: &mut [T],
+    ld: usize,
+    conv: impl Fn(i8) -> T,
 ) {
     let k = s.patch_len();
-    let kp = g.weights.kp;
-    debug_assert_eq!(g.weights.k, k);
-    let pixels = s.batch * s.out_h() * s.out_w();
     let per_image = s.out_h() * s.out_w();
-    cols.clear();
-    cols.resize(BLOCK * kp, 0);
-    let pointwise = s.kh() == 1 && s.kw() == 1 && s.win.h.stride == 1 && s.win.w.stride == 1;
-    let (hp, wp) = if pointwise { (0, 0) } else { pad_nhwc(s, input, input_zp, 1, s.in_c, padded) };
-    // Taps of one filter row are contiguous in the padded input unless the width is dilated.
     let run = if s.win.w.dilation == 1 { s.kw() * s.in_c } else { s.in_c };
-    for p0 in (0..pixels).step_by(BLOCK) {
-        let n = BLOCK.min(pixels - p0);
-        for (r, p) in (p0..p0 + n).enumerate() {
-            let row = &mut cols[r * kp..r * kp + k];
-            if pointwise {
-                widen(row, &input[p * s.in_c..(p + 1) * s.in_c]);
-                continue;
-            }
-            let (b, rem) = (p / per_image, p % per_image);
-            let (oy, ox) = (rem / s.out_w(), rem % s.out_w());
-            for ky in 0..s.kh() {
-                let y = b * hp + oy * s.win.h.stride + ky * s.win.h.dilation;
-                for (j, dst) in row[ky * s.kw() * s.in_c..(ky + 1) * s.kw() * s.in_c].chunks_exact_mut(run).enumerate()
-                {
-                    let x = ox * s.win.w.stride + j * s.win.w.dilation;
-                    widen(dst, &padded[(y * wp + x) * s.in_c..][..run]);
-                }
+    let copy = |dst: &mut [T], src: &[i8]| dst.iter_mut().zip(src).for_each(|(d, &v)| *d = conv(v));
+    for (r, p) in (p0..p0 + n).enumerate() {
+        let row = &mut cols[r * ld..r * ld + k];
+        if pointwise {
+            copy(row, &input[p * s.in_c..(p + 1) * s.in_c]);
+            continue;
+        }
+        let (b, rem) = (p / per_image, p % per_image);
+        let (oy, ox) = (rem / s.out_w(), rem % s.out_w());
+        for ky in 0..s.kh() {
+            let y = b * hp + oy * s.win.h.stride + ky * s.win.h.dilation;
+            for (j, dst) in row[ky * s.kw() * s.in_c..(ky + 1) * s.kw() * s.in_c].chunks_exact_mut(run).enumerate() {
+                copy(dst, &padded[(y * wp + ox * s.win.w.stride + j * s.win.w.dilation) * s.in_c..][..run]);
             }
         }
-        gemm_i8::gemm(n, cols, kp, &g.weights, g.requant(), &mut out[p0 * s.out_c..(p0 + n) * s.out_c], s.out_c);
     }
 }
 
-/// `dst[i] = src[i]` widened to i16.
-#[inline]
-fn widen(dst: &mut [i16], src: &[i8]) {
-    for (d, &v) in dst.iter_mut().zip(src) {
-        *d = v as i16;
+/// Fast int8 CONV_2D: im2col rows read from a copy of the input padded with its zero point (so
+/// padded taps contribute nothing after the offset fold), fed to the int8 GEMM: as `x + 128` bytes
+/// to the four-wide dot kernel where it is exact, as i16 to the simd128 kernel otherwise.
+pub fn conv2d(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Scratch) {
+    debug_assert_eq!(g.weights.k, s.patch_len());
+    let pixels = s.batch * s.out_h() * s.out_w();
+    let pointwise = s.kh() == 1 && s.kw() == 1 && s.win.h.stride == 1 && s.win.w.stride == 1;
+    let geometry = if pointwise { (0, 0) } else { pad_nhwc(s, input, input_zp, 1, s.in_c, &mut scratch.padded) };
+    let padded = &scratch.padded;
+    match &g.quad {
+        Some((q, offset)) => {
+            scratch.cols8.clear();
+            scratch.cols8.resize(BLOCK * q.kq, 0);
+            for p0 in (0..pixels).step_by(BLOCK) {
+                let n = BLOCK.min(pixels - p0);
+                im2col(s, input, padded, geometry, pointwise, (p0, n), &mut scratch.cols8, q.kq, |v| (v as u8) ^ 0x80);
+                let o = &mut out[p0 * s.out_c..(p0 + n) * s.out_c];
+                gemm_dot4::gemm(n, &scratch.cols8, q.kq, q, g.requant(offset), o, s.out_c);
+            }
+        }
+        None => {
+            let kp = g.weights.kp;
+            scratch.cols16.clear();
+            scratch.cols16.resize(BLOCK * kp, 0);
+            for p0 in (0..pixels).step_by(BLOCK) {
+                let n = BLOCK.min(pixels - p0);
+                im2col(s, input, padded, geometry, pointwise, (p0, n), &mut scratch.cols16, kp, i16::from);
+                let o = &mut out[p0 * s.out_c..(p0 + n) * s.out_c];
+                gemm_i8::gemm(n, &scratch.cols16, kp, &g.weights, g.requant(&g.offset), o, s.out_c);
+            }
+        }
     }
 }
 
 /// Fast int8 FULLY_CONNECTED over `rows` rows of `k` inputs.
-pub fn fully_connected(rows: usize, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Vec<i16>) {
-    let (k, kp, n) = (g.weights.k, g.weights.kp, g.weights.n);
-    scratch.clear();
-    scratch.resize(rows * kp, 0);
-    for r in 0..rows {
-        widen(&mut scratch[r * kp..r * kp + k], &input[r * k..(r + 1) * k]);
+pub fn fully_connected(rows: usize, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Scratch) {
+    let (k, n) = (g.weights.k, g.weights.n);
+    match &g.quad {
+        Some((q, offset)) => {
+            scratch.cols8.clear();
+            scratch.cols8.resize(rows * q.kq, 0);
+            for r in 0..rows {
+                for (d, &v) in scratch.cols8[r * q.kq..r * q.kq + k].iter_mut().zip(&input[r * k..(r + 1) * k]) {
+                    *d = (v as u8) ^ 0x80;
+                }
+            }
+            gemm_dot4::gemm(rows, &scratch.cols8, q.kq, q, g.requant(offset), out, n);
+        }
+        None => {
+            let kp = g.weights.kp;
+            scratch.cols16.clear();
+            scratch.cols16.resize(rows * kp, 0);
+            for r in 0..rows {
+                for (d, &v) in scratch.cols16[r * kp..r * kp + k].iter_mut().zip(&input[r * k..(r + 1) * k]) {
+                    *d = v as i16;
+                }
+            }
+            gemm_i8::gemm(rows, &scratch.cols16, kp, &g.weights, g.requant(&g.offset), out, n);
+        }
     }
-    gemm_i8::gemm(rows, scratch, kp, &g.weights, g.requant(), out, n);
 }
 
 /// Direct-loop int8 FULLY_CONNECTED (TFLite's reference `FullyConnected`/`FullyConnectedPerChannel`).
@@ -252,7 +315,8 @@ impl PreparedDepthwise {
 
 /// Fast int8 DEPTHWISE_CONV_2D over a zero-point-padded copy of the input: per output pixel and
 /// block of eight channels, every tap is accumulated in registers, then requantized.
-pub fn depthwise(s: &ConvShape, input: &[i8], d: &PreparedDepthwise, out: &mut [i8], padded: &mut Vec<i8>) {
+pub fn depthwise(s: &ConvShape, input: &[i8], d: &PreparedDepthwise, out: &mut [i8], scratch: &mut Scratch) {
+    let padded = &mut scratch.padded;
     let (out_c, cp) = (s.out_c, d.cp);
     if s.in_c == 0 || out_c == 0 {
         return;
@@ -382,10 +446,12 @@ mod tests {
             let (zp, off) = (-7i8, 7);
             let mut want = vec![0i8; s.output_len()];
             conv2d_reference(&s, off, &input, &w, Some(&bias), &os, &mut want);
-            let g = PreparedGemm::new(&w, s.out_c, s.patch_len(), Some(&bias), off, os.clone());
-            let mut got = vec![0i8; s.output_len()];
-            conv2d(&s, zp, &input, &g, &mut got, &mut Vec::new(), &mut Vec::new());
-            assert_eq!(got, want, "{s:?}");
+            for dot4 in [false, true] {
+                let g = PreparedGemm::with_dot4(&w, s.out_c, s.patch_len(), Some(&bias), off, os.clone(), dot4);
+                let mut got = vec![0i8; s.output_len()];
+                conv2d(&s, zp, &input, &g, &mut got, &mut Scratch::default());
+                assert_eq!(got, want, "{s:?} dot4={dot4}");
+            }
         }
     }
 
@@ -410,7 +476,7 @@ mod tests {
             depthwise_reference(&s, 20, &input, &w, bias, &os, &mut want);
             let d = PreparedDepthwise::new(&w, s.out_c, bias, 20, os.clone());
             let mut got = vec![0i8; s.output_len()];
-            depthwise(&s, &input, &d, &mut got, &mut Vec::new());
+            depthwise(&s, &input, &d, &mut got, &mut Scratch::default());
             assert_eq!(got, want);
         }
         for &(rows, k, n) in &[(1, 10, 3), (3, 16, 17), (2, 33, 5)] {
@@ -420,10 +486,12 @@ mod tests {
             let os = OutputStage::new(vec![Rescale::Double(0.003)], -128, -128, 127);
             let mut want = vec![0i8; rows * n];
             fully_connected_reference(rows, k, 128, &input, &w, 0, Some(&bias), &os, &mut want);
-            let g = PreparedGemm::new(&w, n, k, Some(&bias), 128, os.clone());
-            let mut got = vec![0i8; rows * n];
-            fully_connected(rows, &input, &g, &mut got, &mut Vec::new());
-            assert_eq!(got, want, "rows={rows} k={k} n={n}");
+            for dot4 in [false, true] {
+                let g = PreparedGemm::with_dot4(&w, n, k, Some(&bias), 128, os.clone(), dot4);
+                let mut got = vec![0i8; rows * n];
+                fully_connected(rows, &input, &g, &mut got, &mut Scratch::default());
+                assert_eq!(got, want, "rows={rows} k={k} n={n} dot4={dot4}");
+            }
         }
     }
 }
