@@ -16,6 +16,12 @@ step "Rust core in headless Chromium (wasm-pack test, simd128)"
 CHROMEDRIVER=/usr/bin/chromedriver RUSTFLAGS="-C target-feature=+simd128" CARGO_TARGET_DIR="$ROOT/target/wasm-test" \
   wasm-pack test --headless --chrome crate
 
+# The relaxed-SIMD build has its own int8 GEMM (i32x4.relaxed_dot_i8x16_i7x16_add): its kernel
+# tests and the bit-exactness of the fixture int8 models against LiteRT, in the browser.
+step "Relaxed-SIMD build in headless Chromium (kernels and int8 fixtures)"
+CHROMEDRIVER=/usr/bin/chromedriver RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
+  CARGO_TARGET_DIR="$ROOT/target/wasm-test-relaxed" wasm-pack test --headless --chrome crate --lib --test fixtures
+
 step "TypeScript package and CLI (node --test)"
 npm test --silent -w web
 

@@ -51,7 +51,7 @@ function adopt(s: State, r: Wasm['ModelResult']['prototype'], what: string) {
 function makeHandlers(s: State) {
   return {
     async info(_: Record<string, never>) {
-      return { version: s.wasm.version(), simd: s.wasm.simdLevel(), flavor: s.flavor, models: s.models.size };
+      return { version: s.wasm.version(), simd: s.wasm.simdLevel(), int8Kernel: s.wasm.int8Kernel(), flavor: s.flavor, models: s.models.size };
     },
     async load(a: { bytes: ArrayBuffer | Uint8Array }) {
       const m = new s.wasm.Model(bytesOf(a.bytes));

@@ -1,0 +1,116 @@
+// The package's two wasm builds in headless Chromium: the relaxed-SIMD build (its own int8 GEMM on
+// i32x4.relaxed_dot_i8x16_i7x16_add where that is exact here) and the plain simd128 build. Both
+// must reproduce LiteRT's reference kernels bit for bit: on the fixture int8 models against the
+// stored LiteRT outputs, and on every full-int8 reference model the engine runs, against each
+// other (the simd128 build is checked against LiteRT itself by tests/conformance in Node).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fixture, parseNpy } from '../../web/test/helpers.mjs';
+import { referenceDir, root, startPackagePage } from './harness.mjs';
+
+const fixtures = ['cnn', 'dwcnn', 'resnet', 'mlp'];
+const refModels = join(referenceDir, 'models');
+const references = existsSync(refModels)
+  ? readdirSync(refModels).filter((f) => /_int8(_\d+)?\.tflite$/.test(f)).sort()
+  : [];
+
+const files = [
+  ...fixtures.flatMap((f) => ['model_int8_tf.tflite', 'inputs.npy'].map((n) => join(root, 'tests/fixtures', f, n))),
+  ...references.map((f) => join(refModels, f)),
+];
+
+// In the page: run a model on a batch with one build, returning raw outputs (or the error).
+const script = `
+import { createOptimizer } from '/web/dist/browser.js';
+const builds = { relaxed: createOptimizer(), simd: createOptimizer({ prefer: 'simd' }) };
+const get = async (i) => new Uint8Array(await (await fetch('/file/' + i)).arrayBuffer());
+window.info = async () => ({ relaxed: await builds.relaxed.info(), simd: await builds.simd.info() });
+window.runBoth = async (modelFile, inputFile, samples) => {
+  const out = {};
+  for (const [name, opt] of Object.entries(builds)) {
+    let model;
+    try {
+      model = await opt.loadModel(await get(modelFile));
+    } catch (e) {
+      return { error: e.code + ': ' + e.message };
+    }
+    let x;
+    if (inputFile !== null) x = await get(inputFile);
+    else {
+      // Random values spread over the int8 input's representable range (seeded, same for both).
+      const io = model.summary.inputs[0];
+      const q = io.quant ?? { scale: [1 / 128], zero_point: [0] };
+      const shape = [samples, ...io.shape.slice(1)];
+      let seed = 12345;
+      const data = new Float32Array(shape.reduce((a, b) => a * b, 1)).map(() => {
+        seed = (seed * 1103515245 + 12345) >>> 0;
+        return ((seed >>> 8) % 256 - 128 - q.zero_point[0]) * q.scale[0];
+      });
+      x = await opt.npyFromF32(shape, data);
+    }
+    try {
+      out[name] = Array.from(await model.run(x, { raw: true }), (o) => Array.from(o));
+    } catch (e) {
+      return { error: e.code + ': ' + e.message };
+    } finally {
+      await model.release();
+    }
+  }
+  return out;
+};
+window.ready = true;
+`;
+
+let page;
+before(async () => {
+  page = await startPackagePage(script, files);
+});
+after(async () => {
+  await page?.close();
+});
+
+test('both builds load; the relaxed one uses its own int8 kernel where it is exact', async (t) => {
+  const info = await page.tab.evaluate(() => window.info());
+  assert.equal(info.simd.simd, 'simd128');
+  assert.equal(info.simd.int8Kernel, 'dot-i16');
+  assert.equal(info.relaxed.simd, 'relaxed-simd', 'Chromium validates relaxed SIMD, so the package picks that build');
+  t.diagnostic(`relaxed build's int8 kernel here: ${info.relaxed.int8Kernel}`);
+  assert.match(info.relaxed.int8Kernel, /^(relaxed-dot-i8|dot-i16)$/);
+});
+
+for (const [i, name] of fixtures.entries()) {
+  test(`fixture ${name}: both builds equal LiteRT's reference kernels`, async () => {
+    const r = await page.tab.evaluate(([m, x]) => window.runBoth(m, x, 0), [2 * i, 2 * i + 1]);
+    assert.equal(r.error, undefined, r.error);
+    const want = parseNpy(fixture(`${name}/outputs_int8_tf.npy`));
+    for (const build of ['relaxed', 'simd']) {
+      const got = parseNpy(Uint8Array.from(r[build][0]));
+      assert.deepEqual(got.shape, want.shape);
+      assert.deepEqual(got.data, want.data, `${name}: the ${build} build's int8 outputs differ from LiteRT's`);
+    }
+  });
+}
+
+test('full-int8 reference models: both builds give the same bytes', async (t) => {
+  if (!references.length) {
+    t.skip(`${refModels} not found: reference int8 models SKIPPED`);
+    return;
+  }
+  let compared = 0;
+  for (const [j, name] of references.entries()) {
+    const r = await page.tab.evaluate(([m]) => window.runBoth(m, null, 2), [2 * fixtures.length + j]);
+    if (r.error) {
+      // Only operators the engine does not run yet (LSTM) may stop a reference model.
+      assert.match(r.error, /^unsupported: .*LSTM/, `${name}: ${r.error}`);
+      t.diagnostic(`${name}: not compared (${r.error.slice(0, 90)})`);
+      continue;
+    }
+    assert.equal(r.relaxed.length, r.simd.length);
+    for (const [k, o] of r.relaxed.entries()) assert.deepEqual(o, r.simd[k], `${name}: output ${k} differs between builds`);
+    compared++;
+  }
+  t.diagnostic(`${compared} of ${references.length} reference int8 models compared`);
+  assert.ok(compared >= references.length - 2, 'all but the LSTM models run');
+});
