@@ -8,7 +8,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 use tinyml_optimizer::exec::{run_batch, Interpreter};
-use tinyml_optimizer::ir::{DType, Model};
+use tinyml_optimizer::ir::{Activation, Builder, DType, FullyConnected, Model, Op};
 use tinyml_optimizer::npy::{self, NpyArray, NpyData};
 use tinyml_optimizer::quantize::{quantize, sqnr_db, CalibrationMethod, Granularity, IoType, Mode, QuantizeOptions};
 use tinyml_optimizer::{tflite, ErrorCode};
@@ -189,4 +189,95 @@ fn bad_requests_get_clear_errors() {
     let (q, r) = quantize(&hybrid, Some(&calib()), &QuantizeOptions::default(), &mut |_, _, _| {}).unwrap();
     assert!(r.notes.iter().any(|n| n.contains("dequantized and requantized")));
     assert!(evaluate(&q, 100).0 > 0.9);
+}
+
+/// Ranges of tensors read only by TANH, LOGISTIC or SOFTMAX stop where those functions' int8
+/// outputs stop changing: the values that matter get finer steps, and inputs beyond the bounds
+/// still give the saturated (or zero-probability) outputs.
+#[test]
+fn ranges_stop_where_tanh_logistic_and_softmax_saturate() {
+    let mut b = Builder::new();
+    let x = b.input("x", &[1, 4]);
+    let fc = FullyConnected { activation: Activation::None, keep_num_dims: false, asymmetric_quantize_inputs: false };
+    let dense = |b: &mut Builder, name: &str, k: f32, bias: f32| {
+        let w = b.constant_f32(name, &[4, 4], (0..16).map(|i| if i % 5 == 0 { k } else { 0.0 }).collect());
+        let bias = b.constant_f32(&format!("{name}_bias"), &[4], vec![bias; 4]);
+        b.node(Op::FullyConnected(fc.clone()), &[Some(x), Some(w), Some(bias)], &[1, 4])
+    };
+    let pre_tanh = dense(&mut b, "w1", 8.0, 0.0);
+    let pre_logistic = dense(&mut b, "w2", -16.0, 0.0);
+    let logits = dense(&mut b, "w3", 20.0, -10.0);
+    let t = b.node(Op::Tanh, &[Some(pre_tanh)], &[1, 4]);
+    let l = b.node(Op::Logistic, &[Some(pre_logistic)], &[1, 4]);
+    let p = b.node(Op::Softmax { beta: 1.0 }, &[Some(logits)], &[1, 4]);
+    let fm = b.finish(&[t, l, p]);
+
+    // One coordinate near 1 per sample, the others small: 8x spans [-2.4, 10.4], -16x [-20.8, 4.8],
+    // and 20x - 10 [-16, 16], with every row's maximum at 4 or more.
+    let mut rng = tinyml_optimizer::rng::Rng::new(5);
+    let n = 200;
+    let data: Vec<f32> =
+        (0..n * 4).map(|i| 0.6 * rng.uniform() - 0.3 + if i % 4 == (i / 4) % 4 { 1.0 } else { 0.0 }).collect();
+    let row_max_floor =
+        data.chunks(4).map(|r| 20.0 * r.iter().copied().fold(f32::MIN, f32::max) - 10.0).fold(f32::MAX, f32::min);
+    let xs = NpyArray::new(vec![n, 4], NpyData::F32(data)).unwrap();
+    let opts = QuantizeOptions { bias_correction: false, ..static_opts(CalibrationMethod::MinMax) };
+    let (q, report) = quantize(&fm, Some(&xs), &opts, &mut |_, _, _| {}).unwrap();
+    assert!(
+        report.notes.iter().any(|m| m.starts_with("3 tensor(s) read only by TANH, LOGISTIC or SOFTMAX")),
+        "{:?}",
+        report.notes
+    );
+
+    // The int8 range of the tensor each function reads.
+    let g = q.main();
+    let range_into = |op: &str| {
+        let node = g.nodes.iter().find(|n| n.op.name() == op).unwrap();
+        let (s, z) = g.tensors[node.input(0).unwrap()].quant.as_ref().unwrap().single();
+        ((-128 - z) as f32 * s, (127 - z) as f32 * s)
+    };
+    let (lo, hi) = range_into("TANH");
+    assert!((-2.5..=-2.3).contains(&lo) && (2.95..=3.05).contains(&hi), "TANH input range [{lo}, {hi}]");
+    let (lo, hi) = range_into("LOGISTIC");
+    assert!((-7.55..=-7.4).contains(&lo) && (4.7..=4.9).contains(&hi), "LOGISTIC input range [{lo}, {hi}]");
+    let floor = row_max_floor - ((512.0f32 * 4.0).ln() + 2.0);
+    let (lo, hi) = range_into("SOFTMAX");
+    assert!(
+        floor < -5.0 && lo >= floor - 0.1 && lo <= floor + 0.1 && hi >= 15.5,
+        "SOFTMAX input range [{lo}, {hi}], floor {floor}"
+    );
+
+    // Outputs track the float model's over the calibration set: the error allowed is what the input
+    // step (1.6/255, times 8, 16 and 20 in the layers) and the output steps explain.
+    let run = |m: &Model| {
+        let mut it = Interpreter::new(m).unwrap();
+        run_batch(&mut it, &xs, false, |_, _| {}).unwrap().iter().map(|o| o.to_f32()).collect::<Vec<_>>()
+    };
+    let (want, got) = (run(&fm), run(&q));
+    for (k, (name, tol)) in [("TANH", 0.045), ("LOGISTIC", 0.025), ("SOFTMAX", 0.06)].into_iter().enumerate() {
+        let worst = want[k].iter().zip(&got[k]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst <= tol, "{name}: worst error {worst}");
+    }
+    // Inputs beyond the clipped bounds still give the saturated codes, and probabilities under
+    // 1/512 exactly 0.
+    let mut saturated = [0; 3];
+    for (a, b) in want[0].iter().zip(&got[0]) {
+        if a.abs() > 0.9995 {
+            assert!(b.abs() >= 127.0 / 128.0, "tanh {a} -> {b}");
+            saturated[0] += 1;
+        }
+    }
+    for (a, b) in want[1].iter().zip(&got[1]) {
+        if !(0.0005..=0.9995).contains(a) {
+            assert!(*b == 0.0 || *b == 255.0 / 256.0, "logistic {a} -> {b}");
+            saturated[1] += 1;
+        }
+    }
+    for (a, b) in want[2].iter().zip(&got[2]) {
+        if *a < 1.0 / 512.0 {
+            assert_eq!(*b, 0.0, "softmax {a}");
+            saturated[2] += 1;
+        }
+    }
+    assert!(saturated.iter().all(|&c| c >= 100), "saturated outputs checked: {saturated:?}");
 }

@@ -30,6 +30,37 @@ pub(super) struct Calibration {
     pub input_means: Vec<Option<Vec<f64>>>,
     /// The float model's outputs for every calibration sample: `outputs[sample][output]`.
     pub outputs: Vec<Vec<Vec<f32>>>,
+    /// Per tensor read only by SOFTMAX: the smallest row maximum seen (see [`softmax_floor`]).
+    pub row_max_floor: Vec<Option<f32>>,
+}
+
+/// Tensors read only by SOFTMAX (and not model inputs or outputs): the smallest `beta` of their
+/// readers and the length of a row (the last axis, over which SOFTMAX normalises).
+fn softmax_inputs(f: &Graph) -> Vec<Option<(f32, usize)>> {
+    f.consumers()
+        .iter()
+        .enumerate()
+        .map(|(t, users)| {
+            if users.is_empty() || f.outputs.contains(&t) || f.inputs.contains(&t) {
+                return None;
+            }
+            let row = f.tensors[t].shape.last().copied().filter(|&r| r > 1)?;
+            users.iter().try_fold((f32::INFINITY, row), |(b, row), &ni| match f.nodes[ni].op {
+                Op::Softmax { beta } if beta > 0.0 && f.nodes[ni].input(0) == Some(t) => Some((b.min(beta), row)),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+/// The lowest input a SOFTMAX-only tensor needs. A value `d / beta` below its row's maximum, with
+/// `d = ln(512 · row) + 2`, has a probability under 1/(512 e²): its int8 output is 0 (the lowest
+/// code) either way, and raising every such value of a row to that bound changes the row's sum so
+/// little that every other output moves by under a tenth of a step. So for rows whose maximum is at
+/// least the smallest one seen in calibration, clipping the range there costs nothing, and the
+/// logits the layer before computes get much finer steps.
+fn softmax_floor(row_max_floor: f32, beta: f32, row: usize) -> f32 {
+    row_max_floor - ((512.0 * row as f32).ln() + 2.0) / beta
 }
 
 fn is_activation(g: &Graph, t: TensorId) -> bool {
@@ -106,6 +137,8 @@ pub(super) fn calibrate(
         .collect();
     let mut sums: Vec<Option<(Vec<f64>, usize)>> = vec![None; g.nodes.len()];
     let mut outputs = Vec::with_capacity(samples);
+    let softmax = softmax_inputs(g);
+    let mut row_max_floor: Vec<Option<f32>> = vec![None; g.tensors.len()];
     for i in 0..samples {
         it.set_input_f32(0, &values[i * per..(i + 1) * per]).map_err(|e| match e {
             Error::Input { message } => Error::input(format!("calibration sample {i}: {message}")),
@@ -115,6 +148,15 @@ pub(super) fn calibrate(
         for (t, obs) in observers.iter_mut().enumerate() {
             if let (Some(o), Some(v)) = (obs.as_mut(), it.tensor(t).and_then(|b| b.as_f32())) {
                 o.observe(v);
+                if let Some((_, row)) = softmax[t] {
+                    for r in v.chunks_exact(row) {
+                        let m = r.iter().copied().filter(|x| x.is_finite()).fold(f32::NEG_INFINITY, f32::max);
+                        if m.is_finite() {
+                            let f = row_max_floor[t].get_or_insert(m);
+                            *f = f.min(m);
+                        }
+                    }
+                }
             }
         }
         if with_means && i < MEAN_SAMPLES.min(samples.div_ceil(2)) {
@@ -155,7 +197,7 @@ pub(super) fn calibrate(
         .into_iter()
         .map(|s| s.filter(|(_, c)| *c > 0).map(|(v, c)| v.into_iter().map(|x| x / c as f64).collect()))
         .collect();
-    Ok(Calibration { observers, input_means, outputs })
+    Ok(Calibration { observers, input_means, outputs, row_max_floor })
 }
 
 /// Weights of a weighted node as f32, dequantizing int8 (hybrid) weights.
@@ -193,6 +235,39 @@ struct Rewriter<'a> {
     layers: Vec<LayerReport>,
     kept: Vec<String>,
     notes: Vec<String>,
+    /// Per float tensor: the input interval beyond which every consumer's int8 output saturates.
+    saturating: Vec<Option<(f32, f32)>>,
+    /// Per float tensor read only by SOFTMAX: the lowest value it needs ([`softmax_floor`]).
+    softmax_floor: Vec<Option<f32>>,
+}
+
+/// Where TANH's int8 output (scale 1/128, zero point 0) stops changing: beyond these inputs the
+/// exact result rounds to -128 or 127 with more than a third of a step to spare, so clipping the
+/// input range there loses nothing and gives the rest of the range finer steps.
+const TANH_SATURATES: (f32, f32) = (-3.75, 3.0);
+/// The same for LOGISTIC (output scale 1/256, zero point -128).
+const LOGISTIC_SATURATES: (f32, f32) = (-7.5, 5.4);
+
+/// For every tensor read only by TANH and LOGISTIC (and not a model output): the input interval
+/// outside which their int8 outputs are saturated.
+fn saturating_ranges(f: &Graph) -> Vec<Option<(f32, f32)>> {
+    f.consumers()
+        .iter()
+        .enumerate()
+        .map(|(t, users)| {
+            if users.is_empty() || f.outputs.contains(&t) || f.inputs.contains(&t) {
+                return None;
+            }
+            users.iter().try_fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &ni| {
+                let (a, b) = match f.nodes[ni].op {
+                    Op::Tanh => TANH_SATURATES,
+                    Op::Logistic => LOGISTIC_SATURATES,
+                    _ => return None,
+                };
+                Some((lo.min(a), hi.max(b)))
+            })
+        })
+        .collect()
 }
 
 fn params_of(t: &Tensor) -> (f32, i64) {
@@ -202,9 +277,18 @@ fn params_of(t: &Tensor) -> (f32, i64) {
 impl<'a> Rewriter<'a> {
     /// The calibrated range of a tensor. Model inputs always keep their observed range: their domain
     /// is the data's, and clipping it would discard input information no later layer can recover.
+    /// A tensor read only by saturating functions is clipped to where they saturate.
     fn range(&self, old: TensorId) -> Option<(f32, f32)> {
         let method = if self.f.inputs.contains(&old) { CalibrationMethod::MinMax } else { self.opts.calibration };
-        self.calib.observers[old].as_ref().filter(|o| o.count > 0).map(|o| o.range_for(method))
+        let (lo, hi) = self.calib.observers[old].as_ref().filter(|o| o.count > 0).map(|o| o.range_for(method))?;
+        let (lo, hi) = match self.saturating[old] {
+            Some((a, b)) => (lo.clamp(a, b), hi.clamp(a, b)),
+            None => (lo, hi),
+        };
+        Some(match self.softmax_floor[old] {
+            Some(floor) if floor > lo && floor < hi => (floor, hi),
+            _ => (lo, hi),
+        })
     }
 
     fn add_tensor(&mut self, t: Tensor) -> TensorId {
@@ -623,7 +707,26 @@ fn build(model: &Model, fm: &Model, calib: &Calibration, opts: &QuantizeOptions)
         layers: Vec::new(),
         kept: Vec::new(),
         notes: Vec::new(),
+        saturating: saturating_ranges(f),
+        softmax_floor: softmax_inputs(f)
+            .iter()
+            .zip(&calib.row_max_floor)
+            .map(|(s, m)| s.zip(*m).map(|((beta, row), m)| softmax_floor(m, beta, row)))
+            .collect(),
     };
+    let narrowed = (0..f.tensors.len())
+        .filter(|&t| {
+            let observed =
+                rw.calib.observers[t].as_ref().filter(|o| o.count > 0).map(|o| o.range_for(opts.calibration));
+            matches!((observed, rw.range(t)), (Some(o), Some(r)) if o != r)
+        })
+        .count();
+    if narrowed > 0 {
+        rw.notes.push(format!(
+            "{narrowed} tensor(s) read only by TANH, LOGISTIC or SOFTMAX had their range clipped to where the \
+             function's int8 output no longer changes (finer steps for the values that matter)"
+        ));
+    }
     if f.nodes.iter().any(|n| n.input(1).is_some_and(|w| f.tensors[w].dtype == DType::I8)) {
         rw.notes.push("the model had int8 (dynamic-range) weights: they were dequantized and requantized".into());
     }
