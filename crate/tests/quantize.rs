@@ -218,8 +218,11 @@ fn ranges_stop_where_tanh_logistic_and_softmax_saturate() {
     let n = 200;
     let data: Vec<f32> =
         (0..n * 4).map(|i| 0.6 * rng.uniform() - 0.3 + if i % 4 == (i / 4) % 4 { 1.0 } else { 0.0 }).collect();
-    let row_max_floor =
-        data.chunks(4).map(|r| 20.0 * r.iter().copied().fold(f32::MIN, f32::max) - 10.0).fold(f32::MAX, f32::min);
+    let maxima: Vec<f64> =
+        data.chunks(4).map(|r| 20.0 * r.iter().copied().fold(f32::MIN, f32::max) as f64 - 10.0).collect();
+    let mean = maxima.iter().sum::<f64>() / n as f64;
+    let std = (maxima.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / n as f64).sqrt() as f32;
+    let row_max_floor = maxima.iter().copied().fold(f64::MAX, f64::min) as f32 - std;
     let xs = NpyArray::new(vec![n, 4], NpyData::F32(data)).unwrap();
     let opts = QuantizeOptions { bias_correction: false, ..static_opts(CalibrationMethod::MinMax) };
     let (q, report) = quantize(&fm, Some(&xs), &opts, &mut |_, _, _| {}).unwrap();

@@ -30,8 +30,8 @@ pub(super) struct Calibration {
     pub input_means: Vec<Option<Vec<f64>>>,
     /// The float model's outputs for every calibration sample: `outputs[sample][output]`.
     pub outputs: Vec<Vec<Vec<f32>>>,
-    /// Per tensor read only by SOFTMAX: the smallest row maximum seen (see [`softmax_floor`]).
-    pub row_max_floor: Vec<Option<f32>>,
+    /// Per tensor read only by SOFTMAX: statistics of its row maxima (see [`softmax_floor`]).
+    pub row_max: Vec<Option<RowMax>>,
 }
 
 /// Tensors read only by SOFTMAX (and not model inputs or outputs): the smallest `beta` of their
@@ -53,14 +53,43 @@ fn softmax_inputs(f: &Graph) -> Vec<Option<(f32, usize)>> {
         .collect()
 }
 
+/// The row maxima of a tensor SOFTMAX reads, over all calibration samples.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RowMax {
+    min: f32,
+    n: f64,
+    sum: f64,
+    sum_sq: f64,
+}
+
+impl RowMax {
+    fn new(m: f32) -> Self {
+        RowMax { min: m, n: 0.0, sum: 0.0, sum_sq: 0.0 }
+    }
+
+    fn add(&mut self, m: f32) {
+        self.min = self.min.min(m);
+        self.n += 1.0;
+        self.sum += m as f64;
+        self.sum_sq += (m as f64) * (m as f64);
+    }
+
+    fn std(&self) -> f32 {
+        let mean = self.sum / self.n.max(1.0);
+        (self.sum_sq / self.n.max(1.0) - mean * mean).max(0.0).sqrt() as f32
+    }
+}
+
 /// The lowest input a SOFTMAX-only tensor needs. A value `d / beta` below its row's maximum, with
 /// `d = ln(512 · row) + 2`, has a probability under 1/(512 e²): its int8 output is 0 (the lowest
 /// code) either way, and raising every such value of a row to that bound changes the row's sum so
-/// little that every other output moves by under a tenth of a step. So for rows whose maximum is at
-/// least the smallest one seen in calibration, clipping the range there costs nothing, and the
-/// logits the layer before computes get much finer steps.
-fn softmax_floor(row_max_floor: f32, beta: f32, row: usize) -> f32 {
-    row_max_floor - ((512.0 * row as f32).ln() + 2.0) / beta
+/// little that every other output moves by under a tenth of a step. So for rows whose maximum is
+/// at least `floor + d / beta`, clipping the range at `floor` costs nothing, and the logits the
+/// layer before computes get finer steps. `floor` is the smallest row maximum seen in calibration
+/// less one standard deviation of the row maxima: a new input whose maximum falls below every
+/// calibration sample's by more than that is rare (and then loses only small probabilities).
+fn softmax_floor(r: &RowMax, beta: f32, row: usize) -> f32 {
+    r.min - r.std() - ((512.0 * row as f32).ln() + 2.0) / beta
 }
 
 fn is_activation(g: &Graph, t: TensorId) -> bool {
@@ -138,7 +167,7 @@ pub(super) fn calibrate(
     let mut sums: Vec<Option<(Vec<f64>, usize)>> = vec![None; g.nodes.len()];
     let mut outputs = Vec::with_capacity(samples);
     let softmax = softmax_inputs(g);
-    let mut row_max_floor: Vec<Option<f32>> = vec![None; g.tensors.len()];
+    let mut row_max: Vec<Option<RowMax>> = vec![None; g.tensors.len()];
     for i in 0..samples {
         it.set_input_f32(0, &values[i * per..(i + 1) * per]).map_err(|e| match e {
             Error::Input { message } => Error::input(format!("calibration sample {i}: {message}")),
@@ -152,8 +181,7 @@ pub(super) fn calibrate(
                     for r in v.chunks_exact(row) {
                         let m = r.iter().copied().filter(|x| x.is_finite()).fold(f32::NEG_INFINITY, f32::max);
                         if m.is_finite() {
-                            let f = row_max_floor[t].get_or_insert(m);
-                            *f = f.min(m);
+                            row_max[t].get_or_insert(RowMax::new(m)).add(m);
                         }
                     }
                 }
@@ -197,7 +225,7 @@ pub(super) fn calibrate(
         .into_iter()
         .map(|s| s.filter(|(_, c)| *c > 0).map(|(v, c)| v.into_iter().map(|x| x / c as f64).collect()))
         .collect();
-    Ok(Calibration { observers, input_means, outputs, row_max_floor })
+    Ok(Calibration { observers, input_means, outputs, row_max })
 }
 
 /// Weights of a weighted node as f32, dequantizing int8 (hybrid) weights.
@@ -710,8 +738,8 @@ fn build(model: &Model, fm: &Model, calib: &Calibration, opts: &QuantizeOptions)
         saturating: saturating_ranges(f),
         softmax_floor: softmax_inputs(f)
             .iter()
-            .zip(&calib.row_max_floor)
-            .map(|(s, m)| s.zip(*m).map(|((beta, row), m)| softmax_floor(m, beta, row)))
+            .zip(&calib.row_max)
+            .map(|(s, m)| s.zip(m.as_ref()).map(|((beta, row), m)| softmax_floor(m, beta, row)))
             .collect(),
     };
     let narrowed = (0..f.tensors.len())
