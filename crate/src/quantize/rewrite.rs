@@ -30,32 +30,49 @@ pub(super) struct Calibration {
     pub input_means: Vec<Option<Vec<f64>>>,
     /// The float model's outputs for every calibration sample: `outputs[sample][output]`.
     pub outputs: Vec<Vec<Vec<f32>>>,
-    /// Per tensor read only by SOFTMAX: statistics of its row maxima (see [`softmax_floor`]).
-    pub row_max: Vec<Option<RowMax>>,
+    /// Per tensor read only by SOFTMAX: the lowest value it needs ([`softmax_floor`]).
+    pub softmax_floor: Vec<Option<f32>>,
 }
 
-/// Tensors read only by SOFTMAX (and not model inputs or outputs): the smallest `beta` of their
-/// readers and the length of a row (the last axis, over which SOFTMAX normalises).
-fn softmax_inputs(f: &Graph) -> Vec<Option<(f32, usize)>> {
+/// For every tensor read only by operators for which `per_reader` gives a value (and not a model
+/// input or output): those values folded with `fold`.
+fn only_read_by<T: Copy>(
+    f: &Graph,
+    per_reader: impl Fn(TensorId, &Node) -> Option<T>,
+    fold: impl Fn(T, T) -> T,
+) -> Vec<Option<T>> {
     f.consumers()
         .iter()
         .enumerate()
         .map(|(t, users)| {
-            if users.is_empty() || f.outputs.contains(&t) || f.inputs.contains(&t) {
+            if f.outputs.contains(&t) || f.inputs.contains(&t) {
                 return None;
             }
-            let row = f.tensors[t].shape.last().copied().filter(|&r| r > 1)?;
-            users.iter().try_fold((f32::INFINITY, row), |(b, row), &ni| match f.nodes[ni].op {
-                Op::Softmax { beta } if beta > 0.0 && f.nodes[ni].input(0) == Some(t) => Some((b.min(beta), row)),
-                _ => None,
-            })
+            let mut values = users.iter().map(|&ni| per_reader(t, &f.nodes[ni]));
+            let first = values.next()??;
+            values.try_fold(first, |acc, v| Some(fold(acc, v?)))
         })
         .collect()
 }
 
+/// Tensors read only by SOFTMAX: the smallest `beta` of their readers and the length of a row
+/// (the last axis, over which SOFTMAX normalises).
+fn softmax_inputs(f: &Graph) -> Vec<Option<(f32, usize)>> {
+    only_read_by(
+        f,
+        |t, n| match n.op {
+            Op::Softmax { beta } if beta > 0.0 && n.input(0) == Some(t) => {
+                f.tensors[t].shape.last().copied().filter(|&r| r > 1).map(|row| (beta, row))
+            }
+            _ => None,
+        },
+        |(a, row), (b, _)| (a.min(b), row),
+    )
+}
+
 /// The row maxima of a tensor SOFTMAX reads, over all calibration samples.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct RowMax {
+struct RowMax {
     min: f32,
     n: f64,
     sum: f64,
@@ -225,7 +242,12 @@ pub(super) fn calibrate(
         .into_iter()
         .map(|s| s.filter(|(_, c)| *c > 0).map(|(v, c)| v.into_iter().map(|x| x / c as f64).collect()))
         .collect();
-    Ok(Calibration { observers, input_means, outputs, row_max })
+    let softmax_floor = softmax
+        .iter()
+        .zip(&row_max)
+        .map(|(s, m)| s.zip(m.as_ref()).map(|((beta, row), m)| softmax_floor(m, beta, row)))
+        .collect();
+    Ok(Calibration { observers, input_means, outputs, softmax_floor })
 }
 
 /// Weights of a weighted node as f32, dequantizing int8 (hybrid) weights.
@@ -265,8 +287,6 @@ struct Rewriter<'a> {
     notes: Vec<String>,
     /// Per float tensor: the input interval beyond which every consumer's int8 output saturates.
     saturating: Vec<Option<(f32, f32)>>,
-    /// Per float tensor read only by SOFTMAX: the lowest value it needs ([`softmax_floor`]).
-    softmax_floor: Vec<Option<f32>>,
 }
 
 /// Where TANH's int8 output (scale 1/128, zero point 0) stops changing: beyond these inputs the
@@ -279,23 +299,15 @@ const LOGISTIC_SATURATES: (f32, f32) = (-7.5, 5.4);
 /// For every tensor read only by TANH and LOGISTIC (and not a model output): the input interval
 /// outside which their int8 outputs are saturated.
 fn saturating_ranges(f: &Graph) -> Vec<Option<(f32, f32)>> {
-    f.consumers()
-        .iter()
-        .enumerate()
-        .map(|(t, users)| {
-            if users.is_empty() || f.outputs.contains(&t) || f.inputs.contains(&t) {
-                return None;
-            }
-            users.iter().try_fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &ni| {
-                let (a, b) = match f.nodes[ni].op {
-                    Op::Tanh => TANH_SATURATES,
-                    Op::Logistic => LOGISTIC_SATURATES,
-                    _ => return None,
-                };
-                Some((lo.min(a), hi.max(b)))
-            })
-        })
-        .collect()
+    only_read_by(
+        f,
+        |_, n| match n.op {
+            Op::Tanh => Some(TANH_SATURATES),
+            Op::Logistic => Some(LOGISTIC_SATURATES),
+            _ => None,
+        },
+        |(a, b), (c, d)| (a.min(c), b.max(d)),
+    )
 }
 
 fn params_of(t: &Tensor) -> (f32, i64) {
@@ -313,7 +325,7 @@ impl<'a> Rewriter<'a> {
             Some((a, b)) => (lo.clamp(a, b), hi.clamp(a, b)),
             None => (lo, hi),
         };
-        Some(match self.softmax_floor[old] {
+        Some(match self.calib.softmax_floor[old] {
             Some(floor) if floor > lo && floor < hi => (floor, hi),
             _ => (lo, hi),
         })
@@ -736,13 +748,10 @@ fn build(model: &Model, fm: &Model, calib: &Calibration, opts: &QuantizeOptions)
         kept: Vec::new(),
         notes: Vec::new(),
         saturating: saturating_ranges(f),
-        softmax_floor: softmax_inputs(f)
-            .iter()
-            .zip(&calib.row_max)
-            .map(|(s, m)| s.zip(m.as_ref()).map(|((beta, row), m)| softmax_floor(m, beta, row)))
-            .collect(),
     };
+    // Only the tensors with a bound can have been clipped (range_for can be a search: skip the rest).
     let narrowed = (0..f.tensors.len())
+        .filter(|&t| rw.saturating[t].is_some() || calib.softmax_floor[t].is_some())
         .filter(|&t| {
             let observed =
                 rw.calib.observers[t].as_ref().filter(|o| o.count > 0).map(|o| o.range_for(opts.calibration));
