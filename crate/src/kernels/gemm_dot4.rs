@@ -12,8 +12,7 @@
 //! each k-quad stored as `[channel][4]` bytes; a row's four activation bytes are broadcast as one
 //! i32, so one instruction does 16 multiply-adds into four channels' sums.
 
-use super::gemm_i8::{Requant, MR, NR};
-use super::requant;
+use super::gemm_i8::{tile_loop, MicroOf, Requant, MR, NR};
 
 /// Int8 weights `[n][k]` in "c4" panels, with the per-channel offset correction for u8 inputs.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,7 +49,7 @@ impl PackedQuad {
 }
 
 /// A micro-kernel: `MR` rows of u8 activations (each readable for `kq` bytes) against one panel.
-pub type Micro = fn(kq: usize, rows: [&[u8]; MR], panel: &[i8], acc: &mut [[i32; NR]; MR]);
+pub type Micro = MicroOf<u8, i8>;
 
 /// The exact u8 × i8 arithmetic the fast instruction performs where [`available`] says so.
 pub fn portable_micro(kq: usize, rows: [&[u8]; MR], panel: &[i8], acc: &mut [[i32; NR]; MR]) {
@@ -94,30 +93,7 @@ pub fn best_micro() -> Micro {
 /// already include [`PackedQuad::correction`].
 #[allow(clippy::too_many_arguments)]
 pub fn tiled(m: usize, a: &[u8], lda: usize, w: &PackedQuad, rq: Requant, out: &mut [i8], ldo: usize, micro: Micro) {
-    let (n, kq) = (w.n, w.kq);
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(lda >= kq && a.len() >= (m - 1) * lda + kq, "a rows must be padded to kq");
-    assert!(out.len() >= (m - 1) * ldo + n, "out too short");
-    assert!(rq.offset.len() >= n, "offsets too short");
-    for i0 in (0..m).step_by(MR) {
-        let rows_here = MR.min(m - i0);
-        let row = |r: usize| {
-            let i = i0 + if r < rows_here { r } else { 0 };
-            &a[i * lda..i * lda + kq]
-        };
-        let rows = [row(0), row(1), row(2), row(3)];
-        for p in 0..n.div_ceil(NR) {
-            let mut acc = [[0i32; NR]; MR];
-            micro(kq, rows, w.panel(p), &mut acc);
-            let cols = NR.min(n - p * NR);
-            for (r, acc_row) in acc.iter().enumerate().take(rows_here) {
-                let o = &mut out[(i0 + r) * ldo + p * NR..(i0 + r) * ldo + p * NR + cols];
-                requant::row(&acc_row[..cols], rq.offset, rq.stage, rq.vec, p * NR, o);
-            }
-        }
-    }
+    tile_loop(m, w.n, a, lda, w.kq, |p| w.panel(p), rq, out, ldo, micro);
 }
 
 /// The product with the best micro-kernel available.

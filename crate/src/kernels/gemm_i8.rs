@@ -86,8 +86,12 @@ pub fn reference(
     }
 }
 
-/// A micro-kernel: accumulates `MR` i16 rows (each readable for `kp` values) against one panel.
-pub type Micro = fn(kp: usize, rows: [&[i16]; MR], panel: &[i16], acc: &mut [[i32; NR]; MR]);
+/// A micro-kernel over rows of `A` and a panel of `W`: accumulates `MR` rows (each readable for
+/// the packed `k`) against one panel of `NR` channels.
+pub type MicroOf<A, W> = fn(k: usize, rows: [&[A]; MR], panel: &[W], acc: &mut [[i32; NR]; MR]);
+
+/// This module's micro-kernels: i16 rows (each readable for `kp` values) against an i16 panel.
+pub type Micro = MicroOf<i16, i16>;
 
 pub fn portable_micro(kp: usize, rows: [&[i16]; MR], panel: &[i16], acc: &mut [[i32; NR]; MR]) {
     let panel = &panel[..kp * NR];
@@ -106,23 +110,42 @@ pub fn portable_micro(kp: usize, rows: [&[i16]; MR], panel: &[i16], acc: &mut [[
 /// `w.k`) with the packed weights, requantized into `out` (stride `ldo`).
 #[allow(clippy::too_many_arguments)]
 pub fn tiled(m: usize, a: &[i16], lda: usize, w: &PackedI8, rq: Requant, out: &mut [i8], ldo: usize, micro: Micro) {
-    let (n, kp) = (w.n, w.kp);
+    tile_loop(m, w.n, a, lda, w.kp, |p| w.panel(p), rq, out, ldo, micro);
+}
+
+/// The tiling both int8 GEMMs share: rows of `a` (each readable for `klen` elements) in groups of
+/// [`MR`] against each panel of [`NR`] channels that `panel` returns, the `MR`×`NR` tile summed
+/// by `micro`, then requantized into `out`. A last group with fewer rows repeats row 0 in the
+/// spare slots and drops their sums.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn tile_loop<'w, A, W: 'w>(
+    m: usize,
+    n: usize,
+    a: &[A],
+    lda: usize,
+    klen: usize,
+    panel: impl Fn(usize) -> &'w [W],
+    rq: Requant,
+    out: &mut [i8],
+    ldo: usize,
+    micro: MicroOf<A, W>,
+) {
     if m == 0 || n == 0 {
         return;
     }
-    assert!(lda >= kp && a.len() >= (m - 1) * lda + kp, "a rows must be padded to kp");
+    assert!(lda >= klen && a.len() >= (m - 1) * lda + klen, "a rows must be padded to the packed k");
     assert!(out.len() >= (m - 1) * ldo + n, "out too short");
     assert!(rq.offset.len() >= n, "offsets too short");
     for i0 in (0..m).step_by(MR) {
         let rows_here = MR.min(m - i0);
         let row = |r: usize| {
             let i = i0 + if r < rows_here { r } else { 0 };
-            &a[i * lda..i * lda + kp]
+            &a[i * lda..i * lda + klen]
         };
         let rows = [row(0), row(1), row(2), row(3)];
         for p in 0..n.div_ceil(NR) {
             let mut acc = [[0i32; NR]; MR];
-            micro(kp, rows, w.panel(p), &mut acc);
+            micro(klen, rows, panel(p), &mut acc);
             let cols = NR.min(n - p * NR);
             for (r, acc_row) in acc.iter().enumerate().take(rows_here) {
                 let o = &mut out[(i0 + r) * ldo + p * NR..(i0 + r) * ldo + p * NR + cols];
