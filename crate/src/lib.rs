@@ -1,8 +1,10 @@
 //! tinyml-optimizer: read, run, quantize and prune TinyML models, natively and in wasm32.
 //!
-//! Layers, each one module: [`ir`] (the format-neutral model), [`tflite`] (import/export),
-//! [`kernels`] (reference kernels beside their SIMD twins), [`exec`] (the engine), and `wasm` (the
-//! only module that knows wasm-bindgen).
+//! Layers, each one module: [`ir`] (the format-neutral model), [`ops`] (what each operator is:
+//! shapes, types, operand roles, int8 rules), [`tflite`] (import/export), [`kernels`] (reference
+//! kernels beside their SIMD twins), [`exec`] (the engine: plan, parameters, run state), [`grad`]
+//! (batched backward), the passes ([`quantize`], [`prune`]), and `wasm` (the only module that
+//! knows wasm-bindgen). `crate/ARCHITECTURE.md` shows how they fit.
 
 pub mod clock;
 pub mod error;
@@ -12,6 +14,7 @@ pub mod grad;
 pub mod ir;
 pub mod kernels;
 pub mod npy;
+pub mod ops;
 pub mod passes;
 pub mod prune;
 pub mod quantize;

@@ -5,6 +5,10 @@
 //! (ONNX) converts weights to these layouts and inserts TRANSPOSE where a graph's edges need NCHW, so the
 //! rest of the system sees one convention.
 
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
 use serde::Serialize;
 
 /// Activation fused into an operator's output.
@@ -168,10 +172,42 @@ pub struct Opaque {
     pub payload: OpaquePayload,
 }
 
-/// The source format's own encoding of an opaque operator.
-#[derive(Clone, Debug, PartialEq)]
-pub enum OpaquePayload {
-    Tflite(Box<crate::tflite::OpaqueOperator>),
+/// The source format's own encoding of an opaque operator, which only that format's writer reads
+/// (the IR does not depend on any format). Compared by value, printed by its own `Debug`.
+#[derive(Clone)]
+pub struct OpaquePayload {
+    value: Arc<dyn Any + Send + Sync>,
+    eq: fn(&dyn Any, &dyn Any) -> bool,
+    debug: fn(&dyn Any, &mut fmt::Formatter<'_>) -> fmt::Result,
+}
+
+impl OpaquePayload {
+    pub fn new<T: Any + Send + Sync + PartialEq + fmt::Debug>(value: T) -> Self {
+        fn eq<T: Any + PartialEq>(a: &dyn Any, b: &dyn Any) -> bool {
+            matches!((a.downcast_ref::<T>(), b.downcast_ref::<T>()), (Some(a), Some(b)) if a == b)
+        }
+        fn debug<T: Any + fmt::Debug>(v: &dyn Any, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            v.downcast_ref::<T>().map_or(Ok(()), |v| v.fmt(f))
+        }
+        OpaquePayload { value: Arc::new(value), eq: eq::<T>, debug: debug::<T> }
+    }
+
+    /// The payload, if it is of type `T` (the format that wrote it).
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.value.downcast_ref::<T>()
+    }
+}
+
+impl PartialEq for OpaquePayload {
+    fn eq(&self, other: &Self) -> bool {
+        (self.eq)(self.value.as_ref(), other.value.as_ref())
+    }
+}
+
+impl fmt::Debug for OpaquePayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (self.debug)(self.value.as_ref(), f)
+    }
 }
 
 impl Op {

@@ -463,10 +463,7 @@ impl<'a> Rewriter<'a> {
         let mut node = n.clone();
         node.inputs = inputs;
         node.outputs = outputs;
-        if let Op::Opaque(op) = &mut node.op {
-            let crate::ir::OpaquePayload::Tflite(t) = &mut op.payload;
-            t.intermediates = t.intermediates.iter().map(|&i| self.passthrough(i)).collect();
-        }
+        node.intermediates = n.intermediates.iter().map(|&i| self.passthrough(i)).collect();
         self.q.nodes.push(node);
         let name = self.f.tensors[n.outputs.first().copied().unwrap_or(0)].name.clone();
         self.kept.push(format!("{} '{}': {reason}", n.op.name(), name));

@@ -16,8 +16,6 @@ use std::sync::OnceLock;
 pub use read::read;
 pub use write::write;
 
-use crate::ir::TensorId;
-
 /// Builtin operator codes of the operators the IR models.
 pub mod code {
     pub const ADD: i32 = 0;
@@ -62,8 +60,6 @@ pub struct OpaqueOperator {
     pub builtin_options_2: Option<schema::tflite::BuiltinOptions2>,
     pub custom_options: Option<Vec<u8>>,
     pub mutating_variable_inputs: Option<Vec<bool>>,
-    /// Internal tensors of the operator (e.g. LSTM gate outputs); ids in the graph.
-    pub intermediates: Vec<TensorId>,
 }
 
 /// TFLite's name for a builtin operator code (`"CONV_2D"`), or `BUILTIN_<code>` for codes newer than

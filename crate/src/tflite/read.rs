@@ -225,7 +225,6 @@ impl<'a> Reader<'a> {
             let intermediates = tensor_list(&op.intermediates, "intermediate tensor", Some(ni))?;
             let plain = op.custom_options.is_none()
                 && op.builtin_options_2.is_none()
-                && intermediates.is_empty()
                 && op.mutating_variable_inputs.as_ref().is_none_or(|v| v.iter().all(|b| !b))
                 && oc.builtin != code::CUSTOM;
             let ir_op = if plain { ops::to_ir(oc.builtin, op.builtin_options.as_ref()) } else { None };
@@ -237,7 +236,7 @@ impl<'a> Reader<'a> {
                     }
                     Op::Opaque(Opaque {
                         name: name.clone(),
-                        payload: OpaquePayload::Tflite(Box::new(OpaqueOperator {
+                        payload: OpaquePayload::new(OpaqueOperator {
                             builtin_code: oc.builtin,
                             custom_code: oc.custom.clone(),
                             version: oc.version,
@@ -245,8 +244,7 @@ impl<'a> Reader<'a> {
                             builtin_options_2: op.builtin_options_2.clone(),
                             custom_options: op.custom_options.clone(),
                             mutating_variable_inputs: op.mutating_variable_inputs.clone(),
-                            intermediates,
-                        })),
+                        }),
                     })
                 }
             };
@@ -254,6 +252,7 @@ impl<'a> Reader<'a> {
                 op: ir_op,
                 inputs: node_inputs,
                 outputs: node_outputs,
+                intermediates,
                 version: u32::try_from(oc.version).ok(),
             });
         }
