@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::exec::IoDetail;
 use crate::ir::{DType, Graph, Model, Op, QuantParams};
+use crate::ops::Role;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct OpCount {
@@ -96,7 +97,7 @@ pub fn node_macs(g: &Graph, i: usize) -> u64 {
 pub(crate) fn is_parameter(g: &Graph, n: &crate::ir::Node, k: usize, t: usize) -> bool {
     let tensor = &g.tensors[t];
     tensor.is_constant()
-        && ((n.op.has_weights() && (k == 1 || k == 2))
+        && (matches!(crate::ops::spec(&n.op).role(k), Role::Weights | Role::Bias)
             || tensor.dtype.is_float()
             || matches!(tensor.dtype, DType::I8 | DType::U8 | DType::I16))
 }
@@ -112,9 +113,10 @@ fn quant_kind(q: &Option<QuantParams>) -> &'static str {
 /// The precision class of a model: what its weighted layers compute in.
 pub fn precision(g: &Graph) -> &'static str {
     let (mut float, mut hybrid, mut int) = (0, 0, 0);
-    for n in g.nodes.iter().filter(|n| n.op.has_weights()) {
+    for n in &g.nodes {
+        let Some(layout) = crate::ops::weight_layout(&n.op) else { continue };
         let input = n.input(0).map(|t| g.tensors[t].dtype);
-        let w = n.input(1).map(|t| g.tensors[t].dtype);
+        let w = n.input(layout.weights).map(|t| g.tensors[t].dtype);
         match (input, w) {
             (Some(DType::F32), Some(DType::F32)) => float += 1,
             (Some(DType::F32), Some(DType::I8 | DType::U8)) => hybrid += 1,
@@ -156,8 +158,8 @@ pub fn summarize(model: &Model, size_bytes: usize) -> ModelSummary {
             .filter_map(|(k, t)| t.filter(|&t| is_parameter(g, n, k, t)))
             .map(|t| g.tensors[t].num_elements())
             .sum();
-        let weights = if n.op.has_weights() {
-            n.input(1).map(|t| WeightSummary {
+        let weights = if let Some(layout) = crate::ops::weight_layout(&n.op) {
+            n.input(layout.weights).map(|t| WeightSummary {
                 tensor: t,
                 dtype: g.tensors[t].dtype,
                 shape: g.tensors[t].shape.clone(),

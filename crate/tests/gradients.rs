@@ -20,7 +20,8 @@ fn check(name: &str, model: &[u8], x: &[u8], y: &[u8], loss: &[u8], tf: &[&[u8]]
     let tf_loss = npy::read(loss).unwrap().to_f32()[0] as f64;
     assert!((ours.loss - tf_loss).abs() < 1e-4 * tf_loss.max(1.0), "{name}: loss {} vs TF {tf_loss}", ours.loss);
     let g = m.main();
-    let kernels: Vec<usize> = g.nodes.iter().filter(|n| n.op.has_weights()).filter_map(|n| n.input(1)).collect();
+    let kernels: Vec<usize> =
+        g.nodes.iter().filter(|n| tinyml_optimizer::ops::is_weighted(&n.op)).filter_map(|n| n.input(1)).collect();
     assert_eq!(kernels.len(), tf.len(), "{name}: weighted layers");
     for (i, (&t, bytes)) in kernels.iter().zip(tf).enumerate() {
         let want = npy::read(bytes).unwrap();

@@ -257,9 +257,4 @@ impl Op {
             _ => None,
         }
     }
-
-    /// True for the operators with a weight tensor (input 1) that pruning and quantization act on.
-    pub fn has_weights(&self) -> bool {
-        matches!(self, Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_))
-    }
 }

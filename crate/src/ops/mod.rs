@@ -63,6 +63,24 @@ pub struct WeightLayout {
     pub in_axis: Option<usize>,
 }
 
+impl WeightLayout {
+    /// Output channels of weights of `shape`.
+    pub fn units(&self, shape: &[usize]) -> usize {
+        shape.get(self.out_axis).copied().unwrap_or(0)
+    }
+
+    /// Elements between consecutive output channels: weight `i` of a tensor of `shape` belongs
+    /// to output channel `(i / inner) % units`.
+    pub fn inner(&self, shape: &[usize]) -> usize {
+        shape.get(self.out_axis + 1..).map_or(1, |s| s.iter().product::<usize>().max(1))
+    }
+
+    /// The output channel of weight `i` of a tensor of `shape`.
+    pub fn channel_of(&self, shape: &[usize], i: usize) -> usize {
+        (i / self.inner(shape)) % self.units(shape).max(1)
+    }
+}
+
 /// What TFLite's int8 specification requires of an operator's output.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Int8Rule {
@@ -164,4 +182,9 @@ pub fn spec(op: &Op) -> Box<dyn OpSpec + '_> {
 /// The weight layout of `op`, if it has learned weights.
 pub fn weight_layout(op: &Op) -> Option<WeightLayout> {
     spec(op).weights()
+}
+
+/// True for operators with learned weights (that pruning and quantization act on).
+pub fn is_weighted(op: &Op) -> bool {
+    weight_layout(op).is_some()
 }

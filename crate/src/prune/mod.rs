@@ -198,19 +198,15 @@ pub(crate) struct Layer {
     pub node: usize,
     pub weights: TensorId,
     pub bias: Option<TensorId>,
-    /// Weights per output unit, and how unit `u`'s weights are laid out (see [`Layer::unit_of`]).
+    /// Output units (channels or neurons), and the elements between consecutive units' weights.
     pub units: usize,
-    pub depthwise: bool,
+    pub inner: usize,
 }
 
 impl Layer {
     /// The output unit (channel or neuron) weight `i` belongs to.
-    pub fn unit_of(&self, i: usize, len: usize) -> usize {
-        if self.depthwise {
-            i % self.units
-        } else {
-            i / (len / self.units.max(1)).max(1)
-        }
+    pub fn unit_of(&self, i: usize) -> usize {
+        (i / self.inner) % self.units.max(1)
     }
 }
 
@@ -229,7 +225,7 @@ pub(crate) fn prunable_layers(g: &Graph, include_last: bool) -> Vec<Layer> {
                 return true;
             }
             for &c in &consumers[t] {
-                if !g.nodes[c].op.has_weights() {
+                if !crate::ops::is_weighted(&g.nodes[c].op) {
                     stack.extend(g.nodes[c].outputs.iter().copied());
                 }
             }
@@ -239,9 +235,9 @@ pub(crate) fn prunable_layers(g: &Graph, include_last: bool) -> Vec<Layer> {
     g.nodes
         .iter()
         .enumerate()
-        .filter(|(_, n)| n.op.has_weights())
         .filter_map(|(i, n)| {
-            let w = n.input(1)?;
+            let layout = crate::ops::weight_layout(&n.op)?;
+            let w = n.input(layout.weights)?;
             let wt = &g.tensors[w];
             if wt.dtype != DType::F32 || wt.data.is_none() || wt.shape.is_empty() {
                 return None;
@@ -249,9 +245,8 @@ pub(crate) fn prunable_layers(g: &Graph, include_last: bool) -> Vec<Layer> {
             if !include_last && n.output().is_some_and(reaches_output_directly) {
                 return None;
             }
-            let depthwise = matches!(n.op, crate::ir::Op::DepthwiseConv2D(_));
-            let units = if depthwise { *wt.shape.last()? } else { wt.shape[0] };
-            Some(Layer { node: i, weights: w, bias: n.input(2), units, depthwise })
+            let (units, inner) = (layout.units(&wt.shape), layout.inner(&wt.shape));
+            Some(Layer { node: i, weights: w, bias: n.input(layout.weights + 1), units, inner })
         })
         .collect()
 }

@@ -125,8 +125,8 @@ fn check_float_model(model: &Model, mode: Mode) -> Result<()> {
                 g.tensors[n.outputs[0]].dtype
             )));
         }
-        if mode == Mode::Dynamic && n.op.has_weights() {
-            if let Some(w) = n.input(1) {
+        if mode == Mode::Dynamic {
+            if let Some(w) = crate::ops::weight_layout(&n.op).and_then(|l| n.input(l.weights)) {
                 if g.tensors[w].dtype == DType::I8 {
                     return Err(Error::argument(
                         "the model already has int8 weights (it is dynamic-range quantized); quantize its float version instead",

@@ -14,15 +14,32 @@ use super::report::{Candidate, LayerReport, QuantReport, SqnrAcc};
 use super::{quantize_weights, CalibrationMethod, Granularity, IoType, Progress, QuantizeOptions};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
-use crate::exec::Interpreter;
+use std::sync::Arc;
+
+use crate::exec::{Interpreter, Params, Plan};
 use crate::ir::{DType, Graph, Model, Node, Op, QuantParams, Tensor, TensorData, TensorId};
 use crate::kernels::conv::ConvShape;
-use crate::kernels::geometry::{Window, Window2D};
+use crate::kernels::im2col::im2col;
 use crate::npy::NpyArray;
+use crate::ops::{self, Int8Rule, Role};
 use crate::{passes, tflite};
+
+/// A compiled model: its plan and parameters, to run again without preparing it again.
+type Engine = (Arc<Plan>, Arc<Params>);
+
+fn run_engine(e: &Engine) -> Interpreter {
+    Interpreter::from_parts(e.0.clone(), e.1.clone())
+}
+
+fn compile(m: &Model) -> Result<Engine> {
+    let it = Interpreter::new(m)?;
+    Ok((it.plan().clone(), it.params().clone()))
+}
 
 /// What calibration learned.
 pub(super) struct Calibration {
+    /// The float model, compiled (reused to measure the chosen candidate).
+    pub engine: Engine,
     pub observers: Vec<Option<Observer>>,
     /// Per weighted node: the mean of each weight's input over all positions and samples (the mean
     /// im2col row for CONV_2D, per tap and channel for DEPTHWISE_CONV_2D, the mean input row for
@@ -114,45 +131,25 @@ fn is_activation(g: &Graph, t: TensorId) -> bool {
     x.dtype == DType::F32 && !x.is_constant()
 }
 
-/// The geometry of a weighted node, from the float graph's shapes.
+/// The geometry of a convolution node, from the float graph's shapes.
 fn conv_shape(g: &Graph, n: &Node) -> Option<ConvShape> {
-    let x = &g.tensors[n.input(0)?].shape;
-    let w = &g.tensors[n.input(1)?].shape;
-    if x.len() != 4 || w.len() != 4 {
-        return None;
-    }
-    let (padding, stride, dilation, oc) = match &n.op {
-        Op::Conv2D(c) => (c.padding, c.stride, c.dilation, w[0]),
-        Op::DepthwiseConv2D(c) => (c.padding, c.stride, c.dilation, w[3]),
-        _ => return None,
-    };
-    let h = Window::new(padding, x[1], w[1], stride.0, dilation.0)?;
-    let ww = Window::new(padding, x[2], w[2], stride.1, dilation.1)?;
-    Some(ConvShape { batch: x[0], in_c: x[3], out_c: oc, win: Window2D { h, w: ww } })
+    ops::conv_shape(&n.op, &g.tensors[n.input(0)?].shape, &g.tensors[n.input(1)?].shape)
 }
 
 /// Sums, over all output positions, of each filter tap's input per channel (0 where the tap falls in
-/// the padding): index `(ky · kw + kx) · in_c + c`.
-fn tap_sums(s: &ConvShape, input: &[f32], sums: &mut [f64]) -> usize {
-    let c = s.in_c;
-    for b in 0..s.batch {
-        for oy in 0..s.out_h() {
-            for ox in 0..s.out_w() {
-                for ky in s.win.h.valid_taps(oy) {
-                    let iy = s.win.h.tap(oy, ky).unwrap_or(0);
-                    for kx in s.win.w.valid_taps(ox) {
-                        let ix = s.win.w.tap(ox, kx).unwrap_or(0);
-                        let src = &input[((b * s.in_h() + iy) * s.in_w() + ix) * c..][..c];
-                        let dst = &mut sums[(ky * s.kw() + kx) * c..][..c];
-                        for (d, &v) in dst.iter_mut().zip(src) {
-                            *d += v as f64;
-                        }
-                    }
-                }
-            }
+/// the padding): the column sums of the im2col rows, index `(ky · kw + kx) · in_c + c`.
+fn tap_sums(s: &ConvShape, input: &[f32], sums: &mut [f64], cols: &mut Vec<f32>) -> usize {
+    const ROWS: usize = 64;
+    let (pixels, k) = (s.batch * s.out_h() * s.out_w(), s.patch_len());
+    for p0 in (0..pixels).step_by(ROWS) {
+        let n = ROWS.min(pixels - p0);
+        cols.resize(n * k, 0.0);
+        im2col(s, input, 0.0, p0, n, cols);
+        for row in cols.chunks_exact(k) {
+            sums.iter_mut().zip(row).for_each(|(d, &v)| *d += v as f64);
         }
     }
-    s.batch * s.out_h() * s.out_w()
+    pixels
 }
 
 /// Samples that the per-layer input means (for bias correction) are averaged over: the mean settles
@@ -170,7 +167,8 @@ pub(super) fn calibrate(
     progress: Progress,
 ) -> Result<Calibration> {
     let g = g_model.main();
-    let mut it = Interpreter::new(g_model)?;
+    let engine = compile(g_model)?;
+    let mut it = run_engine(&engine);
     let per: usize = values.len() / samples;
     let mut observers: Vec<Option<Observer>> =
         (0..g.tensors.len()).map(|t| is_activation(g, t).then(|| Observer::new(histograms))).collect();
@@ -178,10 +176,11 @@ pub(super) fn calibrate(
         .nodes
         .iter()
         .enumerate()
-        .filter(|(_, n)| n.op.has_weights() && n.input(0).is_some_and(|x| is_activation(g, x)))
+        .filter(|(_, n)| ops::is_weighted(&n.op) && n.input(0).is_some_and(|x| is_activation(g, x)))
         .map(|(i, n)| (i, conv_shape(g, n)))
         .collect();
     let mut sums: Vec<Option<(Vec<f64>, usize)>> = vec![None; g.nodes.len()];
+    let mut cols = Vec::new();
     let mut outputs = Vec::with_capacity(samples);
     let softmax = softmax_inputs(g);
     let mut row_max: Vec<Option<RowMax>> = vec![None; g.tensors.len()];
@@ -230,7 +229,7 @@ pub(super) fn calibrate(
                             }
                         }
                     }
-                    (_, Some(s)) => entry.1 += tap_sums(s, x, &mut entry.0),
+                    (_, Some(s)) => entry.1 += tap_sums(s, x, &mut entry.0, &mut cols),
                     _ => {}
                 }
             }
@@ -247,7 +246,7 @@ pub(super) fn calibrate(
         .zip(&row_max)
         .map(|(s, m)| s.zip(m.as_ref()).map(|((beta, row), m)| softmax_floor(m, beta, row)))
         .collect();
-    Ok(Calibration { observers, input_means, outputs, softmax_floor })
+    Ok(Calibration { engine, observers, input_means, outputs, softmax_floor })
 }
 
 /// Weights of a weighted node as f32, dequantizing int8 (hybrid) weights.
@@ -491,10 +490,8 @@ impl<'a> Rewriter<'a> {
         };
         let Some(w) = float_weights(self.f, wt) else { return Ok(Some("weights are not constant float".into())) };
         let shape = self.f.tensors[wt].shape.clone();
-        let (axis, oc) = match n.op {
-            Op::DepthwiseConv2D(_) => (3, shape.get(3).copied().unwrap_or(0)),
-            _ => (0, shape.first().copied().unwrap_or(0)),
-        };
+        let Some(layout) = ops::weight_layout(&n.op) else { return Ok(Some("no weights".into())) };
+        let (axis, oc) = (layout.out_axis, layout.units(&shape));
         if oc == 0 || w.len() != shape.iter().product::<usize>() {
             return Ok(Some("unexpected weight shape".into()));
         }
@@ -600,13 +597,11 @@ impl<'a> Rewriter<'a> {
     fn calibrated(&mut self, ni: usize, fixed: Option<(f32, i64)>) -> Result<Option<String>> {
         let n = &self.f.nodes[ni];
         let out = n.output().unwrap_or(0);
+        let spec = ops::spec(&n.op);
         let mut inputs = Vec::new();
         for (k, t) in n.inputs.iter().enumerate() {
             inputs.push(match t {
-                // Operand 0 (and both operands of binary operators) are activations.
-                Some(t) if k == 0 || matches!(n.op, Op::Add { .. } | Op::Sub { .. } | Op::Mul { .. }) => {
-                    Some(self.ensure_q(*t)?)
-                }
+                Some(t) if spec.role(k) == Role::Activation => Some(self.ensure_q(*t)?),
                 Some(t) => Some(self.passthrough(*t)),
                 None => None,
             });
@@ -656,7 +651,7 @@ impl<'a> Rewriter<'a> {
         // Anything not computing on float activations (shape arithmetic) is carried over as is.
         let float_in = n.input(0).is_some_and(|x| self.f.tensors[x].dtype == DType::F32);
         let act_ok = n.op.activation().is_none_or(|a| a.clamp_range().is_some());
-        if let (Op::Shape { .. }, Some(x)) = (&n.op, n.input(0)) {
+        if let (Int8Rule::ShapeOnly, Some(x)) = (ops::spec(&n.op).int8(), n.input(0)) {
             // SHAPE reads only the shape: any twin of its input will do.
             let input = match self.qt[x] {
                 Some(q) => q,
@@ -677,42 +672,18 @@ impl<'a> Rewriter<'a> {
         } else if !act_ok {
             Some(format!("fused activation {:?} has no int8 form", n.op.activation()))
         } else {
-            match &n.op {
-                Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_) => {
-                    if matches!(&n.op, Op::Conv2D(_))
-                        && conv_shape(self.f, n)
-                            .is_some_and(|s| self.f.tensors[n.input(1).unwrap_or(0)].shape.get(3) != Some(&s.in_c))
-                    {
-                        Some("grouped convolution".to_string())
-                    } else {
-                        self.weighted(ni)?
-                    }
-                }
-                Op::AveragePool2D(_)
-                | Op::MaxPool2D(_)
-                | Op::Reshape { .. }
-                | Op::Squeeze { .. }
-                | Op::Transpose
-                | Op::StridedSlice(_)
-                | Op::Pad
-                | Op::ReduceMax { .. } => {
+            match ops::spec(&n.op).int8() {
+                Int8Rule::Weighted => self.weighted(ni)?,
+                Int8Rule::SameAsInput => {
                     self.same_params(ni)?;
                     None
                 }
-                Op::Add { .. }
-                | Op::Sub { .. }
-                | Op::Mul { .. }
-                | Op::Mean { .. }
-                | Op::Relu
-                | Op::Relu6
-                | Op::LeakyRelu { .. }
-                | Op::HardSwish => self.calibrated(ni, None)?,
-                Op::Softmax { .. } | Op::Logistic => self.calibrated(ni, Some((1.0 / 256.0, -128)))?,
-                Op::Tanh => self.calibrated(ni, Some((1.0 / 128.0, 0)))?,
-                Op::Concatenation { .. } | Op::Pack { .. } => self.concat(ni)?,
-                Op::Quantize | Op::Dequantize => Some("already a quantization boundary".into()),
-                Op::Shape { .. } => None,
-                Op::Opaque(o) => Some(format!("{} has no int8 kernel in this version", o.name)),
+                Int8Rule::Calibrated => self.calibrated(ni, None)?,
+                Int8Rule::Fixed { scale, zero_point } => self.calibrated(ni, Some((scale, zero_point)))?,
+                Int8Rule::SharedWithInputs => self.concat(ni)?,
+                Int8Rule::Boundary => Some("already a quantization boundary".into()),
+                Int8Rule::ShapeOnly => None,
+                Int8Rule::Float(why) => Some(format!("{} {why}", n.op.name())),
             }
         };
         if let Some(reason) = reason {
@@ -730,6 +701,8 @@ struct Built {
     notes: Vec<String>,
     qt: Vec<Option<TensorId>>,
     ft: Vec<Option<TensorId>>,
+    /// The model compiled, once it has been run.
+    engine: Option<Engine>,
 }
 
 fn build(model: &Model, fm: &Model, calib: &Calibration, opts: &QuantizeOptions) -> Result<Built> {
@@ -810,15 +783,15 @@ fn build(model: &Model, fm: &Model, calib: &Calibration, opts: &QuantizeOptions)
         };
         qm.signatures.push(s);
     }
-    qm.validate()?;
-    // The quantized model must prepare in our engine: that checks every constraint TFLite enforces.
-    Interpreter::new(&qm).map_err(|e| match e {
+    // The quantized model must satisfy every operator's spec: that checks the constraints TFLite
+    // enforces (shared parameters, fixed output ranges, types) without preparing the engine.
+    ops::infer(qm.main(), &ops::InferOptions::default()).map_err(|e| match e {
         Error::Graph { message, at } | Error::Unsupported { message, at } => {
             Error::graph(format!("the quantized model is inconsistent (please report this): {message}"), at)
         }
         other => other,
     })?;
-    Ok(Built { model: qm, layers: rw.layers, kept: rw.kept, notes: rw.notes, qt: rw.qt, ft: rw.ft })
+    Ok(Built { model: qm, layers: rw.layers, kept: rw.kept, notes: rw.notes, qt: rw.qt, ft: rw.ft, engine: None })
 }
 
 /// How much better (dB of output SQNR on held-out calibration samples) a candidate must be to win.
@@ -860,10 +833,10 @@ pub(super) fn quantize_static(
     let mut best: Option<(f64, usize, Built)> = None;
     let mut try_one = |method: CalibrationMethod, bc: bool, best: &mut Option<(f64, usize, Built)>| -> Result<()> {
         let o = QuantizeOptions { calibration: method, bias_correction: bc, ..opts.clone() };
-        let built = build(model, &fm, &calib, &o)?;
+        let mut built = build(model, &fm, &calib, &o)?;
         let score = if auto {
             progress("select", tried.len() + 1, stages);
-            score_outputs(&calib, &built.model, &values, per, held_out.clone())?
+            score_outputs(&calib, &mut built, &values, per, held_out.clone())?
         } else {
             None
         };
@@ -894,8 +867,7 @@ pub(super) fn quantize_static(
     let (method, bc) = tried[chosen];
     let t2 = now_ms();
     let report_samples = samples.min(opts.report_samples);
-    let (layers, outputs) =
-        measure(&fm, &built.model, &values, per, report_samples, &built.qt, &built.ft, built.layers, progress)?;
+    let (layers, outputs) = measure(&calib, &built, &values, per, report_samples, built.layers.clone(), progress)?;
     let t3 = now_ms();
     let size_after = tflite::write(&built.model)?.len();
     let mut notes = built.notes;
@@ -944,17 +916,19 @@ pub(super) fn quantize_static(
     Ok((built.model, report))
 }
 
-/// Mean output SQNR (dB) of `qm` against the float outputs recorded during calibration, over
-/// calibration samples `samples`.
+/// Mean output SQNR (dB) of a candidate against the float outputs recorded during calibration,
+/// over calibration samples `samples`. Compiles the candidate (kept for the report).
 fn score_outputs(
     calib: &Calibration,
-    qm: &Model,
+    built: &mut Built,
     values: &[f32],
     per: usize,
     samples: std::ops::Range<usize>,
 ) -> Result<Option<f64>> {
-    let mut qi = Interpreter::new(qm)?;
-    let outs = qm.main().outputs.len();
+    let engine = compile(&built.model)?;
+    let mut qi = run_engine(&engine);
+    built.engine = Some(engine);
+    let outs = built.model.main().outputs.len();
     let mut acc = vec![SqnrAcc::default(); outs];
     for i in samples {
         qi.set_input_f32(0, &values[i * per..(i + 1) * per])?;
@@ -970,28 +944,29 @@ fn score_outputs(
 }
 
 /// Runs the float and the quantized model side by side on the first `samples` calibration samples
-/// and fills in each layer's SQNR and the outputs' SQNR.
-#[allow(clippy::too_many_arguments)]
+/// and fills in each layer's SQNR and the outputs' SQNR. Both run on the engines compiled before.
 fn measure(
-    fm: &Model,
-    qm: &Model,
+    calib: &Calibration,
+    built: &Built,
     values: &[f32],
     per: usize,
     samples: usize,
-    qt: &[Option<TensorId>],
-    ft: &[Option<TensorId>],
     mut layers: Vec<LayerReport>,
     progress: Progress,
 ) -> Result<(Vec<LayerReport>, Vec<Option<f64>>)> {
-    let f = fm.main();
+    let outputs = calib.engine.0.output_ids().len();
     if samples == 0 {
-        return Ok((layers, vec![None; f.outputs.len()]));
+        return Ok((layers, vec![None; outputs]));
     }
-    let mut fi = Interpreter::new(fm)?;
-    let mut qi = Interpreter::new(qm)?;
+    let mut fi = run_engine(&calib.engine);
+    let mut qi = match &built.engine {
+        Some(e) => run_engine(e),
+        None => Interpreter::new(&built.model)?,
+    };
+    let (qt, ft) = (&built.qt, &built.ft);
     let old_of: Vec<Option<TensorId>> = layers.iter().map(|l| l.source_tensor).collect();
     let mut acc = vec![SqnrAcc::default(); layers.len()];
-    let mut out_acc = vec![SqnrAcc::default(); f.outputs.len()];
+    let mut out_acc = vec![SqnrAcc::default(); outputs];
     for i in 0..samples {
         let x = &values[i * per..(i + 1) * per];
         fi.set_input_f32(0, x)?;
@@ -1005,9 +980,9 @@ fn measure(
                 acc[k].add(&a, &b);
             }
         }
-        for (k, _) in f.outputs.iter().enumerate() {
-            if let (Some(a), Some(b)) = (fi.output_f32(k), qi.output_f32(k)) {
-                out_acc[k].add(&a, &b);
+        for (k, a) in out_acc.iter_mut().enumerate() {
+            if let (Some(f), Some(q)) = (fi.output_f32(k), qi.output_f32(k)) {
+                a.add(&f, &q);
             }
         }
         progress("measure", i + 1, samples);
