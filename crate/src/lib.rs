@@ -15,6 +15,7 @@ pub mod ir;
 pub mod kernels;
 pub mod npy;
 pub mod ops;
+pub mod parallel;
 pub mod passes;
 pub mod prune;
 pub mod quantize;

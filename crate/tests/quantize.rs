@@ -294,11 +294,12 @@ fn auto_quantization_prepares_the_engine_once_per_candidate() {
     // The MLP has Keras' Flatten (SHAPE → STRIDED_SLICE → PACK): it folds from the specs alone.
     for bytes in [fixture!("mlp/model_float.tflite"), fixture!("cnn/model_float.tflite")] {
         let m = model(bytes);
-        let before = tinyml_optimizer::exec::plans_compiled();
+        let before = tinyml_optimizer::exec::preparations();
         let (_, r) = quantize(&m, Some(&calib()), &QuantizeOptions::default(), &mut |_, _, _| {}).unwrap();
-        let compiled = tinyml_optimizer::exec::plans_compiled() - before;
+        let compiled = tinyml_optimizer::exec::preparations() - before;
         assert_eq!(r.candidates.len(), 4, "min/max, percentile, MSE, then the winner with bias correction");
-        // One float model (calibration, reused for the report) and one per scored candidate.
+        // One float model (calibration, reused for the report) and one per scored candidate; plans
+        // for other batch sizes share their model's prepared parameters.
         assert_eq!(compiled, r.candidates.len() + 1, "engine preparations");
     }
 }

@@ -80,7 +80,7 @@ fn sample_err(e: Error, i: usize) -> Error {
     }
 }
 
-fn concat(bufs: Vec<Buffer>) -> Result<NpyData> {
+pub(super) fn concat(bufs: Vec<Buffer>) -> Result<NpyData> {
     let kind = bufs.first().and_then(Buffer::dtype).unwrap_or(DType::F32);
     macro_rules! cat {
         ($variant:ident) => {

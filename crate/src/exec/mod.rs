@@ -17,15 +17,17 @@ mod lower;
 mod params;
 mod plan;
 mod state;
+pub mod tasks;
 
 use std::sync::Arc;
 
 pub use batch::{run_batch, samples_in};
 pub use buffer::{Buffer, Elem};
 pub use kernel::{Kernel, Packed, RunCx, Scratch};
-pub use params::Params;
+pub use params::{preparations, Params};
 pub use plan::{plans_compiled, FcArithmetic, Plan, PlanOptions, Step};
 pub use state::State;
+pub use tasks::RunJob;
 
 use crate::error::{Error, Location, Result};
 use crate::ir::{DType, Model, QuantParams, TensorId};

@@ -4,6 +4,7 @@
 //! repacked.
 
 use std::any::Any;
+use std::cell::Cell;
 
 use super::buffer::Buffer;
 use super::kernel::{Packed, RunCx, Scratch};
@@ -12,18 +13,32 @@ use crate::error::{Error, Result};
 use crate::ir::{Graph, TensorId};
 use crate::ops::Known;
 
-/// Parameter values and packed weights for one [`Plan`].
+thread_local! {
+    static PREPARED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How many parameter stores this thread has prepared (constants loaded, folded and packed): lets
+/// tests check that a pass prepares each model no more often than it must.
+pub fn preparations() -> usize {
+    PREPARED.with(Cell::get)
+}
+
+/// Parameter values and packed weights for one [`Plan`] (and for the same model's plans at other
+/// batch sizes: packing does not depend on the batch, see [`Params::fits`]).
 pub struct Params {
     /// Per tensor: its value when known before running, `Empty` otherwise.
     values: Vec<Buffer>,
     /// Per step of the plan: its packed operands.
     packed: Vec<Option<Packed>>,
+    /// Per step: its node and whether it is folded (what [`Params::fits`] compares).
+    nodes: Vec<(usize, bool)>,
 }
 
 impl Params {
     /// Loads the constants of `graph` (the graph the plan was compiled from), runs the folded
     /// steps and packs every step's operands.
     pub fn new(plan: &Plan, graph: &Graph) -> Result<Params> {
+        PREPARED.with(|c| c.set(c.get() + 1));
         let mut values = vec![Buffer::Empty; plan.facts.tensors.len()];
         for (t, fact) in plan.facts.tensors.iter().enumerate() {
             let Some(f) = fact else { continue };
@@ -38,10 +53,19 @@ impl Params {
                     .ok_or_else(|| Error::unsupported(format!("constant of type {dtype}"), graph.tensor_loc(t)))?;
             }
         }
-        let mut params = Params { values, packed: (0..plan.steps.len()).map(|_| None).collect() };
+        let nodes = plan.steps.iter().map(|s| (s.node, s.folded)).collect();
+        let mut params = Params { values, packed: (0..plan.steps.len()).map(|_| None).collect(), nodes };
         let all: Vec<usize> = (0..plan.steps.len()).collect();
         params.refresh(plan, &all)?;
         Ok(params)
+    }
+
+    /// Whether these parameters serve `plan`: the same model lowered to the same steps (at any
+    /// batch size), so packed operands line up step by step.
+    pub fn fits(&self, plan: &Plan) -> bool {
+        self.values.len() == plan.facts.tensors.len()
+            && self.packed.len() == plan.steps.len()
+            && self.nodes == plan.steps.iter().map(|s| (s.node, s.folded)).collect::<Vec<_>>()
     }
 
     /// The value of tensor `t` if it is known before running.

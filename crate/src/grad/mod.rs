@@ -8,24 +8,26 @@
 //! trained through is a typed error naming it.
 //!
 //! [`gradients`] averages over a dataset in fixed chunks of [`CHUNK`] samples, summed in chunk
-//! order, so the result does not depend on how work is split across cores.
+//! order, so the result does not depend on how work is split across cores ([`GradientsJob`]).
 
 mod loss;
 mod pointwise;
 mod registry;
 mod shape;
+pub mod tasks;
 mod weighted;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use loss::{seed, Loss, Seed, Targets};
 pub use registry::not_trainable;
+pub use tasks::GradientsJob;
 
 use crate::error::{Error, Location, Result};
 use crate::exec::{Params, Plan, PlanOptions, State};
 use crate::ir::{Activation, DType, Graph, Model, TensorId};
 use crate::ops::{spec, Gradient, NodeCx};
+use crate::parallel::Engine;
 
 /// Samples per forward/backward batch. Fixed, so sums are taken in the same order whatever the
 /// number of cores.
@@ -196,68 +198,6 @@ pub fn weight_tensors(g: &Graph) -> Vec<TensorId> {
     ids
 }
 
-/// Plans compiled per batch size, sharing one model.
-pub struct Batches<'m> {
-    model: &'m Model,
-    per_sample: usize,
-    batchable: bool,
-    compiled: HashMap<usize, (Arc<Plan>, Arc<Params>)>,
-}
-
-impl<'m> Batches<'m> {
-    /// Checks the model's single input against data of shape `x_shape`; returns the sample count.
-    pub fn new(model: &'m Model, x_shape: &[usize], what: &str) -> Result<(Batches<'m>, usize)> {
-        let g = model.main();
-        if g.inputs.len() != 1 {
-            return Err(Error::unsupported(
-                format!("{what} for models with {} inputs (one is supported)", g.inputs.len()),
-                Location::default(),
-            ));
-        }
-        let input = &g.tensors[g.inputs[0]];
-        let n = crate::exec::samples_in(x_shape, &input.shape, what)?;
-        let per_sample = input.num_elements().max(1);
-        let batchable = input.shape.first() == Some(&1);
-        Ok((Batches { model, per_sample, batchable, compiled: HashMap::new() }, n))
-    }
-
-    pub fn per_sample(&self) -> usize {
-        self.per_sample
-    }
-
-    /// The largest batch this model runs at once (1 when its graph does not batch).
-    pub fn chunk(&self) -> usize {
-        if self.batchable {
-            CHUNK
-        } else {
-            1
-        }
-    }
-
-    /// A plan and parameters for `rows` samples at once (compiled once per size).
-    pub fn plan(&mut self, rows: usize) -> Result<(Arc<Plan>, Arc<Params>)> {
-        if let Some(p) = self.compiled.get(&rows) {
-            return Ok(p.clone());
-        }
-        let batch = (self.batchable && rows != 1).then_some(rows);
-        let plan = Plan::new(self.model, PlanOptions { batch, ..PlanOptions::default() })?;
-        let params = Params::new(&plan, self.model.main())?;
-        let entry = (Arc::new(plan), Arc::new(params));
-        self.compiled.insert(rows, entry.clone());
-        Ok(entry)
-    }
-}
-
-/// One forward run of `rows` samples `x`; returns the state and the first output's values.
-fn forward(b: &mut Batches, x: &[f32]) -> Result<(Arc<Plan>, Arc<Params>, State)> {
-    let rows = x.len() / b.per_sample();
-    let (plan, params) = b.plan(rows)?;
-    let mut it = crate::exec::Interpreter::from_parts(plan.clone(), params.clone());
-    it.set_input_f32(0, x)?;
-    it.invoke()?;
-    Ok((plan, params, it.into_state()))
-}
-
 /// The model's first output must be a float classifier row per sample.
 fn classifier_width(plan: &Plan, rows: usize) -> Result<usize> {
     let out = plan.output_ids().first().copied().ok_or_else(|| Error::argument("the model has no output"))?;
@@ -275,6 +215,34 @@ fn classifier_width(plan: &Plan, rows: usize) -> Result<usize> {
     Ok(classes)
 }
 
+/// Forward and backward of one batch (`rows` samples `x`) on a compiled engine: the loss seed and
+/// the gradients of `wrt` (summed over the batch's samples).
+pub fn batch_gradients(
+    graph: &Graph,
+    engine: &Engine,
+    x: &[f32],
+    rows: usize,
+    loss: Loss,
+    targets: Targets,
+    wrt: &[TensorId],
+    ws: &mut Workspace,
+) -> Result<(Seed, Vec<Option<Vec<f32>>>)> {
+    let (plan, params) = (&engine.0, &engine.1);
+    let mut it = crate::exec::Interpreter::from_parts(plan.clone(), params.clone());
+    it.set_input_f32(0, x)?;
+    it.invoke()?;
+    let state = it.into_state();
+    if loss == Loss::CrossEntropy {
+        classifier_width(plan, rows)?;
+    }
+    let out = plan.output_ids().first().copied().ok_or_else(|| Error::argument("the model has no output"))?;
+    let p = state.buffer(out).and_then(|b| b.as_f32()).ok_or_else(|| Error::argument("output is not float"))?;
+    let s = seed(graph, out, p, rows, loss, targets)?;
+    let bp = Backprop { graph, plan, params, state: &state };
+    let grads = bp.run(&s, wrt, ws)?;
+    Ok((s, grads))
+}
+
 /// Gradients of the mean cross-entropy over the samples of `x` (`[N, ...input shape]`, float
 /// values) against `labels` (class indices), or against the model's own predictions when `None`.
 pub fn gradients(
@@ -284,59 +252,26 @@ pub fn gradients(
     labels: Option<&[i64]>,
     progress: Progress,
 ) -> Result<Gradients> {
-    check_float(model)?;
-    let (mut batches, n) = Batches::new(model, x_shape, "the gradient data")?;
-    if n == 0 {
-        return Err(Error::input("the gradient data has no samples"));
-    }
-    if labels.is_some_and(|l| l.len() != n) {
-        return Err(Error::input(format!("{} labels for {n} samples", labels.map_or(0, <[i64]>::len))));
-    }
-    let g = model.main();
-    let wrt = weight_tensors(g);
-    let mut sums: Vec<Option<Vec<f64>>> = vec![None; g.tensors.len()];
-    let (mut loss, mut ws, per, chunk) = (0.0f64, Workspace::default(), batches.per_sample(), batches.chunk());
-    for start in (0..n).step_by(chunk) {
-        let rows = chunk.min(n - start);
-        let (plan, params, state) =
-            forward(&mut batches, &x[start * per..(start + rows) * per]).map_err(|e| at_sample(e, start))?;
-        classifier_width(&plan, rows)?;
-        let out = plan.output_ids()[0];
-        let p = state.buffer(out).and_then(|b| b.as_f32()).ok_or_else(|| Error::argument("output is not float"))?;
-        let targets = labels.map_or(Targets::OwnPredictions, |l| Targets::Classes(&l[start..start + rows]));
-        let s = seed(g, out, p, rows, Loss::CrossEntropy, targets).map_err(|e| at_sample(e, start))?;
-        loss += s.loss;
-        let bp = Backprop { graph: g, plan: &plan, params: &params, state: &state };
-        for (&t, grad) in wrt.iter().zip(bp.run(&s, &wrt, &mut ws)?) {
-            let (Some(grad), acc) = (grad, &mut sums[t]) else { continue };
-            let acc = acc.get_or_insert_with(|| vec![0.0; grad.len()]);
-            acc.iter_mut().zip(grad).for_each(|(a, v)| *a += v as f64);
-        }
-        progress("gradients", start + rows, n);
-    }
-    let weights = sums.into_iter().map(|s| s.map(|v| v.into_iter().map(|x| (x / n as f64) as f32).collect())).collect();
-    Ok(Gradients { weights, loss: loss / n as f64, samples: n })
-}
-
-/// Names the chunk in an input error (the message's sample numbers are within the chunk).
-fn at_sample(e: Error, start: usize) -> Error {
-    match e {
-        Error::Input { message } => Error::input(format!("{message} (in the batch starting at sample {start})")),
-        other => other,
-    }
+    let mut job = GradientsJob::new(model, x, x_shape, labels)?;
+    crate::parallel::run(&mut job, 1, progress)?;
+    job.finish()
 }
 
 /// The loss alone (mean cross-entropy as [`gradients`] defines it), for finite-difference checks.
 pub fn loss(model: &Model, x: &[f32], x_shape: &[usize], labels: &[i64]) -> Result<f64> {
-    let (mut batches, n) = Batches::new(model, x_shape, "the data")?;
-    let (per, chunk, mut total) = (batches.per_sample(), batches.chunk(), 0.0f64);
-    for start in (0..n).step_by(chunk) {
-        let rows = chunk.min(n - start);
-        let (plan, _, state) = forward(&mut batches, &x[start * per..(start + rows) * per])?;
-        let out = plan.output_ids()[0];
-        let p = state.buffer(out).and_then(|b| b.as_f32()).ok_or_else(|| Error::argument("output is not float"))?;
-        total +=
-            seed(model.main(), out, p, rows, Loss::CrossEntropy, Targets::Classes(&labels[start..start + rows]))?.loss;
+    let plan = Plan::new(model, PlanOptions::default())?;
+    let params = Params::new(&plan, model.main())?;
+    let engine: Engine = (Arc::new(plan), Arc::new(params));
+    let per = model.main().inputs.first().map_or(1, |&t| model.main().tensors[t].num_elements().max(1));
+    let n = crate::exec::samples_in(x_shape, &model.main().tensors[model.main().inputs[0]].shape, "the data")?;
+    let mut total = 0.0f64;
+    for i in 0..n {
+        let mut it = crate::exec::Interpreter::from_parts(engine.0.clone(), engine.1.clone());
+        it.set_input_f32(0, &x[i * per..(i + 1) * per])?;
+        it.invoke()?;
+        let out = engine.0.output_ids()[0];
+        let p = it.tensor(out).and_then(|b| b.as_f32()).ok_or_else(|| Error::argument("output is not float"))?;
+        total += seed(model.main(), out, p, 1, Loss::CrossEntropy, Targets::Classes(&labels[i..i + 1]))?.loss;
     }
     Ok(total / n.max(1) as f64)
 }

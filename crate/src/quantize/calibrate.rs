@@ -45,7 +45,7 @@ impl CalibrationMethod {
 pub const BINS: usize = 2048;
 
 /// Streaming statistics of one tensor.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Observer {
     pub min: f32,
     pub max: f32,
@@ -114,6 +114,32 @@ impl Observer {
                 self.hist[bin(v)] += 1;
             }
         }
+    }
+
+    /// Adds the statistics of values observed after this observer's (another chunk of samples):
+    /// both histograms are brought to the wider range by the same doublings observation makes.
+    pub fn merge(&mut self, o: &Observer) {
+        self.non_finite += o.non_finite;
+        if o.count == 0 {
+            return;
+        }
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.count += o.count;
+        if !(self.histogram && o.histogram) {
+            return;
+        }
+        let target = self.range.max(o.range);
+        let mut other = o.clone();
+        for h in [&mut *self, &mut other] {
+            if h.range == 0.0 {
+                h.range = target; // only zeros so far: they sit in the middle bin at any range
+            }
+            while h.range < target {
+                h.grow();
+            }
+        }
+        self.hist.iter_mut().zip(&other.hist).for_each(|(a, b)| *a += b);
     }
 
     /// Doubles the range: bin pairs merge into the middle half of the histogram.

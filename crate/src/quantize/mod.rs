@@ -13,12 +13,16 @@
 
 pub mod calibrate;
 mod dynamic;
+mod job;
+mod observe;
 pub mod report;
 mod rewrite;
+pub mod tasks;
 
 use serde::{Deserialize, Serialize};
 
 pub use calibrate::{int8_params, CalibrationMethod, Observer};
+pub use job::QuantizeJob;
 pub use report::{sqnr_db, LayerReport, QuantReport};
 
 use crate::error::{Error, Location, Result};
@@ -101,10 +105,19 @@ pub fn quantize(
                     "static quantization needs calibration data (representative inputs, [N, ...input shape])",
                 )
             })?;
-            let samples = check_calibration(model, data)?;
-            rewrite::quantize_static(model, data, samples, options, progress)
+            let mut job = quantize_job(model, data, options)?;
+            crate::parallel::run(&mut job, 1, progress)?;
+            job.finish()
         }
     }
+}
+
+/// Static quantization as a job, for an executor with several workers (see [`crate::parallel`]):
+/// checks the model and the calibration data first.
+pub fn quantize_job(model: &Model, data: &NpyArray, options: &QuantizeOptions) -> Result<QuantizeJob> {
+    check_float_model(model, Mode::Static)?;
+    let samples = check_calibration(model, data)?;
+    QuantizeJob::new(model, data, samples, options)
 }
 
 /// Refuses models that are already quantized, with the reason.
