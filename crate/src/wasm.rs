@@ -348,3 +348,192 @@ pub fn npy_from_f32(shape: Vec<u32>, data: Vec<f32>) -> Result<Vec<u8>, JsValue>
         .map_err(js_error)?;
     Ok(npy::write(&a))
 }
+
+/// A long operation split into rounds of tasks (see the crate's `parallel` module). The package
+/// runs each round on its pool of workers: some tasks here ([`Job::run_local`], on this instance's
+/// own copies of the models), others on [`TaskWorker`]s in other workers.
+#[wasm_bindgen]
+pub struct Job {
+    kind: JobKind,
+    local: crate::parallel::Worker,
+    round: Option<crate::parallel::Round>,
+}
+
+enum JobKind {
+    Quantize(quantize::QuantizeJob),
+    Prune(prune::PruneJob),
+    Run(crate::exec::RunJob),
+}
+
+impl JobKind {
+    fn job(&mut self) -> &mut dyn crate::parallel::Job {
+        match self {
+            JobKind::Quantize(j) => j,
+            JobKind::Prune(j) => j,
+            JobKind::Run(j) => j,
+        }
+    }
+}
+
+fn job(kind: JobKind) -> Job {
+    Job { kind, local: crate::parallel::Worker::default(), round: None }
+}
+
+#[wasm_bindgen]
+impl Job {
+    /// Starts the next round: `{ stage, units: number[], tasks: Uint8Array[], resources }`, or
+    /// `null` when the job is done. `resources` (`[{ id, bytes }]`, what other workers need that
+    /// they were not sent yet) is filled only with `portable`.
+    #[wasm_bindgen(js_name = nextRound)]
+    pub fn next_round(&mut self, portable: bool) -> Result<JsValue, JsValue> {
+        let Some(round) = self.kind.job().next().map_err(js_error)? else { return Ok(JsValue::NULL) };
+        for (id, r) in &round.resources {
+            self.local.put(*id, r.clone());
+        }
+        let resources = Array::new();
+        if portable {
+            for (id, r) in &round.resources {
+                let o = js_sys::Object::new();
+                let bytes = r.to_bytes().map_err(js_error)?;
+                let _ = Reflect::set(&o, &"id".into(), &JsValue::from_f64(*id as f64));
+                let _ = Reflect::set(&o, &"bytes".into(), &Uint8Array::from(&bytes[..]));
+                resources.push(&o);
+            }
+        }
+        let out = js_sys::Object::new();
+        let tasks: Array = round.tasks.iter().map(|t| JsValue::from(Uint8Array::from(t.as_slice()))).collect();
+        let units: Array = (0..round.tasks.len()).map(|i| JsValue::from_f64(round.unit(i) as f64)).collect();
+        let _ = Reflect::set(&out, &"stage".into(), &JsValue::from_str(round.stage));
+        let _ = Reflect::set(&out, &"tasks".into(), &tasks);
+        let _ = Reflect::set(&out, &"units".into(), &units);
+        let _ = Reflect::set(&out, &"resources".into(), &resources);
+        self.round = Some(round);
+        Ok(out.into())
+    }
+
+    /// Runs task `i` of the current round in this instance; returns its result.
+    #[wasm_bindgen(js_name = runLocal)]
+    pub fn run_local(&mut self, i: usize) -> Result<Vec<u8>, JsValue> {
+        let task = self
+            .round
+            .as_ref()
+            .and_then(|r| r.tasks.get(i))
+            .ok_or_else(|| js_error(Error::argument("no such task")))?;
+        self.local.run(task).map_err(js_error)
+    }
+
+    /// The results of the current round, in task order.
+    pub fn accept(&mut self, results: Array) -> Result<(), JsValue> {
+        let results: Vec<Vec<u8>> = results.iter().map(|v| Uint8Array::new(&v).to_vec()).collect();
+        self.round = None;
+        self.kind.job().accept(results).map_err(js_error)
+    }
+
+    /// The model and report of a quantization or pruning job.
+    #[wasm_bindgen(js_name = finishModel)]
+    pub fn finish_model(self) -> Result<ModelResult, JsValue> {
+        let (model, report) = match self.kind {
+            JobKind::Quantize(j) => {
+                let (m, r) = j.finish().map_err(js_error)?;
+                (m, to_js(&r)?)
+            }
+            JobKind::Prune(j) => {
+                let (m, r) = j.finish().map_err(js_error)?;
+                (m, to_js(&r)?)
+            }
+            JobKind::Run(_) => return Err(js_error(Error::argument("a run job has arrays, not a model"))),
+        };
+        let size = tflite::write(&model).map_err(js_error)?.len();
+        Ok(ModelResult { model: Some(Model { model, size, interp: RefCell::new(None) }), report })
+    }
+
+    /// The outputs of a run job, one `.npy` per model output.
+    #[wasm_bindgen(js_name = finishArrays)]
+    pub fn finish_arrays(self) -> Result<Array, JsValue> {
+        let JobKind::Run(j) = self.kind else { return Err(js_error(Error::argument("not a run job"))) };
+        let arr = Array::new();
+        for o in j.finish().map_err(js_error)? {
+            arr.push(&Uint8Array::from(npy::write(&o).as_slice()));
+        }
+        Ok(arr)
+    }
+}
+
+/// A worker's side of jobs started in another worker: the shared inputs it was sent, and tasks.
+#[wasm_bindgen]
+pub struct TaskWorker {
+    w: crate::parallel::Worker,
+}
+
+#[wasm_bindgen]
+impl TaskWorker {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> TaskWorker {
+        TaskWorker { w: crate::parallel::Worker::default() }
+    }
+
+    /// Stores a shared input.
+    pub fn put(&mut self, id: u32, bytes: Vec<u8>) {
+        self.w.put(id, crate::parallel::Resource::Bytes(bytes.into()));
+    }
+
+    /// Runs an encoded task; returns its encoded result.
+    pub fn run(&mut self, task: &[u8]) -> Result<Vec<u8>, JsValue> {
+        self.w.run(task).map_err(js_error)
+    }
+}
+
+impl Default for TaskWorker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[wasm_bindgen]
+impl Model {
+    /// Static quantization as a job for the worker pool (see [`Model::quantize`] for the options).
+    #[wasm_bindgen(js_name = quantizeJob)]
+    pub fn quantize_job(&self, calibration: Vec<u8>, options: JsValue) -> Result<Job, JsValue> {
+        let opts = options_of::<quantize::QuantizeOptions>(options, "quantize options")?;
+        let calib = npy::read(&calibration).map_err(js_error)?;
+        let j = quantize::quantize_job(&self.model, &calib, &opts).map_err(js_error)?;
+        Ok(job(JobKind::Quantize(j)))
+    }
+
+    /// Pruning as a job for the worker pool (see [`Model::prune`]).
+    #[wasm_bindgen(js_name = pruneJob)]
+    pub fn prune_job(&self, data: Option<Vec<u8>>, labels: Option<Vec<u8>>, options: JsValue) -> Result<Job, JsValue> {
+        let opts = options_of::<prune::PruneOptions>(options, "prune options")?;
+        let x = data.map(|b| npy::read(&b)).transpose().map_err(js_error)?;
+        let values = x.as_ref().map(|x| x.to_f32());
+        let labels = match (labels, &x) {
+            (Some(b), Some(x)) => {
+                let y = npy::read(&b).map_err(js_error)?;
+                Some(evaluate::labels_of(&y, x.shape.first().copied().unwrap_or(0)).map_err(js_error)?)
+            }
+            (Some(_), None) => return Err(js_error(Error::argument("labels were given without data"))),
+            _ => None,
+        };
+        let gd = match (&x, &values) {
+            (Some(x), Some(v)) => Some(prune::GradientData { x: v, shape: &x.shape, labels: labels.as_deref() }),
+            _ => None,
+        };
+        Ok(job(JobKind::Prune(prune::PruneJob::new(&self.model, gd, &opts).map_err(js_error)?)))
+    }
+
+    /// A batch run as a job for the worker pool (see [`Model::run`]).
+    #[wasm_bindgen(js_name = runJob)]
+    pub fn run_job(&self, x_npy: &[u8], raw: bool) -> Result<Job, JsValue> {
+        let x = npy::read(x_npy).map_err(js_error)?;
+        let j = crate::exec::RunJob::new(std::sync::Arc::new(self.model.clone()), &x, raw).map_err(js_error)?;
+        Ok(job(JobKind::Run(j)))
+    }
+}
+
+/// Options from a JS object (camelCase), or the defaults for `undefined`/`null`.
+fn options_of<T: Default + serde::de::DeserializeOwned>(options: JsValue, what: &str) -> Result<T, JsValue> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(T::default());
+    }
+    serde_wasm_bindgen::from_value(options).map_err(|e| js_error(Error::argument(format!("{what}: {e}"))))
+}

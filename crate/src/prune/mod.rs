@@ -124,72 +124,113 @@ pub fn prune(
     options: &PruneOptions,
     progress: Progress,
 ) -> Result<(Model, PruneReport)> {
-    if !(0.0..1.0).contains(&options.sparsity) {
-        return Err(Error::argument(format!(
-            "sparsity must be a fraction in [0, 1) of the prunable weights, got {}",
-            options.sparsity
-        )));
-    }
-    crate::grad::check_float(model).map_err(|_| {
-        Error::argument("the model has quantized weights; prune its float version, then quantize the pruned model")
-    })?;
-    let t0 = now_ms();
-    // Constant sub-graphs (Keras Flatten's SHAPE/PACK chain) become constants, so every shape that
-    // structured pruning must rewrite is a plain constant.
-    let (model, folded) = passes::fold_constants(model)?;
-    let before = model_metrics(&model)?;
-    let g = model.main();
-    let layers = prunable_layers(g, options.include_last_layer || options.structured);
-    if layers.is_empty() {
-        return Err(Error::argument(
-            "the model has no float CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED weights to prune",
-        ));
-    }
-    let grads = if options.method.needs_gradients() {
-        let d = data.ok_or_else(|| {
-            Error::argument(format!(
-                "--method {} needs data: representative inputs [N, ...input shape] (labels optional)",
-                options.method.name()
-            ))
+    let mut job = PruneJob::new(model, data, options)?;
+    crate::parallel::run(&mut job, 1, progress)?;
+    job.finish()
+}
+
+/// Pruning as a job (see [`crate::parallel`]): the gradient scores, when the method needs them,
+/// are computed in rounds on every core; the pruning itself runs in [`PruneJob::finish`].
+pub struct PruneJob {
+    /// The model with constant sub-graphs folded (Keras Flatten's SHAPE/PACK chain), so every shape
+    /// that structured pruning must rewrite is a plain constant. Tensor ids are the original's.
+    model: Model,
+    folded: usize,
+    options: PruneOptions,
+    grads: Option<crate::grad::GradientsJob>,
+    t0: f64,
+}
+
+impl PruneJob {
+    pub fn new(model: &Model, data: Option<GradientData>, options: &PruneOptions) -> Result<PruneJob> {
+        if !(0.0..1.0).contains(&options.sparsity) {
+            return Err(Error::argument(format!(
+                "sparsity must be a fraction in [0, 1) of the prunable weights, got {}",
+                options.sparsity
+            )));
+        }
+        crate::grad::check_float(model).map_err(|_| {
+            Error::argument("the model has quantized weights; prune its float version, then quantize the pruned model")
         })?;
-        Some(crate::grad::gradients(&model, d.x, d.shape, d.labels, progress)?)
-    } else {
-        None
-    };
-    let scores = score::Scores::new(g, &layers, options, grads.as_ref());
-    let t1 = now_ms();
-    let mut notes = Vec::new();
-    if folded > 0 {
-        notes.push(format!("{folded} operators computing constants were folded"));
+        let t0 = now_ms();
+        let (model, folded) = passes::fold_constants(model)?;
+        if prunable_layers(model.main(), options.include_last_layer || options.structured).is_empty() {
+            return Err(Error::argument(
+                "the model has no float CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED weights to prune",
+            ));
+        }
+        let grads = if options.method.needs_gradients() {
+            let d = data.ok_or_else(|| {
+                Error::argument(format!(
+                    "--method {} needs data: representative inputs [N, ...input shape] (labels optional)",
+                    options.method.name()
+                ))
+            })?;
+            Some(crate::grad::GradientsJob::new(&model, d.x, d.shape, d.labels)?)
+        } else {
+            None
+        };
+        Ok(PruneJob { model, folded, options: options.clone(), grads, t0 })
     }
-    let (pruned, prunable, removed, channels) = if options.structured {
-        let r = structured::prune(&model, &layers, &scores, options, &mut notes)?;
-        (r.model, r.prunable, r.removed, Some(r.channels))
-    } else {
-        let r = unstructured::prune(&model, &layers, &scores, options, &mut notes)?;
-        (r.model, r.prunable, r.removed, None)
-    };
-    // The result must still be a model our engine (and so LiteRT) can prepare.
-    crate::exec::Interpreter::new(&pruned)?;
-    let after = model_metrics(&pruned)?;
-    let t2 = now_ms();
-    let report = PruneReport {
-        method: options.method.name(),
-        structured: options.structured,
-        requested_sparsity: options.sparsity,
-        achieved_sparsity: if prunable == 0 { 0.0 } else { removed as f64 / prunable as f64 },
-        prunable_weights: prunable,
-        removed_weights: removed,
-        channels,
-        before,
-        after,
-        gradient_loss: grads.as_ref().map(|g| g.loss),
-        gradient_samples: grads.as_ref().map(|g| g.samples),
-        notes,
-        score_ms: t1 - t0,
-        prune_ms: t2 - t1,
-    };
-    Ok((pruned, report))
+
+    /// Scores and prunes; returns the pruned model and the report.
+    pub fn finish(self) -> Result<(Model, PruneReport)> {
+        let grads = self.grads.map(|j| j.finish()).transpose()?;
+        let (model, options) = (&self.model, &self.options);
+        let g = model.main();
+        let before = model_metrics(model)?;
+        let layers = prunable_layers(g, options.include_last_layer || options.structured);
+        let scores = score::Scores::new(g, &layers, options, grads.as_ref());
+        let t1 = now_ms();
+        let mut notes = Vec::new();
+        if self.folded > 0 {
+            notes.push(format!("{} operators computing constants were folded", self.folded));
+        }
+        let (pruned, prunable, removed, channels) = if options.structured {
+            let r = structured::prune(model, &layers, &scores, options, &mut notes)?;
+            (r.model, r.prunable, r.removed, Some(r.channels))
+        } else {
+            let r = unstructured::prune(model, &layers, &scores, options, &mut notes)?;
+            (r.model, r.prunable, r.removed, None)
+        };
+        // The result must still satisfy every operator's spec (and so prepare in LiteRT).
+        crate::ops::infer(pruned.main(), &Default::default())?;
+        let after = model_metrics(&pruned)?;
+        let t2 = now_ms();
+        let report = PruneReport {
+            method: options.method.name(),
+            structured: options.structured,
+            requested_sparsity: options.sparsity,
+            achieved_sparsity: if prunable == 0 { 0.0 } else { removed as f64 / prunable as f64 },
+            prunable_weights: prunable,
+            removed_weights: removed,
+            channels,
+            before,
+            after,
+            gradient_loss: grads.as_ref().map(|g| g.loss),
+            gradient_samples: grads.as_ref().map(|g| g.samples),
+            notes,
+            score_ms: t1 - self.t0,
+            prune_ms: t2 - t1,
+        };
+        Ok((pruned, report))
+    }
+}
+
+impl crate::parallel::Job for PruneJob {
+    fn next(&mut self) -> Result<Option<crate::parallel::Round>> {
+        match self.grads.as_mut() {
+            Some(j) => j.next(),
+            None => Ok(None),
+        }
+    }
+
+    fn accept(&mut self, results: Vec<Vec<u8>>) -> Result<()> {
+        match self.grads.as_mut() {
+            Some(j) => j.accept(results),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A weighted layer that may be pruned.
