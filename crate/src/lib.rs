@@ -22,6 +22,7 @@ pub mod quantize;
 pub mod rng;
 pub mod summary;
 pub mod tflite;
+pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 

@@ -41,6 +41,26 @@ impl State {
         }
     }
 
+    /// Sets input `i` of `plan` from float values (quantized for integer inputs).
+    pub fn set_input_f32(&mut self, plan: &Plan, i: usize, values: &[f32]) -> Result<()> {
+        let t = *plan.inputs.get(i).ok_or_else(|| Error::input(format!("the model has no input {i}")))?;
+        let f = plan.fact(t).ok_or_else(|| Error::input("input has no shape"))?;
+        if values.len() != f.len() {
+            return Err(Error::input(format!(
+                "input {i} takes {} values (shape {:?}), got {}",
+                f.len(),
+                f.shape,
+                values.len()
+            )));
+        }
+        let buf = super::float_to_input(f, values).map_err(|e| match e {
+            Error::Input { message } => Error::input(format!("input {i} {message}")),
+            other => other,
+        })?;
+        self.set(t, buf);
+        Ok(())
+    }
+
     /// Runs every step that is not folded, in order; with `times`, records each step's node and
     /// duration in milliseconds.
     pub fn run(&mut self, plan: &Plan, params: &Params, mut times: Option<&mut Vec<(usize, f64)>>) -> Result<()> {

@@ -97,3 +97,16 @@ pub(super) fn softmax(beta: f32, cx: &mut BackCx) -> Result<OperandGrads> {
     }
     Ok(grads)
 }
+
+/// The straight-through estimator: the gradient passes where the input lies inside the range the
+/// int8 tensor represents, and is zero where quantization clamps it.
+pub(super) fn fake_quant(cx: &mut BackCx) -> Result<OperandGrads> {
+    let mut grads = cx.empty();
+    if cx.need[0] {
+        let (x, lo, hi) = (cx.value(0)?, cx.value(1)?, cx.value(2)?);
+        let (scale, zp) = crate::kernels::quant::int8_params(lo[0], hi[0]);
+        let (min, max) = ((-128 - zp) as f32 * scale, (127 - zp) as f32 * scale);
+        grads[0] = Some(x.iter().zip(cx.dy).map(|(&v, &d)| if v >= min && v <= max { d } else { 0.0 }).collect());
+    }
+    Ok(grads)
+}

@@ -35,6 +35,7 @@ pub(super) fn backward(op: &Op, cx: &mut BackCx) -> Result<OperandGrads> {
         Op::StridedSlice(o) => shape::strided_slice(o, cx),
         Op::Concatenation { axis, .. } => shape::concat(*axis, cx),
         Op::Pack { axis } => shape::pack(*axis, cx),
+        Op::FakeQuant => pointwise::fake_quant(cx),
         Op::Shape { .. } | Op::Quantize | Op::Dequantize | Op::Opaque(_) => Err(not_trainable(op, cx.node.index)),
     }
 }

@@ -160,6 +160,12 @@ pub enum Op {
     Pack {
         axis: i32,
     },
+    /// Quantize-dequantize in float (training only, for quantization-aware training): inputs x,
+    /// and the range as 1-element constants `min`, `max`; int8 parameters as [`int8_params`] makes
+    /// them, so the result is exactly what the int8 model computes from that range.
+    ///
+    /// [`int8_params`]: crate::kernels::quant::int8_params
+    FakeQuant,
     /// An operator this version does not model. Kept as read, so it survives a round trip.
     Opaque(Opaque),
 }
@@ -241,6 +247,7 @@ impl Op {
             Op::StridedSlice(_) => "STRIDED_SLICE",
             Op::Shape { .. } => "SHAPE",
             Op::Pack { .. } => "PACK",
+            Op::FakeQuant => "FAKE_QUANT",
             Op::Opaque(o) => &o.name,
         }
     }

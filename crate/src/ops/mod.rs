@@ -175,6 +175,7 @@ pub fn spec(op: &Op) -> Box<dyn OpSpec + '_> {
         Op::ReduceMax { keep_dims } => Box::new(reduce::Reduce { keep_dims: *keep_dims, mean: false }),
         Op::Quantize => Box::new(quant::Quantize),
         Op::Dequantize => Box::new(quant::Dequantize),
+        Op::FakeQuant => Box::new(quant::FakeQuant),
         Op::Opaque(_) => Box::new(opaque::Opaque),
     }
 }

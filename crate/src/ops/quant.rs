@@ -8,6 +8,7 @@ use crate::ir::DType;
 
 pub struct Quantize;
 pub struct Dequantize;
+pub struct FakeQuant;
 
 impl OpSpec for Quantize {
     fn infer(&self, cx: &NodeCx) -> Result<Vec<Fact>> {
@@ -65,5 +66,27 @@ impl OpSpec for Dequantize {
 
     fn gradient(&self) -> Gradient {
         Gradient::Unsupported("DEQUANTIZE reads integers")
+    }
+}
+
+impl OpSpec for FakeQuant {
+    fn infer(&self, cx: &NodeCx) -> Result<Vec<Fact>> {
+        let x = cx.input(0, "input")?;
+        cx.float_only(x, "input")?;
+        for (i, what) in [(1, "minimum"), (2, "maximum")] {
+            let f = cx.input(i, what)?;
+            if f.dtype != DType::F32 || f.len() != 1 {
+                return Err(cx.err(format!("FAKE_QUANT {what} must be one float, is {} {:?}", f.dtype, f.shape)));
+            }
+        }
+        Ok(vec![cx.output_with(DType::F32, x.shape.clone(), None)?])
+    }
+
+    fn int8(&self) -> Int8Rule {
+        Int8Rule::Float("is a training-only operator")
+    }
+
+    fn gradient(&self) -> Gradient {
+        Gradient::Flows
     }
 }

@@ -21,6 +21,7 @@ pub enum Task {
     Measure(crate::quantize::tasks::Measure),
     Run(crate::exec::tasks::Run),
     Gradients(crate::grad::tasks::GradientTask),
+    Train(crate::train::tasks::TrainStep),
 }
 
 /// A compiled model: its plan and parameters for a batch size.
@@ -50,6 +51,7 @@ impl Worker {
             Task::Measure(t) => t.run(self),
             Task::Run(t) => t.run(self),
             Task::Gradients(t) => t.run(self),
+            Task::Train(t) => t.run(self),
         }
     }
 

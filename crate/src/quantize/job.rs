@@ -60,7 +60,7 @@ pub struct QuantizeJob {
     /// Candidates scored in the round in flight.
     round: Vec<usize>,
     best: Option<usize>,
-    result: Option<(Model, QuantReport)>,
+    result: Option<(Model, QuantReport, Vec<Option<(f32, f32)>>)>,
     size_before: usize,
     /// Start, end of calibration, end of selection.
     times: [f64; 3],
@@ -114,6 +114,11 @@ impl QuantizeJob {
 
     /// The quantized model and its report, once the job is done.
     pub fn finish(self) -> Result<(Model, QuantReport)> {
+        self.finish_with_ranges().map(|(m, r, _)| (m, r))
+    }
+
+    /// Also, per tensor of the float model, the real range its int8 twin represents.
+    pub fn finish_with_ranges(self) -> Result<(Model, QuantReport, Vec<Option<(f32, f32)>>)> {
         self.result.ok_or_else(|| Error::argument("quantization did not finish"))
     }
 
@@ -296,7 +301,7 @@ impl QuantizeJob {
             rewrite_ms: self.times[2] - self.times[1],
             report_ms: t3 - self.times[2],
         };
-        self.result = Some((t.built.model.clone(), report));
+        self.result = Some((t.built.model.clone(), report, t.built.ranges()));
         self.phase = Phase::Done;
         Ok(())
     }

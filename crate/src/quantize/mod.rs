@@ -120,6 +120,42 @@ pub fn quantize_job(model: &Model, data: &NpyArray, options: &QuantizeOptions) -
     QuantizeJob::new(model, data, samples, options)
 }
 
+/// The int8 model of `model` with every tensor's range given (quantization-aware training's
+/// export): the rewrite of static quantization, with those ranges exactly and no bias correction.
+pub fn quantize_with_ranges(
+    model: &Model,
+    ranges: &[Option<(f32, f32)>],
+    options: &QuantizeOptions,
+) -> Result<(Model, QuantReport)> {
+    check_float_model(model, Mode::Static)?;
+    let size_before = crate::tflite::write(model)?.len();
+    let (fm, folded) = crate::passes::fold_constants(model)?;
+    let calib = observe::Calibration::from_ranges(ranges);
+    let opts = QuantizeOptions { calibration: CalibrationMethod::MinMax, bias_correction: false, ..options.clone() };
+    let built = rewrite::build(model, &fm, &calib, &opts)?;
+    let report = QuantReport {
+        mode: "qat",
+        calibration: Some("quantization-aware training".into()),
+        granularity: if opts.granularity == Granularity::PerChannel { "per-channel" } else { "per-tensor" },
+        io: if opts.io == IoType::Int8 { "int8" } else { "float32" },
+        bias_correction: false,
+        calibration_samples: 0,
+        report_samples: 0,
+        folded_nodes: folded,
+        layers: built.layers,
+        output_sqnr_db: Vec::new(),
+        kept_float: built.kept,
+        candidates: Vec::new(),
+        notes: built.notes,
+        size_before,
+        size_after: crate::tflite::write(&built.model)?.len(),
+        calibration_ms: 0.0,
+        rewrite_ms: 0.0,
+        report_ms: 0.0,
+    };
+    Ok((built.model, report))
+}
+
 /// Refuses models that are already quantized, with the reason.
 fn check_float_model(model: &Model, mode: Mode) -> Result<()> {
     let g = model.main();

@@ -34,6 +34,31 @@ pub struct Calibration {
     pub outputs: Vec<Vec<Vec<f32>>>,
     /// Per tensor read only by SOFTMAX: the lowest value it needs ([`softmax_floor`]).
     pub softmax_floor: Vec<Option<f32>>,
+    /// The ranges are final (quantization-aware training learned them): use them as they are.
+    pub exact: bool,
+}
+
+impl Calibration {
+    /// A calibration that gives each tensor exactly the range listed for it.
+    pub fn from_ranges(ranges: &[Option<(f32, f32)>]) -> Calibration {
+        let observers = ranges
+            .iter()
+            .map(|r| {
+                r.map(|(lo, hi)| {
+                    let mut o = Observer::new(false);
+                    o.observe(&[lo, hi]);
+                    o
+                })
+            })
+            .collect();
+        Calibration {
+            observers,
+            input_means: vec![None; ranges.len()],
+            outputs: Vec::new(),
+            softmax_floor: vec![None; ranges.len()],
+            exact: true,
+        }
+    }
 }
 
 /// The observations of one chunk of samples; chunks merge in order.
@@ -254,6 +279,6 @@ impl Observed {
             .zip(&self.row_max)
             .map(|(s, m)| s.zip(m.as_ref()).map(|((beta, row), m)| softmax_floor(m, beta, row)))
             .collect();
-        Calibration { observers: self.observers, input_means, outputs: self.outputs, softmax_floor }
+        Calibration { observers: self.observers, input_means, outputs: self.outputs, softmax_floor, exact: false }
     }
 }

@@ -88,6 +88,9 @@ impl<'a> Rewriter<'a> {
     fn range(&self, old: TensorId) -> Option<(f32, f32)> {
         let method = if self.f.inputs.contains(&old) { CalibrationMethod::MinMax } else { self.opts.calibration };
         let (lo, hi) = self.calib.observers[old].as_ref().filter(|o| o.count > 0).map(|o| o.range_for(method))?;
+        if self.calib.exact {
+            return Some((lo, hi));
+        }
         let (lo, hi) = match self.saturating[old] {
             Some((a, b)) => (lo.clamp(a, b), hi.clamp(a, b)),
             None => (lo, hi),
@@ -470,6 +473,21 @@ pub(super) struct Built {
     /// Per float tensor: its int8 and float twins in the quantized graph.
     pub qt: Vec<Option<TensorId>>,
     pub ft: Vec<Option<TensorId>>,
+}
+
+impl Built {
+    /// Per float tensor, the real range its int8 twin represents (what quantization-aware
+    /// training starts from).
+    pub fn ranges(&self) -> Vec<Option<(f32, f32)>> {
+        self.qt
+            .iter()
+            .map(|q| {
+                let t = &self.model.main().tensors[(*q)?];
+                let (s, z) = t.quant.as_ref()?.single();
+                Some(((-128 - z) as f32 * s, (127 - z) as f32 * s))
+            })
+            .collect()
+    }
 }
 
 pub(super) fn build(model: &Model, fm: &Model, calib: &Calibration, opts: &QuantizeOptions) -> Result<Built> {

@@ -283,6 +283,7 @@ pub(super) fn from_ir(op: &Op) -> Option<(i32, Option<fb::BuiltinOptions>)> {
             // values_count is derived from the node's inputs by the writer.
             (code::PACK, Some(O::PackOptions(Box::new(fb::PackOptions { values_count: 0, axis: *axis }))))
         }
-        Op::Opaque(_) => return None,
+        // Training-only: quantization-aware training exports the int8 model instead.
+        Op::Opaque(_) | Op::FakeQuant => return None,
     })
 }

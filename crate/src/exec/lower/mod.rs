@@ -56,6 +56,7 @@ pub fn lower(op: &Op, cx: &LowerCx) -> Result<Box<dyn Kernel>> {
         Op::Shape { .. } => movement::shape(cx),
         Op::Quantize => quant::quantize(cx),
         Op::Dequantize => quant::dequantize(cx),
+        Op::FakeQuant => quant::fake_quant(cx),
         Op::Opaque(o) => Err(cx.node.unsupported(format!("operator {} cannot be executed yet", o.name))),
     }
 }

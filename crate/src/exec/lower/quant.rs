@@ -131,3 +131,25 @@ impl Kernel for Dequantize {
         Ok(())
     }
 }
+
+pub(super) fn fake_quant(_cx: &LowerCx) -> Result<Box<dyn Kernel>> {
+    Ok(Box::new(FakeQuant))
+}
+
+/// Float → int8 → float with the range of operands 1 and 2 (read at run time, so training can
+/// update the range without lowering again).
+#[derive(Debug)]
+struct FakeQuant;
+
+impl Kernel for FakeQuant {
+    fn name(&self) -> &'static str {
+        "fake-quant"
+    }
+
+    fn run(&self, cx: &mut RunCx) -> Result<()> {
+        let (x, lo, hi) = (cx.f32_in(0)?, cx.f32_in(1)?, cx.f32_in(2)?);
+        let (scale, zp) = quant::int8_params(lo[0], hi[0]);
+        quant::fake_quantize(x, scale, zp as i32, out_f32(cx.out)?);
+        Ok(())
+    }
+}
