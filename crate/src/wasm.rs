@@ -363,6 +363,8 @@ enum JobKind {
     Quantize(quantize::QuantizeJob),
     Prune(prune::PruneJob),
     Run(crate::exec::RunJob),
+    Train(crate::train::TrainJob),
+    Qat(crate::train::QatJob),
 }
 
 impl JobKind {
@@ -371,6 +373,8 @@ impl JobKind {
             JobKind::Quantize(j) => j,
             JobKind::Prune(j) => j,
             JobKind::Run(j) => j,
+            JobKind::Train(j) => j,
+            JobKind::Qat(j) => j,
         }
     }
 }
@@ -429,10 +433,48 @@ impl Job {
         self.kind.job().accept(results).map_err(js_error)
     }
 
-    /// The model and report of a quantization or pruning job.
+    /// Training figures so far (`TrainMetrics`), for training jobs; `undefined` otherwise.
+    pub fn metrics(&self) -> Result<JsValue, JsValue> {
+        match &self.kind {
+            JobKind::Train(j) => to_js(&j.metrics()),
+            JobKind::Qat(j) => j.metrics().map_or(Ok(JsValue::UNDEFINED), |m| to_js(&m)),
+            _ => Ok(JsValue::UNDEFINED),
+        }
+    }
+
+    /// Ends a training job after the round in flight, keeping the best weights so far.
+    pub fn stop(&mut self) {
+        match &mut self.kind {
+            JobKind::Train(j) => j.stop("stopped by the user"),
+            JobKind::Qat(j) => j.stop("stopped by the user"),
+            _ => {}
+        }
+    }
+
+    /// The model and report of a quantization, pruning or training job (`{ train, quantize? }`
+    /// for training).
     #[wasm_bindgen(js_name = finishModel)]
     pub fn finish_model(self) -> Result<ModelResult, JsValue> {
         let (model, report) = match self.kind {
+            JobKind::Train(j) => {
+                #[derive(Serialize)]
+                struct R {
+                    train: crate::train::TrainReport,
+                }
+                let (m, r, _) = j.finish().map_err(js_error)?;
+                (m, to_js(&R { train: r })?)
+            }
+            JobKind::Qat(j) => {
+                #[derive(Serialize)]
+                struct R {
+                    train: crate::train::TrainReport,
+                    quantize: quantize::QuantReport,
+                    #[serde(rename = "staticQuantize")]
+                    static_quantize: Option<quantize::QuantReport>,
+                }
+                let (m, q, t, s) = j.finish().map_err(js_error)?;
+                (m, to_js(&R { train: t, quantize: q, static_quantize: s })?)
+            }
             JobKind::Quantize(j) => {
                 let (m, r) = j.finish().map_err(js_error)?;
                 (m, to_js(&r)?)
@@ -519,6 +561,38 @@ impl Model {
             _ => None,
         };
         Ok(job(JobKind::Prune(prune::PruneJob::new(&self.model, gd, &opts).map_err(js_error)?)))
+    }
+
+    /// Training as a job for the worker pool: fine-tuning (keeping pruned weights at zero), with
+    /// gradual pruning when `prune` is given (`PruneDuring`). `x` is a `.npy` batch, `y` its labels
+    /// or targets; options as `TrainOptions`.
+    #[wasm_bindgen(js_name = trainJob)]
+    pub fn train_job(&self, x: &[u8], y: &[u8], options: JsValue, prune: JsValue) -> Result<Job, JsValue> {
+        let opts = options_of::<crate::train::TrainOptions>(options, "training options")?;
+        let prune: Option<crate::train::PruneDuring> = if prune.is_undefined() || prune.is_null() {
+            None
+        } else {
+            Some(
+                serde_wasm_bindgen::from_value(prune)
+                    .map_err(|e| js_error(Error::argument(format!("pruning: {e}"))))?,
+            )
+        };
+        let (x, y) = (npy::read(x).map_err(js_error)?, npy::read(y).map_err(js_error)?);
+        let mut j =
+            crate::train::TrainJob::new(&self.model, &x, &y, &opts, prune.as_ref(), Vec::new()).map_err(js_error)?;
+        j.keep_zeros();
+        Ok(job(JobKind::Train(j)))
+    }
+
+    /// Quantization-aware training as a job: static quantization starts the ranges, training with
+    /// fake quantization, then the int8 export (quantize options as `QuantizeOptions`).
+    #[wasm_bindgen(js_name = qatJob)]
+    pub fn qat_job(&self, x: &[u8], y: &[u8], options: JsValue, quantize_options: JsValue) -> Result<Job, JsValue> {
+        let opts = options_of::<crate::train::TrainOptions>(options, "training options")?;
+        let qopts = options_of::<quantize::QuantizeOptions>(quantize_options, "quantize options")?;
+        let (x, y) = (npy::read(x).map_err(js_error)?, npy::read(y).map_err(js_error)?);
+        let j = crate::train::QatJob::new(&self.model, &x, &y, &opts, &qopts).map_err(js_error)?;
+        Ok(job(JobKind::Qat(j)))
     }
 
     /// A batch run as a job for the worker pool (see [`Model::run`]).

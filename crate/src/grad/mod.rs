@@ -42,7 +42,6 @@ pub struct Workspace {
     cols: Vec<f32>,
     dcols: Vec<f32>,
     t0: Vec<f32>,
-    t1: Vec<f32>,
 }
 
 /// What a node's backward sees.

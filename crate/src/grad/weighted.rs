@@ -40,12 +40,12 @@ pub(super) fn conv2d(act: Activation, cx: &mut BackCx) -> Result<OperandGrads> {
             ws.cols.resize(n * k, 0.0);
             im2col(&s, x, 0.0, p0, n, &mut ws.cols);
             part.resize(oc * k, 0.0);
-            matmul::tn(oc, k, n, dzb, &ws.cols, &mut part, (&mut ws.t0, &mut ws.t1));
+            matmul::tn(oc, k, n, dzb, &ws.cols, &mut part, &mut ws.t0);
             dw.iter_mut().zip(&part).for_each(|(d, &v)| *d += v);
         }
         if let Some(dx) = dx.as_mut() {
             ws.dcols.resize(n * k, 0.0);
-            matmul::nn(n, k, oc, dzb, w, &mut ws.dcols, &mut ws.t0);
+            matmul::nn(n, k, oc, dzb, w, &mut ws.dcols);
             col2im(&s, &ws.dcols, p0, n, dx);
         }
     }
@@ -104,12 +104,12 @@ pub(super) fn dense(act: Activation, cx: &mut BackCx) -> Result<OperandGrads> {
     let ws = &mut *cx.ws;
     if cx.need[1] {
         let mut dw = vec![0.0f32; units * k];
-        matmul::tn(units, k, rows, &dz, x, &mut dw, (&mut ws.t0, &mut ws.t1));
+        matmul::tn(units, k, rows, &dz, x, &mut dw, &mut ws.t0);
         grads[1] = Some(dw);
     }
     if cx.need[0] {
         let mut dx = vec![0.0f32; rows * k];
-        matmul::nn(rows, k, units, &dz, w, &mut dx, &mut ws.t0);
+        matmul::nn(rows, k, units, &dz, w, &mut dx);
         grads[0] = Some(dx);
     }
     if cx.need.get(2) == Some(&true) {

@@ -39,6 +39,22 @@ impl PackedF32 {
         PackedF32 { n, k, data }
     }
 
+    /// Packs the `k × n` row-major matrix `b` (its columns become the `n` rows of [`Self::pack`]):
+    /// the same panels, read straight from the other layout.
+    pub fn pack_kn(b: &[f32], k: usize, n: usize) -> PackedF32 {
+        assert!(b.len() >= n * k, "matrix shorter than k*n");
+        let panels = n.div_ceil(NR);
+        let mut data = vec![0.0; panels * k * NR];
+        for p in 0..panels {
+            let cols = NR.min(n - p * NR);
+            let panel = &mut data[p * k * NR..(p + 1) * k * NR];
+            for kk in 0..k {
+                panel[kk * NR..kk * NR + cols].copy_from_slice(&b[kk * n + p * NR..kk * n + p * NR + cols]);
+            }
+        }
+        PackedF32 { n, k, data }
+    }
+
     fn panel(&self, p: usize) -> &[f32] {
         &self.data[p * self.k * NR..(p + 1) * self.k * NR]
     }
