@@ -68,3 +68,19 @@ fn dwcnn_gradients_match_tensorflow() {
         ],
     );
 }
+
+/// The ops graph runs through PAD, CONV_2D, LEAKY_RELU, MUL, DEPTHWISE_CONV_2D, LOGISTIC, TANH,
+/// SUB, HARD_SWISH, CONCATENATION, TRANSPOSE, STRIDED_SLICE, REDUCE_MAX, MEAN, SQUEEZE, ADD, RELU,
+/// RESHAPE, FULLY_CONNECTED and SOFTMAX: TensorFlow's gradients on a batch of 12 check each of
+/// their backward passes, batched.
+#[test]
+fn ops_gradients_match_tensorflow_on_a_batch() {
+    check(
+        "ops",
+        fixture!("ops", "model_float.tflite"),
+        fixture!("ops", "grad_x.npy"),
+        fixture!("ops", "grad_y.npy"),
+        fixture!("ops", "grad_loss.npy"),
+        &[fixture!("ops", "grad_0.npy"), fixture!("ops", "grad_1.npy"), fixture!("ops", "grad_2.npy")],
+    );
+}
