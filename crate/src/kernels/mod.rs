@@ -11,6 +11,7 @@ pub mod gemm_i8;
 pub mod geometry;
 pub mod int8;
 pub mod layout;
+pub mod lstm;
 pub mod pool;
 pub mod quant;
 pub mod reduce;
