@@ -244,6 +244,77 @@ impl<'a, W, C, B> LstmOperands<'a, W, C, B> {
     }
 }
 
+/// What a TFLite UNIDIRECTIONAL_SEQUENCE_LSTM node says about its sizes and options, as plain
+/// numbers read from the node's tensors and options; [`LstmConfig::from_tflite`] checks them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LstmNodeFacts<'a> {
+    /// Operand 0's shape: `[batch, time, n_input]` (`[time, batch, n_input]` when time-major).
+    pub input_shape: &'a [usize],
+    /// Operand 4's shape, `[n_cell, n_input]`.
+    pub input_to_output_weights_shape: &'a [usize],
+    /// Operand 8's shape, `[n_cell, n_output]`.
+    pub recurrent_to_output_weights_shape: &'a [usize],
+    /// Which operands the node has, by TFLite operand index (20 or 24 entries).
+    pub present: &'a [bool],
+    /// The `fused_activation_function` option (TFLite's `ActivationFunctionType` code).
+    pub activation: i32,
+    pub cell_clip: f32,
+    pub proj_clip: f32,
+    pub time_major: bool,
+    /// The `diagonal_recurrent_tensors` option (1-D recurrent weights), which is not supported.
+    pub diagonal_recurrent_tensors: bool,
+}
+
+impl LstmConfig {
+    /// The configuration of a TFLite node, or an error saying what does not fit.
+    pub fn from_tflite(facts: &LstmNodeFacts) -> Result<LstmConfig> {
+        let present = |i: usize| facts.present.get(i).copied().unwrap_or(false);
+        if facts.present.len() != 20 && facts.present.len() != 24 {
+            return Err(graph(format!("{} operands, expected 20 or 24", facts.present.len())));
+        }
+        if facts.diagonal_recurrent_tensors {
+            return Err(unsupported("diagonal recurrent weights"));
+        }
+        let (time_major, input) = (facts.time_major, facts.input_shape);
+        let &[outer, inner, n_input] = input else {
+            return Err(graph(format!("the input has shape {input:?}, expected rank 3")));
+        };
+        let (batch, time_steps) = if time_major { (inner, outer) } else { (outer, inner) };
+        let &[n_cell, weights_input] = facts.input_to_output_weights_shape else {
+            return Err(graph(format!(
+                "operand 4 has shape {:?}, expected [n_cell, n_input]",
+                facts.input_to_output_weights_shape
+            )));
+        };
+        let &[recurrent_cells, n_output] = facts.recurrent_to_output_weights_shape else {
+            return Err(unsupported("recurrent weights that are not a [n_cell, n_output] matrix"));
+        };
+        if weights_input != n_input || recurrent_cells != n_cell {
+            return Err(graph(format!(
+                "operands 4 {:?} and 8 {:?} do not fit an input of width {n_input}",
+                facts.input_to_output_weights_shape, facts.recurrent_to_output_weights_shape
+            )));
+        }
+        let activation = LstmActivation::from_tflite(facts.activation)
+            .ok_or_else(|| graph(format!("unknown activation code {}", facts.activation)))?;
+        Ok(LstmConfig {
+            batch,
+            time_steps,
+            time_major,
+            n_input,
+            n_cell,
+            n_output,
+            activation,
+            cell_clip: facts.cell_clip,
+            proj_clip: facts.proj_clip,
+            cifg: !present(1),
+            peephole: present(11),
+            projection: present(16),
+            layer_norm: present(21),
+        })
+    }
+}
+
 /// Element counts of the tensors a run reads and writes, computed without overflow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LstmSizes {
@@ -288,6 +359,12 @@ impl LstmConfig {
     /// Checks the sizes and that the operands match the optional parts; returns the element
     /// counts of the input, output and states. Errors name the operand (by TFLite index).
     pub fn check<W, C, B>(&self, operands: &LstmOperands<W, C, B>) -> Result<LstmSizes> {
+        if !(self.cell_clip >= 0.0 && self.proj_clip >= 0.0) {
+            return Err(graph(format!(
+                "clip values must not be negative (cell {}, projection {})",
+                self.cell_clip, self.proj_clip
+            )));
+        }
         if !self.projection && self.n_output != self.n_cell {
             return Err(graph(format!(
                 "without a projection n_output ({}) must equal n_cell ({})",
@@ -895,6 +972,40 @@ pub(crate) mod tests {
         let e =
             run_f32(&cfg, &ops.view(), &[0.0; 10], LstmState { output_state: &mut h, cell_state: &mut c }, &mut out);
         assert!(e.unwrap_err().to_string().contains("cell state has 6 elements"));
+    }
+
+    #[test]
+    fn configuration_from_tflite_facts() {
+        let mut present = [true; 24];
+        for i in [1, 5, 9, 10, 11, 12, 16, 17, 20, 21, 22, 23] {
+            present[i] = false; // a CIFG LSTM without the optional parts
+        }
+        let facts = LstmNodeFacts {
+            input_shape: &[2, 28, 5],
+            input_to_output_weights_shape: &[16, 5],
+            recurrent_to_output_weights_shape: &[16, 16],
+            present: &present,
+            activation: 4,
+            cell_clip: 10.0,
+            proj_clip: 0.0,
+            time_major: true,
+            diagonal_recurrent_tensors: false,
+        };
+        let cfg = LstmConfig::from_tflite(&facts).unwrap();
+        assert_eq!((cfg.batch, cfg.time_steps, cfg.n_input, cfg.n_cell, cfg.n_output), (28, 2, 5, 16, 16));
+        assert!(cfg.cifg && !cfg.peephole && !cfg.projection && !cfg.layer_norm);
+        assert_eq!(cfg.activation, LstmActivation::Tanh);
+        let bad = |f: LstmNodeFacts| LstmConfig::from_tflite(&f).unwrap_err().to_string();
+        assert!(bad(LstmNodeFacts { input_shape: &[28, 5], ..facts }).contains("rank 3"));
+        assert!(bad(LstmNodeFacts { input_to_output_weights_shape: &[16, 6], ..facts }).contains("do not fit"));
+        assert!(bad(LstmNodeFacts { recurrent_to_output_weights_shape: &[16], ..facts }).contains("unsupported"));
+        assert!(bad(LstmNodeFacts { activation: 9, ..facts }).contains("activation code 9"));
+        assert!(bad(LstmNodeFacts { present: &present[..21], ..facts }).contains("21 operands"));
+        assert!(bad(LstmNodeFacts { diagonal_recurrent_tensors: true, ..facts }).contains("diagonal"));
+        let mut negative = cfg.clone();
+        negative.cell_clip = -1.0;
+        let ops = Owned::random(&negative, &mut Rng::new(1));
+        assert!(negative.check(&ops.view()).unwrap_err().to_string().contains("negative"));
     }
 
     #[test]
