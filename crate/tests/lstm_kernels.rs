@@ -244,9 +244,9 @@ fn check_float(model: &Model, node: usize, dump: &Dump) -> f32 {
     worst
 }
 
-/// Differences of the integer kernel from a dump: (differing elements, largest difference) over
-/// the outputs and both states of every invoke.
-fn check_int8(model: &Model, node: usize, dump: &Dump, arithmetic: LstmArithmetic) -> (usize, i32) {
+/// Differences of the integer kernel from a dump: (differing values, values compared, largest
+/// difference) over the outputs and both states of every invoke.
+fn check_int8(model: &Model, node: usize, dump: &Dump, arithmetic: LstmArithmetic) -> (usize, usize, i32) {
     let graph = model.main();
     let n = &graph.nodes[node];
     let config = config_of(graph, n);
@@ -257,7 +257,7 @@ fn check_int8(model: &Model, node: usize, dump: &Dump, arithmetic: LstmArithmeti
     let (want_h, want_c) = (i8s(&dump.output_state_after), i16s(&dump.cell_state_after));
     let zero_point = quantization_of(graph, n).output_state.zero_point as i8;
     let (mut h, mut c) = (vec![zero_point; want_h.len() / s], vec![0i16; want_c.len() / s]);
-    let (mut count, mut worst) = (0, 0);
+    let (mut count, mut total, mut worst) = (0, 0, 0);
     for k in 0..s {
         if let (Some(hb), Some(cb)) = (&dump.output_state_before, &dump.cell_state_before) {
             h = row(&i8s(hb), s, k).to_vec();
@@ -274,10 +274,11 @@ fn check_int8(model: &Model, node: usize, dump: &Dump, arithmetic: LstmArithmeti
             .chain(c.iter().zip(row(&want_c, s, k)).map(|(&a, &b)| (a as i32 - b as i32).abs()));
         for d in diffs {
             count += (d != 0) as usize;
+            total += 1;
             worst = worst.max(d);
         }
     }
-    (count, worst)
+    (count, total, worst)
 }
 
 fn read_npy(bytes: &[u8]) -> NpyArray {
@@ -323,7 +324,7 @@ fn assert_float(name: &str, model: &[u8], dump: Dump) {
 
 fn assert_int8(name: &str, model: &[u8], dump: Dump, arithmetic: LstmArithmetic) {
     let model = tflite::read(model).unwrap();
-    let (count, worst) = check_int8(&model, only_lstm_node(&model), &dump, arithmetic);
+    let (count, _, worst) = check_int8(&model, only_lstm_node(&model), &dump, arithmetic);
     println!("{name}: {arithmetic:?} arithmetic, {count} differing values (largest {worst})");
     assert_eq!((count, worst), (0, 0), "{name}: {arithmetic:?} integer kernel differs from its reference");
 }
@@ -389,9 +390,9 @@ fn plain_time_major_int8_tflm_arithmetic_is_bit_exact_with_tflite_micro() {
 fn litert_and_tflite_micro_differ_and_each_arithmetic_tells_them_apart() {
     let model = tflite::read(fixture!("lstm", "model_int8_tf.tflite")).unwrap();
     let node = only_lstm_node(&model);
-    let (count, _) = check_int8(&model, node, &fixture_dump!(tflm "lstm_int8_tf"), LstmArithmetic::LiteRt);
+    let (count, _, _) = check_int8(&model, node, &fixture_dump!(tflm "lstm_int8_tf"), LstmArithmetic::LiteRt);
     assert!(count > 0, "LiteRT's arithmetic reproduces TFLite Micro's dump: the TFLM test proves nothing");
-    let (count, _) = check_int8(&model, node, &fixture_dump!("lstm_int8_tf"), LstmArithmetic::Tflm);
+    let (count, _, _) = check_int8(&model, node, &fixture_dump!("lstm_int8_tf"), LstmArithmetic::Tflm);
     assert!(count > 0, "TFLite Micro's arithmetic reproduces LiteRT's dump: the LiteRT test proves nothing");
 }
 
@@ -422,8 +423,8 @@ fn reference_model_nodes() {
     let manifest = std::fs::read_to_string(dir.join("manifest.tsv")).expect("manifest.tsv in LSTM_NODE_DUMPS");
     let mut failures = Vec::new();
     println!(
-        "{:<34} {:>4} {:<8} {:<14} {:>9} {:>8}  bit-exact",
-        "model", "node", "kind", "reference", "differing", "max diff"
+        "{:<30} {:>4}  {:<6} {:<10} {:<7} {:>16} {:>8}  bit-exact",
+        "model", "node", "kind", "reference", "kernel", "differing", "max diff"
     );
     for line in manifest.lines().filter(|l| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split('\t').collect();
@@ -440,39 +441,30 @@ fn reference_model_nodes() {
             output_state_after: file("output_state_after"),
             cell_state_after: file("cell_state_after"),
         };
-        let row = |differing: String, max: String, exact: bool| {
+        let print = |kernel: &str, differing: String, max: String, exact: bool, note: &str| {
+            let exact = if exact { "yes" } else { "no" };
             println!(
-                "{name:<34} {node:>4} {kind:<8} {reference:<14} {differing:>9} {max:>8}  {}",
-                if exact { "yes" } else { "NO" }
+                "{name:<30} {node:>4}  {kind:<6} {reference:<10} {kernel:<7} {differing:>16} {max:>8}  {exact}{note}"
             );
         };
-        match kind {
-            "float" => {
-                let worst = check_float(&model, node, &dump);
-                row("-".into(), format!("{worst:.1e}"), worst <= 1e-5);
-                if worst > 1e-5 {
-                    failures.push(format!("{name} node {node}: float {worst:e}"));
-                }
+        if kind == "float" {
+            let worst = check_float(&model, node, &dump);
+            print("float", "(relative)".into(), format!("{worst:.1e}"), worst <= 1e-5, "");
+            if worst > 1e-5 {
+                failures.push(format!("{name} node {node}: float {worst:e}"));
             }
-            _ => {
-                // Each arithmetic must equal its own reference; the other one is reported only.
-                for arithmetic in [LstmArithmetic::LiteRt, LstmArithmetic::Tflm] {
-                    let (count, worst) = check_int8(&model, node, &dump, arithmetic);
-                    let own = matches!(
-                        (arithmetic, reference),
-                        (LstmArithmetic::LiteRt, "litert") | (LstmArithmetic::Tflm, "tflm")
-                    );
-                    let label = format!("{kind}/{arithmetic:?}");
-                    println!(
-                        "{name:<34} {node:>4} {label:<8} {reference:<14} {count:>9} {worst:>8}  {}{}",
-                        if count == 0 { "yes" } else { "NO" },
-                        if own { "" } else { "  (other arithmetic)" }
-                    );
-                    if own && count != 0 {
-                        failures
-                            .push(format!("{name} node {node}: {arithmetic:?} vs {reference}: {count} values differ"));
-                    }
-                }
+            continue;
+        }
+        // Each arithmetic must equal its own reference; the other one is listed for comparison.
+        for arithmetic in [LstmArithmetic::LiteRt, LstmArithmetic::Tflm] {
+            let (count, total, worst) = check_int8(&model, node, &dump, arithmetic);
+            let own =
+                matches!((arithmetic, reference), (LstmArithmetic::LiteRt, "litert") | (LstmArithmetic::Tflm, "tflm"));
+            let kernel = if arithmetic == LstmArithmetic::LiteRt { "litert" } else { "tflm" };
+            let note = if own { "" } else { "  (other arithmetic)" };
+            print(kernel, format!("{count} of {total}"), worst.to_string(), count == 0, note);
+            if own && count != 0 {
+                failures.push(format!("{name} node {node}: {arithmetic:?} vs {reference}: {count} values differ"));
             }
         }
     }
