@@ -351,31 +351,27 @@ fn keras_lstm_int8_tflm_arithmetic_is_bit_exact_with_tflite_micro() {
 }
 
 macro_rules! variant_tests {
-    ($($test:ident: $name:literal;)*) => {$(
-        mod $test {
-            use super::*;
+    ($($float:ident, $int8:ident: $name:literal;)*) => {$(
+        #[test]
+        fn $float() {
+            let model = fixture!("lstm", concat!("variant_", $name, "_float.tflite"));
+            assert_float(concat!($name, " float"), model, fixture_dump!(concat!("variant_", $name, "_float")));
+        }
 
-            #[test]
-            fn float_matches_litert() {
-                let model = fixture!("lstm", concat!("variant_", $name, "_float.tflite"));
-                assert_float(concat!($name, " float"), model, fixture_dump!(concat!("variant_", $name, "_float")));
-            }
-
-            #[test]
-            fn int8_is_bit_exact_with_litert() {
-                let model = fixture!("lstm", concat!("variant_", $name, "_int8.tflite"));
-                let dump = fixture_dump!(concat!("variant_", $name, "_int8"));
-                assert_int8(concat!($name, " int8"), model, dump, LstmArithmetic::LiteRt);
-            }
+        #[test]
+        fn $int8() {
+            let model = fixture!("lstm", concat!("variant_", $name, "_int8.tflite"));
+            let dump = fixture_dump!(concat!("variant_", $name, "_int8"));
+            assert_int8(concat!($name, " int8"), model, dump, LstmArithmetic::LiteRt);
         }
     )*};
 }
 
 variant_tests! {
-    cifg_peephole_projection: "cifg_peephole_projection";
-    layer_norm_peephole_time_major: "layer_norm_peephole_time_major";
-    layer_norm_cifg_projection: "layer_norm_cifg_projection";
-    plain_time_major_clip: "plain_time_major_clip";
+    cifg_peephole_projection_float, cifg_peephole_projection_int8: "cifg_peephole_projection";
+    layer_norm_peephole_time_major_float, layer_norm_peephole_time_major_int8: "layer_norm_peephole_time_major";
+    layer_norm_cifg_projection_float, layer_norm_cifg_projection_int8: "layer_norm_cifg_projection";
+    plain_time_major_clip_float, plain_time_major_clip_int8: "plain_time_major_clip";
 }
 
 #[test]
