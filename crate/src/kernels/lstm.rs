@@ -29,7 +29,9 @@
 //! and update the buffers they are given, exactly like one invoke.
 //!
 //! Cost: each time step and batch row takes `4·n_cell·(n_input + n_output)` multiply-adds (3· with
-//! CIFG), plus `n_output·n_cell` with a projection, and O(n_cell) element-wise work.
+//! CIFG), plus `n_output·n_cell` with a projection, and O(n_cell) element-wise work: a plain
+//! reference loop, about 27k instructions per step on the MNIST LSTM (28 inputs, 20 cells) and
+//! 450k on the micro-speech LSTM (257 inputs, 80 cells), native x86-64 release build (callgrind).
 
 use crate::error::{Error, Location, Result};
 

@@ -17,9 +17,21 @@
 //!   output state's own scale and zero point. No intermediates needed; no CIFG, peephole,
 //!   projection or layer norm (TFLite Micro refuses them).
 //!
+//! Where the two differ, found by swapping one step of the LiteRT arithmetic for TFLite Micro's at a
+//! time on the node dumps of the four LSTM reference models (`tests/conformance/lstm_nodes.py`):
+//! the gates' sigmoid and tanh (gemmlowp against the table) cause most differences, the tanh of the
+//! cell state most of the rest, and saturating the recurrent product on its own matters on one node
+//! (DTLN's first LSTM). The cell update (a power-of-two shift against a multiplier rounded twice)
+//! and the hidden multiplier (computed in float against double; the models' hidden intermediate
+//! equals their output state) differ in principle but changed nothing there. With all five swapped
+//! the result is TFLite Micro's, bit for bit.
+//!
 //! The step structure, operand layout and state semantics are those of [`crate::kernels::lstm`].
-//! Per time step and batch row the cost is the float kernel's multiply-adds in int32, plus a few
-//! integer operations per cell.
+//! The loops are plain reference loops: per time step and batch row, `4·n_cell·(n_input +
+//! n_output)` int32 multiply-adds and `5·n_cell` sigmoid/tanh evaluations. Measured with callgrind
+//! (native x86-64 release build): 60k instructions per step for LiteRT's arithmetic on the MNIST
+//! LSTM (28 inputs, 20 cells; gemmlowp's sigmoid and tanh are about 270 instructions each), 33k for
+//! TFLite Micro's; 490k and 380k on the micro-speech LSTM (257 inputs, 80 cells).
 
 use crate::error::{Error, Location, Result};
 use crate::kernels::fixedpoint::{
