@@ -1011,6 +1011,19 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn empty_sizes_run_without_panicking() {
+        for (batch, time, n_cell) in [(0, 3, 7), (2, 0, 7), (1, 2, 0)] {
+            let mut cfg = config(batch, time, [false, true, false, true, false]);
+            (cfg.n_cell, cfg.n_output) = (n_cell, n_cell);
+            let ops = Owned::random(&cfg, &mut Rng::new(2));
+            let x = vec![0.5; batch * time * cfg.n_input];
+            let (mut h, mut c, mut out) =
+                (vec![0.0; batch * n_cell], vec![0.0; batch * n_cell], vec![0.0; batch * time * n_cell]);
+            run_f32(&cfg, &ops.view(), &x, LstmState { output_state: &mut h, cell_state: &mut c }, &mut out).unwrap();
+        }
+    }
+
+    #[test]
     fn steps_follow_litert_order() {
         let mut cfg = config(2, 3, [false; 5]);
         let batch_major: Vec<_> = cfg.steps().map(|s| (s.rows, s.state_row, s.input / 5)).collect();

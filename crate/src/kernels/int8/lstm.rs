@@ -885,6 +885,30 @@ mod tests {
     }
 
     #[test]
+    fn empty_sizes_run_without_panicking() {
+        for (batch, time, n_cell, flags) in [
+            (0, 3, 7, [false, true, true, false, false]),
+            (2, 0, 7, [false; 5]),
+            (1, 2, 0, [false, false, false, false, true]),
+        ] {
+            let mut cfg = config(batch, time, flags);
+            cfg.n_cell = n_cell;
+            if !cfg.projection {
+                cfg.n_output = n_cell;
+            }
+            let f = Owned::random(&cfg, &mut Rng::new(4));
+            let q = quantize(&cfg, &f.parts, Quant { scale: 0.02, zero_point: 1 });
+            for arithmetic in [LstmArithmetic::LiteRt, LstmArithmetic::Tflm] {
+                let Ok(p) = prepare(&cfg, &q.quant, &view(&q), arithmetic) else { continue };
+                let (mut h, mut c) = (vec![0i8; batch * cfg.n_output], vec![0i16; batch * n_cell]);
+                let mut out = vec![0i8; batch * time * cfg.n_output];
+                let x = vec![1i8; batch * time * cfg.n_input];
+                run(&p, &view(&q), &x, LstmState { output_state: &mut h, cell_state: &mut c }, &mut out).unwrap();
+            }
+        }
+    }
+
+    #[test]
     fn hostile_zero_points_and_extreme_values_do_not_panic() {
         let mut rng = Rng::new(11);
         let cfg = config(1, 4, [false, true, true, false, false]);
