@@ -12,6 +12,7 @@ pub mod geometry;
 pub mod im2col;
 pub mod int8;
 pub mod layout;
+pub mod lstm;
 pub mod matmul;
 pub mod pool;
 pub mod quant;

@@ -14,6 +14,9 @@ mod write;
 use std::sync::OnceLock;
 
 pub use read::read;
+/// Generated option tables, for reading an [`OpaqueOperator`]'s `builtin_options` (e.g. the LSTM
+/// kernels' adapter).
+pub use schema::tflite::{ActivationFunctionType, BuiltinOptions, UnidirectionalSequenceLstmOptions};
 pub use write::write;
 
 /// Builtin operator codes of the operators the IR models.
