@@ -597,9 +597,10 @@ impl Model {
 
     /// A batch run as a job for the worker pool (see [`Model::run`]).
     #[wasm_bindgen(js_name = runJob)]
-    pub fn run_job(&self, x_npy: &[u8], raw: bool) -> Result<Job, JsValue> {
+    pub fn run_job(&self, x_npy: &[u8], raw: bool, streaming: bool) -> Result<Job, JsValue> {
         let x = npy::read(x_npy).map_err(js_error)?;
-        let j = crate::exec::RunJob::new(std::sync::Arc::new(self.model.clone()), &x, raw).map_err(js_error)?;
+        let j =
+            crate::exec::RunJob::new(std::sync::Arc::new(self.model.clone()), &x, raw, streaming).map_err(js_error)?;
         Ok(job(JobKind::Run(j)))
     }
 }

@@ -1,8 +1,9 @@
 //! The LSTM kernels (`kernels::lstm`, `kernels::int8::lstm`) against LiteRT's reference kernels and
 //! TFLite Micro, one UNIDIRECTIONAL_SEQUENCE_LSTM node at a time.
 //!
-//! A model is read with `tflite::read`; its LSTM nodes are opaque there, so an adapter below builds
-//! the kernels' configuration, operands and quantization from the node's tensors and options. Each
+//! A model is read with `tflite::read`; an adapter below builds the kernels' configuration,
+//! operands and quantization from the LSTM node's tensors and options (the engine's lowering does
+//! the same; this checks the kernels alone, node by node). Each
 //! dump holds, for a few invokes run one after another without a reset, the node's input, output
 //! and both states before and after (written by `tests/fixtures/make_fixtures.py` for the committed
 //! fixture, by `tests/conformance/lstm_nodes.py` for the reference models). The kernels start from
@@ -14,11 +15,11 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-use tinyml_optimizer::ir::{Graph, Model, Node, Op, OpaquePayload, TensorData};
+use tinyml_optimizer::ir::{Activation, Graph, Model, Node, Op, TensorData};
 use tinyml_optimizer::kernels::int8::lstm::{self as int8, Int8Operands, LstmArithmetic, LstmQuantization, Quant};
 use tinyml_optimizer::kernels::lstm::{self, FloatOperands, LstmConfig, LstmNodeFacts, LstmParts, LstmState};
 use tinyml_optimizer::npy::{self, NpyArray};
-use tinyml_optimizer::tflite::{self, BuiltinOptions};
+use tinyml_optimizer::tflite;
 
 #[macro_use]
 mod common;
@@ -30,23 +31,19 @@ mod common;
 /// The UNIDIRECTIONAL_SEQUENCE_LSTM nodes of the main graph, by node index.
 fn lstm_nodes(model: &Model) -> Vec<usize> {
     let graph = model.main();
-    (0..graph.nodes.len())
-        .filter(|&i| match &graph.nodes[i].op {
-            Op::Opaque(o) => {
-                let OpaquePayload::Tflite(t) = &o.payload;
-                t.builtin_code == 44
-            }
-            _ => false,
-        })
-        .collect()
+    (0..graph.nodes.len()).filter(|&i| matches!(graph.nodes[i].op, Op::UnidirectionalSequenceLstm(_))).collect()
 }
 
 /// The node's configuration: shapes from its tensors, options from its `builtin_options`.
 fn config_of(graph: &Graph, node: &Node) -> LstmConfig {
-    let Op::Opaque(o) = &node.op else { panic!("not an opaque node") };
-    let OpaquePayload::Tflite(t) = &o.payload;
-    let Some(BuiltinOptions::UnidirectionalSequenceLstmOptions(options)) = &t.builtin_options else {
-        panic!("the LSTM node has no UnidirectionalSequenceLSTMOptions")
+    let Op::UnidirectionalSequenceLstm(options) = &node.op else { panic!("not an LSTM node") };
+    let activation = match options.activation {
+        Activation::None => 0,
+        Activation::Relu => 1,
+        Activation::ReluN1To1 => 2,
+        Activation::Relu6 => 3,
+        Activation::Tanh => 4,
+        Activation::SignBit => 5,
     };
     let shape = |i: usize| graph.tensor(node.inputs[i].expect("operand present")).shape.clone();
     let present: Vec<bool> = node.inputs.iter().map(Option::is_some).collect();
@@ -56,11 +53,11 @@ fn config_of(graph: &Graph, node: &Node) -> LstmConfig {
         input_to_output_weights_shape: &wx,
         recurrent_to_output_weights_shape: &wh,
         present: &present,
-        activation: options.fused_activation_function as i32,
+        activation,
         cell_clip: options.cell_clip,
         proj_clip: options.proj_clip,
         time_major: options.time_major,
-        diagonal_recurrent_tensors: options.diagonal_recurrent_tensors,
+        diagonal_recurrent_tensors: false,
     };
     LstmConfig::from_tflite(&facts).unwrap()
 }
@@ -134,12 +131,10 @@ fn quant_of(graph: &Graph, id: usize) -> Option<Quant> {
 
 /// The node's scales and zero points, including its intermediate tensors'.
 fn quantization_of(graph: &Graph, node: &Node) -> LstmQuantization {
-    let Op::Opaque(o) = &node.op else { unreachable!() };
-    let OpaquePayload::Tflite(t) = &o.payload;
     let q = |i: usize| node.inputs.get(i).copied().flatten().and_then(|id| quant_of(graph, id));
     let s = |i: usize| q(i).map(|q| q.scale);
     let mut intermediates = [None; 5];
-    for (slot, &id) in intermediates.iter_mut().zip(&t.intermediates) {
+    for (slot, &id) in intermediates.iter_mut().zip(&node.intermediates) {
         *slot = quant_of(graph, id);
     }
     LstmQuantization {
@@ -465,4 +460,34 @@ fn reference_model_nodes() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The whole fixture models through the engine (`run_batch` and the batched `RunJob`), against
+/// LiteRT's reference kernels with the state reset before every sample: int8 bit for bit, float
+/// within 1e-5 of the largest output.
+#[test]
+fn the_engine_runs_the_lstm_fixtures_as_litert_does() {
+    use tinyml_optimizer::exec::{run_batch, Interpreter, RunJob};
+    let x = npy::read(fixture!("lstm", "inputs.npy")).unwrap();
+    for (model, want, int8) in [
+        (fixture!("lstm", "model_float.tflite"), fixture!("lstm", "outputs_float.npy"), false),
+        (fixture!("lstm", "model_int8_tf.tflite"), fixture!("lstm", "outputs_int8_tf.npy"), true),
+    ] {
+        let m = tflite::read(model).unwrap();
+        let want = npy::read(want).unwrap();
+        let mut it = Interpreter::new(&m).unwrap();
+        let one = run_batch(&mut it, &x, int8, |_, _| {}).unwrap();
+        let mut job = RunJob::new(std::sync::Arc::new(m.clone()), &x, int8, false).unwrap();
+        tinyml_optimizer::parallel::run(&mut job, 1, &mut |_, _, _| {}).unwrap();
+        let batched = job.finish().unwrap();
+        assert_eq!(one[0].data, batched[0].data, "batched and one-by-one runs differ");
+        if int8 {
+            assert_eq!(one[0].data, want.data, "int8 outputs differ from LiteRT");
+        } else {
+            let (a, b) = (one[0].to_f32(), want.to_f32());
+            let max = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let worst = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(worst <= 1e-5 * max.max(1.0), "float outputs off by {worst}");
+        }
+    }
 }

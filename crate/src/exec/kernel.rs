@@ -23,6 +23,12 @@ pub trait Kernel: Send + Sync + fmt::Debug {
         Ok(None)
     }
 
+    /// Operands the kernel reads and updates in place (recurrent state held in variable
+    /// tensors): they are passed in [`RunCx::states`], in this order, not in `inputs`.
+    fn states(&self) -> &'static [usize] {
+        &[]
+    }
+
     fn run(&self, cx: &mut RunCx) -> Result<()>;
 }
 
@@ -42,6 +48,8 @@ pub struct RunCx<'a> {
     pub out: &'a mut Buffer,
     pub packed: Option<&'a (dyn Any + Send + Sync)>,
     pub scratch: &'a mut Scratch,
+    /// The operands of [`Kernel::states`], to read and update.
+    pub states: &'a mut [Buffer],
 }
 
 impl<'a> RunCx<'a> {

@@ -151,6 +151,17 @@ impl Interpreter {
         self.set_input(i, buf)
     }
 
+    /// Zeroes the model's recurrent state (LSTM states): the next run starts fresh. State otherwise
+    /// persists from one [`Interpreter::invoke`] to the next, as in LiteRT and TFLite Micro.
+    pub fn reset_state(&mut self) {
+        self.state.reset_variables(&self.plan);
+    }
+
+    /// Whether the model keeps recurrent state between runs.
+    pub fn is_stateful(&self) -> bool {
+        !self.plan.variables.is_empty()
+    }
+
     /// Runs the model on the inputs set.
     pub fn invoke(&mut self) -> Result<()> {
         self.state.run(&self.plan, &self.params, None)
@@ -197,6 +208,18 @@ impl Interpreter {
     pub fn state(&self) -> &State {
         &self.state
     }
+}
+
+/// Whether the graph keeps state between runs (variable tensors, e.g. an LSTM's): its samples
+/// must then run one after another, in order, on one state.
+pub fn stateful(g: &crate::ir::Graph) -> bool {
+    g.tensors.iter().any(|t| t.is_variable)
+}
+
+/// Whether several samples can run at once as one batch: the input has a leading dimension of 1
+/// to widen (recurrent state widens with it, each sample starting from zero state).
+pub fn batchable(g: &crate::ir::Graph) -> bool {
+    g.inputs.len() == 1 && g.tensors[g.inputs[0]].shape.first() == Some(&1)
 }
 
 /// A buffer's values as floats, dequantized with per-tensor parameters when quantized.

@@ -121,8 +121,13 @@ impl Params {
                 let f = plan.fact(step.output).ok_or_else(|| super::kernel::internal("folded output without facts"))?;
                 let mut out = Buffer::zeros(f.dtype, f.len())
                     .ok_or_else(|| Error::unsupported(format!("folding a constant of type {}", f.dtype), at()))?;
-                let mut cx =
-                    RunCx { inputs: &operands, out: &mut out, packed: packed.as_deref(), scratch: &mut scratch };
+                let mut cx = RunCx {
+                    inputs: &operands,
+                    out: &mut out,
+                    packed: packed.as_deref(),
+                    scratch: &mut scratch,
+                    states: &mut [],
+                };
                 step.kernel.run(&mut cx).map_err(|e| e.at(at()))?;
                 self.values[step.output] = out;
             }

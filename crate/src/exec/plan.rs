@@ -52,6 +52,8 @@ pub struct Plan {
     pub(super) steps: Vec<Step>,
     /// Nodes whose outputs are known before running (folded shape arithmetic and folded steps).
     pub(super) folded: Vec<usize>,
+    /// Variable tensors: recurrent state that persists from one run to the next.
+    pub(super) variables: Vec<TensorId>,
     pub(super) options: PlanOptions,
 }
 
@@ -86,6 +88,9 @@ impl Plan {
             outputs: g.outputs.clone(),
             steps,
             folded,
+            variables: (0..g.tensors.len())
+                .filter(|&t| g.tensors[t].is_variable && !g.tensors[t].is_constant())
+                .collect(),
             options,
         })
     }

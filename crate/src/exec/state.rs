@@ -30,6 +30,15 @@ impl State {
         State { bufs, scratch: Scratch::default() }
     }
 
+    /// Zeroes the recurrent state (variable tensors), as a fresh run state has it.
+    pub fn reset_variables(&mut self, plan: &Plan) {
+        for &t in &plan.variables {
+            if let Some(f) = plan.fact(t) {
+                self.bufs[t] = Buffer::zeros(f.dtype, f.len()).unwrap_or_default();
+            }
+        }
+    }
+
     /// The buffer of a computed tensor or input (not of parameters: see [`Params::value`]).
     pub fn buffer(&self, t: TensorId) -> Option<&Buffer> {
         self.bufs.get(t)
@@ -82,12 +91,31 @@ impl State {
             out = Buffer::zeros(fact.dtype, fact.len())
                 .ok_or_else(|| Error::unsupported(format!("outputs of type {}", fact.dtype), Location::default()))?;
         }
+        let held = step.kernel.states();
+        let state_ids: Vec<Option<TensorId>> = held.iter().map(|&i| step.inputs.get(i).copied().flatten()).collect();
+        let mut states: Vec<Buffer> =
+            state_ids.iter().map(|t| t.map_or(Buffer::Empty, |t| std::mem::take(&mut self.bufs[t]))).collect();
         let bufs = &self.bufs;
-        let inputs: Vec<Option<&Buffer>> =
-            step.inputs.iter().map(|t| t.map(|t| params.value(t).unwrap_or(&bufs[t]))).collect();
-        let mut cx = RunCx { inputs: &inputs, out: &mut out, packed: params.packed(s), scratch: &mut self.scratch };
+        let inputs: Vec<Option<&Buffer>> = step
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| t.filter(|_| !held.contains(&i)).map(|t| params.value(t).unwrap_or(&bufs[t])))
+            .collect();
+        let mut cx = RunCx {
+            inputs: &inputs,
+            out: &mut out,
+            packed: params.packed(s),
+            scratch: &mut self.scratch,
+            states: &mut states,
+        };
         let result = step.kernel.run(&mut cx);
         self.bufs[step.output] = out;
+        for (t, b) in state_ids.into_iter().zip(states) {
+            if let Some(t) = t {
+                self.bufs[t] = b;
+            }
+        }
         result
     }
 }

@@ -23,6 +23,8 @@ pub struct Run {
     pub samples: (usize, usize),
     /// Keep the model's own output types (e.g. int8) instead of dequantizing to f32.
     pub raw: bool,
+    /// Run the samples one after another carrying the model's recurrent state (streaming).
+    pub streaming: bool,
 }
 
 impl Run {
@@ -43,13 +45,26 @@ impl Run {
             }
         };
         let mut outs: Vec<Vec<Buffer>> = vec![Vec::new(); g.outputs.len()];
-        w.forward_input(self.model, samples, per, |it, _, _| {
+        let mut keep = |it: &crate::exec::Interpreter| {
             for (k, o) in outs.iter_mut().enumerate() {
                 let b = if self.raw { it.output(k).cloned() } else { it.output_f32(k).map(Buffer::F32) };
                 o.push(b.unwrap_or_default());
             }
-            Ok(())
-        })?;
+        };
+        if self.streaming {
+            let e = w.engine(self.model, 1)?.ok_or_else(|| Error::argument("the model does not compile"))?;
+            let mut it = crate::exec::Interpreter::from_parts(e.0.clone(), e.1.clone());
+            for r in 0..self.samples.1 - self.samples.0 {
+                samples.set_one(&mut it, r, per)?;
+                it.invoke()?;
+                keep(&it);
+            }
+        } else {
+            w.forward_input(self.model, samples, per, |it, _, _| {
+                keep(it);
+                Ok(())
+            })?;
+        }
         let rows = self.samples.1 - self.samples.0;
         let arrays = outs
             .into_iter()
@@ -72,11 +87,14 @@ pub struct RunJob {
     raw: bool,
     /// Per output: the shape of one sample's output.
     shapes: Vec<Vec<usize>>,
+    streaming: bool,
     parts: Option<Vec<Vec<Vec<u8>>>>,
 }
 
 impl RunJob {
-    pub fn new(model: Arc<Model>, x: &NpyArray, raw: bool) -> Result<RunJob> {
+    /// With `streaming`, a model with recurrent state (e.g. an LSTM over frames) runs the samples
+    /// in order carrying its state; otherwise every sample starts from zero state.
+    pub fn new(model: Arc<Model>, x: &NpyArray, raw: bool, streaming: bool) -> Result<RunJob> {
         let g = model.main();
         if g.inputs.len() != 1 {
             return Err(Error::input(format!("the model has {} inputs; batch runs support one", g.inputs.len())));
@@ -106,10 +124,11 @@ impl RunJob {
                 }
             })
             .collect();
+        let streaming = streaming && super::stateful(g);
         let mut res = Resources::default();
         let model_id = res.add(Resource::Model(model));
         let data = res.add_bytes(npy::write(x));
-        Ok(RunJob { res, model: model_id, data, n, raw, shapes, parts: None })
+        Ok(RunJob { res, model: model_id, data, n, raw, shapes, streaming, parts: None })
     }
 
     /// One array per model output, `[N, ...output shape]`.
@@ -139,11 +158,11 @@ impl Job for RunJob {
         if self.parts.is_some() {
             return Ok(None);
         }
-        let parts = chunks(0..self.n, CHUNK);
-        let tasks = parts
-            .iter()
-            .map(|&samples| encode(&Task::Run(Run { model: self.model, data: self.data, samples, raw: self.raw })))
-            .collect();
+        // Streaming runs the samples in order on one state, in one task.
+        let parts = chunks(0..self.n, if self.streaming { self.n.max(1) } else { CHUNK });
+        let (model, data, raw, streaming) = (self.model, self.data, self.raw, self.streaming);
+        let tasks =
+            parts.iter().map(|&samples| encode(&Task::Run(Run { model, data, samples, raw, streaming }))).collect();
         Ok(Some(Round::over_samples("run", self.res.take(), tasks, &parts)))
     }
 

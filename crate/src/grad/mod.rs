@@ -214,18 +214,25 @@ fn classifier_width(plan: &Plan, rows: usize) -> Result<usize> {
     Ok(classes)
 }
 
-/// Forward and backward of one batch (`rows` samples `x`) on a compiled engine: the loss seed and
-/// the gradients of `wrt` (summed over the batch's samples).
+/// One batch of samples and what they are compared with.
+pub struct Batch<'a> {
+    /// `rows` samples, one after another.
+    pub x: &'a [f32],
+    pub rows: usize,
+    pub loss: Loss,
+    pub targets: Targets<'a>,
+}
+
+/// Forward and backward of one batch on a compiled engine: the loss seed and the gradients of
+/// `wrt` (summed over the batch's samples).
 pub fn batch_gradients(
     graph: &Graph,
     engine: &Engine,
-    x: &[f32],
-    rows: usize,
-    loss: Loss,
-    targets: Targets,
+    batch: Batch,
     wrt: &[TensorId],
     ws: &mut Workspace,
 ) -> Result<(Seed, Vec<Option<Vec<f32>>>)> {
+    let Batch { x, rows, loss, targets } = batch;
     let (plan, params) = (&engine.0, &engine.1);
     let mut it = crate::exec::Interpreter::from_parts(plan.clone(), params.clone());
     it.set_input_f32(0, x)?;

@@ -36,7 +36,9 @@ pub(super) fn backward(op: &Op, cx: &mut BackCx) -> Result<OperandGrads> {
         Op::Concatenation { axis, .. } => shape::concat(*axis, cx),
         Op::Pack { axis } => shape::pack(*axis, cx),
         Op::FakeQuant => pointwise::fake_quant(cx),
-        Op::Shape { .. } | Op::Quantize | Op::Dequantize | Op::Opaque(_) => Err(not_trainable(op, cx.node.index)),
+        Op::Shape { .. } | Op::Quantize | Op::Dequantize | Op::UnidirectionalSequenceLstm(_) | Op::Opaque(_) => {
+            Err(not_trainable(op, cx.node.index))
+        }
     }
 }
 

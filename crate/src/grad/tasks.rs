@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{batch_gradients, check_float, weight_tensors, Gradients, Loss, Targets, Workspace, CHUNK};
+use super::{batch_gradients, check_float, weight_tensors, Batch, Gradients, Loss, Targets, Workspace, CHUNK};
 use crate::error::{Error, Result};
 use crate::ir::{Model, TensorId};
 use crate::npy::{self, NpyArray, NpyData};
@@ -69,8 +69,8 @@ impl GradientTask {
             let e = w.engine(self.model, rows)?.ok_or_else(|| Error::argument("the model does not compile"))?;
             let targets = labels.as_ref().map_or(Targets::OwnPredictions, |l| Targets::Classes(&l[s0..s1]));
             let xs = &x[s0 * per..s1 * per];
-            let (seed, grads) = batch_gradients(g, &e, xs, rows, Loss::CrossEntropy, targets, &self.wrt, &mut ws)
-                .map_err(|e| at_sample(e, s0))?;
+            let batch = Batch { x: xs, rows, loss: Loss::CrossEntropy, targets };
+            let (seed, grads) = batch_gradients(g, &e, batch, &self.wrt, &mut ws).map_err(|e| at_sample(e, s0))?;
             sums.add(seed.loss, grads);
         }
         Ok(encode(&sums))

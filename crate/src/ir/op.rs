@@ -93,6 +93,22 @@ pub struct StridedSlice {
     pub offset: bool,
 }
 
+/// UNIDIRECTIONAL_SEQUENCE_LSTM's options. Operands in TFLite's order: input, 16 weight,
+/// peephole and bias tensors, the output and cell state (variable tensors, updated in place), and
+/// optionally four layer-norm coefficient tensors.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SequenceLstm {
+    /// The cell gate's and the output's activation.
+    pub activation: Activation,
+    /// Clips the cell state to ±`cell_clip` when positive.
+    pub cell_clip: f32,
+    /// Clips the projected output to ±`proj_clip` when positive.
+    pub proj_clip: f32,
+    /// `[time, batch, features]` instead of `[batch, time, features]`.
+    pub time_major: bool,
+    pub asymmetric_quantize_inputs: bool,
+}
+
 /// An operator. Tensor operands (weights, bias, shapes, axes) are node inputs, not attributes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "SCREAMING_SNAKE_CASE")]
@@ -160,6 +176,7 @@ pub enum Op {
     Pack {
         axis: i32,
     },
+    UnidirectionalSequenceLstm(SequenceLstm),
     /// Quantize-dequantize in float (training only, for quantization-aware training): inputs x,
     /// and the range as 1-element constants `min`, `max`; int8 parameters as [`int8_params`] makes
     /// them, so the result is exactly what the int8 model computes from that range.
@@ -248,6 +265,7 @@ impl Op {
             Op::Shape { .. } => "SHAPE",
             Op::Pack { .. } => "PACK",
             Op::FakeQuant => "FAKE_QUANT",
+            Op::UnidirectionalSequenceLstm(_) => "UNIDIRECTIONAL_SEQUENCE_LSTM",
             Op::Opaque(o) => &o.name,
         }
     }

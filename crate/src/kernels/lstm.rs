@@ -139,6 +139,69 @@ pub struct LstmParts<W, C, B> {
     pub output_layer_norm_coefficients: Option<C>,
 }
 
+impl<W, C, B> LstmParts<W, C, B> {
+    /// Each part from its TFLite operand index: `w` gives weight matrices, `c` per-cell vectors
+    /// (peephole weights, layer-norm coefficients), `b` biases.
+    pub fn from_operands(
+        w: impl Fn(usize) -> Option<W>,
+        c: impl Fn(usize) -> Option<C>,
+        b: impl Fn(usize) -> Option<B>,
+    ) -> Self {
+        LstmParts {
+            input_to_input_weights: w(1),
+            input_to_forget_weights: w(2),
+            input_to_cell_weights: w(3),
+            input_to_output_weights: w(4),
+            recurrent_to_input_weights: w(5),
+            recurrent_to_forget_weights: w(6),
+            recurrent_to_cell_weights: w(7),
+            recurrent_to_output_weights: w(8),
+            cell_to_input_weights: c(9),
+            cell_to_forget_weights: c(10),
+            cell_to_output_weights: c(11),
+            input_gate_bias: b(12),
+            forget_gate_bias: b(13),
+            cell_gate_bias: b(14),
+            output_gate_bias: b(15),
+            projection_weights: w(16),
+            projection_bias: b(17),
+            input_layer_norm_coefficients: c(20),
+            forget_layer_norm_coefficients: c(21),
+            cell_layer_norm_coefficients: c(22),
+            output_layer_norm_coefficients: c(23),
+        }
+    }
+}
+
+impl<W, C, B> LstmParts<Vec<W>, Vec<C>, Vec<B>> {
+    /// Borrows owned operands as the kernels take them.
+    pub fn as_slices(&self) -> LstmOperands<'_, W, C, B> {
+        LstmParts {
+            input_to_input_weights: self.input_to_input_weights.as_deref(),
+            input_to_forget_weights: self.input_to_forget_weights.as_deref(),
+            input_to_cell_weights: self.input_to_cell_weights.as_deref(),
+            input_to_output_weights: self.input_to_output_weights.as_deref(),
+            recurrent_to_input_weights: self.recurrent_to_input_weights.as_deref(),
+            recurrent_to_forget_weights: self.recurrent_to_forget_weights.as_deref(),
+            recurrent_to_cell_weights: self.recurrent_to_cell_weights.as_deref(),
+            recurrent_to_output_weights: self.recurrent_to_output_weights.as_deref(),
+            cell_to_input_weights: self.cell_to_input_weights.as_deref(),
+            cell_to_forget_weights: self.cell_to_forget_weights.as_deref(),
+            cell_to_output_weights: self.cell_to_output_weights.as_deref(),
+            input_gate_bias: self.input_gate_bias.as_deref(),
+            forget_gate_bias: self.forget_gate_bias.as_deref(),
+            cell_gate_bias: self.cell_gate_bias.as_deref(),
+            output_gate_bias: self.output_gate_bias.as_deref(),
+            projection_weights: self.projection_weights.as_deref(),
+            projection_bias: self.projection_bias.as_deref(),
+            input_layer_norm_coefficients: self.input_layer_norm_coefficients.as_deref(),
+            forget_layer_norm_coefficients: self.forget_layer_norm_coefficients.as_deref(),
+            cell_layer_norm_coefficients: self.cell_layer_norm_coefficients.as_deref(),
+            output_layer_norm_coefficients: self.output_layer_norm_coefficients.as_deref(),
+        }
+    }
+}
+
 /// The operands as slices of their data.
 pub type LstmOperands<'a, W, C, B> = LstmParts<&'a [W], &'a [C], &'a [B]>;
 

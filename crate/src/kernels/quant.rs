@@ -89,42 +89,6 @@ pub fn quantize_f32(x: &[f32], scale: f32, zero_point: i32, qmin: i32, qmax: i32
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[cfg(target_arch = "wasm32")]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
-
-    #[test]
-    fn symmetric_uses_full_range() {
-        let mut q = [0i8; 4];
-        let s = symmetric_quantize(&[-2.0, 1.0, 0.0, 0.5], &mut q);
-        assert_eq!(s, 2.0 / 127.0);
-        assert_eq!(q, [-127, 64, 0, 32]);
-        assert_eq!(symmetric_quantize(&[0.0, 0.0], &mut q[..2]), 1.0);
-    }
-
-    #[test]
-    fn asymmetric_zero_is_exact() {
-        let mut q = [0i8; 3];
-        let (s, zp) = asymmetric_quantize(&[0.0, 1.0, 3.0], &mut q);
-        // Range [0, 3]: zero maps to the minimum.
-        assert_eq!(zp, -128);
-        assert!((s - 3.0 / 255.0).abs() < 1e-9);
-        assert_eq!(q[0], -128);
-        assert_eq!(q[2], 127);
-        let (_, zp) = asymmetric_quantize(&[-1.0, 1.0, 0.0], &mut q);
-        assert_eq!(q[2] as i32, zp);
-    }
-
-    #[test]
-    fn quantize_rounds_half_away_and_saturates() {
-        let mut out = [0i32; 5];
-        quantize_f32(&[0.25, -0.25, 100.0, f32::NAN, -1e30], 0.5, 1, -128, 127, &mut out);
-        assert_eq!(out, [2, 0, 127, 1, -128]);
-    }
-}
-
 /// Asymmetric int8 parameters for a real range, computed in float32 exactly as the TFLite converter
 /// does (`GetAsymmetricQuantizationParams`): the range is widened to contain 0, `scale = (hi − lo) /
 /// 255`, and the zero point is taken from whichever end gives the smaller error, rounded and clamped
@@ -159,5 +123,41 @@ pub fn fake_quantize(x: &[f32], scale: f32, zp: i32, out: &mut [f32]) {
     quantize_f32(x, scale, zp, -128, 127, &mut q);
     for (o, &v) in out.iter_mut().zip(&q) {
         *o = dequantize_one(v, scale, zp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn symmetric_uses_full_range() {
+        let mut q = [0i8; 4];
+        let s = symmetric_quantize(&[-2.0, 1.0, 0.0, 0.5], &mut q);
+        assert_eq!(s, 2.0 / 127.0);
+        assert_eq!(q, [-127, 64, 0, 32]);
+        assert_eq!(symmetric_quantize(&[0.0, 0.0], &mut q[..2]), 1.0);
+    }
+
+    #[test]
+    fn asymmetric_zero_is_exact() {
+        let mut q = [0i8; 3];
+        let (s, zp) = asymmetric_quantize(&[0.0, 1.0, 3.0], &mut q);
+        // Range [0, 3]: zero maps to the minimum.
+        assert_eq!(zp, -128);
+        assert!((s - 3.0 / 255.0).abs() < 1e-9);
+        assert_eq!(q[0], -128);
+        assert_eq!(q[2], 127);
+        let (_, zp) = asymmetric_quantize(&[-1.0, 1.0, 0.0], &mut q);
+        assert_eq!(q[2] as i32, zp);
+    }
+
+    #[test]
+    fn quantize_rounds_half_away_and_saturates() {
+        let mut out = [0i32; 5];
+        quantize_f32(&[0.25, -0.25, 100.0, f32::NAN, -1e30], 0.5, 1, -128, 127, &mut out);
+        assert_eq!(out, [2, 0, 127, 1, -128]);
     }
 }

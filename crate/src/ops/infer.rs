@@ -21,7 +21,10 @@ pub fn infer(graph: &Graph, opts: &InferOptions) -> Result<Facts> {
     graph.validate()?;
     let mut facts: Vec<Option<Fact>> = vec![None; graph.tensors.len()];
     for (t, tensor) in graph.tensors.iter().enumerate() {
-        if tensor.is_constant() || tensor.is_variable {
+        if tensor.is_variable && !tensor.is_constant() {
+            // Recurrent state has one row per sample: it widens with the batch.
+            facts[t] = Some(declared_fact(graph, t, opts.batch.filter(|_| tensor.shape.first() == Some(&1)))?);
+        } else if tensor.is_constant() {
             facts[t] = Some(declared_fact(graph, t, None)?);
         }
     }

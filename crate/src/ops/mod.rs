@@ -16,6 +16,7 @@ mod dense;
 mod fact;
 mod infer;
 mod join;
+mod lstm;
 mod movement;
 mod opaque;
 mod pool;
@@ -30,6 +31,7 @@ pub use dense::dense_rows;
 pub use fact::{Fact, Facts, Known};
 pub use infer::{infer, InferOptions};
 pub use join::normalize_axis;
+pub use lstm::lstm_config;
 pub use movement::{paddings, permutation, resolve_reshape, slice_spec};
 pub use pool::pool_shape;
 pub use reduce::reduced_axes;
@@ -176,6 +178,7 @@ pub fn spec(op: &Op) -> Box<dyn OpSpec + '_> {
         Op::Quantize => Box::new(quant::Quantize),
         Op::Dequantize => Box::new(quant::Dequantize),
         Op::FakeQuant => Box::new(quant::FakeQuant),
+        Op::UnidirectionalSequenceLstm(a) => Box::new(lstm::Lstm(a)),
         Op::Opaque(_) => Box::new(opaque::Opaque),
     }
 }

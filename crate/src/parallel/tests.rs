@@ -41,7 +41,7 @@ fn runs_and_gradients_are_identical_on_one_and_three_threads() {
         .unwrap();
     let mut runs = Vec::new();
     for threads in [1, 3] {
-        let mut job = crate::exec::RunJob::new(std::sync::Arc::new(m.clone()), &x, false).unwrap();
+        let mut job = crate::exec::RunJob::new(std::sync::Arc::new(m.clone()), &x, false, false).unwrap();
         run(&mut job, threads, &mut |_, _, _| {}).unwrap();
         runs.push(job.finish().unwrap());
     }

@@ -122,8 +122,7 @@ impl Worker {
     pub fn engine(&mut self, id: ResourceId, rows: usize) -> Result<Option<Arc<Engine>>> {
         let plan = self.derived(id, rows, |w, _| {
             let m = w.model(id)?;
-            let batchable = m.main().inputs.first().is_some_and(|&t| m.main().tensors[t].shape.first() == Some(&1));
-            if rows != 1 && !batchable {
+            if rows != 1 && !crate::exec::batchable(m.main()) {
                 return Ok(None);
             }
             let batch = (rows != 1).then_some(rows);
@@ -168,6 +167,8 @@ impl Worker {
         let e = self.engine(id, 1)?.ok_or_else(|| Error::argument("the model does not compile"))?;
         let mut it = Interpreter::from_parts(e.0.clone(), e.1.clone());
         for r in 0..rows {
+            // Samples are independent, as in a batch: recurrent state starts from zero each time.
+            it.reset_state();
             x.set(&mut it, r, r + 1, per).map_err(|e| sample_error(e, r))?;
             it.invoke()?;
             visit(&it, r, 1)?;
@@ -195,6 +196,11 @@ impl Samples<'_> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Sets sample `r` as the model's input.
+    pub fn set_one(&self, it: &mut Interpreter, r: usize, per: usize) -> Result<()> {
+        self.set(it, r, r + 1, per)
     }
 
     /// Sets samples `lo..hi` as the model's input.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::observe::{mean_samples, Calibration, Observed};
 use super::report::{Candidate, QuantReport, SqnrAcc};
 use super::rewrite::{build, Built};
-use super::{CalibrationMethod, Granularity, IoType, QuantizeOptions};
+use super::{CalibrationMethod, Granularity, IoType, QuantizeOptions, TensorRanges};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::ir::{Model, TensorId};
@@ -60,7 +60,7 @@ pub struct QuantizeJob {
     /// Candidates scored in the round in flight.
     round: Vec<usize>,
     best: Option<usize>,
-    result: Option<(Model, QuantReport, Vec<Option<(f32, f32)>>)>,
+    result: Option<(Model, QuantReport, TensorRanges)>,
     size_before: usize,
     /// Start, end of calibration, end of selection.
     times: [f64; 3],
@@ -118,7 +118,7 @@ impl QuantizeJob {
     }
 
     /// Also, per tensor of the float model, the real range its int8 twin represents.
-    pub fn finish_with_ranges(self) -> Result<(Model, QuantReport, Vec<Option<(f32, f32)>>)> {
+    pub fn finish_with_ranges(self) -> Result<(Model, QuantReport, TensorRanges)> {
         self.result.ok_or_else(|| Error::argument("quantization did not finish"))
     }
 

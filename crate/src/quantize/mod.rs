@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 
 pub use calibrate::{int8_params, CalibrationMethod, Observer};
 pub use job::QuantizeJob;
+
+/// Per tensor of a float model, the real range its int8 twin represents, if it has one.
+pub type TensorRanges = Vec<Option<(f32, f32)>>;
 pub use report::{sqnr_db, LayerReport, QuantReport};
 
 use crate::error::{Error, Location, Result};

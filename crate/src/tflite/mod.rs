@@ -41,6 +41,7 @@ pub mod code {
     pub const TRANSPOSE: i32 = 39;
     pub const SHAPE: i32 = 77;
     pub const PACK: i32 = 83;
+    pub const UNIDIRECTIONAL_SEQUENCE_LSTM: i32 = 44;
     pub const MEAN: i32 = 40;
     pub const SUB: i32 = 41;
     pub const SQUEEZE: i32 = 43;

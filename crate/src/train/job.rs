@@ -40,6 +40,9 @@ struct Best {
     ranges: Vec<(f32, f32)>,
 }
 
+/// What a run gives: the trained model, the report, and the final fake-quant ranges.
+pub type Trained = (Model, TrainReport, Vec<(f32, f32)>);
+
 /// A training run.
 pub struct TrainJob {
     model: Arc<Model>,
@@ -114,7 +117,7 @@ impl TrainJob {
         y: &NpyArray,
         opts: &TrainOptions,
         prune: Option<&PruneDuring>,
-        fake_quant: Vec<((TensorId, TensorId, TensorId), (f32, f32), bool)>,
+        fake_quant: Vec<super::qat::FakeQuantNode>,
     ) -> Result<TrainJob> {
         opts.check()?;
         crate::grad::check_float(model)?;
@@ -481,7 +484,7 @@ impl TrainJob {
 
     /// The trained model (the best epoch's weights, or the last ones), the report, and the final
     /// fake-quant ranges.
-    pub fn finish(self) -> Result<(Model, TrainReport, Vec<(f32, f32)>)> {
+    pub fn finish(self) -> Result<Trained> {
         let (weights, ranges, best_epoch) = match &self.best {
             Some(b) => (b.weights.clone(), b.ranges.clone(), Some(b.epoch)),
             None => (self.weights_only(), self.ranges.clone(), None),

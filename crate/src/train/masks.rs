@@ -69,7 +69,7 @@ mod tests {
         // A weight masked before stays masked even if it now scores high.
         let prev = vec![Some(vec![true, true, false, true]), None];
         let m = masks(&s, &prev, 1.0 / 6.0, true);
-        assert_eq!(m[0][2], false);
+        assert!(!m[0][2]);
         assert_eq!(m.iter().flatten().filter(|k| !**k).count(), 1);
     }
 }

@@ -72,8 +72,8 @@ impl PruningSchedule {
                 power,
             } => {
                 let end = end_step.unwrap_or(total.saturating_sub(1)).max(begin_step);
-                let due =
-                    step >= begin_step && (step <= end && (step - begin_step) % frequency.max(1) == 0 || step == end);
+                let due = step >= begin_step
+                    && (step <= end && (step - begin_step).is_multiple_of(frequency.max(1)) || step == end);
                 if !due {
                     return None;
                 }
@@ -81,7 +81,7 @@ impl PruningSchedule {
                 Some(final_sparsity + (initial_sparsity - final_sparsity) * (1.0 - p.min(1.0)).powf(power))
             }
             PruningSchedule::Constant { sparsity, begin_step, frequency } => {
-                (step >= begin_step && (step - begin_step) % frequency.max(1) == 0).then_some(sparsity)
+                (step >= begin_step && (step - begin_step).is_multiple_of(frequency.max(1))).then_some(sparsity)
             }
         }
     }

@@ -97,7 +97,7 @@ impl TrainStep {
         let x = w.floats(self.data)?;
         let per = g.inputs.first().map_or(1, |&t| g.tensors[t].num_elements().max(1));
         let rows = self.indices.len();
-        let batched = g.inputs.first().is_some_and(|&t| g.tensors[t].shape.first() == Some(&1));
+        let batched = crate::exec::batchable(g);
         let (xs, t) = self.batch(&x, per, &targets)?;
         let groups: Vec<(usize, usize)> =
             if batched { vec![(0, rows)] } else { (0..rows).map(|r| (r, r + 1)).collect() };

@@ -4,6 +4,7 @@
 //! parameter version.
 
 mod binary;
+mod lstm;
 mod movement;
 mod pool;
 mod quant;
@@ -57,6 +58,7 @@ pub fn lower(op: &Op, cx: &LowerCx) -> Result<Box<dyn Kernel>> {
         Op::Quantize => quant::quantize(cx),
         Op::Dequantize => quant::dequantize(cx),
         Op::FakeQuant => quant::fake_quant(cx),
+        Op::UnidirectionalSequenceLstm(o) => lstm::lstm(o, cx),
         Op::Opaque(o) => Err(cx.node.unsupported(format!("operator {} cannot be executed yet", o.name))),
     }
 }
