@@ -4,6 +4,7 @@
 //! [`kernels`] (reference kernels beside their SIMD twins), [`exec`] (the engine), and `wasm` (the
 //! only module that knows wasm-bindgen).
 
+pub mod budget;
 pub mod clock;
 pub mod error;
 pub mod evaluate;
