@@ -13,7 +13,7 @@ mod write;
 
 use std::sync::OnceLock;
 
-pub use read::read;
+pub use read::{read, read_with};
 pub use write::write;
 
 use crate::ir::TensorId;
