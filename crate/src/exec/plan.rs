@@ -1,6 +1,7 @@
 //! Preparation: for each node, infer and check its output shape and types, and build the kernel
 //! with everything precomputed (packed weights, window geometry, index maps).
 
+use crate::budget::Budget;
 use crate::error::{Error, Location, Result};
 use crate::ir::{Activation, DType, Graph, Node, Op, Padding, QuantParams};
 use crate::kernels::conv::ConvShape;
@@ -423,7 +424,15 @@ fn window(
     let h = Window::new(padding, input[1], filter.0, stride.0, dilation.0);
     let w = Window::new(padding, input[2], filter.1, stride.1, dilation.1);
     match (h, w) {
-        (Some(h), Some(w)) => Ok(Window2D { h, w }),
+        (Some(h), Some(w)) => {
+            // The kernels read a padded copy of the input, as large as the dilated filter reaches.
+            let span = |w: &Window| {
+                ((w.output.max(1) - 1) * w.stride + (w.filter - 1) * w.dilation + 1).max(w.pad_before + w.input)
+            };
+            let padded = [input[0], span(&h), span(&w), input[3]];
+            Budget::default().tensor_bytes(&padded, DType::F32, "the padded input").map_err(|e| e.at(ctx.loc()))?;
+            Ok(Window2D { h, w })
+        }
         _ => Err(ctx.err(format!(
             "a {}x{} window (stride {:?}, dilation {:?}, {padding:?} padding) does not fit a {}x{} input",
             filter.0, filter.1, stride, dilation, input[1], input[2]
@@ -454,8 +463,16 @@ fn weight_scales(ctx: &Ctx, w: &TensorInfo, n: usize, axis: usize) -> Result<Vec
     }
 }
 
-/// Builds the kernel of node `ctx.node` and returns it with the output's type and shape.
+/// Builds the kernel of node `ctx.node` and returns it with the output's type and shape; an output
+/// over the tensor budget is refused before anything is allocated for it.
 pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
+    let (kernel, info) = prepare_node(ctx)?;
+    let what = format!("the output of node {}", ctx.node);
+    Budget::default().tensor_bytes(&info.shape, info.dtype, &what).map_err(|e| e.at(ctx.loc()))?;
+    Ok((kernel, info))
+}
+
+fn prepare_node(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
     let g = ctx.graph;
     let n = &g.nodes[ctx.node];
     if n.outputs.len() != 1 && !matches!(n.op, Op::Opaque(_)) {
@@ -924,7 +941,13 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
             let zero_point: Vec<i32> = (0..q.scale.len()).map(|i| q.zero_point_at(i) as i32).collect();
             let (channels, inner) = match q.channel_axis() {
                 None => (1, 1),
-                Some(a) => (shape[a], shape[a + 1..].iter().product()),
+                Some(a) if shape.get(a) == Some(&q.scale.len()) => (shape[a], shape[a + 1..].iter().product()),
+                Some(a) => {
+                    let n = q.scale.len();
+                    return Err(
+                        ctx.err(format!("{n} per-channel scales along dimension {a} do not fit shape {shape:?}"))
+                    );
+                }
             };
             Ok((Kernel::Dequantize { scale: q.scale.clone(), zero_point, channels, inner }, info))
         }
