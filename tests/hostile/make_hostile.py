@@ -196,6 +196,15 @@ def pad_wider():
     return w.model([PAD], t, [w.operator(0, [0, 1], [2])], [0], [2], buffers)
 
 
+def two_outputs():
+    """RELU and PAD of one [1, 4] input: two outputs, for `run` writing all outputs or none."""
+    w = Writer()
+    buffers = [w.buffer(), w.buffer(i32([0, 0, 0, 1]))]
+    t = [w.tensor("x", [1, 4]), w.tensor("r", [1, 4]), w.tensor("p", [2, 2], INT32, 1), w.tensor("y", [1, 5])]
+    ops = [w.operator(0, [0], [1]), w.operator(1, [0, 2], [3])]
+    return w.model([RELU, PAD], t, ops, [0], [1, 3], buffers)
+
+
 def shared_buffer(entries, metadata=False, size=1 << 20):
     """One 1 MiB buffer table that `entries` entries of `buffers` point at, used by `entries` tensors
     (one shared tensor table) or, with `metadata`, named by `entries` metadata entries."""
@@ -240,6 +249,7 @@ def write_all(out: Path):
         "relu.tflite": relu(),
         "no_outputs.tflite": relu(outputs=False),
         "pad_wider.tflite": pad_wider(),
+        "two_outputs.tflite": two_outputs(),
         "shared_buffer_1024.tflite": shared_buffer(1024),
         "shared_buffer_8192.tflite": shared_buffer(8192),
         "shared_metadata_1024.tflite": shared_buffer(1024, metadata=True),

@@ -77,6 +77,8 @@ interface Staged {
 /** Writes `data` to a new temporary file beside `final` and flushes it to disk. */
 async function stage(file: OutFile): Promise<Staged> {
   const final = await target(file.path);
+  const existing = await stat(final).catch(() => null);
+  if (existing?.isDirectory()) throw new FileError(file.path, REASONS.EISDIR, 'write');
   const temp = join(dirname(final), `.${basename(final)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   let handle;
   try {
@@ -89,8 +91,7 @@ async function stage(file: OutFile): Promise<Staged> {
     await handle.sync();
     await handle.close();
     // Keep the permissions of a file being replaced.
-    const old = await stat(final).catch(() => null);
-    if (old) await chmod(temp, old.mode & 0o7777);
+    if (existing) await chmod(temp, existing.mode & 0o7777);
   } catch (e) {
     await handle.close().catch(() => {});
     await unlink(temp).catch(() => {});

@@ -3,7 +3,7 @@
 // preloaded module that reports its peak RSS (the engine runs in a worker thread of that process).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -34,7 +34,7 @@ let baseline;
 before(() => {
   const gen = spawnSync('python3', [join(root, 'tests/hostile/make_hostile.py'), dir], { encoding: 'utf8' });
   assert.equal(gen.status, 0, `make_hostile.py failed (needs python3 with numpy and flatbuffers, see tests/requirements.txt):\n${gen.stderr}`);
-  spawnSync('mkdir', ['-p', join(dir, 'out')]);
+  mkdirSync(join(dir, 'out'), { recursive: true });
   // The same commands on a good model: the cost of starting Node, the worker and the engine.
   const runs = [
     cli('inspect', f('relu.tflite'), '--json'),
@@ -188,6 +188,23 @@ test('hostile: a budget set with --max-memory applies to the reader', () => {
   const bad = cli('inspect', f('relu.tflite'), '--max-memory', 'lots');
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /--max-memory must be a size/);
+});
+
+test('hostile: run writes all outputs or none', () => {
+  // The second output's path is a directory: nothing may be written, not even the first output.
+  const y = out('pair.npy');
+  mkdirSync(out('pair.1.npy'));
+  const r = cli('run', f('two_outputs.tflite'), '--input', f('x_1x4.npy'), '--output', y);
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /cannot write '.*pair\.1\.npy': it is a directory/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+  assert.equal(existsSync(y), false, 'the first output was not written');
+  assert.deepEqual(readdirSync(out('')).filter((n) => n.endsWith('.tmp')), [], 'no temporary file left');
+  rmdirSync(out('pair.1.npy'));
+  const ok = cli('run', f('two_outputs.tflite'), '--input', f('x_1x4.npy'), '--output', y);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.deepEqual(parseNpy(readFileSync(y)).shape, [3, 4]);
+  assert.deepEqual(parseNpy(readFileSync(out('pair.1.npy'))).shape, [3, 5]);
 });
 
 const opt = createOptimizer();
