@@ -193,13 +193,13 @@ impl Error {
     /// A resource error: `what` needs `asked` bytes (`None`: more than 64-bit arithmetic holds),
     /// over `limit`.
     pub fn resource(what: impl Into<String>, asked: Option<u64>, limit: u64) -> Error {
-        Error::Resource { what: what.into(), asked, limit, at: Location::default() }
+        Error::Resource { what: what.into().into_boxed_str(), asked, limit, at: Location::default() }
     }
 
     /// Replaces the subject of a resource error (keeps other errors as they are).
     fn named(mut self, name: &str) -> Error {
         if let Error::Resource { what, .. } = &mut self {
-            *what = format!("{name}: {what}");
+            *what = format!("{name}: {what}").into_boxed_str();
         }
         self
     }

@@ -105,7 +105,7 @@ pub enum Error {
     /// A size over the resource budget: `what` needs `asked` bytes (`None`: more than 64-bit
     /// arithmetic can count), and the limit is `limit`. Checked before anything is allocated.
     #[error("over the memory budget: {what} needs {} bytes, the limit is {} bytes{}", asked_text(*.asked), group(*.limit), where_(.at))]
-    Resource { what: String, asked: Option<u64>, limit: u64, at: Location },
+    Resource { what: Box<str>, asked: Option<u64>, limit: u64, at: Location },
 }
 
 fn asked_text(asked: Option<u64>) -> String {
@@ -120,7 +120,7 @@ fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

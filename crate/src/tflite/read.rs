@@ -614,18 +614,18 @@ mod tests {
         let mut buffers = vec![empty];
         buffers.extend(std::iter::repeat_n(shared, shares));
         let buffers = b.create_vector(&buffers);
-        let shape = b.create_vector(&[(size / 4) as i32]);
+        let shape = b.create_vector([(size / 4) as i32]);
         let name = b.create_string("w");
         let tensor =
             fb::Tensor::create(&mut b, shape, fb::TensorType::Float32, 1u32, name, (), false, (), (), false, (), 0u32);
         let tensors: Vec<Offset<fb::Tensor>> = if metadata { vec![tensor] } else { vec![tensor; shares] };
         let tensors = b.create_vector(&tensors);
-        let outputs = b.create_vector(&[0i32]);
+        let outputs = b.create_vector([0i32]);
         let sg = fb::SubGraph::create(&mut b, tensors, (), outputs, (), (), 0i32);
-        let subgraphs = b.create_vector(&[sg]);
+        let subgraphs = b.create_vector([sg]);
         let md_name = b.create_string("m");
         let md = fb::Metadata::create(&mut b, md_name, 1u32);
-        let metadata = if metadata { Some(b.create_vector(&vec![md; shares])) } else { None };
+        let metadata = if metadata { Some(b.create_vector(vec![md; shares])) } else { None };
         let root = fb::Model::create(&mut b, 3u32, (), subgraphs, (), buffers, (), metadata, (), (), ());
         finish(&mut b, root)
     }
@@ -673,15 +673,15 @@ mod tests {
     fn a_tensor_declared_over_the_tensor_budget_is_refused_by_name() {
         let mut b = Builder::new();
         let empty = fb::Buffer::create(&mut b, (), 0u64, 0u64);
-        let buffers = b.create_vector(&[empty]);
-        let shape = b.create_vector(&[1, i32::MAX]);
+        let buffers = b.create_vector([empty]);
+        let shape = b.create_vector([1, i32::MAX]);
         let name = b.create_string("huge");
         let t =
             fb::Tensor::create(&mut b, shape, fb::TensorType::Float32, 0u32, name, (), false, (), (), false, (), 0u32);
-        let tensors = b.create_vector(&[t]);
-        let io = b.create_vector(&[0i32]);
+        let tensors = b.create_vector([t]);
+        let io = b.create_vector([0i32]);
         let sg = fb::SubGraph::create(&mut b, tensors, io, io, (), (), 0i32);
-        let subgraphs = b.create_vector(&[sg]);
+        let subgraphs = b.create_vector([sg]);
         let root = fb::Model::create(&mut b, 3u32, (), subgraphs, (), buffers, (), (), (), (), ());
         let e = read(&finish(&mut b, root)).unwrap_err();
         assert_eq!(e.code().as_str(), "resource_limit");
