@@ -53,6 +53,9 @@ seed() {
   find tests/fixtures "$HOSTILE" -name "*.$ext" -size -32k -exec cp {} "$dir/" \;
 }
 
+log "building the targets (nightly, debug assertions on)"
+(cd "$ROOT/crate" && nice -n 19 cargo +nightly fuzz build --sanitizer none -a)
+
 declare -A EXECS FINDINGS TIMES
 for t in "${TARGETS[@]}"; do
   seed "$t"
