@@ -122,12 +122,12 @@ impl Meter {
 /// Address width of this target: 32 on wasm32, 64 natively.
 pub const ADDRESS_BITS: u32 = usize::BITS;
 
-/// Element count of `shape`, checked (fits this target's `usize`).
+/// Element count of `shape`, checked (fits this target's `isize`, as Rust's allocations must).
 pub fn elements(shape: &[usize]) -> Result<usize> {
     to_usize(elements_u64(shape)?, ADDRESS_BITS)
 }
 
-/// Bytes of a tensor of `shape` and `dtype`, checked (fits this target's `usize`). Types without a
+/// Bytes of a tensor of `shape` and `dtype`, checked (fits this target's `isize`). Types without a
 /// fixed size (strings, 4-bit) count one byte per element, an upper bound of their packed form.
 pub fn bytes(shape: &[usize], dtype: DType) -> Result<usize> {
     to_usize(bytes_u64(shape, dtype)?, ADDRESS_BITS)
@@ -170,9 +170,10 @@ pub fn add_u64(a: u64, b: u64) -> Result<u64> {
 }
 
 /// `n` as a size on a target whose `usize` has `bits` bits, or a resource error when it does not
-/// fit. Tests call it with `bits = 32` to check wasm32's arithmetic on any host.
+/// fit. The limit is `isize::MAX` of that target, the largest allocation Rust makes (2 GiB - 1 on
+/// wasm32). Tests call it with `bits = 32` to check wasm32's arithmetic on any host.
 pub fn to_usize(n: u64, bits: u32) -> Result<usize> {
-    let max = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let max = (1u64 << (bits.clamp(8, 64) - 1)) - 1;
     if n > max {
         return Err(Error::resource(format!("a size of {n} on a {bits}-bit target"), Some(n), max));
     }
@@ -224,19 +225,20 @@ mod tests {
         assert_eq!(bytes_for(&[1, 224, 224, 3], DType::F32, 32).unwrap(), 602_112);
         assert_eq!(bytes_for(&[], DType::I8, 32).unwrap(), 1, "a scalar holds one element");
         assert_eq!(bytes_for(&[7, 0, 1 << 30], DType::F32, 32).unwrap(), 0);
-        // The largest byte count a 32-bit usize holds.
-        assert_eq!(bytes_for(&[(1 << 32) - 1], DType::U8, 32).unwrap(), u32::MAX as usize);
+        // The largest allocation on a 32-bit target: isize::MAX there, 2^31 - 1 bytes.
+        assert_eq!(bytes_for(&[i32::MAX as usize], DType::U8, 32).unwrap(), i32::MAX as usize);
+        assert!(bytes_for(&[1 << 31], DType::U8, 32).is_err());
     }
 
     #[test]
     fn sizes_over_32_bits_are_refused_on_a_32_bit_target() {
         // 2^16 × 2^16 = 2^32 wraps to 0 in u32: refused, with the figure.
         let e = elements_for(&[1 << 16, 1 << 16], 32).unwrap_err();
-        assert_eq!(figures(&e), (Some(1 << 32), u32::MAX as u64));
+        assert_eq!(figures(&e), (Some(1 << 32), i32::MAX as u64));
         assert_eq!(e.code().as_str(), "resource_limit");
         // 2^31 floats are 2^33 bytes, not 0 or 2^31.
         let e = bytes_for(&[1 << 31], DType::F32, 32).unwrap_err();
-        assert_eq!(figures(&e), (Some(1 << 33), u32::MAX as u64));
+        assert_eq!(figures(&e), (Some(1 << 33), i32::MAX as u64));
         assert!(bytes_for(&[(1 << 31) - 1], DType::F32, 32).is_err());
         // The same shapes are representable with 64-bit sizes.
         assert_eq!(bytes_for(&[1 << 31], DType::F32, 64).unwrap() as u64, 1 << 33);
@@ -263,6 +265,7 @@ mod tests {
         let big = [1usize << 16, 1 << 16];
         assert_eq!(elements(&big).is_ok(), ADDRESS_BITS == 64);
         assert_eq!(to_usize(u32::MAX as u64 + 1, ADDRESS_BITS).is_ok(), ADDRESS_BITS == 64);
+        assert_eq!(to_usize(1 << 31, ADDRESS_BITS).is_ok(), ADDRESS_BITS == 64, "over isize::MAX on wasm32");
     }
 
     #[test]
