@@ -7,7 +7,7 @@
 # optimize_model (quantization and pruning of the mutated models), read_npy (.npy with 64- and
 # 32-bit size arithmetic). Each runs at low priority (nice 19), one at a time, under an RSS limit
 # (FUZZ_RSS_MB, default 1024: memory that grows past it is a finding, as are panics, overflow
-# checks and inputs slower than 10 s), in libFuzzer's fork mode so that it keeps going after a
+# checks and inputs slower than FUZZ_TIMEOUT, default 30 s), in libFuzzer's fork mode so that it keeps going after a
 # finding. Corpora (crate/fuzz/corpus/TARGET) are seeded from tests/fixtures and the crafted files
 # of tests/hostile; findings go to crate/fuzz/artifacts/TARGET. At the end it prints executions,
 # findings and time per target.
@@ -23,6 +23,8 @@ shift || true
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(read_tflite read_npy run_model optimize_model)
 RSS_MB="${FUZZ_RSS_MB:-1024}"
+# Slower inputs are findings too; generous, since nice 19 on a loaded machine can starve a run.
+TIMEOUT="${FUZZ_TIMEOUT:-30}"
 TOOLS="$ROOT/target/fuzz-tools"
 FUZZ="$ROOT/crate/fuzz"
 
@@ -67,7 +69,7 @@ for t in "${TARGETS[@]}"; do
   start=$(date +%s)
   # -a: debug assertions, so integer overflow panics (wasm32's 32-bit sizes are the point).
   (cd "$ROOT/crate" && nice -n 19 cargo +nightly fuzz run --sanitizer none -a "$t" "$FUZZ/corpus/$t" -- \
-    -rss_limit_mb="$RSS_MB" -malloc_limit_mb="$RSS_MB" -timeout=10 -max_len=32768 \
+    -rss_limit_mb="$RSS_MB" -malloc_limit_mb="$RSS_MB" -timeout="$TIMEOUT" -max_len=32768 \
     -max_total_time="$SECONDS_PER" -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 \
     -artifact_prefix="$FUZZ/artifacts/$t/" -print_final_stats=1) >"$out" 2>&1 || true
   TIMES[$t]=$(($(date +%s) - start))
