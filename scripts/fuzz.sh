@@ -7,8 +7,8 @@
 # optimize_model (quantization and pruning of the mutated models), read_npy (.npy with 64- and
 # 32-bit size arithmetic). Each runs at low priority (nice 19), one at a time, under an RSS limit
 # (FUZZ_RSS_MB, default 1024: memory that grows past it is a finding, as are panics, overflow
-# checks and inputs slower than FUZZ_TIMEOUT, default 30 s), in libFuzzer's fork mode so that it keeps going after a
-# finding. Corpora (crate/fuzz/corpus/TARGET) are seeded from tests/fixtures and the crafted files
+# checks and inputs slower than FUZZ_TIMEOUT, default 30 s), in libFuzzer's fork mode so that it
+# keeps going after a finding. Corpora (crate/fuzz/corpus/TARGET) are seeded from tests/fixtures and the crafted files
 # of tests/hostile; findings go to crate/fuzz/artifacts/TARGET. At the end it prints executions,
 # findings and time per target.
 #
