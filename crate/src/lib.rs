@@ -6,6 +6,7 @@
 //! (batched backward), the passes ([`quantize`], [`prune`]), and `wasm` (the only module that
 //! knows wasm-bindgen). `crate/ARCHITECTURE.md` shows how they fit.
 
+pub mod budget;
 pub mod clock;
 pub mod error;
 pub mod evaluate;

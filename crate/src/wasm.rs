@@ -8,12 +8,51 @@ use js_sys::{Array, Function, Reflect, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+use crate::budget::Budget;
 use crate::error::Error;
 use crate::exec::{run_batch, Interpreter};
 use crate::{evaluate, ir, npy, prune, quantize, summary, tflite};
 
 thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// The memory budget of this engine: `bytes` per model (see [`Budget::with_max_memory`]).
+#[wasm_bindgen(js_name = setMaxMemory)]
+pub fn set_max_memory(bytes: f64) -> Result<(), JsValue> {
+    if !(bytes.is_finite() && bytes >= 1.0 && bytes <= u64::MAX as f64) {
+        return Err(js_error(Error::argument(format!(
+            "the memory budget must be a positive number of bytes, got {bytes}"
+        ))));
+    }
+    crate::budget::set_current(Budget::with_max_memory(bytes as u64));
+    Ok(())
+}
+
+fn budget() -> Budget {
+    crate::budget::current()
+}
+
+/// Test hook: traps the engine on purpose, so tests can check that the client recovers from a
+/// trap. `"unreachable"` executes wasm's `unreachable` (what a panic or an allocation failure
+/// becomes in this build); `"stack-overflow"` recurses until the JS engine stops it.
+#[wasm_bindgen(js_name = testHookTrap)]
+pub fn test_hook_trap(kind: &str) -> Result<(), JsValue> {
+    thread_local! {
+        // Called through a cell, so the compiler cannot see the recursion and turn it into a loop.
+        static NEXT: std::cell::Cell<fn(u64) -> u64> = const { std::cell::Cell::new(deeper) };
+    }
+    fn deeper(n: u64) -> u64 {
+        NEXT.with(|f| f.get())(n + 1).wrapping_mul(3) ^ n
+    }
+    match kind {
+        "unreachable" => core::arch::wasm32::unreachable(),
+        "stack-overflow" => {
+            deeper(0);
+            Ok(())
+        }
+        other => Err(js_error(Error::argument(format!("unknown trap kind '{other}'")))),
+    }
 }
 
 /// Installs a panic hook that records the message, so the worker can report an internal error
@@ -76,6 +115,12 @@ fn js_error(e: Error) -> JsValue {
         if let Some(name) = &loc.tensor_name {
             set("tensorName", JsValue::from_str(name));
         }
+    }
+    if let Some((asked, limit)) = e.figures() {
+        if let Some(asked) = asked {
+            set("requested", JsValue::from_f64(asked as f64));
+        }
+        set("limit", JsValue::from_f64(limit as f64));
     }
     err.into()
 }
@@ -140,7 +185,7 @@ impl Model {
     /// Reads a `.tflite` file.
     #[wasm_bindgen(constructor)]
     pub fn new(bytes: &[u8]) -> Result<Model, JsValue> {
-        let model = tflite::read(bytes).map_err(js_error)?;
+        let model = tflite::read_with(bytes, &budget()).map_err(js_error)?;
         Ok(Model { model, size: bytes.len(), interp: RefCell::new(None) })
     }
 

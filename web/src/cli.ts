@@ -2,13 +2,15 @@
 /**
  * tinyml-optimizer: the command line. Every command runs the engine in a worker thread.
  *
- * Exit codes: 0 success, 1 user error (bad model, data, option or usage), 2 internal error.
+ * Exit codes: 0 success, 1 user error (bad model, data, option or usage, a file that cannot be read or
+ * written, a model over the memory budget), 2 internal error. Output files are written atomically.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createOptimizer } from './node.js';
 import { toCHeader } from './export.js';
+import { FileError, reasonOf, sameFile, writeFilesAtomically, type OutFile } from './files.js';
 import { formatEvalReport, formatPruneReport, formatQuantReport, formatSummary } from './format.js';
 import { OptimizerError, type CalibrationMethod, type Progress, type PruneMethod, type QuantizeOptions } from './types.js';
 
@@ -38,16 +40,67 @@ async function readInput(path: string, what: string): Promise<Uint8Array> {
   try {
     return await readFile(path);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : String((e as Error).message);
-    throw new OptimizerError('invalid_argument', `cannot read ${what} '${path}': ${why}`);
+    throw new FileError(path, reasonOf(e), 'read', what);
   }
 }
 
-/** Writes the model to -o and, with --header, as a C header for firmware. */
-async function writeModel(values: Values, bytes: Uint8Array): Promise<void> {
-  await writeFile(values.output as string, bytes);
-  if (values.header) await writeFile(values.header as string, toCHeader(bytes, basename(values.output as string)));
+/** Sizes such as 512M, 1.5G, 2GiB or 1000000 (bytes); K, M, G, T are powers of 1024. */
+export function parseSize(text: string, flag: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$/i.exec(text);
+  const unit = m ? 1024 ** ' kmgt'.indexOf((m[2] || ' ').toLowerCase()) : 0;
+  const bytes = m ? Math.floor(Number(m[1]) * unit) : NaN;
+  if (!(bytes >= 1 && Number.isSafeInteger(bytes))) {
+    throw new UsageError(`${flag} must be a size such as 512M, 2G or a number of bytes; got '${text}'`);
+  }
+  return bytes;
+}
+
+/** The engine for a command, with the memory budget of --max-memory. */
+function engine(values: Values) {
+  const maxMemory = values['max-memory'] === undefined ? undefined : parseSize(values['max-memory'] as string, '--max-memory');
+  return createOptimizer({ maxMemory });
+}
+
+interface Named {
+  flag: string;
+  path: string;
+}
+
+/**
+ * Refuses outputs that would overwrite each other or an input: only `-o` may replace the model it
+ * reads (it is written atomically, so the input survives any failure).
+ */
+async function checkOutputs(inputs: Named[], outputs: Named[]): Promise<void> {
+  for (const [i, o] of outputs.entries()) {
+    for (const other of outputs.slice(i + 1)) {
+      if (await sameFile(o.path, other.path)) {
+        throw new UsageError(`${other.flag} and ${o.flag} name the same file '${o.path}': one would replace the other`);
+      }
+    }
+    for (const input of inputs) {
+      if ((o.flag !== '-o' || input.flag !== 'MODEL') && (await sameFile(o.path, input.path))) {
+        throw new UsageError(`${o.flag} names the input ${input.flag} '${input.path}': writing it would replace the input`);
+      }
+    }
+  }
+}
+
+/** Writes the model to -o and, with --header and --report, its C header and report: all or none. */
+async function writeModel(values: Values, bytes: Uint8Array, report?: unknown): Promise<void> {
+  const files: OutFile[] = [{ path: values.output as string, data: bytes }];
+  if (values.header) files.push({ path: values.header as string, data: toCHeader(bytes, basename(values.output as string)) });
+  if (values.report !== undefined && report !== undefined) {
+    files.push({ path: values.report as string, data: JSON.stringify(report, null, 2) + '\n' });
+  }
+  await writeFilesAtomically(files);
+}
+
+/** The output paths of a model-writing command, checked against the model it reads. */
+async function checkModelOutputs(values: Values, model: string, extraInputs: Named[] = []): Promise<void> {
+  const outputs: Named[] = [{ flag: '-o', path: values.output as string }];
+  if (values.header) outputs.push({ flag: '--header', path: values.header as string });
+  if (values.report) outputs.push({ flag: '--report', path: values.report as string });
+  await checkOutputs([{ flag: 'MODEL', path: model }, ...extraInputs], outputs);
 }
 
 /** A progress bar on stderr for interactive terminals; silent otherwise (logs stay clean). */
@@ -82,7 +135,7 @@ const commands: Record<string, Command> = {
     positionals: 1,
     async run({ values, positionals }) {
       const bytes = await readInput(positionals[0], 'model');
-      const opt = createOptimizer();
+      const opt = engine(values);
       try {
         const summary = await opt.inspect(bytes);
         if (values.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
@@ -113,7 +166,12 @@ const commands: Record<string, Command> = {
         readInput(positionals[0], 'model'),
         readInput(values.input as string, 'input'),
       ]);
-      const opt = createOptimizer();
+      const inputs = [
+        { flag: 'MODEL', path: positionals[0] },
+        { flag: '--input', path: values.input as string },
+      ];
+      await checkOutputs(inputs, [{ flag: '--output', path: values.output as string }]);
+      const opt = engine(values);
       const bar = progressBar('run');
       try {
         const model = await opt.loadModel(modelBytes);
@@ -121,10 +179,13 @@ const commands: Record<string, Command> = {
         const outs = await model.run(x, { raw: values.raw as boolean, onProgress: (p) => bar.update(p) });
         const ms = performance.now() - start;
         bar.done();
+        if (outs.length === 0) throw new OptimizerError('invalid_model', 'the model has no outputs: nothing to write');
         const out = values.output as string;
         const paths = outs.map((_, i) => (i === 0 ? out : out.replace(/(\.npy)?$/, `.${i}.npy`)));
-        await Promise.all(outs.map((o, i) => writeFile(paths[i], o)));
+        await checkOutputs(inputs, paths.map((p, i) => ({ flag: i === 0 ? '--output' : `output ${i}`, path: p })));
         const infos = await Promise.all(outs.map((o) => opt.npyInfo(o)));
+        // All outputs or none.
+        await writeFilesAtomically(outs.map((o, i) => ({ path: paths[i], data: o })));
         const n = infos[0]?.shape[0] ?? 0;
         if (values.json) {
           process.stdout.write(JSON.stringify({ samples: n, ms, outputs: paths.map((p, i) => ({ path: p, ...infos[i] })) }) + '\n');
@@ -183,12 +244,13 @@ const commands: Record<string, Command> = {
       if (mode === 'static' && !values.calibration) {
         throw new UsageError('static quantization needs --calibration X.npy (representative inputs); or use --mode dynamic');
       }
+      await checkModelOutputs(values, positionals[0], values.calibration ? [{ flag: '--calibration', path: values.calibration as string }] : []);
       const [modelBytes, calib] = await Promise.all([
         readInput(positionals[0], 'model'),
         values.calibration && mode === 'static' ? readInput(values.calibration as string, 'calibration data') : Promise.resolve(undefined),
       ]);
       const options: QuantizeOptions = { mode, granularity, io, calibration, biasCorrection: !values['no-bias-correction'] };
-      const opt = createOptimizer();
+      const opt = engine(values);
       const bar = progressBar('quantize');
       try {
         const model = await opt.loadModel(modelBytes);
@@ -197,8 +259,7 @@ const commands: Record<string, Command> = {
         const ms = performance.now() - start;
         bar.done();
         const out = await q.toBytes();
-        await writeModel(values, out);
-        if (values.report) await writeFile(values.report as string, JSON.stringify(report, null, 2) + '\n');
+        await writeModel(values, out, report);
         if (values.json) process.stdout.write(JSON.stringify({ output: values.output, bytes: out.length, ms, report }) + '\n');
         else process.stdout.write(formatQuantReport(values.output as string, out.length, ms, report));
       } finally {
@@ -253,12 +314,17 @@ const commands: Record<string, Command> = {
         throw new UsageError(`--method ${method} needs --data X.npy (representative inputs; --labels optional)`);
       }
       if (values.labels && !values.data) throw new UsageError('--labels needs --data');
+      const dataInputs = [
+        ...(values.data ? [{ flag: '--data', path: values.data as string }] : []),
+        ...(values.labels ? [{ flag: '--labels', path: values.labels as string }] : []),
+      ];
+      await checkModelOutputs(values, positionals[0], dataInputs);
       const [modelBytes, data, labels] = await Promise.all([
         readInput(positionals[0], 'model'),
         values.data ? readInput(values.data as string, 'data') : Promise.resolve(undefined),
         values.labels ? readInput(values.labels as string, 'labels') : Promise.resolve(undefined),
       ]);
-      const opt = createOptimizer();
+      const opt = engine(values);
       const bar = progressBar('prune');
       try {
         const model = await opt.loadModel(modelBytes);
@@ -280,9 +346,8 @@ const commands: Record<string, Command> = {
         const evaluation = data ? await pruned.evaluate(data, { labels, reference: model }, { onProgress: (p) => bar.update(p) }) : undefined;
         bar.done();
         const out = await pruned.toBytes();
-        await writeModel(values, out);
         const full = { ...report, evaluation };
-        if (values.report) await writeFile(values.report as string, JSON.stringify(full, null, 2) + '\n');
+        await writeModel(values, out, full);
         if (values.json) process.stdout.write(JSON.stringify({ output: values.output, bytes: out.length, ms, report: full }) + '\n');
         else process.stdout.write(formatPruneReport(values.output as string, report, evaluation));
       } finally {
@@ -312,7 +377,7 @@ const commands: Record<string, Command> = {
         values.labels ? readInput(values.labels as string, 'labels') : Promise.resolve(undefined),
         values.reference ? readInput(values.reference as string, 'reference model') : Promise.resolve(undefined),
       ]);
-      const opt = createOptimizer();
+      const opt = engine(values);
       const bar = progressBar('evaluate');
       try {
         const model = await opt.loadModel(modelBytes);
@@ -335,8 +400,9 @@ const commands: Record<string, Command> = {
     positionals: 1,
     async run({ values, positionals }) {
       if (!values.output) throw new UsageError('-o OUT.tflite is required');
+      await checkModelOutputs(values, positionals[0]);
       const bytes = await readInput(positionals[0], 'model');
-      const opt = createOptimizer();
+      const opt = engine(values);
       try {
         const model = await opt.loadModel(bytes);
         const out = await model.toBytes();
@@ -359,13 +425,22 @@ function mainHelp(): string {
     "\n\nRun 'tinyml-optimizer <command> --help' for a command's options.\n" +
     'prune, quantize and convert take --header OUT.h to also write the model as a C/C++ header for firmware\n' +
     '(a 16-byte aligned const unsigned char array and its length, as TensorFlow Lite Micro needs).\n' +
-    'Exit codes: 0 success, 1 user error (bad model, data, option or usage), 2 internal error.\n'
+    'Every command takes --max-memory SIZE (e.g. 512M, 2G; default 1G): the engine\'s memory budget per model;\n' +
+    'a model that needs more is refused (error code resource_limit) before anything is allocated.\n' +
+    'Output files are written to a temporary file and renamed, so an input is never left truncated.\n' +
+    'Exit codes: 0 success, 1 user error (bad model, data, option or usage, a file that cannot be read or\n' +
+    'written, a model over the memory budget), 2 internal error.\n'
   );
 }
 
 function commandHelp(name: string, c: Command): string {
-  return `${c.summary}\n\nUsage: ${c.usage}\n\n${c.help}\n`;
+  return `${c.summary}\n\nUsage: ${c.usage} [--max-memory SIZE]\n\n${c.help}\n`;
 }
+
+/** Options every command takes. */
+const COMMON: NonNullable<ParseArgsConfig['options']> = {
+  'max-memory': { type: 'string' },
+};
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -391,7 +466,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     let parsed;
     try {
-      parsed = parseArgs({ args: rest, options: cmd.options, allowPositionals: true, strict: true });
+      parsed = parseArgs({ args: rest, options: { ...COMMON, ...cmd.options }, allowPositionals: true, strict: true });
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
@@ -402,15 +477,30 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT_OK;
   } catch (e) {
     const usage = e instanceof UsageError;
-    const user = usage || (e instanceof OptimizerError && e.isUserError);
+    const file = e instanceof FileError;
+    const user = usage || file || (e instanceof OptimizerError && e.isUserError);
     const err =
       e instanceof OptimizerError
-        ? { code: e.code, message: e.message, node: e.node, op: e.op, tensor: e.tensor, tensorName: e.tensorName }
-        : { code: usage ? 'invalid_argument' : 'internal', message: (e as Error).message ?? String(e) };
+        ? {
+            code: e.code,
+            message: e.message,
+            node: e.node,
+            op: e.op,
+            tensor: e.tensor,
+            tensorName: e.tensorName,
+            requested: e.requested,
+            limit: e.limit,
+          }
+        : file
+          ? { code: 'file_error', message: e.message, path: e.path, reason: e.reason }
+          : { code: usage ? 'invalid_argument' : 'internal', message: (e as Error).message ?? String(e) };
     if (json) process.stdout.write(JSON.stringify({ error: err }) + '\n');
     process.stderr.write(`error: ${err.message}\n`);
     if (usage) process.stderr.write(`usage: ${cmd.usage}\n`);
     if (!user && e instanceof Error && e.stack && !(e instanceof OptimizerError)) process.stderr.write(e.stack + '\n');
+    if (e instanceof OptimizerError && e.code === 'resource_limit') {
+      process.stderr.write('(raise the budget with --max-memory SIZE if this machine has the memory)\n');
+    }
     return user ? EXIT_USER : EXIT_INTERNAL;
   }
 }

@@ -27,23 +27,37 @@ export interface WorkerPort {
 
 export type SpawnWorker = (handlers: {
   message(msg: Response): void;
+  /** The worker died or failed to start (an error event, an unexpected exit). */
   failure(err: Error): void;
 }) => WorkerPort;
 
 export interface CallOptions {
   onProgress?: (p: Progress) => void;
+  /** Cancels this call only: removed from the queue if it has not started, or, if it is running,
+   * by restarting the engine (running wasm cannot be interrupted). */
   signal?: AbortSignal;
 }
 
 export interface OptimizerOptions {
   /** Use the plain simd128 build even where relaxed SIMD is available. */
   prefer?: 'simd' | 'relaxed';
+  /** Memory budget of the engine per model, in bytes; a model that needs more is refused with
+   * `resource_limit` before anything is allocated. Default: the engine's (1 GiB). */
+  maxMemory?: number;
 }
 
+/** A call waiting for, or running in, the engine. */
 interface Pending {
+  id: number;
+  method: Method;
+  args: unknown;
   resolve(v: unknown): void;
   reject(e: Error): void;
   onProgress?: (p: Progress) => void;
+  /** The engine generation whose loaded models this call uses (calls on a LoadedModel). */
+  needs?: number;
+  /** Detaches the abort listener. */
+  detach(): void;
 }
 
 /** Input bytes: copied once into a buffer that is then transferred to the worker. */
@@ -58,66 +72,163 @@ function ownedCopy(b: Bytes): ArrayBuffer {
   return copy.buffer;
 }
 
+const RELOAD = 'the next call starts a fresh engine, and models loaded before must be loaded again';
+
+/**
+ * The engine behind a promise API. Calls run one at a time, in order: the client keeps the queue
+ * and posts the next call when the previous one settles, so it always knows which call is running.
+ * After a trap the worker is replaced on the next call; every model it held is gone.
+ */
 export class Optimizer {
   private port: WorkerPort | null = null;
   private generation = 0;
   private nextId = 1;
-  private pending = new Map<number, Pending>();
+  private running: Pending | null = null;
+  private queue: Pending[] = [];
+  /** Why each ended engine generation ended, for the error a stale LoadedModel gives. */
+  private ended = new Map<number, OptimizerError>();
 
   constructor(
     private readonly spawn: SpawnWorker,
     private readonly options: OptimizerOptions = {},
-  ) {}
+  ) {
+    const m = options.maxMemory;
+    if (m !== undefined && !(Number.isSafeInteger(m) && m > 0)) {
+      throw new OptimizerError('invalid_argument', `maxMemory must be a positive whole number of bytes, got ${m}`);
+    }
+  }
 
   private ensurePort(): WorkerPort {
     if (this.port) return this.port;
-    const generation = ++this.generation;
+    const generation = this.generation;
     const port = this.spawn({
-      message: (msg) => this.onMessage(msg),
+      message: (msg) => {
+        if (generation === this.generation) this.onMessage(msg);
+      },
       failure: (err) => {
         if (generation !== this.generation) return;
-        this.port = null;
-        this.rejectAll(err instanceof OptimizerError ? err : new OptimizerError('internal', `the worker failed: ${err.message}`));
+        const why = err instanceof OptimizerError ? err.message : `the engine's worker failed: ${err.message}`;
+        this.crash(new OptimizerError('engine_crashed', `${why}; ${RELOAD}`));
       },
     });
-    const init: WorkerInit = { type: 'init', prefer: this.options.prefer };
+    const init: WorkerInit = { type: 'init', prefer: this.options.prefer, maxMemory: this.options.maxMemory };
     port.post(init, []);
     this.port = port;
     return port;
   }
 
   private onMessage(msg: Response) {
-    const p = this.pending.get(msg.id);
-    if (!p) return;
+    const p = this.running;
+    if (!p || p.id !== msg.id) return;
     if (msg.type === 'progress') {
       p.onProgress?.({ stage: msg.stage, done: msg.done, total: msg.total });
       return;
     }
-    this.pending.delete(msg.id);
-    this.port?.setBusy(this.pending.size > 0);
+    if (!msg.ok && msg.fatal) {
+      this.crash(new OptimizerError('engine_crashed', `${msg.error.message}; ${RELOAD}`));
+      return;
+    }
+    this.running = null;
+    p.detach();
     if (msg.ok) p.resolve(msg.value);
     else {
       const { code, message, ...where } = msg.error;
       p.reject(new OptimizerError(code, message, where));
     }
+    this.pump();
   }
 
-  private rejectAll(err: Error) {
-    const all = [...this.pending.values()];
-    this.pending.clear();
-    for (const p of all) p.reject(err);
-  }
-
-  /** Sends one request to the worker. */
-  call<M extends Method>(method: M, args: Args<M>, opts: CallOptions = {}): Promise<Result<M>> {
-    if (opts.signal?.aborted) return Promise.reject(new OptimizerError('cancelled', 'cancelled before it started'));
+  /** Posts the next queued call when none is running. */
+  private pump() {
+    if (this.running) return;
+    const p = this.queue.shift();
+    if (!p) {
+      this.port?.setBusy(false);
+      return;
+    }
+    if (p.needs !== undefined && p.needs !== this.generation) {
+      p.detach();
+      p.reject(this.staleError(p.needs));
+      this.pump();
+      return;
+    }
     const port = this.ensurePort();
-    const id = this.nextId++;
+    this.running = p;
+    port.setBusy(true);
+    port.post({ id: p.id, method: p.method, args: p.args }, buffersIn(p.args));
+  }
+
+  /** Ends the current engine generation: terminates its worker and remembers why. */
+  private endGeneration(why: OptimizerError) {
+    const port = this.port;
+    this.port = null;
+    this.ended.set(this.generation, why);
+    this.generation++;
+    port?.terminate();
+  }
+
+  /** The engine trapped or its worker died: the running call and every queued one reject with
+   * `err`; the next call starts a fresh engine. */
+  private crash(err: OptimizerError) {
+    const all = [...(this.running ? [this.running] : []), ...this.queue];
+    this.running = null;
+    this.queue = [];
+    this.endGeneration(err);
+    for (const p of all) {
+      p.detach();
+      p.reject(err);
+    }
+  }
+
+  /** The error of a call on a model from an engine generation that has ended. */
+  private staleError(generation: number): OptimizerError {
+    const why = this.ended.get(generation);
+    if (why?.code === 'engine_crashed') {
+      return new OptimizerError('engine_crashed', 'this model was lost when the engine crashed; load it again');
+    }
+    return new OptimizerError('cancelled', 'this model was unloaded when its worker was cancelled or restarted; load it again');
+  }
+
+  /** Cancels one call: dropped from the queue, or, when it is running, by restarting the engine. */
+  private abort(p: Pending) {
+    const i = this.queue.indexOf(p);
+    if (i >= 0) {
+      this.queue.splice(i, 1);
+      p.detach();
+      p.reject(new OptimizerError('cancelled', `${p.method}: cancelled before it started`));
+      return;
+    }
+    if (this.running !== p) return;
+    this.running = null;
+    this.endGeneration(new OptimizerError('cancelled', 'restarted to cancel a running call'));
+    p.detach();
+    p.reject(new OptimizerError('cancelled', `${p.method}: cancelled; the engine was restarted, so models loaded before must be loaded again`));
+    // Queued calls on models of the old engine reject in pump(); the others run on a fresh one.
+    this.pump();
+  }
+
+  /**
+   * Queues one request for the engine. `needs` is the engine generation whose loaded models the
+   * call uses; if that engine is gone by the time the call runs, it rejects instead.
+   */
+  call<M extends Method>(method: M, args: Args<M>, opts: CallOptions = {}, needs?: number): Promise<Result<M>> {
+    const signal = opts.signal;
+    if (signal?.aborted) return Promise.reject(new OptimizerError('cancelled', `${method}: cancelled before it started`));
     return new Promise<Result<M>>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onProgress: opts.onProgress });
-      opts.signal?.addEventListener('abort', () => this.cancel(), { once: true });
-      port.setBusy(true);
-      port.post({ id, method, args }, buffersIn(args));
+      const onAbort = () => this.abort(p);
+      const p: Pending = {
+        id: this.nextId++,
+        method,
+        args,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        onProgress: opts.onProgress,
+        needs,
+        detach: () => signal?.removeEventListener('abort', onAbort),
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.queue.push(p);
+      this.pump();
     });
   }
 
@@ -126,13 +237,21 @@ export class Optimizer {
     return this.generation;
   }
 
-  /** Stops all running work: the worker is terminated and every pending call rejects with 'cancelled'. */
+  /** Why the engine generation `generation` ended, if it has. */
+  endedBecause(generation: number): OptimizerError | undefined {
+    return generation === this.generation ? undefined : this.staleError(generation);
+  }
+
+  /** Stops all work: the worker is terminated and every pending call rejects with 'cancelled'. */
   cancel(): void {
-    const port = this.port;
-    this.port = null;
-    this.generation++;
-    port?.terminate();
-    this.rejectAll(new OptimizerError('cancelled', 'cancelled'));
+    const all = [...(this.running ? [this.running] : []), ...this.queue];
+    this.running = null;
+    this.queue = [];
+    this.endGeneration(new OptimizerError('cancelled', 'cancelled'));
+    for (const p of all) {
+      p.detach();
+      p.reject(new OptimizerError('cancelled', 'cancelled'));
+    }
   }
 
   /** Terminates the worker and frees everything it holds. */
@@ -159,13 +278,21 @@ export class Optimizer {
   }
 
   /** Shape and type of a .npy file. */
-  npyInfo(bytes: Bytes): Promise<NpyInfo> {
-    return this.call('npyInfo', { bytes: ownedCopy(bytes) });
+  npyInfo(bytes: Bytes, opts: CallOptions = {}): Promise<NpyInfo> {
+    return this.call('npyInfo', { bytes: ownedCopy(bytes) }, opts);
   }
 
   /** A float32 .npy file from values and a shape (e.g. images turned into a batch). */
-  async npyFromF32(shape: number[], data: Float32Array): Promise<Uint8Array> {
-    return (await this.call('npyFromF32', { shape, data: new Float32Array(data) })).bytes;
+  async npyFromF32(shape: number[], data: Float32Array, opts: CallOptions = {}): Promise<Uint8Array> {
+    return (await this.call('npyFromF32', { shape, data: new Float32Array(data) }, opts)).bytes;
+  }
+
+  /**
+   * Test hook: makes the engine trap ('unreachable': a wasm trap, as a panic or an out-of-memory
+   * abort gives; 'stack-overflow': unbounded recursion). Only for tests of crash recovery.
+   */
+  testHookTrap(kind: 'unreachable' | 'stack-overflow', opts: CallOptions = {}): Promise<never> {
+    return this.call('testHookTrap', { kind }, opts) as Promise<never>;
   }
 }
 
@@ -174,15 +301,21 @@ export class LoadedModel {
   constructor(
     private readonly optimizer: Optimizer,
     readonly handle: number,
-    private readonly generation: number,
+    /** The engine generation holding this model. */
+    readonly generation: number,
     readonly summary: ModelSummary,
   ) {}
 
-  /** Throws if the model's worker is gone. */
+  /** Throws if the model's engine is gone (cancelled, or crashed). */
   check() {
-    if (this.generation !== this.optimizer.workerGeneration) {
-      throw new OptimizerError('cancelled', 'this model was unloaded when its worker was cancelled or restarted; load it again');
-    }
+    const why = this.optimizer.endedBecause(this.generation);
+    if (why) throw why;
+  }
+
+  /** Calls the engine on this model; rejects if the engine holding it is gone by then. */
+  private call<M extends Method>(method: M, args: Args<M>, opts: CallOptions = {}): Promise<Result<M>> {
+    this.check();
+    return this.optimizer.call(method, args, opts, this.generation);
   }
 
   /**
@@ -191,8 +324,7 @@ export class LoadedModel {
    * the model's own output type with `raw`.
    */
   async run(input: Bytes, opts: CallOptions & { raw?: boolean } = {}): Promise<Uint8Array[]> {
-    this.check();
-    const r = await this.optimizer.call('run', { handle: this.handle, input: ownedCopy(input), raw: opts.raw ?? false }, opts);
+    const r = await this.call('run', { handle: this.handle, input: ownedCopy(input), raw: opts.raw ?? false }, opts);
     return r.outputs;
   }
 
@@ -205,14 +337,13 @@ export class LoadedModel {
     options: QuantizeOptions & { calibrationData?: Bytes } = {},
     opts: CallOptions = {},
   ): Promise<{ model: LoadedModel; report: QuantReport }> {
-    this.check();
     const { calibrationData, ...rest } = options;
-    const r = await this.optimizer.call(
+    const r = await this.call(
       'quantize',
       { handle: this.handle, calibration: calibrationData ? ownedCopy(calibrationData) : undefined, options: rest },
       opts,
     );
-    return { model: new LoadedModel(this.optimizer, r.handle, this.optimizer.workerGeneration, r.summary), report: r.report };
+    return { model: new LoadedModel(this.optimizer, r.handle, this.generation, r.summary), report: r.report };
   }
 
   /**
@@ -225,9 +356,8 @@ export class LoadedModel {
     options: PruneOptions & { data?: Bytes; labels?: Bytes } = {},
     opts: CallOptions = {},
   ): Promise<{ model: LoadedModel; report: PruneReport }> {
-    this.check();
     const { data, labels, ...rest } = options;
-    const r = await this.optimizer.call(
+    const r = await this.call(
       'prune',
       {
         handle: this.handle,
@@ -237,7 +367,7 @@ export class LoadedModel {
       },
       opts,
     );
-    return { model: new LoadedModel(this.optimizer, r.handle, this.optimizer.workerGeneration, r.summary), report: r.report };
+    return { model: new LoadedModel(this.optimizer, r.handle, this.generation, r.summary), report: r.report };
   }
 
   /**
@@ -250,9 +380,11 @@ export class LoadedModel {
     options: { labels?: Bytes; reference?: LoadedModel } = {},
     opts: CallOptions = {},
   ): Promise<EvalReport> {
-    this.check();
     options.reference?.check();
-    return this.optimizer.call(
+    if (options.reference && options.reference.generation !== this.generation) {
+      throw new OptimizerError('invalid_argument', 'the reference model was loaded by another engine or before a restart; load both again');
+    }
+    return this.call(
       'evaluate',
       {
         handle: this.handle,
@@ -266,8 +398,7 @@ export class LoadedModel {
 
   /** Per-layer time (ms) of one inference with the engine, averaged over `iterations` runs. */
   async profile(input: Bytes, iterations = 20): Promise<{ node: number; op: string; ms: number }[]> {
-    this.check();
-    return this.optimizer.call('profile', { handle: this.handle, input: ownedCopy(input), iterations });
+    return this.call('profile', { handle: this.handle, input: ownedCopy(input), iterations });
   }
 
   /**
@@ -275,18 +406,16 @@ export class LoadedModel {
    * median and minimum over `runs` timed runs after a short warm-up.
    */
   async benchmark(input: Bytes, runs = 100): Promise<Latency> {
-    this.check();
-    return this.optimizer.call('benchmark', { handle: this.handle, input: ownedCopy(input), runs });
+    return this.call('benchmark', { handle: this.handle, input: ownedCopy(input), runs });
   }
 
   /** The model serialized as .tflite bytes. */
   async toBytes(): Promise<Uint8Array> {
-    this.check();
-    return (await this.optimizer.call('export', { handle: this.handle })).bytes;
+    return (await this.call('export', { handle: this.handle })).bytes;
   }
 
   async release(): Promise<void> {
-    if (this.generation !== this.optimizer.workerGeneration) return;
-    await this.optimizer.call('release', { handle: this.handle });
+    if (this.optimizer.endedBecause(this.generation)) return;
+    await this.call('release', { handle: this.handle });
   }
 }

@@ -5,13 +5,11 @@
 import { loadEngine, type Flavor, type Wasm } from './engine.js';
 import { buffersIn, type Request, type Response, type WireError, type WorkerInit } from './protocol.js';
 import type { EvalReport, Latency, ModelSummary, NpyInfo, PruneOptions, PruneReport, QuantizeOptions, QuantReport } from './types.js';
-import { OptimizerError } from './types.js';
+import { ERROR_CODES, OptimizerError } from './types.js';
 
 export interface Host {
   post(msg: Response, transfer: ArrayBuffer[]): void;
   readWasm(url: URL): Promise<BufferSource>;
-  /** Ends the worker (after a trap the wasm instance cannot be trusted). */
-  exit(): void;
 }
 
 interface Ctx {
@@ -124,43 +122,75 @@ function makeHandlers(s: State) {
     async npyFromF32(a: { shape: number[]; data: Float32Array }) {
       return { bytes: s.wasm.npyFromF32(Uint32Array.from(a.shape), a.data) };
     },
+    /** Test hook: traps the engine on purpose, to test that the client recovers. */
+    async testHookTrap(a: { kind: 'unreachable' | 'stack-overflow' }): Promise<never> {
+      s.wasm.testHookTrap(a.kind);
+      throw new OptimizerError('internal', `the test hook did not trap (kind '${a.kind}')`);
+    },
   };
 }
 
 export type Handlers = ReturnType<typeof makeHandlers>;
 
+/**
+ * Whether `e` means the engine can no longer be trusted: a wasm trap (a panic aborts as
+ * `unreachable`, so does running out of memory), a stack overflow (a RangeError in V8 and Safari,
+ * an InternalError in Firefox), or a failed memory allocation (a RangeError).
+ */
+export function isTrap(e: unknown): boolean {
+  if (e instanceof WebAssembly.RuntimeError || e instanceof RangeError) return true;
+  const name = e && typeof e === 'object' && 'name' in e ? String((e as Error).name) : '';
+  const message = e && typeof e === 'object' && 'message' in e ? String((e as Error).message) : '';
+  return name === 'InternalError' || /out of memory|allocation failed|call stack/i.test(message);
+}
+
 function wireError(e: unknown, s: State | null): { error: WireError; fatal: boolean } {
-  if (e instanceof WebAssembly.RuntimeError) {
-    const panic = s?.wasm.takePanicMessage();
+  if (isTrap(e)) {
+    let panic: string | undefined;
+    try {
+      panic = s?.wasm.takePanicMessage();
+    } catch {
+      // The instance is broken; the trap's own message will do.
+    }
+    const kind = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
     return {
-      error: { code: 'internal', message: `internal error in the engine: ${panic ?? e.message}. Please report it with the model that caused it.` },
+      error: {
+        code: 'engine_crashed',
+        message: `the engine crashed (${panic ?? kind}). Please report it with the model that caused it`,
+      },
       fatal: true,
     };
   }
   if (e && typeof e === 'object' && 'message' in e) {
-    const o = e as { code?: string; message: string; node?: number; op?: string; tensor?: number; tensorName?: string };
-    const known = ['invalid_model', 'unsupported', 'invalid_input', 'invalid_argument', 'invalid_npy', 'cancelled', 'no_simd'];
-    const code = (o.code && known.includes(o.code) ? o.code : 'internal') as WireError['code'];
-    const { node, op, tensor, tensorName } = o;
-    return { error: { code, message: String(o.message), node, op, tensor, tensorName }, fatal: false };
+    const o = e as WireError;
+    const code = (o.code && ERROR_CODES.includes(o.code) ? o.code : 'internal') as WireError['code'];
+    const { node, op, tensor, tensorName, requested, limit } = o;
+    return { error: { code, message: String(o.message), node, op, tensor, tensorName, requested, limit }, fatal: false };
   }
   return { error: { code: 'internal', message: String(e) }, fatal: false };
 }
 
 /** Starts serving; returns the function to call with each incoming message. */
 export function serve(host: Host): (msg: Request | WorkerInit) => void {
-  let prefer: Flavor | undefined;
+  let init: WorkerInit = { type: 'init' };
   let state: Promise<State> | null = null;
   let ready: State | null = null;
   let queue = Promise.resolve();
+  /** Set after a trap: the wasm instance is not used again; the client replaces this worker. */
+  let dead: WireError | null = null;
 
   const start = () =>
-    (state ??= loadEngine(host.readWasm, prefer).then(({ wasm, flavor }) => {
+    (state ??= loadEngine(host.readWasm, init.prefer).then(({ wasm, flavor }) => {
+      if (init.maxMemory !== undefined) wasm.setMaxMemory(init.maxMemory);
       ready = { wasm, flavor, models: new Map(), next: 1 };
       return ready;
     }));
 
   const handle = async (req: Request) => {
+    if (dead) {
+      host.post({ id: req.id, type: 'result', ok: false, error: dead, fatal: true }, []);
+      return;
+    }
     try {
       const s = await start();
       const handlers = makeHandlers(s) as unknown as Record<string, (a: unknown, c: Ctx) => Promise<unknown>>;
@@ -173,15 +203,15 @@ export function serve(host: Host): (msg: Request | WorkerInit) => void {
       host.post({ id: req.id, type: 'result', ok: true, value }, buffersIn(value));
     } catch (e) {
       const { error, fatal } = wireError(e, ready);
-      host.post({ id: req.id, type: 'result', ok: false, error }, []);
-      if (fatal) host.exit();
+      if (fatal) dead = error;
+      host.post({ id: req.id, type: 'result', ok: false, error, fatal }, []);
       if (error.code === 'no_simd') state = null;
     }
   };
 
   return (msg) => {
     if ((msg as WorkerInit).type === 'init') {
-      prefer = (msg as WorkerInit).prefer;
+      init = msg as WorkerInit;
       return;
     }
     // One request at a time: the engine is single-threaded, and order is what callers expect.

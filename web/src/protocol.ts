@@ -24,18 +24,23 @@ export interface WireError {
   op?: string;
   tensor?: number;
   tensorName?: string;
+  /** resource_limit: bytes asked (absent when beyond 64-bit arithmetic) and the limit. */
+  requested?: number;
+  limit?: number;
 }
 
 export type Response =
   | ({ id: number; type: 'progress' } & Progress)
   | { id: number; type: 'result'; ok: true; value: unknown }
-  | { id: number; type: 'result'; ok: false; error: WireError };
+  | { id: number; type: 'result'; ok: false; error: WireError; fatal?: boolean };
 
 /** Options the worker is started with. */
 export interface WorkerInit {
   type: 'init';
   /** Cap the SIMD build ('simd' forces the plain simd128 build even where relaxed SIMD exists). */
   prefer?: 'simd' | 'relaxed';
+  /** Memory budget of the engine per model, in bytes (default: the engine's own, 1 GiB). */
+  maxMemory?: number;
 }
 
 /** ArrayBuffers inside a message (top level, arrays, plain objects), to transfer instead of copy. */

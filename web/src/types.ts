@@ -213,7 +213,12 @@ export interface NpyInfo {
   dtype: 'float32' | 'float64' | 'int8' | 'uint8' | 'int32' | 'int64';
 }
 
-/** Stable error codes: the first six come from the core, the rest from the JS layer. */
+/**
+ * Stable error codes: the first seven come from the core (crate/src/error.rs), the rest from the JS
+ * layer. `resource_limit`: the model or data needs more memory than the budget (`maxMemory`)
+ * allows. `engine_crashed`: the engine trapped (a bug, or memory exhausted) and was restarted;
+ * models loaded before are gone and must be loaded again.
+ */
 export type ErrorCode =
   | 'invalid_model'
   | 'unsupported'
@@ -221,8 +226,36 @@ export type ErrorCode =
   | 'invalid_argument'
   | 'invalid_npy'
   | 'cancelled'
+  | 'resource_limit'
   | 'no_simd'
+  | 'engine_crashed'
   | 'internal';
+
+/** Codes the core (and the worker) may report; anything else from the engine becomes 'internal'. */
+export const ERROR_CODES: readonly ErrorCode[] = [
+  'invalid_model',
+  'unsupported',
+  'invalid_input',
+  'invalid_argument',
+  'invalid_npy',
+  'cancelled',
+  'resource_limit',
+  'no_simd',
+  'engine_crashed',
+  'internal',
+];
+
+/** Where an error applies, and for resource_limit the figures. */
+export interface ErrorDetails {
+  node?: number;
+  op?: string;
+  tensor?: number;
+  tensorName?: string;
+  /** resource_limit: bytes asked (absent when beyond what 64-bit arithmetic counts). */
+  requested?: number;
+  /** resource_limit: the limit, in bytes. */
+  limit?: number;
+}
 
 /** What a failed call rejects with. */
 export class OptimizerError extends Error {
@@ -231,17 +264,19 @@ export class OptimizerError extends Error {
   readonly op?: string;
   readonly tensor?: number;
   readonly tensorName?: string;
+  readonly requested?: number;
+  readonly limit?: number;
 
-  constructor(code: ErrorCode, message: string, where: { node?: number; op?: string; tensor?: number; tensorName?: string } = {}) {
+  constructor(code: ErrorCode, message: string, where: ErrorDetails = {}) {
     super(message);
     this.name = 'OptimizerError';
     this.code = code;
     Object.assign(this, where);
   }
 
-  /** True for errors caused by what the user gave (a bad file, data or option), not by a bug. */
+  /** True for errors caused by what the user gave (a bad file, data, option or budget), not by a bug. */
   get isUserError(): boolean {
-    return this.code !== 'internal';
+    return this.code !== 'internal' && this.code !== 'engine_crashed';
   }
 }
 

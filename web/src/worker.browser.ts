@@ -4,7 +4,6 @@ import { serve } from './handlers.js';
 interface WorkerScope {
   postMessage(msg: unknown, transfer: Transferable[]): void;
   onmessage: ((e: MessageEvent) => void) | null;
-  close(): void;
 }
 const scope = self as unknown as WorkerScope;
 
@@ -15,6 +14,5 @@ const onMessage = serve({
     if (!r.ok) throw new Error(`could not load the engine from ${url} (HTTP ${r.status})`);
     return r.arrayBuffer();
   },
-  exit: () => scope.close(),
 });
 scope.onmessage = (e) => onMessage(e.data);

@@ -9,6 +9,5 @@ const port = parentPort;
 const onMessage = serve({
   post: (msg, transfer) => port.postMessage(msg, transfer),
   readWasm: async (url) => readFile(fileURLToPath(url)),
-  exit: () => process.exit(70),
 });
 port.on('message', (msg) => onMessage(msg));

@@ -1,7 +1,7 @@
 // The CLI: commands, JSON output, exit codes, and hostile files.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -170,5 +170,75 @@ int main(void) {
     const c = spawnSync(compiler, [...args, std, '-Wall', '-Werror', '-o', exe, main], { encoding: 'utf8' });
     assert.equal(c.status, 0, `${compiler}: ${c.stderr}`);
     assert.equal(spawnSync(exe).status, 0, `${compiler}: the array is misaligned, mis-sized or not the model`);
+  }
+});
+
+test('--header or --report naming -o or the input is refused; nothing is written', () => {
+  const copy = join(tmp, 'refuse.tflite');
+  writeFileSync(copy, readFileSync(model));
+  const before = readFileSync(copy);
+  let r = cli('convert', copy, '-o', copy, '--header', copy);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--header and -o name the same file/);
+  assert.deepEqual(readFileSync(copy), before, 'the model is untouched');
+  const out = join(tmp, 'refuse_out.tflite');
+  r = cli('convert', copy, '-o', out, '--header', copy);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--header names the input MODEL/);
+  assert.deepEqual(readFileSync(copy), before);
+  assert.equal(existsSync(out), false, '-o was not written either');
+  r = cli('prune', copy, '-o', out, '--sparsity', '0.5', '--report', copy);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--report names the input MODEL/);
+  r = cli('run', copy, '--input', join(root, 'tests/fixtures/cnn/inputs.npy'), '--output', copy);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--output names the input MODEL/);
+  assert.deepEqual(readFileSync(copy), before);
+});
+
+test('-o may replace the model it reads, atomically', () => {
+  const copy = join(tmp, 'inplace.tflite');
+  writeFileSync(copy, readFileSync(model));
+  const r = cli('convert', copy, '-o', copy, '--header', join(tmp, 'inplace.h'));
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(cli('inspect', copy).status, 0);
+  assert.deepEqual(readdirSync(tmp).filter((n) => n.endsWith('.tmp')), [], 'no temporary file left');
+});
+
+test('a CLI killed while it replaces its input never leaves a truncated or missing model', async () => {
+  const copy = join(tmp, 'killed.tflite');
+  writeFileSync(copy, readFileSync(model));
+  const valid = (bytes) => bytes.length > 1000 && String.fromCharCode(...bytes.subarray(4, 8)) === 'TFL3';
+  // Kill at staggered moments of `convert X -o X` (start-up, reading, writing, renaming).
+  for (const delay of [30, 80, 150, 220, 300, 380, 460, 550]) {
+    const child = spawn(process.execPath, [cliPath, 'convert', copy, '-o', copy], { cwd: root, stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, delay));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('exit', r));
+    const bytes = readFileSync(copy);
+    assert.ok(valid(bytes), `after a kill at ${delay} ms the model is ${bytes.length} bytes`);
+    assert.equal(cli('inspect', copy).status, 0, `after a kill at ${delay} ms the model reads`);
+  }
+  for (const n of readdirSync(tmp).filter((n) => n.startsWith('.killed.tflite.'))) unlinkSync(join(tmp, n));
+});
+
+test('file-system errors exit 1 with the path and the reason, without a stack trace', () => {
+  const notADir = join(tmp, 'plain-file');
+  writeFileSync(notADir, 'x');
+  const cases = [
+    [['convert', model, '-o', join(tmp, 'no/such/dir/out.tflite')], /cannot write '.*no\/such\/dir\/out\.tflite': no such file or directory/],
+    [['convert', model, '-o', join(notADir, 'out.tflite')], /cannot write '.*plain-file\/out\.tflite': a parent of it is not a directory/],
+    [['convert', model, '-o', tmp], /cannot write '.*': it is a directory/],
+    [['inspect', tmp], /cannot read model '.*': it is a directory/],
+    [['run', model, '--input', join(tmp, 'missing.npy'), '--output', join(tmp, 'o.npy')], /cannot read input '.*missing\.npy': no such file or directory/],
+  ];
+  for (const [args, message] of cases) {
+    const r = cli(...args);
+    assert.equal(r.status, 1, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    const j = JSON.parse(cli(...args, '--json').stdout);
+    assert.equal(j.error.code, 'file_error');
+    assert.ok(j.error.path && j.error.reason, JSON.stringify(j.error));
   }
 });

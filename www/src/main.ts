@@ -102,7 +102,7 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
   return new Uint8Array(await r.arrayBuffer());
 }
 
-/** The original model, loaded again if a cancel restarted the worker. */
+/** The original model, loaded again if a cancel or a crash restarted the worker. */
 async function originalModel(): Promise<LoadedModel> {
   if (!original) throw new Error('load a model first');
   const model = original.model ?? (await opt.loadModel(original.bytes));
@@ -393,6 +393,8 @@ async function optimize() {
       $('progress-box').hidden = false;
       $('progress-text').textContent = 'Cancelled. The engine restarted; nothing was changed.';
     } else {
+      // After a crash the engine restarts on the next call; the model is loaded again then.
+      if (e instanceof OptimizerError && e.code === 'engine_crashed' && original) original.model = null;
       showError(e);
     }
   }

@@ -74,6 +74,12 @@ impl Plan {
         model.validate()?;
         let g = model.main();
         let facts = ops::infer(g, &InferOptions { batch: options.batch })?;
+        let total = facts
+            .tensors
+            .iter()
+            .flatten()
+            .try_fold(0u64, |acc, f| crate::budget::add_u64(acc, crate::budget::bytes_u64(&f.shape, f.dtype)?))?;
+        crate::budget::current().check_model(total, "the model's tensors")?;
         for &i in &g.inputs {
             let dtype = facts.get(i).map_or(DType::F32, |f| f.dtype);
             if Buffer::zeros(dtype, 0).is_none() {

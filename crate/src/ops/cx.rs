@@ -8,10 +8,6 @@ use crate::error::{Error, Location, Result};
 use crate::ir::{Activation, DType, Graph, Node, QuantParams, Tensor, TensorData};
 use crate::kernels::fixedpoint::activation_range;
 
-/// The largest tensor inference accepts, in bytes (a browser tab's wasm memory is 4 GiB at most,
-/// and every activation of a model is kept at once).
-pub const MAX_TENSOR_BYTES: u64 = 1 << 30;
-
 /// One node of a graph, with the facts inferred for the tensors before it.
 pub struct NodeCx<'a> {
     pub graph: &'a Graph,
@@ -98,13 +94,14 @@ impl<'a> NodeCx<'a> {
     }
 
     /// The fact of an output of `dtype` and `shape` with the declared output's quantization,
-    /// refused when its size overflows or exceeds [`MAX_TENSOR_BYTES`].
+    /// refused when its size overflows or exceeds the budget.
     pub fn output(&self, dtype: DType, shape: Vec<usize>) -> Result<Fact> {
         self.output_with(dtype, shape, self.out_quant())
     }
 
     pub fn output_with(&self, dtype: DType, shape: Vec<usize>, quant: Option<QuantParams>) -> Result<Fact> {
-        checked_bytes(&shape, dtype).map_err(|m| self.err(format!("output {m}")))?;
+        let what = format!("the output of node {} ({})", self.index, self.op_name());
+        checked_bytes(&shape, dtype, &what).map_err(|e| e.at(self.loc()))?;
         Ok(Fact::new(dtype, shape, quant))
     }
 
@@ -182,24 +179,8 @@ pub fn same_qparams(a: &Option<QuantParams>, b: &Option<QuantParams>) -> bool {
     }
 }
 
-/// Elements of `shape`, or a message when the count overflows 64 bits or the platform's `usize`.
-pub fn checked_elements(shape: &[usize]) -> std::result::Result<usize, String> {
-    let mut n: u64 = 1;
-    for &d in shape {
-        n = n.checked_mul(d as u64).ok_or_else(|| format!("shape {shape:?} has more elements than can be counted"))?;
-    }
-    usize::try_from(n).map_err(|_| format!("shape {shape:?} has {n} elements, more than this platform addresses"))
-}
-
-/// Bytes of a tensor of `shape` and `dtype`, refused above [`MAX_TENSOR_BYTES`].
-pub fn checked_bytes(shape: &[usize], dtype: DType) -> std::result::Result<usize, String> {
-    let n = checked_elements(shape)? as u64;
-    let bytes = n.saturating_mul(dtype.size_of().unwrap_or(1) as u64);
-    if bytes > MAX_TENSOR_BYTES {
-        return Err(format!(
-            "shape {shape:?} of {dtype} needs {bytes} bytes, more than the {} MiB a tensor may take",
-            MAX_TENSOR_BYTES >> 20
-        ));
-    }
-    Ok(bytes as usize)
+/// Bytes of a tensor of `shape` and `dtype`, refused over the engine's budget (or when the count
+/// overflows what this platform addresses): a typed resource error naming `what`.
+pub fn checked_bytes(shape: &[usize], dtype: DType, what: &str) -> Result<usize> {
+    crate::budget::current().tensor_bytes(shape, dtype, what)
 }

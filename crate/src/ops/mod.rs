@@ -26,7 +26,7 @@ mod softmax;
 
 pub use activation::UnaryKind;
 pub use conv::conv_shape;
-pub use cx::{checked_bytes, checked_elements, same_qparams, NodeCx, MAX_TENSOR_BYTES};
+pub use cx::{checked_bytes, same_qparams, NodeCx};
 pub use dense::dense_rows;
 pub use fact::{Fact, Facts, Known};
 pub use infer::{infer, InferOptions};

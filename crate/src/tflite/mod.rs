@@ -13,10 +13,7 @@ mod write;
 
 use std::sync::OnceLock;
 
-pub use read::read;
-/// Generated option tables, for reading an [`OpaqueOperator`]'s `builtin_options` (e.g. the LSTM
-/// kernels' adapter).
-pub use schema::tflite::{ActivationFunctionType, BuiltinOptions, UnidirectionalSequenceLstmOptions};
+pub use read::{read, read_with};
 pub use write::write;
 
 /// Builtin operator codes of the operators the IR models.
