@@ -505,9 +505,13 @@ impl Job {
                 #[derive(Serialize)]
                 struct R {
                     train: crate::train::TrainReport,
+                    before: prune::ModelMetrics,
+                    after: prune::ModelMetrics,
                 }
+                let before = prune::model_metrics(j.model()).map_err(js_error)?;
                 let (m, r, _) = j.finish().map_err(js_error)?;
-                (m, to_js(&R { train: r })?)
+                let after = prune::model_metrics(&m).map_err(js_error)?;
+                (m, to_js(&R { train: r, before, after })?)
             }
             JobKind::Qat(j) => {
                 #[derive(Serialize)]

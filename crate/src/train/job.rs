@@ -209,6 +209,11 @@ impl TrainJob {
         }
     }
 
+    /// The model being trained (with its weights as they were at the start).
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
     /// The figures of the last step and the epochs so far.
     pub fn metrics(&self) -> TrainMetrics {
         TrainMetrics {
