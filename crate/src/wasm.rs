@@ -301,20 +301,28 @@ impl Model {
     /// Inference latency on the first sample of `x_npy`: `{ mean_ms, median_ms, min_ms }` over `runs`
     /// timed runs after a few warm-up runs.
     pub fn benchmark(&self, x_npy: &[u8], runs: u32) -> Result<JsValue, JsValue> {
-        let x = npy::read(x_npy).map_err(js_error)?;
-        let values = x.to_f32();
-        let latency = self.with_interpreter(|it| {
+        self.set_first_sample(x_npy)?;
+        let latency = self.with_interpreter(|it| crate::evaluate::benchmark(it, 5, runs as usize))?;
+        to_js(&latency)
+    }
+
+    /// Sets the first sample of `x_npy` as the input for [`Model::invoke`].
+    #[wasm_bindgen(js_name = setFirstSample)]
+    pub fn set_first_sample(&self, x_npy: &[u8]) -> Result<(), JsValue> {
+        let values = npy::read(x_npy).map_err(js_error)?.to_f32();
+        self.with_interpreter(|it| {
             let per: usize = it.inputs().first().map_or(0, |d| d.shape.iter().product());
             if values.len() < per {
-                return Err(Error::input(format!(
-                    "benchmarking needs one sample of {per} values, got {}",
-                    values.len()
-                )));
+                return Err(Error::input(format!("the model needs one sample of {per} values, got {}", values.len())));
             }
-            it.set_input_f32(0, &values[..per])?;
-            crate::evaluate::benchmark(it, 5, runs as usize)
-        })?;
-        to_js(&latency)
+            it.set_input_f32(0, &values[..per])
+        })
+    }
+
+    /// Runs the model `runs` times on the input set by [`Model::set_first_sample`], for benchmarks
+    /// that time several engines with one JavaScript loop.
+    pub fn invoke(&self, runs: u32) -> Result<(), JsValue> {
+        self.with_interpreter(|it| (0..runs).try_for_each(|_| it.invoke()))
     }
 
     /// Runs every sample of a `.npy` batch `[N, ...input shape]`; returns one `.npy` per output.
