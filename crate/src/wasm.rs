@@ -50,11 +50,12 @@ pub fn simd_level() -> String {
     .to_string()
 }
 
-/// Which int8 matrix-product kernel runs here: "relaxed-dot-i8" where this build has relaxed SIMD
-/// and the engine's relaxed dot product is exact (VNNI on x86), otherwise "dot-i16".
+/// Which int8 matrix-product kernel runs here: in the relaxed-SIMD build "relaxed-dot-u8" where
+/// the engine's relaxed dot product is exact for unsigned bytes (x86 with AVX-VNNI) and
+/// "relaxed-dot-i7" elsewhere (its specified range, exact on every engine); "dot-i16" otherwise.
 #[wasm_bindgen(js_name = int8Kernel)]
 pub fn int8_kernel() -> String {
-    if crate::kernels::gemm_dot4::available() { "relaxed-dot-i8" } else { "dot-i16" }.to_string()
+    crate::kernels::gemm_dot4::kind().name().to_string()
 }
 
 fn js_error(e: Error) -> JsValue {
