@@ -105,6 +105,17 @@ pub fn pad_nhwc<T: Copy>(
     padded.clear();
     padded.resize(s.batch * hp * wp * cp, pad);
     let (ph, pw) = (s.win.h.pad_before, s.win.w.pad_before);
+    if mult == 1 && cp == s.in_c {
+        // Whole image rows are contiguous on both sides.
+        let row = s.in_w() * s.in_c;
+        for b in 0..s.batch {
+            for y in 0..s.in_h() {
+                let src = &input[(b * s.in_h() + y) * row..][..row];
+                padded[((b * hp + y + ph) * wp + pw) * cp..][..row].copy_from_slice(src);
+            }
+        }
+        return (hp, wp);
+    }
     for b in 0..s.batch {
         for y in 0..s.in_h() {
             for x in 0..s.in_w() {
@@ -264,6 +275,7 @@ fn dw_block_f32(
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128 {
     //! wasm simd128 twin of the float depthwise block: eight channels in two f32x4 accumulators.
+    use super::super::gemm_f32::simd128::madd;
     use super::Epilogue;
     use core::arch::wasm32::*;
 
@@ -286,17 +298,11 @@ mod simd128 {
             let mut hi = v128_load(bias.as_ptr().add(4) as *const v128);
             for (t, &off) in taps.iter().enumerate() {
                 let (xs, ws) = (&x[base + off..][..8], &w[t * stride..][..8]);
-                lo = f32x4_add(
-                    lo,
-                    f32x4_mul(v128_load(xs.as_ptr() as *const v128), v128_load(ws.as_ptr() as *const v128)),
-                );
-                hi = f32x4_add(
-                    hi,
-                    f32x4_mul(
-                        v128_load(xs.as_ptr().add(4) as *const v128),
-                        v128_load(ws.as_ptr().add(4) as *const v128),
-                    ),
-                );
+                let (x0, w0) = (v128_load(xs.as_ptr() as *const v128), v128_load(ws.as_ptr() as *const v128));
+                let (x1, w1) =
+                    (v128_load(xs.as_ptr().add(4) as *const v128), v128_load(ws.as_ptr().add(4) as *const v128));
+                lo = madd(x0, w0, lo);
+                hi = madd(x1, w1, hi);
             }
             let (min, max) = (f32x4_splat(ep.min), f32x4_splat(ep.max));
             v128_store(out.as_mut_ptr() as *mut v128, f32x4_min(f32x4_max(lo, min), max));

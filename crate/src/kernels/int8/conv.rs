@@ -128,29 +128,28 @@ pub struct Scratch {
 /// Output pixels per im2col block.
 const BLOCK: usize = 64;
 
-/// Fills `cols` (rows of stride `ld`) with the patches of output pixels `p0..p0 + n`, converted
-/// by `conv`: straight from the input for a 1×1 stride-1 convolution, otherwise from the padded
-/// input, a filter row's taps at a time where they are contiguous.
+/// Fills `cols` (rows of stride `ld`) with the patches of output pixels `p0..p0 + n`: straight
+/// from the input for a 1×1 stride-1 convolution (XOR-ed with `flip`), otherwise from the padded
+/// input (already flipped), a filter row's taps at a time where they are contiguous.
 #[allow(clippy::too_many_arguments)]
-fn im2col<T: Copy>(
+fn im2col(
     s: &ConvShape,
     input: &[i8],
     padded: &[i8],
     (hp, wp): (usize, usize),
     pointwise: bool,
     (p0, n): (usize, usize),
-    cols: &mut [T],
+    cols: &mut [i8],
     ld: usize,
-    conv: impl Fn(i8) -> T,
+    flip: i8,
 ) {
     let k = s.patch_len();
     let per_image = s.out_h() * s.out_w();
     let run = if s.win.w.dilation == 1 { s.kw() * s.in_c } else { s.in_c };
-    let copy = |dst: &mut [T], src: &[i8]| dst.iter_mut().zip(src).for_each(|(d, &v)| *d = conv(v));
     for (r, p) in (p0..p0 + n).enumerate() {
         let row = &mut cols[r * ld..r * ld + k];
         if pointwise {
-            copy(row, &input[p * s.in_c..(p + 1) * s.in_c]);
+            row.iter_mut().zip(&input[p * s.in_c..(p + 1) * s.in_c]).for_each(|(d, &v)| *d = v ^ flip);
             continue;
         }
         let (b, rem) = (p / per_image, p % per_image);
@@ -158,10 +157,16 @@ fn im2col<T: Copy>(
         for ky in 0..s.kh() {
             let y = b * hp + oy * s.win.h.stride + ky * s.win.h.dilation;
             for (j, dst) in row[ky * s.kw() * s.in_c..(ky + 1) * s.kw() * s.in_c].chunks_exact_mut(run).enumerate() {
-                copy(dst, &padded[(y * wp + ox * s.win.w.stride + j * s.win.w.dilation) * s.in_c..][..run]);
+                dst.copy_from_slice(&padded[(y * wp + ox * s.win.w.stride + j * s.win.w.dilation) * s.in_c..][..run]);
             }
         }
     }
+}
+
+/// Views i8 values as the u8 bytes `x + 128` they were flipped to (same bits).
+fn as_u8(v: &[i8]) -> &[u8] {
+    // SAFETY: i8 and u8 have the same size and alignment, and every bit pattern is valid for both.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len()) }
 }
 
 /// Fast int8 CONV_2D: im2col rows read from a copy of the input padded with its zero point (so
@@ -172,29 +177,35 @@ pub fn conv2d(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out: 
     debug_assert_eq!(g.weights.k, s.patch_len());
     let pixels = s.batch * s.out_h() * s.out_w();
     let pointwise = s.kh() == 1 && s.kw() == 1 && s.win.h.stride == 1 && s.win.w.stride == 1;
+    // The u8 kernel reads `x + 128`: the padded copy is flipped once, pointwise rows on the way.
+    let flip = if matches!(g.relaxed, Relaxed::Quad(..)) { i8::MIN } else { 0 };
     let geometry = if pointwise { (0, 0) } else { pad_nhwc(s, input, input_zp, 1, s.in_c, &mut scratch.padded) };
+    if flip != 0 && !pointwise {
+        scratch.padded.iter_mut().for_each(|v| *v ^= flip);
+    }
     let (k, padded) = (s.patch_len(), &scratch.padded);
+    let ld = match &g.relaxed {
+        Relaxed::Quad(q, _) => q.kq,
+        Relaxed::Halves(h) => h.kp,
+        Relaxed::None => g.weights.kp,
+    };
+    fill(&mut scratch.cols_i8, BLOCK * ld, true, 0);
     for p0 in (0..pixels).step_by(BLOCK) {
         let n = BLOCK.min(pixels - p0);
         let o = &mut out[p0 * s.out_c..(p0 + n) * s.out_c];
+        let cols = &mut scratch.cols_i8;
+        im2col(s, input, padded, geometry, pointwise, (p0, n), cols, ld, flip);
         match &g.relaxed {
-            Relaxed::Quad(q, offset) => {
-                fill(&mut scratch.cols8, BLOCK * q.kq, p0 == 0, 0);
-                im2col(s, input, padded, geometry, pointwise, (p0, n), &mut scratch.cols8, q.kq, |v| (v as u8) ^ 0x80);
-                gemm_dot4::gemm(n, &scratch.cols8, q.kq, q, g.requant(offset), o, s.out_c);
-            }
+            Relaxed::Quad(q, offset) => gemm_dot4::gemm(n, as_u8(cols), ld, q, g.requant(offset), o, s.out_c),
             Relaxed::Halves(h) => {
-                fill(&mut scratch.cols_i8, BLOCK * h.kp, p0 == 0, 0);
-                im2col(s, input, padded, geometry, pointwise, (p0, n), &mut scratch.cols_i8, h.kp, |v| v);
-                gemm_i7::row_offsets(n, &scratch.cols_i8, h.kp, k, &mut scratch.rows);
+                gemm_i7::row_offsets(n, cols, ld, k, &mut scratch.rows);
                 let rq = Requant { row_offset: Some(&scratch.rows), ..g.requant(&g.offset) };
-                gemm_i7::tiled(n, &scratch.cols_i8, h.kp, h, rq, o, s.out_c, gemm_i7::best());
+                gemm_i7::tiled(n, cols, ld, h, rq, o, s.out_c, gemm_i7::best());
             }
             Relaxed::None => {
-                let kp = g.weights.kp;
-                fill(&mut scratch.cols16, BLOCK * kp, p0 == 0, 0);
-                im2col(s, input, padded, geometry, pointwise, (p0, n), &mut scratch.cols16, kp, i16::from);
-                gemm_i8::gemm(n, &scratch.cols16, kp, &g.weights, g.requant(&g.offset), o, s.out_c);
+                fill(&mut scratch.cols16, BLOCK * ld, p0 == 0, 0);
+                scratch.cols16.iter_mut().zip(cols.iter()).for_each(|(d, &v)| *d = v as i16);
+                gemm_i8::gemm(n, &scratch.cols16, ld, &g.weights, g.requant(&g.offset), o, s.out_c);
             }
         }
     }
