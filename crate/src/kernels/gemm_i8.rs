@@ -48,7 +48,7 @@ impl PackedI8 {
         PackedI8 { n, k, kp, data, row_sums }
     }
 
-    fn panel(&self, p: usize) -> &[i16] {
+    pub(crate) fn panel(&self, p: usize) -> &[i16] {
         &self.data[p * self.kp * NR..(p + 1) * self.kp * NR]
     }
 }
@@ -189,14 +189,48 @@ pub(super) fn tile_loop<'w, A, W: 'w>(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(lda >= klen && a.len() >= (m - 1) * lda + klen, "a rows must be padded to the packed k");
     assert!(out.len() >= (m - 1) * ldo + n, "out too short");
     assert!(rq.offset.len() >= n, "offsets too short");
     assert!(rq.row_offset.is_none_or(|r| r.len() >= m), "row offsets too short");
+    for_each_tile(m, n, a, lda, klen, panel, k, |i, first, acc, cols| {
+        rq.store(acc, i, first, &mut out[i * ldo + first..i * ldo + first + cols]);
+    });
+}
+
+/// The sums of the product, tile by tile: `store(row, first_channel, sums, channels)` receives
+/// every row's sums for each panel (`channels` of the `NR` are real). For epilogues other than
+/// int8 requantization (the hybrid kernels scale them to float).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn for_each_tile<'w, A, W: 'w>(
+    m: usize,
+    n: usize,
+    a: &[A],
+    lda: usize,
+    klen: usize,
+    panel: impl Fn(usize) -> &'w [W],
+    k: KernelsOf<A, W>,
+    mut store: impl FnMut(usize, usize, &[i32; NR], usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(lda >= klen && a.len() >= (m - 1) * lda + klen, "a rows must be padded to the packed k");
+    let panels = n.div_ceil(NR);
     for i0 in (0..m).step_by(MR) {
         let rows_here = MR.min(m - i0);
         if rows_here == 1 {
-            gemv_row(n, &a[i0 * lda..i0 * lda + klen], klen, &panel, rq, i0, &mut out[i0 * ldo..i0 * ldo + n], k.gemv);
+            // One row: GEMV over PANELS panels at a time (a last group repeats its first panel).
+            let row = &a[i0 * lda..i0 * lda + klen];
+            for p0 in (0..panels).step_by(PANELS) {
+                let here = PANELS.min(panels - p0);
+                let pick = |j: usize| panel(p0 + if j < here { j } else { 0 });
+                let mut acc = [[0i32; NR]; PANELS];
+                (k.gemv)(klen, row, [pick(0), pick(1), pick(2), pick(3)], &mut acc);
+                for (j, acc) in acc.iter().enumerate().take(here) {
+                    let first = (p0 + j) * NR;
+                    store(i0, first, acc, NR.min(n - first));
+                }
+            }
             continue;
         }
         let row = |r: usize| {
@@ -204,41 +238,12 @@ pub(super) fn tile_loop<'w, A, W: 'w>(
             &a[i * lda..i * lda + klen]
         };
         let rows = [row(0), row(1), row(2), row(3)];
-        for p in 0..n.div_ceil(NR) {
+        for p in 0..panels {
             let mut acc = [[0i32; NR]; MR];
             (k.micro)(klen, rows, panel(p), &mut acc);
-            let cols = NR.min(n - p * NR);
             for (r, acc_row) in acc.iter().enumerate().take(rows_here) {
-                let o = &mut out[(i0 + r) * ldo + p * NR..(i0 + r) * ldo + p * NR + cols];
-                rq.store(acc_row, i0 + r, p * NR, o);
+                store(i0 + r, p * NR, acc_row, NR.min(n - p * NR));
             }
-        }
-    }
-}
-
-/// Row `i` of the product through a GEMV kernel, [`PANELS`] panels at a time (a last group
-/// repeats its first panel in the spare slots and drops their sums).
-#[allow(clippy::too_many_arguments)]
-fn gemv_row<'w, A, W: 'w>(
-    n: usize,
-    row: &[A],
-    klen: usize,
-    panel: &impl Fn(usize) -> &'w [W],
-    rq: Requant,
-    i: usize,
-    out: &mut [i8],
-    gemv: GemvOf<A, W>,
-) {
-    let panels = n.div_ceil(NR);
-    for p0 in (0..panels).step_by(PANELS) {
-        let here = PANELS.min(panels - p0);
-        let pick = |j: usize| panel(p0 + if j < here { j } else { 0 });
-        let mut acc = [[0i32; NR]; PANELS];
-        gemv(klen, row, [pick(0), pick(1), pick(2), pick(3)], &mut acc);
-        for (j, acc) in acc.iter().enumerate().take(here) {
-            let first = (p0 + j) * NR;
-            let cols = NR.min(n - first);
-            rq.store(acc, i, first, &mut out[first..first + cols]);
         }
     }
 }
