@@ -103,6 +103,7 @@ impl Window4 {
 impl Window4 {
     /// Lane `l` of the vector code, in scalar arithmetic (the twin tests compare it with the
     /// reference stage on every kind of input).
+    #[cfg(test)]
     pub(crate) fn apply_lane(&self, l: usize, x: i32, zp: i32) -> i32 {
         let x = x.clamp(self.lo[l], self.hi[l]);
         let neg = if x < self.below[l] { self.neg_amount[l] } else { 0 };

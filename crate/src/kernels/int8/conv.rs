@@ -130,7 +130,9 @@ const BLOCK: usize = 64;
 
 /// Fills `cols` (rows of stride `ld`) with the patches of output pixels `p0..p0 + n`: straight
 /// from the input for a 1×1 stride-1 convolution (XOR-ed with `flip`), otherwise from the padded
-/// input (already flipped), a filter row's taps at a time where they are contiguous.
+/// input (already flipped), a filter row's taps at a time where they are contiguous. Runs of up to
+/// 16 bytes are moved 16 at a time (see [`copy_run`]): `cols` and `padded` need [`SLACK`] bytes
+/// past their last row.
 #[allow(clippy::too_many_arguments)]
 fn im2col(
     s: &ConvShape,
@@ -143,24 +145,43 @@ fn im2col(
     ld: usize,
     flip: i8,
 ) {
-    let k = s.patch_len();
     let per_image = s.out_h() * s.out_w();
     let run = if s.win.w.dilation == 1 { s.kw() * s.in_c } else { s.in_c };
     for (r, p) in (p0..p0 + n).enumerate() {
-        let row = &mut cols[r * ld..r * ld + k];
         if pointwise {
-            row.iter_mut().zip(&input[p * s.in_c..(p + 1) * s.in_c]).for_each(|(d, &v)| *d = v ^ flip);
+            let (src, dst) = (&input[p * s.in_c..(p + 1) * s.in_c], &mut cols[r * ld..r * ld + s.in_c]);
+            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v ^ flip);
             continue;
         }
         let (b, rem) = (p / per_image, p % per_image);
         let (oy, ox) = (rem / s.out_w(), rem % s.out_w());
+        let mut at = r * ld;
         for ky in 0..s.kh() {
             let y = b * hp + oy * s.win.h.stride + ky * s.win.h.dilation;
-            for (j, dst) in row[ky * s.kw() * s.in_c..(ky + 1) * s.kw() * s.in_c].chunks_exact_mut(run).enumerate() {
-                dst.copy_from_slice(&padded[(y * wp + ox * s.win.w.stride + j * s.win.w.dilation) * s.in_c..][..run]);
+            for j in 0..s.kw() * s.in_c / run {
+                copy_run(cols, at, padded, (y * wp + ox * s.win.w.stride + j * s.win.w.dilation) * s.in_c, run);
+                at += run;
             }
         }
     }
+}
+
+/// Bytes that may be written past a row, or read past the padded input, by [`copy_run`].
+const SLACK: usize = 16;
+
+/// `dst[at..at + run] = src[from..from + run]`. Short runs move as one 16-byte vector, which also
+/// writes up to [`SLACK`] bytes past the run: callers copy a row's runs in order (each overwrites
+/// the previous one's spill), and bytes past `k` meet zero weights in every packing.
+#[inline(always)]
+fn copy_run(dst: &mut [i8], at: usize, src: &[i8], from: usize, run: usize) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if run <= 16 && at + 16 <= dst.len() && from + 16 <= src.len() {
+        use core::arch::wasm32::{v128, v128_load, v128_store};
+        // SAFETY: both 16-byte ranges were just checked to lie inside the slices.
+        unsafe { v128_store(dst.as_mut_ptr().add(at) as *mut v128, v128_load(src.as_ptr().add(from) as *const v128)) };
+        return;
+    }
+    dst[at..at + run].copy_from_slice(&src[from..from + run]);
 }
 
 /// Views i8 values as the u8 bytes `x + 128` they were flipped to (same bits).
@@ -180,8 +201,11 @@ pub fn conv2d(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out: 
     // The u8 kernel reads `x + 128`: the padded copy is flipped once, pointwise rows on the way.
     let flip = if matches!(g.relaxed, Relaxed::Quad(..)) { i8::MIN } else { 0 };
     let geometry = if pointwise { (0, 0) } else { pad_nhwc(s, input, input_zp, 1, s.in_c, &mut scratch.padded) };
-    if flip != 0 && !pointwise {
-        scratch.padded.iter_mut().for_each(|v| *v ^= flip);
+    if !pointwise {
+        if flip != 0 {
+            scratch.padded.iter_mut().for_each(|v| *v ^= flip);
+        }
+        scratch.padded.extend_from_slice(&[0; SLACK]);
     }
     let (k, padded) = (s.patch_len(), &scratch.padded);
     let ld = match &g.relaxed {
@@ -189,7 +213,7 @@ pub fn conv2d(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out: 
         Relaxed::Halves(h) => h.kp,
         Relaxed::None => g.weights.kp,
     };
-    fill(&mut scratch.cols_i8, BLOCK * ld, true, 0);
+    fill(&mut scratch.cols_i8, BLOCK * ld + SLACK, true, 0);
     for p0 in (0..pixels).step_by(BLOCK) {
         let n = BLOCK.min(pixels - p0);
         let o = &mut out[p0 * s.out_c..(p0 + n) * s.out_c];
