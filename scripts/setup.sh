@@ -44,6 +44,15 @@ ensure_wasm_pack() {
   fi
 }
 
+# binaryen's wasm-opt shrinks the wasm builds (Debian's package; skipped where apt is missing).
+ensure_binaryen() {
+  if ! command -v wasm-opt >/dev/null && command -v apt-get >/dev/null; then
+    log "installing Debian's binaryen (wasm-opt)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binaryen >/dev/null
+  fi
+}
+
 ensure_node() {
   command -v node >/dev/null || die "node not found: install Node.js 20 or newer"
   local major
@@ -79,7 +88,7 @@ stamp_of() {
 
 build_wasm() {
   local stamp
-  stamp=$(stamp_of crate/src crate/Cargo.toml Cargo.lock Cargo.toml scripts/build-wasm.sh)
+  stamp=$(stamp_of crate/src crate/Cargo.toml Cargo.lock Cargo.toml scripts/build-wasm.sh scripts/strip-wasm.mjs)
   if [ -f web/wasm/.stamp ] && [ "$(cat web/wasm/.stamp)" = "$stamp" ]; then
     log "wasm engine up to date"
     return
@@ -117,6 +126,7 @@ main() {
   ensure_rust
   ensure_wasm_bindgen
   ensure_wasm_pack
+  ensure_binaryen
   ensure_node
   if [ "${1:-}" = "--tests" ]; then
     ensure_chromium

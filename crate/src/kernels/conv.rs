@@ -356,17 +356,19 @@ pub fn conv2d_hybrid(
         for p0 in (0..pixels).step_by(BLOCK) {
             let rows = BLOCK.min(pixels - p0);
             gather_rows(&one, &padded, geometry, (p0, rows), &mut cols, kp);
-            let store = |i: usize, first: usize, acc: &[i32; 8], cols: usize| {
-                for (c, &a) in acc.iter().enumerate().take(cols) {
-                    let oc = first + c;
-                    let acc = a.wrapping_sub(zp.wrapping_mul(packed.row_sums[oc]));
-                    let scaled = if per_channel {
-                        acc as f32 * w_scale[oc] * in_scale
-                    } else {
-                        acc as f32 * (in_scale * w_scale[oc])
-                    };
-                    let v = scaled + ep.bias.map_or(0.0, |b| b[oc]);
-                    out_b[(p0 + i) * n + oc] = v.max(ep.min).min(ep.max);
+            let store = |i0: usize, tile_rows: usize, first: usize, tile: &[[i32; 8]; 4], cols: usize| {
+                for (i, acc) in tile.iter().enumerate().take(tile_rows) {
+                    for (c, &a) in acc.iter().enumerate().take(cols) {
+                        let oc = first + c;
+                        let acc = a.wrapping_sub(zp.wrapping_mul(packed.row_sums[oc]));
+                        let scaled = if per_channel {
+                            acc as f32 * w_scale[oc] * in_scale
+                        } else {
+                            acc as f32 * (in_scale * w_scale[oc])
+                        };
+                        let v = scaled + ep.bias.map_or(0.0, |b| b[oc]);
+                        out_b[(p0 + i0 + i) * n + oc] = v.max(ep.min).min(ep.max);
+                    }
                 }
             };
             gemm_i8::for_each_tile(rows, n, &cols, kp, kp, |p| packed.panel(p), gemm_i8::best(), store);

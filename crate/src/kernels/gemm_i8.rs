@@ -70,17 +70,22 @@ impl<'a> Requant<'a> {
         Requant { offset, stage, vec, row_offset: None }
     }
 
-    /// Requantizes `cols` sums of row `i`, channels from `first`, into `out`.
+    /// Requantizes `cols` sums of rows `i0..i0 + rows` of a tile, channels from `first`, into
+    /// `out` (row stride `ldo`, starting at row `i0`'s channel `first`).
     #[inline(always)]
-    fn store(&self, acc: &[i32; NR], i: usize, first: usize, out: &mut [i8]) {
-        match self.row_offset {
-            Some(r) => {
-                let mut acc = *acc;
-                acc.iter_mut().for_each(|a| *a = a.wrapping_add(r[i]));
-                requant::row(&acc[..out.len()], self.offset, self.stage, self.vec, first, out);
-            }
-            None => requant::row(&acc[..out.len()], self.offset, self.stage, self.vec, first, out),
-        }
+    #[allow(clippy::too_many_arguments)]
+    fn store(
+        &self,
+        acc: &[[i32; NR]; MR],
+        i0: usize,
+        rows: usize,
+        first: usize,
+        cols: usize,
+        out: &mut [i8],
+        ldo: usize,
+    ) {
+        let row_offset = self.row_offset.map(|r| &r[i0..i0 + rows]);
+        requant::tile(acc, rows, cols, row_offset, self.offset, self.stage, self.vec, first, out, ldo);
     }
 }
 
@@ -192,14 +197,14 @@ pub(super) fn tile_loop<'w, A, W: 'w>(
     assert!(out.len() >= (m - 1) * ldo + n, "out too short");
     assert!(rq.offset.len() >= n, "offsets too short");
     assert!(rq.row_offset.is_none_or(|r| r.len() >= m), "row offsets too short");
-    for_each_tile(m, n, a, lda, klen, panel, k, |i, first, acc, cols| {
-        rq.store(acc, i, first, &mut out[i * ldo + first..i * ldo + first + cols]);
+    for_each_tile(m, n, a, lda, klen, panel, k, |i0, rows, first, acc, cols| {
+        rq.store(acc, i0, rows, first, cols, &mut out[i0 * ldo + first..(i0 + rows - 1) * ldo + first + cols], ldo);
     });
 }
 
-/// The sums of the product, tile by tile: `store(row, first_channel, sums, channels)` receives
-/// every row's sums for each panel (`channels` of the `NR` are real). For epilogues other than
-/// int8 requantization (the hybrid kernels scale them to float).
+/// The sums of the product, tile by tile: `store(first_row, rows, first_channel, sums, channels)`
+/// receives each tile (`rows` of its `MR` rows and `channels` of its `NR` columns are real). For
+/// int8 requantization and other epilogues (the hybrid kernels scale the sums to float).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn for_each_tile<'w, A, W: 'w>(
     m: usize,
@@ -209,7 +214,7 @@ pub(crate) fn for_each_tile<'w, A, W: 'w>(
     klen: usize,
     panel: impl Fn(usize) -> &'w [W],
     k: KernelsOf<A, W>,
-    mut store: impl FnMut(usize, usize, &[i32; NR], usize),
+    mut store: impl FnMut(usize, usize, usize, &[[i32; NR]; MR], usize),
 ) {
     if m == 0 || n == 0 {
         return;
@@ -228,7 +233,9 @@ pub(crate) fn for_each_tile<'w, A, W: 'w>(
                 (k.gemv)(klen, row, [pick(0), pick(1), pick(2), pick(3)], &mut acc);
                 for (j, acc) in acc.iter().enumerate().take(here) {
                     let first = (p0 + j) * NR;
-                    store(i0, first, acc, NR.min(n - first));
+                    let mut tile = [[0i32; NR]; MR];
+                    tile[0] = *acc;
+                    store(i0, 1, first, &tile, NR.min(n - first));
                 }
             }
             continue;
@@ -241,9 +248,7 @@ pub(crate) fn for_each_tile<'w, A, W: 'w>(
         for p in 0..panels {
             let mut acc = [[0i32; NR]; MR];
             (k.micro)(klen, rows, panel(p), &mut acc);
-            for (r, acc_row) in acc.iter().enumerate().take(rows_here) {
-                store(i0 + r, p * NR, acc_row, NR.min(n - p * NR));
-            }
+            store(i0, rows_here, p * NR, &acc, NR.min(n - p * NR));
         }
     }
 }

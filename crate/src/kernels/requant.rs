@@ -210,6 +210,48 @@ pub fn row(acc: &[i32], offset: &[i32], stage: &OutputStage, vs: Option<&VecStag
     row_reference(acc, offset, stage, first, out);
 }
 
+/// A GEMM tile's epilogue: for rows `r < rows` and channels `c < cols` (from `first`),
+/// `out[r·ldo + c] = stage(acc[r][c] + row_offset[r] + offset[first + c])`, the per-channel
+/// constants of full eight-channel tiles loaded once for all rows in the vector twin.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn tile(
+    acc: &[[i32; 8]; 4],
+    rows: usize,
+    cols: usize,
+    row_offset: Option<&[i32]>,
+    offset: &[i32],
+    stage: &OutputStage,
+    vs: Option<&VecStage>,
+    first: usize,
+    out: &mut [i8],
+    ldo: usize,
+) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if let Some(VecStage { windows: Some(ws), zp, .. }) = vs {
+        if cols == 8 && first.is_multiple_of(4) {
+            simd128::tile8(
+                acc,
+                rows,
+                row_offset,
+                &offset[first..first + 8],
+                &ws[first / 4..first / 4 + 2],
+                *zp,
+                out,
+                ldo,
+            );
+            return;
+        }
+    }
+    for (r, acc) in acc.iter().enumerate().take(rows) {
+        let mut acc = *acc;
+        if let Some(ro) = row_offset {
+            acc.iter_mut().for_each(|a| *a = a.wrapping_add(ro[r]));
+        }
+        row(&acc[..cols], offset, stage, vs, first, &mut out[r * ldo..r * ldo + cols]);
+    }
+}
+
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod simd128 {
     use super::{Group, VecStage, Window4};
@@ -257,6 +299,57 @@ pub mod simd128 {
         let hi = i64x2_add(i64x2_extmul_high_i32x4(xf, m), ld64(&w.add, 1));
         let high = i32x4_shuffle::<1, 3, 5, 7>(lo, hi);
         i32x4_add(i32x4_shr(i32x4_sub(high, neg), w.shift), zp)
+    }
+
+    /// [`super::tile`] for eight channels with the window layout: each group's constants are
+    /// loaded once, then every row is requantized from registers.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn tile8(
+        acc: &[[i32; 8]; 4],
+        rows: usize,
+        row_offset: Option<&[i32]>,
+        offset: &[i32],
+        ws: &[Window4],
+        zp: i32,
+        out: &mut [i8],
+        ldo: usize,
+    ) {
+        let (offset, ws) = (&offset[..8], &ws[..2]);
+        let zp = i32x4_splat(zp);
+        let load = |a: &[i32]| unsafe { v128_load(a.as_ptr() as *const v128) };
+        let consts = |w: &Window4| {
+            (
+                ld(&w.lo),
+                ld(&w.hi),
+                ld(&w.below),
+                ld(&w.neg_amount),
+                ld(&w.factor),
+                ld(&w.mult),
+                ld64(&w.add, 0),
+                ld64(&w.add, 1),
+            )
+        };
+        let (g0, g1) = (consts(&ws[0]), consts(&ws[1]));
+        let (o0, o1) = (load(&offset[..4]), load(&offset[4..]));
+        let apply = |x: v128, g: &(v128, v128, v128, v128, v128, v128, v128, v128), shift: u32| {
+            let x = i32x4_min(i32x4_max(x, g.0), g.1);
+            let neg = v128_and(i32x4_lt(x, g.2), g.3);
+            let xf = i32x4_mul(x, g.4);
+            let lo = i64x2_add(i64x2_extmul_low_i32x4(xf, g.5), g.6);
+            let hi = i64x2_add(i64x2_extmul_high_i32x4(xf, g.5), g.7);
+            let high = i32x4_shuffle::<1, 3, 5, 7>(lo, hi);
+            i32x4_add(i32x4_shr(i32x4_sub(high, neg), shift), zp)
+        };
+        for (r, acc) in acc.iter().enumerate().take(rows) {
+            let ro = i32x4_splat(row_offset.map_or(0, |ro| ro[r]));
+            let a0 = i32x4_add(i32x4_add(load(&acc[..4]), o0), ro);
+            let a1 = i32x4_add(i32x4_add(load(&acc[4..]), o1), ro);
+            let v = i16x8_narrow_i32x4(apply(a0, &g0, ws[0].shift), apply(a1, &g1, ws[1].shift));
+            let o = &mut out[r * ldo..r * ldo + 8];
+            // SAFETY: `o` holds 8 bytes: the 8-byte lane store fits.
+            unsafe { v128_store64_lane::<0>(i8x16_narrow_i16x8(v, v), o.as_mut_ptr() as *mut u64) };
+        }
     }
 
     /// Requantizes eight channels `first..first + 8` (`first` a multiple of 4) given as two
