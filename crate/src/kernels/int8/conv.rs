@@ -149,8 +149,7 @@ fn im2col(
     let run = if s.win.w.dilation == 1 { s.kw() * s.in_c } else { s.in_c };
     for (r, p) in (p0..p0 + n).enumerate() {
         if pointwise {
-            let (src, dst) = (&input[p * s.in_c..(p + 1) * s.in_c], &mut cols[r * ld..r * ld + s.in_c]);
-            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v ^ flip);
+            copy_run(cols, r * ld, input, p * s.in_c, s.in_c, flip);
             continue;
         }
         let (b, rem) = (p / per_image, p % per_image);
@@ -159,7 +158,7 @@ fn im2col(
         for ky in 0..s.kh() {
             let y = b * hp + oy * s.win.h.stride + ky * s.win.h.dilation;
             for j in 0..s.kw() * s.in_c / run {
-                copy_run(cols, at, padded, (y * wp + ox * s.win.w.stride + j * s.win.w.dilation) * s.in_c, run);
+                copy_run(cols, at, padded, (y * wp + ox * s.win.w.stride + j * s.win.w.dilation) * s.in_c, run, 0);
                 at += run;
             }
         }
@@ -169,19 +168,22 @@ fn im2col(
 /// Bytes that may be written past a row, or read past the padded input, by [`copy_run`].
 const SLACK: usize = 16;
 
-/// `dst[at..at + run] = src[from..from + run]`. Short runs move as one 16-byte vector, which also
-/// writes up to [`SLACK`] bytes past the run: callers copy a row's runs in order (each overwrites
-/// the previous one's spill), and bytes past `k` meet zero weights in every packing.
+/// `dst[at..at + run] = src[from..from + run] ^ flip`. Short runs move as one 16-byte vector,
+/// which also writes up to [`SLACK`] bytes past the run: callers copy a row's runs in order (each
+/// overwrites the previous one's spill), and bytes past `k` meet zero weights in every packing.
 #[inline(always)]
-fn copy_run(dst: &mut [i8], at: usize, src: &[i8], from: usize, run: usize) {
+fn copy_run(dst: &mut [i8], at: usize, src: &[i8], from: usize, run: usize, flip: i8) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if run <= 16 && at + 16 <= dst.len() && from + 16 <= src.len() {
-        use core::arch::wasm32::{v128, v128_load, v128_store};
+        use core::arch::wasm32::{i8x16_splat, v128, v128_load, v128_store, v128_xor};
         // SAFETY: both 16-byte ranges were just checked to lie inside the slices.
-        unsafe { v128_store(dst.as_mut_ptr().add(at) as *mut v128, v128_load(src.as_ptr().add(from) as *const v128)) };
+        unsafe {
+            let v = v128_xor(v128_load(src.as_ptr().add(from) as *const v128), i8x16_splat(flip));
+            v128_store(dst.as_mut_ptr().add(at) as *mut v128, v);
+        }
         return;
     }
-    dst[at..at + run].copy_from_slice(&src[from..from + run]);
+    dst[at..at + run].iter_mut().zip(&src[from..from + run]).for_each(|(d, &v)| *d = v ^ flip);
 }
 
 /// Views i8 values as the u8 bytes `x + 128` they were flipped to (same bits).
