@@ -305,7 +305,7 @@ pub mod simd128 {
     /// loaded once, then every row is requantized from registers.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    pub fn tile8(
+    pub(super) fn tile8(
         acc: &[[i32; 8]; 4],
         rows: usize,
         row_offset: Option<&[i32]>,
