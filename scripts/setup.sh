@@ -44,15 +44,6 @@ ensure_wasm_pack() {
   fi
 }
 
-# binaryen's wasm-opt shrinks the wasm builds (Debian's package; skipped where apt is missing).
-ensure_binaryen() {
-  if ! command -v wasm-opt >/dev/null && command -v apt-get >/dev/null; then
-    log "installing Debian's binaryen (wasm-opt)"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binaryen >/dev/null
-  fi
-}
-
 ensure_node() {
   command -v node >/dev/null || die "node not found: install Node.js 20 or newer"
   local major
@@ -126,7 +117,6 @@ main() {
   ensure_rust
   ensure_wasm_bindgen
   ensure_wasm_pack
-  ensure_binaryen
   ensure_node
   if [ "${1:-}" = "--tests" ]; then
     ensure_chromium
