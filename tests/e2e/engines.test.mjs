@@ -5,7 +5,7 @@
 // the stored LiteRT outputs, and on every full-int8 reference model the engine runs, against each
 // other (the simd128 build is checked against LiteRT itself by tests/conformance in Node). A second
 // browser runs with V8's AVX-VNNI lowering switched off, as on CPUs without it (AMD before Zen 5):
-// there the relaxed build must pick the 7-bit kernel and still give the same bytes.
+// there the relaxed build must notice it and still give the same bytes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
@@ -85,7 +85,9 @@ test('both builds load; the relaxed one uses its own int8 kernel where it is exa
   t.diagnostic(`relaxed build's int8 kernel here: ${info.relaxed.int8Kernel}`);
   assert.match(info.relaxed.int8Kernel, /^relaxed-dot-(u8|i7)$/);
   const without = await noVnni.tab.evaluate(() => window.info());
-  assert.equal(without.relaxed.int8Kernel, 'relaxed-dot-i7', 'without VNNI the exact 7-bit kernel runs');
+  // x86 without VNNI: the relaxed dot's lowering is slower than dot_i16x8 there, so that runs (the
+  // 7-bit kernels themselves are tested in Chromium by the wasm-pack kernel tests).
+  assert.equal(without.relaxed.int8Kernel, 'dot-i16', 'without VNNI the i16 kernels run');
 });
 
 for (const [i, name] of fixtures.entries()) {

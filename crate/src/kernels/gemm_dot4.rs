@@ -6,7 +6,8 @@
 //! x86 without VNNI saturates pairs, ARM reads them signed). So at load time [`kind`] probes
 //! what this engine computes. Where the instruction is an exact u8 × i8 dot (VNNI), this kernel
 //! runs: activations enter as `x + 128` (u8) and `-128 · Σ w` is folded into each channel's
-//! offset, giving `Σ w·x` bit for bit, sixteen multiply-adds per instruction. Everywhere else the
+//! offset, giving `Σ w·x` bit for bit, sixteen multiply-adds per instruction. On x86 without VNNI
+//! (pairs saturate) the `dot_i16x8` kernels run, measured faster there. Everywhere else (ARM) the
 //! kernel of [`super::gemm_i7`] runs, which keeps the second operand in [0, 127] (eight
 //! multiply-adds per instruction, exact on every engine).
 //!
@@ -88,6 +89,10 @@ pub fn kind() -> DotKind {
                 DotKind::None
             } else if relaxed::dot_is_exact_u8() {
                 DotKind::U8
+            } else if relaxed::dot_saturates_pairs() {
+                // x86 without VNNI lowers the instruction to pmaddubsw + pmaddwd + paddd: three
+                // instructions for eight multiply-adds, measured slower there than dot_i16x8.
+                DotKind::None
             } else {
                 DotKind::I7
             }
@@ -181,6 +186,12 @@ pub mod relaxed {
             );
             i32x4_extract_lane::<3>(r) == 4 * a as i32 * b as i32 - 7
         })
+    }
+
+    /// True when bytes above 127 are read unsigned and pairs saturate to 16 bits: the `pmaddubsw`
+    /// lowering of x86 engines on CPUs without VNNI.
+    pub fn dot_saturates_pairs() -> bool {
+        lane(127, 255) == 2 * i16::MAX as i32
     }
 
     /// True when bytes above 127 are read unsigned and no pair saturates (x86 with VNNI).
