@@ -89,11 +89,13 @@ pub fn simd_level() -> String {
     .to_string()
 }
 
-/// Which int8 matrix-product kernel runs here: "relaxed-dot-i8" where this build has relaxed SIMD
-/// and the engine's relaxed dot product is exact (VNNI on x86), otherwise "dot-i16".
+/// Which int8 matrix-product kernel runs here: in the relaxed-SIMD build "relaxed-dot-u8" where
+/// the engine's relaxed dot product is exact for unsigned bytes (x86 with AVX-VNNI),
+/// "relaxed-dot-i7" on engines that lower it otherwise but not to x86's saturating pairs (ARM's
+/// sdot; exact in its specified range); "dot-i16" elsewhere.
 #[wasm_bindgen(js_name = int8Kernel)]
 pub fn int8_kernel() -> String {
-    if crate::kernels::gemm_dot4::available() { "relaxed-dot-i8" } else { "dot-i16" }.to_string()
+    crate::kernels::gemm_dot4::kind().name().to_string()
 }
 
 fn js_error(e: Error) -> JsValue {
@@ -346,20 +348,28 @@ impl Model {
     /// Inference latency on the first sample of `x_npy`: `{ mean_ms, median_ms, min_ms }` over `runs`
     /// timed runs after a few warm-up runs.
     pub fn benchmark(&self, x_npy: &[u8], runs: u32) -> Result<JsValue, JsValue> {
-        let x = npy::read(x_npy).map_err(js_error)?;
-        let values = x.to_f32();
-        let latency = self.with_interpreter(|it| {
+        self.set_first_sample(x_npy)?;
+        let latency = self.with_interpreter(|it| crate::evaluate::benchmark(it, 5, runs as usize))?;
+        to_js(&latency)
+    }
+
+    /// Sets the first sample of `x_npy` as the input for [`Model::invoke`].
+    #[wasm_bindgen(js_name = setFirstSample)]
+    pub fn set_first_sample(&self, x_npy: &[u8]) -> Result<(), JsValue> {
+        let values = npy::read(x_npy).map_err(js_error)?.to_f32();
+        self.with_interpreter(|it| {
             let per: usize = it.inputs().first().map_or(0, |d| d.shape.iter().product());
             if values.len() < per {
-                return Err(Error::input(format!(
-                    "benchmarking needs one sample of {per} values, got {}",
-                    values.len()
-                )));
+                return Err(Error::input(format!("the model needs one sample of {per} values, got {}", values.len())));
             }
-            it.set_input_f32(0, &values[..per])?;
-            crate::evaluate::benchmark(it, 5, runs as usize)
-        })?;
-        to_js(&latency)
+            it.set_input_f32(0, &values[..per])
+        })
+    }
+
+    /// Runs the model `runs` times on the input set by [`Model::set_first_sample`], for benchmarks
+    /// that time several engines with one JavaScript loop.
+    pub fn invoke(&self, runs: u32) -> Result<(), JsValue> {
+        self.with_interpreter(|it| (0..runs).try_for_each(|_| it.invoke()))
     }
 
     /// Runs every sample of a `.npy` batch `[N, ...input shape]`; returns one `.npy` per output.

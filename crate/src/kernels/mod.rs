@@ -7,6 +7,7 @@ pub mod fc;
 pub mod fixedpoint;
 pub mod gemm_dot4;
 pub mod gemm_f32;
+pub mod gemm_i7;
 pub mod gemm_i8;
 pub mod geometry;
 pub mod im2col;
