@@ -73,7 +73,7 @@ pub struct ModelSummary {
     pub parameters: usize,
     /// Bytes of those constants in the file.
     pub parameter_bytes: usize,
-    /// Multiply-accumulates of one inference (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED).
+    /// Multiply-accumulates of one inference (convolutions, FULLY_CONNECTED, LSTM matrices).
     pub macs: u64,
     /// Operators our engine cannot execute yet, by name (they still survive a round trip).
     pub unsupported_ops: Vec<String>,
@@ -88,8 +88,22 @@ pub fn node_macs(g: &Graph, i: usize) -> u64 {
         (Op::Conv2D(_), Some(w)) if w.len() == 4 => out * (w[1] * w[2] * w[3]) as u64,
         (Op::DepthwiseConv2D(_), Some(w)) if w.len() == 4 => out * (w[1] * w[2]) as u64,
         (Op::FullyConnected(_), Some(w)) if w.len() == 2 => out * w[1] as u64,
+        (Op::UnidirectionalSequenceLstm(_), _) => lstm_macs(g, n),
         _ => 0,
     }
+}
+
+/// An LSTM's multiply-accumulates: every gate, recurrent and projection matrix once per time step
+/// and batch row (the elementwise gate arithmetic is not counted).
+fn lstm_macs(g: &Graph, n: &crate::ir::Node) -> u64 {
+    let elements = |k: usize| n.input(k).map_or(0, |t| g.tensors[t].num_elements() as u64);
+    let x = n.input(0).map(|t| &g.tensors[t].shape);
+    let rows = match x.and_then(|s| s.last().copied()) {
+        Some(inner) if inner > 0 => elements(0) / inner as u64,
+        _ => return 0,
+    };
+    let matrices: u64 = (1..=8).chain([16]).map(elements).sum();
+    rows.saturating_mul(matrices)
 }
 
 /// Whether operand `k` (tensor `t`) of node `n` is a learned parameter: a constant that is the

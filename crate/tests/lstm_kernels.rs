@@ -491,3 +491,31 @@ fn the_engine_runs_the_lstm_fixtures_as_litert_does() {
         }
     }
 }
+
+/// Static quantization of the float LSTM fixture: the LSTM (no int8 rewrite yet) stays float
+/// between DEQUANTIZE and QUANTIZE, its state tensors carried over as variables; the rest is int8,
+/// the model writes and reads back, and its outputs stay close to the float model's.
+#[test]
+fn quantizing_an_lstm_model_keeps_the_lstm_float_and_runs() {
+    use tinyml_optimizer::exec::{run_batch, Interpreter};
+    use tinyml_optimizer::quantize::{quantize, sqnr_db, QuantizeOptions};
+    let x = npy::read(fixture!("lstm", "inputs.npy")).unwrap();
+    let float = tflite::read(fixture!("lstm", "model_float.tflite")).unwrap();
+    // The fixture's 8 inputs, and scaled copies of them: enough samples for calibration.
+    let v = x.to_f32();
+    let calib: Vec<f32> = [1.0f32, 0.5, -0.75].iter().flat_map(|k| v.iter().map(move |a| a * k)).collect();
+    let calib = NpyArray::new([&[3 * x.shape[0]], &x.shape[1..]].concat(), npy::NpyData::F32(calib)).unwrap();
+    let (q, report) = quantize(&float, Some(&calib), &QuantizeOptions::default(), &mut |_, _, _| {}).unwrap();
+    assert_eq!(report.kept_float.len(), 1, "{:?}", report.kept_float);
+    assert!(report.kept_float[0].starts_with("UNIDIRECTIONAL_SEQUENCE_LSTM"), "{:?}", report.kept_float);
+    let back = tflite::read(&tflite::write(&q).unwrap()).unwrap();
+    let g = back.main();
+    let lstm = lstm_nodes(&back)[0];
+    for k in [18, 19] {
+        let state = &g.tensors[g.nodes[lstm].input(k).unwrap()];
+        assert!(state.is_variable && state.data.is_none(), "state operand {k} is a variable");
+    }
+    let run = |m: &Model| run_batch(&mut Interpreter::new(m).unwrap(), &x, false, |_, _| {}).unwrap()[0].to_f32();
+    let sqnr = sqnr_db(&run(&float), &run(&back)).unwrap();
+    assert!(sqnr > 20.0, "output SQNR {sqnr:.1} dB");
+}

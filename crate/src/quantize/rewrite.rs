@@ -174,7 +174,8 @@ impl<'a> Rewriter<'a> {
             return Ok(t);
         }
         let src = &self.f.tensors[old];
-        if src.is_constant() || src.dtype != DType::F32 {
+        if src.is_constant() || src.is_variable || src.dtype != DType::F32 {
+            // Constants, variable (state) tensors and integer operands stay as they are.
             return Ok(self.passthrough(old));
         }
         let q = self.qt[old].ok_or_else(|| {
