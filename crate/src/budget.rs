@@ -28,6 +28,20 @@ pub struct Budget {
     pub max_reader_slack: u64,
 }
 
+thread_local! {
+    static CURRENT: std::cell::Cell<Budget> = std::cell::Cell::new(Budget::default());
+}
+
+/// The budget this thread's engine works within (the default unless [`set_current`] changed it).
+pub fn current() -> Budget {
+    CURRENT.with(std::cell::Cell::get)
+}
+
+/// Sets the budget of this thread's engine (the JS API's `maxMemory`, the CLI's `--max-memory`).
+pub fn set_current(b: Budget) {
+    CURRENT.with(|c| c.set(b));
+}
+
 impl Default for Budget {
     /// 1 GiB per model, 256 MiB per tensor, a reader copying at most 4 × the file + 16 MiB.
     ///

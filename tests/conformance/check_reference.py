@@ -48,6 +48,8 @@ def litert_run(it, x):
     inp = it.get_input_details()[0]
     outs = []
     for sample in x:
+        # Each sample on its own, as our batched run treats it: an LSTM's state starts from zero.
+        it.reset_all_variables()
         it.set_tensor(inp["index"], sample[None].astype(inp["dtype"]))
         it.invoke()
         outs.append([it.get_tensor(o["index"])[0] for o in it.get_output_details()])

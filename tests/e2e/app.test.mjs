@@ -115,6 +115,45 @@ test('cancel stops the work; the next run starts a fresh engine and succeeds', a
   assert.match(await page.locator('#result-cards').innerText(), /float → int8/);
 });
 
+test('training: gradual pruning then quantization-aware training, a live loss chart, a valid download', async () => {
+  const { page } = app;
+  await page.locator('#train-on').check();
+  await page.locator('#train-epochs').fill('1');
+  await page.getByRole('button', { name: 'Optimize', exact: true }).click();
+  await page.locator('#train-chart svg polyline.train').waitFor({ timeout: 120_000 });
+  await page.locator('#results').waitFor({ state: 'visible', timeout: 300_000 });
+  const cards = await page.locator('#result-cards').innerText();
+  assert.match(cards, /pruning while training\s+1 epoch\(s\), kept epoch 1 \(validation accuracy \d+\.\d%\)/);
+  assert.match(cards, /quantization-aware training\s+1 epoch\(s\)/);
+  assert.match(cards, /float → int8/);
+  assert.match(await page.locator('#train-status').innerText(), /quantization-aware training: step \d+ of \d+/);
+
+  const [reportDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download report (.json)' }).click()]);
+  const report = JSON.parse(readFileSync(await reportDl.path(), 'utf8'));
+  assert.deepEqual(report.training.map((t) => t.phase), ['pruning while training', 'quantization-aware training']);
+  assert.ok(Math.abs(report.prune.achieved_sparsity - report.options.prune.sparsity) < 0.02, `sparsity ${report.prune.achieved_sparsity}`);
+  const [modelDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download .tflite' }).click()]);
+  const bytes = readFileSync(await modelDl.path());
+  const loaded = await opt.loadModel(bytes);
+  assert.equal(loaded.summary.precision, 'int8');
+  await loaded.release();
+});
+
+test('cancel during training keeps the weights so far, skips the other training and still quantizes', async () => {
+  const { page } = app;
+  await page.locator('#train-epochs').fill('20');
+  await page.getByRole('button', { name: 'Optimize', exact: true }).click();
+  await page.waitForFunction(() => /prune while training: step [1-9]/.test(document.querySelector('#train-status')?.textContent ?? ''), null, { timeout: 120_000 });
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.locator('#results').waitFor({ state: 'visible', timeout: 120_000 });
+  const cards = await page.locator('#result-cards').innerText();
+  assert.match(cards, /pruning while training/);
+  assert.doesNotMatch(cards, /quantization-aware training/);
+  assert.match(cards, /float → int8/);
+  assert.match(await page.locator('#result-summary').innerText(), /stopped by the user/);
+  await page.locator('#train-on').uncheck();
+});
+
 test('images in class folders become a labelled batch', async () => {
   const { page } = app;
   const dir = join(outDir, 'images');

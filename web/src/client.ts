@@ -6,14 +6,19 @@
 import { buffersIn, type Args, type Method, type Response, type Result, type WorkerInit } from './protocol.js';
 import type {
   EvalReport,
+  FinetuneReport,
   Latency,
   ModelSummary,
   NpyInfo,
   Progress,
+  PruneDuring,
   PruneOptions,
   PruneReport,
+  QatReport,
   QuantizeOptions,
   QuantReport,
+  TrainMetrics,
+  TrainOptions,
 } from './types.js';
 import { OptimizerError } from './types.js';
 
@@ -34,8 +39,14 @@ export type SpawnWorker = (handlers: {
 export interface CallOptions {
   onProgress?: (p: Progress) => void;
   /** Cancels this call only: removed from the queue if it has not started, or, if it is running,
-   * by restarting the engine (running wasm cannot be interrupted). */
+   * by restarting the engine (running wasm cannot be interrupted). Training calls stop after their
+   * current step instead and resolve with the best model so far. */
   signal?: AbortSignal;
+}
+
+/** Options of training calls: progress also carries the live figures. */
+export interface TrainCallOptions extends CallOptions {
+  onMetrics?: (m: TrainMetrics) => void;
 }
 
 export interface OptimizerOptions {
@@ -44,6 +55,15 @@ export interface OptimizerOptions {
   /** Memory budget of the engine per model, in bytes; a model that needs more is refused with
    * `resource_limit` before anything is allocated. Default: the engine's (1 GiB). */
   maxMemory?: number;
+  /** Cores long operations use (calibration, scoring, runs, gradients, training): the engine's
+   * worker and `threads - 1` more. Results are identical whatever the number. Default: all cores. */
+  threads?: number;
+}
+
+/** The number of cores, where the platform says (browsers: navigator.hardwareConcurrency). */
+export function defaultThreads(): number {
+  const n = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
+  return typeof n === 'number' && n > 0 ? Math.min(n, 16) : 1;
 }
 
 /** A call waiting for, or running in, the engine. */
@@ -54,6 +74,9 @@ interface Pending {
   resolve(v: unknown): void;
   reject(e: Error): void;
   onProgress?: (p: Progress) => void;
+  onMetrics?: (m: TrainMetrics) => void;
+  /** Training calls: an abort asks the engine to stop after the current step. */
+  graceful?: boolean;
   /** The engine generation whose loaded models this call uses (calls on a LoadedModel). */
   needs?: number;
   /** Detaches the abort listener. */
@@ -96,6 +119,15 @@ export class Optimizer {
     if (m !== undefined && !(Number.isSafeInteger(m) && m > 0)) {
       throw new OptimizerError('invalid_argument', `maxMemory must be a positive whole number of bytes, got ${m}`);
     }
+    const t = options.threads;
+    if (t !== undefined && !(Number.isSafeInteger(t) && t >= 1 && t <= 64)) {
+      throw new OptimizerError('invalid_argument', `threads must be a whole number from 1 to 64, got ${t}`);
+    }
+  }
+
+  /** The number of engines long operations use. */
+  get threads(): number {
+    return this.options.threads ?? defaultThreads();
   }
 
   private ensurePort(): WorkerPort {
@@ -111,7 +143,13 @@ export class Optimizer {
         this.crash(new OptimizerError('engine_crashed', `${why}; ${RELOAD}`));
       },
     });
-    const init: WorkerInit = { type: 'init', prefer: this.options.prefer, maxMemory: this.options.maxMemory };
+    const init: WorkerInit = {
+      type: 'init',
+      prefer: this.options.prefer,
+      maxMemory: this.options.maxMemory,
+      threads: this.threads,
+      role: 'api',
+    };
     port.post(init, []);
     this.port = port;
     return port;
@@ -122,6 +160,7 @@ export class Optimizer {
     if (!p || p.id !== msg.id) return;
     if (msg.type === 'progress') {
       p.onProgress?.({ stage: msg.stage, done: msg.done, total: msg.total });
+      if (msg.metrics) p.onMetrics?.(msg.metrics);
       return;
     }
     if (!msg.ok && msg.fatal) {
@@ -199,6 +238,11 @@ export class Optimizer {
       return;
     }
     if (this.running !== p) return;
+    if (p.graceful) {
+      // Training stops after its current step and resolves with the best model so far.
+      this.port?.post({ type: 'stop', id: p.id }, []);
+      return;
+    }
     this.running = null;
     this.endGeneration(new OptimizerError('cancelled', 'restarted to cancel a running call'));
     p.detach();
@@ -211,7 +255,12 @@ export class Optimizer {
    * Queues one request for the engine. `needs` is the engine generation whose loaded models the
    * call uses; if that engine is gone by the time the call runs, it rejects instead.
    */
-  call<M extends Method>(method: M, args: Args<M>, opts: CallOptions = {}, needs?: number): Promise<Result<M>> {
+  call<M extends Method>(
+    method: M,
+    args: Args<M>,
+    opts: TrainCallOptions & { graceful?: boolean } = {},
+    needs?: number,
+  ): Promise<Result<M>> {
     const signal = opts.signal;
     if (signal?.aborted) return Promise.reject(new OptimizerError('cancelled', `${method}: cancelled before it started`));
     return new Promise<Result<M>>((resolve, reject) => {
@@ -223,6 +272,8 @@ export class Optimizer {
         resolve: resolve as (v: unknown) => void,
         reject,
         onProgress: opts.onProgress,
+        onMetrics: opts.onMetrics,
+        graceful: opts.graceful,
         needs,
         detach: () => signal?.removeEventListener('abort', onAbort),
       };
@@ -313,7 +364,11 @@ export class LoadedModel {
   }
 
   /** Calls the engine on this model; rejects if the engine holding it is gone by then. */
-  private call<M extends Method>(method: M, args: Args<M>, opts: CallOptions = {}): Promise<Result<M>> {
+  private call<M extends Method>(
+    method: M,
+    args: Args<M>,
+    opts: TrainCallOptions & { graceful?: boolean } = {},
+  ): Promise<Result<M>> {
     this.check();
     return this.optimizer.call(method, args, opts, this.generation);
   }
@@ -323,9 +378,26 @@ export class LoadedModel {
    * integer type). Returns one .npy file per model output, shaped [N, ...output shape]: float32, or
    * the model's own output type with `raw`.
    */
-  async run(input: Bytes, opts: CallOptions & { raw?: boolean } = {}): Promise<Uint8Array[]> {
-    const r = await this.call('run', { handle: this.handle, input: ownedCopy(input), raw: opts.raw ?? false }, opts);
+  async run(input: Bytes, opts: CallOptions & { raw?: boolean; streaming?: boolean } = {}): Promise<Uint8Array[]> {
+    const args = { handle: this.handle, input: ownedCopy(input), raw: opts.raw ?? false, streaming: opts.streaming ?? false };
+    const r = await this.call('run', args, opts);
     return r.outputs;
+  }
+
+  /**
+   * Fine-tunes the model on `data` (.npy [N, ...input shape]) against `labels` (class indices,
+   * one-hot rows, or targets shaped like the outputs for other losses). Weights that are zero (a
+   * pruned model) stay exactly zero. With `prune`, weights are pruned gradually during training on
+   * TFMOT's schedules. An abort stops after the current step and resolves with the best model.
+   */
+  async finetune(
+    options: TrainOptions & { data: Bytes; labels: Bytes; prune?: PruneDuring },
+    opts: TrainCallOptions = {},
+  ): Promise<{ model: LoadedModel; report: FinetuneReport }> {
+    const { data, labels, prune, ...train } = options;
+    const args = { handle: this.handle, x: ownedCopy(data), y: ownedCopy(labels), options: train, prune };
+    const r = await this.call('finetune', args, { ...opts, graceful: true });
+    return { model: new LoadedModel(this.optimizer, r.handle, this.generation, r.summary), report: r.report };
   }
 
   /**
@@ -338,11 +410,29 @@ export class LoadedModel {
     opts: CallOptions = {},
   ): Promise<{ model: LoadedModel; report: QuantReport }> {
     const { calibrationData, ...rest } = options;
+    if ('qat' in rest) {
+      throw new OptimizerError('invalid_argument', 'quantization-aware training is quantizeAware(), not quantize()');
+    }
     const r = await this.call(
       'quantize',
       { handle: this.handle, calibration: calibrationData ? ownedCopy(calibrationData) : undefined, options: rest },
       opts,
     );
+    return { model: new LoadedModel(this.optimizer, r.handle, this.generation, r.summary), report: r.report };
+  }
+
+  /**
+   * Quantization-aware training: static quantization (on the first 200 training samples) starts the
+   * ranges, then `epochs` of training with fake quantization, then the same full-int8 export as
+   * `quantize`. `data` and `labels` as for `finetune`.
+   */
+  async quantizeAware(
+    options: QuantizeOptions & { data: Bytes; labels: Bytes; train?: TrainOptions },
+    opts: TrainCallOptions = {},
+  ): Promise<{ model: LoadedModel; report: QatReport }> {
+    const { data, labels, train, ...quantize } = options;
+    const args = { handle: this.handle, x: ownedCopy(data), y: ownedCopy(labels), train: train ?? {}, options: quantize };
+    const r = await this.call('qat', args, { ...opts, graceful: true });
     return { model: new LoadedModel(this.optimizer, r.handle, this.generation, r.summary), report: r.report };
   }
 

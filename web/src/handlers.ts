@@ -3,17 +3,38 @@
  * Runs inside a Web Worker (worker.browser.ts) or a Node worker thread (worker.node.ts).
  */
 import { loadEngine, type Flavor, type Wasm } from './engine.js';
-import { buffersIn, type Request, type Response, type WireError, type WorkerInit } from './protocol.js';
-import type { EvalReport, Latency, ModelSummary, NpyInfo, PruneOptions, PruneReport, QuantizeOptions, QuantReport } from './types.js';
+import { Pool, type JobLike, type SpawnTaskWorker, type TaskMessage, type TaskReply } from './pool.js';
+import { buffersIn, type Request, type Response, type StopRequest, type WireError, type WorkerInit } from './protocol.js';
+import type {
+  EvalReport,
+  FinetuneReport,
+  Latency,
+  ModelSummary,
+  NpyInfo,
+  PruneDuring,
+  PruneOptions,
+  PruneReport,
+  QatReport,
+  QuantizeOptions,
+  QuantReport,
+  TrainMetrics,
+  TrainOptions,
+} from './types.js';
 import { ERROR_CODES, OptimizerError } from './types.js';
 
 export interface Host {
-  post(msg: Response, transfer: ArrayBuffer[]): void;
+  post(msg: Response | TaskReply, transfer: ArrayBuffer[]): void;
   readWasm(url: URL): Promise<BufferSource>;
+  /** Starts a task worker for this worker's pool (the same script, with role 'task'). */
+  spawnTaskWorker?(init: WorkerInit, onReply: (r: TaskReply) => void, onFailure: (e: Error) => void): ReturnType<SpawnTaskWorker>;
 }
 
 interface Ctx {
   progress(stage: string, done: number, total: number): void;
+  /** Training figures for the caller's live display. */
+  metrics(m: TrainMetrics): void;
+  /** Whether the caller asked this call to stop (training keeps its best weights). */
+  stopped(): boolean;
 }
 
 type WasmModel = InstanceType<Wasm['Model']>;
@@ -23,6 +44,28 @@ interface State {
   flavor: Flavor;
   models: Map<number, WasmModel>;
   next: number;
+  pool: Pool;
+}
+
+type WasmJob = Wasm['Job']['prototype'];
+
+/** Runs a job's rounds on the pool. Training jobs report their figures after every step and stop
+ * when asked (keeping the best weights). A failed job frees its task workers. */
+async function drive(s: State, job: WasmJob, ctx: Ctx, training = false): Promise<WasmJob> {
+  const after = training
+    ? () => {
+        ctx.metrics(job.metrics() as TrainMetrics);
+        if (ctx.stopped()) job.stop();
+      }
+    : undefined;
+  try {
+    await s.pool.drive(job as unknown as JobLike, (st, d, t) => ctx.progress(st, d, t), after);
+  } catch (e) {
+    job.free();
+    s.pool.terminate();
+    throw e;
+  }
+  return job;
 }
 
 function bytesOf(b: ArrayBuffer | Uint8Array): Uint8Array {
@@ -60,31 +103,51 @@ function makeHandlers(s: State) {
     async summary(a: { handle: number }) {
       return model(s, a.handle).summary() as ModelSummary;
     },
-    async run(a: { handle: number; input: ArrayBuffer | Uint8Array; raw: boolean }, ctx: Ctx) {
-      const outs = model(s, a.handle).run(bytesOf(a.input), a.raw, (done: number, total: number) =>
-        ctx.progress('run', done, total),
-      ) as Uint8Array[];
-      return { outputs: outs };
+    async run(a: { handle: number; input: ArrayBuffer | Uint8Array; raw: boolean; streaming?: boolean }, ctx: Ctx) {
+      const job = await drive(s, model(s, a.handle).runJob(bytesOf(a.input), a.raw, a.streaming ?? false), ctx);
+      return { outputs: job.finishArrays() as Uint8Array[] };
     },
     async quantize(a: { handle: number; calibration?: ArrayBuffer | Uint8Array; options: QuantizeOptions }, ctx: Ctx) {
-      const r = model(s, a.handle).quantize(
-        a.calibration ? bytesOf(a.calibration) : undefined,
-        a.options,
-        (stage: string, done: number, total: number) => ctx.progress(stage, done, total),
-      );
-      return adopt(s, r, 'quantization') as { handle: number; summary: ModelSummary; report: QuantReport };
+      const m = model(s, a.handle);
+      if (a.options.mode === 'dynamic' || !a.calibration) {
+        const r = m.quantize(a.calibration ? bytesOf(a.calibration) : undefined, a.options, ctx.progress);
+        return adopt(s, r, 'quantization') as { handle: number; summary: ModelSummary; report: QuantReport };
+      }
+      const job = await drive(s, m.quantizeJob(bytesOf(a.calibration), a.options), ctx);
+      return adopt(s, job.finishModel(), 'quantization') as { handle: number; summary: ModelSummary; report: QuantReport };
+    },
+    /** Quantization-aware training: static quantization starts the ranges, then training, then
+     * the int8 export. */
+    async qat(
+      a: { handle: number; x: ArrayBuffer | Uint8Array; y: ArrayBuffer | Uint8Array; train: TrainOptions; options: QuantizeOptions },
+      ctx: Ctx,
+    ) {
+      const job = await drive(s, model(s, a.handle).qatJob(bytesOf(a.x), bytesOf(a.y), a.train, a.options), ctx, true);
+      return adopt(s, job.finishModel(), 'quantization-aware training') as {
+        handle: number;
+        summary: ModelSummary;
+        report: QatReport;
+      };
     },
     async prune(
       a: { handle: number; data?: ArrayBuffer | Uint8Array; labels?: ArrayBuffer | Uint8Array; options: PruneOptions },
       ctx: Ctx,
     ) {
-      const r = model(s, a.handle).prune(
-        a.data ? bytesOf(a.data) : undefined,
-        a.labels ? bytesOf(a.labels) : undefined,
-        a.options,
-        (stage: string, done: number, total: number) => ctx.progress(stage, done, total),
+      const m = model(s, a.handle);
+      const job = await drive(
+        s,
+        m.pruneJob(a.data ? bytesOf(a.data) : undefined, a.labels ? bytesOf(a.labels) : undefined, a.options),
+        ctx,
       );
-      return adopt(s, r, 'pruning') as { handle: number; summary: ModelSummary; report: PruneReport };
+      return adopt(s, job.finishModel(), 'pruning') as { handle: number; summary: ModelSummary; report: PruneReport };
+    },
+    /** Fine-tuning (pruned weights stay zero), with gradual pruning when `prune` is given. */
+    async finetune(
+      a: { handle: number; x: ArrayBuffer | Uint8Array; y: ArrayBuffer | Uint8Array; options: TrainOptions; prune?: PruneDuring },
+      ctx: Ctx,
+    ) {
+      const job = await drive(s, model(s, a.handle).trainJob(bytesOf(a.x), bytesOf(a.y), a.options, a.prune), ctx, true);
+      return adopt(s, job.finishModel(), 'fine-tuning') as { handle: number; summary: ModelSummary; report: FinetuneReport };
     },
     async evaluate(
       a: { handle: number; data: ArrayBuffer | Uint8Array; labels?: ArrayBuffer | Uint8Array; reference?: number },
@@ -171,20 +234,44 @@ function wireError(e: unknown, s: State | null): { error: WireError; fatal: bool
 }
 
 /** Starts serving; returns the function to call with each incoming message. */
-export function serve(host: Host): (msg: Request | WorkerInit) => void {
+export function serve(host: Host): (msg: Request | WorkerInit | StopRequest | TaskMessage) => void {
   let init: WorkerInit = { type: 'init' };
   let state: Promise<State> | null = null;
   let ready: State | null = null;
   let queue = Promise.resolve();
   /** Set after a trap: the wasm instance is not used again; the client replaces this worker. */
   let dead: WireError | null = null;
+  /** Calls asked to stop (training keeps its best weights). */
+  const stops = new Set<number>();
+  let tasks: InstanceType<Wasm['TaskWorker']> | null = null;
 
   const start = () =>
     (state ??= loadEngine(host.readWasm, init.prefer).then(({ wasm, flavor }) => {
       if (init.maxMemory !== undefined) wasm.setMaxMemory(init.maxMemory);
-      ready = { wasm, flavor, models: new Map(), next: 1 };
+      const spawn = host.spawnTaskWorker?.bind(host);
+      const taskInit: WorkerInit = { ...init, role: 'task', threads: 1 };
+      const pool = new Pool(spawn ? (reply, failure) => spawn(taskInit, reply, failure) : null, init.threads ?? 1);
+      ready = { wasm, flavor, models: new Map(), next: 1, pool };
       return ready;
     }));
+
+  /** A task worker's side: shared inputs and tasks of another worker's jobs, in order. */
+  const task = async (msg: TaskMessage) => {
+    const seq = msg.type === 'task' ? msg.seq : 0;
+    try {
+      const s = await start();
+      tasks ??= new s.wasm.TaskWorker();
+      if (msg.type === 'put') {
+        tasks.put(msg.id, msg.bytes);
+        return;
+      }
+      const bytes = tasks.run(msg.bytes);
+      host.post({ type: 'task-result', seq, ok: true, bytes }, [bytes.buffer as ArrayBuffer]);
+    } catch (e) {
+      const { error, fatal } = wireError(e, ready);
+      host.post({ type: 'task-result', seq, ok: false, error, fatal }, []);
+    }
+  };
 
   const handle = async (req: Request) => {
     if (dead) {
@@ -198,8 +285,12 @@ export function serve(host: Host): (msg: Request | WorkerInit) => void {
       if (!fn) throw new OptimizerError('invalid_argument', `unknown method '${String(req.method)}'`);
       const ctx: Ctx = {
         progress: (stage, done, total) => host.post({ id: req.id, type: 'progress', stage, done, total }, []),
+        metrics: (metrics) =>
+          host.post({ id: req.id, type: 'progress', stage: 'train', done: metrics.step, total: metrics.steps, metrics }, []),
+        stopped: () => stops.has(req.id),
       };
       const value = await fn(req.args, ctx);
+      stops.delete(req.id);
       host.post({ id: req.id, type: 'result', ok: true, value }, buffersIn(value));
     } catch (e) {
       const { error, fatal } = wireError(e, ready);
@@ -210,8 +301,17 @@ export function serve(host: Host): (msg: Request | WorkerInit) => void {
   };
 
   return (msg) => {
-    if ((msg as WorkerInit).type === 'init') {
+    const type = (msg as { type?: string }).type;
+    if (type === 'init') {
       init = msg as WorkerInit;
+      return;
+    }
+    if (type === 'stop') {
+      stops.add((msg as StopRequest).id);
+      return;
+    }
+    if (type === 'put' || type === 'task') {
+      queue = queue.then(() => task(msg as TaskMessage));
       return;
     }
     // One request at a time: the engine is single-threaded, and order is what callers expect.

@@ -286,3 +286,102 @@ export interface Progress {
   done: number;
   total: number;
 }
+
+/** How to train (fine-tuning, gradual pruning, quantization-aware training). */
+export interface TrainOptions {
+  /** Passes over the training data. [4] */
+  epochs?: number;
+  /** Samples per optimizer step. [32] */
+  batchSize?: number;
+  /** [0.001] */
+  learningRate?: number;
+  /** ['adam'] */
+  optimizer?: 'adam' | 'sgd';
+  /** SGD's momentum. [0.9] */
+  momentum?: number;
+  /** Decoupled weight decay for Adam, an L2 term for SGD; biases are not decayed. [0] */
+  weightDecay?: number;
+  /** [{ kind: 'constant' }] */
+  lrSchedule?: { kind: 'constant' } | { kind: 'cosine' } | { kind: 'step'; every: number; factor: number };
+  /** ['cross-entropy'] */
+  loss?: 'cross-entropy' | 'binary-cross-entropy' | 'mean-squared-error';
+  /** Fraction of the samples (taken from the end, as Keras does) held out for validation. [0.1] */
+  validationSplit?: number;
+  /** Stop after this many epochs without a better validation loss; 0 never stops early. [0] */
+  earlyStopping?: number;
+  /** Seeds shuffling and random scores. [0] */
+  seed?: number;
+}
+
+/** TFMOT's pruning schedules. */
+export type PruningSchedule =
+  | {
+      kind: 'polynomial';
+      initialSparsity: number;
+      finalSparsity: number;
+      beginStep: number;
+      /** The last step of training when null. */
+      endStep: number | null;
+      frequency: number;
+      power: number;
+    }
+  | { kind: 'constant'; sparsity: number; beginStep: number; frequency: number };
+
+/** Gradual pruning during training. */
+export interface PruneDuring {
+  method: PruneMethod;
+  sparsity: number;
+  /** TFMOT's polynomial schedule to `sparsity` over all steps when absent. */
+  schedule?: PruningSchedule;
+  includeLastLayer?: boolean;
+}
+
+export interface EpochReport {
+  epoch: number;
+  loss: number;
+  accuracy: number | null;
+  valLoss: number | null;
+  valAccuracy: number | null;
+  learningRate: number;
+  /** Fraction of the pruned layers' weights that are zero. */
+  sparsity: number;
+  ms: number;
+}
+
+export interface TrainReport {
+  epochs: EpochReport[];
+  /** The epoch whose weights the result has. */
+  bestEpoch: number | null;
+  steps: number;
+  trainSamples: number;
+  validationSamples: number;
+  /** Why training ended before its last epoch (early stopping, a diverging loss, a stop). */
+  stopped: string | null;
+  sparsity: number;
+  msPerEpoch: number;
+}
+
+/** Live training figures (progress events of training calls carry them). */
+export interface TrainMetrics {
+  epoch: number;
+  step: number;
+  steps: number;
+  loss: number;
+  accuracy: number | null;
+  epochs: EpochReport[];
+}
+
+export interface FinetuneReport {
+  train: TrainReport;
+  /** Parameters, non-zero parameters, MACs and sizes before and after (as pruning reports them). */
+  before: ModelMetrics;
+  after: ModelMetrics;
+}
+
+export interface QatReport {
+  train: TrainReport;
+  /** The int8 export. */
+  quantize: QuantReport;
+  /** The static quantization the ranges started from. */
+  staticQuantize: QuantReport | null;
+}

@@ -1,5 +1,7 @@
-/** Web Worker entry: serves API requests with the wasm engine fetched from the package. */
+/** Web Worker entry: serves API requests with the wasm engine fetched from the package (or, with
+ * role 'task', runs tasks for another worker's pool). */
 import { serve } from './handlers.js';
+import type { TaskReply } from './pool.js';
 
 interface WorkerScope {
   postMessage(msg: unknown, transfer: Transferable[]): void;
@@ -13,6 +15,16 @@ const onMessage = serve({
     const r = await fetch(url);
     if (!r.ok) throw new Error(`could not load the engine from ${url} (HTTP ${r.status})`);
     return r.arrayBuffer();
+  },
+  spawnTaskWorker: (init, onReply, onFailure) => {
+    const w = new Worker(new URL(import.meta.url), { type: 'module' });
+    w.onmessage = (e) => onReply(e.data as TaskReply);
+    w.onerror = (e) => {
+      e.preventDefault();
+      onFailure(new Error(e.message || 'a task worker could not start'));
+    };
+    w.postMessage(init);
+    return { post: (msg, transfer) => w.postMessage(msg, transfer), terminate: () => w.terminate() };
   },
 });
 scope.onmessage = (e) => onMessage(e.data);

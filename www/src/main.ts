@@ -7,17 +7,20 @@ import {
   OptimizerError,
   toCHeader,
   type EvalReport,
+  type FinetuneReport,
   type Latency,
   type LoadedModel,
   type ModelSummary,
   type PruneMethod,
   type PruneReport,
   type QuantReport,
+  type TrainMetrics,
+  type TrainReport,
 } from '@tinyml/optimizer';
 import sampleModelUrl from '../../tests/fixtures/resnet/model_float.tflite?url';
 import sampleDataUrl from '../../tests/fixtures/data/patterns_test_x.npy?url';
 import sampleLabelsUrl from '../../tests/fixtures/data/patterns_test_y.npy?url';
-import { barChart } from './charts';
+import { barChart, lossChart } from './charts';
 import { checkLabels, chosenFiles, droppedFiles, imagesToDataset, isImage, isNpy, npyToDataset, PRESETS, type Dataset, type PathedFile } from './data';
 import { el, fmt, fmtBytes, shape } from './dom';
 import { graphView } from './graph';
@@ -45,6 +48,8 @@ interface Result {
   prune?: PruneReport;
   quant?: QuantReport;
   evaluation?: EvalReport;
+  /** Each training phase: fine-tuning (with gradual pruning) and quantization-aware training. */
+  training: { phase: string; report: TrainReport }[];
   latency: { before: Latency; after: Latency };
   gzip: { before: number; after: number };
   options: Record<string, unknown>;
@@ -54,6 +59,11 @@ let original: Original | null = null;
 let dataset: Dataset | null = null;
 let result: Result | null = null;
 let busy = false;
+/** Aborts the training call in flight, which then stops after its step and keeps the best model. */
+let trainAbort: AbortController | null = null;
+/** Set when the user cancelled a training phase: later training phases are skipped (quantization
+ * falls back to post-training), and the results show what the stopped phase kept. */
+let trainCancelled = false;
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const input = (id: string) => $<HTMLInputElement>(id);
@@ -314,12 +324,16 @@ function syncOptions() {
   }
   const method = select('prune-method').value;
   if (input('prune-on').checked && method.endsWith('gradient') && !dataset) hint.push('Gradient pruning needs data.');
+  const trainOn = input('train-on').checked;
+  if (trainOn && !dataset?.labels) hint.push('Training needs labelled data (a folder per class, or a labels .npy).');
+  for (const id of ['train-epochs', 'train-lr']) input(id).disabled = !trainOn;
   if (input('quant-on').checked && select('quant-mode').value === 'static' && !dataset) hint.push('Static quantization needs data for calibration (or choose dynamic).');
   if (dataset && dataset.n < 10 && input('quant-on').checked && select('quant-mode').value === 'static') hint.push('Calibration needs at least 10 samples.');
   for (const id of ['quant-method', 'quant-granularity', 'quant-io']) select(id).disabled = !input('quant-on').checked || (id !== 'quant-granularity' && select('quant-mode').value === 'dynamic');
   select('quant-mode').disabled = !input('quant-on').checked;
   for (const id of ['prune-method', 'prune-sparsity', 'prune-structured']) ($(id) as HTMLInputElement).disabled = !input('prune-on').checked;
-  $<HTMLButtonElement>('run-optimize').disabled = !float || hint.length > 0 || (!input('prune-on').checked && !input('quant-on').checked);
+  const nothing = !input('prune-on').checked && !input('quant-on').checked && !trainOn;
+  $<HTMLButtonElement>('run-optimize').disabled = !float || hint.length > 0 || nothing;
   $('progress-box').hidden = hint.length === 0;
   $('progress-text').textContent = hint.join(' ');
   $<HTMLProgressElement>('progress').hidden = true;
@@ -345,28 +359,61 @@ async function optimize() {
         }
       : undefined,
   };
+  const train = input('train-on').checked
+    ? { epochs: Number(input('train-epochs').value), learningRate: Number(input('train-lr').value) }
+    : null;
   if (pruneOn && !(sparsity >= 0 && sparsity < 1)) return showError(new Error('sparsity must be a fraction in [0, 1)'));
+  if (train && !(Number.isInteger(train.epochs) && train.epochs >= 1 && train.learningRate > 0)) {
+    return showError(new Error('epochs must be a whole number from 1, and the learning rate positive'));
+  }
   setBusy(true);
   $('results').hidden = true;
+  $('train-box').hidden = !train;
   $<HTMLProgressElement>('progress').hidden = false;
   if (result) {
     await result.model.release().catch(() => {});
     result = null;
   }
   const made: LoadedModel[] = [];
+  const training: Result['training'] = [];
+  trainCancelled = false;
   try {
     const base = await originalModel();
     let current = base;
     let prune: PruneReport | undefined;
     let quant: QuantReport | undefined;
-    if (options.prune) {
+    const labelled = train && dataset?.labels ? { data: dataset.x, labels: dataset.labels } : null;
+    if (options.prune && labelled && !options.prune.structured) {
+      const r = await trainPhase('prune while training', (o) =>
+        current.finetune({ ...train, ...labelled, prune: { method, sparsity } }, o),
+      );
+      made.push(r.model);
+      current = r.model;
+      prune = gradualReport(method, sparsity, r.report);
+      training.push({ phase: 'pruning while training', report: r.report.train });
+    } else if (options.prune) {
       const g = dataset && method.endsWith('gradient') ? subset(dataset, GRADIENT_SAMPLES) : undefined;
       const r = await current.prune({ ...options.prune, data: g?.x, labels: g?.labels }, { onProgress: progress('prune') });
       made.push(r.model);
       current = r.model;
       prune = r.report;
     }
-    if (options.quantize) {
+    if (labelled && !trainCancelled && !(options.prune && !options.prune.structured) && !(options.quantize?.mode === 'static')) {
+      const r = await trainPhase('fine-tune', (o) => current.finetune({ ...train, ...labelled }, o));
+      made.push(r.model);
+      current = r.model;
+      training.push({ phase: 'fine-tuning', report: r.report.train });
+    }
+    if (options.quantize && labelled && options.quantize.mode === 'static' && !trainCancelled) {
+      const { calibration: _c, ...q } = options.quantize;
+      const r = await trainPhase('quantization-aware training', (o) =>
+        current.quantizeAware({ ...q, ...labelled, train: { epochs: train!.epochs, learningRate: train!.learningRate / 5 } }, o),
+      );
+      made.push(r.model);
+      current = r.model;
+      quant = r.report.quantize;
+      training.push({ phase: 'quantization-aware training', report: r.report.train });
+    } else if (options.quantize) {
       const calib = dataset && mode === 'static' ? subset(dataset, CALIBRATION_SAMPLES).x : undefined;
       const r = await current.quantize({ ...options.quantize, calibrationData: calib }, { onProgress: progress('quantize') });
       made.push(r.model);
@@ -382,7 +429,7 @@ async function optimize() {
     const latency = { before: await base.benchmark(one, 200), after: await current.benchmark(one, 200) };
     const gzip = { before: await gzipSize(original.bytes), after: await gzipSize(bytes) };
     for (const m of made) if (m !== current) await m.release();
-    result = { model: current, bytes, summary: current.summary, prune, quant, evaluation, latency, gzip, options };
+    result = { model: current, bytes, summary: current.summary, prune, quant, evaluation, training, latency, gzip, options };
     setBusy(false);
     renderResults();
   } catch (e) {
@@ -400,8 +447,73 @@ async function optimize() {
   }
 }
 
+/** Cancels the work: training stops after its step and keeps the best model (the pipeline goes on
+ * with it); anything else restarts the engine. */
 function cancel() {
+  if (trainAbort) {
+    trainCancelled = true;
+    trainAbort.abort();
+    $('train-status').textContent = 'stopping after the current step…';
+    return;
+  }
   opt.cancel();
+}
+
+/** A training call with the live loss chart and a graceful cancel. */
+async function trainPhase<T>(
+  phase: string,
+  call: (o: { onProgress: (p: { stage: string; done: number; total: number }) => void; onMetrics: (m: TrainMetrics) => void; signal: AbortSignal }) => Promise<T>,
+): Promise<T> {
+  trainAbort = new AbortController();
+  const steps: [number, number][] = [];
+  const val: [number, number][] = [];
+  const onMetrics = (m: TrainMetrics) => {
+    steps.push([m.step, m.loss]);
+    const last = m.epochs.at(-1);
+    if (last && m.epochs.length > val.length && last.valLoss !== null) val.push([m.step, last.valLoss]);
+    $('train-chart').replaceChildren(
+      lossChart(
+        [
+          { name: 'training loss (per step)', cls: 'train', points: steps },
+          { name: 'validation loss (per epoch)', cls: 'val', points: val },
+        ],
+        { steps: m.steps, ariaLabel: `${phase}: loss per step` },
+      ),
+    );
+    $('train-status').textContent =
+      `${phase}: step ${m.step} of ${m.steps}, loss ${m.loss.toFixed(4)}` +
+      (last ? `; epoch ${last.epoch}: validation accuracy ${last.valAccuracy === null ? '–' : pct(last.valAccuracy)}` : '');
+  };
+  try {
+    return await call({ onProgress: progress(phase), onMetrics, signal: trainAbort.signal });
+  } finally {
+    trainAbort = null;
+  }
+}
+
+/** One training phase in a line: epochs run, the kept epoch and its validation accuracy. */
+function trainingText(t: TrainReport): string {
+  const best = t.epochs.find((e) => e.epoch === t.bestEpoch);
+  const acc = best?.valAccuracy ?? null;
+  return `${t.epochs.length} epoch(s)` + (best ? `, kept epoch ${best.epoch}${acc === null ? '' : ` (validation accuracy ${pct(acc)})`}` : '');
+}
+
+/** Gradual pruning's figures in the shape of a pruning report (for the results and the download). */
+function gradualReport(method: PruneMethod, sparsity: number, r: FinetuneReport): PruneReport {
+  const prunable = r.before.layers.reduce((a, l) => a + l.params, 0);
+  return {
+    method,
+    structured: false,
+    requested_sparsity: sparsity,
+    achieved_sparsity: r.train.sparsity,
+    prunable_weights: prunable,
+    removed_weights: r.before.nonzero_params - r.after.nonzero_params,
+    before: r.before,
+    after: r.after,
+    notes: [`pruned gradually while training ${r.train.epochs.length} epoch(s)${r.train.stopped ? ` (${r.train.stopped})` : ''}`],
+    score_ms: 0,
+    prune_ms: r.train.msPerEpoch * r.train.epochs.length,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -429,8 +541,10 @@ function renderResults() {
     const sq = ev.reference.output_sqnr_db[0];
     cards.push(card('output SQNR', sq === null || sq === undefined ? '–' : `${sq.toFixed(1)} dB`, 'signal-to-noise ratio of the output against the original'));
   }
+  for (const t of r.training) cards.push(card(t.phase, trainingText(t.report), `${t.report.trainSamples} training and ${t.report.validationSamples} validation samples`));
   $('result-cards').replaceChildren(...cards);
   const steps = [
+    ...r.training.map((t) => `${t.phase} (${t.report.epochs.length} epoch(s)${t.report.stopped ? `, ${t.report.stopped}` : ''})`),
     r.prune ? `pruned (${r.prune.method}${r.prune.structured ? ', structured' : ''}, ${pct(r.prune.achieved_sparsity)} of ${fmt(r.prune.prunable_weights)} weights)` : '',
     r.quant ? `quantized (${r.quant.mode}${r.quant.calibration ? `, ${r.quant.calibration}` : ''}, ${r.quant.granularity})` : '',
   ].filter(Boolean);
@@ -485,6 +599,7 @@ function report() {
     options: result.options,
     prune: result.prune,
     quantize: result.quant,
+    training: result.training,
     evaluation: result.evaluation,
     latency_ms: { before: result.latency.before, after: result.latency.after },
     gzip_bytes: result.gzip,

@@ -13,6 +13,9 @@ pub struct Node {
     /// Operand tensors; `None` marks an omitted optional operand (e.g. a missing bias).
     pub inputs: Vec<Option<TensorId>>,
     pub outputs: Vec<TensorId>,
+    /// Internal tensors the source format records for the operator (e.g. the quantization of an
+    /// int8 LSTM's gate outputs); they are not operands.
+    pub intermediates: Vec<TensorId>,
     /// The operator version recorded by the source format, if any. Writers may raise it to what the
     /// node's types need.
     pub version: Option<u32>,
@@ -20,7 +23,7 @@ pub struct Node {
 
 impl Node {
     pub fn new(op: Op, inputs: Vec<Option<TensorId>>, outputs: Vec<TensorId>) -> Self {
-        Node { op, inputs, outputs, version: None }
+        Node { op, inputs, outputs, intermediates: Vec::new(), version: None }
     }
 
     /// Operand `i`, if present.

@@ -270,7 +270,7 @@ fn total_weights(g: &Graph, roles: &BTreeMap<usize, Role>, kept: &[usize], a: &m
     let mut total = 0;
     for (i, node) in g.nodes.iter().enumerate() {
         let Some(w) = node.input(1).map(|w| &g.tensors[w]) else { continue };
-        if !node.op.has_weights() {
+        if !crate::ops::is_weighted(&node.op) {
             continue;
         }
         let mut count = |v: Option<View>, full: usize| v.map_or(full, |v| kept[a.find(v.group)] * v.repeat);

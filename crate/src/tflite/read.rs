@@ -336,7 +336,6 @@ impl<'a> Reader<'a, '_> {
         let mutating = vec_of(op.mutating_variable_inputs())?;
         let plain = custom_options.is_none()
             && options.1.is_none()
-            && intermediates.is_empty()
             && mutating.iter().all(|b| !b)
             && oc.builtin != code::CUSTOM;
         let ir_op = if plain { ops::to_ir(oc.builtin, options.0.as_ref()) } else { None };
@@ -351,7 +350,7 @@ impl<'a> Reader<'a, '_> {
                 self.charge((size_of::<OpaqueOperator>() + custom_bytes + code_bytes + name.len()) as u64)?;
                 Op::Opaque(Opaque {
                     name,
-                    payload: OpaquePayload::Tflite(Box::new(OpaqueOperator {
+                    payload: OpaquePayload::new(OpaqueOperator {
                         builtin_code: oc.builtin,
                         custom_code: oc.custom.clone(),
                         version: oc.version,
@@ -359,12 +358,11 @@ impl<'a> Reader<'a, '_> {
                         builtin_options_2: options.1,
                         custom_options: custom_options.map(<[u8]>::to_vec),
                         mutating_variable_inputs: fb_(op.mutating_variable_inputs())?.map(|_| mutating),
-                        intermediates,
-                    })),
+                    }),
                 })
             }
         };
-        Ok(Node { op, inputs, outputs, version: u32::try_from(oc.version).ok() })
+        Ok(Node { op, inputs, outputs, intermediates, version: u32::try_from(oc.version).ok() })
     }
 
     /// The operator's two options tables as owned values, charged before they are copied.

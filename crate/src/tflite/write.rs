@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 
 use super::schema::tflite as fb;
-use super::{code, ops};
+use super::{code, ops, OpaqueOperator};
 use crate::error::{Error, Result};
-use crate::ir::{DType, Graph, Model, Node, Op, OpaquePayload, QuantParams, Tensor, TensorId};
+use crate::ir::{DType, Graph, Model, Node, Op, QuantParams, Tensor, TensorId};
 
 /// Serializes a model. Fails only for a graph whose references are broken.
 pub fn write(model: &Model) -> Result<Vec<u8>> {
@@ -178,11 +178,7 @@ impl Writer {
         };
         g.inputs.iter().chain(&g.outputs).chain(keep_extra).for_each(|&t| mark(t));
         for n in &g.nodes {
-            n.inputs.iter().flatten().chain(&n.outputs).for_each(|&t| mark(t));
-            if let Op::Opaque(o) = &n.op {
-                let OpaquePayload::Tflite(t) = &o.payload;
-                t.intermediates.iter().for_each(|&t| mark(t));
-            }
+            n.inputs.iter().flatten().chain(&n.outputs).chain(&n.intermediates).for_each(|&t| mark(t));
         }
         let mut remap = vec![usize::MAX; g.tensors.len()];
         let mut tensors = Vec::new();
@@ -234,17 +230,19 @@ impl Writer {
             debug_metadata_index: -1,
             ..Default::default()
         };
+        if !n.intermediates.is_empty() {
+            op.intermediates = Some(n.intermediates.iter().map(|&i| remap[i] as i32).collect());
+        }
         match &n.op {
             Op::Opaque(o) => {
-                let OpaquePayload::Tflite(t) = &o.payload;
+                let t = o.payload.get::<OpaqueOperator>().ok_or_else(|| {
+                    Error::unsupported(format!("{} was not read from TFLite", o.name), Default::default())
+                })?;
                 op.opcode_index = self.opcode(t.builtin_code, t.custom_code.as_deref(), t.version);
                 op.builtin_options = t.builtin_options.clone();
                 op.builtin_options_2 = t.builtin_options_2.clone();
                 op.custom_options = t.custom_options.clone();
                 op.mutating_variable_inputs = t.mutating_variable_inputs.clone();
-                if !t.intermediates.is_empty() {
-                    op.intermediates = Some(t.intermediates.iter().map(|&i| remap[i] as i32).collect());
-                }
             }
             known => {
                 let (builtin, options) = ops::from_ir(known)
