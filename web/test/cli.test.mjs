@@ -212,9 +212,10 @@ test('a CLI killed while it replaces its input never leaves a truncated or missi
   // Kill at staggered moments of `convert X -o X` (start-up, reading, writing, renaming).
   for (const delay of [30, 80, 150, 220, 300, 380, 460, 550]) {
     const child = spawn(process.execPath, [cliPath, 'convert', copy, '-o', copy], { cwd: root, stdio: 'ignore' });
+    const exited = new Promise((r) => child.on('exit', r));
     await new Promise((r) => setTimeout(r, delay));
     child.kill('SIGKILL');
-    await new Promise((r) => child.on('exit', r));
+    await exited;
     const bytes = readFileSync(copy);
     assert.ok(valid(bytes), `after a kill at ${delay} ms the model is ${bytes.length} bytes`);
     assert.equal(cli('inspect', copy).status, 0, `after a kill at ${delay} ms the model reads`);
