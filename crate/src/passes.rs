@@ -70,6 +70,8 @@ pub fn fold_constants(model: &Model) -> Result<(Model, usize)> {
         i += 1;
         keep
     });
+    // The folded tensors' inputs are gone: number tensors as the written model will.
+    out.drop_unused_tensors();
     out.validate()?;
     Ok((out, count))
 }

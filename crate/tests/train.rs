@@ -106,6 +106,22 @@ fn training_is_identical_on_one_and_two_threads() {
 }
 
 #[test]
+#[cfg(not(target_arch = "wasm32"))]
+fn quantization_aware_training_is_identical_on_one_and_two_threads() {
+    // The second worker gets the training graph, fake-quant nodes included, as bytes.
+    let m = tflite::read(fixture!("cnn", "model_float.tflite")).unwrap();
+    let (x, y) = split(0, 120);
+    let opts = TrainOptions { epochs: 1, batch_size: 40, validation_split: 0.0, ..Default::default() };
+    let mut bytes = Vec::new();
+    for threads in [1, 2] {
+        let mut job = QatJob::new(&m, &x, &y, &opts, &QuantizeOptions::default()).unwrap();
+        run(&mut job, threads, &mut |_, _, _| {}).unwrap();
+        bytes.push(tflite::write(&job.finish().unwrap().0).unwrap());
+    }
+    assert!(bytes[0] == bytes[1], "the QAT models differ between 1 and 2 threads");
+}
+
+#[test]
 fn quantization_aware_training_beats_static_quantization() {
     let m = tflite::read(fixture!("mlp", "model_float.tflite")).unwrap();
     let (x, y) = split(0, 800);

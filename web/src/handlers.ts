@@ -54,14 +54,21 @@ type WasmJob = Wasm['Job']['prototype'];
 async function drive(s: State, job: WasmJob, ctx: Ctx, training = false): Promise<WasmJob> {
   const after = training
     ? () => {
-        ctx.metrics(job.metrics() as TrainMetrics);
+        // Undefined while a QAT job still calibrates.
+        const m = job.metrics() as TrainMetrics | undefined;
+        if (m) ctx.metrics(m);
         if (ctx.stopped()) job.stop();
       }
     : undefined;
   try {
     await s.pool.drive(job as unknown as JobLike, (st, d, t) => ctx.progress(st, d, t), after);
   } catch (e) {
-    job.free();
+    try {
+      job.free();
+    } catch {
+      // After a trap the instance is broken (and the job may still count as borrowed): the
+      // original error says what happened.
+    }
     s.pool.terminate();
     throw e;
   }

@@ -3,21 +3,23 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::{Job, Worker};
+use super::{Job, Resource, Worker};
 use crate::error::Result;
 
 /// Progress of long work: `(stage, done, total)`.
 pub type Progress<'a> = &'a mut dyn FnMut(&str, usize, usize);
 
-/// Runs `job` to the end with `threads` workers. With one thread (and always in wasm, where the
+/// Runs `job` to the end with `threads` workers. The first has the resources as they are; the others
+/// get them as bytes, as the JavaScript pool's task workers do. With one thread (and always in wasm, where the
 /// JavaScript worker pool plays this part) tasks run inline on the caller's thread.
 pub fn run(job: &mut dyn Job, threads: usize, progress: Progress) -> Result<()> {
     let threads = if cfg!(target_arch = "wasm32") { 1 } else { threads.max(1) };
     let mut workers: Vec<Worker> = (0..threads).map(|_| Worker::default()).collect();
     while let Some(round) = job.next()? {
-        for w in &mut workers {
+        // As in JavaScript, where the first worker holds the job and the others get bytes.
+        for (i, w) in workers.iter_mut().enumerate() {
             for (id, r) in &round.resources {
-                w.put(*id, r.clone());
+                w.put(*id, if i == 0 { r.clone() } else { Resource::Bytes(r.to_bytes()?) });
             }
         }
         let total: usize = (0..round.tasks.len()).map(|i| round.unit(i)).sum();

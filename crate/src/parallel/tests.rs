@@ -13,7 +13,13 @@ fn fixture(path: &str) -> Vec<u8> {
 #[test]
 #[cfg(not(target_arch = "wasm32"))]
 fn quantization_is_identical_on_one_and_three_threads() {
-    let m = crate::tflite::read(&fixture("cnn/model_float.tflite")).unwrap();
+    for model in ["cnn/model_float.tflite", "dwcnn/model_float.tflite", "mlp/model_float.tflite"] {
+        quantization_is_identical_on_one_and_three_threads_for(model);
+    }
+}
+
+fn quantization_is_identical_on_one_and_three_threads_for(model: &str) {
+    let m = crate::tflite::read(&fixture(model)).unwrap();
     let data = npy::read(&fixture("data/patterns_calib.npy")).unwrap();
     let opts = QuantizeOptions::default();
     let mut outs = Vec::new();
@@ -27,7 +33,7 @@ fn quantization_is_identical_on_one_and_three_threads() {
             r.layers.iter().map(|l| l.sqnr_db).collect::<Vec<_>>(),
         ));
     }
-    assert!(outs[0].0 == outs[1].0, "quantized models differ between 1 and 3 threads");
+    assert!(outs[0].0 == outs[1].0, "{model}: quantized models differ between 1 and 3 threads");
     assert_eq!(outs[0].1, outs[1].1);
     assert_eq!(outs[0].2, outs[1].2);
 }

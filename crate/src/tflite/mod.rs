@@ -17,6 +17,10 @@ pub use read::{read, read_with};
 pub use write::write;
 
 /// Builtin operator codes of the operators the IR models.
+/// The custom code under which a training graph's fake-quant nodes travel between our own workers
+/// (quantization-aware training); exported models never contain it.
+pub const FAKE_QUANT_CUSTOM: &str = "TINYML_FAKE_QUANT";
+
 pub mod code {
     pub const ADD: i32 = 0;
     pub const AVERAGE_POOL_2D: i32 = 1;

@@ -338,7 +338,17 @@ impl<'a> Reader<'a, '_> {
             && options.1.is_none()
             && mutating.iter().all(|b| !b)
             && oc.builtin != code::CUSTOM;
-        let ir_op = if plain { ops::to_ir(oc.builtin, options.0.as_ref()) } else { None };
+        let fake_quant = oc.builtin == code::CUSTOM
+            && oc.custom.as_deref() == Some(super::FAKE_QUANT_CUSTOM)
+            && custom_options.is_none()
+            && inputs.len() == 3;
+        let ir_op = if plain {
+            ops::to_ir(oc.builtin, options.0.as_ref())
+        } else if fake_quant {
+            Some(Op::FakeQuant)
+        } else {
+            None
+        };
         let op = match ir_op {
             Some(o) => o,
             None => {

@@ -19,13 +19,7 @@ pub fn write(model: &Model) -> Result<Vec<u8>> {
     let mut subgraphs = Vec::with_capacity(model.graphs.len());
     let mut remaps = Vec::with_capacity(model.graphs.len());
     for (gi, g) in model.graphs.iter().enumerate() {
-        let keep_extra: Vec<TensorId> = model
-            .signatures
-            .iter()
-            .filter(|s| s.graph == gi)
-            .flat_map(|s| s.inputs.iter().chain(s.outputs.iter()).map(|(_, t)| *t))
-            .collect();
-        let (sg, remap) = w.subgraph(g, &keep_extra)?;
+        let (sg, remap) = w.subgraph(g, &model.signature_tensors(gi))?;
         subgraphs.push(sg);
         remaps.push(remap);
     }
@@ -170,16 +164,7 @@ impl Writer {
 
     fn subgraph(&mut self, g: &Graph, keep_extra: &[TensorId]) -> Result<(fb::SubGraph, Vec<usize>)> {
         // Keep only the tensors something refers to, in their original order.
-        let mut used = vec![false; g.tensors.len()];
-        let mut mark = |t: TensorId| {
-            if let Some(u) = used.get_mut(t) {
-                *u = true;
-            }
-        };
-        g.inputs.iter().chain(&g.outputs).chain(keep_extra).for_each(|&t| mark(t));
-        for n in &g.nodes {
-            n.inputs.iter().flatten().chain(&n.outputs).chain(&n.intermediates).for_each(|&t| mark(t));
-        }
+        let used = g.used_tensors(keep_extra);
         let mut remap = vec![usize::MAX; g.tensors.len()];
         let mut tensors = Vec::new();
         for (i, t) in g.tensors.iter().enumerate() {
@@ -244,6 +229,7 @@ impl Writer {
                 op.custom_options = t.custom_options.clone();
                 op.mutating_variable_inputs = t.mutating_variable_inputs.clone();
             }
+            Op::FakeQuant => op.opcode_index = self.opcode(code::CUSTOM, Some(super::FAKE_QUANT_CUSTOM), 1),
             known => {
                 let (builtin, options) = ops::from_ir(known)
                     .ok_or_else(|| Error::unsupported("operator cannot be written to TFLite", Default::default()))?;
