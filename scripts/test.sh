@@ -12,6 +12,10 @@ step() { printf '\n\033[1;35m=== %s ===\033[0m\n' "$*"; }
 step "Rust core, native (cargo test)"
 cargo test --workspace --quiet
 
+# A test runs on the page's main thread; the runner's default 20 s per poll is too short for the
+# training tests on a loaded 2-core machine.
+export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}"
+
 step "Rust core in headless Chromium (wasm-pack test, simd128)"
 CHROMEDRIVER=/usr/bin/chromedriver RUSTFLAGS="-C target-feature=+simd128" CARGO_TARGET_DIR="$ROOT/target/wasm-test" \
   wasm-pack test --headless --chrome crate
