@@ -1,8 +1,9 @@
 //! tinyml-optimizer: read, run, quantize and prune TinyML models, natively and in wasm32.
 //!
 //! Layers, each one module: [`ir`] (the format-neutral model), [`tflite`] (import/export),
-//! [`kernels`] (reference kernels beside their SIMD twins), [`exec`] (the engine), and `wasm` (the
-//! only module that knows wasm-bindgen).
+//! [`kernels`] (reference kernels beside their SIMD twins), [`exec`] (the engine), [`tflm`]
+//! (TensorFlow Lite Micro as the deployment target), and `wasm` (the only module that knows
+//! wasm-bindgen).
 
 pub mod clock;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod quantize;
 pub mod rng;
 pub mod summary;
 pub mod tflite;
+pub mod tflm;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
