@@ -78,7 +78,10 @@ fn check_model(tag: &str, bytes: &[u8]) {
     assert!(run.status.success(), "{tag}: the linked checker exited with {:?}", run.status.code());
     let arena: u64 = String::from_utf8_lossy(&run.stdout).trim().parse().unwrap();
     let predicted = facts.arena_bytes.unwrap();
-    assert!(arena > predicted && arena % 16 == 0, "{tag}: kTensorArenaSize {arena} for a prediction of {predicted}");
+    assert!(
+        arena > predicted && arena.is_multiple_of(16),
+        "{tag}: kTensorArenaSize {arena} for a prediction of {predicted}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

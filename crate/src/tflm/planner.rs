@@ -213,7 +213,7 @@ fn requests(model: &Model, scratch: &[(usize, usize, u64)]) -> Result<Vec<Reques
 }
 
 /// Buffers beyond which the quadratic placement would take too long on hostile input.
-const MAX_PLANNED_BUFFERS: usize = 1 << 15;
+const MAX_PLANNED_BUFFERS: usize = 1 << 13;
 
 /// Scratch handles, variable tensors and the memory plan; returns the planned bytes.
 fn commit_plan(arena: &mut Arena, model: &Model, scratch: &[(usize, usize, u64)]) -> Result<u64> {
