@@ -9,7 +9,8 @@ Models:
   * every full-int8 model in ../shared/reference/models (or $TINYML_REFERENCE_DIR/models); a loud
     SKIPPED line when that folder is missing;
   * one-operator sweeps: int8 TANH, LOGISTIC, MUL, SUB and RELU6 over every input code, with
-    quantization parameters where TFLM's arithmetic differs from LiteRT's reference kernels.
+    quantization parameters where TFLM's arithmetic differs from LiteRT's reference kernels;
+  * the float reference models, for the arena prediction only.
 
 For each model, on random inputs and, where the reference data has them, real inputs, the outputs
 of TFLM and of our engine (`node web/dist/cli.js run MODEL --raw` with the TFLM target) must be
@@ -200,14 +201,16 @@ def check_arena(name, path, summary, failures):
     return minimum, predicted, ratio
 
 
-def check_model(name, source, path, rng, tmp, failures, rows):
+def check_model(name, source, path, rng, tmp, failures, rows, outputs=True):
     code, out, err = cli("inspect", path, "--json")
     if code != 0:
         failures.append(f"{name}: inspect failed: {err.strip()}")
         rows.append({"model": name, "source": source, "vs TFLM": "inspect FAILED"})
         return
     summary = json.loads(out)
-    if len(summary["inputs"]) != 1:
+    if not outputs:
+        row = {"vs TFLM": "arena only (float model)"}
+    elif len(summary["inputs"]) != 1:
         print(f"*** {name}: {len(summary['inputs'])} inputs, the CLI runs one: outputs not compared ***")
         row = {"vs TFLM": "not compared (several inputs)"}
     else:
@@ -397,6 +400,10 @@ def main():
     for name, source, path in models:
         check_model(name, source, path, rng, tmp, failures, rows)
         print(f"  checked {name}", file=sys.stderr, flush=True)
+    # TFLM runs float models too: their arena predictions are checked as well.
+    for name, path in reference_models():
+        if precision_of(path) == "float":
+            check_model(name, "reference float", path, rng, tmp, failures, rows, outputs=False)
     check_sweeps(tmp, rng, failures, sweep_rows)
     print()
     print_table(rows, ["model", "source", "vs TFLM", "LiteRT arithmetic vs TFLM", "TFLM min arena", "predicted", "ratio",
