@@ -127,19 +127,6 @@ impl ModelResult {
     }
 }
 
-/// TEMP (until the engine has a `target` option): `run`, `profile` and `benchmark` use TFLite
-/// Micro's int8 arithmetic when the host's environment has `TINYML_TARGET=tflm` (Node:
-/// `process.env`, shared with worker threads), LiteRT's reference arithmetic otherwise.
-fn temp_target() -> crate::exec::FcArithmetic {
-    let env = Reflect::get(&js_sys::global(), &JsValue::from_str("process"))
-        .and_then(|p| Reflect::get(&p, &JsValue::from_str("env")))
-        .and_then(|e| Reflect::get(&e, &JsValue::from_str("TINYML_TARGET")));
-    match env.ok().and_then(|v| v.as_string()).as_deref() {
-        Some("tflm") => crate::exec::FcArithmetic::FixedPoint,
-        _ => crate::exec::FcArithmetic::LiteRtReference,
-    }
-}
-
 /// A model loaded into the engine.
 #[wasm_bindgen]
 pub struct Model {
@@ -171,7 +158,7 @@ impl Model {
     fn with_interpreter<T>(&self, f: impl FnOnce(&mut Interpreter) -> Result<T, Error>) -> Result<T, JsValue> {
         let mut slot = self.interp.borrow_mut();
         if slot.is_none() {
-            *slot = Some(Interpreter::with_options(&self.model, temp_target()).map_err(js_error)?);
+            *slot = Some(Interpreter::new(&self.model).map_err(js_error)?);
         }
         f(slot.as_mut().expect("interpreter just created")).map_err(js_error)
     }

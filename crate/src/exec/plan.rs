@@ -10,8 +10,7 @@ use crate::kernels::gemm_f32::PackedF32;
 use crate::kernels::geometry::{Window, Window2D};
 use crate::kernels::int8::conv::{OutputStage, PreparedDepthwise, PreparedGemm};
 use crate::kernels::int8::pointwise::{
-    lut, AddParams, HardSwishParams, LeakyReluParams, MeanParams, MulParams, Relu6TflmParams, ReluParams,
-    SigmoidTflmParams, SoftmaxParams,
+    lut, AddParams, HardSwishParams, LeakyReluParams, MeanParams, MulParams, ReluParams, SoftmaxParams,
 };
 use crate::kernels::layout::{strided_slice_spec, SliceSpec};
 use crate::kernels::reduce::{reduce_index_map, reduced_dims};
@@ -651,17 +650,7 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
                 let (so, zo, _) = out_qparams(ctx, n)?;
                 let (min, max) = clamp_i8(ctx, *activation, so, zo)?;
                 let (a_shape, b_shape) = (a.shape.clone(), b.shape.clone());
-                // TEMP: FcArithmetic::FixedPoint stands for the TFLM target until the engine has one.
-                let tflm = ctx.fc == FcArithmetic::FixedPoint;
                 let table = match n.op {
-                    Op::Mul { .. } if tflm => {
-                        let p = MulParams::new_tflm(s1, z1, s2, z2, so, zo, min, max);
-                        binary_table(|x, y| p.apply(x, y))
-                    }
-                    Op::Sub { .. } if tflm => {
-                        let p = AddParams::new_tflm_sub(s1, z1, s2, z2, so, zo, min, max);
-                        binary_table(|x, y| p.apply(x, y))
-                    }
                     Op::Mul { .. } => binary_table(|x, y| MulParams::new(s1, z1, s2, z2, so, zo, min, max).apply(x, y)),
                     _ => {
                         let p = AddParams::new(s1, z1, s2, z2, so, zo, min, max, matches!(n.op, Op::Sub { .. }));
@@ -694,19 +683,7 @@ pub fn prepare(ctx: &Ctx) -> Result<(Kernel, TensorInfo)> {
             if x.dtype == DType::I8 {
                 let (si, zi) = qparams(ctx, x, "input")?;
                 let (so, zo, _) = out_qparams(ctx, n)?;
-                // TEMP: FcArithmetic::FixedPoint stands for the TFLM target until the engine has one.
-                let tflm = ctx.fc == FcArithmetic::FixedPoint;
-                let table = |f: &dyn Fn(i8) -> i8| {
-                    let mut t = [0i8; 256];
-                    for v in i8::MIN..=i8::MAX {
-                        t[(v as u8) as usize] = f(v);
-                    }
-                    Kernel::LutI8(Box::new(t))
-                };
                 let kernel = match n.op {
-                    Op::Relu6 if tflm => table(&|v| Relu6TflmParams::new(si, zi).apply(v)),
-                    Op::Logistic if tflm => Kernel::LutI8(Box::new(SigmoidTflmParams::logistic(si, zi).table())),
-                    Op::Tanh if tflm => Kernel::LutI8(Box::new(SigmoidTflmParams::tanh(si, zi).table())),
                     Op::Relu => Kernel::ReluI8(ReluParams::new(si, zi, so, zo, 0.0, f32::INFINITY)),
                     Op::Relu6 => Kernel::ReluI8(ReluParams::new(si, zi, so, zo, 0.0, 6.0)),
                     Op::LeakyRelu { alpha } => Kernel::LeakyReluI8(LeakyReluParams::new(si, zi, so, zo, alpha)),
