@@ -79,7 +79,7 @@ stamp_of() {
 
 build_wasm() {
   local stamp
-  stamp=$(stamp_of crate/src crate/Cargo.toml Cargo.lock Cargo.toml scripts/build-wasm.sh)
+  stamp=$(stamp_of crate/src crate/Cargo.toml Cargo.lock Cargo.toml scripts/build-wasm.sh scripts/strip-wasm.mjs)
   if [ -f web/wasm/.stamp ] && [ "$(cat web/wasm/.stamp)" = "$stamp" ]; then
     log "wasm engine up to date"
     return

@@ -66,6 +66,8 @@ pub enum ErrorCode {
     InvalidNpy,
     /// The operation was cancelled by the caller.
     Cancelled,
+    /// The model or data needs more memory than the budget allows (or than 32/64-bit sizes hold).
+    ResourceLimit,
 }
 
 impl ErrorCode {
@@ -77,6 +79,7 @@ impl ErrorCode {
             ErrorCode::InvalidArgument => "invalid_argument",
             ErrorCode::InvalidNpy => "invalid_npy",
             ErrorCode::Cancelled => "cancelled",
+            ErrorCode::ResourceLimit => "resource_limit",
         }
     }
 }
@@ -99,6 +102,30 @@ pub enum Error {
     Npy { message: String },
     #[error("cancelled")]
     Cancelled,
+    /// A size over the resource budget: `what` needs `asked` bytes (`None`: more than 64-bit
+    /// arithmetic can count), and the limit is `limit`. Checked before anything is allocated.
+    #[error("over the memory budget: {what} needs {} bytes, the limit is {} bytes{}", asked_text(*.asked), group(*.limit), where_(.at))]
+    Resource { what: Box<str>, asked: Option<u64>, limit: u64, at: Location },
+}
+
+fn asked_text(asked: Option<u64>) -> String {
+    match asked {
+        Some(n) => group(n),
+        None => format!("more than {}", group(u64::MAX)),
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn where_(loc: &Location) -> String {
@@ -142,25 +169,72 @@ impl Error {
             Error::Argument { .. } => ErrorCode::InvalidArgument,
             Error::Npy { .. } => ErrorCode::InvalidNpy,
             Error::Cancelled => ErrorCode::Cancelled,
+            Error::Resource { .. } => ErrorCode::ResourceLimit,
         }
     }
 
     pub fn location(&self) -> Option<&Location> {
         match self {
-            Error::Format { at, .. } | Error::Graph { at, .. } | Error::Unsupported { at, .. } => Some(at),
+            Error::Format { at, .. }
+            | Error::Graph { at, .. }
+            | Error::Unsupported { at, .. }
+            | Error::Resource { at, .. } => Some(at),
             _ => None,
         }
     }
 
     /// Adds a location to errors that have none yet.
     pub fn at(mut self, loc: Location) -> Self {
-        if let Error::Format { at, .. } | Error::Graph { at, .. } | Error::Unsupported { at, .. } = &mut self {
+        if let Error::Format { at, .. }
+        | Error::Graph { at, .. }
+        | Error::Unsupported { at, .. }
+        | Error::Resource { at, .. } = &mut self
+        {
             if at.is_empty() {
                 *at = loc;
             }
         }
         self
     }
+
+    /// For a resource error: bytes asked (`None` when beyond 64-bit arithmetic) and the limit.
+    pub fn figures(&self) -> Option<(Option<u64>, u64)> {
+        match self {
+            Error::Resource { asked, limit, .. } => Some((*asked, *limit)),
+            _ => None,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[test]
+    fn resource_errors_name_what_where_and_the_figures() {
+        let e = Error::Resource {
+            what: "tensor 3 'x'".into(),
+            asked: Some(8_589_934_588),
+            limit: 1 << 28,
+            at: Location::default(),
+        }
+        .at(Location::node(2, "PAD"));
+        assert_eq!(e.code(), ErrorCode::ResourceLimit);
+        assert_eq!(e.code().as_str(), "resource_limit");
+        assert_eq!(
+            e.to_string(),
+            "over the memory budget: tensor 3 'x' needs 8,589,934,588 bytes, the limit is 268,435,456 bytes (at node 2 (PAD))"
+        );
+        assert_eq!(e.figures(), Some((Some(8_589_934_588), 1 << 28)));
+        assert_eq!(e.location().and_then(|l| l.node), Some(2));
+        let e = Error::Resource { what: "x".into(), asked: None, limit: 7, at: Location::default() };
+        assert!(e.to_string().contains("needs more than 18,446,744,073,709,551,615 bytes"), "{e}");
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1000), "1,000");
+    }
+}

@@ -90,9 +90,11 @@ pub fn labels_of(labels: &NpyArray, n: usize) -> Result<Vec<i64>> {
     match labels.shape.len() {
         1 => labels.to_i64().ok_or_else(|| Error::input("labels of shape [N] must be integers (class indices)")),
         2 => {
-            let v = labels.to_f32();
-            let c = labels.shape[1].max(1);
-            Ok(v.chunks(c).map(|row| argmax(row) as i64).collect())
+            let c = labels.shape[1];
+            if c == 0 {
+                return Err(Error::input(format!("one-hot labels of shape {:?} have no classes", labels.shape)));
+            }
+            Ok(labels.to_f32().chunks(c).map(|row| argmax(row) as i64).collect())
         }
         _ => Err(Error::input(format!("labels must be [N] class indices or [N, classes], not {:?}", labels.shape))),
     }
@@ -143,7 +145,7 @@ fn run_all(
 
 fn accuracy(out: &[f32], n: usize, labels: &[i64]) -> Option<f64> {
     let k = out.len() / n.max(1);
-    if k < 2 {
+    if k < 2 || labels.len() < n || out.len() < n * k {
         return None;
     }
     let correct = (0..n).filter(|&i| argmax(&out[i * k..(i + 1) * k]) as i64 == labels[i]).count();
@@ -159,13 +161,12 @@ pub fn evaluate(
     reference: Option<(&Model, usize)>,
     progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<EvalReport> {
-    let g = model.main();
-    if g.inputs.len() != 1 {
-        return Err(Error::input(format!("evaluating models with {} inputs (one is supported)", g.inputs.len())));
-    }
-    let n = samples_in(&data.shape, &g.tensors[g.inputs[0]].shape, "the data")?;
-    if n == 0 {
-        return Err(Error::input("the data holds no samples"));
+    let n = samples_of(model, data, "the model")?;
+    if let Some((r, _)) = reference {
+        let rn = samples_of(r, data, "the reference model")?;
+        if rn != n {
+            return Err(Error::input(format!("the data holds {n} samples for the model but {rn} for the reference")));
+        }
     }
     let x = data.to_f32();
     let labels = labels.map(|l| labels_of(l, n)).transpose()?;
@@ -177,40 +178,132 @@ pub fn evaluate(
     let reference = match reference {
         None => None,
         Some((r, rsize)) => {
-            let rg = r.main();
-            if rg.outputs.len() != g.outputs.len() {
-                return Err(Error::input("the reference model has a different number of outputs"));
-            }
             let theirs = run_all(r, &x, n, progress, "reference")?;
-            let output_sqnr_db = ours
-                .outputs
-                .iter()
-                .zip(&theirs.outputs)
-                .map(|(a, b)| {
-                    let mut s = SqnrAcc::default();
-                    s.add(b, a);
-                    if a.len() == b.len() {
-                        s.db()
-                    } else {
-                        None
-                    }
-                })
-                .collect();
-            let k = ours.outputs[0].len() / n;
-            let agree = (0..n)
-                .filter(|&i| {
-                    argmax(&ours.outputs[0][i * k..(i + 1) * k]) == argmax(&theirs.outputs[0][i * k..(i + 1) * k])
-                })
-                .count();
-            Some(ReferenceComparison {
-                top1_agreement: agree as f64 / n as f64,
-                output_sqnr_db,
-                accuracy: labels.as_ref().and_then(|l| accuracy(&theirs.outputs[0], n, l)),
-                size_bytes: rsize,
-                latency: theirs.latency,
-            })
+            Some(compare(&ours, theirs, n, labels.as_deref(), rsize)?)
         }
     };
     let outputs = Interpreter::new(model)?.outputs();
     Ok(EvalReport { samples: n, accuracy: acc, reference, size_bytes: size, latency: ours.latency, outputs })
+}
+
+/// Samples in `data` for `model`'s single input; `who` names the model in errors.
+fn samples_of(model: &Model, data: &NpyArray, who: &str) -> Result<usize> {
+    let g = model.graphs.first().ok_or_else(|| Error::input(format!("{who} has no graph")))?;
+    if g.inputs.len() != 1 {
+        return Err(Error::input(format!("evaluating models with {} inputs (one is supported)", g.inputs.len())));
+    }
+    if g.outputs.is_empty() {
+        return Err(Error::input(format!("{who} has no outputs: there is nothing to evaluate")));
+    }
+    let input = g.tensors.get(g.inputs[0]).ok_or_else(|| Error::input(format!("{who}'s input tensor is missing")))?;
+    let n = samples_in(&data.shape, &input.shape, "the data")?;
+    if n == 0 {
+        return Err(Error::input("the data holds no samples"));
+    }
+    Ok(n)
+}
+
+/// Agreement, SQNR and accuracy of the reference run `theirs` against `ours`. Both must produce
+/// the same number of outputs, each of the same width.
+fn compare(ours: &Run, theirs: Run, n: usize, labels: Option<&[i64]>, size: usize) -> Result<ReferenceComparison> {
+    if ours.outputs.len() != theirs.outputs.len() {
+        return Err(Error::input(format!(
+            "the reference model has {} outputs, the model {}",
+            theirs.outputs.len(),
+            ours.outputs.len()
+        )));
+    }
+    for (k, (a, b)) in ours.outputs.iter().zip(&theirs.outputs).enumerate() {
+        if a.len() != b.len() {
+            return Err(Error::input(format!(
+                "output {k} has {} values per sample but the reference's has {}: the models do not compare",
+                a.len() / n,
+                b.len() / n
+            )));
+        }
+    }
+    let output_sqnr_db = ours
+        .outputs
+        .iter()
+        .zip(&theirs.outputs)
+        .map(|(a, b)| {
+            let mut s = SqnrAcc::default();
+            s.add(b, a);
+            s.db()
+        })
+        .collect();
+    let (a, b) = (&ours.outputs[0], &theirs.outputs[0]);
+    let k = a.len() / n;
+    let agree = if k == 0 {
+        0
+    } else {
+        (0..n).filter(|&i| argmax(&a[i * k..(i + 1) * k]) == argmax(&b[i * k..(i + 1) * k])).count()
+    };
+    Ok(ReferenceComparison {
+        top1_agreement: agree as f64 / n as f64,
+        output_sqnr_db,
+        accuracy: labels.and_then(|l| accuracy(b, n, l)),
+        size_bytes: size,
+        latency: theirs.latency,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Builder, Op};
+    use crate::npy::NpyData;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// RELU of a [1, 4] input; its output is the graph output, or the graph has none.
+    fn relu(with_output: bool) -> Model {
+        let mut b = Builder::new();
+        let x = b.input("x", &[1, 4]);
+        let y = b.node(Op::Relu, &[Some(x)], &[1, 4]);
+        let outputs = if with_output { vec![y] } else { vec![] };
+        b.finish(&outputs)
+    }
+
+    /// PAD of a [1, 4] input by one column: the same input, an output one value wider.
+    fn padded() -> Model {
+        let mut b = Builder::new();
+        let x = b.input("x", &[1, 4]);
+        let p = b.constant_i32("p", &[2, 2], vec![0, 0, 0, 1]);
+        let y = b.node(Op::Pad, &[Some(x), Some(p)], &[1, 5]);
+        b.finish(&[y])
+    }
+
+    fn data(n: usize) -> NpyArray {
+        NpyArray::new(vec![n, 4], NpyData::F32((0..n * 4).map(|i| i as f32 - 3.0).collect())).unwrap()
+    }
+
+    fn nothing(_: &str, _: usize, _: usize) {}
+
+    #[test]
+    fn a_reference_with_another_output_width_is_a_clear_error() {
+        let e = evaluate(&relu(true), 1, &data(3), None, Some((&padded(), 1)), &mut nothing).unwrap_err();
+        assert_eq!(e.code().as_str(), "invalid_input");
+        assert!(e.to_string().contains("output 0 has 4 values per sample but the reference's has 5"), "{e}");
+        // The same model as its own reference compares.
+        let r = evaluate(&relu(true), 1, &data(3), None, Some((&relu(true), 1)), &mut nothing).unwrap();
+        assert_eq!(r.reference.unwrap().top1_agreement, 1.0);
+    }
+
+    #[test]
+    fn a_model_without_outputs_is_a_clear_error() {
+        for (model, reference) in [(relu(false), None), (relu(true), Some(relu(false)))] {
+            let e = evaluate(&model, 1, &data(2), None, reference.as_ref().map(|r| (r, 1)), &mut nothing).unwrap_err();
+            assert!(e.to_string().contains("has no outputs"), "{e}");
+        }
+    }
+
+    #[test]
+    fn labels_without_classes_or_samples_are_errors() {
+        let labels = NpyArray::new(vec![2, 0], NpyData::F32(vec![])).unwrap();
+        assert!(labels_of(&labels, 2).unwrap_err().to_string().contains("no classes"));
+        let labels = NpyArray::new(vec![3], NpyData::I32(vec![0, 1, 2])).unwrap();
+        assert!(labels_of(&labels, 2).is_err());
+        assert!(evaluate(&relu(true), 1, &data(0), None, None, &mut nothing).is_err());
+    }
 }

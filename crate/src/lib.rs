@@ -1,10 +1,13 @@
 //! tinyml-optimizer: read, run, quantize and prune TinyML models, natively and in wasm32.
 //!
-//! Layers, each one module: [`ir`] (the format-neutral model), [`tflite`] (import/export),
-//! [`kernels`] (reference kernels beside their SIMD twins), [`exec`] (the engine), [`tflm`]
-//! (TensorFlow Lite Micro as the deployment target), and `wasm` (the only module that knows
-//! wasm-bindgen).
+//! Layers, each one module: [`ir`] (the format-neutral model), [`ops`] (what each operator is:
+//! shapes, types, operand roles, int8 rules), [`tflite`] (import/export), [`kernels`] (reference
+//! kernels beside their SIMD twins), [`exec`] (the engine: plan, parameters, run state), [`grad`]
+//! (batched backward), the passes ([`quantize`], [`prune`]), [`tflm`] (TensorFlow Lite Micro as the deployment
+//! target: support, arena plan, firmware files), and `wasm` (the only module that
+//! knows wasm-bindgen). `crate/ARCHITECTURE.md` shows how they fit.
 
+pub mod budget;
 pub mod clock;
 pub mod error;
 pub mod evaluate;
@@ -13,6 +16,8 @@ pub mod grad;
 pub mod ir;
 pub mod kernels;
 pub mod npy;
+pub mod ops;
+pub mod parallel;
 pub mod passes;
 pub mod prune;
 pub mod quantize;
@@ -20,6 +25,7 @@ pub mod rng;
 pub mod summary;
 pub mod tflite;
 pub mod tflm;
+pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 

@@ -1,6 +1,7 @@
 //! NumPy `.npy` files (format versions 1–3): C-order arrays of f32, f64, i8, u8, i32 and i64 in
 //! either byte order. Anything else gets an error that says what the file holds and what we read.
 
+use crate::budget;
 use crate::error::{Error, Result};
 
 /// Element data of an array.
@@ -21,8 +22,8 @@ pub struct NpyArray {
 }
 
 const MAGIC: &[u8] = b"\x93NUMPY";
-/// Largest array we read: 2^31 elements.
-const MAX_ELEMENTS: usize = 1 << 31;
+/// Most dimensions we read (NumPy's own limit is 64).
+const MAX_RANK: usize = 64;
 
 impl NpyData {
     pub fn len(&self) -> usize {
@@ -66,8 +67,8 @@ impl NpyData {
 
 impl NpyArray {
     pub fn new(shape: Vec<usize>, data: NpyData) -> Result<NpyArray> {
-        let n: usize = shape.iter().product();
-        if n != data.len() {
+        let n = budget::elements_u64(&shape).map_err(|_| Error::npy(format!("shape {shape:?} is too large")))?;
+        if n != data.len() as u64 {
             return Err(Error::npy(format!("shape {shape:?} needs {n} values, got {}", data.len())));
         }
         Ok(NpyArray { shape, data })
@@ -107,47 +108,29 @@ impl NpyArray {
 
 /// Parses a `.npy` file.
 pub fn read(bytes: &[u8]) -> Result<NpyArray> {
-    if bytes.len() < 10 || !bytes.starts_with(MAGIC) {
-        return Err(Error::npy("not a .npy file (missing the \\x93NUMPY magic)"));
-    }
-    let major = bytes[6];
-    let (header_len, start) = match major {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
-        2 | 3 => {
-            if bytes.len() < 12 {
-                return Err(Error::npy("truncated header"));
-            }
-            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
-        }
-        v => return Err(Error::npy(format!("unknown .npy format version {v}"))),
-    };
-    let end = start.checked_add(header_len).filter(|&e| e <= bytes.len()).ok_or_else(|| {
-        Error::npy(format!("header of {header_len} bytes runs past the end of the {}-byte file", bytes.len()))
-    })?;
-    let header = std::str::from_utf8(&bytes[start..end]).map_err(|_| Error::npy("header is not text"))?;
-    let descr = dict_value(header, "descr").ok_or_else(|| Error::npy("header has no 'descr'"))?;
-    let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"').to_string();
-    let fortran = dict_value(header, "fortran_order").ok_or_else(|| Error::npy("header has no 'fortran_order'"))?;
-    if fortran.trim() != "False" {
-        return Err(Error::npy("Fortran-order arrays are not supported; save with np.ascontiguousarray"));
-    }
-    let shape_text = dict_value(header, "shape").ok_or_else(|| Error::npy("header has no 'shape'"))?;
-    let shape = parse_shape(&shape_text)?;
-    let n = shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .filter(|&n| n <= MAX_ELEMENTS)
-        .ok_or_else(|| Error::npy(format!("shape {shape:?} is too large")))?;
-    let body = &bytes[end..];
-    let (kind, size, big) = parse_descr(&descr)?;
-    let want = n * size;
-    if body.len() < want {
+    read_for(bytes, budget::ADDRESS_BITS)
+}
+
+/// [`read`] with the size arithmetic of a target whose `usize` has `bits` bits (32 on wasm32).
+/// Both widths must agree on every file smaller than 4 GiB; the fuzz target checks that they do.
+pub fn read_for(bytes: &[u8], bits: u32) -> Result<NpyArray> {
+    let h = header(bytes)?;
+    let n = budget::elements_u64(&h.shape).map_err(|_| Error::npy(format!("shape {:?} is too large", h.shape)))?;
+    let want = n.checked_mul(h.size as u64).ok_or_else(|| Error::npy(format!("shape {:?} is too large", h.shape)))?;
+    let body = &bytes[h.data_offset..];
+    if (body.len() as u64) < want {
         return Err(Error::npy(format!(
-            "shape {shape:?} of {descr} needs {want} data bytes, the file has {}",
+            "shape {:?} of {} needs {want} data bytes, the file has {}",
+            h.shape,
+            h.descr,
             body.len()
         )));
     }
+    // The data is in the file, so its length fits this target; check it for `bits` anyway.
+    let want = budget::to_usize(want, bits)?;
+    let n = budget::to_usize(n, bits)?;
     let body = &body[..want];
+    let big = h.big_endian;
     macro_rules! decode {
         ($t:ty, $n:expr) => {
             body.chunks_exact($n)
@@ -163,33 +146,89 @@ pub fn read(bytes: &[u8]) -> Result<NpyArray> {
                 .collect()
         };
     }
-    let data = match (kind, size) {
+    let data = match (h.kind, h.size) {
         ('f', 4) => NpyData::F32(decode!(f32, 4)),
         ('f', 8) => NpyData::F64(decode!(f64, 8)),
         ('i', 1) => NpyData::I8(body.iter().map(|&b| b as i8).collect()),
         ('u', 1) => NpyData::U8(body.to_vec()),
         ('i', 4) => NpyData::I32(decode!(i32, 4)),
         ('i', 8) => NpyData::I64(decode!(i64, 8)),
-        _ => unreachable!("parse_descr only returns supported kinds"),
+        _ => return Err(Error::npy(format!("arrays of dtype '{}' are not supported", h.descr))),
     };
-    Ok(NpyArray { shape, data })
+    debug_assert_eq!(data.len(), n);
+    Ok(NpyArray { shape: h.shape, data })
 }
 
-/// Serializes an array (format version 1, little-endian, C order).
+/// What a `.npy` header says: shape, element type, and where the data starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Header {
+    pub shape: Vec<usize>,
+    pub descr: String,
+    /// `'f'`, `'i'` or `'u'`.
+    pub kind: char,
+    /// Bytes per element.
+    pub size: usize,
+    pub big_endian: bool,
+    /// Byte offset of the first element.
+    pub data_offset: usize,
+}
+
+/// Parses the magic, version and header dict of a `.npy` file, without touching the data.
+pub fn header(bytes: &[u8]) -> Result<Header> {
+    if bytes.len() < 10 || !bytes.starts_with(MAGIC) {
+        return Err(Error::npy("not a .npy file (missing the \\x93NUMPY magic)"));
+    }
+    let major = bytes[6];
+    let (header_len, start) = match major {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as u64, 10usize),
+        2 | 3 => {
+            if bytes.len() < 12 {
+                return Err(Error::npy("truncated header"));
+            }
+            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as u64, 12)
+        }
+        v => return Err(Error::npy(format!("unknown .npy format version {v}"))),
+    };
+    let end = (start as u64).checked_add(header_len).filter(|&e| e <= bytes.len() as u64).ok_or_else(|| {
+        Error::npy(format!("header of {header_len} bytes runs past the end of the {}-byte file", bytes.len()))
+    })? as usize;
+    let header = std::str::from_utf8(&bytes[start..end]).map_err(|_| Error::npy("header is not text"))?;
+    let descr = dict_value(header, "descr").ok_or_else(|| Error::npy("header has no 'descr'"))?;
+    let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"').to_string();
+    let fortran = dict_value(header, "fortran_order").ok_or_else(|| Error::npy("header has no 'fortran_order'"))?;
+    if fortran.trim() != "False" {
+        return Err(Error::npy("Fortran-order arrays are not supported; save with np.ascontiguousarray"));
+    }
+    let shape_text = dict_value(header, "shape").ok_or_else(|| Error::npy("header has no 'shape'"))?;
+    let shape = parse_shape(&shape_text)?;
+    let (kind, size, big_endian) = parse_descr(&descr)?;
+    Ok(Header { shape, descr, kind, size, big_endian, data_offset: end })
+}
+
+/// Serializes an array (little-endian, C order): format version 1, or 2 when the header is
+/// longer than version 1's 16-bit length field holds.
 pub fn write(a: &NpyArray) -> Vec<u8> {
     let shape = match a.shape.len() {
         1 => format!("({},)", a.shape[0]),
         _ => format!("({})", a.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     };
     let mut header = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}", a.data.descr());
-    // Pad so that the data starts on a 64-byte boundary, ending the header with a newline.
-    let total = 10 + header.len() + 1;
+    // Version 1 stores the header length in 16 bits after a 10-byte prefix; version 2 in 32 bits
+    // after 12 bytes. The header is padded so that the data starts on a 64-byte boundary.
+    let v1 = header.len() + 1 + 63 <= u16::MAX as usize;
+    let prefix = if v1 { 10 } else { 12 };
+    let total = prefix + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + a.len() * 8);
+    let mut out = Vec::with_capacity(prefix + header.len() + a.len() * 8);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&[1, 0]);
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    if v1 {
+        out.extend_from_slice(&[1, 0]);
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&[2, 0]);
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    }
     out.extend_from_slice(header.as_bytes());
     match &a.data {
         NpyData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
@@ -229,13 +268,22 @@ fn parse_shape(text: &str) -> Result<Vec<usize>> {
         .strip_prefix('(')
         .and_then(|t| t.strip_suffix(')'))
         .ok_or_else(|| Error::npy(format!("shape {text} is not a tuple")))?;
-    inner
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+    let dims: Vec<&str> = inner.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    if dims.len() > MAX_RANK {
+        return Err(Error::npy(format!("the shape has {} dimensions; at most {MAX_RANK} are read", dims.len())));
+    }
+    dims.iter()
         .map(|s| {
             let s = s.trim_end_matches('L');
-            s.parse::<usize>().map_err(|_| Error::npy(format!("shape {text} has a non-integer dimension '{s}'")))
+            let d = s.parse::<u64>().map_err(|_| {
+                let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+                Error::npy(if digits {
+                    format!("dimension {s} of shape {text} is too large")
+                } else {
+                    format!("shape {text} has a non-integer dimension '{s}'")
+                })
+            })?;
+            usize::try_from(d).map_err(|_| Error::npy(format!("dimension {d} of shape {text} is too large")))
         })
         .collect()
 }
@@ -312,5 +360,60 @@ mod tests {
         huge[9] = 0xff;
         assert!(msg(&huge).contains("runs past the end"));
         assert!(msg(&replace("(2,),", "(2,9)")).contains("needs 72 data bytes"));
+    }
+
+    /// A file of `header` (a dict literal) and `data`, format version 1.
+    fn npy_file(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut f = b"\x93NUMPY\x01\x00".to_vec();
+        f.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        f.extend_from_slice(header.as_bytes());
+        f.extend_from_slice(data);
+        f
+    }
+
+    #[test]
+    fn sizes_are_checked_in_64_bits_and_agree_on_32_bit_targets() {
+        // 2^31 floats in a 77-byte file: 2^33 bytes wrap to 0 in a 32-bit usize; refused on both.
+        let f = npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (2147483648,), }\n", &[]);
+        assert_eq!(f.len(), 77);
+        for bits in [32, 64] {
+            let e = read_for(&f, bits).unwrap_err();
+            assert_eq!(e.code().as_str(), "invalid_npy");
+            assert!(e.to_string().contains("needs 8589934592 data bytes, the file has 0"), "{bits}: {e}");
+        }
+        // 2^16 x 2^16 int8 elements: 2^32, which a 32-bit product wraps to 0.
+        let f = npy_file("{'descr': '|i1', 'fortran_order': False, 'shape': (65536, 65536), }\n", &[1, 2, 3]);
+        assert!(read_for(&f, 32).unwrap_err().to_string().contains("needs 4294967296 data bytes"));
+        // Dimensions whose product overflows even 64 bits.
+        let f = npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 16), }\n", &[]);
+        assert!(read_for(&f, 64).unwrap_err().to_string().contains("too large"));
+        // A dimension beyond u64, and more dimensions than NumPy writes.
+        let f = npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }\n", &[]);
+        assert!(read(&f).unwrap_err().to_string().contains("dimension 99999999999999999999 of shape"));
+        let dims = vec!["1"; 65].join(", ");
+        let f = npy_file(&format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}\n"), &[0; 4]);
+        assert!(read(&f).unwrap_err().to_string().contains("65 dimensions"));
+        // What fits reads the same with either width.
+        let ok = write(&NpyArray::new(vec![3, 2], NpyData::I32(vec![1, 2, 3, 4, 5, 6])).unwrap());
+        assert_eq!(read_for(&ok, 32).unwrap(), read_for(&ok, 64).unwrap());
+        assert!(NpyArray::new(vec![usize::MAX, 2], NpyData::U8(vec![])).is_err());
+    }
+
+    #[test]
+    fn write_uses_version_2_when_the_header_is_too_long_for_16_bits() {
+        // 30,000 dimensions of 1 (NumPy reads at most 64, but what we write must not be corrupt).
+        let a = NpyArray { shape: vec![1; 30_000], data: NpyData::F32(vec![2.5]) };
+        let bytes = write(&a);
+        assert_eq!(bytes[6], 2, "format version 2");
+        let len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+        assert!(len > u16::MAX as usize);
+        assert_eq!((12 + len) % 64, 0, "data 64-byte aligned");
+        assert_eq!(bytes[12 + len - 1], b'\n');
+        assert_eq!(&bytes[12 + len..], &2.5f32.to_le_bytes());
+        let h = header(&bytes).unwrap_err();
+        assert!(h.to_string().contains("30000 dimensions"), "{h}");
+        // Short headers stay version 1.
+        let small = write(&NpyArray::new(vec![2], NpyData::U8(vec![1, 2])).unwrap());
+        assert_eq!(small[6], 1);
     }
 }

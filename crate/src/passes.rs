@@ -4,7 +4,8 @@ use ndarray::{ArrayD, IxDyn};
 
 use crate::error::Result;
 use crate::exec::{Buffer, Interpreter};
-use crate::ir::{DType, Model, TensorData};
+use crate::ir::{DType, Model, TensorData, TensorId};
+use crate::ops::{self, Fact, InferOptions, Known};
 
 fn data_of(buf: &Buffer, shape: &[usize]) -> Option<TensorData> {
     let s = IxDyn(shape);
@@ -23,23 +24,41 @@ fn data_of(buf: &Buffer, shape: &[usize]) -> Option<TensorData> {
 /// SHAPE of a static tensor) by a constant tensor. Keras' Flatten (SHAPE → STRIDED_SLICE → PACK →
 /// RESHAPE) becomes a RESHAPE with a constant shape, and float16 weights with their DEQUANTIZE
 /// become float32 constants. Returns the rewritten model and how many nodes were folded.
+///
+/// Shape arithmetic folds from the operators' specs alone; the engine is prepared only when a node
+/// computes a constant from constant data (such as DEQUANTIZE of float16 weights).
 pub fn fold_constants(model: &Model) -> Result<(Model, usize)> {
-    let it = Interpreter::new(model)?;
+    let g = model.main();
+    let facts = ops::infer(g, &InferOptions::default())?;
+    let known = |t: TensorId| facts.get(t).is_some_and(Fact::is_known);
+    let foldable: Vec<usize> = (0..g.nodes.len())
+        .filter(|&i| {
+            let n = &g.nodes[i];
+            n.output()
+                .is_some_and(|o| known(o) || (!n.inputs.is_empty() && n.inputs.iter().flatten().all(|&t| known(t))))
+        })
+        .collect();
+    let needs_engine = foldable.iter().any(|&i| g.nodes[i].output().is_some_and(|o| !known(o)));
+    let engine = if needs_engine { Some(Interpreter::new(model)?) } else { None };
     let mut out = model.clone();
-    let folded = it.folded_nodes().to_vec();
     let g = out.main_mut();
     let mut removed = vec![false; g.nodes.len()];
-    for &ni in &folded {
+    for &ni in &foldable {
         let Some(o) = g.nodes[ni].output() else { continue };
-        let (Some(buf), Some(info)) = (it.tensor(o), it.tensor_info(o)) else { continue };
         // Graph outputs keep their producing node (a model must compute something).
         if g.outputs.contains(&o) {
             continue;
         }
-        let Some(data) = data_of(buf, &info.shape) else { continue };
+        let Some(f) = facts.get(o) else { continue };
+        let data = match (&f.known, &engine) {
+            (Known::Folded(v), _) => Some(v.as_ref().clone()),
+            (_, Some(it)) => it.tensor(o).and_then(|b| data_of(b, &f.shape)),
+            _ => None,
+        };
+        let Some(data) = data else { continue };
         let t = &mut g.tensors[o];
-        t.dtype = if t.dtype == DType::F16 { DType::F32 } else { info.dtype };
-        t.shape = info.shape.clone();
+        t.dtype = if t.dtype == DType::F16 { DType::F32 } else { f.dtype };
+        t.shape = f.shape.clone();
         t.shape_signature = None;
         t.data = Some(data);
         removed[ni] = true;
@@ -51,6 +70,8 @@ pub fn fold_constants(model: &Model) -> Result<(Model, usize)> {
         i += 1;
         keep
     });
+    // The folded tensors' inputs are gone: number tensors as the written model will.
+    out.drop_unused_tensors();
     out.validate()?;
     Ok((out, count))
 }
@@ -68,7 +89,9 @@ mod tests {
         let bytes = include_bytes!("../../tests/fixtures/mlp/model_float.tflite");
         let m = crate::tflite::read(bytes).unwrap();
         assert!(m.main().nodes.iter().any(|n| matches!(n.op, Op::Shape { .. })));
+        let compiled = crate::exec::plans_compiled();
         let (folded, count) = fold_constants(&m).unwrap();
+        assert_eq!(crate::exec::plans_compiled(), compiled, "shape arithmetic folds without the engine");
         assert_eq!(count, 3, "SHAPE, STRIDED_SLICE and PACK fold");
         assert!(!folded.main().nodes.iter().any(|n| matches!(n.op, Op::Shape { .. } | Op::Pack { .. })));
         let x: Vec<f32> = (0..256).map(|i| (i as f32 * 0.37).sin()).collect();

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::exec::IoDetail;
 use crate::ir::{DType, Graph, Model, Op, QuantParams};
+use crate::ops::Role;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct OpCount {
@@ -73,7 +74,7 @@ pub struct ModelSummary {
     pub parameters: usize,
     /// Bytes of those constants in the file.
     pub parameter_bytes: usize,
-    /// Multiply-accumulates of one inference (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED).
+    /// Multiply-accumulates of one inference (convolutions, FULLY_CONNECTED, LSTM matrices).
     pub macs: u64,
     /// Operators our engine cannot execute yet, by name (they still survive a round trip).
     pub unsupported_ops: Vec<String>,
@@ -90,8 +91,22 @@ pub fn node_macs(g: &Graph, i: usize) -> u64 {
         (Op::Conv2D(_), Some(w)) if w.len() == 4 => out * (w[1] * w[2] * w[3]) as u64,
         (Op::DepthwiseConv2D(_), Some(w)) if w.len() == 4 => out * (w[1] * w[2]) as u64,
         (Op::FullyConnected(_), Some(w)) if w.len() == 2 => out * w[1] as u64,
+        (Op::UnidirectionalSequenceLstm(_), _) => lstm_macs(g, n),
         _ => 0,
     }
+}
+
+/// An LSTM's multiply-accumulates: every gate, recurrent and projection matrix once per time step
+/// and batch row (the elementwise gate arithmetic is not counted).
+fn lstm_macs(g: &Graph, n: &crate::ir::Node) -> u64 {
+    let elements = |k: usize| n.input(k).map_or(0, |t| g.tensors[t].num_elements() as u64);
+    let x = n.input(0).map(|t| &g.tensors[t].shape);
+    let rows = match x.and_then(|s| s.last().copied()) {
+        Some(inner) if inner > 0 => elements(0) / inner as u64,
+        _ => return 0,
+    };
+    let matrices: u64 = (1..=8).chain([16]).map(elements).sum();
+    rows.saturating_mul(matrices)
 }
 
 /// Whether operand `k` (tensor `t`) of node `n` is a learned parameter: a constant that is the
@@ -99,7 +114,7 @@ pub fn node_macs(g: &Graph, i: usize) -> u64 {
 pub(crate) fn is_parameter(g: &Graph, n: &crate::ir::Node, k: usize, t: usize) -> bool {
     let tensor = &g.tensors[t];
     tensor.is_constant()
-        && ((n.op.has_weights() && (k == 1 || k == 2))
+        && (matches!(crate::ops::spec(&n.op).role(k), Role::Weights | Role::Bias)
             || tensor.dtype.is_float()
             || matches!(tensor.dtype, DType::I8 | DType::U8 | DType::I16))
 }
@@ -115,9 +130,10 @@ fn quant_kind(q: &Option<QuantParams>) -> &'static str {
 /// The precision class of a model: what its weighted layers compute in.
 pub fn precision(g: &Graph) -> &'static str {
     let (mut float, mut hybrid, mut int) = (0, 0, 0);
-    for n in g.nodes.iter().filter(|n| n.op.has_weights()) {
+    for n in &g.nodes {
+        let Some(layout) = crate::ops::weight_layout(&n.op) else { continue };
         let input = n.input(0).map(|t| g.tensors[t].dtype);
-        let w = n.input(1).map(|t| g.tensors[t].dtype);
+        let w = n.input(layout.weights).map(|t| g.tensors[t].dtype);
         match (input, w) {
             (Some(DType::F32), Some(DType::F32)) => float += 1,
             (Some(DType::F32), Some(DType::I8 | DType::U8)) => hybrid += 1,
@@ -159,8 +175,8 @@ pub fn summarize(model: &Model, size_bytes: usize) -> ModelSummary {
             .filter_map(|(k, t)| t.filter(|&t| is_parameter(g, n, k, t)))
             .map(|t| g.tensors[t].num_elements())
             .sum();
-        let weights = if n.op.has_weights() {
-            n.input(1).map(|t| WeightSummary {
+        let weights = if let Some(layout) = crate::ops::weight_layout(&n.op) {
+            n.input(layout.weights).map(|t| WeightSummary {
                 tensor: t,
                 dtype: g.tensors[t].dtype,
                 shape: g.tensors[t].shape.clone(),

@@ -8,12 +8,66 @@ use js_sys::{Array, Function, Reflect, Uint8Array};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+use crate::budget::Budget;
 use crate::error::Error;
 use crate::exec::{run_batch, Interpreter};
 use crate::{evaluate, ir, npy, prune, quantize, summary, tflite, tflm};
 
 thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// The memory budget of this engine: `bytes` per model (see [`Budget::with_max_memory`]).
+#[wasm_bindgen(js_name = setMaxMemory)]
+pub fn set_max_memory(bytes: f64) -> Result<(), JsValue> {
+    if !(bytes.is_finite() && bytes >= 1.0 && bytes <= u64::MAX as f64) {
+        return Err(js_error(Error::argument(format!(
+            "the memory budget must be a positive number of bytes, got {bytes}"
+        ))));
+    }
+    crate::budget::set_current(Budget::with_max_memory(bytes as u64));
+    Ok(())
+}
+
+/// Whose int8 arithmetic this engine reproduces from now on: `"tflm"` (TensorFlow Lite Micro, the
+/// default) or `"litert"` (LiteRT's reference kernels). They differ by one step on rare outputs.
+#[wasm_bindgen(js_name = setTarget)]
+pub fn set_target(target: &str) -> Result<(), JsValue> {
+    let t = match target {
+        "tflm" => crate::exec::Target::Tflm,
+        "litert" => crate::exec::Target::Litert,
+        other => {
+            return Err(js_error(Error::argument(format!("target must be 'tflm' or 'litert', got '{other}'"))));
+        }
+    };
+    crate::exec::set_default_target(t);
+    Ok(())
+}
+
+fn budget() -> Budget {
+    crate::budget::current()
+}
+
+/// Test hook: traps the engine on purpose, so tests can check that the client recovers from a
+/// trap. `"unreachable"` executes wasm's `unreachable` (what a panic or an allocation failure
+/// becomes in this build); `"stack-overflow"` recurses until the JS engine stops it.
+#[wasm_bindgen(js_name = testHookTrap)]
+pub fn test_hook_trap(kind: &str) -> Result<(), JsValue> {
+    thread_local! {
+        // Called through a cell, so the compiler cannot see the recursion and turn it into a loop.
+        static NEXT: std::cell::Cell<fn(u64) -> u64> = const { std::cell::Cell::new(deeper) };
+    }
+    fn deeper(n: u64) -> u64 {
+        NEXT.with(|f| f.get())(n + 1).wrapping_mul(3) ^ n
+    }
+    match kind {
+        "unreachable" => core::arch::wasm32::unreachable(),
+        "stack-overflow" => {
+            deeper(0);
+            Ok(())
+        }
+        other => Err(js_error(Error::argument(format!("unknown trap kind '{other}'")))),
+    }
 }
 
 /// Installs a panic hook that records the message, so the worker can report an internal error
@@ -50,11 +104,13 @@ pub fn simd_level() -> String {
     .to_string()
 }
 
-/// Which int8 matrix-product kernel runs here: "relaxed-dot-i8" where this build has relaxed SIMD
-/// and the engine's relaxed dot product is exact (VNNI on x86), otherwise "dot-i16".
+/// Which int8 matrix-product kernel runs here: in the relaxed-SIMD build "relaxed-dot-u8" where
+/// the engine's relaxed dot product is exact for unsigned bytes (x86 with AVX-VNNI),
+/// "relaxed-dot-i7" on engines that lower it otherwise but not to x86's saturating pairs (ARM's
+/// sdot; exact in its specified range); "dot-i16" elsewhere.
 #[wasm_bindgen(js_name = int8Kernel)]
 pub fn int8_kernel() -> String {
-    if crate::kernels::gemm_dot4::available() { "relaxed-dot-i8" } else { "dot-i16" }.to_string()
+    crate::kernels::gemm_dot4::kind().name().to_string()
 }
 
 fn js_error(e: Error) -> JsValue {
@@ -76,6 +132,12 @@ fn js_error(e: Error) -> JsValue {
         if let Some(name) = &loc.tensor_name {
             set("tensorName", JsValue::from_str(name));
         }
+    }
+    if let Some((asked, limit)) = e.figures() {
+        if let Some(asked) = asked {
+            set("requested", JsValue::from_f64(asked as f64));
+        }
+        set("limit", JsValue::from_f64(limit as f64));
     }
     err.into()
 }
@@ -140,7 +202,7 @@ impl Model {
     /// Reads a `.tflite` file.
     #[wasm_bindgen(constructor)]
     pub fn new(bytes: &[u8]) -> Result<Model, JsValue> {
-        let model = tflite::read(bytes).map_err(js_error)?;
+        let model = tflite::read_with(bytes, &budget()).map_err(js_error)?;
         Ok(Model { model, size: bytes.len(), interp: RefCell::new(None) })
     }
 
@@ -301,20 +363,28 @@ impl Model {
     /// Inference latency on the first sample of `x_npy`: `{ mean_ms, median_ms, min_ms }` over `runs`
     /// timed runs after a few warm-up runs.
     pub fn benchmark(&self, x_npy: &[u8], runs: u32) -> Result<JsValue, JsValue> {
-        let x = npy::read(x_npy).map_err(js_error)?;
-        let values = x.to_f32();
-        let latency = self.with_interpreter(|it| {
+        self.set_first_sample(x_npy)?;
+        let latency = self.with_interpreter(|it| crate::evaluate::benchmark(it, 5, runs as usize))?;
+        to_js(&latency)
+    }
+
+    /// Sets the first sample of `x_npy` as the input for [`Model::invoke`].
+    #[wasm_bindgen(js_name = setFirstSample)]
+    pub fn set_first_sample(&self, x_npy: &[u8]) -> Result<(), JsValue> {
+        let values = npy::read(x_npy).map_err(js_error)?.to_f32();
+        self.with_interpreter(|it| {
             let per: usize = it.inputs().first().map_or(0, |d| d.shape.iter().product());
             if values.len() < per {
-                return Err(Error::input(format!(
-                    "benchmarking needs one sample of {per} values, got {}",
-                    values.len()
-                )));
+                return Err(Error::input(format!("the model needs one sample of {per} values, got {}", values.len())));
             }
-            it.set_input_f32(0, &values[..per])?;
-            crate::evaluate::benchmark(it, 5, runs as usize)
-        })?;
-        to_js(&latency)
+            it.set_input_f32(0, &values[..per])
+        })
+    }
+
+    /// Runs the model `runs` times on the input set by [`Model::set_first_sample`], for benchmarks
+    /// that time several engines with one JavaScript loop.
+    pub fn invoke(&self, runs: u32) -> Result<(), JsValue> {
+        self.with_interpreter(|it| (0..runs).try_for_each(|_| it.invoke()))
     }
 
     /// Runs every sample of a `.npy` batch `[N, ...input shape]`; returns one `.npy` per output.
@@ -358,4 +428,272 @@ pub fn tflm_firmware(bytes: &[u8], name: &str) -> Result<JsValue, JsValue> {
     let model = tflite::read(bytes).map_err(js_error)?;
     let facts = tflm::report(&model, bytes.len() as u64);
     to_js(&tflm::firmware_files(bytes, name, &facts).map_err(js_error)?)
+}
+
+/// A long operation split into rounds of tasks (see the crate's `parallel` module). The package
+/// runs each round on its pool of workers: some tasks here ([`Job::run_local`], on this instance's
+/// own copies of the models), others on [`TaskWorker`]s in other workers.
+#[wasm_bindgen]
+pub struct Job {
+    kind: JobKind,
+    local: crate::parallel::Worker,
+    round: Option<crate::parallel::Round>,
+}
+
+enum JobKind {
+    Quantize(quantize::QuantizeJob),
+    Prune(prune::PruneJob),
+    Run(crate::exec::RunJob),
+    Train(crate::train::TrainJob),
+    Qat(crate::train::QatJob),
+}
+
+impl JobKind {
+    fn job(&mut self) -> &mut dyn crate::parallel::Job {
+        match self {
+            JobKind::Quantize(j) => j,
+            JobKind::Prune(j) => j,
+            JobKind::Run(j) => j,
+            JobKind::Train(j) => j,
+            JobKind::Qat(j) => j,
+        }
+    }
+}
+
+fn job(kind: JobKind) -> Job {
+    Job { kind, local: crate::parallel::Worker::default(), round: None }
+}
+
+#[wasm_bindgen]
+impl Job {
+    /// Starts the next round: `{ stage, units: number[], tasks: Uint8Array[], resources }`, or
+    /// `null` when the job is done. `resources` (`[{ id, bytes }]`, what other workers need that
+    /// they were not sent yet) is filled only with `portable`.
+    #[wasm_bindgen(js_name = nextRound)]
+    pub fn next_round(&mut self, portable: bool) -> Result<JsValue, JsValue> {
+        let Some(round) = self.kind.job().next().map_err(js_error)? else { return Ok(JsValue::NULL) };
+        for (id, r) in &round.resources {
+            self.local.put(*id, r.clone());
+        }
+        let resources = Array::new();
+        if portable {
+            for (id, r) in &round.resources {
+                let o = js_sys::Object::new();
+                let bytes = r.to_bytes().map_err(js_error)?;
+                let _ = Reflect::set(&o, &"id".into(), &JsValue::from_f64(*id as f64));
+                let _ = Reflect::set(&o, &"bytes".into(), &Uint8Array::from(&bytes[..]));
+                resources.push(&o);
+            }
+        }
+        let out = js_sys::Object::new();
+        let tasks: Array = round.tasks.iter().map(|t| JsValue::from(Uint8Array::from(t.as_slice()))).collect();
+        let units: Array = (0..round.tasks.len()).map(|i| JsValue::from_f64(round.unit(i) as f64)).collect();
+        let _ = Reflect::set(&out, &"stage".into(), &JsValue::from_str(round.stage));
+        let _ = Reflect::set(&out, &"tasks".into(), &tasks);
+        let _ = Reflect::set(&out, &"units".into(), &units);
+        let _ = Reflect::set(&out, &"resources".into(), &resources);
+        self.round = Some(round);
+        Ok(out.into())
+    }
+
+    /// Runs task `i` of the current round in this instance; returns its result.
+    #[wasm_bindgen(js_name = runLocal)]
+    pub fn run_local(&mut self, i: usize) -> Result<Vec<u8>, JsValue> {
+        let task = self
+            .round
+            .as_ref()
+            .and_then(|r| r.tasks.get(i))
+            .ok_or_else(|| js_error(Error::argument("no such task")))?;
+        self.local.run(task).map_err(js_error)
+    }
+
+    /// The results of the current round, in task order.
+    pub fn accept(&mut self, results: Array) -> Result<(), JsValue> {
+        let results: Vec<Vec<u8>> = results.iter().map(|v| Uint8Array::new(&v).to_vec()).collect();
+        self.round = None;
+        self.kind.job().accept(results).map_err(js_error)
+    }
+
+    /// Training figures so far (`TrainMetrics`), for training jobs; `undefined` otherwise.
+    pub fn metrics(&self) -> Result<JsValue, JsValue> {
+        match &self.kind {
+            JobKind::Train(j) => to_js(&j.metrics()),
+            JobKind::Qat(j) => j.metrics().map_or(Ok(JsValue::UNDEFINED), |m| to_js(&m)),
+            _ => Ok(JsValue::UNDEFINED),
+        }
+    }
+
+    /// Ends a training job after the round in flight, keeping the best weights so far.
+    pub fn stop(&mut self) {
+        match &mut self.kind {
+            JobKind::Train(j) => j.stop("stopped by the user"),
+            JobKind::Qat(j) => j.stop("stopped by the user"),
+            _ => {}
+        }
+    }
+
+    /// The model and report of a quantization, pruning or training job (`{ train, quantize? }`
+    /// for training).
+    #[wasm_bindgen(js_name = finishModel)]
+    pub fn finish_model(self) -> Result<ModelResult, JsValue> {
+        let (model, report) = match self.kind {
+            JobKind::Train(j) => {
+                #[derive(Serialize)]
+                struct R {
+                    train: crate::train::TrainReport,
+                    before: prune::ModelMetrics,
+                    after: prune::ModelMetrics,
+                }
+                let before = prune::model_metrics(j.model()).map_err(js_error)?;
+                let (m, r, _) = j.finish().map_err(js_error)?;
+                let after = prune::model_metrics(&m).map_err(js_error)?;
+                (m, to_js(&R { train: r, before, after })?)
+            }
+            JobKind::Qat(j) => {
+                #[derive(Serialize)]
+                struct R {
+                    train: crate::train::TrainReport,
+                    quantize: quantize::QuantReport,
+                    #[serde(rename = "staticQuantize")]
+                    static_quantize: Option<quantize::QuantReport>,
+                }
+                let (m, q, t, s) = j.finish().map_err(js_error)?;
+                (m, to_js(&R { train: t, quantize: q, static_quantize: s })?)
+            }
+            JobKind::Quantize(j) => {
+                let (m, r) = j.finish().map_err(js_error)?;
+                (m, to_js(&r)?)
+            }
+            JobKind::Prune(j) => {
+                let (m, r) = j.finish().map_err(js_error)?;
+                (m, to_js(&r)?)
+            }
+            JobKind::Run(_) => return Err(js_error(Error::argument("a run job has arrays, not a model"))),
+        };
+        let size = tflite::write(&model).map_err(js_error)?.len();
+        Ok(ModelResult { model: Some(Model { model, size, interp: RefCell::new(None) }), report })
+    }
+
+    /// The outputs of a run job, one `.npy` per model output.
+    #[wasm_bindgen(js_name = finishArrays)]
+    pub fn finish_arrays(self) -> Result<Array, JsValue> {
+        let JobKind::Run(j) = self.kind else { return Err(js_error(Error::argument("not a run job"))) };
+        let arr = Array::new();
+        for o in j.finish().map_err(js_error)? {
+            arr.push(&Uint8Array::from(npy::write(&o).as_slice()));
+        }
+        Ok(arr)
+    }
+}
+
+/// A worker's side of jobs started in another worker: the shared inputs it was sent, and tasks.
+#[wasm_bindgen]
+pub struct TaskWorker {
+    w: crate::parallel::Worker,
+}
+
+#[wasm_bindgen]
+impl TaskWorker {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> TaskWorker {
+        TaskWorker { w: crate::parallel::Worker::default() }
+    }
+
+    /// Stores a shared input.
+    pub fn put(&mut self, id: u32, bytes: Vec<u8>) {
+        self.w.put(id, crate::parallel::Resource::Bytes(bytes.into()));
+    }
+
+    /// Runs an encoded task; returns its encoded result.
+    pub fn run(&mut self, task: &[u8]) -> Result<Vec<u8>, JsValue> {
+        self.w.run(task).map_err(js_error)
+    }
+}
+
+impl Default for TaskWorker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[wasm_bindgen]
+impl Model {
+    /// Static quantization as a job for the worker pool (see [`Model::quantize`] for the options).
+    #[wasm_bindgen(js_name = quantizeJob)]
+    pub fn quantize_job(&self, calibration: Vec<u8>, options: JsValue) -> Result<Job, JsValue> {
+        let opts = options_of::<quantize::QuantizeOptions>(options, "quantize options")?;
+        let calib = npy::read(&calibration).map_err(js_error)?;
+        let j = quantize::quantize_job(&self.model, &calib, &opts).map_err(js_error)?;
+        Ok(job(JobKind::Quantize(j)))
+    }
+
+    /// Pruning as a job for the worker pool (see [`Model::prune`]).
+    #[wasm_bindgen(js_name = pruneJob)]
+    pub fn prune_job(&self, data: Option<Vec<u8>>, labels: Option<Vec<u8>>, options: JsValue) -> Result<Job, JsValue> {
+        let opts = options_of::<prune::PruneOptions>(options, "prune options")?;
+        let x = data.map(|b| npy::read(&b)).transpose().map_err(js_error)?;
+        let values = x.as_ref().map(|x| x.to_f32());
+        let labels = match (labels, &x) {
+            (Some(b), Some(x)) => {
+                let y = npy::read(&b).map_err(js_error)?;
+                Some(evaluate::labels_of(&y, x.shape.first().copied().unwrap_or(0)).map_err(js_error)?)
+            }
+            (Some(_), None) => return Err(js_error(Error::argument("labels were given without data"))),
+            _ => None,
+        };
+        let gd = match (&x, &values) {
+            (Some(x), Some(v)) => Some(prune::GradientData { x: v, shape: &x.shape, labels: labels.as_deref() }),
+            _ => None,
+        };
+        Ok(job(JobKind::Prune(prune::PruneJob::new(&self.model, gd, &opts).map_err(js_error)?)))
+    }
+
+    /// Training as a job for the worker pool: fine-tuning (keeping pruned weights at zero), with
+    /// gradual pruning when `prune` is given (`PruneDuring`). `x` is a `.npy` batch, `y` its labels
+    /// or targets; options as `TrainOptions`.
+    #[wasm_bindgen(js_name = trainJob)]
+    pub fn train_job(&self, x: &[u8], y: &[u8], options: JsValue, prune: JsValue) -> Result<Job, JsValue> {
+        let opts = options_of::<crate::train::TrainOptions>(options, "training options")?;
+        let prune: Option<crate::train::PruneDuring> = if prune.is_undefined() || prune.is_null() {
+            None
+        } else {
+            Some(
+                serde_wasm_bindgen::from_value(prune)
+                    .map_err(|e| js_error(Error::argument(format!("pruning: {e}"))))?,
+            )
+        };
+        let (x, y) = (npy::read(x).map_err(js_error)?, npy::read(y).map_err(js_error)?);
+        let mut j =
+            crate::train::TrainJob::new(&self.model, &x, &y, &opts, prune.as_ref(), Vec::new()).map_err(js_error)?;
+        j.keep_zeros();
+        Ok(job(JobKind::Train(j)))
+    }
+
+    /// Quantization-aware training as a job: static quantization starts the ranges, training with
+    /// fake quantization, then the int8 export (quantize options as `QuantizeOptions`).
+    #[wasm_bindgen(js_name = qatJob)]
+    pub fn qat_job(&self, x: &[u8], y: &[u8], options: JsValue, quantize_options: JsValue) -> Result<Job, JsValue> {
+        let opts = options_of::<crate::train::TrainOptions>(options, "training options")?;
+        let qopts = options_of::<quantize::QuantizeOptions>(quantize_options, "quantize options")?;
+        let (x, y) = (npy::read(x).map_err(js_error)?, npy::read(y).map_err(js_error)?);
+        let j = crate::train::QatJob::new(&self.model, &x, &y, &opts, &qopts).map_err(js_error)?;
+        Ok(job(JobKind::Qat(j)))
+    }
+
+    /// A batch run as a job for the worker pool (see [`Model::run`]).
+    #[wasm_bindgen(js_name = runJob)]
+    pub fn run_job(&self, x_npy: &[u8], raw: bool, streaming: bool) -> Result<Job, JsValue> {
+        let x = npy::read(x_npy).map_err(js_error)?;
+        let j =
+            crate::exec::RunJob::new(std::sync::Arc::new(self.model.clone()), &x, raw, streaming).map_err(js_error)?;
+        Ok(job(JobKind::Run(j)))
+    }
+}
+
+/// Options from a JS object (camelCase), or the defaults for `undefined`/`null`.
+fn options_of<T: Default + serde::de::DeserializeOwned>(options: JsValue, what: &str) -> Result<T, JsValue> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(T::default());
+    }
+    serde_wasm_bindgen::from_value(options).map_err(|e| js_error(Error::argument(format!("{what}: {e}"))))
 }

@@ -20,7 +20,8 @@ fn check(name: &str, model: &[u8], x: &[u8], y: &[u8], loss: &[u8], tf: &[&[u8]]
     let tf_loss = npy::read(loss).unwrap().to_f32()[0] as f64;
     assert!((ours.loss - tf_loss).abs() < 1e-4 * tf_loss.max(1.0), "{name}: loss {} vs TF {tf_loss}", ours.loss);
     let g = m.main();
-    let kernels: Vec<usize> = g.nodes.iter().filter(|n| n.op.has_weights()).filter_map(|n| n.input(1)).collect();
+    let kernels: Vec<usize> =
+        g.nodes.iter().filter(|n| tinyml_optimizer::ops::is_weighted(&n.op)).filter_map(|n| n.input(1)).collect();
     assert_eq!(kernels.len(), tf.len(), "{name}: weighted layers");
     for (i, (&t, bytes)) in kernels.iter().zip(tf).enumerate() {
         let want = npy::read(bytes).unwrap();
@@ -65,5 +66,21 @@ fn dwcnn_gradients_match_tensorflow() {
             fixture!("dwcnn", "grad_4.npy"),
             fixture!("dwcnn", "grad_5.npy"),
         ],
+    );
+}
+
+/// The ops graph runs through PAD, CONV_2D, LEAKY_RELU, MUL, DEPTHWISE_CONV_2D, LOGISTIC, TANH,
+/// SUB, HARD_SWISH, CONCATENATION, TRANSPOSE, STRIDED_SLICE, REDUCE_MAX, MEAN, SQUEEZE, ADD, RELU,
+/// RESHAPE, FULLY_CONNECTED and SOFTMAX: TensorFlow's gradients on a batch of 12 check each of
+/// their backward passes, batched.
+#[test]
+fn ops_gradients_match_tensorflow_on_a_batch() {
+    check(
+        "ops",
+        fixture!("ops", "model_float.tflite"),
+        fixture!("ops", "grad_x.npy"),
+        fixture!("ops", "grad_y.npy"),
+        fixture!("ops", "grad_loss.npy"),
+        &[fixture!("ops", "grad_0.npy"), fixture!("ops", "grad_1.npy"), fixture!("ops", "grad_2.npy")],
     );
 }

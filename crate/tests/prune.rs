@@ -25,7 +25,7 @@ fn pruned_zeros_stay_exactly_zero_after_quantization() {
     let (q, _) = quantize(&p, Some(&calib), &QuantizeOptions::default(), &mut |_, _, _| {}).unwrap();
     let (pg, qg) = (p.main(), q.main());
     let weights = |g: &tinyml_optimizer::ir::Graph| -> Vec<usize> {
-        g.nodes.iter().filter(|n| n.op.has_weights()).filter_map(|n| n.input(1)).collect()
+        g.nodes.iter().filter(|n| tinyml_optimizer::ops::is_weighted(&n.op)).filter_map(|n| n.input(1)).collect()
     };
     let (pw, qw) = (weights(pg), weights(qg));
     assert_eq!(pw.len(), qw.len());

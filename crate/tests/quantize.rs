@@ -67,7 +67,7 @@ fn static_int8_tracks_the_float_model_and_round_trips() {
         assert!(g
             .nodes
             .iter()
-            .filter(|n| n.op.has_weights())
+            .filter(|n| tinyml_optimizer::ops::is_weighted(&n.op))
             .all(|n| g.tensors[n.input(1).unwrap()].dtype == DType::I8));
         let (fa, fo) = evaluate(&fm, N);
         let (qa, qo) = evaluate(&q, N);
@@ -113,7 +113,7 @@ fn every_calibration_method_and_variant_gives_a_working_model() {
     let per_tensor = QuantizeOptions { granularity: Granularity::PerTensor, ..Default::default() };
     let (q, _) = quantize(&fm, Some(&calib()), &per_tensor, &mut |_, _, _| {}).unwrap();
     let g = q.main();
-    let w = g.nodes.iter().find(|n| n.op.has_weights()).unwrap().input(1).unwrap();
+    let w = g.nodes.iter().find(|n| tinyml_optimizer::ops::is_weighted(&n.op)).unwrap().input(1).unwrap();
     assert_eq!(g.tensors[w].quant.as_ref().unwrap().scale.len(), 1);
     assert!(evaluate(&q, 200).0 >= fa - 0.05);
     let float_io = QuantizeOptions { io: IoType::Float32, ..Default::default() };
@@ -146,7 +146,11 @@ fn dynamic_range_quantizes_weights_only() {
     let g = q.main();
     assert_eq!(g.tensors[g.inputs[0]].dtype, DType::F32);
     assert_eq!(r.layers.len(), 3);
-    assert!(g.nodes.iter().filter(|n| n.op.has_weights()).all(|n| g.tensors[n.input(1).unwrap()].dtype == DType::I8));
+    assert!(g
+        .nodes
+        .iter()
+        .filter(|n| tinyml_optimizer::ops::is_weighted(&n.op))
+        .all(|n| g.tensors[n.input(1).unwrap()].dtype == DType::I8));
     let (fa, fo) = evaluate(&fm, 200);
     let (qa, qo) = evaluate(&q, 200);
     assert!(qa >= fa - 0.02);
@@ -283,4 +287,19 @@ fn ranges_stop_where_tanh_logistic_and_softmax_saturate() {
         }
     }
     assert!(saturated.iter().all(|&c| c >= 100), "saturated outputs checked: {saturated:?}");
+}
+
+#[test]
+fn auto_quantization_prepares_the_engine_once_per_candidate() {
+    // The MLP has Keras' Flatten (SHAPE → STRIDED_SLICE → PACK): it folds from the specs alone.
+    for bytes in [fixture!("mlp/model_float.tflite"), fixture!("cnn/model_float.tflite")] {
+        let m = model(bytes);
+        let before = tinyml_optimizer::exec::preparations();
+        let (_, r) = quantize(&m, Some(&calib()), &QuantizeOptions::default(), &mut |_, _, _| {}).unwrap();
+        let compiled = tinyml_optimizer::exec::preparations() - before;
+        assert_eq!(r.candidates.len(), 4, "min/max, percentile, MSE, then the winner with bias correction");
+        // One float model (calibration, reused for the report) and one per scored candidate; plans
+        // for other batch sizes share their model's prepared parameters.
+        assert_eq!(compiled, r.candidates.len() + 1, "engine preparations");
+    }
 }

@@ -1,77 +1,321 @@
 #!/usr/bin/env node
-// Inference latency of our engine in headless Chromium (Debian's, via playwright-core), one
-// thread, as the web app and the npm package run it: the package's browser build in a module Web
-// Worker. Prints a table of median and minimum milliseconds per model beside the published
-// tfjs-tflite (TFLite + XNNPACK in wasm) figures for the same models.
+// Inference latency of our engine beside tfjs-tflite (TFLite + XNNPACK, its single-threaded SIMD
+// build) and onnxruntime-web (wasm, one thread), measured in the same run: one headless Chromium
+// page (Debian's, via playwright-core), every engine on the main thread, the same input bytes,
+// the same warm-up (at least 1 s each, interleaved), then interleaved timed passes (each pass runs
+// one engine for about --pass-ms, the order rotating from pass to pass). Prints median and minimum
+// milliseconds per inference, the ratio to tfjs-tflite, the CPU and our int8 kernel, the slowest
+// layers of our engine (its per-layer profile), and the gzipped size of every runtime.
 //
-// Models: the int8 fixtures of tests/fixtures, and when ../shared/reference/models exists, the
-// MLPerf Tiny int8 models (say loudly when that folder is absent).
+// ONNX versions of the models are converted here with tf2onnx into tests/out/onnx (never
+// committed); a model that does not convert says so in the table. Nothing here is a constant
+// copied from another run: every figure printed was measured now.
 //
-// Run: node tests/bench/inference_bench.mjs [--runs N]   (after scripts/setup.sh)
-import { existsSync } from 'node:fs';
+// Run (after scripts/setup.sh; tf2onnx from tests/bench/requirements.txt):
+//   node tests/bench/inference_bench.mjs [--passes 15] [--pass-ms 25] [--warmup-ms 1000]
+//        [--only vww] [--profile 4] [--js-flags=--no-enable-avx-vnni]
+// `--js-flags` goes to Chromium's V8: `--no-enable-avx-vnni` makes V8 lower relaxed SIMD as on
+// an x86 CPU without AVX-VNNI (AMD before Zen 5, older Intel), on this machine.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { referenceDir as refDir, root, startPackagePage } from '../e2e/harness.mjs';
 
-const runsArg = process.argv.indexOf('--runs');
-const runs = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 300;
-
-// tfjs-tflite's single-thread figures in headless Chromium on this machine (see README).
-const XNNPACK_MS = { 'VWW (MobileNetV1 0.25, 96×96)': 0.9, 'ResNet-8 (CIFAR-10)': 0.77 };
+const arg = (name, fallback) => {
+  const eq = process.argv.find((a) => a.startsWith(`${name}=`));
+  if (eq) return eq.slice(name.length + 1);
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : fallback;
+};
+const passes = Number(arg('--passes', 15));
+const passMs = Number(arg('--pass-ms', 25));
+const warmupMs = Math.max(1000, Number(arg('--warmup-ms', 1000)));
+const only = arg('--only', '');
+const profileTop = Number(arg('--profile', 4));
+const jsFlags = arg('--js-flags', '');
 
 const models = [
-  ['fixture cnn (int8)', join(root, 'tests/fixtures/cnn/model_int8_tf.tflite')],
-  ['fixture dwcnn (int8)', join(root, 'tests/fixtures/dwcnn/model_int8_tf.tflite')],
-  ['fixture resnet (int8)', join(root, 'tests/fixtures/resnet/model_int8_tf.tflite')],
-];
-const reference = [
-  ['VWW (MobileNetV1 0.25, 96×96)', 'mlperftiny_vww_mobilenetv1_025_96_int8.tflite'],
-  ['ResNet-8 (CIFAR-10)', 'mlperftiny_ic_resnet8_cifar10_int8.tflite'],
-  ['KWS DS-CNN', 'mlperftiny_kws_dscnn_int8.tflite'],
-  ['AD autoencoder', 'mlperftiny_ad_fc_autoencoder_toycar_int8.tflite'],
+  ['VWW int8', 'mlperftiny_vww_mobilenetv1_025_96_int8.tflite'],
+  ['ResNet-8 int8', 'mlperftiny_ic_resnet8_cifar10_int8.tflite'],
+  ['KWS int8', 'mlperftiny_kws_dscnn_int8.tflite'],
+  ['AD int8', 'mlperftiny_ad_fc_autoencoder_toycar_int8.tflite'],
   ['VWW float32', 'mlperftiny_vww_mobilenetv1_025_96_float32.tflite'],
-];
-if (existsSync(join(refDir, 'models'))) {
-  for (const [name, file] of reference) models.push([name, join(refDir, 'models', file)]);
-} else {
-  console.warn(`!! ${join(refDir, 'models')} not found: MLPerf Tiny models SKIPPED, fixtures only`);
-}
-for (const [name, path] of models) if (!existsSync(path)) throw new Error(`${name}: ${path} is missing (run scripts/setup.sh)`);
+  ['ResNet-8 float32', 'mlperftiny_ic_resnet8_cifar10_float32.tflite'],
+  ['KWS float32', 'mlperftiny_kws_dscnn_float32.tflite'],
+  ['AD float32', 'mlperftiny_ad_fc_autoencoder_toycar_float32.tflite'],
+  ['AD dynamic-range', 'mlperftiny_ad_fc_autoencoder_toycar_dynrange_quant.tflite'],
+].filter(([name]) => name.toLowerCase().includes(only.toLowerCase()));
 
+const modelDir = join(refDir, 'models');
+if (!existsSync(modelDir)) {
+  console.error(`!! ${modelDir} not found: the MLPerf Tiny models are needed, nothing to measure (SKIPPED)`);
+  process.exit(0);
+}
+const paths = models.map(([, file]) => join(modelDir, file));
+for (const p of paths) if (!existsSync(p)) throw new Error(`${p} is missing`);
+for (const f of ['web/wasm/relaxed/tinyml_optimizer.js', 'web/wasm/simd/tinyml_optimizer.js']) {
+  if (!existsSync(join(root, f))) throw new Error(`${f} is missing: run scripts/setup.sh`);
+}
+const tfliteDir = join(root, 'node_modules/@tensorflow/tfjs-tflite/wasm');
+const ortDir = join(root, 'node_modules/onnxruntime-web/dist');
+for (const d of [tfliteDir, ortDir]) if (!existsSync(d)) throw new Error(`${d} is missing: run npm ci`);
+
+/** ONNX versions of the models (tf2onnx), cached in tests/out/onnx: path, or the reason there is none. */
+function convertToOnnx() {
+  const dir = join(root, 'tests/out/onnx');
+  mkdirSync(dir, { recursive: true });
+  const probe = spawnSync('python3', ['-c', 'import tf2onnx'], { encoding: 'utf8' });
+  if (probe.status !== 0) {
+    console.warn('!! tf2onnx is not installed (pip install -r tests/bench/requirements.txt): onnxruntime-web SKIPPED');
+    return paths.map(() => ({ error: 'tf2onnx not installed' }));
+  }
+  return paths.map((p) => {
+    const out = join(dir, p.split('/').pop().replace(/\.tflite$/, '.onnx'));
+    if (existsSync(out)) return { path: out };
+    const r = spawnSync('python3', ['-m', 'tf2onnx.convert', '--tflite', p, '--output', out], { encoding: 'utf8' });
+    if (r.status === 0 && existsSync(out)) return { path: out };
+    const last = (r.stderr || r.stdout || '').trim().split('\n').filter((l) => /error/i.test(l)).pop() ?? `exit ${r.status}`;
+    return { error: `tf2onnx failed: ${last.slice(0, 120)}` };
+  });
+}
+
+function cpuName() {
+  const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name'));
+  const flags = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => /^(flags|Features)\s*:/.test(l)) ?? '';
+  const has = (f) => new RegExp(`\\b${f}\\b`).test(flags);
+  const isa = ['avx2', 'avx_vnni', 'avx512_vnni', 'asimddp'].filter(has).join(' ');
+  return `${line ? line.split(':')[1].trim() : cpus()[0]?.model ?? 'unknown CPU'} (${isa || 'no avx2/vnni/dotprod flags'})`;
+}
+
+const gz = (file) => gzipSync(readFileSync(file), { level: 9 }).length;
+const kb = (n) => `${(n / 1024).toFixed(0)} KB`;
+
+const onnx = convertToOnnx();
+const files = [...paths, ...onnx.filter((o) => o.path).map((o) => o.path)];
+const onnxIndex = onnx.map((o) => (o.path ? files.indexOf(o.path) : -1));
+
+// The page: loads our two builds, tfjs-tflite and onnxruntime-web, and exposes per-model set-up,
+// timed passes (one engine for `ms` milliseconds, returning ms per inference), outputs and profile.
 const script = `
-import { createOptimizer } from '/web/dist/browser.js';
-const optimizers = { relaxed: createOptimizer(), simd: createOptimizer({ prefer: 'simd' }) };
-window.bench = async (url, runs, flavor) => {
-  const opt = optimizers[flavor];
-  const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
-  const model = await opt.loadModel(bytes);
-  const shape = model.summary.inputs[0].shape.map((d) => Math.max(d, 1));
-  const x = new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i * 0.37) * 0.5 + 0.5);
-  const latency = await model.benchmark(await opt.npyFromF32(shape, x), runs);
-  await model.release();
-  const info = await opt.info();
-  return { ...latency, simd: info.simd + ' (' + info.int8Kernel + ')' };
+import initRelaxed, * as relaxed from '/web/wasm/relaxed/tinyml_optimizer.js';
+import initSimd, * as simd from '/web/wasm/simd/tinyml_optimizer.js';
+import * as ort from '/ort/ort.wasm.min.mjs';
+await initRelaxed();
+await initSimd();
+window.exports = {}; // the tfjs-tflite client ends with a CommonJS export
+await new Promise((ok, fail) => {
+  const s = document.createElement('script');
+  s.src = '/tfjs-tflite/tflite_web_api_client.js';
+  s.onload = ok;
+  s.onerror = fail;
+  document.head.append(s);
+});
+tfweb.tflite_web_api.setWasmPath('/tfjs-tflite/');
+ort.env.wasm.numThreads = 1;
+ort.env.wasm.proxy = false;
+ort.env.wasm.wasmPaths = '/ort/';
+const get = async (i) => new Uint8Array(await (await fetch('/file/' + i)).arrayBuffer());
+const engines = {};
+const now = () => performance.now();
+
+// Deterministic input bytes: int8 values over the whole range, or floats in [0, 1).
+function makeInput(io) {
+  const n = io.shape.reduce((a, b) => a * Math.max(b, 1), 1);
+  let seed = 2024;
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8;
+  if (io.dtype === 'i8') {
+    const q = new Int8Array(n).map(() => (next() % 256) - 128);
+    const [scale, zp] = [io.quant.scale[0], io.quant.zero_point[0]];
+    return { q, f: Float32Array.from(q, (v) => (v - zp) * scale), shape: io.shape.map((d) => Math.max(d, 1)) };
+  }
+  const f = new Float32Array(n).map(() => (next() % 65536) / 65536);
+  return { q: null, f, shape: io.shape.map((d) => Math.max(d, 1)) };
+}
+
+function parseNpy(u8) {
+  const len = u8[8] | (u8[9] << 8);
+  const descr = /'descr':\\s*'([^']+)'/.exec(new TextDecoder().decode(u8.subarray(10, 10 + len)))[1];
+  const body = u8.slice(10 + len).buffer;
+  return descr === '<f4' ? new Float32Array(body) : descr === '|i1' ? new Int8Array(body) : new Uint8Array(body);
+}
+
+window.setup = async (modelFile, onnxFile) => {
+  for (const e of Object.values(engines)) e.release?.();
+  for (const k of Object.keys(engines)) delete engines[k];
+  const bytes = await get(modelFile);
+  const probe = new relaxed.Model(bytes);
+  const summary = probe.summary();
+  probe.free();
+  const io = summary.inputs[0];
+  const x = makeInput(io);
+  const npy = relaxed.npyFromF32(x.shape, x.f);
+  for (const [name, mod] of [['ours relaxed', relaxed], ['ours simd', simd]]) {
+    const m = new mod.Model(bytes);
+    m.setFirstSample(npy);
+    engines[name] = {
+      run: (n) => m.invoke(n),
+      output: () => parseNpy(m.run(npy, true)[0]),
+      profile: (n) => m.profile(npy, n),
+      release: () => m.free(),
+    };
+  }
+  const runner = await tfweb.TFLiteWebModelRunner.create(bytes.slice().buffer, { numThreads: 1 });
+  runner.getInputs()[0].data().set(x.q ?? x.f);
+  engines['tfjs-tflite'] = {
+    run: (n) => { for (let i = 0; i < n; i++) if (!runner.infer()) throw new Error('tfjs-tflite infer failed'); },
+    output: () => runner.getOutputs()[0].data().slice(),
+    release: () => runner.cleanUp(),
+  };
+  let ortNote = null;
+  if (onnxFile >= 0) {
+    try {
+      const session = await ort.InferenceSession.create(await get(onnxFile), { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+      const feeds = { [session.inputNames[0]]: new ort.Tensor(x.q ? 'int8' : 'float32', x.q ?? x.f, x.shape) };
+      const outName = session.outputNames[0];
+      engines['onnxruntime-web'] = {
+        run: async (n) => { for (let i = 0; i < n; i++) await session.run(feeds); },
+        output: async () => (await session.run(feeds))[outName].data.slice(),
+        release: () => session.release(),
+      };
+    } catch (e) {
+      ortNote = 'onnxruntime-web could not load it: ' + String(e.message ?? e).split('\\n')[0].slice(0, 100);
+    }
+  }
+  return { summary, ortNote, int8Kernel: relaxed.int8Kernel(), engines: Object.keys(engines) };
 };
-// Both workers compile their module before any timing starts, so neither disturbs the other.
-await Promise.all(Object.values(optimizers).map((o) => o.info()));
+
+// One pass: runs engine \`name\` in batches until \`ms\` have passed; returns ms per inference.
+window.pass = async (name, ms) => {
+  const e = engines[name];
+  let runs = 0, batch = 1;
+  const t0 = now();
+  for (;;) {
+    await e.run(batch);
+    runs += batch;
+    const dt = now() - t0;
+    if (dt >= ms) return dt / runs;
+    if (dt < ms / 8) batch *= 2;
+  }
+};
+window.outputs = async () => {
+  const out = {};
+  for (const [name, e] of Object.entries(engines)) out[name] = Array.from(await e.output());
+  return out;
+};
+window.profile = (n) => engines['ours relaxed'].profile(n);
+window.crossOriginIsolatedPage = () => self.crossOriginIsolated === true;
 window.ready = true;
 `;
 
-const { tab, close } = await startPackagePage(script, models.map(([, path]) => path));
-try {
-  // Both builds: the one the package picks here (relaxed SIMD where the engine has it) and the
-  // plain simd128 one that engines without relaxed SIMD get.
-  // Untimed pass first: the engine tiers the wasm code up to its optimizing compiler in the background.
-  for (const flavor of ['relaxed', 'simd']) await tab.evaluate(([u, n, f]) => window.bench(u, n, f), ['/file/0', runs, flavor]);
-  const rows = [['model', 'build', 'median ms', 'min ms', 'XNNPACK ms']];
-  for (const [i, [name]] of models.entries()) {
-    for (const flavor of ['relaxed', 'simd']) {
-      const r = await tab.evaluate(([u, n, f]) => window.bench(u, n, f), [`/file/${i}`, runs, flavor]);
-      rows.push([flavor === 'relaxed' ? name : '', r.simd, r.median_ms.toFixed(3), r.min_ms.toFixed(3), flavor === 'relaxed' ? XNNPACK_MS[name]?.toFixed(2) ?? '' : '']);
+const served = [];
+const mounts = { '/tfjs-tflite/': tfliteDir, '/ort/': ortDir };
+const args = jsFlags ? [`--js-flags=${jsFlags}`] : [];
+const { tab, close, browserVersion } = await startPackagePage(script, files, { mounts, args, served });
+
+const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+const fmt = (ms) => (ms === undefined ? '' : ms < 0.1 ? ms.toFixed(4) : ms.toFixed(3));
+const order = ['ours relaxed', 'ours simd', 'tfjs-tflite', 'onnxruntime-web'];
+
+async function measure(i) {
+  const setup = await tab.evaluate(([m, o]) => window.setup(m, o), [i, onnxIndex[i]]);
+  const names = order.filter((n) => setup.engines.includes(n));
+  // Warm-up: every engine at least `warmupMs`, in interleaved slices (the browser tiers wasm up
+  // to its optimizing compiler in the background meanwhile).
+  for (let spent = 0; spent < warmupMs; spent += 100) {
+    for (const n of names) await tab.evaluate(([e, ms]) => window.pass(e, ms), [n, 100]);
+  }
+  const times = Object.fromEntries(names.map((n) => [n, []]));
+  for (let p = 0; p < passes; p++) {
+    for (let j = 0; j < names.length; j++) {
+      const n = names[(p + j) % names.length];
+      times[n].push(await tab.evaluate(([e, ms]) => window.pass(e, ms), [n, passMs]));
     }
   }
-  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  console.log(`Inference latency, headless Chromium, one thread, ${runs} runs after warm-up\n`);
-  for (const r of rows) console.log(r.map((c, k) => (k > 1 ? c.padStart(w[k]) : c.padEnd(w[k]))).join('  '));
+  const outs = await tab.evaluate(() => window.outputs());
+  const profile = profileTop > 0 ? await tab.evaluate((n) => window.profile(n), 200) : [];
+  return { setup, names, times, outs, profile };
+}
+
+/** The largest difference between our output and each peer's, in output units (int8 steps or floats). */
+function agreement(outs) {
+  const ours = outs['ours relaxed'];
+  const diffs = Object.entries(outs)
+    .filter(([n]) => n !== 'ours relaxed')
+    .map(([n, o]) => {
+      if (o.length !== ours.length) return `${n}: ${o.length} vs ${ours.length} values`;
+      let m = 0;
+      for (let k = 0; k < o.length; k++) m = Math.max(m, Math.abs(o[k] - ours[k]));
+      return `${n.replace('ours ', '')} ${Number.isInteger(m) ? m : m.toExponential(1)}`;
+    });
+  return diffs.join(', ');
+}
+
+try {
+  const coi = await tab.evaluate(() => window.crossOriginIsolatedPage());
+  if (coi) throw new Error('the page is cross-origin isolated: tfjs-tflite would pick its threaded build');
+  const results = [];
+  for (let i = 0; i < models.length; i++) {
+    process.stderr.write(`measuring ${models[i][0]}...\n`);
+    results.push(await measure(i));
+  }
+  // tfjs-tflite must have run its single-threaded SIMD build (the page is not cross-origin
+  // isolated, so it cannot start threads; this checks which file it actually loaded).
+  const tfliteBuilds = [...new Set(served.filter((f) => f.startsWith(tfliteDir) && f.endsWith('.wasm')))];
+  if (tfliteBuilds.length !== 1 || !tfliteBuilds[0].endsWith('tflite_web_api_cc_simd.wasm')) {
+    throw new Error(`tfjs-tflite loaded ${tfliteBuilds.join(', ') || 'no wasm'}, not its single-threaded SIMD build`);
+  }
+
+  const int8Kernel = results[0]?.setup.int8Kernel ?? '?';
+  console.log(`Inference latency, ms per inference, one thread, same page and input bytes`);
+  console.log(`CPU: ${cpuName()}, ${cpus().length} logical cores`);
+  console.log(`Browser: headless Chromium ${browserVersion}${jsFlags ? `, V8 flags ${jsFlags}` : ''}`);
+  console.log(`Our int8Kernel (relaxed build): ${int8Kernel}; tfjs-tflite: tflite_web_api_cc_simd (single-threaded, XNNPACK)`);
+  console.log(`Each engine warmed up ${warmupMs} ms, then ${passes} interleaved passes of ~${passMs} ms; median (min) over passes\n`);
+
+  const head = ['model', 'ours relaxed', 'ours simd128', 'tfjs-tflite', 'onnxruntime-web', 'relaxed/tfjs', 'simd/tfjs', 'max output diff vs ours'];
+  const rows = [head];
+  for (const [i, r] of results.entries()) {
+    const cell = (n) => (r.times[n] ? `${fmt(median(r.times[n]))} (${fmt(Math.min(...r.times[n]))})` : '');
+    const ratio = (n) => (r.times[n] && r.times['tfjs-tflite'] ? `${(median(r.times[n]) / median(r.times['tfjs-tflite'])).toFixed(2)}x` : '');
+    const ortCell = r.times['onnxruntime-web'] ? cell('onnxruntime-web') : onnx[i].error ?? r.setup.ortNote ?? 'failed';
+    rows.push([models[i][0], cell('ours relaxed'), cell('ours simd'), cell('tfjs-tflite'), ortCell, ratio('ours relaxed'), ratio('ours simd'), agreement(r.outs)]);
+  }
+  const w = head.map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+  for (const row of rows) console.log(row.map((c, k) => (k > 0 && k < 7 ? c.padStart(w[k]) : c.padEnd(w[k]))).join('  '));
+
+  if (profileTop > 0) {
+    console.log(`\nSlowest layers of ours (relaxed build, per-layer profile, 200 runs):`);
+    for (const [i, r] of results.entries()) {
+      const layers = new Map(r.setup.summary.layers.map((l) => [l.index, l]));
+      const total = r.profile.reduce((a, l) => a + l.ms, 0);
+      const top = [...r.profile].sort((a, b) => b.ms - a.ms).slice(0, profileTop);
+      const desc = top.map((p) => {
+        const l = layers.get(p.node);
+        const rate = l?.macs ? ` ${(l.macs / p.ms / 1e6).toFixed(1)} GMAC/s` : '';
+        return `#${p.node} ${p.op} ${l ? l.input_shape.join('x') + '->' + l.output_shape.join('x') : ''} ${fmt(p.ms)} ms${rate}`;
+      });
+      console.log(`  ${models[i][0]} (${fmt(total)} ms in layers): ${desc.join('; ')}`);
+    }
+  }
+
+  console.log(`\nDownload size (gzip -9):`);
+  for (const flavor of ['relaxed', 'simd']) {
+    const wasm = join(root, `web/wasm/${flavor}/tinyml_optimizer_bg.wasm`);
+    const js = join(root, `web/wasm/${flavor}/tinyml_optimizer.js`);
+    console.log(`  ours ${flavor}: wasm ${kb(readFileSync(wasm).length)} raw, ${kb(gz(wasm))} gzipped (+ ${kb(gz(js))} glue)`);
+  }
+  const tfl = join(tfliteDir, 'tflite_web_api_cc_simd.wasm');
+  console.log(`  tfjs-tflite simd: wasm ${kb(gz(tfl))} gzipped + client ${kb(gz(join(tfliteDir, 'tflite_web_api_client.js')))} + loader ${kb(gz(join(tfliteDir, 'tflite_web_api_cc_simd.js')))}`);
+  const ortWasm = join(ortDir, 'ort-wasm-simd-threaded.wasm');
+  console.log(`  onnxruntime-web: wasm ${kb(gz(ortWasm))} gzipped + ${kb(gz(join(ortDir, 'ort.wasm.min.mjs')))} js`);
+  try {
+    const v = execFileSync('python3', ['-c', "from importlib.metadata import version as v; print(v('tf2onnx'), v('onnx'))"], { encoding: 'utf8' });
+    console.log(`\n(tf2onnx/onnx ${v.trim()}; onnxruntime-web ${JSON.parse(readFileSync(join(ortDir, '../package.json'))).version}; tfjs-tflite ${JSON.parse(readFileSync(join(tfliteDir, '../package.json'))).version})`);
+  } catch {
+    /* versions are informative only */
+  }
 } finally {
   await close();
 }

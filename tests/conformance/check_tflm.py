@@ -40,17 +40,9 @@ SAMPLES = int(os.environ.get("CHECK_TFLM_SAMPLES", "8"))
 MAX_RATIO = 1.25
 
 
-def cli(*args, target="tflm"):
-    # The engine's arithmetic: `--target` once the CLI has the option (see run_ours); until then
-    # the environment variable the current wasm module reads (TEMP, see crate/src/wasm.rs).
-    env = dict(os.environ, TINYML_TARGET=target)
-    p = subprocess.run(CLI + list(args), capture_output=True, text=True, env=env)
+def cli(*args):
+    p = subprocess.run(CLI + list(args), capture_output=True, text=True)
     return p.returncode, p.stdout, p.stderr
-
-
-def cli_has_target_option():
-    code, out, err = cli("run", "--help")
-    return "--target" in out + err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,8 +138,7 @@ def run_ours(path, x, tmp, target="tflm"):
     """Our engine's raw outputs with TFLM's (or LiteRT's) int8 arithmetic, or (None, error)."""
     xp, yp = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
     np.save(xp, x)
-    extra = ["--target", target] if TARGET_OPTION else []
-    code, _, err = cli("run", path, "--input", xp, "--output", yp, "--raw", *extra, target=target)
+    code, _, err = cli("run", path, "--input", xp, "--output", yp, "--raw", "--target", target)
     if code != 0:
         return None, err.strip()
     return np.load(yp), None
@@ -389,8 +380,6 @@ def print_table(rows, cols):
 
 
 def main():
-    global TARGET_OPTION
-    TARGET_OPTION = cli_has_target_option()
     rng = np.random.default_rng(2027)
     failures, rows, sweep_rows = [], [], []
     tmp = tempfile.mkdtemp(prefix="tinyml-tflm-")
@@ -418,8 +407,6 @@ def main():
     print(f"\nall {len(rows)} models and {len(sweep_rows)} operator sweeps conform to TFLM")
     return 0
 
-
-TARGET_OPTION = False
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,17 +19,19 @@ const ARGS = [
 
 export const referenceDir = process.env.TINYML_REFERENCE_DIR ?? join(root, '..', 'shared', 'reference');
 
-function launch() {
-  return chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+function launch(extraArgs = []) {
+  return chromium.launch({ executablePath: CHROMIUM, args: [...ARGS, ...extraArgs] });
 }
 
 /**
  * A bare page that runs `script` (an ES module) against the package's browser build, served from
  * web/dist on localhost; `/file/<i>` serves `files[i]`. For engine tests and benchmarks.
+ * Options: `mounts` maps URL prefixes (`'/ort/'`) to directories served read-only, `args` adds
+ * Chromium flags, and `served` (an array) receives the path of every file served.
  */
-export async function startPackagePage(script, files = []) {
+export async function startPackagePage(script, files = [], { mounts = {}, args = [], served = [] } = {}) {
   const page = `<!doctype html><meta charset="utf-8"><script type="module">${script}</script>`;
-  const types = { '.js': 'text/javascript', '.wasm': 'application/wasm' };
+  const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm' };
   const webDir = join(root, 'web');
   const server = createServer((req, res) => {
     const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
@@ -37,14 +39,21 @@ export async function startPackagePage(script, files = []) {
     let file;
     if (url.startsWith('/web/')) file = normalize(join(root, url));
     if (url.startsWith('/file/')) file = files[Number(url.slice(6))];
+    let mounted = false;
+    for (const [prefix, dir] of Object.entries(mounts)) {
+      if (!url.startsWith(prefix)) continue;
+      file = normalize(join(dir, url.slice(prefix.length)));
+      mounted = file.startsWith(normalize(dir) + '/');
+    }
     const inWeb = file?.startsWith(webDir + '/');
-    if (!file || (!inWeb && !files.includes(file)) || !existsSync(file) || !statSync(file).isFile()) {
+    if (!file || (!inWeb && !mounted && !files.includes(file)) || !existsSync(file) || !statSync(file).isFile()) {
       return res.writeHead(404).end();
     }
+    served.push(file);
     res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  const browser = await launch();
+  const browser = await launch(args);
   const tab = await browser.newPage();
   const errors = [];
   tab.on('pageerror', (e) => errors.push(String(e)));
@@ -53,6 +62,7 @@ export async function startPackagePage(script, files = []) {
   return {
     tab,
     errors,
+    browserVersion: browser.version(),
     async close() {
       await browser.close();
       await new Promise((r) => server.close(r));

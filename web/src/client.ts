@@ -6,14 +6,20 @@
 import { buffersIn, type Args, type Method, type Response, type Result, type WorkerInit } from './protocol.js';
 import type {
   EvalReport,
+  FirmwareFiles,
+  FinetuneReport,
   Latency,
   ModelSummary,
   NpyInfo,
   Progress,
+  PruneDuring,
   PruneOptions,
   PruneReport,
+  QatReport,
   QuantizeOptions,
   QuantReport,
+  TrainMetrics,
+  TrainOptions,
 } from './types.js';
 import { OptimizerError } from './types.js';
 
@@ -27,23 +33,59 @@ export interface WorkerPort {
 
 export type SpawnWorker = (handlers: {
   message(msg: Response): void;
+  /** The worker died or failed to start (an error event, an unexpected exit). */
   failure(err: Error): void;
 }) => WorkerPort;
 
 export interface CallOptions {
   onProgress?: (p: Progress) => void;
+  /** Cancels this call only: removed from the queue if it has not started, or, if it is running,
+   * by restarting the engine (running wasm cannot be interrupted). Training calls stop after their
+   * current step instead and resolve with the best model so far. */
   signal?: AbortSignal;
+}
+
+/** Options of training calls: progress also carries the live figures. */
+export interface TrainCallOptions extends CallOptions {
+  onMetrics?: (m: TrainMetrics) => void;
 }
 
 export interface OptimizerOptions {
   /** Use the plain simd128 build even where relaxed SIMD is available. */
   prefer?: 'simd' | 'relaxed';
+  /** Memory budget of the engine per model, in bytes; a model that needs more is refused with
+   * `resource_limit` before anything is allocated. Default: the engine's (1 GiB). */
+  maxMemory?: number;
+  /** Cores long operations use (calibration, scoring, runs, gradients, training): the engine's
+   * worker and `threads - 1` more. Results are identical whatever the number. Default: all cores. */
+  threads?: number;
+  /** Whose int8 arithmetic the engine reproduces, bit for bit: 'tflm' (TensorFlow Lite Micro, what
+   * the microcontroller runs; the default) or 'litert' (LiteRT's reference kernels). They differ by
+   * one step on rare outputs of int8 FULLY_CONNECTED, TANH, LOGISTIC, MUL, SUB and LSTM. */
+  target?: 'tflm' | 'litert';
 }
 
+/** The number of cores, where the platform says (browsers: navigator.hardwareConcurrency). */
+export function defaultThreads(): number {
+  const n = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
+  return typeof n === 'number' && n > 0 ? Math.min(n, 16) : 1;
+}
+
+/** A call waiting for, or running in, the engine. */
 interface Pending {
+  id: number;
+  method: Method;
+  args: unknown;
   resolve(v: unknown): void;
   reject(e: Error): void;
   onProgress?: (p: Progress) => void;
+  onMetrics?: (m: TrainMetrics) => void;
+  /** Training calls: an abort asks the engine to stop after the current step. */
+  graceful?: boolean;
+  /** The engine generation whose loaded models this call uses (calls on a LoadedModel). */
+  needs?: number;
+  /** Detaches the abort listener. */
+  detach(): void;
 }
 
 /** Input bytes: copied once into a buffer that is then transferred to the worker. */
@@ -58,66 +100,196 @@ function ownedCopy(b: Bytes): ArrayBuffer {
   return copy.buffer;
 }
 
+const RELOAD = 'the next call starts a fresh engine, and models loaded before must be loaded again';
+
+/**
+ * The engine behind a promise API. Calls run one at a time, in order: the client keeps the queue
+ * and posts the next call when the previous one settles, so it always knows which call is running.
+ * After a trap the worker is replaced on the next call; every model it held is gone.
+ */
 export class Optimizer {
   private port: WorkerPort | null = null;
   private generation = 0;
   private nextId = 1;
-  private pending = new Map<number, Pending>();
+  private running: Pending | null = null;
+  private queue: Pending[] = [];
+  /** Why each ended engine generation ended, for the error a stale LoadedModel gives. */
+  private ended = new Map<number, OptimizerError>();
 
   constructor(
     private readonly spawn: SpawnWorker,
     private readonly options: OptimizerOptions = {},
-  ) {}
+  ) {
+    const m = options.maxMemory;
+    if (m !== undefined && !(Number.isSafeInteger(m) && m > 0)) {
+      throw new OptimizerError('invalid_argument', `maxMemory must be a positive whole number of bytes, got ${m}`);
+    }
+    const t = options.threads;
+    if (t !== undefined && !(Number.isSafeInteger(t) && t >= 1 && t <= 64)) {
+      throw new OptimizerError('invalid_argument', `threads must be a whole number from 1 to 64, got ${t}`);
+    }
+    const target = options.target;
+    if (target !== undefined && target !== 'tflm' && target !== 'litert') {
+      throw new OptimizerError('invalid_argument', `target must be 'tflm' or 'litert', got '${String(target)}'`);
+    }
+  }
+
+  /** The number of engines long operations use. */
+  get threads(): number {
+    return this.options.threads ?? defaultThreads();
+  }
 
   private ensurePort(): WorkerPort {
     if (this.port) return this.port;
-    const generation = ++this.generation;
+    const generation = this.generation;
     const port = this.spawn({
-      message: (msg) => this.onMessage(msg),
+      message: (msg) => {
+        if (generation === this.generation) this.onMessage(msg);
+      },
       failure: (err) => {
         if (generation !== this.generation) return;
-        this.port = null;
-        this.rejectAll(err instanceof OptimizerError ? err : new OptimizerError('internal', `the worker failed: ${err.message}`));
+        const why = err instanceof OptimizerError ? err.message : `the engine's worker failed: ${err.message}`;
+        this.crash(new OptimizerError('engine_crashed', `${why}; ${RELOAD}`));
       },
     });
-    const init: WorkerInit = { type: 'init', prefer: this.options.prefer };
+    const init: WorkerInit = {
+      type: 'init',
+      prefer: this.options.prefer,
+      maxMemory: this.options.maxMemory,
+      threads: this.threads,
+      target: this.options.target,
+      role: 'api',
+    };
     port.post(init, []);
     this.port = port;
     return port;
   }
 
   private onMessage(msg: Response) {
-    const p = this.pending.get(msg.id);
-    if (!p) return;
+    const p = this.running;
+    if (!p || p.id !== msg.id) return;
     if (msg.type === 'progress') {
       p.onProgress?.({ stage: msg.stage, done: msg.done, total: msg.total });
+      if (msg.metrics) p.onMetrics?.(msg.metrics);
       return;
     }
-    this.pending.delete(msg.id);
-    this.port?.setBusy(this.pending.size > 0);
+    if (!msg.ok && msg.fatal) {
+      this.crash(new OptimizerError('engine_crashed', `${msg.error.message}; ${RELOAD}`));
+      return;
+    }
+    this.running = null;
+    p.detach();
     if (msg.ok) p.resolve(msg.value);
     else {
       const { code, message, ...where } = msg.error;
       p.reject(new OptimizerError(code, message, where));
     }
+    this.pump();
   }
 
-  private rejectAll(err: Error) {
-    const all = [...this.pending.values()];
-    this.pending.clear();
-    for (const p of all) p.reject(err);
-  }
-
-  /** Sends one request to the worker. */
-  call<M extends Method>(method: M, args: Args<M>, opts: CallOptions = {}): Promise<Result<M>> {
-    if (opts.signal?.aborted) return Promise.reject(new OptimizerError('cancelled', 'cancelled before it started'));
+  /** Posts the next queued call when none is running. */
+  private pump() {
+    if (this.running) return;
+    const p = this.queue.shift();
+    if (!p) {
+      this.port?.setBusy(false);
+      return;
+    }
+    if (p.needs !== undefined && p.needs !== this.generation) {
+      p.detach();
+      p.reject(this.staleError(p.needs));
+      this.pump();
+      return;
+    }
     const port = this.ensurePort();
-    const id = this.nextId++;
+    this.running = p;
+    port.setBusy(true);
+    port.post({ id: p.id, method: p.method, args: p.args }, buffersIn(p.args));
+  }
+
+  /** Ends the current engine generation: terminates its worker and remembers why. */
+  private endGeneration(why: OptimizerError) {
+    const port = this.port;
+    this.port = null;
+    this.ended.set(this.generation, why);
+    this.generation++;
+    port?.terminate();
+  }
+
+  /** The engine trapped or its worker died: the running call and every queued one reject with
+   * `err`; the next call starts a fresh engine. */
+  private crash(err: OptimizerError) {
+    const all = [...(this.running ? [this.running] : []), ...this.queue];
+    this.running = null;
+    this.queue = [];
+    this.endGeneration(err);
+    for (const p of all) {
+      p.detach();
+      p.reject(err);
+    }
+  }
+
+  /** The error of a call on a model from an engine generation that has ended. */
+  private staleError(generation: number): OptimizerError {
+    const why = this.ended.get(generation);
+    if (why?.code === 'engine_crashed') {
+      return new OptimizerError('engine_crashed', 'this model was lost when the engine crashed; load it again');
+    }
+    return new OptimizerError('cancelled', 'this model was unloaded when its worker was cancelled or restarted; load it again');
+  }
+
+  /** Cancels one call: dropped from the queue, or, when it is running, by restarting the engine. */
+  private abort(p: Pending) {
+    const i = this.queue.indexOf(p);
+    if (i >= 0) {
+      this.queue.splice(i, 1);
+      p.detach();
+      p.reject(new OptimizerError('cancelled', `${p.method}: cancelled before it started`));
+      return;
+    }
+    if (this.running !== p) return;
+    if (p.graceful) {
+      // Training stops after its current step and resolves with the best model so far.
+      this.port?.post({ type: 'stop', id: p.id }, []);
+      return;
+    }
+    this.running = null;
+    this.endGeneration(new OptimizerError('cancelled', 'restarted to cancel a running call'));
+    p.detach();
+    p.reject(new OptimizerError('cancelled', `${p.method}: cancelled; the engine was restarted, so models loaded before must be loaded again`));
+    // Queued calls on models of the old engine reject in pump(); the others run on a fresh one.
+    this.pump();
+  }
+
+  /**
+   * Queues one request for the engine. `needs` is the engine generation whose loaded models the
+   * call uses; if that engine is gone by the time the call runs, it rejects instead.
+   */
+  call<M extends Method>(
+    method: M,
+    args: Args<M>,
+    opts: TrainCallOptions & { graceful?: boolean } = {},
+    needs?: number,
+  ): Promise<Result<M>> {
+    const signal = opts.signal;
+    if (signal?.aborted) return Promise.reject(new OptimizerError('cancelled', `${method}: cancelled before it started`));
     return new Promise<Result<M>>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onProgress: opts.onProgress });
-      opts.signal?.addEventListener('abort', () => this.cancel(), { once: true });
-      port.setBusy(true);
-      port.post({ id, method, args }, buffersIn(args));
+      const onAbort = () => this.abort(p);
+      const p: Pending = {
+        id: this.nextId++,
+        method,
+        args,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        onProgress: opts.onProgress,
+        onMetrics: opts.onMetrics,
+        graceful: opts.graceful,
+        needs,
+        detach: () => signal?.removeEventListener('abort', onAbort),
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.queue.push(p);
+      this.pump();
     });
   }
 
@@ -126,13 +298,21 @@ export class Optimizer {
     return this.generation;
   }
 
-  /** Stops all running work: the worker is terminated and every pending call rejects with 'cancelled'. */
+  /** Why the engine generation `generation` ended, if it has. */
+  endedBecause(generation: number): OptimizerError | undefined {
+    return generation === this.generation ? undefined : this.staleError(generation);
+  }
+
+  /** Stops all work: the worker is terminated and every pending call rejects with 'cancelled'. */
   cancel(): void {
-    const port = this.port;
-    this.port = null;
-    this.generation++;
-    port?.terminate();
-    this.rejectAll(new OptimizerError('cancelled', 'cancelled'));
+    const all = [...(this.running ? [this.running] : []), ...this.queue];
+    this.running = null;
+    this.queue = [];
+    this.endGeneration(new OptimizerError('cancelled', 'cancelled'));
+    for (const p of all) {
+      p.detach();
+      p.reject(new OptimizerError('cancelled', 'cancelled'));
+    }
   }
 
   /** Terminates the worker and frees everything it holds. */
@@ -159,13 +339,21 @@ export class Optimizer {
   }
 
   /** Shape and type of a .npy file. */
-  npyInfo(bytes: Bytes): Promise<NpyInfo> {
-    return this.call('npyInfo', { bytes: ownedCopy(bytes) });
+  npyInfo(bytes: Bytes, opts: CallOptions = {}): Promise<NpyInfo> {
+    return this.call('npyInfo', { bytes: ownedCopy(bytes) }, opts);
   }
 
   /** A float32 .npy file from values and a shape (e.g. images turned into a batch). */
-  async npyFromF32(shape: number[], data: Float32Array): Promise<Uint8Array> {
-    return (await this.call('npyFromF32', { shape, data: new Float32Array(data) })).bytes;
+  async npyFromF32(shape: number[], data: Float32Array, opts: CallOptions = {}): Promise<Uint8Array> {
+    return (await this.call('npyFromF32', { shape, data: new Float32Array(data) }, opts)).bytes;
+  }
+
+  /**
+   * Test hook: makes the engine trap ('unreachable': a wasm trap, as a panic or an out-of-memory
+   * abort gives; 'stack-overflow': unbounded recursion). Only for tests of crash recovery.
+   */
+  testHookTrap(kind: 'unreachable' | 'stack-overflow', opts: CallOptions = {}): Promise<never> {
+    return this.call('testHookTrap', { kind }, opts) as Promise<never>;
   }
 }
 
@@ -174,15 +362,25 @@ export class LoadedModel {
   constructor(
     private readonly optimizer: Optimizer,
     readonly handle: number,
-    private readonly generation: number,
+    /** The engine generation holding this model. */
+    readonly generation: number,
     readonly summary: ModelSummary,
   ) {}
 
-  /** Throws if the model's worker is gone. */
+  /** Throws if the model's engine is gone (cancelled, or crashed). */
   check() {
-    if (this.generation !== this.optimizer.workerGeneration) {
-      throw new OptimizerError('cancelled', 'this model was unloaded when its worker was cancelled or restarted; load it again');
-    }
+    const why = this.optimizer.endedBecause(this.generation);
+    if (why) throw why;
+  }
+
+  /** Calls the engine on this model; rejects if the engine holding it is gone by then. */
+  private call<M extends Method>(
+    method: M,
+    args: Args<M>,
+    opts: TrainCallOptions & { graceful?: boolean } = {},
+  ): Promise<Result<M>> {
+    this.check();
+    return this.optimizer.call(method, args, opts, this.generation);
   }
 
   /**
@@ -190,10 +388,26 @@ export class LoadedModel {
    * integer type). Returns one .npy file per model output, shaped [N, ...output shape]: float32, or
    * the model's own output type with `raw`.
    */
-  async run(input: Bytes, opts: CallOptions & { raw?: boolean } = {}): Promise<Uint8Array[]> {
-    this.check();
-    const r = await this.optimizer.call('run', { handle: this.handle, input: ownedCopy(input), raw: opts.raw ?? false }, opts);
+  async run(input: Bytes, opts: CallOptions & { raw?: boolean; streaming?: boolean } = {}): Promise<Uint8Array[]> {
+    const args = { handle: this.handle, input: ownedCopy(input), raw: opts.raw ?? false, streaming: opts.streaming ?? false };
+    const r = await this.call('run', args, opts);
     return r.outputs;
+  }
+
+  /**
+   * Fine-tunes the model on `data` (.npy [N, ...input shape]) against `labels` (class indices,
+   * one-hot rows, or targets shaped like the outputs for other losses). Weights that are zero (a
+   * pruned model) stay exactly zero. With `prune`, weights are pruned gradually during training on
+   * TFMOT's schedules. An abort stops after the current step and resolves with the best model.
+   */
+  async finetune(
+    options: TrainOptions & { data: Bytes; labels: Bytes; prune?: PruneDuring },
+    opts: TrainCallOptions = {},
+  ): Promise<{ model: LoadedModel; report: FinetuneReport }> {
+    const { data, labels, prune, ...train } = options;
+    const args = { handle: this.handle, x: ownedCopy(data), y: ownedCopy(labels), options: train, prune };
+    const r = await this.call('finetune', args, { ...opts, graceful: true });
+    return { model: new LoadedModel(this.optimizer, r.handle, this.generation, r.summary), report: r.report };
   }
 
   /**
@@ -205,14 +419,31 @@ export class LoadedModel {
     options: QuantizeOptions & { calibrationData?: Bytes } = {},
     opts: CallOptions = {},
   ): Promise<{ model: LoadedModel; report: QuantReport }> {
-    this.check();
     const { calibrationData, ...rest } = options;
-    const r = await this.optimizer.call(
+    if ('qat' in rest) {
+      throw new OptimizerError('invalid_argument', 'quantization-aware training is quantizeAware(), not quantize()');
+    }
+    const r = await this.call(
       'quantize',
       { handle: this.handle, calibration: calibrationData ? ownedCopy(calibrationData) : undefined, options: rest },
       opts,
     );
-    return { model: new LoadedModel(this.optimizer, r.handle, this.optimizer.workerGeneration, r.summary), report: r.report };
+    return { model: new LoadedModel(this.optimizer, r.handle, this.generation, r.summary), report: r.report };
+  }
+
+  /**
+   * Quantization-aware training: static quantization (on the first 200 training samples) starts the
+   * ranges, then `epochs` of training with fake quantization, then the same full-int8 export as
+   * `quantize`. `data` and `labels` as for `finetune`.
+   */
+  async quantizeAware(
+    options: QuantizeOptions & { data: Bytes; labels: Bytes; train?: TrainOptions },
+    opts: TrainCallOptions = {},
+  ): Promise<{ model: LoadedModel; report: QatReport }> {
+    const { data, labels, train, ...quantize } = options;
+    const args = { handle: this.handle, x: ownedCopy(data), y: ownedCopy(labels), train: train ?? {}, options: quantize };
+    const r = await this.call('qat', args, { ...opts, graceful: true });
+    return { model: new LoadedModel(this.optimizer, r.handle, this.generation, r.summary), report: r.report };
   }
 
   /**
@@ -225,9 +456,8 @@ export class LoadedModel {
     options: PruneOptions & { data?: Bytes; labels?: Bytes } = {},
     opts: CallOptions = {},
   ): Promise<{ model: LoadedModel; report: PruneReport }> {
-    this.check();
     const { data, labels, ...rest } = options;
-    const r = await this.optimizer.call(
+    const r = await this.call(
       'prune',
       {
         handle: this.handle,
@@ -237,7 +467,7 @@ export class LoadedModel {
       },
       opts,
     );
-    return { model: new LoadedModel(this.optimizer, r.handle, this.optimizer.workerGeneration, r.summary), report: r.report };
+    return { model: new LoadedModel(this.optimizer, r.handle, this.generation, r.summary), report: r.report };
   }
 
   /**
@@ -250,9 +480,11 @@ export class LoadedModel {
     options: { labels?: Bytes; reference?: LoadedModel } = {},
     opts: CallOptions = {},
   ): Promise<EvalReport> {
-    this.check();
     options.reference?.check();
-    return this.optimizer.call(
+    if (options.reference && options.reference.generation !== this.generation) {
+      throw new OptimizerError('invalid_argument', 'the reference model was loaded by another engine or before a restart; load both again');
+    }
+    return this.call(
       'evaluate',
       {
         handle: this.handle,
@@ -266,8 +498,7 @@ export class LoadedModel {
 
   /** Per-layer time (ms) of one inference with the engine, averaged over `iterations` runs. */
   async profile(input: Bytes, iterations = 20): Promise<{ node: number; op: string; ms: number }[]> {
-    this.check();
-    return this.optimizer.call('profile', { handle: this.handle, input: ownedCopy(input), iterations });
+    return this.call('profile', { handle: this.handle, input: ownedCopy(input), iterations });
   }
 
   /**
@@ -275,18 +506,26 @@ export class LoadedModel {
    * median and minimum over `runs` timed runs after a short warm-up.
    */
   async benchmark(input: Bytes, runs = 100): Promise<Latency> {
-    this.check();
-    return this.optimizer.call('benchmark', { handle: this.handle, input: ownedCopy(input), runs });
+    return this.call('benchmark', { handle: this.handle, input: ownedCopy(input), runs });
+  }
+
+  /**
+   * Firmware files for TensorFlow Lite Micro: a `.h` (extern declarations, `kTensorArenaSize` from
+   * the arena prediction with a margin, `kOpCount` and `RegisterOps` for a
+   * `MicroMutableOpResolver` with exactly the model's operators) and a `.cc` (the 16-byte aligned
+   * model array). `name` (default 'model') becomes the C identifier.
+   */
+  async firmware(name = 'model'): Promise<FirmwareFiles> {
+    return this.call('firmware', { handle: this.handle, name });
   }
 
   /** The model serialized as .tflite bytes. */
   async toBytes(): Promise<Uint8Array> {
-    this.check();
-    return (await this.optimizer.call('export', { handle: this.handle })).bytes;
+    return (await this.call('export', { handle: this.handle })).bytes;
   }
 
   async release(): Promise<void> {
-    if (this.generation !== this.optimizer.workerGeneration) return;
-    await this.optimizer.call('release', { handle: this.handle });
+    if (this.optimizer.endedBecause(this.generation)) return;
+    await this.call('release', { handle: this.handle });
   }
 }

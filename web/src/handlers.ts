@@ -3,19 +3,39 @@
  * Runs inside a Web Worker (worker.browser.ts) or a Node worker thread (worker.node.ts).
  */
 import { loadEngine, type Flavor, type Wasm } from './engine.js';
-import { buffersIn, type Request, type Response, type WireError, type WorkerInit } from './protocol.js';
-import type { EvalReport, Latency, ModelSummary, NpyInfo, PruneOptions, PruneReport, QuantizeOptions, QuantReport } from './types.js';
-import { OptimizerError } from './types.js';
+import { Pool, type JobLike, type SpawnTaskWorker, type TaskMessage, type TaskReply } from './pool.js';
+import { buffersIn, type Request, type Response, type StopRequest, type WireError, type WorkerInit } from './protocol.js';
+import type {
+  EvalReport,
+  FirmwareFiles,
+  FinetuneReport,
+  Latency,
+  ModelSummary,
+  NpyInfo,
+  PruneDuring,
+  PruneOptions,
+  PruneReport,
+  QatReport,
+  QuantizeOptions,
+  QuantReport,
+  TrainMetrics,
+  TrainOptions,
+} from './types.js';
+import { ERROR_CODES, OptimizerError } from './types.js';
 
 export interface Host {
-  post(msg: Response, transfer: ArrayBuffer[]): void;
+  post(msg: Response | TaskReply, transfer: ArrayBuffer[]): void;
   readWasm(url: URL): Promise<BufferSource>;
-  /** Ends the worker (after a trap the wasm instance cannot be trusted). */
-  exit(): void;
+  /** Starts a task worker for this worker's pool (the same script, with role 'task'). */
+  spawnTaskWorker?(init: WorkerInit, onReply: (r: TaskReply) => void, onFailure: (e: Error) => void): ReturnType<SpawnTaskWorker>;
 }
 
 interface Ctx {
   progress(stage: string, done: number, total: number): void;
+  /** Training figures for the caller's live display. */
+  metrics(m: TrainMetrics): void;
+  /** Whether the caller asked this call to stop (training keeps its best weights). */
+  stopped(): boolean;
 }
 
 type WasmModel = InstanceType<Wasm['Model']>;
@@ -25,6 +45,35 @@ interface State {
   flavor: Flavor;
   models: Map<number, WasmModel>;
   next: number;
+  pool: Pool;
+}
+
+type WasmJob = Wasm['Job']['prototype'];
+
+/** Runs a job's rounds on the pool. Training jobs report their figures after every step and stop
+ * when asked (keeping the best weights). A failed job frees its task workers. */
+async function drive(s: State, job: WasmJob, ctx: Ctx, training = false): Promise<WasmJob> {
+  const after = training
+    ? () => {
+        // Undefined while a QAT job still calibrates.
+        const m = job.metrics() as TrainMetrics | undefined;
+        if (m) ctx.metrics(m);
+        if (ctx.stopped()) job.stop();
+      }
+    : undefined;
+  try {
+    await s.pool.drive(job as unknown as JobLike, (st, d, t) => ctx.progress(st, d, t), after);
+  } catch (e) {
+    try {
+      job.free();
+    } catch {
+      // After a trap the instance is broken (and the job may still count as borrowed): the
+      // original error says what happened.
+    }
+    s.pool.terminate();
+    throw e;
+  }
+  return job;
 }
 
 function bytesOf(b: ArrayBuffer | Uint8Array): Uint8Array {
@@ -62,31 +111,51 @@ function makeHandlers(s: State) {
     async summary(a: { handle: number }) {
       return model(s, a.handle).summary() as ModelSummary;
     },
-    async run(a: { handle: number; input: ArrayBuffer | Uint8Array; raw: boolean }, ctx: Ctx) {
-      const outs = model(s, a.handle).run(bytesOf(a.input), a.raw, (done: number, total: number) =>
-        ctx.progress('run', done, total),
-      ) as Uint8Array[];
-      return { outputs: outs };
+    async run(a: { handle: number; input: ArrayBuffer | Uint8Array; raw: boolean; streaming?: boolean }, ctx: Ctx) {
+      const job = await drive(s, model(s, a.handle).runJob(bytesOf(a.input), a.raw, a.streaming ?? false), ctx);
+      return { outputs: job.finishArrays() as Uint8Array[] };
     },
     async quantize(a: { handle: number; calibration?: ArrayBuffer | Uint8Array; options: QuantizeOptions }, ctx: Ctx) {
-      const r = model(s, a.handle).quantize(
-        a.calibration ? bytesOf(a.calibration) : undefined,
-        a.options,
-        (stage: string, done: number, total: number) => ctx.progress(stage, done, total),
-      );
-      return adopt(s, r, 'quantization') as { handle: number; summary: ModelSummary; report: QuantReport };
+      const m = model(s, a.handle);
+      if (a.options.mode === 'dynamic' || !a.calibration) {
+        const r = m.quantize(a.calibration ? bytesOf(a.calibration) : undefined, a.options, ctx.progress);
+        return adopt(s, r, 'quantization') as { handle: number; summary: ModelSummary; report: QuantReport };
+      }
+      const job = await drive(s, m.quantizeJob(bytesOf(a.calibration), a.options), ctx);
+      return adopt(s, job.finishModel(), 'quantization') as { handle: number; summary: ModelSummary; report: QuantReport };
+    },
+    /** Quantization-aware training: static quantization starts the ranges, then training, then
+     * the int8 export. */
+    async qat(
+      a: { handle: number; x: ArrayBuffer | Uint8Array; y: ArrayBuffer | Uint8Array; train: TrainOptions; options: QuantizeOptions },
+      ctx: Ctx,
+    ) {
+      const job = await drive(s, model(s, a.handle).qatJob(bytesOf(a.x), bytesOf(a.y), a.train, a.options), ctx, true);
+      return adopt(s, job.finishModel(), 'quantization-aware training') as {
+        handle: number;
+        summary: ModelSummary;
+        report: QatReport;
+      };
     },
     async prune(
       a: { handle: number; data?: ArrayBuffer | Uint8Array; labels?: ArrayBuffer | Uint8Array; options: PruneOptions },
       ctx: Ctx,
     ) {
-      const r = model(s, a.handle).prune(
-        a.data ? bytesOf(a.data) : undefined,
-        a.labels ? bytesOf(a.labels) : undefined,
-        a.options,
-        (stage: string, done: number, total: number) => ctx.progress(stage, done, total),
+      const m = model(s, a.handle);
+      const job = await drive(
+        s,
+        m.pruneJob(a.data ? bytesOf(a.data) : undefined, a.labels ? bytesOf(a.labels) : undefined, a.options),
+        ctx,
       );
-      return adopt(s, r, 'pruning') as { handle: number; summary: ModelSummary; report: PruneReport };
+      return adopt(s, job.finishModel(), 'pruning') as { handle: number; summary: ModelSummary; report: PruneReport };
+    },
+    /** Fine-tuning (pruned weights stay zero), with gradual pruning when `prune` is given. */
+    async finetune(
+      a: { handle: number; x: ArrayBuffer | Uint8Array; y: ArrayBuffer | Uint8Array; options: TrainOptions; prune?: PruneDuring },
+      ctx: Ctx,
+    ) {
+      const job = await drive(s, model(s, a.handle).trainJob(bytesOf(a.x), bytesOf(a.y), a.options, a.prune), ctx, true);
+      return adopt(s, job.finishModel(), 'fine-tuning') as { handle: number; summary: ModelSummary; report: FinetuneReport };
     },
     async evaluate(
       a: { handle: number; data: ArrayBuffer | Uint8Array; labels?: ArrayBuffer | Uint8Array; reference?: number },
@@ -107,6 +176,9 @@ function makeHandlers(s: State) {
     async benchmark(a: { handle: number; input: ArrayBuffer | Uint8Array; runs?: number }) {
       return model(s, a.handle).benchmark(bytesOf(a.input), a.runs ?? 100) as Latency;
     },
+    async firmware(a: { handle: number; name: string }) {
+      return s.wasm.tflmFirmware(model(s, a.handle).toBytes(), a.name) as FirmwareFiles;
+    },
     async export(a: { handle: number }) {
       return { bytes: model(s, a.handle).toBytes() };
     },
@@ -124,43 +196,100 @@ function makeHandlers(s: State) {
     async npyFromF32(a: { shape: number[]; data: Float32Array }) {
       return { bytes: s.wasm.npyFromF32(Uint32Array.from(a.shape), a.data) };
     },
+    /** Test hook: traps the engine on purpose, to test that the client recovers. */
+    async testHookTrap(a: { kind: 'unreachable' | 'stack-overflow' }): Promise<never> {
+      s.wasm.testHookTrap(a.kind);
+      throw new OptimizerError('internal', `the test hook did not trap (kind '${a.kind}')`);
+    },
   };
 }
 
 export type Handlers = ReturnType<typeof makeHandlers>;
 
+/**
+ * Whether `e` means the engine can no longer be trusted: a wasm trap (a panic aborts as
+ * `unreachable`, so does running out of memory), a stack overflow (a RangeError in V8 and Safari,
+ * an InternalError in Firefox), or a failed memory allocation (a RangeError).
+ */
+export function isTrap(e: unknown): boolean {
+  if (e instanceof WebAssembly.RuntimeError || e instanceof RangeError) return true;
+  const name = e && typeof e === 'object' && 'name' in e ? String((e as Error).name) : '';
+  const message = e && typeof e === 'object' && 'message' in e ? String((e as Error).message) : '';
+  return name === 'InternalError' || /out of memory|allocation failed|call stack/i.test(message);
+}
+
 function wireError(e: unknown, s: State | null): { error: WireError; fatal: boolean } {
-  if (e instanceof WebAssembly.RuntimeError) {
-    const panic = s?.wasm.takePanicMessage();
+  if (isTrap(e)) {
+    let panic: string | undefined;
+    try {
+      panic = s?.wasm.takePanicMessage();
+    } catch {
+      // The instance is broken; the trap's own message will do.
+    }
+    const kind = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
     return {
-      error: { code: 'internal', message: `internal error in the engine: ${panic ?? e.message}. Please report it with the model that caused it.` },
+      error: {
+        code: 'engine_crashed',
+        message: `the engine crashed (${panic ?? kind}). Please report it with the model that caused it`,
+      },
       fatal: true,
     };
   }
   if (e && typeof e === 'object' && 'message' in e) {
-    const o = e as { code?: string; message: string; node?: number; op?: string; tensor?: number; tensorName?: string };
-    const known = ['invalid_model', 'unsupported', 'invalid_input', 'invalid_argument', 'invalid_npy', 'cancelled', 'no_simd'];
-    const code = (o.code && known.includes(o.code) ? o.code : 'internal') as WireError['code'];
-    const { node, op, tensor, tensorName } = o;
-    return { error: { code, message: String(o.message), node, op, tensor, tensorName }, fatal: false };
+    const o = e as WireError;
+    const code = (o.code && ERROR_CODES.includes(o.code) ? o.code : 'internal') as WireError['code'];
+    const { node, op, tensor, tensorName, requested, limit } = o;
+    return { error: { code, message: String(o.message), node, op, tensor, tensorName, requested, limit }, fatal: false };
   }
   return { error: { code: 'internal', message: String(e) }, fatal: false };
 }
 
 /** Starts serving; returns the function to call with each incoming message. */
-export function serve(host: Host): (msg: Request | WorkerInit) => void {
-  let prefer: Flavor | undefined;
+export function serve(host: Host): (msg: Request | WorkerInit | StopRequest | TaskMessage) => void {
+  let init: WorkerInit = { type: 'init' };
   let state: Promise<State> | null = null;
   let ready: State | null = null;
   let queue = Promise.resolve();
+  /** Set after a trap: the wasm instance is not used again; the client replaces this worker. */
+  let dead: WireError | null = null;
+  /** Calls asked to stop (training keeps its best weights). */
+  const stops = new Set<number>();
+  let tasks: InstanceType<Wasm['TaskWorker']> | null = null;
 
   const start = () =>
-    (state ??= loadEngine(host.readWasm, prefer).then(({ wasm, flavor }) => {
-      ready = { wasm, flavor, models: new Map(), next: 1 };
+    (state ??= loadEngine(host.readWasm, init.prefer).then(({ wasm, flavor }) => {
+      if (init.maxMemory !== undefined) wasm.setMaxMemory(init.maxMemory);
+      if (init.target !== undefined) wasm.setTarget(init.target);
+      const spawn = host.spawnTaskWorker?.bind(host);
+      const taskInit: WorkerInit = { ...init, role: 'task', threads: 1 };
+      const pool = new Pool(spawn ? (reply, failure) => spawn(taskInit, reply, failure) : null, init.threads ?? 1);
+      ready = { wasm, flavor, models: new Map(), next: 1, pool };
       return ready;
     }));
 
+  /** A task worker's side: shared inputs and tasks of another worker's jobs, in order. */
+  const task = async (msg: TaskMessage) => {
+    const seq = msg.type === 'task' ? msg.seq : 0;
+    try {
+      const s = await start();
+      tasks ??= new s.wasm.TaskWorker();
+      if (msg.type === 'put') {
+        tasks.put(msg.id, msg.bytes);
+        return;
+      }
+      const bytes = tasks.run(msg.bytes);
+      host.post({ type: 'task-result', seq, ok: true, bytes }, [bytes.buffer as ArrayBuffer]);
+    } catch (e) {
+      const { error, fatal } = wireError(e, ready);
+      host.post({ type: 'task-result', seq, ok: false, error, fatal }, []);
+    }
+  };
+
   const handle = async (req: Request) => {
+    if (dead) {
+      host.post({ id: req.id, type: 'result', ok: false, error: dead, fatal: true }, []);
+      return;
+    }
     try {
       const s = await start();
       const handlers = makeHandlers(s) as unknown as Record<string, (a: unknown, c: Ctx) => Promise<unknown>>;
@@ -168,20 +297,33 @@ export function serve(host: Host): (msg: Request | WorkerInit) => void {
       if (!fn) throw new OptimizerError('invalid_argument', `unknown method '${String(req.method)}'`);
       const ctx: Ctx = {
         progress: (stage, done, total) => host.post({ id: req.id, type: 'progress', stage, done, total }, []),
+        metrics: (metrics) =>
+          host.post({ id: req.id, type: 'progress', stage: 'train', done: metrics.step, total: metrics.steps, metrics }, []),
+        stopped: () => stops.has(req.id),
       };
       const value = await fn(req.args, ctx);
+      stops.delete(req.id);
       host.post({ id: req.id, type: 'result', ok: true, value }, buffersIn(value));
     } catch (e) {
       const { error, fatal } = wireError(e, ready);
-      host.post({ id: req.id, type: 'result', ok: false, error }, []);
-      if (fatal) host.exit();
+      if (fatal) dead = error;
+      host.post({ id: req.id, type: 'result', ok: false, error, fatal }, []);
       if (error.code === 'no_simd') state = null;
     }
   };
 
   return (msg) => {
-    if ((msg as WorkerInit).type === 'init') {
-      prefer = (msg as WorkerInit).prefer;
+    const type = (msg as { type?: string }).type;
+    if (type === 'init') {
+      init = msg as WorkerInit;
+      return;
+    }
+    if (type === 'stop') {
+      stops.add((msg as StopRequest).id);
+      return;
+    }
+    if (type === 'put' || type === 'task') {
+      queue = queue.then(() => task(msg as TaskMessage));
       return;
     }
     // One request at a time: the engine is single-threaded, and order is what callers expect.

@@ -1,4 +1,5 @@
 /** Node entry: the API on a worker thread. */
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { Optimizer, type OptimizerOptions, type SpawnWorker } from './client.js';
 import { OptimizerError } from './types.js';
@@ -22,8 +23,9 @@ const spawn: SpawnWorker = ({ message, failure }) => {
   };
 };
 
+/** The engine in a worker thread; long operations use every core unless `threads` says otherwise. */
 export function createOptimizer(options?: OptimizerOptions): Optimizer {
-  return new Optimizer(spawn, options);
+  return new Optimizer(spawn, { threads: Math.min(availableParallelism(), 16), ...options });
 }
 
 export * from './index.js';

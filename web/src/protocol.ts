@@ -4,7 +4,7 @@
  * result types are derived from the worker's handlers (see `Handlers` in handlers.ts), so the two
  * sides cannot drift apart.
  */
-import type { ErrorCode, Progress } from './types.js';
+import type { ErrorCode, Progress, TrainMetrics } from './types.js';
 import type { Handlers } from './handlers.js';
 
 export type Method = keyof Handlers;
@@ -24,18 +24,35 @@ export interface WireError {
   op?: string;
   tensor?: number;
   tensorName?: string;
+  /** resource_limit: bytes asked (absent when beyond 64-bit arithmetic) and the limit. */
+  requested?: number;
+  limit?: number;
 }
 
 export type Response =
-  | ({ id: number; type: 'progress' } & Progress)
+  | ({ id: number; type: 'progress' } & Progress & { metrics?: TrainMetrics })
   | { id: number; type: 'result'; ok: true; value: unknown }
-  | { id: number; type: 'result'; ok: false; error: WireError };
+  | { id: number; type: 'result'; ok: false; error: WireError; fatal?: boolean };
 
 /** Options the worker is started with. */
 export interface WorkerInit {
   type: 'init';
   /** Cap the SIMD build ('simd' forces the plain simd128 build even where relaxed SIMD exists). */
   prefer?: 'simd' | 'relaxed';
+  /** Memory budget of the engine per model, in bytes (default: the engine's own, 1 GiB). */
+  maxMemory?: number;
+  /** Engines working on long operations: this worker and `threads - 1` task workers. */
+  threads?: number;
+  /** Whose int8 arithmetic the engine reproduces (default 'tflm'). */
+  target?: 'tflm' | 'litert';
+  /** 'task': a task worker of another worker's pool (see pool.ts), not the API's worker. */
+  role?: 'api' | 'task';
+}
+
+/** Ends a running training call after its current step, keeping the best weights so far. */
+export interface StopRequest {
+  type: 'stop';
+  id: number;
 }
 
 /** ArrayBuffers inside a message (top level, arrays, plain objects), to transfer instead of copy. */

@@ -96,6 +96,16 @@ export interface TflmReport {
   arena_estimated_for: string[];
 }
 
+/** Firmware files for TensorFlow Lite Micro (`LoadedModel.firmware`, the CLI's `--header`). */
+export interface FirmwareFiles {
+  /** `<id>.h`: extern declarations, `kTensorArenaSize`, `kOpCount` and `RegisterOps(resolver)`. */
+  header_name: string;
+  header: string;
+  /** `<id>.cc`: the model as a 16-byte aligned array and its length. */
+  source_name: string;
+  source: string;
+}
+
 export type CalibrationMethod =
   | { method: 'auto' }
   | { method: 'minmax' }
@@ -242,7 +252,12 @@ export interface NpyInfo {
   dtype: 'float32' | 'float64' | 'int8' | 'uint8' | 'int32' | 'int64';
 }
 
-/** Stable error codes: the first six come from the core, the rest from the JS layer. */
+/**
+ * Stable error codes: the first seven come from the core (crate/src/error.rs), the rest from the JS
+ * layer. `resource_limit`: the model or data needs more memory than the budget (`maxMemory`)
+ * allows. `engine_crashed`: the engine trapped (a bug, or memory exhausted) and was restarted;
+ * models loaded before are gone and must be loaded again.
+ */
 export type ErrorCode =
   | 'invalid_model'
   | 'unsupported'
@@ -250,8 +265,36 @@ export type ErrorCode =
   | 'invalid_argument'
   | 'invalid_npy'
   | 'cancelled'
+  | 'resource_limit'
   | 'no_simd'
+  | 'engine_crashed'
   | 'internal';
+
+/** Codes the core (and the worker) may report; anything else from the engine becomes 'internal'. */
+export const ERROR_CODES: readonly ErrorCode[] = [
+  'invalid_model',
+  'unsupported',
+  'invalid_input',
+  'invalid_argument',
+  'invalid_npy',
+  'cancelled',
+  'resource_limit',
+  'no_simd',
+  'engine_crashed',
+  'internal',
+];
+
+/** Where an error applies, and for resource_limit the figures. */
+export interface ErrorDetails {
+  node?: number;
+  op?: string;
+  tensor?: number;
+  tensorName?: string;
+  /** resource_limit: bytes asked (absent when beyond what 64-bit arithmetic counts). */
+  requested?: number;
+  /** resource_limit: the limit, in bytes. */
+  limit?: number;
+}
 
 /** What a failed call rejects with. */
 export class OptimizerError extends Error {
@@ -260,17 +303,19 @@ export class OptimizerError extends Error {
   readonly op?: string;
   readonly tensor?: number;
   readonly tensorName?: string;
+  readonly requested?: number;
+  readonly limit?: number;
 
-  constructor(code: ErrorCode, message: string, where: { node?: number; op?: string; tensor?: number; tensorName?: string } = {}) {
+  constructor(code: ErrorCode, message: string, where: ErrorDetails = {}) {
     super(message);
     this.name = 'OptimizerError';
     this.code = code;
     Object.assign(this, where);
   }
 
-  /** True for errors caused by what the user gave (a bad file, data or option), not by a bug. */
+  /** True for errors caused by what the user gave (a bad file, data, option or budget), not by a bug. */
   get isUserError(): boolean {
-    return this.code !== 'internal';
+    return this.code !== 'internal' && this.code !== 'engine_crashed';
   }
 }
 
@@ -279,4 +324,103 @@ export interface Progress {
   stage: string;
   done: number;
   total: number;
+}
+
+/** How to train (fine-tuning, gradual pruning, quantization-aware training). */
+export interface TrainOptions {
+  /** Passes over the training data. [4] */
+  epochs?: number;
+  /** Samples per optimizer step. [32] */
+  batchSize?: number;
+  /** [0.001] */
+  learningRate?: number;
+  /** ['adam'] */
+  optimizer?: 'adam' | 'sgd';
+  /** SGD's momentum. [0.9] */
+  momentum?: number;
+  /** Decoupled weight decay for Adam, an L2 term for SGD; biases are not decayed. [0] */
+  weightDecay?: number;
+  /** [{ kind: 'constant' }] */
+  lrSchedule?: { kind: 'constant' } | { kind: 'cosine' } | { kind: 'step'; every: number; factor: number };
+  /** ['cross-entropy'] */
+  loss?: 'cross-entropy' | 'binary-cross-entropy' | 'mean-squared-error';
+  /** Fraction of the samples (taken from the end, as Keras does) held out for validation. [0.1] */
+  validationSplit?: number;
+  /** Stop after this many epochs without a better validation loss; 0 never stops early. [0] */
+  earlyStopping?: number;
+  /** Seeds shuffling and random scores. [0] */
+  seed?: number;
+}
+
+/** TFMOT's pruning schedules. */
+export type PruningSchedule =
+  | {
+      kind: 'polynomial';
+      initialSparsity: number;
+      finalSparsity: number;
+      beginStep: number;
+      /** The last step of training when null. */
+      endStep: number | null;
+      frequency: number;
+      power: number;
+    }
+  | { kind: 'constant'; sparsity: number; beginStep: number; frequency: number };
+
+/** Gradual pruning during training. */
+export interface PruneDuring {
+  method: PruneMethod;
+  sparsity: number;
+  /** TFMOT's polynomial schedule to `sparsity` over all steps when absent. */
+  schedule?: PruningSchedule;
+  includeLastLayer?: boolean;
+}
+
+export interface EpochReport {
+  epoch: number;
+  loss: number;
+  accuracy: number | null;
+  valLoss: number | null;
+  valAccuracy: number | null;
+  learningRate: number;
+  /** Fraction of the pruned layers' weights that are zero. */
+  sparsity: number;
+  ms: number;
+}
+
+export interface TrainReport {
+  epochs: EpochReport[];
+  /** The epoch whose weights the result has. */
+  bestEpoch: number | null;
+  steps: number;
+  trainSamples: number;
+  validationSamples: number;
+  /** Why training ended before its last epoch (early stopping, a diverging loss, a stop). */
+  stopped: string | null;
+  sparsity: number;
+  msPerEpoch: number;
+}
+
+/** Live training figures (progress events of training calls carry them). */
+export interface TrainMetrics {
+  epoch: number;
+  step: number;
+  steps: number;
+  loss: number;
+  accuracy: number | null;
+  epochs: EpochReport[];
+}
+
+export interface FinetuneReport {
+  train: TrainReport;
+  /** Parameters, non-zero parameters, MACs and sizes before and after (as pruning reports them). */
+  before: ModelMetrics;
+  after: ModelMetrics;
+}
+
+export interface QatReport {
+  train: TrainReport;
+  /** The int8 export. */
+  quantize: QuantReport;
+  /** The static quantization the ranges started from. */
+  staticQuantize: QuantReport | null;
 }

@@ -1,10 +1,11 @@
-/** Web Worker entry: serves API requests with the wasm engine fetched from the package. */
+/** Web Worker entry: serves API requests with the wasm engine fetched from the package (or, with
+ * role 'task', runs tasks for another worker's pool). */
 import { serve } from './handlers.js';
+import type { TaskReply } from './pool.js';
 
 interface WorkerScope {
   postMessage(msg: unknown, transfer: Transferable[]): void;
   onmessage: ((e: MessageEvent) => void) | null;
-  close(): void;
 }
 const scope = self as unknown as WorkerScope;
 
@@ -15,6 +16,15 @@ const onMessage = serve({
     if (!r.ok) throw new Error(`could not load the engine from ${url} (HTTP ${r.status})`);
     return r.arrayBuffer();
   },
-  exit: () => scope.close(),
+  spawnTaskWorker: (init, onReply, onFailure) => {
+    const w = new Worker(new URL(import.meta.url), { type: 'module' });
+    w.onmessage = (e) => onReply(e.data as TaskReply);
+    w.onerror = (e) => {
+      e.preventDefault();
+      onFailure(new Error(e.message || 'a task worker could not start'));
+    };
+    w.postMessage(init);
+    return { post: (msg, transfer) => w.postMessage(msg, transfer), terminate: () => w.terminate() };
+  },
 });
 scope.onmessage = (e) => onMessage(e.data);

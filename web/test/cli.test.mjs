@@ -1,7 +1,7 @@
 // The CLI: commands, JSON output, exit codes, and hostile files.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -141,34 +141,124 @@ test('quantize, prune and evaluate write models and reports; bad options are usa
   assert.match(r.stderr, /needs --calibration/);
 });
 
-test('--header writes a C header that C and C++ compilers accept, aligned, with the right length', (t) => {
+test('--header writes TFLite Micro firmware files (.h and .cc) that a C++ compiler builds and links', (t) => {
   const out = join(tmp, 'copy.tflite');
-  const header = join(tmp, 'copy.h');
+  const header = join(tmp, 'fw-copy.h');
   const r = cli('convert', model, '-o', out, '--header', header);
   assert.equal(r.status, 0, r.stderr);
-  const text = readFileSync(header, 'utf8');
+  const h = readFileSync(header, 'utf8');
+  const cc = readFileSync(join(tmp, 'fw-copy.cc'), 'utf8');
   const size = readFileSync(out).length;
-  assert.match(text, /alignas\(16\) static const unsigned char copy_tflite\[\] = \{/);
-  assert.match(text, new RegExp(`copy_tflite_len = ${size};`));
-  const main = join(tmp, 'main.c');
-  writeFileSync(main, `#include "copy.h"
-#include <stdint.h>
-int main(void) {
-  if (sizeof(copy_tflite) != copy_tflite_len) return 1;
-  if (((uintptr_t)copy_tflite) % 16 != 0) return 2;
-  return copy_tflite[4] == 'T' && copy_tflite[5] == 'F' && copy_tflite[6] == 'L' && copy_tflite[7] == '3' ? 0 : 3;
+  assert.match(h, /extern const unsigned char g_copy\[\];/);
+  assert.match(h, /constexpr int kTensorArenaSize = \d+;/);
+  assert.match(h, /inline bool RegisterOps\(Resolver& resolver\)/);
+  assert.match(cc, /#include "fw-copy.h"/, 'the .cc includes the header by the name it was written under');
+  assert.match(cc, /alignas\(16\) const unsigned char g_copy\[\] = \{/);
+  assert.match(cc, new RegExp(`g_copy_len = ${size};`));
+  const main = join(tmp, 'main.cc');
+  writeFileSync(main, `#include "fw-copy.h"
+#include <cstdint>
+int main() {
+  if (g_copy_len != ${size} || copy::kTensorArenaSize < 1024) return 1;
+  if (reinterpret_cast<std::uintptr_t>(g_copy) % 16 != 0) return 2;
+  return g_copy[4] == 'T' && g_copy[5] == 'F' && g_copy[6] == 'L' && g_copy[7] == '3' ? 0 : 3;
 }
 `);
-  for (const [compiler, std] of [['cc', '-std=c11'], ['c++', '-std=c++11']]) {
-    const which = spawnSync('sh', ['-c', `command -v ${compiler}`]);
-    if (which.status !== 0) {
-      t.diagnostic(`${compiler} not installed: compiling the header SKIPPED`);
-      continue;
-    }
-    const exe = join(tmp, `main_${compiler.replace('+', 'p')}`);
-    const args = compiler === 'c++' ? ['-x', 'c++'] : [];
-    const c = spawnSync(compiler, [...args, std, '-Wall', '-Werror', '-o', exe, main], { encoding: 'utf8' });
-    assert.equal(c.status, 0, `${compiler}: ${c.stderr}`);
-    assert.equal(spawnSync(exe).status, 0, `${compiler}: the array is misaligned, mis-sized or not the model`);
+  if (spawnSync('sh', ['-c', 'command -v c++']).status !== 0) {
+    t.diagnostic('c++ not installed: compiling the firmware files SKIPPED');
+    return;
+  }
+  const exe = join(tmp, 'main_fw');
+  const c = spawnSync('c++', ['-std=c++17', '-Wall', '-Werror', '-o', exe, main, join(tmp, 'fw-copy.cc')], { encoding: 'utf8' });
+  assert.equal(c.status, 0, c.stderr);
+  assert.equal(spawnSync(exe).status, 0, 'the array is misaligned, mis-sized or not the model');
+});
+
+test('--target picks whose int8 arithmetic runs; a bad target is refused', () => {
+  const int8 = join(root, 'tests/fixtures/mlp/model_int8_tf.tflite');
+  const x = join(root, 'tests/fixtures/mlp/inputs.npy');
+  const outs = {};
+  for (const target of ['tflm', 'litert']) {
+    const o = join(tmp, `target_${target}.npy`);
+    const r = cli('run', int8, '--input', x, '--output', o, '--raw', '--target', target);
+    assert.equal(r.status, 0, r.stderr);
+    outs[target] = readFileSync(o);
+  }
+  // The stored LiteRT outputs equal the litert target's, byte for byte.
+  const want = parseNpy(readFileSync(join(root, 'tests/fixtures/mlp/outputs_int8_tf.npy')));
+  assert.deepEqual(parseNpy(outs.litert).data, want.data);
+  const r = cli('run', int8, '--input', x, '--output', join(tmp, 't.npy'), '--target', 'tpu');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--target must be one of tflm, litert; got 'tpu'/);
+});
+
+test('--header or --report naming -o or the input is refused; nothing is written', () => {
+  const copy = join(tmp, 'refuse.tflite');
+  writeFileSync(copy, readFileSync(model));
+  const before = readFileSync(copy);
+  let r = cli('convert', copy, '-o', copy, '--header', copy);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--header and -o name the same file/);
+  assert.deepEqual(readFileSync(copy), before, 'the model is untouched');
+  const out = join(tmp, 'refuse_out.tflite');
+  r = cli('convert', copy, '-o', out, '--header', copy);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--header names the input MODEL/);
+  assert.deepEqual(readFileSync(copy), before);
+  assert.equal(existsSync(out), false, '-o was not written either');
+  r = cli('prune', copy, '-o', out, '--sparsity', '0.5', '--report', copy);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--report names the input MODEL/);
+  r = cli('run', copy, '--input', join(root, 'tests/fixtures/cnn/inputs.npy'), '--output', copy);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--output names the input MODEL/);
+  assert.deepEqual(readFileSync(copy), before);
+});
+
+test('-o may replace the model it reads, atomically', () => {
+  const copy = join(tmp, 'inplace.tflite');
+  writeFileSync(copy, readFileSync(model));
+  const r = cli('convert', copy, '-o', copy, '--header', join(tmp, 'inplace.h'));
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(cli('inspect', copy).status, 0);
+  assert.deepEqual(readdirSync(tmp).filter((n) => n.endsWith('.tmp')), [], 'no temporary file left');
+});
+
+test('a CLI killed while it replaces its input never leaves a truncated or missing model', async () => {
+  const copy = join(tmp, 'killed.tflite');
+  writeFileSync(copy, readFileSync(model));
+  const valid = (bytes) => bytes.length > 1000 && String.fromCharCode(...bytes.subarray(4, 8)) === 'TFL3';
+  // Kill at staggered moments of `convert X -o X` (start-up, reading, writing, renaming).
+  for (const delay of [30, 80, 150, 220, 300, 380, 460, 550]) {
+    const child = spawn(process.execPath, [cliPath, 'convert', copy, '-o', copy], { cwd: root, stdio: 'ignore' });
+    const exited = new Promise((r) => child.on('exit', r));
+    await new Promise((r) => setTimeout(r, delay));
+    child.kill('SIGKILL');
+    await exited;
+    const bytes = readFileSync(copy);
+    assert.ok(valid(bytes), `after a kill at ${delay} ms the model is ${bytes.length} bytes`);
+    assert.equal(cli('inspect', copy).status, 0, `after a kill at ${delay} ms the model reads`);
+  }
+  for (const n of readdirSync(tmp).filter((n) => n.startsWith('.killed.tflite.'))) unlinkSync(join(tmp, n));
+});
+
+test('file-system errors exit 1 with the path and the reason, without a stack trace', () => {
+  const notADir = join(tmp, 'plain-file');
+  writeFileSync(notADir, 'x');
+  const cases = [
+    [['convert', model, '-o', join(tmp, 'no/such/dir/out.tflite')], /cannot write '.*no\/such\/dir\/out\.tflite': no such file or directory/],
+    [['convert', model, '-o', join(notADir, 'out.tflite')], /cannot write '.*plain-file\/out\.tflite': a parent of it is not a directory/],
+    [['convert', model, '-o', tmp], /cannot write '.*': it is a directory/],
+    [['inspect', tmp], /cannot read model '.*': it is a directory/],
+    [['run', model, '--input', join(tmp, 'missing.npy'), '--output', join(tmp, 'o.npy')], /cannot read input '.*missing\.npy': no such file or directory/],
+  ];
+  for (const [args, message] of cases) {
+    const r = cli(...args);
+    assert.equal(r.status, 1, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    const j = JSON.parse(cli(...args, '--json').stdout);
+    assert.equal(j.error.code, 'file_error');
+    assert.ok(j.error.path && j.error.reason, JSON.stringify(j.error));
   }
 });

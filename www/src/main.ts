@@ -5,19 +5,22 @@
 import {
   createOptimizer,
   OptimizerError,
-  toCHeader,
+  type TflmReport,
   type EvalReport,
+  type FinetuneReport,
   type Latency,
   type LoadedModel,
   type ModelSummary,
   type PruneMethod,
   type PruneReport,
   type QuantReport,
+  type TrainMetrics,
+  type TrainReport,
 } from '@tinyml/optimizer';
 import sampleModelUrl from '../../tests/fixtures/resnet/model_float.tflite?url';
 import sampleDataUrl from '../../tests/fixtures/data/patterns_test_x.npy?url';
 import sampleLabelsUrl from '../../tests/fixtures/data/patterns_test_y.npy?url';
-import { barChart } from './charts';
+import { barChart, lossChart } from './charts';
 import { checkLabels, chosenFiles, droppedFiles, imagesToDataset, isImage, isNpy, npyToDataset, PRESETS, type Dataset, type PathedFile } from './data';
 import { el, fmt, fmtBytes, shape } from './dom';
 import { graphView } from './graph';
@@ -45,6 +48,8 @@ interface Result {
   prune?: PruneReport;
   quant?: QuantReport;
   evaluation?: EvalReport;
+  /** Each training phase: fine-tuning (with gradual pruning) and quantization-aware training. */
+  training: { phase: string; report: TrainReport }[];
   latency: { before: Latency; after: Latency };
   gzip: { before: number; after: number };
   options: Record<string, unknown>;
@@ -54,6 +59,11 @@ let original: Original | null = null;
 let dataset: Dataset | null = null;
 let result: Result | null = null;
 let busy = false;
+/** Aborts the training call in flight, which then stops after its step and keeps the best model. */
+let trainAbort: AbortController | null = null;
+/** Set when the user cancelled a training phase: later training phases are skipped (quantization
+ * falls back to post-training), and the results show what the stopped phase kept. */
+let trainCancelled = false;
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const input = (id: string) => $<HTMLInputElement>(id);
@@ -102,7 +112,7 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
   return new Uint8Array(await r.arrayBuffer());
 }
 
-/** The original model, loaded again if a cancel restarted the worker. */
+/** The original model, loaded again if a cancel or a crash restarted the worker. */
 async function originalModel(): Promise<LoadedModel> {
   if (!original) throw new Error('load a model first');
   const model = original.model ?? (await opt.loadModel(original.bytes));
@@ -134,6 +144,18 @@ async function openModel(bytes: Uint8Array, name: string) {
   }
 }
 
+/** What TensorFlow Lite Micro needs for a model: its arena and flash, or why it cannot run it. */
+function tflmCards(t: TflmReport): HTMLElement[] {
+  const why = t.unsupported.map((u) => `node ${u.node} ${u.op}: ${u.reason}`).join('\n');
+  const arena = t.arena_bytes === null ? '–' : fmtBytes(t.arena_bytes);
+  const estimated = t.arena_estimated_for.length ? ` (estimated for ${t.arena_estimated_for.join(', ')})` : '';
+  return [
+    card('TFLite Micro', t.supported ? 'runs as is' : `cannot run it (${t.unsupported.length} issue(s))`, why || `${t.ops.length} operator kinds to register`),
+    card('TFLM tensor arena', arena, `predicted minimum RAM for activations${estimated}`),
+    card('TFLM flash', fmtBytes(t.flash_bytes), 'the model read in place, uncompressed'),
+  ];
+}
+
 function renderModel(name: string, s: ModelSummary) {
   $('model-title').textContent = `Model: ${name}`;
   const cards: [string, string][] = [
@@ -143,7 +165,7 @@ function renderModel(name: string, s: ModelSummary) {
     ['MACs / inference', fmt(s.macs)],
     ['operators', fmt(s.layers.length)],
   ];
-  $('model-cards').replaceChildren(...cards.map(([label, value]) => card(label, value)));
+  $('model-cards').replaceChildren(...cards.map(([label, value]) => card(label, value)), ...tflmCards(s.tflm));
   $('model-io').replaceChildren(
     ...[...s.inputs.map((io) => ['input', io] as const), ...s.outputs.map((io) => ['output', io] as const)].map(([k, io]) =>
       el('p', {}, [`${k} `, el('code', {}, [io.name]), ` ${io.dtype} ${shape(io.shape)}`]),
@@ -314,12 +336,20 @@ function syncOptions() {
   }
   const method = select('prune-method').value;
   if (input('prune-on').checked && method.endsWith('gradient') && !dataset) hint.push('Gradient pruning needs data.');
+  const trainOn = input('train-on').checked;
+  if (trainOn && !dataset?.labels) hint.push('Training needs labelled data (a folder per class, or a labels .npy).');
+  for (const id of ['train-epochs', 'train-lr']) input(id).disabled = !trainOn;
   if (input('quant-on').checked && select('quant-mode').value === 'static' && !dataset) hint.push('Static quantization needs data for calibration (or choose dynamic).');
   if (dataset && dataset.n < 10 && input('quant-on').checked && select('quant-mode').value === 'static') hint.push('Calibration needs at least 10 samples.');
   for (const id of ['quant-method', 'quant-granularity', 'quant-io']) select(id).disabled = !input('quant-on').checked || (id !== 'quant-granularity' && select('quant-mode').value === 'dynamic');
   select('quant-mode').disabled = !input('quant-on').checked;
   for (const id of ['prune-method', 'prune-sparsity', 'prune-structured']) ($(id) as HTMLInputElement).disabled = !input('prune-on').checked;
-  $<HTMLButtonElement>('run-optimize').disabled = !float || hint.length > 0 || (!input('prune-on').checked && !input('quant-on').checked);
+  const nothing = !input('prune-on').checked && !input('quant-on').checked && !trainOn;
+  $<HTMLButtonElement>('run-optimize').disabled = !float || hint.length > 0 || nothing;
+  const warn = $('tflm-warning');
+  const hybrid = input('quant-on').checked && select('quant-mode').value === 'dynamic';
+  warn.hidden = !hybrid;
+  warn.textContent = hybrid ? 'TensorFlow Lite Micro cannot run dynamic-range (hybrid) models: choose static quantization (it needs a few samples of data) to deploy on a microcontroller.' : '';
   $('progress-box').hidden = hint.length === 0;
   $('progress-text').textContent = hint.join(' ');
   $<HTMLProgressElement>('progress').hidden = true;
@@ -345,28 +375,61 @@ async function optimize() {
         }
       : undefined,
   };
+  const train = input('train-on').checked
+    ? { epochs: Number(input('train-epochs').value), learningRate: Number(input('train-lr').value) }
+    : null;
   if (pruneOn && !(sparsity >= 0 && sparsity < 1)) return showError(new Error('sparsity must be a fraction in [0, 1)'));
+  if (train && !(Number.isInteger(train.epochs) && train.epochs >= 1 && train.learningRate > 0)) {
+    return showError(new Error('epochs must be a whole number from 1, and the learning rate positive'));
+  }
   setBusy(true);
   $('results').hidden = true;
+  $('train-box').hidden = !train;
   $<HTMLProgressElement>('progress').hidden = false;
   if (result) {
     await result.model.release().catch(() => {});
     result = null;
   }
   const made: LoadedModel[] = [];
+  const training: Result['training'] = [];
+  trainCancelled = false;
   try {
     const base = await originalModel();
     let current = base;
     let prune: PruneReport | undefined;
     let quant: QuantReport | undefined;
-    if (options.prune) {
+    const labelled = train && dataset?.labels ? { data: dataset.x, labels: dataset.labels } : null;
+    if (options.prune && labelled && !options.prune.structured) {
+      const r = await trainPhase('prune while training', (o) =>
+        current.finetune({ ...train, ...labelled, prune: { method, sparsity } }, o),
+      );
+      made.push(r.model);
+      current = r.model;
+      prune = gradualReport(method, sparsity, r.report);
+      training.push({ phase: 'pruning while training', report: r.report.train });
+    } else if (options.prune) {
       const g = dataset && method.endsWith('gradient') ? subset(dataset, GRADIENT_SAMPLES) : undefined;
       const r = await current.prune({ ...options.prune, data: g?.x, labels: g?.labels }, { onProgress: progress('prune') });
       made.push(r.model);
       current = r.model;
       prune = r.report;
     }
-    if (options.quantize) {
+    if (labelled && !trainCancelled && !(options.prune && !options.prune.structured) && !(options.quantize?.mode === 'static')) {
+      const r = await trainPhase('fine-tune', (o) => current.finetune({ ...train, ...labelled }, o));
+      made.push(r.model);
+      current = r.model;
+      training.push({ phase: 'fine-tuning', report: r.report.train });
+    }
+    if (options.quantize && labelled && options.quantize.mode === 'static' && !trainCancelled) {
+      const { calibration: _c, ...q } = options.quantize;
+      const r = await trainPhase('quantization-aware training', (o) =>
+        current.quantizeAware({ ...q, ...labelled, train: { epochs: train!.epochs, learningRate: train!.learningRate / 5 } }, o),
+      );
+      made.push(r.model);
+      current = r.model;
+      quant = r.report.quantize;
+      training.push({ phase: 'quantization-aware training', report: r.report.train });
+    } else if (options.quantize) {
       const calib = dataset && mode === 'static' ? subset(dataset, CALIBRATION_SAMPLES).x : undefined;
       const r = await current.quantize({ ...options.quantize, calibrationData: calib }, { onProgress: progress('quantize') });
       made.push(r.model);
@@ -382,7 +445,7 @@ async function optimize() {
     const latency = { before: await base.benchmark(one, 200), after: await current.benchmark(one, 200) };
     const gzip = { before: await gzipSize(original.bytes), after: await gzipSize(bytes) };
     for (const m of made) if (m !== current) await m.release();
-    result = { model: current, bytes, summary: current.summary, prune, quant, evaluation, latency, gzip, options };
+    result = { model: current, bytes, summary: current.summary, prune, quant, evaluation, training, latency, gzip, options };
     setBusy(false);
     renderResults();
   } catch (e) {
@@ -393,13 +456,80 @@ async function optimize() {
       $('progress-box').hidden = false;
       $('progress-text').textContent = 'Cancelled. The engine restarted; nothing was changed.';
     } else {
+      // After a crash the engine restarts on the next call; the model is loaded again then.
+      if (e instanceof OptimizerError && e.code === 'engine_crashed' && original) original.model = null;
       showError(e);
     }
   }
 }
 
+/** Cancels the work: training stops after its step and keeps the best model (the pipeline goes on
+ * with it); anything else restarts the engine. */
 function cancel() {
+  if (trainAbort) {
+    trainCancelled = true;
+    trainAbort.abort();
+    $('train-status').textContent = 'stopping after the current step…';
+    return;
+  }
   opt.cancel();
+}
+
+/** A training call with the live loss chart and a graceful cancel. */
+async function trainPhase<T>(
+  phase: string,
+  call: (o: { onProgress: (p: { stage: string; done: number; total: number }) => void; onMetrics: (m: TrainMetrics) => void; signal: AbortSignal }) => Promise<T>,
+): Promise<T> {
+  trainAbort = new AbortController();
+  const steps: [number, number][] = [];
+  const val: [number, number][] = [];
+  const onMetrics = (m: TrainMetrics) => {
+    steps.push([m.step, m.loss]);
+    const last = m.epochs.at(-1);
+    if (last && m.epochs.length > val.length && last.valLoss !== null) val.push([m.step, last.valLoss]);
+    $('train-chart').replaceChildren(
+      lossChart(
+        [
+          { name: 'training loss (per step)', cls: 'train', points: steps },
+          { name: 'validation loss (per epoch)', cls: 'val', points: val },
+        ],
+        { steps: m.steps, ariaLabel: `${phase}: loss per step` },
+      ),
+    );
+    $('train-status').textContent =
+      `${phase}: step ${m.step} of ${m.steps}, loss ${m.loss.toFixed(4)}` +
+      (last ? `; epoch ${last.epoch}: validation accuracy ${last.valAccuracy === null ? '–' : pct(last.valAccuracy)}` : '');
+  };
+  try {
+    return await call({ onProgress: progress(phase), onMetrics, signal: trainAbort.signal });
+  } finally {
+    trainAbort = null;
+  }
+}
+
+/** One training phase in a line: epochs run, the kept epoch and its validation accuracy. */
+function trainingText(t: TrainReport): string {
+  const best = t.epochs.find((e) => e.epoch === t.bestEpoch);
+  const acc = best?.valAccuracy ?? null;
+  return `${t.epochs.length} epoch(s)` + (best ? `, kept epoch ${best.epoch}${acc === null ? '' : ` (validation accuracy ${pct(acc)})`}` : '');
+}
+
+/** Gradual pruning's figures in the shape of a pruning report (for the results and the download). */
+function gradualReport(method: PruneMethod, sparsity: number, r: FinetuneReport): PruneReport {
+  const prunable = r.before.layers.reduce((a, l) => a + l.params, 0);
+  return {
+    method,
+    structured: false,
+    requested_sparsity: sparsity,
+    achieved_sparsity: r.train.sparsity,
+    prunable_weights: prunable,
+    removed_weights: r.before.nonzero_params - r.after.nonzero_params,
+    before: r.before,
+    after: r.after,
+    notes: [`pruned gradually while training ${r.train.epochs.length} epoch(s)${r.train.stopped ? ` (${r.train.stopped})` : ''}`],
+    score_ms: 0,
+    prune_ms: r.train.msPerEpoch * r.train.epochs.length,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,6 +537,20 @@ function cancel() {
 
 const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
 const change = (a: number, b: number) => (a > 0 ? ` (${b <= a ? '−' : '+'}${Math.abs((1 - b / a) * 100).toFixed(0)}%)` : '');
+
+/** Arena and flash on TFLite Micro before → after, and what pruning saves there. */
+function tflmResultCards(a: TflmReport, b: TflmReport, prune?: PruneReport): HTMLElement[] {
+  const arena = (t: TflmReport) => (t.arena_bytes === null ? '–' : fmtBytes(t.arena_bytes));
+  const cards = [
+    card('TFLM tensor arena', `${arena(a)} → ${arena(b)}`, 'predicted minimum RAM on the microcontroller'),
+    card('TFLM flash', `${fmtBytes(a.flash_bytes)} → ${fmtBytes(b.flash_bytes)}${change(a.flash_bytes, b.flash_bytes)}`, 'the model read in place, uncompressed'),
+  ];
+  if (!b.supported) cards.push(card('TFLite Micro', `cannot run it`, b.unsupported.map((u) => `node ${u.node} ${u.op}: ${u.reason}`).join('\n')));
+  if (prune && !prune.structured) {
+    cards.push(card('pruning on TFLM', 'zeros save no flash, RAM or time', 'TFLM reads the model uncompressed and has no sparse kernels: unstructured zeros only shrink a compressed download. Structured pruning removes channels and saves all three.'));
+  }
+  return cards;
+}
 
 function renderResults() {
   if (!original || !result) return;
@@ -427,8 +571,11 @@ function renderResults() {
     const sq = ev.reference.output_sqnr_db[0];
     cards.push(card('output SQNR', sq === null || sq === undefined ? '–' : `${sq.toFixed(1)} dB`, 'signal-to-noise ratio of the output against the original'));
   }
+  for (const t of r.training) cards.push(card(t.phase, trainingText(t.report), `${t.report.trainSamples} training and ${t.report.validationSamples} validation samples`));
+  cards.push(...tflmResultCards(before.tflm, r.summary.tflm, r.prune));
   $('result-cards').replaceChildren(...cards);
   const steps = [
+    ...r.training.map((t) => `${t.phase} (${t.report.epochs.length} epoch(s)${t.report.stopped ? `, ${t.report.stopped}` : ''})`),
     r.prune ? `pruned (${r.prune.method}${r.prune.structured ? ', structured' : ''}, ${pct(r.prune.achieved_sparsity)} of ${fmt(r.prune.prunable_weights)} weights)` : '',
     r.quant ? `quantized (${r.quant.mode}${r.quant.calibration ? `, ${r.quant.calibration}` : ''}, ${r.quant.granularity})` : '',
   ].filter(Boolean);
@@ -483,6 +630,7 @@ function report() {
     options: result.options,
     prune: result.prune,
     quantize: result.quant,
+    training: result.training,
     evaluation: result.evaluation,
     latency_ms: { before: result.latency.before, after: result.latency.after },
     gzip_bytes: result.gzip,
@@ -597,7 +745,16 @@ function main() {
   });
   $('cancel').addEventListener('click', cancel);
   $('dl-model').addEventListener('click', () => result && download(result.bytes, `${baseName()}_optimized.tflite`, 'application/octet-stream'));
-  $('dl-header').addEventListener('click', () => result && download(toCHeader(result.bytes, `${baseName()}_optimized.tflite`), `${baseName()}_optimized.h`, 'text/x-c'));
+  $('dl-header').addEventListener('click', async () => {
+    if (!result) return;
+    try {
+      const fw = await result.model.firmware(`${baseName()}_optimized`);
+      download(fw.header, fw.header_name, 'text/x-c');
+      download(fw.source, fw.source_name, 'text/x-c');
+    } catch (e) {
+      showError(e);
+    }
+  });
   $('dl-report').addEventListener('click', () => result && download(JSON.stringify(report(), null, 2), `${baseName()}_report.json`, 'application/json'));
   $('run-try').addEventListener('click', tryIt);
   opt.info().then(

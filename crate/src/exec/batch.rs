@@ -44,6 +44,8 @@ pub fn run_batch(
     let outputs = interp.outputs();
     let mut collected: Vec<Vec<Buffer>> = vec![Vec::with_capacity(n); outputs.len()];
     for i in 0..n {
+        // Samples are independent: recurrent state (LSTM) starts from zero for each.
+        interp.reset_state();
         match (&floats, &x.data) {
             (Some(f), _) => interp.set_input_f32(0, &f[i * per..(i + 1) * per]).map_err(|e| sample_err(e, i))?,
             (None, NpyData::I8(v)) => interp.set_input(0, Buffer::I8(v[i * per..(i + 1) * per].to_vec()))?,
@@ -80,7 +82,7 @@ fn sample_err(e: Error, i: usize) -> Error {
     }
 }
 
-fn concat(bufs: Vec<Buffer>) -> Result<NpyData> {
+pub(super) fn concat(bufs: Vec<Buffer>) -> Result<NpyData> {
     let kind = bufs.first().and_then(Buffer::dtype).unwrap_or(DType::F32);
     macro_rules! cat {
         ($variant:ident) => {

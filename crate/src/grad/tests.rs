@@ -2,8 +2,14 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::*;
+use crate::exec::Interpreter;
 use crate::ir::{Activation, Builder, Conv2D, DepthwiseConv2D, FullyConnected, Padding, Pool2D, TensorData};
+use crate::ir::{Model, Op, TensorId};
 use crate::rng::Rng;
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
+}
 
 fn normal(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
     (0..n).map(|_| rng.normal() * scale).collect()

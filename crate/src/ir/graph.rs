@@ -13,6 +13,9 @@ pub struct Node {
     /// Operand tensors; `None` marks an omitted optional operand (e.g. a missing bias).
     pub inputs: Vec<Option<TensorId>>,
     pub outputs: Vec<TensorId>,
+    /// Internal tensors the source format records for the operator (e.g. the quantization of an
+    /// int8 LSTM's gate outputs); they are not operands.
+    pub intermediates: Vec<TensorId>,
     /// The operator version recorded by the source format, if any. Writers may raise it to what the
     /// node's types need.
     pub version: Option<u32>,
@@ -20,7 +23,7 @@ pub struct Node {
 
 impl Node {
     pub fn new(op: Op, inputs: Vec<Option<TensorId>>, outputs: Vec<TensorId>) -> Self {
-        Node { op, inputs, outputs, version: None }
+        Node { op, inputs, outputs, intermediates: Vec::new(), version: None }
     }
 
     /// Operand `i`, if present.
@@ -52,6 +55,48 @@ impl Graph {
     pub fn add_tensor(&mut self, t: Tensor) -> TensorId {
         self.tensors.push(t);
         self.tensors.len() - 1
+    }
+
+    /// Which tensors something refers to: the graph's inputs and outputs, `keep`, and every
+    /// node's operands, outputs and intermediates.
+    pub fn used_tensors(&self, keep: &[TensorId]) -> Vec<bool> {
+        let mut used = vec![false; self.tensors.len()];
+        let mut mark = |t: TensorId| {
+            if let Some(u) = used.get_mut(t) {
+                *u = true;
+            }
+        };
+        self.inputs.iter().chain(&self.outputs).chain(keep).for_each(|&t| mark(t));
+        for n in &self.nodes {
+            n.inputs.iter().flatten().chain(&n.outputs).chain(&n.intermediates).for_each(|&t| mark(t));
+        }
+        used
+    }
+
+    /// Drops the tensors nothing refers to (besides `keep`), keeping the others in order, as the
+    /// `.tflite` writer does: a model and its written form then number tensors alike. Returns the
+    /// new id of every old tensor (`usize::MAX` for a dropped one).
+    pub fn drop_unused_tensors(&mut self, keep: &[TensorId]) -> Vec<usize> {
+        let used = self.used_tensors(keep);
+        let mut remap = vec![usize::MAX; self.tensors.len()];
+        let mut next = 0;
+        for (i, &u) in used.iter().enumerate() {
+            if u {
+                remap[i] = next;
+                next += 1;
+            }
+        }
+        let mut i = 0;
+        self.tensors.retain(|_| {
+            i += 1;
+            used[i - 1]
+        });
+        let map = |t: &mut TensorId| *t = remap[*t];
+        self.inputs.iter_mut().chain(self.outputs.iter_mut()).for_each(map);
+        for n in &mut self.nodes {
+            n.inputs.iter_mut().flatten().chain(n.outputs.iter_mut()).chain(n.intermediates.iter_mut()).for_each(map);
+        }
+        remap
     }
 
     /// Location of node `i`, for errors.
@@ -218,6 +263,26 @@ impl Model {
 
     pub fn main_mut(&mut self) -> &mut Graph {
         &mut self.graphs[0]
+    }
+
+    /// The tensors of a signature of graph `gi`.
+    pub fn signature_tensors(&self, gi: usize) -> Vec<TensorId> {
+        self.signatures
+            .iter()
+            .filter(|s| s.graph == gi)
+            .flat_map(|s| s.inputs.iter().chain(s.outputs.iter()).map(|(_, t)| *t))
+            .collect()
+    }
+
+    /// [`Graph::drop_unused_tensors`] on every graph, signatures renumbered.
+    pub fn drop_unused_tensors(&mut self) {
+        for gi in 0..self.graphs.len() {
+            let keep = self.signature_tensors(gi);
+            let remap = self.graphs[gi].drop_unused_tensors(&keep);
+            for s in self.signatures.iter_mut().filter(|s| s.graph == gi) {
+                s.inputs.iter_mut().chain(s.outputs.iter_mut()).for_each(|(_, t)| *t = remap[*t]);
+            }
+        }
     }
 
     pub fn validate(&self) -> Result<()> {

@@ -5,6 +5,10 @@
 //! (ONNX) converts weights to these layouts and inserts TRANSPOSE where a graph's edges need NCHW, so the
 //! rest of the system sees one convention.
 
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
 use serde::Serialize;
 
 /// Activation fused into an operator's output.
@@ -89,6 +93,22 @@ pub struct StridedSlice {
     pub offset: bool,
 }
 
+/// UNIDIRECTIONAL_SEQUENCE_LSTM's options. Operands in TFLite's order: input, 16 weight,
+/// peephole and bias tensors, the output and cell state (variable tensors, updated in place), and
+/// optionally four layer-norm coefficient tensors.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SequenceLstm {
+    /// The cell gate's and the output's activation.
+    pub activation: Activation,
+    /// Clips the cell state to ±`cell_clip` when positive.
+    pub cell_clip: f32,
+    /// Clips the projected output to ±`proj_clip` when positive.
+    pub proj_clip: f32,
+    /// `[time, batch, features]` instead of `[batch, time, features]`.
+    pub time_major: bool,
+    pub asymmetric_quantize_inputs: bool,
+}
+
 /// An operator. Tensor operands (weights, bias, shapes, axes) are node inputs, not attributes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "SCREAMING_SNAKE_CASE")]
@@ -156,6 +176,13 @@ pub enum Op {
     Pack {
         axis: i32,
     },
+    UnidirectionalSequenceLstm(SequenceLstm),
+    /// Quantize-dequantize in float (training only, for quantization-aware training): inputs x,
+    /// and the range as 1-element constants `min`, `max`; int8 parameters as [`int8_params`] makes
+    /// them, so the result is exactly what the int8 model computes from that range.
+    ///
+    /// [`int8_params`]: crate::kernels::quant::int8_params
+    FakeQuant,
     /// An operator this version does not model. Kept as read, so it survives a round trip.
     Opaque(Opaque),
 }
@@ -168,10 +195,42 @@ pub struct Opaque {
     pub payload: OpaquePayload,
 }
 
-/// The source format's own encoding of an opaque operator.
-#[derive(Clone, Debug, PartialEq)]
-pub enum OpaquePayload {
-    Tflite(Box<crate::tflite::OpaqueOperator>),
+/// The source format's own encoding of an opaque operator, which only that format's writer reads
+/// (the IR does not depend on any format). Compared by value, printed by its own `Debug`.
+#[derive(Clone)]
+pub struct OpaquePayload {
+    value: Arc<dyn Any + Send + Sync>,
+    eq: fn(&dyn Any, &dyn Any) -> bool,
+    debug: fn(&dyn Any, &mut fmt::Formatter<'_>) -> fmt::Result,
+}
+
+impl OpaquePayload {
+    pub fn new<T: Any + Send + Sync + PartialEq + fmt::Debug>(value: T) -> Self {
+        fn eq<T: Any + PartialEq>(a: &dyn Any, b: &dyn Any) -> bool {
+            matches!((a.downcast_ref::<T>(), b.downcast_ref::<T>()), (Some(a), Some(b)) if a == b)
+        }
+        fn debug<T: Any + fmt::Debug>(v: &dyn Any, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            v.downcast_ref::<T>().map_or(Ok(()), |v| v.fmt(f))
+        }
+        OpaquePayload { value: Arc::new(value), eq: eq::<T>, debug: debug::<T> }
+    }
+
+    /// The payload, if it is of type `T` (the format that wrote it).
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.value.downcast_ref::<T>()
+    }
+}
+
+impl PartialEq for OpaquePayload {
+    fn eq(&self, other: &Self) -> bool {
+        (self.eq)(self.value.as_ref(), other.value.as_ref())
+    }
+}
+
+impl fmt::Debug for OpaquePayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (self.debug)(self.value.as_ref(), f)
+    }
 }
 
 impl Op {
@@ -205,6 +264,8 @@ impl Op {
             Op::StridedSlice(_) => "STRIDED_SLICE",
             Op::Shape { .. } => "SHAPE",
             Op::Pack { .. } => "PACK",
+            Op::FakeQuant => "FAKE_QUANT",
+            Op::UnidirectionalSequenceLstm(_) => "UNIDIRECTIONAL_SEQUENCE_LSTM",
             Op::Opaque(o) => &o.name,
         }
     }
@@ -220,10 +281,5 @@ impl Op {
             Op::Concatenation { activation, .. } => Some(*activation),
             _ => None,
         }
-    }
-
-    /// True for the operators with a weight tensor (input 1) that pruning and quantization act on.
-    pub fn has_weights(&self) -> bool {
-        matches!(self, Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_))
     }
 }

@@ -7,6 +7,7 @@
 //! `acc·scale[c] + bias[c]` in float, which is exactly what LiteRT's hybrid kernels compute.
 
 use super::gemm_f32::{self, Epilogue, PackedF32};
+use super::gemm_i8::{self, PackedI8};
 use super::geometry::{Window, Window2D};
 
 /// Shapes of one convolution: input `[batch, h, w, in_c]`, output `[batch, out_h, out_w, out_c]`,
@@ -67,26 +68,6 @@ impl ConvShape {
 /// Output pixels per im2col block: keeps the scratch small and in cache.
 const BLOCK: usize = 64;
 
-/// Copies the patch of output pixel `(b, oy, ox)` into `row` (`patch_len` values, `pad` where the
-/// filter hangs over the image edge).
-#[inline]
-fn patch<T: Copy>(s: &ConvShape, input: &[T], b: usize, oy: usize, ox: usize, pad: T, row: &mut [T]) {
-    let c = s.in_c;
-    for ky in 0..s.kh() {
-        let iy = s.win.h.tap(oy, ky);
-        for kx in 0..s.kw() {
-            let dst = &mut row[(ky * s.kw() + kx) * c..(ky * s.kw() + kx + 1) * c];
-            match (iy, s.win.w.tap(ox, kx)) {
-                (Some(iy), Some(ix)) => {
-                    let src = ((b * s.in_h() + iy) * s.in_w() + ix) * c;
-                    dst.copy_from_slice(&input[src..src + c]);
-                }
-                _ => dst.fill(pad),
-            }
-        }
-    }
-}
-
 /// Copies NHWC `input` into `padded`, surrounded by the padding the window needs (and extended to
 /// every row and column the window reads) filled with `pad`, so that every tap is in bounds.
 /// Channel `c` of a padded pixel is input channel `c / mult` (depthwise multipliers); channels
@@ -105,6 +86,17 @@ pub fn pad_nhwc<T: Copy>(
     padded.clear();
     padded.resize(s.batch * hp * wp * cp, pad);
     let (ph, pw) = (s.win.h.pad_before, s.win.w.pad_before);
+    if mult == 1 && cp == s.in_c {
+        // Whole image rows are contiguous on both sides.
+        let row = s.in_w() * s.in_c;
+        for b in 0..s.batch {
+            for y in 0..s.in_h() {
+                let src = &input[(b * s.in_h() + y) * row..][..row];
+                padded[((b * hp + y + ph) * wp + pw) * cp..][..row].copy_from_slice(src);
+            }
+        }
+        return (hp, wp);
+    }
     for b in 0..s.batch {
         for y in 0..s.in_h() {
             for x in 0..s.in_w() {
@@ -264,6 +256,7 @@ fn dw_block_f32(
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128 {
     //! wasm simd128 twin of the float depthwise block: eight channels in two f32x4 accumulators.
+    use super::super::gemm_f32::simd128::madd;
     use super::Epilogue;
     use core::arch::wasm32::*;
 
@@ -286,17 +279,11 @@ mod simd128 {
             let mut hi = v128_load(bias.as_ptr().add(4) as *const v128);
             for (t, &off) in taps.iter().enumerate() {
                 let (xs, ws) = (&x[base + off..][..8], &w[t * stride..][..8]);
-                lo = f32x4_add(
-                    lo,
-                    f32x4_mul(v128_load(xs.as_ptr() as *const v128), v128_load(ws.as_ptr() as *const v128)),
-                );
-                hi = f32x4_add(
-                    hi,
-                    f32x4_mul(
-                        v128_load(xs.as_ptr().add(4) as *const v128),
-                        v128_load(ws.as_ptr().add(4) as *const v128),
-                    ),
-                );
+                let (x0, w0) = (v128_load(xs.as_ptr() as *const v128), v128_load(ws.as_ptr() as *const v128));
+                let (x1, w1) =
+                    (v128_load(xs.as_ptr().add(4) as *const v128), v128_load(ws.as_ptr().add(4) as *const v128));
+                lo = madd(x0, w0, lo);
+                hi = madd(x1, w1, hi);
             }
             let (min, max) = (f32x4_splat(ep.min), f32x4_splat(ep.max));
             v128_store(out.as_mut_ptr() as *mut v128, f32x4_min(f32x4_max(lo, min), max));
@@ -353,40 +340,60 @@ pub fn conv2d_hybrid(
     ep: Epilogue,
     out: &mut [f32],
 ) {
-    let k = s.patch_len();
-    let mut row = vec![0i8; k];
-    let mut valid = vec![false; s.kh() * s.kw()];
+    let (k, n) = (s.patch_len(), s.out_c);
+    let packed = PackedI8::pack(weights, n, k);
+    let kp = packed.kp;
+    let one = ConvShape { batch: 1, ..*s };
+    let (pixels, per_in) = (s.out_h() * s.out_w(), s.in_h() * s.in_w() * s.in_c);
+    let (mut wide, mut padded, mut cols) = (Vec::new(), Vec::new(), vec![0i16; BLOCK * kp]);
     for b in 0..s.batch {
         let (in_scale, zp) = input.params[b];
-        for oy in 0..s.out_h() {
-            for ox in 0..s.out_w() {
-                patch(s, input.values, b, oy, ox, 0, &mut row);
-                for ky in 0..s.kh() {
-                    for kx in 0..s.kw() {
-                        valid[ky * s.kw() + kx] = s.win.h.tap(oy, ky).is_some() && s.win.w.tap(ox, kx).is_some();
+        // Padding taps hold the zero point: `w·(zp - zp)` adds nothing, as skipping them would.
+        wide.clear();
+        wide.extend(input.values[b * per_in..(b + 1) * per_in].iter().map(|&v| v as i16));
+        let geometry = pad_nhwc(&one, &wide, zp as i16, 1, s.in_c, &mut padded);
+        let out_b = &mut out[b * pixels * n..(b + 1) * pixels * n];
+        for p0 in (0..pixels).step_by(BLOCK) {
+            let rows = BLOCK.min(pixels - p0);
+            gather_rows(&one, &padded, geometry, (p0, rows), &mut cols, kp);
+            let store = |i0: usize, tile_rows: usize, first: usize, tile: &[[i32; 8]; 4], cols: usize| {
+                for (i, acc) in tile.iter().enumerate().take(tile_rows) {
+                    for (c, &a) in acc.iter().enumerate().take(cols) {
+                        let oc = first + c;
+                        let acc = a.wrapping_sub(zp.wrapping_mul(packed.row_sums[oc]));
+                        let scaled = if per_channel {
+                            acc as f32 * w_scale[oc] * in_scale
+                        } else {
+                            acc as f32 * (in_scale * w_scale[oc])
+                        };
+                        let v = scaled + ep.bias.map_or(0.0, |b| b[oc]);
+                        out_b[(p0 + i0 + i) * n + oc] = v.max(ep.min).min(ep.max);
                     }
                 }
-                let o = &mut out[((b * s.out_h() + oy) * s.out_w() + ox) * s.out_c..][..s.out_c];
-                for (oc, o) in o.iter_mut().enumerate() {
-                    let w = &weights[oc * k..(oc + 1) * k];
-                    let mut acc: i32 = 0;
-                    for (t, ok) in valid.iter().enumerate() {
-                        if *ok {
-                            let r = &row[t * s.in_c..(t + 1) * s.in_c];
-                            let wt = &w[t * s.in_c..(t + 1) * s.in_c];
-                            for (q, w) in r.iter().zip(wt) {
-                                acc += (*w as i32) * (*q as i32 - zp);
-                            }
-                        }
-                    }
-                    let scaled = if per_channel {
-                        acc as f32 * w_scale[oc] * in_scale
-                    } else {
-                        acc as f32 * (in_scale * w_scale[oc])
-                    };
-                    let v = scaled + ep.bias.map_or(0.0, |b| b[oc]);
-                    *o = v.max(ep.min).min(ep.max);
-                }
+            };
+            gemm_i8::for_each_tile(rows, n, &cols, kp, kp, |p| packed.panel(p), gemm_i8::best(), store);
+        }
+    }
+}
+
+/// Rows `p0..p0 + n` of the patches of a padded single image (from [`pad_nhwc`]) into `cols`
+/// (row stride `ld`), a filter row's taps at a time where they are contiguous.
+fn gather_rows<T: Copy>(
+    s: &ConvShape,
+    padded: &[T],
+    (_, wp): (usize, usize),
+    (p0, n): (usize, usize),
+    cols: &mut [T],
+    ld: usize,
+) {
+    let run = if s.win.w.dilation == 1 { s.kw() * s.in_c } else { s.in_c };
+    for (r, p) in (p0..p0 + n).enumerate() {
+        let (oy, ox) = (p / s.out_w(), p % s.out_w());
+        let row = &mut cols[r * ld..r * ld + s.patch_len()];
+        for ky in 0..s.kh() {
+            let y = oy * s.win.h.stride + ky * s.win.h.dilation;
+            for (j, dst) in row[ky * s.kw() * s.in_c..(ky + 1) * s.kw() * s.in_c].chunks_exact_mut(run).enumerate() {
+                dst.copy_from_slice(&padded[(y * wp + ox * s.win.w.stride + j * s.win.w.dilation) * s.in_c..][..run]);
             }
         }
     }

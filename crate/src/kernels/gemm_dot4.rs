@@ -3,16 +3,19 @@
 //!
 //! `i32x4.relaxed_dot_i8x16_i7x16_add` multiplies signed bytes by bytes that are only specified in
 //! [0, 127]; outside that range engines differ (x86 with VNNI reads them unsigned and exactly,
-//! x86 without VNNI saturates pairs, ARM reads them signed). So at load time [`available`] probes
-//! what this engine computes, and the kernel is used only where the instruction is an exact
-//! u8 × i8 dot: activations enter as `x + 128` (u8) and `-128 · Σ w` is folded into each channel's
-//! offset, giving `Σ w·x` bit for bit. Elsewhere the simd128 kernel ([`super::gemm_i8`]) runs.
+//! x86 without VNNI saturates pairs, ARM reads them signed). So at load time [`kind`] probes
+//! what this engine computes. Where the instruction is an exact u8 × i8 dot (VNNI), this kernel
+//! runs: activations enter as `x + 128` (u8) and `-128 · Σ w` is folded into each channel's
+//! offset, giving `Σ w·x` bit for bit, sixteen multiply-adds per instruction. On x86 without VNNI
+//! (pairs saturate) the `dot_i16x8` kernels run, measured faster there. Everywhere else (ARM) the
+//! kernel of [`super::gemm_i7`] runs, which keeps the second operand in [0, 127] (eight
+//! multiply-adds per instruction, exact on every engine).
 //!
 //! Layout ("c4"): weights packed in panels of [`NR`] = 8 channels, `k` padded to a multiple of 4,
 //! each k-quad stored as `[channel][4]` bytes; a row's four activation bytes are broadcast as one
 //! i32, so one instruction does 16 multiply-adds into four channels' sums.
 
-use super::gemm_i8::{tile_loop, MicroOf, Requant, MR, NR};
+use super::gemm_i8::{tile_loop, KernelsOf, MicroOf, Requant, MR, NR, PANELS};
 
 /// Int8 weights `[n][k]` in "c4" panels, with the per-channel offset correction for u8 inputs.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,6 +54,67 @@ impl PackedQuad {
 /// A micro-kernel: `MR` rows of u8 activations (each readable for `kq` bytes) against one panel.
 pub type Micro = MicroOf<u8, i8>;
 
+/// This module's kernels.
+pub type Kernels = KernelsOf<u8, i8>;
+
+/// Which relaxed dot product this engine computes exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DotKind {
+    /// Exact for any unsigned second operand (x86 with AVX-VNNI): [`PackedQuad`] kernels.
+    U8,
+    /// Exact for second operands in [0, 127], as specified: [`super::gemm_i7`] kernels.
+    I7,
+    /// No relaxed SIMD in this build (or an engine that breaks the specification): i16 kernels.
+    None,
+}
+
+impl DotKind {
+    /// What `info().int8Kernel` reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            DotKind::U8 => "relaxed-dot-u8",
+            DotKind::I7 => "relaxed-dot-i7",
+            DotKind::None => "dot-i16",
+        }
+    }
+}
+
+/// The probe's verdict for this engine, computed once.
+pub fn kind() -> DotKind {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    {
+        static KIND: std::sync::OnceLock<DotKind> = std::sync::OnceLock::new();
+        *KIND.get_or_init(|| {
+            if !relaxed::dot_is_exact_i7() {
+                DotKind::None
+            } else if relaxed::dot_is_exact_u8() {
+                DotKind::U8
+            } else if relaxed::dot_saturates_pairs() {
+                // x86 without VNNI lowers the instruction to pmaddubsw + pmaddwd + paddd: three
+                // instructions for eight multiply-adds, measured slower there than dot_i16x8.
+                DotKind::None
+            } else {
+                DotKind::I7
+            }
+        })
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    {
+        DotKind::None
+    }
+}
+
+pub fn portable_gemv(kq: usize, row: &[u8], panels: [&[i8]; PANELS], acc: &mut [[i32; NR]; PANELS]) {
+    for (panel, acc) in panels.iter().zip(acc.iter_mut()) {
+        let mut tile = [[0i32; NR]; MR];
+        portable_micro(kq, [row, row, row, row], panel, &mut tile);
+        *acc = tile[0];
+    }
+}
+
+/// The portable kernels (what tests compare the vector ones against).
+pub const PORTABLE: Kernels = Kernels { micro: portable_micro, gemv: portable_gemv };
+
 /// The exact u8 × i8 arithmetic the fast instruction performs where [`available`] says so.
 pub fn portable_micro(kq: usize, rows: [&[u8]; MR], panel: &[i8], acc: &mut [[i32; NR]; MR]) {
     let panel = &panel[..kq * NR];
@@ -65,46 +129,39 @@ pub fn portable_micro(kq: usize, rows: [&[u8]; MR], panel: &[i8], acc: &mut [[i3
     }
 }
 
-/// Whether this engine's relaxed dot product is an exact u8 × i8 dot (so the kernel may run).
+/// Whether this engine's relaxed dot product is an exact u8 × i8 dot (so this kernel may run).
 pub fn available() -> bool {
-    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-    {
-        static EXACT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *EXACT.get_or_init(relaxed::dot_is_exact_u8)
-    }
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
-    {
-        false
-    }
+    kind() == DotKind::U8
 }
 
-/// The best micro-kernel of this build for this engine (the portable one when the fast
-/// instruction is not exact here; callers use [`available`] to choose this path at all).
-pub fn best_micro() -> Micro {
+/// The best kernels of this build for this engine (the portable ones when the fast instruction
+/// is not exact here; callers use [`available`] to choose this path at all).
+pub fn best() -> Kernels {
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     if available() {
-        return relaxed::micro;
+        return Kernels { micro: relaxed::micro, gemv: relaxed::gemv };
     }
-    portable_micro
+    PORTABLE
 }
 
 /// The product of `m` u8 rows of `a` (stride `lda`, each readable for `w.kq` bytes; values
 /// `x + 128`) with the packed weights, requantized into `out` (stride `ldo`). `rq.offset` must
 /// already include [`PackedQuad::correction`].
 #[allow(clippy::too_many_arguments)]
-pub fn tiled(m: usize, a: &[u8], lda: usize, w: &PackedQuad, rq: Requant, out: &mut [i8], ldo: usize, micro: Micro) {
-    tile_loop(m, w.n, a, lda, w.kq, |p| w.panel(p), rq, out, ldo, micro);
+pub fn tiled(m: usize, a: &[u8], lda: usize, w: &PackedQuad, rq: Requant, out: &mut [i8], ldo: usize, k: Kernels) {
+    tile_loop(m, w.n, a, lda, w.kq, |p| w.panel(p), rq, out, ldo, k);
 }
 
 /// The product with the best micro-kernel available.
 pub fn gemm(m: usize, a: &[u8], lda: usize, w: &PackedQuad, rq: Requant, out: &mut [i8], ldo: usize) {
-    tiled(m, a, lda, w, rq, out, ldo, best_micro());
+    tiled(m, a, lda, w, rq, out, ldo, best());
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
 pub mod relaxed {
     //! The relaxed-SIMD micro-kernel and the probe that decides whether it is exact here.
-    use super::{MR, NR};
+    use super::super::gemm_i8::simd128::store;
+    use super::{MR, NR, PANELS};
     use core::arch::wasm32::*;
     use core::hint::black_box;
 
@@ -116,6 +173,25 @@ pub mod relaxed {
             i32x4_splat(black_box(0)),
         );
         i32x4_extract_lane::<0>(r)
+    }
+
+    /// True when second operands in [0, 127] give the exact dot product, as the proposal
+    /// specifies (every conforming engine; the kernels rely on it).
+    pub fn dot_is_exact_i7() -> bool {
+        [(1i8, 1u8), (127, 127), (-128, 127), (-1, 1), (-128, 64), (5, 0), (100, 99)].iter().all(|&(a, b)| {
+            let r = i32x4_relaxed_dot_i8x16_i7x16_add(
+                i8x16_splat(black_box(a)),
+                u8x16_splat(black_box(b)),
+                i32x4_splat(black_box(-7)),
+            );
+            i32x4_extract_lane::<3>(r) == 4 * a as i32 * b as i32 - 7
+        })
+    }
+
+    /// True when bytes above 127 are read unsigned and pairs saturate to 16 bits: the `pmaddubsw`
+    /// lowering of x86 engines on CPUs without VNNI.
+    pub fn dot_saturates_pairs() -> bool {
+        lane(127, 255) == 2 * i16::MAX as i32
     }
 
     /// True when bytes above 127 are read unsigned and no pair saturates (x86 with VNNI).
@@ -147,13 +223,31 @@ pub mod relaxed {
                 a3 = (i32x4_relaxed_dot_i8x16_i7x16_add(w0, x3, a3.0), i32x4_relaxed_dot_i8x16_i7x16_add(w1, x3, a3.1));
             }
         }
-        for (r, (lo, hi)) in [a0, a1, a2, a3].into_iter().enumerate() {
-            // SAFETY: acc[r] is [i32; 8]: two 16-byte stores fit.
+        store(acc, [a0, a1, a2, a3]);
+    }
+
+    /// One row against four panels: per k-quad one broadcast and eight dot products.
+    pub fn gemv(kq: usize, row: &[u8], panels: [&[i8]; PANELS], acc: &mut [[i32; NR]; PANELS]) {
+        let row = &row[..kq];
+        let panels = panels.map(|p| &p[..kq * NR]);
+        let z = i32x4_splat(0);
+        let mut a = [(z, z); PANELS];
+        for q in 0..kq / 4 {
+            // SAFETY: each panel holds kq·NR bytes, so the loads at q·32 and q·32 + 16 are in
+            // bounds; the row holds kq bytes, so the 4-byte load at 4q is too.
             unsafe {
-                v128_store(acc[r].as_mut_ptr() as *mut v128, lo);
-                v128_store(acc[r].as_mut_ptr().add(4) as *mut v128, hi);
+                let x = v128_load32_splat(row.as_ptr().add(4 * q) as *const u32);
+                for (acc, panel) in a.iter_mut().zip(&panels) {
+                    let wp = panel.as_ptr().add(q * 4 * NR);
+                    let (w0, w1) = (v128_load(wp as *const v128), v128_load(wp.add(16) as *const v128));
+                    *acc = (
+                        i32x4_relaxed_dot_i8x16_i7x16_add(w0, x, acc.0),
+                        i32x4_relaxed_dot_i8x16_i7x16_add(w1, x, acc.1),
+                    );
+                }
             }
         }
+        store(acc, a);
     }
 }
 
@@ -163,68 +257,39 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
-    use crate::kernels::fixedpoint::{quantize_multiplier, OutputStage, Rescale};
-    use crate::kernels::gemm_i8::reference;
-    use crate::kernels::requant::VecStage;
-    use crate::rng::Rng;
+    use crate::kernels::gemm_i8::tests::{sweep, Case};
 
-    fn micros() -> Vec<Micro> {
+    fn kernels() -> Vec<(&'static str, Kernels)> {
         #[allow(unused_mut)]
-        let mut v: Vec<Micro> = vec![portable_micro];
+        let mut v = vec![("portable", PORTABLE)];
         #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
         if available() {
-            v.push(relaxed::micro);
+            v.push(("relaxed", Kernels { micro: relaxed::micro, gemv: relaxed::gemv }));
         }
         v
     }
 
     #[test]
-    fn every_micro_kernel_is_exact_on_edges() {
+    fn every_kernel_is_exact_on_generated_shapes() {
         #[cfg(target_arch = "wasm32")]
-        wasm_bindgen_test::console_log!(
-            "four-wide dot kernel on this engine: {}",
-            if available() { "exact, tested" } else { "not exact, not used" }
-        );
-        for micro in micros() {
-            for &(m, n, k) in &[
-                (1usize, 1usize, 1usize),
-                (4, 8, 8),
-                (5, 9, 9),
-                (3, 7, 16),
-                (9, 13, 27),
-                (1, 10, 64),
-                (17, 3, 203),
-                (6, 17, 3),
-            ] {
-                let mut rng = Rng::new((m * 1000 + n * 10 + k) as u64);
-                let lda = k.div_ceil(4) * 4 + 4;
-                let a8: Vec<i8> = (0..m * lda).map(|_| (rng.below(256) as i32 - 128) as i8).collect();
-                let a8 = a8.iter().enumerate().map(|(i, &v)| if i % lda < k { v } else { 0 }).collect::<Vec<_>>();
-                let au: Vec<u8> = a8.iter().map(|&v| (v as i32 + 128) as u8).collect();
-                let w: Vec<i8> = (0..n * k).map(|_| (rng.below(256) as i32 - 128) as i8).collect();
-                let offset: Vec<i32> = (0..n).map(|_| rng.below(20000) as i32 - 10000).collect();
-                let scales =
-                    (0..n).map(|_| Rescale::Fixed(quantize_multiplier(0.0005 + rng.uniform() as f64 * 0.01))).collect();
-                let stage = OutputStage::new(scales, -5, -100, 120);
-                let vs = VecStage::new(&stage, n);
-                let ldo = n + 3;
-                let mut want = vec![0i8; m * ldo];
-                reference(m, n, k, &a8, lda, &w, Requant { offset: &offset, stage: &stage, vec: None }, &mut want, ldo);
-                let packed = PackedQuad::pack(&w, n, k);
-                let off: Vec<i32> = offset.iter().zip(&packed.correction).map(|(a, b)| a + b).collect();
-                let mut got = vec![0i8; m * ldo];
-                tiled(
-                    m,
-                    &au,
-                    lda,
-                    &packed,
-                    Requant { offset: &off, stage: &stage, vec: vs.as_ref() },
-                    &mut got,
-                    ldo,
-                    micro,
-                );
-                assert_eq!(got, want, "m={m} n={n} k={k}");
-            }
+        wasm_bindgen_test::console_log!("relaxed dot product on this engine: {:?}", kind());
+        for (name, k) in kernels() {
+            sweep(|m, n, kk| {
+                let c = Case::new(m, n, kk, false);
+                let lda = kk.div_ceil(4) * 4 + 4;
+                let mut au = vec![128u8; m * lda];
+                for i in 0..m {
+                    for j in 0..kk {
+                        au[i * lda + j] = (c.a[i * kk + j] as u8) ^ 0x80;
+                    }
+                }
+                let packed = PackedQuad::pack(&c.w, n, kk);
+                let off: Vec<i32> = c.offset.iter().zip(&packed.correction).map(|(a, b)| a.wrapping_add(*b)).collect();
+                let mut got = vec![0i8; m * c.ldo];
+                let rq = Requant::new(&off, &c.stage, c.vec.as_ref());
+                tiled(m, &au, lda, &packed, rq, &mut got, c.ldo, k);
+                assert_eq!(got, c.want, "{name}: m={m} n={n} k={kk}");
+            });
         }
     }
 }

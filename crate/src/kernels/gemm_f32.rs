@@ -39,6 +39,22 @@ impl PackedF32 {
         PackedF32 { n, k, data }
     }
 
+    /// Packs the `k × n` row-major matrix `b` (its columns become the `n` rows of [`Self::pack`]):
+    /// the same panels, read straight from the other layout.
+    pub fn pack_kn(b: &[f32], k: usize, n: usize) -> PackedF32 {
+        assert!(b.len() >= n * k, "matrix shorter than k*n");
+        let panels = n.div_ceil(NR);
+        let mut data = vec![0.0; panels * k * NR];
+        for p in 0..panels {
+            let cols = NR.min(n - p * NR);
+            let panel = &mut data[p * k * NR..(p + 1) * k * NR];
+            for kk in 0..k {
+                panel[kk * NR..kk * NR + cols].copy_from_slice(&b[kk * n + p * NR..kk * n + p * NR + cols]);
+            }
+        }
+        PackedF32 { n, k, data }
+    }
+
     fn panel(&self, p: usize) -> &[f32] {
         &self.data[p * self.k * NR..(p + 1) * self.k * NR]
     }
@@ -81,21 +97,36 @@ pub fn reference(
 pub fn gemm(m: usize, a: &[f32], lda: usize, w: &PackedF32, ep: Epilogue, out: &mut [f32], ldo: usize) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
-        tiled(m, a, lda, w, ep, out, ldo, simd128::micro);
+        tiled(m, a, lda, w, ep, out, ldo, (simd128::micro, simd128::gemv));
     }
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     {
-        tiled(m, a, lda, w, ep, out, ldo, portable_micro);
+        tiled(m, a, lda, w, ep, out, ldo, (portable_micro, portable_gemv));
     }
 }
 
 /// A micro-kernel: accumulates `MR` rows (given as slices, each at least `k` long) against one panel.
+/// Called with four panels and one row repeated, the same type serves as a GEMV kernel (see
+/// [`tiled`]): the arithmetic is identical, with the roles of rows and panels swapped.
 pub type Micro = fn(k: usize, rows: [&[f32]; MR], panel: &[f32], acc: &mut [[f32; NR]; MR]);
 
+/// A GEMV kernel: one row (at least `k` long) against [`MR`] panels.
+pub type Gemv = fn(k: usize, row: &[f32], panels: [&[f32]; MR], acc: &mut [[f32; NR]; MR]);
+
 /// Drives a micro-kernel over the whole product. Leftover rows reuse row 0 and are discarded;
-/// leftover columns come from the zero padding of the last panel and are not stored.
+/// leftover columns come from the zero padding of the last panel and are not stored. A single
+/// row (batch-1 FULLY_CONNECTED) goes to the GEMV kernel, [`MR`] panels at a time.
 #[allow(clippy::too_many_arguments)]
-pub fn tiled(m: usize, a: &[f32], lda: usize, w: &PackedF32, ep: Epilogue, out: &mut [f32], ldo: usize, micro: Micro) {
+pub fn tiled(
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    w: &PackedF32,
+    ep: Epilogue,
+    out: &mut [f32],
+    ldo: usize,
+    (micro, gemv): (Micro, Gemv),
+) {
     let (n, k) = (w.n, w.k);
     if m == 0 || n == 0 {
         return;
@@ -107,6 +138,10 @@ pub fn tiled(m: usize, a: &[f32], lda: usize, w: &PackedF32, ep: Epilogue, out: 
     }
     for i0 in (0..m).step_by(MR) {
         let rows_here = MR.min(m - i0);
+        if rows_here == 1 {
+            gemv_row(&a[i0 * lda..i0 * lda + k], w, ep, &mut out[i0 * ldo..i0 * ldo + n], gemv);
+            continue;
+        }
         let row = |r: usize| {
             let i = i0 + if r < rows_here { r } else { 0 };
             &a[i * lda..i * lda + k]
@@ -125,6 +160,23 @@ pub fn tiled(m: usize, a: &[f32], lda: usize, w: &PackedF32, ep: Epilogue, out: 
     }
 }
 
+/// One row against every panel, [`MR`] panels per GEMV call (a last group repeats its first).
+fn gemv_row(row: &[f32], w: &PackedF32, ep: Epilogue, out: &mut [f32], gemv: Gemv) {
+    let panels = w.n.div_ceil(NR);
+    for p0 in (0..panels).step_by(MR) {
+        let here = MR.min(panels - p0);
+        let pick = |j: usize| w.panel(p0 + if j < here { j } else { 0 });
+        let mut acc = [[0.0f32; NR]; MR];
+        gemv(w.k, row, [pick(0), pick(1), pick(2), pick(3)], &mut acc);
+        for (j, acc) in acc.iter().enumerate().take(here) {
+            let first = (p0 + j) * NR;
+            let cols = NR.min(w.n - first);
+            let bias = ep.bias.map(|b| &b[first..first + cols]);
+            finish(acc, bias, ep.min, ep.max, &mut out[first..first + cols]);
+        }
+    }
+}
+
 /// `out[c] = clamp(acc[c] + bias[c])` for the `out.len()` columns of one tile row.
 #[inline(always)]
 fn finish(acc: &[f32; NR], bias: Option<&[f32]>, min: f32, max: f32, out: &mut [f32]) {
@@ -135,6 +187,14 @@ fn finish(acc: &[f32; NR], bias: Option<&[f32]>, min: f32, max: f32, out: &mut [
     }
     for (c, v) in out.iter_mut().enumerate() {
         *v = (acc[c] + bias.map_or(0.0, |b| b[c])).max(min).min(max);
+    }
+}
+
+pub fn portable_gemv(k: usize, row: &[f32], panels: [&[f32]; MR], acc: &mut [[f32; NR]; MR]) {
+    for (panel, acc) in panels.iter().zip(acc.iter_mut()) {
+        let mut tile = [[0.0f32; NR]; MR];
+        portable_micro(k, [row, row, row, row], panel, &mut tile);
+        *acc = tile[0];
     }
 }
 
@@ -155,8 +215,49 @@ pub fn portable_micro(k: usize, rows: [&[f32]; MR], panel: &[f32], acc: &mut [[f
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod simd128 {
     //! wasm simd128 twin of the portable micro-kernel: the tile lives in eight f32x4 registers.
+    //! The relaxed-SIMD build multiplies and adds with `f32x4.relaxed_madd` (fused where the CPU
+    //! has FMA: the last bit can differ from the unfused product, far inside the 1e-4 relative
+    //! tolerance our float results keep against LiteRT).
     use super::{MR, NR};
     use core::arch::wasm32::*;
+
+    /// `a·b + c`.
+    #[inline(always)]
+    pub fn madd(a: v128, b: v128, c: v128) -> v128 {
+        #[cfg(target_feature = "relaxed-simd")]
+        {
+            f32x4_relaxed_madd(a, b, c)
+        }
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        {
+            f32x4_add(c, f32x4_mul(a, b))
+        }
+    }
+
+    /// One row against four panels: per k one broadcast and eight multiply-adds.
+    pub fn gemv(k: usize, row: &[f32], panels: [&[f32]; MR], acc: &mut [[f32; NR]; MR]) {
+        let row = &row[..k];
+        let panels = panels.map(|p| &p[..k * NR]);
+        let mut v = [[f32x4_splat(0.0); 2]; MR];
+        for (kk, &x) in row.iter().enumerate() {
+            let a = f32x4_splat(x);
+            for (v, panel) in v.iter_mut().zip(&panels) {
+                // SAFETY: each panel holds k·NR floats: the loads at kk·NR and kk·NR + 4 fit.
+                unsafe {
+                    let b = panel.as_ptr().add(kk * NR);
+                    v[0] = madd(a, v128_load(b as *const v128), v[0]);
+                    v[1] = madd(a, v128_load(b.add(4) as *const v128), v[1]);
+                }
+            }
+        }
+        for (r, v) in v.iter().enumerate() {
+            // SAFETY: acc[r] holds NR = 8 floats: two 16-byte stores.
+            unsafe {
+                v128_store(acc[r].as_mut_ptr() as *mut v128, v[0]);
+                v128_store(acc[r].as_mut_ptr().add(4) as *mut v128, v[1]);
+            }
+        }
+    }
 
     pub fn micro(k: usize, rows: [&[f32]; MR], panel: &[f32], acc: &mut [[f32; NR]; MR]) {
         let panel = &panel[..k * NR];
@@ -169,8 +270,8 @@ pub mod simd128 {
                 unsafe { (v128_load(b.as_ptr() as *const v128), v128_load(b.as_ptr().add(4) as *const v128)) };
             for r in 0..MR {
                 let a = f32x4_splat(rows[r][kk]);
-                v[r][0] = f32x4_add(v[r][0], f32x4_mul(a, b0));
-                v[r][1] = f32x4_add(v[r][1], f32x4_mul(a, b1));
+                v[r][0] = madd(a, b0, v[r][0]);
+                v[r][1] = madd(a, b1, v[r][1]);
             }
         }
         for (r, v) in v.iter().enumerate() {
@@ -208,7 +309,7 @@ mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
-    fn check(m: usize, n: usize, k: usize, micro: Micro) {
+    fn check(m: usize, n: usize, k: usize, micro: (Micro, Gemv)) {
         let mut rng = Rng::new((m * 131 + n * 17 + k) as u64);
         let lda = k + 3;
         let ldo = n + 2;
@@ -226,19 +327,23 @@ mod tests {
     }
 
     /// Every micro-kernel this target has, against the reference, on tile edges and leftovers.
-    fn micros() -> Vec<Micro> {
+    fn micros() -> Vec<(Micro, Gemv)> {
         #[allow(unused_mut)]
-        let mut v: Vec<Micro> = vec![portable_micro];
+        let mut v: Vec<(Micro, Gemv)> = vec![(portable_micro, portable_gemv)];
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        v.push(simd128::micro);
+        v.push((simd128::micro, simd128::gemv));
         v
     }
 
     #[test]
-    fn tiled_matches_reference_on_edges() {
+    fn tiled_matches_reference_on_generated_shapes() {
         for micro in micros() {
-            for &(m, n, k) in &[(1, 1, 1), (4, 8, 16), (5, 9, 17), (3, 7, 1), (13, 24, 33), (1, 10, 64), (8, 16, 0)] {
-                check(m, n, k, micro);
+            for m in [1, 2, 3, 4, 5, 9] {
+                for n in [1, 3, 8, 9, 17, 32, 33, 41] {
+                    for k in [0, 1, 2, 3, 7, 16, 17, 33, 64] {
+                        check(m, n, k, micro);
+                    }
+                }
             }
         }
     }

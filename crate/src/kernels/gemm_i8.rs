@@ -48,7 +48,7 @@ impl PackedI8 {
         PackedI8 { n, k, kp, data, row_sums }
     }
 
-    fn panel(&self, p: usize) -> &[i16] {
+    pub(crate) fn panel(&self, p: usize) -> &[i16] {
         &self.data[p * self.kp * NR..(p + 1) * self.kp * NR]
     }
 }
@@ -60,6 +60,33 @@ pub struct Requant<'a> {
     pub offset: &'a [i32],
     pub stage: &'a OutputStage,
     pub vec: Option<&'a VecStage>,
+    /// Per row of `a`, added to every output of that row (the kernels whose weights are stored
+    /// shifted need `-shift · Σ_k a[i][k]` here).
+    pub row_offset: Option<&'a [i32]>,
+}
+
+impl<'a> Requant<'a> {
+    pub fn new(offset: &'a [i32], stage: &'a OutputStage, vec: Option<&'a VecStage>) -> Self {
+        Requant { offset, stage, vec, row_offset: None }
+    }
+
+    /// Requantizes `cols` sums of rows `i0..i0 + rows` of a tile, channels from `first`, into
+    /// `out` (row stride `ldo`, starting at row `i0`'s channel `first`).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn store(
+        &self,
+        acc: &[[i32; NR]; MR],
+        i0: usize,
+        rows: usize,
+        first: usize,
+        cols: usize,
+        out: &mut [i8],
+        ldo: usize,
+    ) {
+        let row_offset = self.row_offset.map(|r| &r[i0..i0 + rows]);
+        requant::tile(acc, rows, cols, row_offset, self.offset, self.stage, self.vec, first, out, ldo);
+    }
 }
 
 /// Plain loops over unpacked int8 `w` (`[n][k]`) and int8 `a`: the ground truth.
@@ -93,6 +120,40 @@ pub type MicroOf<A, W> = fn(k: usize, rows: [&[A]; MR], panel: &[W], acc: &mut [
 /// This module's micro-kernels: i16 rows (each readable for `kp` values) against an i16 panel.
 pub type Micro = MicroOf<i16, i16>;
 
+/// Panels a GEMV kernel sums at once.
+pub const PANELS: usize = 4;
+
+/// A GEMV kernel for a single row (readable for the packed `k`) against [`PANELS`] panels: for
+/// batch-1 FULLY_CONNECTED and leftover rows, where a row tile would compute mostly copies.
+pub type GemvOf<A, W> = fn(k: usize, row: &[A], panels: [&[W]; PANELS], acc: &mut [[i32; NR]; PANELS]);
+
+/// A family's row-tile and single-row kernels.
+pub struct KernelsOf<A, W> {
+    pub micro: MicroOf<A, W>,
+    pub gemv: GemvOf<A, W>,
+}
+
+impl<A, W> Clone for KernelsOf<A, W> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<A, W> Copy for KernelsOf<A, W> {}
+
+/// This module's kernels.
+pub type Kernels = KernelsOf<i16, i16>;
+
+pub fn portable_gemv(kp: usize, row: &[i16], panels: [&[i16]; PANELS], acc: &mut [[i32; NR]; PANELS]) {
+    for (panel, acc) in panels.iter().zip(acc.iter_mut()) {
+        for (pair, w) in panel[..kp * NR].chunks_exact(2 * NR).enumerate() {
+            let (x0, x1) = (row[2 * pair] as i32, row[2 * pair + 1] as i32);
+            for c in 0..NR {
+                acc[c] = acc[c].wrapping_add(x0 * w[2 * c] as i32 + x1 * w[2 * c + 1] as i32);
+            }
+        }
+    }
+}
+
 pub fn portable_micro(kp: usize, rows: [&[i16]; MR], panel: &[i16], acc: &mut [[i32; NR]; MR]) {
     let panel = &panel[..kp * NR];
     let rows = [&rows[0][..kp], &rows[1][..kp], &rows[2][..kp], &rows[3][..kp]];
@@ -109,14 +170,14 @@ pub fn portable_micro(kp: usize, rows: [&[i16]; MR], panel: &[i16], acc: &mut [[
 /// The product of `m` i16 rows of `a` (stride `lda`, each readable for `w.kp` values, zero past
 /// `w.k`) with the packed weights, requantized into `out` (stride `ldo`).
 #[allow(clippy::too_many_arguments)]
-pub fn tiled(m: usize, a: &[i16], lda: usize, w: &PackedI8, rq: Requant, out: &mut [i8], ldo: usize, micro: Micro) {
-    tile_loop(m, w.n, a, lda, w.kp, |p| w.panel(p), rq, out, ldo, micro);
+pub fn tiled(m: usize, a: &[i16], lda: usize, w: &PackedI8, rq: Requant, out: &mut [i8], ldo: usize, k: Kernels) {
+    tile_loop(m, w.n, a, lda, w.kp, |p| w.panel(p), rq, out, ldo, k);
 }
 
-/// The tiling both int8 GEMMs share: rows of `a` (each readable for `klen` elements) in groups of
+/// The tiling the int8 GEMMs share: rows of `a` (each readable for `klen` elements) in groups of
 /// [`MR`] against each panel of [`NR`] channels that `panel` returns, the `MR`×`NR` tile summed
-/// by `micro`, then requantized into `out`. A last group with fewer rows repeats row 0 in the
-/// spare slots and drops their sums.
+/// by `k.micro`, then requantized into `out`. A last group of two or three rows repeats row 0 in
+/// the spare slots and drops their sums; a single row goes to `k.gemv`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn tile_loop<'w, A, W: 'w>(
     m: usize,
@@ -128,55 +189,95 @@ pub(super) fn tile_loop<'w, A, W: 'w>(
     rq: Requant,
     out: &mut [i8],
     ldo: usize,
-    micro: MicroOf<A, W>,
+    k: KernelsOf<A, W>,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(out.len() >= (m - 1) * ldo + n, "out too short");
+    assert!(rq.offset.len() >= n, "offsets too short");
+    assert!(rq.row_offset.is_none_or(|r| r.len() >= m), "row offsets too short");
+    for_each_tile(m, n, a, lda, klen, panel, k, |i0, rows, first, acc, cols| {
+        rq.store(acc, i0, rows, first, cols, &mut out[i0 * ldo + first..(i0 + rows - 1) * ldo + first + cols], ldo);
+    });
+}
+
+/// The sums of the product, tile by tile: `store(first_row, rows, first_channel, sums, channels)`
+/// receives each tile (`rows` of its `MR` rows and `channels` of its `NR` columns are real). For
+/// int8 requantization and other epilogues (the hybrid kernels scale the sums to float).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn for_each_tile<'w, A, W: 'w>(
+    m: usize,
+    n: usize,
+    a: &[A],
+    lda: usize,
+    klen: usize,
+    panel: impl Fn(usize) -> &'w [W],
+    k: KernelsOf<A, W>,
+    mut store: impl FnMut(usize, usize, usize, &[[i32; NR]; MR], usize),
 ) {
     if m == 0 || n == 0 {
         return;
     }
     assert!(lda >= klen && a.len() >= (m - 1) * lda + klen, "a rows must be padded to the packed k");
-    assert!(out.len() >= (m - 1) * ldo + n, "out too short");
-    assert!(rq.offset.len() >= n, "offsets too short");
+    let panels = n.div_ceil(NR);
     for i0 in (0..m).step_by(MR) {
         let rows_here = MR.min(m - i0);
+        if rows_here == 1 {
+            // One row: GEMV over PANELS panels at a time (a last group repeats its first panel).
+            let row = &a[i0 * lda..i0 * lda + klen];
+            for p0 in (0..panels).step_by(PANELS) {
+                let here = PANELS.min(panels - p0);
+                let pick = |j: usize| panel(p0 + if j < here { j } else { 0 });
+                let mut acc = [[0i32; NR]; PANELS];
+                (k.gemv)(klen, row, [pick(0), pick(1), pick(2), pick(3)], &mut acc);
+                for (j, acc) in acc.iter().enumerate().take(here) {
+                    let first = (p0 + j) * NR;
+                    let mut tile = [[0i32; NR]; MR];
+                    tile[0] = *acc;
+                    store(i0, 1, first, &tile, NR.min(n - first));
+                }
+            }
+            continue;
+        }
         let row = |r: usize| {
             let i = i0 + if r < rows_here { r } else { 0 };
             &a[i * lda..i * lda + klen]
         };
         let rows = [row(0), row(1), row(2), row(3)];
-        for p in 0..n.div_ceil(NR) {
+        for p in 0..panels {
             let mut acc = [[0i32; NR]; MR];
-            micro(klen, rows, panel(p), &mut acc);
-            let cols = NR.min(n - p * NR);
-            for (r, acc_row) in acc.iter().enumerate().take(rows_here) {
-                let o = &mut out[(i0 + r) * ldo + p * NR..(i0 + r) * ldo + p * NR + cols];
-                requant::row(&acc_row[..cols], rq.offset, rq.stage, rq.vec, p * NR, o);
-            }
+            (k.micro)(klen, rows, panel(p), &mut acc);
+            store(i0, rows_here, p * NR, &acc, NR.min(n - p * NR));
         }
     }
 }
 
-/// The best micro-kernel this build has.
-pub fn best_micro() -> Micro {
+/// The portable kernels (what tests compare the vector ones against).
+pub const PORTABLE: Kernels = Kernels { micro: portable_micro, gemv: portable_gemv };
+
+/// The best kernels this build has.
+pub fn best() -> Kernels {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
-        simd128::micro
+        Kernels { micro: simd128::micro, gemv: simd128::gemv }
     }
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     {
-        portable_micro
+        PORTABLE
     }
 }
 
-/// The product with the best available micro-kernel.
+/// The product with the best available kernels.
 pub fn gemm(m: usize, a: &[i16], lda: usize, w: &PackedI8, rq: Requant, out: &mut [i8], ldo: usize) {
-    tiled(m, a, lda, w, rq, out, ldo, best_micro());
+    tiled(m, a, lda, w, rq, out, ldo, best());
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod simd128 {
     //! wasm simd128 twin: per k-pair, each row's two i16 values are broadcast as one i32 and
     //! multiplied against 8 channels' weight pairs with two `i32x4.dot_i16x8_s`.
-    use super::{MR, NR};
+    use super::{MR, NR, PANELS};
     use core::arch::wasm32::*;
 
     pub fn micro(kp: usize, rows: [&[i16]; MR], panel: &[i16], acc: &mut [[i32; NR]; MR]) {
@@ -202,7 +303,34 @@ pub mod simd128 {
                 a3 = (i32x4_add(a3.0, i32x4_dot_i16x8(x3, w0)), i32x4_add(a3.1, i32x4_dot_i16x8(x3, w1)));
             }
         }
-        for (r, (lo, hi)) in [a0, a1, a2, a3].into_iter().enumerate() {
+        store(acc, [a0, a1, a2, a3]);
+    }
+
+    /// One row against four panels: per k-pair one broadcast and eight `i32x4.dot_i16x8_s`.
+    pub fn gemv(kp: usize, row: &[i16], panels: [&[i16]; PANELS], acc: &mut [[i32; NR]; PANELS]) {
+        let row = &row[..kp];
+        let panels = panels.map(|p| &p[..kp * NR]);
+        let z = i32x4_splat(0);
+        let mut a = [(z, z); PANELS];
+        for p in 0..kp / 2 {
+            // SAFETY: each panel holds kp·NR i16, so the loads at p·16 and p·16 + 8 are in
+            // bounds; the row holds kp i16, so the 4-byte load at 2p is too.
+            unsafe {
+                let x = v128_load32_splat(row.as_ptr().add(2 * p) as *const u32);
+                for (acc, panel) in a.iter_mut().zip(&panels) {
+                    let wp = panel.as_ptr().add(p * 2 * NR);
+                    let (w0, w1) = (v128_load(wp as *const v128), v128_load(wp.add(8) as *const v128));
+                    *acc = (i32x4_add(acc.0, i32x4_dot_i16x8(x, w0)), i32x4_add(acc.1, i32x4_dot_i16x8(x, w1)));
+                }
+            }
+        }
+        store(acc, a);
+    }
+
+    /// Stores four pairs of accumulator vectors into a tile.
+    #[inline(always)]
+    pub(crate) fn store(acc: &mut [[i32; NR]; 4], v: [(v128, v128); 4]) {
+        for (r, (lo, hi)) in v.into_iter().enumerate() {
             // SAFETY: acc[r] is [i32; 8]: two 16-byte stores fit.
             unsafe {
                 v128_store(acc[r].as_mut_ptr() as *mut v128, lo);
@@ -213,7 +341,7 @@ pub mod simd128 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -221,56 +349,80 @@ mod tests {
     use crate::kernels::fixedpoint::{quantize_multiplier, Rescale};
     use crate::rng::Rng;
 
-    fn micros() -> Vec<Micro> {
+    /// Generated shapes, as XNNPACK's GEMM tester sweeps them: rows around the tile (1 takes the
+    /// GEMV path), columns below, at and past one panel and several GEMV groups, depths stepping
+    /// through primes and tile multiples on both sides.
+    pub(crate) fn sweep(mut f: impl FnMut(usize, usize, usize)) {
+        for m in [1, 2, 3, 4, 5, 8, 9] {
+            for n in [1, 3, 7, 8, 9, 16, 17, 31, 32, 33, 41] {
+                for k in [1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 31, 32, 33, 67] {
+                    f(m, n, k);
+                }
+            }
+        }
+    }
+
+    /// A random product with its reference result: int8 `a` `[m][k]`, weights `[n][k]`
+    /// (in [-127, 127] when `symmetric`, else the whole int8 range), per-channel stages and
+    /// offsets, and a clamp; `want` is [`reference`]'s output with row stride `ldo`.
+    pub(crate) struct Case {
+        pub a: Vec<i8>,
+        pub w: Vec<i8>,
+        pub offset: Vec<i32>,
+        pub stage: OutputStage,
+        pub vec: Option<VecStage>,
+        pub ldo: usize,
+        pub want: Vec<i8>,
+    }
+
+    impl Case {
+        pub(crate) fn new(m: usize, n: usize, k: usize, symmetric: bool) -> Case {
+            let mut rng = Rng::new((m * 1_000_003 + n * 1009 + k) as u64);
+            let a: Vec<i8> = (0..m * k).map(|_| (rng.below(256) as i32 - 128) as i8).collect();
+            let lowest = if symmetric { -127 } else { -128 };
+            let w: Vec<i8> = (0..n * k).map(|_| (rng.below((128 - lowest) as usize) as i32 + lowest) as i8).collect();
+            let offset: Vec<i32> = (0..n).map(|_| rng.below(20000) as i32 - 10000).collect();
+            let scales =
+                (0..n).map(|_| Rescale::Fixed(quantize_multiplier(0.0005 + rng.uniform() as f64 * 0.01))).collect();
+            let (lo, hi) = [(-128, 127), (-100, 120), (-5, 127)][(m + n + k) % 3];
+            let stage = OutputStage::new(scales, -5, lo, hi);
+            let vec = VecStage::new(&stage, n);
+            let ldo = n + 3;
+            let mut want = vec![0i8; m * ldo];
+            reference(m, n, k, &a, k, &w, Requant::new(&offset, &stage, None), &mut want, ldo);
+            Case { a, w, offset, stage, vec, ldo, want }
+        }
+
+        pub(crate) fn requant(&self) -> Requant<'_> {
+            Requant::new(&self.offset, &self.stage, self.vec.as_ref())
+        }
+    }
+
+    fn kernels() -> Vec<(&'static str, Kernels)> {
         #[allow(unused_mut)]
-        let mut v: Vec<Micro> = vec![portable_micro];
+        let mut v = vec![("portable", PORTABLE)];
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        v.push(simd128::micro);
+        v.push(("simd128", Kernels { micro: simd128::micro, gemv: simd128::gemv }));
         v
     }
 
-    fn check(m: usize, n: usize, k: usize, micro: Micro) {
-        let mut rng = Rng::new((m * 1000 + n * 10 + k) as u64);
-        let kp = k.div_ceil(2) * 2;
-        let lda = kp + 6;
-        let mut a8 = vec![0i8; m * lda];
-        for i in 0..m {
-            for kk in 0..k {
-                a8[i * lda + kk] = (rng.below(256) as i32 - 128) as i8;
-            }
-        }
-        let a16: Vec<i16> = a8.iter().map(|&v| v as i16).collect();
-        let w: Vec<i8> = (0..n * k).map(|_| (rng.below(255) as i32 - 127) as i8).collect();
-        let offset: Vec<i32> = (0..n).map(|_| rng.below(20000) as i32 - 10000).collect();
-        let scales: Vec<_> =
-            (0..n).map(|_| Rescale::Fixed(quantize_multiplier(0.0005 + rng.uniform() as f64 * 0.01))).collect();
-        let stage = OutputStage::new(scales, -5, -100, 120);
-        let vs = VecStage::new(&stage, n);
-        let ldo = n + 3;
-        let mut want = vec![0i8; m * ldo];
-        reference(m, n, k, &a8, lda, &w, Requant { offset: &offset, stage: &stage, vec: None }, &mut want, ldo);
-        let mut got = vec![0i8; m * ldo];
-        let rq = Requant { offset: &offset, stage: &stage, vec: vs.as_ref() };
-        tiled(m, &a16, lda, &PackedI8::pack(&w, n, k), rq, &mut got, ldo, micro);
-        assert_eq!(got, want, "m={m} n={n} k={k}");
-    }
-
     #[test]
-    fn every_micro_kernel_is_exact_on_edges() {
-        for micro in micros() {
-            for &(m, n, k) in &[
-                (1, 1, 1),
-                (4, 8, 8),
-                (5, 9, 9),
-                (3, 7, 16),
-                (9, 13, 27),
-                (1, 10, 64),
-                (4, 4, 7),
-                (17, 3, 200),
-                (6, 17, 3),
-            ] {
-                check(m, n, k, micro);
-            }
+    fn every_kernel_is_exact_on_generated_shapes() {
+        for (name, k) in kernels() {
+            sweep(|m, n, kk| {
+                let c = Case::new(m, n, kk, false);
+                let kp = kk.div_ceil(2) * 2;
+                let lda = kp + 6;
+                let mut a16 = vec![0i16; m * lda];
+                for i in 0..m {
+                    for j in 0..kk {
+                        a16[i * lda + j] = c.a[i * kk + j] as i16;
+                    }
+                }
+                let mut got = vec![0i8; m * c.ldo];
+                tiled(m, &a16, lda, &PackedI8::pack(&c.w, n, kk), c.requant(), &mut got, c.ldo, k);
+                assert_eq!(got, c.want, "{name}: m={m} n={n} k={kk}");
+            });
         }
     }
 

@@ -89,6 +89,43 @@ pub fn quantize_f32(x: &[f32], scale: f32, zero_point: i32, qmin: i32, qmax: i32
     }
 }
 
+/// Asymmetric int8 parameters for a real range, computed in float32 exactly as the TFLite converter
+/// does (`GetAsymmetricQuantizationParams`): the range is widened to contain 0, `scale = (hi − lo) /
+/// 255`, and the zero point is taken from whichever end gives the smaller error, rounded and clamped
+/// to [−128, 127]. Matching the converter bit for bit keeps our min/max recipe identical to it.
+pub fn int8_params(lo: f32, hi: f32) -> (f32, i64) {
+    let (qmin, qmax) = (-128.0f32, 127.0f32);
+    let (rmin, rmax) = (lo.min(0.0), hi.max(0.0));
+    if rmin == rmax || !(rmax - rmin).is_finite() {
+        // A constant-zero tensor: any positive scale represents it exactly.
+        return (1e-8, 0);
+    }
+    let scale = (rmax - rmin) / (qmax - qmin);
+    let zp_from_min = qmin - rmin / scale;
+    let zp_from_max = qmax - rmax / scale;
+    let err_min = qmin.abs() + (rmin / scale).abs();
+    let err_max = qmax.abs() + (rmax / scale).abs();
+    let zp = if err_min < err_max { zp_from_min } else { zp_from_max };
+    let zp = if zp <= qmin {
+        -128
+    } else if zp >= qmax {
+        127
+    } else {
+        zp.round() as i64
+    };
+    (scale, zp)
+}
+
+/// `out = (clamp(round(x / scale) + zp, -128, 127) − zp) · scale`: the values an int8 tensor with
+/// these parameters holds for `x` (quantization-aware training's forward).
+pub fn fake_quantize(x: &[f32], scale: f32, zp: i32, out: &mut [f32]) {
+    let mut q = vec![0i32; x.len()];
+    quantize_f32(x, scale, zp, -128, 127, &mut q);
+    for (o, &v) in out.iter_mut().zip(&q) {
+        *o = dequantize_one(v, scale, zp);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

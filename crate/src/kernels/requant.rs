@@ -6,7 +6,7 @@
 //! and per-channel right shifts select among the (few) distinct uniform shifts of each group of
 //! four channels. Both are tested to give identical bytes.
 
-use super::fixedpoint::OutputStage;
+use super::fixedpoint::{FixedRequant, OutputStage};
 
 /// Scalar version: `out[c] = stage(acc[c] + offset[c])` for `c` in `0..acc.len()`, channels
 /// starting at `first`.
@@ -29,9 +29,104 @@ pub fn row_reference(acc: &[i32], offset: &[i32], stage: &OutputStage, first: us
 #[derive(Clone, Debug, PartialEq)]
 pub struct VecStage {
     groups: Vec<Group>,
+    /// The clamp-window layout ([`Window4`]), when every channel allows it.
+    windows: Option<Vec<Window4>>,
     zp: i32,
     min: i32,
     max: i32,
+}
+
+/// The cheaper layout of four channels, for stages without left shifts (every multiplier below
+/// one, as in nearly all convolutions). The output is monotone in `x` and moves by at most one
+/// step per unit of `x`, so clamping `x` to `[lo, hi]` (the inputs that give `min..=max`) gives
+/// the clamped output exactly, and inside that window `x` is small enough to pre-scale in 32 bits:
+///
+/// `z = ⌊(⌊(x·F·m + F·C) / 2^32⌋ − neg·2^d) / 2^R⌋`, with `R` the group's largest right shift,
+/// `d = R − right`, `F = 2^(1+d)`, `C = 2^30 + 2^(right−1)·2^31` and `neg` = SRDHM's result is
+/// negative (`x < below`). It equals the nested floor of [`VecStage`]'s formula scaled by `F`, so the
+/// 64-bit sums need no 64-bit shift (their high halves are taken) and the group shifts uniformly.
+#[derive(Clone, Debug, PartialEq)]
+struct Window4 {
+    lo: [i32; 4],
+    hi: [i32; 4],
+    factor: [i32; 4],
+    mult: [i32; 4],
+    add: [i64; 4],
+    below: [i32; 4],
+    neg_amount: [i32; 4],
+    shift: u32,
+}
+
+impl Window4 {
+    /// The layout of channels `f` (clamped to `min..=max` around zero point `zp`), or `None`.
+    fn new(f: &[FixedRequant], zp: i32, min: i32, max: i32) -> Option<Window4> {
+        let shift = f.iter().map(|f| f.right).max()?;
+        if shift > 30 || min > max {
+            return None;
+        }
+        let mut w = Window4 {
+            lo: [0; 4],
+            hi: [0; 4],
+            factor: [0; 4],
+            mult: [0; 4],
+            add: [0; 4],
+            below: [0; 4],
+            neg_amount: [0; 4],
+            shift,
+        };
+        for (l, f) in f.iter().enumerate() {
+            if f.left != 0 || f.multiplier <= 0 {
+                return None;
+            }
+            let g = |x: i32| f.apply(x).wrapping_add(zp);
+            let lo = first_at_least(g, min)?;
+            let hi = first_at_least(|x| g(x).saturating_sub(1), max)?.checked_sub(1)?;
+            let d = shift - f.right;
+            let limit = (1i64 << 30) >> (1 + d);
+            if lo as i64 <= -limit || hi as i64 >= limit || g(lo) != min || g(hi) != max {
+                return None;
+            }
+            let round = if f.right > 0 { 1i64 << (f.right - 1) } else { 0 };
+            w.lo[l] = lo;
+            w.hi[l] = hi;
+            w.factor[l] = 1 << (1 + d);
+            w.mult[l] = f.multiplier;
+            w.add[l] = ((1i64 << 30) + (round << 31)) << (1 + d);
+            // SRDHM(x, m) < 0 exactly when x·m < -2^30, i.e. x < -⌊2^30 / m⌋.
+            w.below[l] = if f.right > 0 { -((1i64 << 30) / f.multiplier as i64) as i32 } else { i32::MIN };
+            w.neg_amount[l] = 1 << d;
+        }
+        Some(w)
+    }
+}
+
+impl Window4 {
+    /// Lane `l` of the vector code, in scalar arithmetic (the twin tests compare it with the
+    /// reference stage on every kind of input).
+    #[cfg(test)]
+    pub(crate) fn apply_lane(&self, l: usize, x: i32, zp: i32) -> i32 {
+        let x = x.clamp(self.lo[l], self.hi[l]);
+        let neg = if x < self.below[l] { self.neg_amount[l] } else { 0 };
+        let v = (x * self.factor[l]) as i64 * self.mult[l] as i64 + self.add[l];
+        (((v >> 32) as i32 - neg) >> self.shift) + zp
+    }
+}
+
+/// The smallest `x` with `g(x) >= target` for a non-decreasing `g` (`None` when there is none).
+fn first_at_least(g: impl Fn(i32) -> i32, target: i32) -> Option<i32> {
+    if g(i32::MAX) < target {
+        return None;
+    }
+    let (mut lo, mut hi) = (i32::MIN as i64, i32::MAX as i64);
+    while lo < hi {
+        let mid = (lo + hi).div_euclid(2);
+        if g(mid as i32) >= target {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some(lo as i32)
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -91,7 +186,13 @@ impl VecStage {
                 Some(grp)
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(VecStage { groups, zp: stage.out_zp, min: stage.min, max: stage.max })
+        let windows = (0..channels.div_ceil(4) + 1)
+            .map(|g| {
+                let f: Vec<_> = (0..4).map(|l| stage.fixed((g * 4 + l).min(channels - 1))).collect::<Option<_>>()?;
+                Window4::new(&f, stage.out_zp, stage.min, stage.max)
+            })
+            .collect::<Option<Vec<_>>>();
+        Some(VecStage { groups, windows, zp: stage.out_zp, min: stage.min, max: stage.max })
     }
 }
 
@@ -109,9 +210,51 @@ pub fn row(acc: &[i32], offset: &[i32], stage: &OutputStage, vs: Option<&VecStag
     row_reference(acc, offset, stage, first, out);
 }
 
+/// A GEMM tile's epilogue: for rows `r < rows` and channels `c < cols` (from `first`),
+/// `out[r·ldo + c] = stage(acc[r][c] + row_offset[r] + offset[first + c])`, the per-channel
+/// constants of full eight-channel tiles loaded once for all rows in the vector twin.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn tile(
+    acc: &[[i32; 8]; 4],
+    rows: usize,
+    cols: usize,
+    row_offset: Option<&[i32]>,
+    offset: &[i32],
+    stage: &OutputStage,
+    vs: Option<&VecStage>,
+    first: usize,
+    out: &mut [i8],
+    ldo: usize,
+) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if let Some(VecStage { windows: Some(ws), zp, .. }) = vs {
+        if cols == 8 && first.is_multiple_of(4) {
+            simd128::tile8(
+                acc,
+                rows,
+                row_offset,
+                &offset[first..first + 8],
+                &ws[first / 4..first / 4 + 2],
+                *zp,
+                out,
+                ldo,
+            );
+            return;
+        }
+    }
+    for (r, acc) in acc.iter().enumerate().take(rows) {
+        let mut acc = *acc;
+        if let Some(ro) = row_offset {
+            acc.iter_mut().for_each(|a| *a = a.wrapping_add(ro[r]));
+        }
+        row(&acc[..cols], offset, stage, vs, first, &mut out[r * ldo..r * ldo + cols]);
+    }
+}
+
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod simd128 {
-    use super::{Group, VecStage};
+    use super::{Group, VecStage, Window4};
     use core::arch::wasm32::*;
 
     #[inline(always)]
@@ -146,10 +289,78 @@ pub mod simd128 {
         r
     }
 
+    /// [`Window4`] on four lanes of `x = acc + offset`, zero point added.
+    #[inline(always)]
+    fn window4(x: v128, w: &Window4, zp: v128) -> v128 {
+        let x = i32x4_min(i32x4_max(x, ld(&w.lo)), ld(&w.hi));
+        let neg = v128_and(i32x4_lt(x, ld(&w.below)), ld(&w.neg_amount));
+        let (xf, m) = (i32x4_mul(x, ld(&w.factor)), ld(&w.mult));
+        let lo = i64x2_add(i64x2_extmul_low_i32x4(xf, m), ld64(&w.add, 0));
+        let hi = i64x2_add(i64x2_extmul_high_i32x4(xf, m), ld64(&w.add, 1));
+        let high = i32x4_shuffle::<1, 3, 5, 7>(lo, hi);
+        i32x4_add(i32x4_shr(i32x4_sub(high, neg), w.shift), zp)
+    }
+
+    /// [`super::tile`] for eight channels with the window layout: each group's constants are
+    /// loaded once, then every row is requantized from registers.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn tile8(
+        acc: &[[i32; 8]; 4],
+        rows: usize,
+        row_offset: Option<&[i32]>,
+        offset: &[i32],
+        ws: &[Window4],
+        zp: i32,
+        out: &mut [i8],
+        ldo: usize,
+    ) {
+        let (offset, ws) = (&offset[..8], &ws[..2]);
+        let zp = i32x4_splat(zp);
+        let load = |a: &[i32]| unsafe { v128_load(a.as_ptr() as *const v128) };
+        let consts = |w: &Window4| {
+            (
+                ld(&w.lo),
+                ld(&w.hi),
+                ld(&w.below),
+                ld(&w.neg_amount),
+                ld(&w.factor),
+                ld(&w.mult),
+                ld64(&w.add, 0),
+                ld64(&w.add, 1),
+            )
+        };
+        let (g0, g1) = (consts(&ws[0]), consts(&ws[1]));
+        let (o0, o1) = (load(&offset[..4]), load(&offset[4..]));
+        let apply = |x: v128, g: &(v128, v128, v128, v128, v128, v128, v128, v128), shift: u32| {
+            let x = i32x4_min(i32x4_max(x, g.0), g.1);
+            let neg = v128_and(i32x4_lt(x, g.2), g.3);
+            let xf = i32x4_mul(x, g.4);
+            let lo = i64x2_add(i64x2_extmul_low_i32x4(xf, g.5), g.6);
+            let hi = i64x2_add(i64x2_extmul_high_i32x4(xf, g.5), g.7);
+            let high = i32x4_shuffle::<1, 3, 5, 7>(lo, hi);
+            i32x4_add(i32x4_shr(i32x4_sub(high, neg), shift), zp)
+        };
+        for (r, acc) in acc.iter().enumerate().take(rows) {
+            let ro = i32x4_splat(row_offset.map_or(0, |ro| ro[r]));
+            let a0 = i32x4_add(i32x4_add(load(&acc[..4]), o0), ro);
+            let a1 = i32x4_add(i32x4_add(load(&acc[4..]), o1), ro);
+            let v = i16x8_narrow_i32x4(apply(a0, &g0, ws[0].shift), apply(a1, &g1, ws[1].shift));
+            let o = &mut out[r * ldo..r * ldo + 8];
+            // SAFETY: `o` holds 8 bytes: the 8-byte lane store fits.
+            unsafe { v128_store64_lane::<0>(i8x16_narrow_i16x8(v, v), o.as_mut_ptr() as *mut u64) };
+        }
+    }
+
     /// Requantizes eight channels `first..first + 8` (`first` a multiple of 4) given as two
     /// vectors of `acc + offset`; the int8 results are in the low 8 bytes.
     #[inline(always)]
     pub fn requant8(a0: v128, a1: v128, vs: &VecStage, first: usize) -> v128 {
+        if let Some(ws) = &vs.windows {
+            let zp = i32x4_splat(vs.zp);
+            let v = i16x8_narrow_i32x4(window4(a0, &ws[first / 4], zp), window4(a1, &ws[first / 4 + 1], zp));
+            return i8x16_narrow_i16x8(v, v);
+        }
         let (zp, min, max) = (i32x4_splat(vs.zp), i32x4_splat(vs.min), i32x4_splat(vs.max));
         let r0 = i32x4_add(requant4(a0, &vs.groups[first / 4]), zp);
         let r1 = i32x4_add(requant4(a1, &vs.groups[first / 4 + 1]), zp);
@@ -228,5 +439,40 @@ mod tests {
         }
         let double = OutputStage::new(vec![Rescale::Double(0.01)], 0, -128, 127);
         assert!(VecStage::new(&double, 4).is_none());
+    }
+
+    /// The clamp-window layout, lane by lane in scalar arithmetic, against the reference stage:
+    /// mixed shifts within a group, every activation clamp, inputs over the whole i32 range and
+    /// around every window edge.
+    #[test]
+    fn window_layout_equals_reference() {
+        let mut rng = Rng::new(33);
+        let mut used = 0;
+        for trial in 0..300 {
+            let scales: Vec<_> = (0..4)
+                .map(|_| Rescale::Fixed(quantize_multiplier(10f64.powf(rng.uniform() as f64 * 7.0 - 7.5))))
+                .collect();
+            let zp = rng.below(256) as i32 - 128;
+            let (min, max) = match trial % 3 {
+                0 => (-128, 127),
+                1 => (zp.max(-128), 127),
+                _ => (zp.max(-128), (zp + rng.below(100) as i32).min(127)),
+            };
+            let stage = OutputStage::new(scales, zp, min, max);
+            let f: Vec<_> = (0..4).map(|l| stage.fixed(l).unwrap()).collect();
+            let Some(w) = Window4::new(&f, zp, min, max) else { continue };
+            used += 1;
+            for l in 0..4 {
+                let mut xs: Vec<i32> = vec![i32::MIN, i32::MAX, 0, -1, 1];
+                for edge in [w.lo[l], w.hi[l], w.below[l]] {
+                    xs.extend((-3..=3).map(|d| edge.saturating_add(d)));
+                }
+                xs.extend((0..200).map(|_| (rng.next_u64() as i32) >> rng.below(32)));
+                for x in xs {
+                    assert_eq!(w.apply_lane(l, x, zp), stage.apply(l, x) as i32, "x={x} lane {l} {f:?}");
+                }
+            }
+        }
+        assert!(used > 100, "the window layout applied to only {used} of 300 stages");
     }
 }

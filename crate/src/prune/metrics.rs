@@ -72,18 +72,14 @@ pub fn model_metrics(model: &Model) -> Result<ModelMetrics> {
         nonzero += nz;
     }
     let mut layers = Vec::new();
-    for (i, n) in g.nodes.iter().enumerate().filter(|(_, n)| n.op.has_weights()) {
+    for (i, n) in g.nodes.iter().enumerate() {
+        let Some(layout) = crate::ops::weight_layout(&n.op) else { continue };
         let operand =
             |k: usize| -> (usize, usize) { n.input(k).map_or((0, 0), |t: TensorId| count(&g.tensors[t].data)) };
-        let (w, wnz) = operand(1);
-        let (b, bnz) = operand(2);
+        let (w, wnz) = operand(layout.weights);
+        let (b, bnz) = operand(layout.weights + 1);
         let macs = node_macs(g, i);
-        let wt = n.input(1).map(|t| &g.tensors[t]);
-        let units = match (&n.op, wt) {
-            (crate::ir::Op::DepthwiseConv2D(_), Some(t)) => t.shape.last().copied().unwrap_or(0),
-            (_, Some(t)) => t.shape.first().copied().unwrap_or(0),
-            _ => 0,
-        };
+        let units = n.input(layout.weights).map_or(0, |t| layout.units(&g.tensors[t].shape));
         layers.push(LayerMetrics {
             node: i,
             op: n.op.name().to_string(),

@@ -124,72 +124,113 @@ pub fn prune(
     options: &PruneOptions,
     progress: Progress,
 ) -> Result<(Model, PruneReport)> {
-    if !(0.0..1.0).contains(&options.sparsity) {
-        return Err(Error::argument(format!(
-            "sparsity must be a fraction in [0, 1) of the prunable weights, got {}",
-            options.sparsity
-        )));
-    }
-    crate::grad::check_float(model).map_err(|_| {
-        Error::argument("the model has quantized weights; prune its float version, then quantize the pruned model")
-    })?;
-    let t0 = now_ms();
-    // Constant sub-graphs (Keras Flatten's SHAPE/PACK chain) become constants, so every shape that
-    // structured pruning must rewrite is a plain constant.
-    let (model, folded) = passes::fold_constants(model)?;
-    let before = model_metrics(&model)?;
-    let g = model.main();
-    let layers = prunable_layers(g, options.include_last_layer || options.structured);
-    if layers.is_empty() {
-        return Err(Error::argument(
-            "the model has no float CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED weights to prune",
-        ));
-    }
-    let grads = if options.method.needs_gradients() {
-        let d = data.ok_or_else(|| {
-            Error::argument(format!(
-                "--method {} needs data: representative inputs [N, ...input shape] (labels optional)",
-                options.method.name()
-            ))
+    let mut job = PruneJob::new(model, data, options)?;
+    crate::parallel::run(&mut job, 1, progress)?;
+    job.finish()
+}
+
+/// Pruning as a job (see [`crate::parallel`]): the gradient scores, when the method needs them,
+/// are computed in rounds on every core; the pruning itself runs in [`PruneJob::finish`].
+pub struct PruneJob {
+    /// The model with constant sub-graphs folded (Keras Flatten's SHAPE/PACK chain), so every shape
+    /// that structured pruning must rewrite is a plain constant. Tensor ids are the original's.
+    model: Model,
+    folded: usize,
+    options: PruneOptions,
+    grads: Option<crate::grad::GradientsJob>,
+    t0: f64,
+}
+
+impl PruneJob {
+    pub fn new(model: &Model, data: Option<GradientData>, options: &PruneOptions) -> Result<PruneJob> {
+        if !(0.0..1.0).contains(&options.sparsity) {
+            return Err(Error::argument(format!(
+                "sparsity must be a fraction in [0, 1) of the prunable weights, got {}",
+                options.sparsity
+            )));
+        }
+        crate::grad::check_float(model).map_err(|_| {
+            Error::argument("the model has quantized weights; prune its float version, then quantize the pruned model")
         })?;
-        Some(crate::grad::gradients(&model, d.x, d.shape, d.labels, progress)?)
-    } else {
-        None
-    };
-    let scores = score::Scores::new(g, &layers, options, grads.as_ref());
-    let t1 = now_ms();
-    let mut notes = Vec::new();
-    if folded > 0 {
-        notes.push(format!("{folded} operators computing constants were folded"));
+        let t0 = now_ms();
+        let (model, folded) = passes::fold_constants(model)?;
+        if prunable_layers(model.main(), options.include_last_layer || options.structured).is_empty() {
+            return Err(Error::argument(
+                "the model has no float CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED weights to prune",
+            ));
+        }
+        let grads = if options.method.needs_gradients() {
+            let d = data.ok_or_else(|| {
+                Error::argument(format!(
+                    "--method {} needs data: representative inputs [N, ...input shape] (labels optional)",
+                    options.method.name()
+                ))
+            })?;
+            Some(crate::grad::GradientsJob::new(&model, d.x, d.shape, d.labels)?)
+        } else {
+            None
+        };
+        Ok(PruneJob { model, folded, options: options.clone(), grads, t0 })
     }
-    let (pruned, prunable, removed, channels) = if options.structured {
-        let r = structured::prune(&model, &layers, &scores, options, &mut notes)?;
-        (r.model, r.prunable, r.removed, Some(r.channels))
-    } else {
-        let r = unstructured::prune(&model, &layers, &scores, options, &mut notes)?;
-        (r.model, r.prunable, r.removed, None)
-    };
-    // The result must still be a model our engine (and so LiteRT) can prepare.
-    crate::exec::Interpreter::new(&pruned)?;
-    let after = model_metrics(&pruned)?;
-    let t2 = now_ms();
-    let report = PruneReport {
-        method: options.method.name(),
-        structured: options.structured,
-        requested_sparsity: options.sparsity,
-        achieved_sparsity: if prunable == 0 { 0.0 } else { removed as f64 / prunable as f64 },
-        prunable_weights: prunable,
-        removed_weights: removed,
-        channels,
-        before,
-        after,
-        gradient_loss: grads.as_ref().map(|g| g.loss),
-        gradient_samples: grads.as_ref().map(|g| g.samples),
-        notes,
-        score_ms: t1 - t0,
-        prune_ms: t2 - t1,
-    };
-    Ok((pruned, report))
+
+    /// Scores and prunes; returns the pruned model and the report.
+    pub fn finish(self) -> Result<(Model, PruneReport)> {
+        let grads = self.grads.map(|j| j.finish()).transpose()?;
+        let (model, options) = (&self.model, &self.options);
+        let g = model.main();
+        let before = model_metrics(model)?;
+        let layers = prunable_layers(g, options.include_last_layer || options.structured);
+        let scores = score::Scores::new(g, &layers, options, grads.as_ref());
+        let t1 = now_ms();
+        let mut notes = Vec::new();
+        if self.folded > 0 {
+            notes.push(format!("{} operators computing constants were folded", self.folded));
+        }
+        let (pruned, prunable, removed, channels) = if options.structured {
+            let r = structured::prune(model, &layers, &scores, options, &mut notes)?;
+            (r.model, r.prunable, r.removed, Some(r.channels))
+        } else {
+            let r = unstructured::prune(model, &layers, &scores, options, &mut notes)?;
+            (r.model, r.prunable, r.removed, None)
+        };
+        // The result must still satisfy every operator's spec (and so prepare in LiteRT).
+        crate::ops::infer(pruned.main(), &Default::default())?;
+        let after = model_metrics(&pruned)?;
+        let t2 = now_ms();
+        let report = PruneReport {
+            method: options.method.name(),
+            structured: options.structured,
+            requested_sparsity: options.sparsity,
+            achieved_sparsity: if prunable == 0 { 0.0 } else { removed as f64 / prunable as f64 },
+            prunable_weights: prunable,
+            removed_weights: removed,
+            channels,
+            before,
+            after,
+            gradient_loss: grads.as_ref().map(|g| g.loss),
+            gradient_samples: grads.as_ref().map(|g| g.samples),
+            notes,
+            score_ms: t1 - self.t0,
+            prune_ms: t2 - t1,
+        };
+        Ok((pruned, report))
+    }
+}
+
+impl crate::parallel::Job for PruneJob {
+    fn next(&mut self) -> Result<Option<crate::parallel::Round>> {
+        match self.grads.as_mut() {
+            Some(j) => j.next(),
+            None => Ok(None),
+        }
+    }
+
+    fn accept(&mut self, results: Vec<Vec<u8>>) -> Result<()> {
+        match self.grads.as_mut() {
+            Some(j) => j.accept(results),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A weighted layer that may be pruned.
@@ -198,19 +239,15 @@ pub(crate) struct Layer {
     pub node: usize,
     pub weights: TensorId,
     pub bias: Option<TensorId>,
-    /// Weights per output unit, and how unit `u`'s weights are laid out (see [`Layer::unit_of`]).
+    /// Output units (channels or neurons), and the elements between consecutive units' weights.
     pub units: usize,
-    pub depthwise: bool,
+    pub inner: usize,
 }
 
 impl Layer {
     /// The output unit (channel or neuron) weight `i` belongs to.
-    pub fn unit_of(&self, i: usize, len: usize) -> usize {
-        if self.depthwise {
-            i % self.units
-        } else {
-            i / (len / self.units.max(1)).max(1)
-        }
+    pub fn unit_of(&self, i: usize) -> usize {
+        (i / self.inner) % self.units.max(1)
     }
 }
 
@@ -229,7 +266,7 @@ pub(crate) fn prunable_layers(g: &Graph, include_last: bool) -> Vec<Layer> {
                 return true;
             }
             for &c in &consumers[t] {
-                if !g.nodes[c].op.has_weights() {
+                if !crate::ops::is_weighted(&g.nodes[c].op) {
                     stack.extend(g.nodes[c].outputs.iter().copied());
                 }
             }
@@ -239,9 +276,9 @@ pub(crate) fn prunable_layers(g: &Graph, include_last: bool) -> Vec<Layer> {
     g.nodes
         .iter()
         .enumerate()
-        .filter(|(_, n)| n.op.has_weights())
         .filter_map(|(i, n)| {
-            let w = n.input(1)?;
+            let layout = crate::ops::weight_layout(&n.op)?;
+            let w = n.input(layout.weights)?;
             let wt = &g.tensors[w];
             if wt.dtype != DType::F32 || wt.data.is_none() || wt.shape.is_empty() {
                 return None;
@@ -249,9 +286,8 @@ pub(crate) fn prunable_layers(g: &Graph, include_last: bool) -> Vec<Layer> {
             if !include_last && n.output().is_some_and(reaches_output_directly) {
                 return None;
             }
-            let depthwise = matches!(n.op, crate::ir::Op::DepthwiseConv2D(_));
-            let units = if depthwise { *wt.shape.last()? } else { wt.shape[0] };
-            Some(Layer { node: i, weights: w, bias: n.input(2), units, depthwise })
+            let (units, inner) = (layout.units(&wt.shape), layout.inner(&wt.shape));
+            Some(Layer { node: i, weights: w, bias: n.input(layout.weights + 1), units, inner })
         })
         .collect()
 }

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use super::score::{values, Scores};
 use super::{Layer, Method, PruneOptions};
 use crate::error::{Error, Result};
-use crate::ir::{Graph, Model, Op, TensorData, TensorId};
+use crate::ir::{Graph, Model, Node, Op, TensorData, TensorId};
 use crate::rng::Rng;
 
 pub(crate) struct Outcome {
@@ -101,6 +101,152 @@ impl Analysis {
     }
 }
 
+/// Ties or freezes the channel groups of node `i`'s tensors, and records the role of a weighted
+/// layer.
+fn visit(a: &mut Analysis, g: &Graph, i: usize, node: &Node, roles: &mut BTreeMap<usize, Role>) {
+    let shape = |t: TensorId| &g.tensors[t].shape;
+    let last = |t: TensorId| g.tensors[t].shape.last().copied().unwrap_or(0);
+    let Some(out) = node.output() else { return };
+    let x = node.input(0);
+    let acts: Vec<TensorId> = node.inputs.iter().flatten().copied().filter(|&t| !g.tensors[t].is_constant()).collect();
+    let freeze_all = |a: &mut Analysis, why: &str| {
+        for &t in acts.iter().chain(&node.outputs) {
+            a.freeze(t, why);
+        }
+    };
+    match &node.op {
+        Op::Conv2D(_) | Op::FullyConnected(_) => {
+            let Some(x) = x else { return };
+            let input = a.view(x).and_then(|v| {
+                // A FULLY_CONNECTED reads `k` inputs per row: `k / C` copies of the channels.
+                let k = node.input(1).and_then(|w| g.tensors[w].shape.last().copied()).unwrap_or(0);
+                let c = a.size[v.group];
+                match node.op {
+                    Op::FullyConnected(_) if c > 0 && k.is_multiple_of(c) && k / c >= v.repeat => {
+                        Some(View { group: v.group, repeat: k / c })
+                    }
+                    _ if v.repeat == 1 => Some(v),
+                    _ => None,
+                }
+            });
+            if input.is_none() {
+                a.freeze(x, "feeds a layer whose input columns do not follow its channels");
+            }
+            roles.insert(i, Role::Dense { out: a.view(out), input });
+        }
+        Op::DepthwiseConv2D(_) => {
+            let (Some(x), Some(w)) = (x, node.input(1)) else { return };
+            if last(w) == last(x) {
+                a.tie(x, out);
+                roles.insert(i, Role::Depthwise { group: a.view(out) });
+            } else {
+                freeze_all(a, "passes through a depthwise convolution with a channel multiplier");
+                roles.insert(i, Role::Depthwise { group: None });
+            }
+        }
+        Op::Relu | Op::Relu6 | Op::Logistic | Op::Tanh | Op::LeakyRelu { .. } | Op::HardSwish => {
+            if let Some(x) = x {
+                a.tie(x, out);
+            }
+        }
+        Op::AveragePool2D(_) | Op::MaxPool2D(_) => {
+            if let Some(x) = x {
+                a.tie(x, out);
+            }
+        }
+        Op::Pad => {
+            let pads = const_i64(g, node.input(1));
+            let channel_padded = pads.as_ref().is_none_or(|p| p.len() < 2 || p[p.len() - 2..].iter().any(|&v| v != 0));
+            match x {
+                Some(x) if !channel_padded => a.tie(x, out),
+                _ => freeze_all(a, "is padded along channels"),
+            }
+        }
+        Op::Add { .. } | Op::Sub { .. } | Op::Mul { .. } => elementwise(a, g, node, out),
+        Op::Concatenation { axis, .. } => {
+            let rank = shape(out).len() as i32;
+            let along_channels = *axis == -1 || *axis == rank - 1;
+            if along_channels {
+                freeze_all(a, "is concatenated along channels");
+            } else {
+                for &t in &acts {
+                    a.tie(t, out);
+                }
+            }
+        }
+        Op::Mean { .. } | Op::ReduceMax { .. } => {
+            let Some(x) = x else { return };
+            let rank = shape(x).len() as i64;
+            let axes = const_i64(g, node.input(1)).unwrap_or_default();
+            let reduces_channels = axes.iter().any(|&ax| ax == -1 || ax == rank - 1) || axes.is_empty();
+            if reduces_channels || last(out) != last(x) {
+                freeze_all(a, "is reduced along channels");
+            } else {
+                a.tie(x, out);
+            }
+        }
+        Op::Reshape { .. } | Op::Squeeze { .. } => {
+            let Some(x) = x else { return };
+            if !reshape(a, g, x, out) {
+                freeze_all(a, "is reshaped across channels");
+            }
+        }
+        _ => freeze_all(a, &format!("passes through {}", node.op.name())),
+    }
+}
+
+/// ADD, SUB, MUL: activations with the output's channels share its group; a per-channel constant
+/// follows the group; anything else broadcast against channels freezes it.
+fn elementwise(a: &mut Analysis, g: &Graph, node: &Node, out: TensorId) {
+    let last = |t: TensorId| g.tensors[t].shape.last().copied().unwrap_or(0);
+    let c = last(out);
+    for t in node.inputs.iter().flatten().copied() {
+        let tensor = &g.tensors[t];
+        if tensor.is_constant() {
+            match tensor.num_elements() {
+                1 => {}
+                k if k == c && last(t) == c => {
+                    if let Some(v) = a.view(out) {
+                        a.constants.push((t, v.group));
+                    }
+                }
+                _ => a.freeze(out, "is combined with a constant that is not per channel"),
+            }
+        } else if last(t) == c {
+            a.tie(t, out);
+        } else if last(t) != 1 {
+            a.freeze(t, "is broadcast against channels");
+            a.freeze(out, "is broadcast against channels");
+        }
+    }
+}
+
+/// RESHAPE / SQUEEZE keeping the channels last (tied), or a flatten (the output repeats the
+/// channels once per position); false for anything else.
+fn reshape(a: &mut Analysis, g: &Graph, x: TensorId, out: TensorId) -> bool {
+    let (xs, os) = (g.tensors[x].shape.clone(), g.tensors[out].shape.clone());
+    let batch = xs.first().copied().unwrap_or(1);
+    let per_batch: usize = xs.iter().skip(1).product();
+    if xs.len() >= 2 && os.last() == xs.last() {
+        a.tie(x, out);
+    } else if xs.len() >= 2
+        && os.last() == Some(&per_batch)
+        && os.iter().rev().skip(1).product::<usize>() == batch
+        && a.view(x).is_some()
+    {
+        // A flatten: the output repeats the input's channels once per position.
+        let v = a.view(x).expect("checked above");
+        let inner: usize = xs[1..xs.len() - 1].iter().product();
+        if let Some(old) = a.view(out) {
+            a.freeze_view(Some(old), "replaced by a flatten view");
+        }
+        a.views[out] = Some(View { group: v.group, repeat: v.repeat * inner });
+    } else {
+        return false;
+    }
+    true
+}
+
 fn const_i64(g: &Graph, t: Option<TensorId>) -> Option<Vec<i64>> {
     t.and_then(|t| g.tensors[t].data.as_ref()).and_then(|d| d.to_i64_vec())
 }
@@ -131,136 +277,8 @@ fn analyse(g: &Graph) -> (Analysis, BTreeMap<usize, Role>) {
         a.freeze(t, "is a model output");
     }
     let mut roles = BTreeMap::new();
-    let shape = |t: TensorId| &g.tensors[t].shape;
-    let last = |t: TensorId| g.tensors[t].shape.last().copied().unwrap_or(0);
     for (i, node) in g.nodes.iter().enumerate() {
-        let Some(out) = node.output() else { continue };
-        let x = node.input(0);
-        let acts: Vec<TensorId> =
-            node.inputs.iter().flatten().copied().filter(|&t| !g.tensors[t].is_constant()).collect();
-        let freeze_all = |a: &mut Analysis, why: &str| {
-            for &t in acts.iter().chain(&node.outputs) {
-                a.freeze(t, why);
-            }
-        };
-        match &node.op {
-            Op::Conv2D(_) | Op::FullyConnected(_) => {
-                let Some(x) = x else { continue };
-                let input = a.view(x).and_then(|v| {
-                    // A FULLY_CONNECTED reads `k` inputs per row: `k / C` copies of the channels.
-                    let k = node.input(1).and_then(|w| g.tensors[w].shape.last().copied()).unwrap_or(0);
-                    let c = a.size[v.group];
-                    match node.op {
-                        Op::FullyConnected(_) if c > 0 && k % c == 0 && k / c >= v.repeat => {
-                            Some(View { group: v.group, repeat: k / c })
-                        }
-                        _ if v.repeat == 1 => Some(v),
-                        _ => None,
-                    }
-                });
-                if input.is_none() {
-                    a.freeze(x, "feeds a layer whose input columns do not follow its channels");
-                }
-                roles.insert(i, Role::Dense { out: a.view(out), input });
-            }
-            Op::DepthwiseConv2D(_) => {
-                let (Some(x), Some(w)) = (x, node.input(1)) else { continue };
-                if last(w) == last(x) {
-                    a.tie(x, out);
-                    roles.insert(i, Role::Depthwise { group: a.view(out) });
-                } else {
-                    freeze_all(&mut a, "passes through a depthwise convolution with a channel multiplier");
-                    roles.insert(i, Role::Depthwise { group: None });
-                }
-            }
-            Op::Relu | Op::Relu6 | Op::Logistic | Op::Tanh | Op::LeakyRelu { .. } | Op::HardSwish => {
-                if let Some(x) = x {
-                    a.tie(x, out);
-                }
-            }
-            Op::AveragePool2D(_) | Op::MaxPool2D(_) => {
-                if let Some(x) = x {
-                    a.tie(x, out);
-                }
-            }
-            Op::Pad => {
-                let pads = const_i64(g, node.input(1));
-                let channel_padded =
-                    pads.as_ref().is_none_or(|p| p.len() < 2 || p[p.len() - 2..].iter().any(|&v| v != 0));
-                match x {
-                    Some(x) if !channel_padded => a.tie(x, out),
-                    _ => freeze_all(&mut a, "is padded along channels"),
-                }
-            }
-            Op::Add { .. } | Op::Sub { .. } | Op::Mul { .. } => {
-                let c = last(out);
-                for t in node.inputs.iter().flatten().copied() {
-                    let tensor = &g.tensors[t];
-                    if tensor.is_constant() {
-                        match tensor.num_elements() {
-                            1 => {}
-                            k if k == c && last(t) == c => {
-                                if let Some(v) = a.view(out) {
-                                    a.constants.push((t, v.group));
-                                }
-                            }
-                            _ => a.freeze(out, "is combined with a constant that is not per channel"),
-                        }
-                    } else if last(t) == c {
-                        a.tie(t, out);
-                    } else if last(t) != 1 {
-                        a.freeze(t, "is broadcast against channels");
-                        a.freeze(out, "is broadcast against channels");
-                    }
-                }
-            }
-            Op::Concatenation { axis, .. } => {
-                let rank = shape(out).len() as i32;
-                let along_channels = *axis == -1 || *axis == rank - 1;
-                if along_channels {
-                    freeze_all(&mut a, "is concatenated along channels");
-                } else {
-                    for &t in &acts {
-                        a.tie(t, out);
-                    }
-                }
-            }
-            Op::Mean { .. } | Op::ReduceMax { .. } => {
-                let Some(x) = x else { continue };
-                let rank = shape(x).len() as i64;
-                let axes = const_i64(g, node.input(1)).unwrap_or_default();
-                let reduces_channels = axes.iter().any(|&ax| ax == -1 || ax == rank - 1) || axes.is_empty();
-                if reduces_channels || last(out) != last(x) {
-                    freeze_all(&mut a, "is reduced along channels");
-                } else {
-                    a.tie(x, out);
-                }
-            }
-            Op::Reshape { .. } | Op::Squeeze { .. } => {
-                let Some(x) = x else { continue };
-                let (xs, os) = (shape(x).clone(), shape(out).clone());
-                let batch = xs.first().copied().unwrap_or(1);
-                let per_batch: usize = xs.iter().skip(1).product();
-                if xs.len() >= 2 && os.last() == xs.last() {
-                    a.tie(x, out);
-                } else if xs.len() >= 2
-                    && os.last() == Some(&per_batch)
-                    && os.iter().rev().skip(1).product::<usize>() == batch
-                    && a.view(x).is_some()
-                {
-                    // A flatten: the output repeats the input's channels once per position.
-                    let v = a.view(x).expect("checked above");
-                    let inner: usize = xs[1..xs.len() - 1].iter().product();
-                    if let Some(old) = a.view(out) {
-                        a.freeze_view(Some(old), "replaced by a flatten view");
-                    }
-                    a.views[out] = Some(View { group: v.group, repeat: v.repeat * inner });
-                } else {
-                    freeze_all(&mut a, "is reshaped across channels");
-                }
-            }
-            _ => freeze_all(&mut a, &format!("passes through {}", node.op.name())),
-        }
+        visit(&mut a, g, i, node, &mut roles);
     }
     (a, roles)
 }
@@ -270,7 +288,7 @@ fn total_weights(g: &Graph, roles: &BTreeMap<usize, Role>, kept: &[usize], a: &m
     let mut total = 0;
     for (i, node) in g.nodes.iter().enumerate() {
         let Some(w) = node.input(1).map(|w| &g.tensors[w]) else { continue };
-        if !node.op.has_weights() {
+        if !crate::ops::is_weighted(&node.op) {
             continue;
         }
         let mut count = |v: Option<View>, full: usize| v.map_or(full, |v| kept[a.find(v.group)] * v.repeat);
@@ -301,46 +319,7 @@ pub(crate) fn prune(
     let (mut a, roles) = analyse(g);
     let groups = a.parent.len();
     let roots: Vec<usize> = (0..groups).filter(|&x| a.find(x) == x).collect();
-    // Channel scores per group, from the layers producing (and depthwise-filtering) it.
-    let layer_of: BTreeMap<usize, usize> = layers.iter().enumerate().map(|(k, l)| (l.node, k)).collect();
-    let mut channel_scores: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-    let mut producers: BTreeMap<usize, usize> = BTreeMap::new();
-    for (&i, role) in &roles {
-        let Some(&k) = layer_of.get(&i) else { continue };
-        let s = &scores.weights[k];
-        let (view, depthwise) = match *role {
-            Role::Dense { out, .. } => (out, false),
-            Role::Depthwise { group } => (group, true),
-        };
-        let Some(v) = view.filter(|v| v.repeat == 1) else { continue };
-        let root = a.find(v.group);
-        let c = a.size[root];
-        if c == 0 || !s.len().is_multiple_of(c) {
-            continue;
-        }
-        let per = s.len() / c;
-        let entry = channel_scores.entry(root).or_insert_with(|| vec![0.0; c]);
-        for (ch, e) in entry.iter_mut().enumerate() {
-            let row: f64 = if depthwise {
-                (0..per).map(|t| s[t * c + ch] as f64).sum()
-            } else {
-                s[ch * per..(ch + 1) * per].iter().map(|&v| v as f64).sum()
-            };
-            // Magnitude: mean |w| of the producers' rows; gradient: the summed Taylor scores.
-            *e += if matches!(options.method, Method::GlobalMagnitude | Method::LayerMagnitude) {
-                if depthwise {
-                    0.0
-                } else {
-                    row / per as f64
-                }
-            } else {
-                row
-            };
-        }
-        if !depthwise {
-            *producers.entry(root).or_default() += 1;
-        }
-    }
+    let (mut channel_scores, producers) = group_scores(&mut a, layers, scores, &roles, options.method);
     let mut rng = Rng::new(options.seed ^ 0xc4a7_7e15);
     let mut candidates: Vec<usize> = Vec::new();
     let mut frozen_reasons: BTreeMap<String, usize> = BTreeMap::new();
@@ -365,7 +344,6 @@ pub(crate) fn prune(
     }
     let full: Vec<usize> = (0..groups).map(|x| a.size[x]).collect();
     let prunable = total_weights(g, &roles, &full, &mut a);
-    let target = (options.sparsity * prunable as f64).round() as usize;
     // Per candidate group, its channels from least to most important.
     let order: BTreeMap<usize, Vec<usize>> = candidates
         .iter()
@@ -376,49 +354,8 @@ pub(crate) fn prune(
             (r, o)
         })
         .collect();
-    let mut removed_count: BTreeMap<usize, usize> = candidates.iter().map(|&r| (r, 0)).collect();
-    let kept_of = |removed: &BTreeMap<usize, usize>| -> Vec<usize> {
-        let mut k = full.clone();
-        for (&r, &n) in removed {
-            k[r] -= n;
-        }
-        k
-    };
-    if options.method.is_global() {
-        let mut all: Vec<(f64, usize, usize)> = candidates
-            .iter()
-            .flat_map(|&r| channel_scores[&r].iter().enumerate().map(move |(c, &s)| (s, r, c)))
-            .collect();
-        all.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
-        let mut removed_weights = 0;
-        for &(_, r, _) in &all {
-            if removed_weights >= target {
-                break;
-            }
-            if removed_count[&r] + 1 >= a.size[r] {
-                continue;
-            }
-            *removed_count.get_mut(&r).expect("candidate") += 1;
-            removed_weights = prunable - total_weights(g, &roles, &kept_of(&removed_count), &mut a);
-        }
-    } else {
-        // The same fraction of every group: the smallest fraction that reaches the target.
-        let sizes = a.size.clone();
-        let counts = |frac: f64| -> BTreeMap<usize, usize> {
-            candidates.iter().map(|&r| (r, ((frac * sizes[r] as f64).round() as usize).min(sizes[r] - 1))).collect()
-        };
-        let (mut lo, mut hi) = (0.0f64, 1.0f64);
-        for _ in 0..40 {
-            let mid = (lo + hi) / 2.0;
-            let removed = prunable - total_weights(g, &roles, &kept_of(&counts(mid)), &mut a);
-            if removed >= target {
-                hi = mid;
-            } else {
-                lo = mid;
-            }
-        }
-        removed_count = counts(hi);
-    }
+    let removed_count =
+        choose_removals(&mut a, g, &roles, &candidates, &channel_scores, options.method.is_global(), options.sparsity);
     // Kept channel indices (ascending) of each pruned group.
     let mut keep: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (&r, &n) in &removed_count {
@@ -428,7 +365,7 @@ pub(crate) fn prune(
             keep.insert(r, k);
         }
     }
-    let kept = kept_of(&removed_count);
+    let kept = kept_of(&full, &removed_count);
     let after = total_weights(g, &roles, &kept, &mut a);
     let before_channels: usize = candidates.iter().map(|&r| a.size[r]).sum();
     let after_channels: usize = candidates.iter().map(|&r| kept[r]).sum();
@@ -447,6 +384,120 @@ pub(crate) fn prune(
     ));
     let model = rewrite(model, &mut a, &roles, &keep)?;
     Ok(Outcome { model, prunable, removed: prunable - after, channels: (before_channels, after_channels) })
+}
+
+/// Channel scores per group, from the layers producing (and depthwise-filtering) it, and how many
+/// layers produce each group.
+fn group_scores(
+    a: &mut Analysis,
+    layers: &[Layer],
+    scores: &Scores,
+    roles: &BTreeMap<usize, Role>,
+    method: Method,
+) -> (BTreeMap<usize, Vec<f64>>, BTreeMap<usize, usize>) {
+    let layer_of: BTreeMap<usize, usize> = layers.iter().enumerate().map(|(k, l)| (l.node, k)).collect();
+    let mut channel_scores: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    let mut producers: BTreeMap<usize, usize> = BTreeMap::new();
+    for (&i, role) in roles {
+        let Some(&k) = layer_of.get(&i) else { continue };
+        let s = &scores.weights[k];
+        let (view, depthwise) = match *role {
+            Role::Dense { out, .. } => (out, false),
+            Role::Depthwise { group } => (group, true),
+        };
+        let Some(v) = view.filter(|v| v.repeat == 1) else { continue };
+        let root = a.find(v.group);
+        let c = a.size[root];
+        if c == 0 || !s.len().is_multiple_of(c) {
+            continue;
+        }
+        let per = s.len() / c;
+        let entry = channel_scores.entry(root).or_insert_with(|| vec![0.0; c]);
+        for (ch, e) in entry.iter_mut().enumerate() {
+            let row: f64 = if depthwise {
+                (0..per).map(|t| s[t * c + ch] as f64).sum()
+            } else {
+                s[ch * per..(ch + 1) * per].iter().map(|&v| v as f64).sum()
+            };
+            // Magnitude: mean |w| of the producers' rows; gradient: the summed Taylor scores.
+            *e += if matches!(method, Method::GlobalMagnitude | Method::LayerMagnitude) {
+                if depthwise {
+                    0.0
+                } else {
+                    row / per as f64
+                }
+            } else {
+                row
+            };
+        }
+        if !depthwise {
+            *producers.entry(root).or_default() += 1;
+        }
+    }
+    (channel_scores, producers)
+}
+
+/// The channels of each kept channel count `full` less those `removed` from candidate groups.
+fn kept_of(full: &[usize], removed: &BTreeMap<usize, usize>) -> Vec<usize> {
+    let mut k = full.to_vec();
+    for (&r, &n) in removed {
+        k[r] -= n;
+    }
+    k
+}
+
+/// How many channels to remove from each candidate group to reach `sparsity` of the prunable
+/// weights: globally the lowest-scored channels first, layer-wise the same fraction of every group.
+/// A group always keeps one channel.
+fn choose_removals(
+    a: &mut Analysis,
+    g: &Graph,
+    roles: &BTreeMap<usize, Role>,
+    candidates: &[usize],
+    channel_scores: &BTreeMap<usize, Vec<f64>>,
+    global: bool,
+    sparsity: f64,
+) -> BTreeMap<usize, usize> {
+    let full = a.size.clone();
+    let prunable = total_weights(g, roles, &full, a);
+    let target = (sparsity * prunable as f64).round() as usize;
+    let mut removed_count: BTreeMap<usize, usize> = candidates.iter().map(|&r| (r, 0)).collect();
+    if global {
+        let mut all: Vec<(f64, usize, usize)> = candidates
+            .iter()
+            .flat_map(|&r| channel_scores[&r].iter().enumerate().map(move |(c, &s)| (s, r, c)))
+            .collect();
+        all.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
+        let mut removed_weights = 0;
+        for &(_, r, _) in &all {
+            if removed_weights >= target {
+                break;
+            }
+            if removed_count[&r] + 1 >= a.size[r] {
+                continue;
+            }
+            *removed_count.get_mut(&r).expect("candidate") += 1;
+            removed_weights = prunable - total_weights(g, roles, &kept_of(&full, &removed_count), a);
+        }
+    } else {
+        // The same fraction of every group: the smallest fraction that reaches the target.
+        let sizes = a.size.clone();
+        let counts = |frac: f64| -> BTreeMap<usize, usize> {
+            candidates.iter().map(|&r| (r, ((frac * sizes[r] as f64).round() as usize).min(sizes[r] - 1))).collect()
+        };
+        let (mut lo, mut hi) = (0.0f64, 1.0f64);
+        for _ in 0..40 {
+            let mid = (lo + hi) / 2.0;
+            let removed = prunable - total_weights(g, roles, &kept_of(&full, &counts(mid)), a);
+            if removed >= target {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        removed_count = counts(hi);
+    }
+    removed_count
 }
 
 /// Indices kept along a last dimension of `repeat` copies of `c` channels.

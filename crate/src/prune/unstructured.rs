@@ -39,7 +39,7 @@ pub(crate) fn prune(
         targets.push(Target {
             tensor: l.weights,
             scores: scores.weights[k].clone(),
-            units: Some((0..n).map(|i| l.unit_of(i, n)).collect()),
+            units: Some((0..n).map(|i| l.unit_of(i)).collect()),
         });
         if let (Some(b), Some(s)) = (l.bias, &scores.biases[k]) {
             targets.push(Target { tensor: b, scores: s.clone(), units: None });

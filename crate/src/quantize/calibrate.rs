@@ -45,7 +45,7 @@ impl CalibrationMethod {
 pub const BINS: usize = 2048;
 
 /// Streaming statistics of one tensor.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Observer {
     pub min: f32,
     pub max: f32,
@@ -114,6 +114,32 @@ impl Observer {
                 self.hist[bin(v)] += 1;
             }
         }
+    }
+
+    /// Adds the statistics of values observed after this observer's (another chunk of samples):
+    /// both histograms are brought to the wider range by the same doublings observation makes.
+    pub fn merge(&mut self, o: &Observer) {
+        self.non_finite += o.non_finite;
+        if o.count == 0 {
+            return;
+        }
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.count += o.count;
+        if !(self.histogram && o.histogram) {
+            return;
+        }
+        let target = self.range.max(o.range);
+        let mut other = o.clone();
+        for h in [&mut *self, &mut other] {
+            if h.range == 0.0 {
+                h.range = target; // only zeros so far: they sit in the middle bin at any range
+            }
+            while h.range < target {
+                h.grow();
+            }
+        }
+        self.hist.iter_mut().zip(&other.hist).for_each(|(a, b)| *a += b);
     }
 
     /// Doubles the range: bin pairs merge into the middle half of the histogram.
@@ -380,32 +406,7 @@ fn kl_divergence(p: &[f64], q: &[f64]) -> f64 {
     kl
 }
 
-/// Asymmetric int8 parameters for a real range, computed in float32 exactly as the TFLite converter
-/// does (`GetAsymmetricQuantizationParams`): the range is widened to contain 0, `scale = (hi − lo) /
-/// 255`, and the zero point is taken from whichever end gives the smaller error, rounded and clamped
-/// to [−128, 127]. Matching the converter bit for bit keeps our min/max recipe identical to it.
-pub fn int8_params(lo: f32, hi: f32) -> (f32, i64) {
-    let (qmin, qmax) = (-128.0f32, 127.0f32);
-    let (rmin, rmax) = (lo.min(0.0), hi.max(0.0));
-    if rmin == rmax || !(rmax - rmin).is_finite() {
-        // A constant-zero tensor: any positive scale represents it exactly.
-        return (1e-8, 0);
-    }
-    let scale = (rmax - rmin) / (qmax - qmin);
-    let zp_from_min = qmin - rmin / scale;
-    let zp_from_max = qmax - rmax / scale;
-    let err_min = qmin.abs() + (rmin / scale).abs();
-    let err_max = qmax.abs() + (rmax / scale).abs();
-    let zp = if err_min < err_max { zp_from_min } else { zp_from_max };
-    let zp = if zp <= qmin {
-        -128
-    } else if zp >= qmax {
-        127
-    } else {
-        zp.round() as i64
-    };
-    (scale, zp)
-}
+pub use crate::kernels::quant::int8_params;
 
 #[cfg(test)]
 mod tests {

@@ -16,15 +16,13 @@ pub(super) fn quantize_dynamic(model: &Model, opts: &QuantizeOptions) -> Result<
     let mut layers = Vec::new();
     for ni in 0..g.nodes.len() {
         let n = &g.nodes[ni];
-        let (Some(w), Some(out)) = (n.input(1), n.output()) else { continue };
-        if !n.op.has_weights() {
-            continue;
-        }
+        let Some(layout) = crate::ops::weight_layout(&n.op) else { continue };
+        let (Some(w), Some(out)) = (n.input(layout.weights), n.output()) else { continue };
         let wt = &g.tensors[w];
         let Some(TensorData::F32(a)) = &wt.data else { continue };
         // LiteRT's hybrid DEPTHWISE_CONV_2D needs one scale per channel.
         let per_channel = opts.granularity == Granularity::PerChannel || matches!(n.op, Op::DepthwiseConv2D(_));
-        let axis = if matches!(n.op, Op::DepthwiseConv2D(_)) { 3 } else { 0 };
+        let axis = layout.out_axis;
         let shape = wt.shape.clone();
         let values: Vec<f32> = a.iter().copied().collect();
         let (q, scales) = quantize_weights(&values, &shape, per_channel.then_some(axis));
@@ -40,7 +38,7 @@ pub(super) fn quantize_dynamic(model: &Model, opts: &QuantizeOptions) -> Result<
                 .with_quant(quant),
         );
         let node = &mut g.nodes[ni];
-        node.inputs[1] = Some(id);
+        node.inputs[layout.weights] = Some(id);
         node.version = None;
         layers.push(LayerReport {
             index: ni,

@@ -13,12 +13,19 @@
 
 pub mod calibrate;
 mod dynamic;
+mod job;
+mod observe;
 pub mod report;
 mod rewrite;
+pub mod tasks;
 
 use serde::{Deserialize, Serialize};
 
 pub use calibrate::{int8_params, CalibrationMethod, Observer};
+pub use job::QuantizeJob;
+
+/// Per tensor of a float model, the real range its int8 twin represents, if it has one.
+pub type TensorRanges = Vec<Option<(f32, f32)>>;
 pub use report::{sqnr_db, LayerReport, QuantReport};
 
 use crate::error::{Error, Location, Result};
@@ -101,10 +108,55 @@ pub fn quantize(
                     "static quantization needs calibration data (representative inputs, [N, ...input shape])",
                 )
             })?;
-            let samples = check_calibration(model, data)?;
-            rewrite::quantize_static(model, data, samples, options, progress)
+            let mut job = quantize_job(model, data, options)?;
+            crate::parallel::run(&mut job, 1, progress)?;
+            job.finish()
         }
     }
+}
+
+/// Static quantization as a job, for an executor with several workers (see [`crate::parallel`]):
+/// checks the model and the calibration data first.
+pub fn quantize_job(model: &Model, data: &NpyArray, options: &QuantizeOptions) -> Result<QuantizeJob> {
+    check_float_model(model, Mode::Static)?;
+    let samples = check_calibration(model, data)?;
+    QuantizeJob::new(model, data, samples, options)
+}
+
+/// The int8 model of `model` with every tensor's range given (quantization-aware training's
+/// export): the rewrite of static quantization, with those ranges exactly and no bias correction.
+pub fn quantize_with_ranges(
+    model: &Model,
+    ranges: &[Option<(f32, f32)>],
+    options: &QuantizeOptions,
+) -> Result<(Model, QuantReport)> {
+    check_float_model(model, Mode::Static)?;
+    let size_before = crate::tflite::write(model)?.len();
+    let (fm, folded) = crate::passes::fold_constants(model)?;
+    let calib = observe::Calibration::from_ranges(ranges);
+    let opts = QuantizeOptions { calibration: CalibrationMethod::MinMax, bias_correction: false, ..options.clone() };
+    let built = rewrite::build(model, &fm, &calib, &opts)?;
+    let report = QuantReport {
+        mode: "qat",
+        calibration: Some("quantization-aware training".into()),
+        granularity: if opts.granularity == Granularity::PerChannel { "per-channel" } else { "per-tensor" },
+        io: if opts.io == IoType::Int8 { "int8" } else { "float32" },
+        bias_correction: false,
+        calibration_samples: 0,
+        report_samples: 0,
+        folded_nodes: folded,
+        layers: built.layers,
+        output_sqnr_db: Vec::new(),
+        kept_float: built.kept,
+        candidates: Vec::new(),
+        notes: built.notes,
+        size_before,
+        size_after: crate::tflite::write(&built.model)?.len(),
+        calibration_ms: 0.0,
+        rewrite_ms: 0.0,
+        report_ms: 0.0,
+    };
+    Ok((built.model, report))
 }
 
 /// Refuses models that are already quantized, with the reason.
@@ -125,8 +177,8 @@ fn check_float_model(model: &Model, mode: Mode) -> Result<()> {
                 g.tensors[n.outputs[0]].dtype
             )));
         }
-        if mode == Mode::Dynamic && n.op.has_weights() {
-            if let Some(w) = n.input(1) {
+        if mode == Mode::Dynamic {
+            if let Some(w) = crate::ops::weight_layout(&n.op).and_then(|l| n.input(l.weights)) {
                 if g.tensors[w].dtype == DType::I8 {
                     return Err(Error::argument(
                         "the model already has int8 weights (it is dynamic-range quantized); quantize its float version instead",

@@ -1,6 +1,6 @@
 //! What quantization did, layer by layer, and what it cost.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Signal-to-quantization-noise ratio in dB: `10 log10(Σ f² / Σ (f − q)²)`. Infinite when the two
 /// agree exactly; `None` for an all-zero reference.
@@ -18,13 +18,18 @@ pub fn sqnr_db(reference: &[f32], approx: &[f32]) -> Option<f64> {
 }
 
 /// Running sums for an SQNR over many samples.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct SqnrAcc {
     pub signal: f64,
     pub noise: f64,
 }
 
 impl SqnrAcc {
+    pub fn merge(&mut self, o: &SqnrAcc) {
+        self.signal += o.signal;
+        self.noise += o.noise;
+    }
+
     pub fn add(&mut self, reference: &[f32], approx: &[f32]) {
         for (&f, &q) in reference.iter().zip(approx) {
             self.signal += (f as f64) * (f as f64);

@@ -1,4 +1,4 @@
-//! Static quantization: calibrate, then rewrite the float graph into a full-int8 one.
+//! Static quantization's rewrite of the float graph into a full-int8 one, from a calibration.
 //!
 //! The rewrite walks the float graph in execution order and builds a new graph. Every float tensor
 //! can have an int8 twin (`qt`) and a float twin (`ft`); operators that can run in int8 consume int8
@@ -9,246 +9,13 @@
 
 use ndarray::{ArrayD, IxDyn};
 
-use super::calibrate::{int8_params, Observer};
-use super::report::{Candidate, LayerReport, QuantReport, SqnrAcc};
-use super::{quantize_weights, CalibrationMethod, Granularity, IoType, Progress, QuantizeOptions};
-use crate::clock::now_ms;
+use super::calibrate::int8_params;
+use super::observe::{only_read_by, Calibration};
+use super::report::LayerReport;
+use super::{quantize_weights, CalibrationMethod, Granularity, IoType, QuantizeOptions};
 use crate::error::{Error, Result};
-use crate::exec::Interpreter;
 use crate::ir::{DType, Graph, Model, Node, Op, QuantParams, Tensor, TensorData, TensorId};
-use crate::kernels::conv::ConvShape;
-use crate::kernels::geometry::{Window, Window2D};
-use crate::npy::NpyArray;
-use crate::{passes, tflite};
-
-/// What calibration learned.
-pub(super) struct Calibration {
-    pub observers: Vec<Option<Observer>>,
-    /// Per weighted node: the mean of each weight's input over all positions and samples (the mean
-    /// im2col row for CONV_2D, per tap and channel for DEPTHWISE_CONV_2D, the mean input row for
-    /// FULLY_CONNECTED).
-    pub input_means: Vec<Option<Vec<f64>>>,
-    /// The float model's outputs for every calibration sample: `outputs[sample][output]`.
-    pub outputs: Vec<Vec<Vec<f32>>>,
-    /// Per tensor read only by SOFTMAX: the lowest value it needs ([`softmax_floor`]).
-    pub softmax_floor: Vec<Option<f32>>,
-}
-
-/// For every tensor read only by operators for which `per_reader` gives a value (and not a model
-/// input or output): those values folded with `fold`.
-fn only_read_by<T: Copy>(
-    f: &Graph,
-    per_reader: impl Fn(TensorId, &Node) -> Option<T>,
-    fold: impl Fn(T, T) -> T,
-) -> Vec<Option<T>> {
-    f.consumers()
-        .iter()
-        .enumerate()
-        .map(|(t, users)| {
-            if f.outputs.contains(&t) || f.inputs.contains(&t) {
-                return None;
-            }
-            let mut values = users.iter().map(|&ni| per_reader(t, &f.nodes[ni]));
-            let first = values.next()??;
-            values.try_fold(first, |acc, v| Some(fold(acc, v?)))
-        })
-        .collect()
-}
-
-/// Tensors read only by SOFTMAX: the smallest `beta` of their readers and the length of a row
-/// (the last axis, over which SOFTMAX normalises).
-fn softmax_inputs(f: &Graph) -> Vec<Option<(f32, usize)>> {
-    only_read_by(
-        f,
-        |t, n| match n.op {
-            Op::Softmax { beta } if beta > 0.0 && n.input(0) == Some(t) => {
-                f.tensors[t].shape.last().copied().filter(|&r| r > 1).map(|row| (beta, row))
-            }
-            _ => None,
-        },
-        |(a, row), (b, _)| (a.min(b), row),
-    )
-}
-
-/// The row maxima of a tensor SOFTMAX reads, over all calibration samples.
-#[derive(Clone, Copy, Debug)]
-struct RowMax {
-    min: f32,
-    n: f64,
-    sum: f64,
-    sum_sq: f64,
-}
-
-impl RowMax {
-    fn new(m: f32) -> Self {
-        RowMax { min: m, n: 0.0, sum: 0.0, sum_sq: 0.0 }
-    }
-
-    fn add(&mut self, m: f32) {
-        self.min = self.min.min(m);
-        self.n += 1.0;
-        self.sum += m as f64;
-        self.sum_sq += (m as f64) * (m as f64);
-    }
-
-    fn std(&self) -> f32 {
-        let mean = self.sum / self.n.max(1.0);
-        (self.sum_sq / self.n.max(1.0) - mean * mean).max(0.0).sqrt() as f32
-    }
-}
-
-/// The lowest input a SOFTMAX-only tensor needs. A value `d / beta` below its row's maximum, with
-/// `d = ln(512 · row) + 2`, has a probability under 1/(512 e²): its int8 output is 0 (the lowest
-/// code) either way, and raising every such value of a row to that bound changes the row's sum so
-/// little that every other output moves by under a tenth of a step. So for rows whose maximum is
-/// at least `floor + d / beta`, clipping the range at `floor` costs nothing, and the logits the
-/// layer before computes get finer steps. `floor` is the smallest row maximum seen in calibration
-/// less one standard deviation of the row maxima: a new input whose maximum falls below every
-/// calibration sample's by more than that is rare (and then loses only small probabilities).
-fn softmax_floor(r: &RowMax, beta: f32, row: usize) -> f32 {
-    r.min - r.std() - ((512.0 * row as f32).ln() + 2.0) / beta
-}
-
-fn is_activation(g: &Graph, t: TensorId) -> bool {
-    let x = &g.tensors[t];
-    x.dtype == DType::F32 && !x.is_constant()
-}
-
-/// The geometry of a weighted node, from the float graph's shapes.
-fn conv_shape(g: &Graph, n: &Node) -> Option<ConvShape> {
-    let x = &g.tensors[n.input(0)?].shape;
-    let w = &g.tensors[n.input(1)?].shape;
-    if x.len() != 4 || w.len() != 4 {
-        return None;
-    }
-    let (padding, stride, dilation, oc) = match &n.op {
-        Op::Conv2D(c) => (c.padding, c.stride, c.dilation, w[0]),
-        Op::DepthwiseConv2D(c) => (c.padding, c.stride, c.dilation, w[3]),
-        _ => return None,
-    };
-    let h = Window::new(padding, x[1], w[1], stride.0, dilation.0)?;
-    let ww = Window::new(padding, x[2], w[2], stride.1, dilation.1)?;
-    Some(ConvShape { batch: x[0], in_c: x[3], out_c: oc, win: Window2D { h, w: ww } })
-}
-
-/// Sums, over all output positions, of each filter tap's input per channel (0 where the tap falls in
-/// the padding): index `(ky · kw + kx) · in_c + c`.
-fn tap_sums(s: &ConvShape, input: &[f32], sums: &mut [f64]) -> usize {
-    let c = s.in_c;
-    for b in 0..s.batch {
-        for oy in 0..s.out_h() {
-            for ox in 0..s.out_w() {
-                for ky in s.win.h.valid_taps(oy) {
-                    let iy = s.win.h.tap(oy, ky).unwrap_or(0);
-                    for kx in s.win.w.valid_taps(ox) {
-                        let ix = s.win.w.tap(ox, kx).unwrap_or(0);
-                        let src = &input[((b * s.in_h() + iy) * s.in_w() + ix) * c..][..c];
-                        let dst = &mut sums[(ky * s.kw() + kx) * c..][..c];
-                        for (d, &v) in dst.iter_mut().zip(src) {
-                            *d += v as f64;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    s.batch * s.out_h() * s.out_w()
-}
-
-/// Samples that the per-layer input means (for bias correction) are averaged over: the mean settles
-/// long before the calibration set ends, and the sums cost as much as an im2col. They come from the
-/// first half of the calibration set; `auto` scores candidates on the second half, so a correction
-/// is never judged on the data it was fitted to.
-const MEAN_SAMPLES: usize = 64;
-
-pub(super) fn calibrate(
-    g_model: &Model,
-    values: &[f32],
-    samples: usize,
-    with_means: bool,
-    histograms: bool,
-    progress: Progress,
-) -> Result<Calibration> {
-    let g = g_model.main();
-    let mut it = Interpreter::new(g_model)?;
-    let per: usize = values.len() / samples;
-    let mut observers: Vec<Option<Observer>> =
-        (0..g.tensors.len()).map(|t| is_activation(g, t).then(|| Observer::new(histograms))).collect();
-    let weighted: Vec<(usize, Option<ConvShape>)> = g
-        .nodes
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.op.has_weights() && n.input(0).is_some_and(|x| is_activation(g, x)))
-        .map(|(i, n)| (i, conv_shape(g, n)))
-        .collect();
-    let mut sums: Vec<Option<(Vec<f64>, usize)>> = vec![None; g.nodes.len()];
-    let mut outputs = Vec::with_capacity(samples);
-    let softmax = softmax_inputs(g);
-    let mut row_max: Vec<Option<RowMax>> = vec![None; g.tensors.len()];
-    for i in 0..samples {
-        it.set_input_f32(0, &values[i * per..(i + 1) * per]).map_err(|e| match e {
-            Error::Input { message } => Error::input(format!("calibration sample {i}: {message}")),
-            other => other,
-        })?;
-        it.invoke()?;
-        for (t, obs) in observers.iter_mut().enumerate() {
-            if let (Some(o), Some(v)) = (obs.as_mut(), it.tensor(t).and_then(|b| b.as_f32())) {
-                o.observe(v);
-                if let Some((_, row)) = softmax[t] {
-                    for r in v.chunks_exact(row) {
-                        let m = r.iter().copied().filter(|x| x.is_finite()).fold(f32::NEG_INFINITY, f32::max);
-                        if m.is_finite() {
-                            row_max[t].get_or_insert(RowMax::new(m)).add(m);
-                        }
-                    }
-                }
-            }
-        }
-        if with_means && i < MEAN_SAMPLES.min(samples.div_ceil(2)) {
-            for (ni, shape) in &weighted {
-                let n = &g.nodes[*ni];
-                let Some(x) = n.input(0).and_then(|t| it.tensor(t)).and_then(|b| b.as_f32()) else { continue };
-                let entry = sums[*ni].get_or_insert_with(|| {
-                    let len = match (&n.op, shape) {
-                        (Op::FullyConnected(_), _) => {
-                            g.tensors[n.input(1).unwrap_or(0)].shape.get(1).copied().unwrap_or(0)
-                        }
-                        (_, Some(s)) => s.kh() * s.kw() * s.in_c,
-                        _ => 0,
-                    };
-                    (vec![0.0; len], 0)
-                });
-                match (&n.op, shape) {
-                    (Op::FullyConnected(_), _) => {
-                        let k = entry.0.len();
-                        if k > 0 {
-                            for row in x.chunks_exact(k) {
-                                for (s, &v) in entry.0.iter_mut().zip(row) {
-                                    *s += v as f64;
-                                }
-                                entry.1 += 1;
-                            }
-                        }
-                    }
-                    (_, Some(s)) => entry.1 += tap_sums(s, x, &mut entry.0),
-                    _ => {}
-                }
-            }
-        }
-        outputs.push((0..g.outputs.len()).map(|k| it.output_f32(k).unwrap_or_default()).collect());
-        progress("calibrate", i + 1, samples);
-    }
-    let input_means = sums
-        .into_iter()
-        .map(|s| s.filter(|(_, c)| *c > 0).map(|(v, c)| v.into_iter().map(|x| x / c as f64).collect()))
-        .collect();
-    let softmax_floor = softmax
-        .iter()
-        .zip(&row_max)
-        .map(|(s, m)| s.zip(m.as_ref()).map(|((beta, row), m)| softmax_floor(m, beta, row)))
-        .collect();
-    Ok(Calibration { observers, input_means, outputs, softmax_floor })
-}
+use crate::ops::{self, Int8Rule, Role};
 
 /// Weights of a weighted node as f32, dequantizing int8 (hybrid) weights.
 fn float_weights(g: &Graph, t: TensorId) -> Option<Vec<f32>> {
@@ -321,6 +88,9 @@ impl<'a> Rewriter<'a> {
     fn range(&self, old: TensorId) -> Option<(f32, f32)> {
         let method = if self.f.inputs.contains(&old) { CalibrationMethod::MinMax } else { self.opts.calibration };
         let (lo, hi) = self.calib.observers[old].as_ref().filter(|o| o.count > 0).map(|o| o.range_for(method))?;
+        if self.calib.exact {
+            return Some((lo, hi));
+        }
         let (lo, hi) = match self.saturating[old] {
             Some((a, b)) => (lo.clamp(a, b), hi.clamp(a, b)),
             None => (lo, hi),
@@ -404,7 +174,8 @@ impl<'a> Rewriter<'a> {
             return Ok(t);
         }
         let src = &self.f.tensors[old];
-        if src.is_constant() || src.dtype != DType::F32 {
+        if src.is_constant() || src.is_variable || src.dtype != DType::F32 {
+            // Constants, variable (state) tensors and integer operands stay as they are.
             return Ok(self.passthrough(old));
         }
         let q = self.qt[old].ok_or_else(|| {
@@ -463,10 +234,7 @@ impl<'a> Rewriter<'a> {
         let mut node = n.clone();
         node.inputs = inputs;
         node.outputs = outputs;
-        if let Op::Opaque(op) = &mut node.op {
-            let crate::ir::OpaquePayload::Tflite(t) = &mut op.payload;
-            t.intermediates = t.intermediates.iter().map(|&i| self.passthrough(i)).collect();
-        }
+        node.intermediates = n.intermediates.iter().map(|&i| self.passthrough(i)).collect();
         self.q.nodes.push(node);
         let name = self.f.tensors[n.outputs.first().copied().unwrap_or(0)].name.clone();
         self.kept.push(format!("{} '{}': {reason}", n.op.name(), name));
@@ -494,10 +262,8 @@ impl<'a> Rewriter<'a> {
         };
         let Some(w) = float_weights(self.f, wt) else { return Ok(Some("weights are not constant float".into())) };
         let shape = self.f.tensors[wt].shape.clone();
-        let (axis, oc) = match n.op {
-            Op::DepthwiseConv2D(_) => (3, shape.get(3).copied().unwrap_or(0)),
-            _ => (0, shape.first().copied().unwrap_or(0)),
-        };
+        let Some(layout) = ops::weight_layout(&n.op) else { return Ok(Some("no weights".into())) };
+        let (axis, oc) = (layout.out_axis, layout.units(&shape));
         if oc == 0 || w.len() != shape.iter().product::<usize>() {
             return Ok(Some("unexpected weight shape".into()));
         }
@@ -603,13 +369,11 @@ impl<'a> Rewriter<'a> {
     fn calibrated(&mut self, ni: usize, fixed: Option<(f32, i64)>) -> Result<Option<String>> {
         let n = &self.f.nodes[ni];
         let out = n.output().unwrap_or(0);
+        let spec = ops::spec(&n.op);
         let mut inputs = Vec::new();
         for (k, t) in n.inputs.iter().enumerate() {
             inputs.push(match t {
-                // Operand 0 (and both operands of binary operators) are activations.
-                Some(t) if k == 0 || matches!(n.op, Op::Add { .. } | Op::Sub { .. } | Op::Mul { .. }) => {
-                    Some(self.ensure_q(*t)?)
-                }
+                Some(t) if spec.role(k) == Role::Activation => Some(self.ensure_q(*t)?),
                 Some(t) => Some(self.passthrough(*t)),
                 None => None,
             });
@@ -659,7 +423,7 @@ impl<'a> Rewriter<'a> {
         // Anything not computing on float activations (shape arithmetic) is carried over as is.
         let float_in = n.input(0).is_some_and(|x| self.f.tensors[x].dtype == DType::F32);
         let act_ok = n.op.activation().is_none_or(|a| a.clamp_range().is_some());
-        if let (Op::Shape { .. }, Some(x)) = (&n.op, n.input(0)) {
+        if let (Int8Rule::ShapeOnly, Some(x)) = (ops::spec(&n.op).int8(), n.input(0)) {
             // SHAPE reads only the shape: any twin of its input will do.
             let input = match self.qt[x] {
                 Some(q) => q,
@@ -680,42 +444,18 @@ impl<'a> Rewriter<'a> {
         } else if !act_ok {
             Some(format!("fused activation {:?} has no int8 form", n.op.activation()))
         } else {
-            match &n.op {
-                Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_) => {
-                    if matches!(&n.op, Op::Conv2D(_))
-                        && conv_shape(self.f, n)
-                            .is_some_and(|s| self.f.tensors[n.input(1).unwrap_or(0)].shape.get(3) != Some(&s.in_c))
-                    {
-                        Some("grouped convolution".to_string())
-                    } else {
-                        self.weighted(ni)?
-                    }
-                }
-                Op::AveragePool2D(_)
-                | Op::MaxPool2D(_)
-                | Op::Reshape { .. }
-                | Op::Squeeze { .. }
-                | Op::Transpose
-                | Op::StridedSlice(_)
-                | Op::Pad
-                | Op::ReduceMax { .. } => {
+            match ops::spec(&n.op).int8() {
+                Int8Rule::Weighted => self.weighted(ni)?,
+                Int8Rule::SameAsInput => {
                     self.same_params(ni)?;
                     None
                 }
-                Op::Add { .. }
-                | Op::Sub { .. }
-                | Op::Mul { .. }
-                | Op::Mean { .. }
-                | Op::Relu
-                | Op::Relu6
-                | Op::LeakyRelu { .. }
-                | Op::HardSwish => self.calibrated(ni, None)?,
-                Op::Softmax { .. } | Op::Logistic => self.calibrated(ni, Some((1.0 / 256.0, -128)))?,
-                Op::Tanh => self.calibrated(ni, Some((1.0 / 128.0, 0)))?,
-                Op::Concatenation { .. } | Op::Pack { .. } => self.concat(ni)?,
-                Op::Quantize | Op::Dequantize => Some("already a quantization boundary".into()),
-                Op::Shape { .. } => None,
-                Op::Opaque(o) => Some(format!("{} has no int8 kernel in this version", o.name)),
+                Int8Rule::Calibrated => self.calibrated(ni, None)?,
+                Int8Rule::Fixed { scale, zero_point } => self.calibrated(ni, Some((scale, zero_point)))?,
+                Int8Rule::SharedWithInputs => self.concat(ni)?,
+                Int8Rule::Boundary => Some("already a quantization boundary".into()),
+                Int8Rule::ShapeOnly => None,
+                Int8Rule::Float(why) => Some(format!("{} {why}", n.op.name())),
             }
         };
         if let Some(reason) = reason {
@@ -726,16 +466,32 @@ impl<'a> Rewriter<'a> {
 }
 
 /// A quantized model built for one calibration configuration.
-struct Built {
-    model: Model,
-    layers: Vec<LayerReport>,
-    kept: Vec<String>,
-    notes: Vec<String>,
-    qt: Vec<Option<TensorId>>,
-    ft: Vec<Option<TensorId>>,
+pub(super) struct Built {
+    pub model: Model,
+    pub layers: Vec<LayerReport>,
+    pub kept: Vec<String>,
+    pub notes: Vec<String>,
+    /// Per float tensor: its int8 and float twins in the quantized graph.
+    pub qt: Vec<Option<TensorId>>,
+    pub ft: Vec<Option<TensorId>>,
 }
 
-fn build(model: &Model, fm: &Model, calib: &Calibration, opts: &QuantizeOptions) -> Result<Built> {
+impl Built {
+    /// Per float tensor, the real range its int8 twin represents (what quantization-aware
+    /// training starts from).
+    pub fn ranges(&self) -> Vec<Option<(f32, f32)>> {
+        self.qt
+            .iter()
+            .map(|q| {
+                let t = &self.model.main().tensors[(*q)?];
+                let (s, z) = t.quant.as_ref()?.single();
+                Some(((-128 - z) as f32 * s, (127 - z) as f32 * s))
+            })
+            .collect()
+    }
+}
+
+pub(super) fn build(model: &Model, fm: &Model, calib: &Calibration, opts: &QuantizeOptions) -> Result<Built> {
     let f = fm.main();
     let mut rw = Rewriter {
         f,
@@ -813,212 +569,15 @@ fn build(model: &Model, fm: &Model, calib: &Calibration, opts: &QuantizeOptions)
         };
         qm.signatures.push(s);
     }
-    qm.validate()?;
-    // The quantized model must prepare in our engine: that checks every constraint TFLite enforces.
-    Interpreter::new(&qm).map_err(|e| match e {
+    // The quantized model must satisfy every operator's spec: that checks the constraints TFLite
+    // enforces (shared parameters, fixed output ranges, types) without preparing the engine.
+    ops::infer(qm.main(), &ops::InferOptions::default()).map_err(|e| match e {
         Error::Graph { message, at } | Error::Unsupported { message, at } => {
             Error::graph(format!("the quantized model is inconsistent (please report this): {message}"), at)
         }
         other => other,
     })?;
     Ok(Built { model: qm, layers: rw.layers, kept: rw.kept, notes: rw.notes, qt: rw.qt, ft: rw.ft })
-}
-
-/// How much better (dB of output SQNR on held-out calibration samples) a candidate must be to win.
-const SELECT_MARGIN_DB: f64 = 0.25;
-
-/// The calibration methods `auto` compares; the first is the TF converter's recipe.
-fn methods(opts: &QuantizeOptions) -> Vec<CalibrationMethod> {
-    match opts.calibration {
-        CalibrationMethod::Auto => {
-            vec![CalibrationMethod::MinMax, CalibrationMethod::Percentile { percentile: 99.99 }, CalibrationMethod::Mse]
-        }
-        m => vec![m],
-    }
-}
-
-pub(super) fn quantize_static(
-    model: &Model,
-    data: &NpyArray,
-    samples: usize,
-    opts: &QuantizeOptions,
-    progress: Progress,
-) -> Result<(Model, QuantReport)> {
-    let size_before = tflite::write(model)?.len();
-    let t0 = now_ms();
-    let (fm, folded) = passes::fold_constants(model)?;
-    let values = data.to_f32();
-    let per = values.len() / samples.max(1);
-    let auto = opts.calibration == CalibrationMethod::Auto;
-    let methods = methods(opts);
-    let histograms = methods.iter().any(|m| *m != CalibrationMethod::MinMax);
-    let calib = calibrate(&fm, &values, samples, opts.bias_correction, histograms, progress)?;
-    let t1 = now_ms();
-    // `auto` first picks the calibration method without bias correction, then tries the correction
-    // on the winner; each candidate is scored by output SQNR on held-out calibration samples.
-    let held_out = (samples / 2)..samples.min(samples / 2 + opts.select_samples);
-    let stages = if auto { methods.len() + usize::from(opts.bias_correction) } else { 0 };
-    let mut tried: Vec<(CalibrationMethod, bool)> = Vec::new();
-    let mut scored = Vec::new();
-    let mut best: Option<(f64, usize, Built)> = None;
-    let mut try_one = |method: CalibrationMethod, bc: bool, best: &mut Option<(f64, usize, Built)>| -> Result<()> {
-        let o = QuantizeOptions { calibration: method, bias_correction: bc, ..opts.clone() };
-        let built = build(model, &fm, &calib, &o)?;
-        let score = if auto {
-            progress("select", tried.len() + 1, stages);
-            score_outputs(&calib, &built.model, &values, per, held_out.clone())?
-        } else {
-            None
-        };
-        let k = tried.len();
-        tried.push((method, bc));
-        scored.push(score);
-        let s = score.unwrap_or(f64::NEG_INFINITY);
-        // The first candidate is the converter's recipe (min/max, no correction); another one has
-        // to beat the best so far by a margin larger than the scoring noise to be chosen.
-        let margin = if k == 0 { 0.0 } else { SELECT_MARGIN_DB };
-        if best.as_ref().is_none_or(|(b, _, _)| s > *b + margin) {
-            *best = Some((s, k, built));
-        }
-        Ok(())
-    };
-    if auto {
-        for &m in &methods {
-            try_one(m, false, &mut best)?;
-        }
-        if opts.bias_correction {
-            let winner = best.as_ref().map_or(CalibrationMethod::MinMax, |(_, k, _)| methods[*k]);
-            try_one(winner, true, &mut best)?;
-        }
-    } else {
-        try_one(methods[0], opts.bias_correction, &mut best)?;
-    }
-    let (_, chosen, built) = best.ok_or_else(|| Error::argument("no quantization candidate"))?;
-    let (method, bc) = tried[chosen];
-    let t2 = now_ms();
-    let report_samples = samples.min(opts.report_samples);
-    let (layers, outputs) =
-        measure(&fm, &built.model, &values, per, report_samples, &built.qt, &built.ft, built.layers, progress)?;
-    let t3 = now_ms();
-    let size_after = tflite::write(&built.model)?.len();
-    let mut notes = built.notes;
-    if folded > 0 {
-        notes.push(format!("{folded} operators computing constants (e.g. Keras Flatten's SHAPE/PACK) were folded"));
-    }
-    let candidates = if auto {
-        tried
-            .iter()
-            .zip(&scored)
-            .enumerate()
-            .map(|(k, (&(m, bc), &score))| Candidate {
-                calibration: m.name(),
-                bias_correction: bc,
-                output_sqnr_db: score,
-                chosen: k == chosen,
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let report = QuantReport {
-        mode: "static",
-        calibration: Some(if opts.calibration == CalibrationMethod::Auto {
-            format!("auto: {}", method.name())
-        } else {
-            method.name()
-        }),
-        granularity: if opts.granularity == Granularity::PerChannel { "per-channel" } else { "per-tensor" },
-        io: if opts.io == IoType::Int8 { "int8" } else { "float32" },
-        bias_correction: bc,
-        calibration_samples: samples,
-        report_samples,
-        folded_nodes: folded,
-        layers,
-        output_sqnr_db: outputs,
-        kept_float: built.kept,
-        candidates,
-        notes,
-        size_before,
-        size_after,
-        calibration_ms: t1 - t0,
-        rewrite_ms: t2 - t1,
-        report_ms: t3 - t2,
-    };
-    Ok((built.model, report))
-}
-
-/// Mean output SQNR (dB) of `qm` against the float outputs recorded during calibration, over
-/// calibration samples `samples`.
-fn score_outputs(
-    calib: &Calibration,
-    qm: &Model,
-    values: &[f32],
-    per: usize,
-    samples: std::ops::Range<usize>,
-) -> Result<Option<f64>> {
-    let mut qi = Interpreter::new(qm)?;
-    let outs = qm.main().outputs.len();
-    let mut acc = vec![SqnrAcc::default(); outs];
-    for i in samples {
-        qi.set_input_f32(0, &values[i * per..(i + 1) * per])?;
-        qi.invoke()?;
-        for (k, a) in acc.iter_mut().enumerate() {
-            if let (Some(f), Some(q)) = (calib.outputs.get(i).and_then(|o| o.get(k)), qi.output_f32(k)) {
-                a.add(f, &q);
-            }
-        }
-    }
-    let dbs: Vec<f64> = acc.iter().filter_map(SqnrAcc::db).map(|d| d.min(200.0)).collect();
-    Ok((!dbs.is_empty()).then(|| dbs.iter().sum::<f64>() / dbs.len() as f64))
-}
-
-/// Runs the float and the quantized model side by side on the first `samples` calibration samples
-/// and fills in each layer's SQNR and the outputs' SQNR.
-#[allow(clippy::too_many_arguments)]
-fn measure(
-    fm: &Model,
-    qm: &Model,
-    values: &[f32],
-    per: usize,
-    samples: usize,
-    qt: &[Option<TensorId>],
-    ft: &[Option<TensorId>],
-    mut layers: Vec<LayerReport>,
-    progress: Progress,
-) -> Result<(Vec<LayerReport>, Vec<Option<f64>>)> {
-    let f = fm.main();
-    if samples == 0 {
-        return Ok((layers, vec![None; f.outputs.len()]));
-    }
-    let mut fi = Interpreter::new(fm)?;
-    let mut qi = Interpreter::new(qm)?;
-    let old_of: Vec<Option<TensorId>> = layers.iter().map(|l| l.source_tensor).collect();
-    let mut acc = vec![SqnrAcc::default(); layers.len()];
-    let mut out_acc = vec![SqnrAcc::default(); f.outputs.len()];
-    for i in 0..samples {
-        let x = &values[i * per..(i + 1) * per];
-        fi.set_input_f32(0, x)?;
-        qi.set_input_f32(0, x)?;
-        fi.invoke()?;
-        qi.invoke()?;
-        for (k, old) in old_of.iter().enumerate() {
-            let Some(old) = *old else { continue };
-            let Some(new) = qt[old].or(ft[old]) else { continue };
-            if let (Some(a), Some(b)) = (fi.tensor_f32(old), qi.tensor_f32(new)) {
-                acc[k].add(&a, &b);
-            }
-        }
-        for (k, _) in f.outputs.iter().enumerate() {
-            if let (Some(a), Some(b)) = (fi.output_f32(k), qi.output_f32(k)) {
-                out_acc[k].add(&a, &b);
-            }
-        }
-        progress("measure", i + 1, samples);
-    }
-    for (l, a) in layers.iter_mut().zip(&acc) {
-        l.sqnr_db = a.db();
-    }
-    Ok((layers, out_acc.iter().map(SqnrAcc::db).collect()))
 }
 
 /// An all-constant helper for tests: a float tensor from values.

@@ -13,12 +13,14 @@ mod write;
 
 use std::sync::OnceLock;
 
-pub use read::read;
+pub use read::{read, read_with};
 pub use write::write;
 
-use crate::ir::TensorId;
-
 /// Builtin operator codes of the operators the IR models.
+/// The custom code under which a training graph's fake-quant nodes travel between our own workers
+/// (quantization-aware training); exported models never contain it.
+pub const FAKE_QUANT_CUSTOM: &str = "TINYML_FAKE_QUANT";
+
 pub mod code {
     pub const ADD: i32 = 0;
     pub const AVERAGE_POOL_2D: i32 = 1;
@@ -40,6 +42,7 @@ pub mod code {
     pub const TRANSPOSE: i32 = 39;
     pub const SHAPE: i32 = 77;
     pub const PACK: i32 = 83;
+    pub const UNIDIRECTIONAL_SEQUENCE_LSTM: i32 = 44;
     pub const MEAN: i32 = 40;
     pub const SUB: i32 = 41;
     pub const SQUEEZE: i32 = 43;
@@ -62,8 +65,6 @@ pub struct OpaqueOperator {
     pub builtin_options_2: Option<schema::tflite::BuiltinOptions2>,
     pub custom_options: Option<Vec<u8>>,
     pub mutating_variable_inputs: Option<Vec<bool>>,
-    /// Internal tensors of the operator (e.g. LSTM gate outputs); ids in the graph.
-    pub intermediates: Vec<TensorId>,
 }
 
 /// TFLite's name for a builtin operator code (`"CONV_2D"`), or `BUILTIN_<code>` for codes newer than

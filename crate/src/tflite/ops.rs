@@ -6,7 +6,7 @@
 
 use super::code;
 use super::schema::tflite as fb;
-use crate::ir::{Activation, Conv2D, DepthwiseConv2D, FullyConnected, Op, Padding, Pool2D, StridedSlice};
+use crate::ir::{Activation, Conv2D, DepthwiseConv2D, FullyConnected, Op, Padding, Pool2D, SequenceLstm, StridedSlice};
 
 fn activation_in(a: fb::ActivationFunctionType) -> Activation {
     match a {
@@ -123,6 +123,18 @@ pub(super) fn to_ir(builtin: i32, options: Option<&fb::BuiltinOptions>) -> Optio
         (code::RELU6, None) => Op::Relu6,
         (code::LEAKY_RELU, Some(O::LeakyReluOptions(o))) => Op::LeakyRelu { alpha: o.alpha },
         (code::HARD_SWISH, None | Some(O::HardSwishOptions(_))) => Op::HardSwish,
+        (code::UNIDIRECTIONAL_SEQUENCE_LSTM, Some(O::UnidirectionalSequenceLstmOptions(o))) => {
+            if o.diagonal_recurrent_tensors {
+                return None;
+            }
+            Op::UnidirectionalSequenceLstm(SequenceLstm {
+                activation: activation_in(o.fused_activation_function),
+                cell_clip: o.cell_clip,
+                proj_clip: o.proj_clip,
+                time_major: o.time_major,
+                asymmetric_quantize_inputs: o.asymmetric_quantize_inputs,
+            })
+        }
         (code::CONCATENATION, Some(O::ConcatenationOptions(o))) => {
             Op::Concatenation { axis: o.axis, activation: activation_in(o.fused_activation_function) }
         }
@@ -242,6 +254,17 @@ pub(super) fn from_ir(op: &Op) -> Option<(i32, Option<fb::BuiltinOptions>)> {
             (code::LEAKY_RELU, Some(O::LeakyReluOptions(Box::new(fb::LeakyReluOptions { alpha: *alpha }))))
         }
         Op::HardSwish => (code::HARD_SWISH, Some(O::HardSwishOptions(Box::new(fb::HardSwishOptions {})))),
+        Op::UnidirectionalSequenceLstm(l) => (
+            code::UNIDIRECTIONAL_SEQUENCE_LSTM,
+            Some(O::UnidirectionalSequenceLstmOptions(Box::new(fb::UnidirectionalSequenceLstmOptions {
+                fused_activation_function: activation_out(l.activation),
+                cell_clip: l.cell_clip,
+                proj_clip: l.proj_clip,
+                time_major: l.time_major,
+                asymmetric_quantize_inputs: l.asymmetric_quantize_inputs,
+                diagonal_recurrent_tensors: false,
+            }))),
+        ),
         Op::Concatenation { axis, activation } => (
             code::CONCATENATION,
             Some(O::ConcatenationOptions(Box::new(fb::ConcatenationOptions {
@@ -283,6 +306,7 @@ pub(super) fn from_ir(op: &Op) -> Option<(i32, Option<fb::BuiltinOptions>)> {
             // values_count is derived from the node's inputs by the writer.
             (code::PACK, Some(O::PackOptions(Box::new(fb::PackOptions { values_count: 0, axis: *axis }))))
         }
-        Op::Opaque(_) => return None,
+        // Training-only: quantization-aware training exports the int8 model instead.
+        Op::Opaque(_) | Op::FakeQuant => return None,
     })
 }

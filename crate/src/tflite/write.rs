@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 
 use super::schema::tflite as fb;
-use super::{code, ops};
+use super::{code, ops, OpaqueOperator};
 use crate::error::{Error, Result};
-use crate::ir::{DType, Graph, Model, Node, Op, OpaquePayload, QuantParams, Tensor, TensorId};
+use crate::ir::{DType, Graph, Model, Node, Op, QuantParams, Tensor, TensorId};
 
 /// Serializes a model. Fails only for a graph whose references are broken.
 pub fn write(model: &Model) -> Result<Vec<u8>> {
@@ -19,13 +19,7 @@ pub fn write(model: &Model) -> Result<Vec<u8>> {
     let mut subgraphs = Vec::with_capacity(model.graphs.len());
     let mut remaps = Vec::with_capacity(model.graphs.len());
     for (gi, g) in model.graphs.iter().enumerate() {
-        let keep_extra: Vec<TensorId> = model
-            .signatures
-            .iter()
-            .filter(|s| s.graph == gi)
-            .flat_map(|s| s.inputs.iter().chain(s.outputs.iter()).map(|(_, t)| *t))
-            .collect();
-        let (sg, remap) = w.subgraph(g, &keep_extra)?;
+        let (sg, remap) = w.subgraph(g, &model.signature_tensors(gi))?;
         subgraphs.push(sg);
         remaps.push(remap);
     }
@@ -170,20 +164,7 @@ impl Writer {
 
     fn subgraph(&mut self, g: &Graph, keep_extra: &[TensorId]) -> Result<(fb::SubGraph, Vec<usize>)> {
         // Keep only the tensors something refers to, in their original order.
-        let mut used = vec![false; g.tensors.len()];
-        let mut mark = |t: TensorId| {
-            if let Some(u) = used.get_mut(t) {
-                *u = true;
-            }
-        };
-        g.inputs.iter().chain(&g.outputs).chain(keep_extra).for_each(|&t| mark(t));
-        for n in &g.nodes {
-            n.inputs.iter().flatten().chain(&n.outputs).for_each(|&t| mark(t));
-            if let Op::Opaque(o) = &n.op {
-                let OpaquePayload::Tflite(t) = &o.payload;
-                t.intermediates.iter().for_each(|&t| mark(t));
-            }
-        }
+        let used = g.used_tensors(keep_extra);
         let mut remap = vec![usize::MAX; g.tensors.len()];
         let mut tensors = Vec::new();
         for (i, t) in g.tensors.iter().enumerate() {
@@ -234,18 +215,21 @@ impl Writer {
             debug_metadata_index: -1,
             ..Default::default()
         };
+        if !n.intermediates.is_empty() {
+            op.intermediates = Some(n.intermediates.iter().map(|&i| remap[i] as i32).collect());
+        }
         match &n.op {
             Op::Opaque(o) => {
-                let OpaquePayload::Tflite(t) = &o.payload;
+                let t = o.payload.get::<OpaqueOperator>().ok_or_else(|| {
+                    Error::unsupported(format!("{} was not read from TFLite", o.name), Default::default())
+                })?;
                 op.opcode_index = self.opcode(t.builtin_code, t.custom_code.as_deref(), t.version);
                 op.builtin_options = t.builtin_options.clone();
                 op.builtin_options_2 = t.builtin_options_2.clone();
                 op.custom_options = t.custom_options.clone();
                 op.mutating_variable_inputs = t.mutating_variable_inputs.clone();
-                if !t.intermediates.is_empty() {
-                    op.intermediates = Some(t.intermediates.iter().map(|&i| remap[i] as i32).collect());
-                }
             }
+            Op::FakeQuant => op.opcode_index = self.opcode(code::CUSTOM, Some(super::FAKE_QUANT_CUSTOM), 1),
             known => {
                 let (builtin, options) = ops::from_ir(known)
                     .ok_or_else(|| Error::unsupported("operator cannot be written to TFLite", Default::default()))?;

@@ -356,7 +356,7 @@ mod tests {
         g.nodes[0].inputs.push(Some(state));
         g.nodes[1].op = Op::Opaque(crate::ir::Opaque {
             name: "GATHER".into(),
-            payload: crate::ir::OpaquePayload::Tflite(Box::new(crate::tflite::OpaqueOperator {
+            payload: crate::ir::OpaquePayload::new(crate::tflite::OpaqueOperator {
                 builtin_code: 36,
                 custom_code: None,
                 version: 1,
@@ -364,8 +364,7 @@ mod tests {
                 builtin_options_2: None,
                 custom_options: None,
                 mutating_variable_inputs: None,
-                intermediates: vec![],
-            })),
+            }),
         });
         let after = plan_arena(&m).unwrap();
         assert!(after.persistent_bytes >= before.persistent_bytes + 1000);

@@ -157,7 +157,7 @@ fn is_zero(v: &usize) -> bool {
 pub fn resolver_method(op: &Op) -> Option<&'static str> {
     let name = op.name();
     let table = match op {
-        Op::Opaque(o) if matches!(&o.payload, crate::ir::OpaquePayload::Tflite(t) if t.custom_code.is_some()) => {
+        Op::Opaque(o) if o.payload.get::<crate::tflite::OpaqueOperator>().is_some_and(|t| t.custom_code.is_some()) => {
             CUSTOMS
         }
         _ => BUILTINS,
@@ -192,7 +192,7 @@ fn kernel_types(op: &Op) -> Option<&'static [DType]> {
 fn kernel_issue(g: &Graph, n: &Node) -> Option<String> {
     let x = dtype_of(g, n.input(0));
     let out = n.output().and_then(|o| g.tensors.get(o));
-    if n.op.has_weights() {
+    if matches!(n.op, Op::Conv2D(_) | Op::DepthwiseConv2D(_) | Op::FullyConnected(_)) {
         let w = dtype_of(g, n.input(1));
         return match (x, w) {
             (Some(DType::F32), Some(DType::F32)) | (Some(DType::I8), Some(DType::I8 | DType::I4)) => None,
@@ -353,7 +353,7 @@ mod tests {
         let mut m = model();
         m.main_mut().nodes[1].op = Op::Opaque(crate::ir::Opaque {
             name: "MY_CUSTOM".into(),
-            payload: crate::ir::OpaquePayload::Tflite(Box::new(crate::tflite::OpaqueOperator {
+            payload: crate::ir::OpaquePayload::new(crate::tflite::OpaqueOperator {
                 builtin_code: 32,
                 custom_code: Some("MY_CUSTOM".into()),
                 version: 1,
@@ -361,8 +361,7 @@ mod tests {
                 builtin_options_2: None,
                 custom_options: None,
                 mutating_variable_inputs: None,
-                intermediates: vec![],
-            })),
+            }),
         });
         let issues = graph_issues(m.main(), 0, false);
         assert_eq!(issues[0].op, "MY_CUSTOM");

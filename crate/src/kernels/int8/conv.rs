@@ -6,7 +6,8 @@
 
 use super::super::conv::{pad_nhwc, tap_offsets, ConvShape};
 pub use super::super::fixedpoint::OutputStage;
-use super::super::gemm_dot4::{self, PackedQuad};
+use super::super::gemm_dot4::{self, DotKind, PackedQuad};
+use super::super::gemm_i7::{self, PackedHalves};
 use super::super::gemm_i8::{self, PackedI8, Requant};
 use super::super::requant::{self, VecStage};
 
@@ -49,16 +50,25 @@ pub fn conv2d_reference(
 }
 
 /// Prepared int8 CONV_2D or FULLY_CONNECTED weights: packed, with the per-channel constant
-/// `bias + input_offset · Σ w` folded in. Where the relaxed-SIMD dot product is exact
-/// ([`gemm_dot4::available`]) the weights are also packed for it, and it is used.
+/// `bias + input_offset · Σ w` folded in. The relaxed-SIMD build also packs them for the relaxed
+/// dot product this engine computes exactly ([`gemm_dot4::kind`]), and uses that.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PreparedGemm {
     pub weights: PackedI8,
     pub offset: Vec<i32>,
     pub stage: OutputStage,
     vec: Option<VecStage>,
-    /// The "c4" packing and its offsets (including the u8-input correction).
-    quad: Option<(PackedQuad, Vec<i32>)>,
+    relaxed: Relaxed,
+}
+
+/// The relaxed-dot packing in use, if any.
+#[derive(Clone, Debug, PartialEq)]
+enum Relaxed {
+    None,
+    /// "c4" for u8 × i8 (VNNI), with its offsets (including the u8-input correction).
+    Quad(PackedQuad, Vec<i32>),
+    /// 7-bit halves, exact on every engine.
+    Halves(PackedHalves),
 }
 
 impl PreparedGemm {
@@ -70,34 +80,38 @@ impl PreparedGemm {
         input_offset: i32,
         stage: OutputStage,
     ) -> Self {
-        Self::with_dot4(weights, n, k, bias, input_offset, stage, gemm_dot4::available())
+        Self::with_kind(weights, n, k, bias, input_offset, stage, gemm_dot4::kind())
     }
 
-    /// [`PreparedGemm::new`], choosing whether the four-wide dot kernel is used (tests force it).
-    pub fn with_dot4(
+    /// [`PreparedGemm::new`] for the given relaxed dot product (tests force each one).
+    pub fn with_kind(
         weights: &[i8],
         n: usize,
         k: usize,
         bias: Option<&[i32]>,
         input_offset: i32,
         stage: OutputStage,
-        dot4: bool,
+        kind: DotKind,
     ) -> Self {
         let packed = PackedI8::pack(weights, n, k);
         let offset: Vec<i32> = (0..n)
             .map(|j| bias.map_or(0, |b| b[j]).wrapping_add(input_offset.wrapping_mul(packed.row_sums[j])))
             .collect();
-        let quad = dot4.then(|| {
-            let q = PackedQuad::pack(weights, n, k);
-            let off = offset.iter().zip(&q.correction).map(|(a, b)| a.wrapping_add(*b)).collect();
-            (q, off)
-        });
+        let relaxed = match kind {
+            DotKind::U8 => {
+                let q = PackedQuad::pack(weights, n, k);
+                let off = offset.iter().zip(&q.correction).map(|(a, b)| a.wrapping_add(*b)).collect();
+                Relaxed::Quad(q, off)
+            }
+            DotKind::I7 => PackedHalves::pack(weights, n, k).map_or(Relaxed::None, Relaxed::Halves),
+            DotKind::None => Relaxed::None,
+        };
         let vec = VecStage::new(&stage, n);
-        PreparedGemm { weights: packed, offset, stage, vec, quad }
+        PreparedGemm { weights: packed, offset, stage, vec, relaxed }
     }
 
     fn requant<'a>(&'a self, offset: &'a [i32]) -> Requant<'a> {
-        Requant { offset, stage: &self.stage, vec: self.vec.as_ref() }
+        Requant::new(offset, &self.stage, self.vec.as_ref())
     }
 }
 
@@ -106,107 +120,159 @@ impl PreparedGemm {
 pub struct Scratch {
     cols16: Vec<i16>,
     cols8: Vec<u8>,
+    cols_i8: Vec<i8>,
+    rows: Vec<i32>,
     padded: Vec<i8>,
 }
 
 /// Output pixels per im2col block.
 const BLOCK: usize = 64;
 
-/// Fills `cols` (rows of stride `ld`) with the patches of output pixels `p0..p0 + n`, converted
-/// by `conv`: straight from the input for a 1×1 stride-1 convolution, otherwise from the padded
-/// input, a filter row's taps at a time where they are contiguous.
+/// Fills `cols` (rows of stride `ld`) with the patches of output pixels `p0..p0 + n`: straight
+/// from the input for a 1×1 stride-1 convolution (XOR-ed with `flip`), otherwise from the padded
+/// input (already flipped), a filter row's taps at a time where they are contiguous. Runs of up to
+/// 16 bytes are moved 16 at a time (see [`copy_run`]): `cols` and `padded` need [`SLACK`] bytes
+/// past their last row.
 #[allow(clippy::too_many_arguments)]
-fn im2col<T: Copy>(
+fn im2col(
     s: &ConvShape,
     input: &[i8],
     padded: &[i8],
     (hp, wp): (usize, usize),
     pointwise: bool,
     (p0, n): (usize, usize),
-    cols: &mut [T],
+    cols: &mut [i8],
     ld: usize,
-    conv: impl Fn(i8) -> T,
+    flip: i8,
 ) {
-    let k = s.patch_len();
     let per_image = s.out_h() * s.out_w();
     let run = if s.win.w.dilation == 1 { s.kw() * s.in_c } else { s.in_c };
-    let copy = |dst: &mut [T], src: &[i8]| dst.iter_mut().zip(src).for_each(|(d, &v)| *d = conv(v));
     for (r, p) in (p0..p0 + n).enumerate() {
-        let row = &mut cols[r * ld..r * ld + k];
         if pointwise {
-            copy(row, &input[p * s.in_c..(p + 1) * s.in_c]);
+            copy_run(cols, r * ld, input, p * s.in_c, s.in_c, flip);
             continue;
         }
         let (b, rem) = (p / per_image, p % per_image);
         let (oy, ox) = (rem / s.out_w(), rem % s.out_w());
+        let mut at = r * ld;
         for ky in 0..s.kh() {
             let y = b * hp + oy * s.win.h.stride + ky * s.win.h.dilation;
-            for (j, dst) in row[ky * s.kw() * s.in_c..(ky + 1) * s.kw() * s.in_c].chunks_exact_mut(run).enumerate() {
-                copy(dst, &padded[(y * wp + ox * s.win.w.stride + j * s.win.w.dilation) * s.in_c..][..run]);
+            for j in 0..s.kw() * s.in_c / run {
+                copy_run(cols, at, padded, (y * wp + ox * s.win.w.stride + j * s.win.w.dilation) * s.in_c, run, 0);
+                at += run;
             }
         }
     }
+}
+
+/// Bytes that may be written past a row, or read past the padded input, by [`copy_run`].
+const SLACK: usize = 16;
+
+/// `dst[at..at + run] = src[from..from + run] ^ flip`. Short runs move as one 16-byte vector,
+/// which also writes up to [`SLACK`] bytes past the run: callers copy a row's runs in order (each
+/// overwrites the previous one's spill), and bytes past `k` meet zero weights in every packing.
+#[inline(always)]
+fn copy_run(dst: &mut [i8], at: usize, src: &[i8], from: usize, run: usize, flip: i8) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if run <= 16 && at + 16 <= dst.len() && from + 16 <= src.len() {
+        use core::arch::wasm32::{i8x16_splat, v128, v128_load, v128_store, v128_xor};
+        // SAFETY: both 16-byte ranges were just checked to lie inside the slices.
+        unsafe {
+            let v = v128_xor(v128_load(src.as_ptr().add(from) as *const v128), i8x16_splat(flip));
+            v128_store(dst.as_mut_ptr().add(at) as *mut v128, v);
+        }
+        return;
+    }
+    dst[at..at + run].iter_mut().zip(&src[from..from + run]).for_each(|(d, &v)| *d = v ^ flip);
+}
+
+/// Views i8 values as the u8 bytes `x + 128` they were flipped to (same bits).
+fn as_u8(v: &[i8]) -> &[u8] {
+    // SAFETY: i8 and u8 have the same size and alignment, and every bit pattern is valid for both.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len()) }
 }
 
 /// Fast int8 CONV_2D: im2col rows read from a copy of the input padded with its zero point (so
 /// padded taps contribute nothing after the offset fold), fed to the int8 GEMM: as `x + 128` bytes
-/// to the four-wide dot kernel where it is exact, as i16 to the simd128 kernel otherwise.
+/// to the u8 relaxed-dot kernel, as they are to the 7-bit-halves kernel, or widened to i16 for
+/// the simd128 kernel.
 pub fn conv2d(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Scratch) {
     debug_assert_eq!(g.weights.k, s.patch_len());
     let pixels = s.batch * s.out_h() * s.out_w();
     let pointwise = s.kh() == 1 && s.kw() == 1 && s.win.h.stride == 1 && s.win.w.stride == 1;
+    // The u8 kernel reads `x + 128`: the padded copy is flipped once, pointwise rows on the way.
+    let flip = if matches!(g.relaxed, Relaxed::Quad(..)) { i8::MIN } else { 0 };
     let geometry = if pointwise { (0, 0) } else { pad_nhwc(s, input, input_zp, 1, s.in_c, &mut scratch.padded) };
-    let padded = &scratch.padded;
-    match &g.quad {
-        Some((q, offset)) => {
-            scratch.cols8.clear();
-            scratch.cols8.resize(BLOCK * q.kq, 0);
-            for p0 in (0..pixels).step_by(BLOCK) {
-                let n = BLOCK.min(pixels - p0);
-                im2col(s, input, padded, geometry, pointwise, (p0, n), &mut scratch.cols8, q.kq, |v| (v as u8) ^ 0x80);
-                let o = &mut out[p0 * s.out_c..(p0 + n) * s.out_c];
-                gemm_dot4::gemm(n, &scratch.cols8, q.kq, q, g.requant(offset), o, s.out_c);
-            }
+    if !pointwise {
+        if flip != 0 {
+            scratch.padded.iter_mut().for_each(|v| *v ^= flip);
         }
-        None => {
-            let kp = g.weights.kp;
-            scratch.cols16.clear();
-            scratch.cols16.resize(BLOCK * kp, 0);
-            for p0 in (0..pixels).step_by(BLOCK) {
-                let n = BLOCK.min(pixels - p0);
-                im2col(s, input, padded, geometry, pointwise, (p0, n), &mut scratch.cols16, kp, i16::from);
-                let o = &mut out[p0 * s.out_c..(p0 + n) * s.out_c];
-                gemm_i8::gemm(n, &scratch.cols16, kp, &g.weights, g.requant(&g.offset), o, s.out_c);
+        scratch.padded.extend_from_slice(&[0; SLACK]);
+    }
+    let (k, padded) = (s.patch_len(), &scratch.padded);
+    let ld = match &g.relaxed {
+        Relaxed::Quad(q, _) => q.kq,
+        Relaxed::Halves(h) => h.kp,
+        Relaxed::None => g.weights.kp,
+    };
+    fill(&mut scratch.cols_i8, BLOCK * ld + SLACK, true, 0);
+    for p0 in (0..pixels).step_by(BLOCK) {
+        let n = BLOCK.min(pixels - p0);
+        let o = &mut out[p0 * s.out_c..(p0 + n) * s.out_c];
+        let cols = &mut scratch.cols_i8;
+        im2col(s, input, padded, geometry, pointwise, (p0, n), cols, ld, flip);
+        match &g.relaxed {
+            Relaxed::Quad(q, offset) => gemm_dot4::gemm(n, as_u8(cols), ld, q, g.requant(offset), o, s.out_c),
+            Relaxed::Halves(h) => {
+                gemm_i7::row_offsets(n, cols, ld, k, &mut scratch.rows);
+                let rq = Requant { row_offset: Some(&scratch.rows), ..g.requant(&g.offset) };
+                gemm_i7::tiled(n, cols, ld, h, rq, o, s.out_c, gemm_i7::best());
+            }
+            Relaxed::None => {
+                fill(&mut scratch.cols16, BLOCK * ld, p0 == 0, 0);
+                scratch.cols16.iter_mut().zip(cols.iter()).for_each(|(d, &v)| *d = v as i16);
+                gemm_i8::gemm(n, &scratch.cols16, ld, &g.weights, g.requant(&g.offset), o, s.out_c);
             }
         }
     }
 }
 
-/// Fast int8 FULLY_CONNECTED over `rows` rows of `k` inputs.
+/// Sizes a scratch buffer to `len` values of `zero` when `first` (the padding columns past `k`
+/// are never written after that).
+fn fill<T: Copy>(v: &mut Vec<T>, len: usize, first: bool, zero: T) {
+    if first {
+        v.clear();
+        v.resize(len, zero);
+    }
+}
+
+/// Fast int8 FULLY_CONNECTED over `rows` rows of `k` inputs (a single row runs the GEMV kernels).
 pub fn fully_connected(rows: usize, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Scratch) {
     let (k, n) = (g.weights.k, g.weights.n);
-    match &g.quad {
-        Some((q, offset)) => {
-            scratch.cols8.clear();
-            scratch.cols8.resize(rows * q.kq, 0);
-            for r in 0..rows {
-                for (d, &v) in scratch.cols8[r * q.kq..r * q.kq + k].iter_mut().zip(&input[r * k..(r + 1) * k]) {
-                    *d = (v as u8) ^ 0x80;
-                }
-            }
+    match &g.relaxed {
+        Relaxed::Quad(q, offset) => {
+            copy_rows(&mut scratch.cols8, input, rows, k, q.kq, |v| (v as u8) ^ 0x80);
             gemm_dot4::gemm(rows, &scratch.cols8, q.kq, q, g.requant(offset), out, n);
         }
-        None => {
-            let kp = g.weights.kp;
-            scratch.cols16.clear();
-            scratch.cols16.resize(rows * kp, 0);
-            for r in 0..rows {
-                for (d, &v) in scratch.cols16[r * kp..r * kp + k].iter_mut().zip(&input[r * k..(r + 1) * k]) {
-                    *d = v as i16;
-                }
-            }
-            gemm_i8::gemm(rows, &scratch.cols16, kp, &g.weights, g.requant(&g.offset), out, n);
+        Relaxed::Halves(h) => {
+            copy_rows(&mut scratch.cols_i8, input, rows, k, h.kp, |v| v);
+            gemm_i7::row_offsets(rows, &scratch.cols_i8, h.kp, k, &mut scratch.rows);
+            let rq = Requant { row_offset: Some(&scratch.rows), ..g.requant(&g.offset) };
+            gemm_i7::tiled(rows, &scratch.cols_i8, h.kp, h, rq, out, n, gemm_i7::best());
         }
+        Relaxed::None => {
+            copy_rows(&mut scratch.cols16, input, rows, k, g.weights.kp, i16::from);
+            gemm_i8::gemm(rows, &scratch.cols16, g.weights.kp, &g.weights, g.requant(&g.offset), out, n);
+        }
+    }
+}
+
+/// Copies `rows` rows of `k` inputs into rows of stride `ld` (zero padded), converted by `conv`.
+fn copy_rows<T: Copy + Default>(dst: &mut Vec<T>, input: &[i8], rows: usize, k: usize, ld: usize, conv: fn(i8) -> T) {
+    dst.clear();
+    dst.resize(rows * ld, conv(0));
+    for (d, x) in dst.chunks_exact_mut(ld).zip(input.chunks_exact(k.max(1))).take(rows) {
+        d.iter_mut().zip(x).for_each(|(d, &v)| *d = conv(v));
     }
 }
 
@@ -279,63 +345,101 @@ pub fn depthwise_reference(
     }
 }
 
-/// Prepared int8 DEPTHWISE_CONV_2D: weights `[kh·kw][cp]` widened to i16 with the channels padded
-/// to `cp`, a multiple of 8, and the per-channel constant `bias + input_offset · Σ_taps w`.
+/// Prepared int8 DEPTHWISE_CONV_2D: weights interleaved by groups of taps (pairs of taps as i16
+/// for `i32x4.dot_i16x8_s`, or quads of bytes for the u8 relaxed dot where it is exact), channels
+/// padded to `cp`, a multiple of 8, missing taps with weight 0; and the per-channel constant
+/// `bias + input_offset · Σ_taps w` (less `128 · Σ_taps w` for the u8 inputs `x + 128` of quads).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PreparedDepthwise {
     pub cp: usize,
-    pub weights: Vec<i16>,
+    pub taps: usize,
     pub offset: Vec<i32>,
     pub input_offset: i32,
     pub stage: OutputStage,
     vec: Option<VecStage>,
+    layout: DwLayout,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum DwLayout {
+    /// `[taps/2][cp][2]` i16.
+    Pairs(Vec<i16>),
+    /// `[taps/4][cp][4]` i8, for u8 inputs.
+    Quads(Vec<i8>),
 }
 
 impl PreparedDepthwise {
     /// `weights` is `[kh·kw][out_c]`.
     pub fn new(weights: &[i8], out_c: usize, bias: Option<&[i32]>, input_offset: i32, stage: OutputStage) -> Self {
+        Self::with_kind(weights, out_c, bias, input_offset, stage, gemm_dot4::kind())
+    }
+
+    /// [`PreparedDepthwise::new`] for the given relaxed dot product (quads only for u8).
+    pub fn with_kind(
+        weights: &[i8],
+        out_c: usize,
+        bias: Option<&[i32]>,
+        input_offset: i32,
+        stage: OutputStage,
+        kind: DotKind,
+    ) -> Self {
         let cp = out_c.div_ceil(8) * 8;
         let taps = weights.len().checked_div(out_c).unwrap_or(0);
-        let mut w = vec![0i16; taps * cp];
+        let group = if kind == DotKind::U8 { 4 } else { 2 };
+        let slots = taps.div_ceil(group) * group;
+        let w = |t: usize, c: usize| if t < taps && c < out_c { weights[t * out_c + c] } else { 0 };
+        let interleaved = |g: usize, c: usize, j: usize| w(g * group + j, c);
         let mut offset = vec![0i32; cp];
-        for t in 0..taps {
-            for c in 0..out_c {
-                let v = weights[t * out_c + c] as i32;
-                w[t * cp + c] = v as i16;
-                offset[c] = offset[c].wrapping_add(input_offset.wrapping_mul(v));
-            }
-        }
         for (c, o) in offset.iter_mut().enumerate().take(out_c) {
-            *o = o.wrapping_add(bias.map_or(0, |b| b[c]));
+            let sum: i32 = (0..taps).map(|t| w(t, c) as i32).sum();
+            let shift = if group == 4 { 128i32.wrapping_mul(sum) } else { 0 };
+            *o = bias.map_or(0, |b| b[c]).wrapping_add(input_offset.wrapping_mul(sum)).wrapping_sub(shift);
         }
+        let order = (0..slots / group).flat_map(|g| (0..cp).flat_map(move |c| (0..group).map(move |j| (g, c, j))));
+        let layout = if group == 4 {
+            DwLayout::Quads(order.map(|(g, c, j)| interleaved(g, c, j)).collect())
+        } else {
+            DwLayout::Pairs(order.map(|(g, c, j)| interleaved(g, c, j) as i16).collect())
+        };
         let vec = VecStage::new(&stage, out_c);
-        PreparedDepthwise { cp, weights: w, offset, input_offset, stage, vec }
+        PreparedDepthwise { cp, taps, offset, input_offset, stage, vec, layout }
     }
 }
 
-/// Fast int8 DEPTHWISE_CONV_2D over a zero-point-padded copy of the input: per output pixel and
-/// block of eight channels, every tap is accumulated in registers, then requantized.
+/// Fast int8 DEPTHWISE_CONV_2D over a zero-point-padded copy of the input (as `x + 128` bytes for
+/// quads): per output pixel and block of eight channels, every tap is accumulated in registers,
+/// then requantized.
 pub fn depthwise(s: &ConvShape, input: &[i8], d: &PreparedDepthwise, out: &mut [i8], scratch: &mut Scratch) {
     let padded = &mut scratch.padded;
     let (out_c, cp) = (s.out_c, d.cp);
-    if s.in_c == 0 || out_c == 0 {
+    if s.in_c == 0 || out_c == 0 || s.batch == 0 || s.out_h() == 0 || s.out_w() == 0 {
         return;
     }
     let zp = (-d.input_offset) as i8;
     let (hp, wp) = pad_nhwc(s, input, zp, out_c / s.in_c, cp, padded);
-    let taps = tap_offsets(s, wp, cp);
+    let quads = matches!(d.layout, DwLayout::Quads(_));
+    if quads {
+        padded.iter_mut().for_each(|v| *v ^= i8::MIN);
+    }
+    let mut taps = tap_offsets(s, wp, cp);
+    taps.resize(taps.len().div_ceil(if quads { 4 } else { 2 }) * if quads { 4 } else { 2 }, 0);
+    let x = &padded[..];
+    let base_of = |b: usize, oy: usize, ox: usize| ((b * hp + oy * s.win.h.stride) * wp + ox * s.win.w.stride) * cp;
+    let last = base_of(s.batch - 1, s.out_h().saturating_sub(1), s.out_w().saturating_sub(1));
+    // Every block reads 8 bytes at base + tap + c0 for c0 < cp: the last pixel bounds them all.
+    assert!(last + taps.iter().max().unwrap_or(&0) + cp <= x.len(), "padded input too short");
     let mut acc = [0i32; 8];
     for b in 0..s.batch {
         for oy in 0..s.out_h() {
             for ox in 0..s.out_w() {
-                let base = ((b * hp + oy * s.win.h.stride) * wp + ox * s.win.w.stride) * cp;
+                let base = base_of(b, oy, ox);
                 let o = &mut out[((b * s.out_h() + oy) * s.out_w() + ox) * out_c..][..out_c];
-                for c0 in (0..cp).step_by(8) {
-                    let take = (out_c - c0.min(out_c)).min(8);
-                    if take == 0 {
-                        break;
+                for c0 in (0..out_c).step_by(8) {
+                    let take = (out_c - c0).min(8);
+                    match &d.layout {
+                        DwLayout::Pairs(w) => dw_pairs(x, base + c0, &taps, &w[c0 * 2..], cp, &mut acc),
+                        DwLayout::Quads(w) => dw_quads(x, base + c0, &taps, &w[c0 * 4..], cp, &mut acc),
                     }
-                    block8(padded, base + c0, &taps, &d.weights[c0..], cp, &mut acc);
                     requant::row(&acc[..take], &d.offset, &d.stage, d.vec.as_ref(), c0, &mut o[c0..c0 + take]);
                 }
             }
@@ -343,46 +447,103 @@ pub fn depthwise(s: &ConvShape, input: &[i8], d: &PreparedDepthwise, out: &mut [
     }
 }
 
-/// Sums eight channels over the taps: `acc[c] = Σ_t w[t·cp + c] · x[base + taps[t] + c]`.
+/// Eight channels summed over tap pairs: `acc[c] = Σ_t w[t/2][c][t%2] · x[base + taps[t] + c]`
+/// (`taps` has even length; `x` holds every byte addressed, which the caller checks once).
 #[inline(always)]
-fn block8(x: &[i8], base: usize, taps: &[usize], w: &[i16], cp: usize, acc: &mut [i32; 8]) {
+fn dw_pairs(x: &[i8], base: usize, taps: &[usize], w: &[i16], cp: usize, acc: &mut [i32; 8]) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
-        simd128::block8(x, base, taps, w, cp, acc);
+        simd128::dw_pairs(x, base, taps, w, cp, acc);
     }
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     {
-        block8_portable(x, base, taps, w, cp, acc);
+        dw_portable(x, base, taps, acc, |g, c, j| w[(g * cp + c) * 2 + j] as i32, 2, |v| v as i32);
     }
 }
 
-pub fn block8_portable(x: &[i8], base: usize, taps: &[usize], w: &[i16], cp: usize, acc: &mut [i32; 8]) {
+/// Eight channels summed over tap quads, inputs as `x + 128` bytes (stored in `x` as i8).
+#[inline(always)]
+fn dw_quads(x: &[i8], base: usize, taps: &[usize], w: &[i8], cp: usize, acc: &mut [i32; 8]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    if gemm_dot4::available() {
+        relaxed::dw_quads(x, base, taps, w, cp, acc);
+        return;
+    }
+    dw_portable(x, base, taps, acc, |g, c, j| w[(g * cp + c) * 4 + j] as i32, 4, |v| v as u8 as i32);
+}
+
+/// The arithmetic of both layouts in plain loops: `weight(group, channel, j)` for tap
+/// `group·per + j`, inputs read through `value`.
+pub fn dw_portable(
+    x: &[i8],
+    base: usize,
+    taps: &[usize],
+    acc: &mut [i32; 8],
+    weight: impl Fn(usize, usize, usize) -> i32,
+    per: usize,
+    value: impl Fn(i8) -> i32,
+) {
     *acc = [0; 8];
     for (t, &off) in taps.iter().enumerate() {
-        let (xs, ws) = (&x[base + off..][..8], &w[t * cp..][..8]);
-        for c in 0..8 {
-            acc[c] = acc[c].wrapping_add(xs[c] as i32 * ws[c] as i32);
+        for (c, a) in acc.iter_mut().enumerate() {
+            *a = a.wrapping_add(weight(t / per, c, t % per) * value(x[base + off + c]));
         }
     }
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod simd128 {
-    //! wasm simd128 twin of the depthwise block: eight channels per tap, int8 inputs widened to
-    //! i16 on load, products widened with `i32x4.extmul_*_i16x8`.
+    //! wasm simd128 twin of the depthwise pairs: two taps' bytes interleaved per channel,
+    //! widened to i16 and multiplied with `i32x4.dot_i16x8_s` (sixteen multiply-adds per pair of
+    //! instructions).
     use core::arch::wasm32::*;
 
     #[inline(always)]
-    pub fn block8(x: &[i8], base: usize, taps: &[usize], w: &[i16], cp: usize, acc: &mut [i32; 8]) {
+    pub fn dw_pairs(x: &[i8], base: usize, taps: &[usize], w: &[i16], cp: usize, acc: &mut [i32; 8]) {
         let (mut lo, mut hi) = (i32x4_splat(0), i32x4_splat(0));
-        for (t, &off) in taps.iter().enumerate() {
-            let (xs, ws) = (&x[base + off..][..8], &w[t * cp..][..8]);
-            // SAFETY: both slices hold 8 elements: 8 bytes and 16 bytes are read.
+        let (x, w) = (x.as_ptr(), &w[..(taps.len() / 2 - 1) * cp * 2 + 16]);
+        for (g, pair) in taps.chunks_exact(2).enumerate() {
+            // SAFETY: the caller checked that base + every tap offset + 8 ≤ x.len(); `w` was
+            // sliced to hold the 16 i16 read for every group.
             unsafe {
-                let xv = i16x8_load_extend_i8x8(xs.as_ptr());
-                let wv = v128_load(ws.as_ptr() as *const v128);
-                lo = i32x4_add(lo, i32x4_extmul_low_i16x8(xv, wv));
-                hi = i32x4_add(hi, i32x4_extmul_high_i16x8(xv, wv));
+                let a = v128_load64_zero(x.add(base + pair[0]) as *const u64);
+                let b = v128_load64_zero(x.add(base + pair[1]) as *const u64);
+                let ab = i8x16_shuffle::<0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23>(a, b);
+                let wp = w.as_ptr().add(g * cp * 2);
+                lo = i32x4_add(lo, i32x4_dot_i16x8(i16x8_extend_low_i8x16(ab), v128_load(wp as *const v128)));
+                hi = i32x4_add(hi, i32x4_dot_i16x8(i16x8_extend_high_i8x16(ab), v128_load(wp.add(8) as *const v128)));
+            }
+        }
+        // SAFETY: acc holds 8 i32: two 16-byte stores.
+        unsafe {
+            v128_store(acc.as_mut_ptr() as *mut v128, lo);
+            v128_store(acc.as_mut_ptr().add(4) as *mut v128, hi);
+        }
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+pub mod relaxed {
+    //! The depthwise quads on the u8 × i8 relaxed dot product (where it is exact): four taps'
+    //! bytes gathered per channel with two levels of shuffles, 32 multiply-adds per two dots.
+    use core::arch::wasm32::*;
+
+    #[inline(always)]
+    pub fn dw_quads(x: &[i8], base: usize, taps: &[usize], w: &[i8], cp: usize, acc: &mut [i32; 8]) {
+        let (mut lo, mut hi) = (i32x4_splat(0), i32x4_splat(0));
+        let (x, w) = (x.as_ptr(), &w[..(taps.len() / 4 - 1) * cp * 4 + 32]);
+        for (g, quad) in taps.chunks_exact(4).enumerate() {
+            // SAFETY: as in the pairs kernel: every tap's 8 bytes are in `x` (checked by the
+            // caller), and `w` holds the 32 bytes read for every group.
+            unsafe {
+                let ld = |t: usize| v128_load64_zero(x.add(base + quad[t]) as *const u64);
+                let ab = i8x16_shuffle::<0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23>(ld(0), ld(1));
+                let cd = i8x16_shuffle::<0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23>(ld(2), ld(3));
+                let first = i16x8_shuffle::<0, 8, 1, 9, 2, 10, 3, 11>(ab, cd);
+                let second = i16x8_shuffle::<4, 12, 5, 13, 6, 14, 7, 15>(ab, cd);
+                let wp = w.as_ptr().add(g * cp * 4);
+                lo = i32x4_relaxed_dot_i8x16_i7x16_add(v128_load(wp as *const v128), first, lo);
+                hi = i32x4_relaxed_dot_i8x16_i7x16_add(v128_load(wp.add(16) as *const v128), second, hi);
             }
         }
         // SAFETY: acc holds 8 i32: two 16-byte stores.
@@ -446,11 +607,11 @@ mod tests {
             let (zp, off) = (-7i8, 7);
             let mut want = vec![0i8; s.output_len()];
             conv2d_reference(&s, off, &input, &w, Some(&bias), &os, &mut want);
-            for dot4 in [false, true] {
-                let g = PreparedGemm::with_dot4(&w, s.out_c, s.patch_len(), Some(&bias), off, os.clone(), dot4);
+            for kind in [DotKind::None, DotKind::I7, DotKind::U8] {
+                let g = PreparedGemm::with_kind(&w, s.out_c, s.patch_len(), Some(&bias), off, os.clone(), kind);
                 let mut got = vec![0i8; s.output_len()];
                 conv2d(&s, zp, &input, &g, &mut got, &mut Scratch::default());
-                assert_eq!(got, want, "{s:?} dot4={dot4}");
+                assert_eq!(got, want, "{s:?} {kind:?}");
             }
         }
     }
@@ -474,10 +635,12 @@ mod tests {
             let bias: Vec<i32> = (0..s.out_c).map(|_| rng.below(4000) as i32 - 2000).collect();
             let bias = (s.out_c % 2 == 0).then_some(&bias[..]);
             depthwise_reference(&s, 20, &input, &w, bias, &os, &mut want);
-            let d = PreparedDepthwise::new(&w, s.out_c, bias, 20, os.clone());
-            let mut got = vec![0i8; s.output_len()];
-            depthwise(&s, &input, &d, &mut got, &mut Scratch::default());
-            assert_eq!(got, want);
+            for kind in [DotKind::None, DotKind::U8] {
+                let d = PreparedDepthwise::with_kind(&w, s.out_c, bias, 20, os.clone(), kind);
+                let mut got = vec![0i8; s.output_len()];
+                depthwise(&s, &input, &d, &mut got, &mut Scratch::default());
+                assert_eq!(got, want, "{s:?} {kind:?}");
+            }
         }
         for &(rows, k, n) in &[(1, 10, 3), (3, 16, 17), (2, 33, 5)] {
             let input = random_i8(&mut rng, rows * k, -128);
@@ -486,11 +649,11 @@ mod tests {
             let os = OutputStage::new(vec![Rescale::Double(0.003)], -128, -128, 127);
             let mut want = vec![0i8; rows * n];
             fully_connected_reference(rows, k, 128, &input, &w, 0, Some(&bias), &os, &mut want);
-            for dot4 in [false, true] {
-                let g = PreparedGemm::with_dot4(&w, n, k, Some(&bias), 128, os.clone(), dot4);
+            for kind in [DotKind::None, DotKind::I7, DotKind::U8] {
+                let g = PreparedGemm::with_kind(&w, n, k, Some(&bias), 128, os.clone(), kind);
                 let mut got = vec![0i8; rows * n];
                 fully_connected(rows, &input, &g, &mut got, &mut Scratch::default());
-                assert_eq!(got, want, "rows={rows} k={k} n={n} dot4={dot4}");
+                assert_eq!(got, want, "rows={rows} k={k} n={n} {kind:?}");
             }
         }
     }

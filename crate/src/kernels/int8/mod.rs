@@ -1,4 +1,5 @@
 //! Int8 kernels with TFLite's integer arithmetic: the reference loops and their fast twins.
 
 pub mod conv;
+pub mod lstm;
 pub mod pointwise;

@@ -1,0 +1,130 @@
+//! Work on every core, in any JavaScript engine and natively.
+//!
+//! A long operation (calibration, scoring quantization candidates, batch runs, evaluation,
+//! gradients) is a [`Job`]: it hands out rounds of [`Task`]s, and merges their results, in task
+//! order, before deciding the next round. Any engine instance runs any task: a [`Worker`] holds the
+//! shared inputs it was sent once ([`Round::resources`]: models, data) and caches what it derives
+//! from them (parsed models, compiled plans), so each model is prepared once per worker.
+//!
+//! Natively [`run`] executes rounds on threads; in JavaScript the package's worker pool does the
+//! same with Web Workers or worker threads (no shared memory needed, so it works on any page). A
+//! job splits work into chunks that do not depend on the number of workers and merges them in a
+//! fixed order, so the result is identical, bit for bit, whatever the number of cores.
+
+mod native;
+mod worker;
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use native::run;
+pub use worker::{Engine, Samples, Task, Worker};
+
+use crate::error::{Error, Result};
+
+/// Identifies a shared input within one job.
+pub type ResourceId = u32;
+
+/// A shared input of a job's tasks.
+#[derive(Clone)]
+pub enum Resource {
+    /// Bytes: a `.tflite` model, a `.npy` array, or a value written by [`encode`].
+    Bytes(Arc<[u8]>),
+    /// A model already in memory (a candidate the job built). Workers in the same memory use it as
+    /// is; [`Resource::to_bytes`] serializes it for workers elsewhere.
+    Model(Arc<crate::ir::Model>),
+}
+
+impl Resource {
+    /// The resource as bytes, for a worker in another memory.
+    pub fn to_bytes(&self) -> Result<Arc<[u8]>> {
+        match self {
+            Resource::Bytes(b) => Ok(b.clone()),
+            Resource::Model(m) => Ok(crate::tflite::write(m)?.into()),
+        }
+    }
+}
+
+/// One round of work.
+pub struct Round {
+    /// Progress stage of this round ("calibrate", "select", ...).
+    pub stage: &'static str,
+    /// Shared inputs the tasks need that were not sent in an earlier round.
+    pub resources: Vec<(ResourceId, Resource)>,
+    /// Encoded [`Task`]s.
+    pub tasks: Vec<Vec<u8>>,
+    /// Per task, its share of the round's work (samples) for progress; empty means one each.
+    pub units: Vec<usize>,
+}
+
+impl Round {
+    /// A round whose tasks cover `chunks` of samples: progress counts samples.
+    pub fn over_samples(
+        stage: &'static str,
+        resources: Vec<(ResourceId, Resource)>,
+        tasks: Vec<Vec<u8>>,
+        chunks: &[(usize, usize)],
+    ) -> Round {
+        Round { stage, resources, tasks, units: chunks.iter().map(|(a, b)| b - a).collect() }
+    }
+
+    /// The work of task `i` (1 when not given).
+    pub fn unit(&self, i: usize) -> usize {
+        self.units.get(i).copied().unwrap_or(1)
+    }
+}
+
+/// A long operation split into rounds of independent tasks.
+pub trait Job {
+    /// The next round, or `None` when the job is done.
+    fn next(&mut self) -> Result<Option<Round>>;
+    /// The results of the last round's tasks, in task order.
+    fn accept(&mut self, results: Vec<Vec<u8>>) -> Result<()>;
+}
+
+/// Serializes a task or a result (compact and deterministic).
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_allocvec(v).unwrap_or_default()
+}
+
+/// Reads what [`encode`] wrote.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| Error::argument(format!("malformed {what} between workers: {e}")))
+}
+
+/// Hands out resource ids and remembers which were already sent.
+#[derive(Default)]
+pub struct Resources {
+    next: ResourceId,
+    pending: Vec<(ResourceId, Resource)>,
+}
+
+impl Resources {
+    /// Registers a resource to send with the next round; returns its id.
+    pub fn add(&mut self, r: Resource) -> ResourceId {
+        let id = self.next;
+        self.next += 1;
+        self.pending.push((id, r));
+        id
+    }
+
+    pub fn add_bytes(&mut self, bytes: Vec<u8>) -> ResourceId {
+        self.add(Resource::Bytes(bytes.into()))
+    }
+
+    /// The resources registered since the last round.
+    pub fn take(&mut self) -> Vec<(ResourceId, Resource)> {
+        std::mem::take(&mut self.pending)
+    }
+}
+
+/// `0..n` in fixed chunks of `chunk`: the unit of work of a job, independent of the cores.
+pub fn chunks(range: std::ops::Range<usize>, chunk: usize) -> Vec<(usize, usize)> {
+    let chunk = chunk.max(1);
+    range.clone().step_by(chunk).map(|s| (s, (s + chunk).min(range.end))).collect()
+}
+
+#[cfg(test)]
+mod tests;

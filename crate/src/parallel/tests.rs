@@ -1,0 +1,67 @@
+//! Results do not depend on the number of workers: every job run with one thread and with three
+//! gives identical bytes.
+
+use super::run;
+use crate::npy;
+use crate::quantize::{quantize_job, QuantizeOptions};
+
+fn fixture(path: &str) -> Vec<u8> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/");
+    std::fs::read(format!("{root}{path}")).expect("fixture")
+}
+
+#[test]
+#[cfg(not(target_arch = "wasm32"))]
+fn quantization_is_identical_on_one_and_three_threads() {
+    for model in ["cnn/model_float.tflite", "dwcnn/model_float.tflite", "mlp/model_float.tflite"] {
+        quantization_is_identical_on_one_and_three_threads_for(model);
+    }
+}
+
+fn quantization_is_identical_on_one_and_three_threads_for(model: &str) {
+    let m = crate::tflite::read(&fixture(model)).unwrap();
+    let data = npy::read(&fixture("data/patterns_calib.npy")).unwrap();
+    let opts = QuantizeOptions::default();
+    let mut outs = Vec::new();
+    for threads in [1, 3] {
+        let mut job = quantize_job(&m, &data, &opts).unwrap();
+        run(&mut job, threads, &mut |_, _, _| {}).unwrap();
+        let (q, r) = job.finish().unwrap();
+        outs.push((
+            crate::tflite::write(&q).unwrap(),
+            r.output_sqnr_db.clone(),
+            r.layers.iter().map(|l| l.sqnr_db).collect::<Vec<_>>(),
+        ));
+    }
+    assert!(outs[0].0 == outs[1].0, "{model}: quantized models differ between 1 and 3 threads");
+    assert_eq!(outs[0].1, outs[1].1);
+    assert_eq!(outs[0].2, outs[1].2);
+}
+
+#[test]
+#[cfg(not(target_arch = "wasm32"))]
+fn runs_and_gradients_are_identical_on_one_and_three_threads() {
+    let m = crate::tflite::read(&fixture("resnet/model_float.tflite")).unwrap();
+    let x = npy::read(&fixture("data/patterns_test_x.npy")).unwrap();
+    let x = npy::NpyArray::new([&[100], &x.shape[1..]].concat(), npy::NpyData::F32(x.to_f32()[..100 * 256].to_vec()))
+        .unwrap();
+    let mut runs = Vec::new();
+    for threads in [1, 3] {
+        let mut job = crate::exec::RunJob::new(std::sync::Arc::new(m.clone()), &x, false, false).unwrap();
+        run(&mut job, threads, &mut |_, _, _| {}).unwrap();
+        runs.push(job.finish().unwrap());
+    }
+    assert_eq!(runs[0], runs[1]);
+    // Batched runs give what one sample at a time gives.
+    let mut it = crate::exec::Interpreter::new(&m).unwrap();
+    let one = crate::exec::run_batch(&mut it, &x, false, |_, _| {}).unwrap();
+    assert_eq!(one, runs[0]);
+    let mut grads = Vec::new();
+    for threads in [1, 3] {
+        let mut job = crate::grad::GradientsJob::new(&m, &x.to_f32(), &x.shape, None).unwrap();
+        run(&mut job, threads, &mut |_, _, _| {}).unwrap();
+        let g = job.finish().unwrap();
+        grads.push((g.loss, g.weights));
+    }
+    assert_eq!(grads[0], grads[1]);
+}

@@ -1,0 +1,374 @@
+//! Static quantization as a job of rounds (see [`crate::parallel`]): observe the calibration data in
+//! chunks, build candidates and score them on held-out chunks, then measure the chosen one.
+//!
+//! `auto` first picks the calibration method without bias correction, then tries the correction on
+//! the winner; each candidate is scored by output SQNR on held-out calibration samples, and must
+//! beat the best so far (the first is min/max, the TF converter's recipe) by a margin.
+
+use std::sync::Arc;
+
+use super::observe::{mean_samples, Calibration, Observed};
+use super::report::{Candidate, QuantReport, SqnrAcc};
+use super::rewrite::{build, Built};
+use super::{CalibrationMethod, Granularity, IoType, QuantizeOptions, TensorRanges};
+use crate::clock::now_ms;
+use crate::error::{Error, Result};
+use crate::ir::{Model, TensorId};
+use crate::npy::NpyArray;
+use crate::parallel::{chunks, decode, encode, Job, Resource, ResourceId, Resources, Round, Task};
+use crate::{passes, tflite};
+
+/// Samples per calibration task.
+const CALIBRATE_CHUNK: usize = 16;
+/// Samples per scoring and measuring task.
+const SCORE_CHUNK: usize = 25;
+/// How much better (dB of output SQNR on held-out calibration samples) a candidate must be to win.
+const SELECT_MARGIN_DB: f64 = 0.25;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Phase {
+    Calibrate,
+    Select { round: u8 },
+    Measure,
+    Done,
+}
+
+struct Tried {
+    method: CalibrationMethod,
+    bias_correction: bool,
+    built: Built,
+    resource: ResourceId,
+    score: Option<f64>,
+}
+
+/// Static quantization of one model with one calibration set.
+pub struct QuantizeJob {
+    model: Model,
+    float: Arc<Model>,
+    folded: usize,
+    opts: QuantizeOptions,
+    samples: usize,
+    res: Resources,
+    float_id: ResourceId,
+    data_id: ResourceId,
+    reference_id: Option<ResourceId>,
+    phase: Phase,
+    /// What the round in flight is for.
+    waiting: Phase,
+    calib: Option<Calibration>,
+    tried: Vec<Tried>,
+    /// Candidates scored in the round in flight.
+    round: Vec<usize>,
+    best: Option<usize>,
+    result: Option<(Model, QuantReport, TensorRanges)>,
+    size_before: usize,
+    /// Start, end of calibration, end of selection.
+    times: [f64; 3],
+}
+
+/// The calibration methods `auto` compares; the first is the TF converter's recipe.
+fn methods(opts: &QuantizeOptions) -> Vec<CalibrationMethod> {
+    match opts.calibration {
+        CalibrationMethod::Auto => {
+            vec![CalibrationMethod::MinMax, CalibrationMethod::Percentile { percentile: 99.99 }, CalibrationMethod::Mse]
+        }
+        m => vec![m],
+    }
+}
+
+impl QuantizeJob {
+    /// Checks nothing about the data: see `quantize::quantize`, which validates first.
+    pub fn new(model: &Model, data: &NpyArray, samples: usize, opts: &QuantizeOptions) -> Result<QuantizeJob> {
+        let t0 = now_ms();
+        let size_before = tflite::write(model)?.len();
+        let (fm, folded) = passes::fold_constants(model)?;
+        let float = Arc::new(fm);
+        let mut res = Resources::default();
+        let float_id = res.add(Resource::Model(float.clone()));
+        let data_id = res.add_bytes(crate::npy::write(data));
+        Ok(QuantizeJob {
+            model: model.clone(),
+            float,
+            folded,
+            opts: opts.clone(),
+            samples,
+            res,
+            float_id,
+            data_id,
+            reference_id: None,
+            phase: Phase::Calibrate,
+            waiting: Phase::Done,
+            calib: None,
+            tried: Vec::new(),
+            round: Vec::new(),
+            best: None,
+            result: None,
+            size_before,
+            times: [t0, 0.0, 0.0],
+        })
+    }
+
+    fn auto(&self) -> bool {
+        self.opts.calibration == CalibrationMethod::Auto
+    }
+
+    /// The quantized model and its report, once the job is done.
+    pub fn finish(self) -> Result<(Model, QuantReport)> {
+        self.finish_with_ranges().map(|(m, r, _)| (m, r))
+    }
+
+    /// Also, per tensor of the float model, the real range its int8 twin represents.
+    pub fn finish_with_ranges(self) -> Result<(Model, QuantReport, TensorRanges)> {
+        self.result.ok_or_else(|| Error::argument("quantization did not finish"))
+    }
+
+    fn calibrate_round(&mut self) -> Round {
+        let histograms = methods(&self.opts).iter().any(|m| *m != CalibrationMethod::MinMax);
+        let means_until = if self.opts.bias_correction { mean_samples(self.samples) } else { 0 };
+        let (mut tasks, mut all) = (Vec::new(), Vec::new());
+        for (lo, hi) in [(0, means_until), (means_until, self.samples)] {
+            for samples in chunks(lo..hi, CALIBRATE_CHUNK) {
+                all.push(samples);
+                let t = super::tasks::Calibrate {
+                    model: self.float_id,
+                    data: self.data_id,
+                    samples,
+                    means: hi == means_until,
+                    histograms,
+                };
+                tasks.push(encode(&Task::Calibrate(t)));
+            }
+        }
+        Round::over_samples("calibrate", self.res.take(), tasks, &all)
+    }
+
+    /// Builds the candidates of this selection round (or the one candidate without `auto`).
+    fn candidates(&self, round: u8) -> Result<Vec<(CalibrationMethod, bool)>> {
+        let ms = methods(&self.opts);
+        Ok(match (self.auto(), round) {
+            (false, _) => vec![(ms[0], self.opts.bias_correction)],
+            (true, 0) => ms.iter().map(|&m| (m, false)).collect(),
+            (true, _) => {
+                let winner = self.best.map_or(CalibrationMethod::MinMax, |k| self.tried[k].method);
+                vec![(winner, true)]
+            }
+        })
+    }
+
+    fn select_round(&mut self, round: u8) -> Result<Option<Round>> {
+        let calib = self.calib.as_ref().ok_or_else(|| Error::argument("no calibration"))?;
+        self.round.clear();
+        for (method, bc) in self.candidates(round)? {
+            let o = QuantizeOptions { calibration: method, bias_correction: bc, ..self.opts.clone() };
+            let built = build(&self.model, &self.float, calib, &o)?;
+            let resource = self.res.add(Resource::Model(Arc::new(built.model.clone())));
+            self.round.push(self.tried.len());
+            self.tried.push(Tried { method, bias_correction: bc, built, resource, score: None });
+        }
+        if !self.auto() {
+            self.best = Some(0);
+            return Ok(None);
+        }
+        if self.reference_id.is_none() {
+            self.reference_id = Some(self.res.add_bytes(encode(&calib.outputs)));
+        }
+        let held_out = (self.samples / 2)..self.samples.min(self.samples / 2 + self.opts.select_samples);
+        let mut tasks = Vec::new();
+        for &k in &self.round {
+            for samples in chunks(held_out.clone(), SCORE_CHUNK) {
+                let t = super::tasks::Score {
+                    model: self.tried[k].resource,
+                    data: self.data_id,
+                    reference: self.reference_id.unwrap_or(0),
+                    samples,
+                };
+                tasks.push(encode(&Task::Score(t)));
+            }
+        }
+        Ok(Some(Round { stage: "select", resources: self.res.take(), tasks, units: Vec::new() }))
+    }
+
+    /// Scores the round's candidates from their chunks' accumulators and keeps the best.
+    fn accept_scores(&mut self, results: Vec<Vec<u8>>) -> Result<()> {
+        let per = results.len() / self.round.len().max(1);
+        for (i, &k) in self.round.clone().iter().enumerate() {
+            let mut acc: Vec<SqnrAcc> = Vec::new();
+            for r in &results[i * per..(i + 1) * per] {
+                let part: Vec<SqnrAcc> = decode(r, "scores")?;
+                acc.resize(part.len().max(acc.len()), SqnrAcc::default());
+                acc.iter_mut().zip(&part).for_each(|(a, b)| a.merge(b));
+            }
+            let dbs: Vec<f64> = acc.iter().filter_map(SqnrAcc::db).map(|d| d.min(200.0)).collect();
+            let score = (!dbs.is_empty()).then(|| dbs.iter().sum::<f64>() / dbs.len() as f64);
+            self.tried[k].score = score;
+            let s = score.unwrap_or(f64::NEG_INFINITY);
+            // Another candidate has to beat the best so far by more than the scoring noise.
+            let margin = if k == 0 { 0.0 } else { SELECT_MARGIN_DB };
+            let best = self.best.map(|b| self.tried[b].score.unwrap_or(f64::NEG_INFINITY));
+            if best.is_none_or(|b| s > b + margin) {
+                self.best = Some(k);
+            }
+        }
+        Ok(())
+    }
+
+    fn chosen(&self) -> Result<&Tried> {
+        self.best.map(|k| &self.tried[k]).ok_or_else(|| Error::argument("no quantization candidate"))
+    }
+
+    fn measure_round(&mut self) -> Result<Option<Round>> {
+        let report_samples = self.samples.min(self.opts.report_samples);
+        if report_samples == 0 {
+            return Ok(None);
+        }
+        let chosen = self.chosen()?;
+        let pairs: Vec<Option<(TensorId, TensorId)>> = chosen
+            .built
+            .layers
+            .iter()
+            .map(|l| {
+                l.source_tensor.and_then(|old| chosen.built.qt[old].or(chosen.built.ft[old]).map(|new| (old, new)))
+            })
+            .collect();
+        let quant = chosen.resource;
+        let parts = chunks(0..report_samples, SCORE_CHUNK);
+        let tasks = parts
+            .iter()
+            .map(|&samples| {
+                let pairs = pairs.clone();
+                encode(&Task::Measure(super::tasks::Measure {
+                    float: self.float_id,
+                    quant,
+                    data: self.data_id,
+                    samples,
+                    pairs,
+                }))
+            })
+            .collect();
+        Ok(Some(Round::over_samples("measure", self.res.take(), tasks, &parts)))
+    }
+
+    /// Writes the report from the measured accumulators (layers first, then outputs).
+    fn complete(&mut self, measured: Vec<SqnrAcc>) -> Result<()> {
+        let t3 = now_ms();
+        let k = self.best.ok_or_else(|| Error::argument("no quantization candidate"))?;
+        let outputs = self.float.main().outputs.len();
+        let t = &self.tried[k];
+        let mut layers = t.built.layers.clone();
+        let n_layers = layers.len();
+        for (l, a) in layers.iter_mut().zip(&measured) {
+            l.sqnr_db = a.db();
+        }
+        let output_sqnr_db = (0..outputs).map(|o| measured.get(n_layers + o).and_then(SqnrAcc::db)).collect();
+        let mut notes = t.built.notes.clone();
+        if self.folded > 0 {
+            notes.push(format!(
+                "{} operators computing constants (e.g. Keras Flatten's SHAPE/PACK) were folded",
+                self.folded
+            ));
+        }
+        let candidates = if self.auto() {
+            self.tried
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Candidate {
+                    calibration: c.method.name(),
+                    bias_correction: c.bias_correction,
+                    output_sqnr_db: c.score,
+                    chosen: i == k,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let report = QuantReport {
+            mode: "static",
+            calibration: Some(if self.auto() { format!("auto: {}", t.method.name()) } else { t.method.name() }),
+            granularity: if self.opts.granularity == Granularity::PerChannel { "per-channel" } else { "per-tensor" },
+            io: if self.opts.io == IoType::Int8 { "int8" } else { "float32" },
+            bias_correction: t.bias_correction,
+            calibration_samples: self.samples,
+            report_samples: self.samples.min(self.opts.report_samples),
+            folded_nodes: self.folded,
+            layers,
+            output_sqnr_db,
+            kept_float: t.built.kept.clone(),
+            candidates,
+            notes,
+            size_before: self.size_before,
+            size_after: tflite::write(&t.built.model)?.len(),
+            calibration_ms: self.times[1] - self.times[0],
+            rewrite_ms: self.times[2] - self.times[1],
+            report_ms: t3 - self.times[2],
+        };
+        self.result = Some((t.built.model.clone(), report, t.built.ranges()));
+        self.phase = Phase::Done;
+        Ok(())
+    }
+}
+
+impl Job for QuantizeJob {
+    fn next(&mut self) -> Result<Option<Round>> {
+        loop {
+            let round = match self.phase {
+                Phase::Calibrate => Some(self.calibrate_round()),
+                Phase::Select { round } => self.select_round(round)?,
+                Phase::Measure => self.measure_round()?,
+                Phase::Done => return Ok(None),
+            };
+            self.waiting = self.phase;
+            match round {
+                Some(r) => return Ok(Some(r)),
+                None => self.advance(Vec::new())?,
+            }
+        }
+    }
+
+    fn accept(&mut self, results: Vec<Vec<u8>>) -> Result<()> {
+        self.advance(results)
+    }
+}
+
+impl QuantizeJob {
+    /// Takes the results of the phase in flight (none when it needed no tasks) and moves on.
+    fn advance(&mut self, results: Vec<Vec<u8>>) -> Result<()> {
+        match self.waiting {
+            Phase::Calibrate => {
+                let mut all = Observed::new(self.float.main(), true);
+                let mut first = true;
+                for r in &results {
+                    let part: Observed = decode(r, "calibration")?;
+                    if std::mem::take(&mut first) {
+                        all = part;
+                    } else {
+                        all.merge(part);
+                    }
+                }
+                self.calib = Some(all.finish(self.float.main()));
+                self.times[1] = now_ms();
+                self.phase = Phase::Select { round: 0 };
+            }
+            Phase::Select { round } => {
+                if !results.is_empty() {
+                    self.accept_scores(results)?;
+                }
+                let again = self.auto() && self.opts.bias_correction && round == 0;
+                self.phase = if again { Phase::Select { round: 1 } } else { Phase::Measure };
+                if self.phase == Phase::Measure {
+                    self.times[2] = now_ms();
+                }
+            }
+            Phase::Measure => {
+                let mut acc: Vec<SqnrAcc> = Vec::new();
+                for r in &results {
+                    let part: Vec<SqnrAcc> = decode(r, "measurements")?;
+                    acc.resize(part.len().max(acc.len()), SqnrAcc::default());
+                    acc.iter_mut().zip(&part).for_each(|(a, b)| a.merge(b));
+                }
+                self.complete(acc)?;
+            }
+            Phase::Done => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,135 @@
+//! The tasks quantization hands to workers: observe a chunk of calibration samples with the float
+//! model, score a candidate on a chunk of held-out samples, measure per-layer SQNR on a chunk.
+
+use serde::{Deserialize, Serialize};
+
+use super::observe::Observed;
+use super::report::SqnrAcc;
+use crate::error::Result;
+use crate::exec::Interpreter;
+use crate::ir::TensorId;
+use crate::parallel::{encode, ResourceId, Worker};
+
+/// Float values per sample of the model's input.
+fn per_sample(w: &mut Worker, model: ResourceId) -> Result<usize> {
+    let m = w.model(model)?;
+    let g = m.main();
+    Ok(g.inputs.first().map_or(1, |&t| g.tensors[t].num_elements().max(1)))
+}
+
+/// The samples `range` of a data resource.
+fn samples(w: &mut Worker, data: ResourceId, per: usize, range: (usize, usize)) -> Result<Vec<f32>> {
+    let x = w.floats(data)?;
+    x.get(range.0 * per..range.1 * per)
+        .map(<[f32]>::to_vec)
+        .ok_or_else(|| crate::error::Error::argument("task samples out of range"))
+}
+
+/// Observe samples with the float model (calibration).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Calibrate {
+    pub model: ResourceId,
+    pub data: ResourceId,
+    pub samples: (usize, usize),
+    /// Also sum the weighted layers' inputs (for bias correction).
+    pub means: bool,
+    pub histograms: bool,
+}
+
+impl Calibrate {
+    pub fn run(&self, w: &mut Worker) -> Result<Vec<u8>> {
+        let m = w.model(self.model)?;
+        let per = per_sample(w, self.model)?;
+        let x = samples(w, self.data, per, self.samples)?;
+        let mut o = Observed::new(m.main(), self.histograms);
+        w.forward(self.model, &x, per, |it, _, rows| {
+            o.observe(m.main(), it, rows, self.means);
+            Ok(())
+        })?;
+        Ok(encode(&o))
+    }
+}
+
+/// Output SQNR of a quantized candidate against the float outputs recorded in calibration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Score {
+    pub model: ResourceId,
+    pub data: ResourceId,
+    /// The float outputs of every calibration sample, `[sample][output]`.
+    pub reference: ResourceId,
+    pub samples: (usize, usize),
+}
+
+impl Score {
+    pub fn run(&self, w: &mut Worker) -> Result<Vec<u8>> {
+        let per = per_sample(w, self.model)?;
+        let x = samples(w, self.data, per, self.samples)?;
+        let reference = w.value::<Vec<Vec<Vec<f32>>>>(self.reference)?;
+        let mut acc: Vec<SqnrAcc> = Vec::new();
+        w.forward(self.model, &x, per, |it, first, rows| {
+            let outs = it.outputs().len();
+            acc.resize(outs, SqnrAcc::default());
+            for (k, a) in acc.iter_mut().enumerate() {
+                let q = it.output_f32(k).unwrap_or_default();
+                let each = q.len() / rows.max(1);
+                for r in 0..rows {
+                    if let Some(f) = reference.get(self.samples.0 + first + r).and_then(|o| o.get(k)) {
+                        a.add(f, &q[r * each..(r + 1) * each]);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(encode(&acc))
+    }
+}
+
+/// Per-layer and per-output SQNR of the quantized model against the float one, side by side.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Measure {
+    pub float: ResourceId,
+    pub quant: ResourceId,
+    pub data: ResourceId,
+    pub samples: (usize, usize),
+    /// (float tensor, its quantized twin) per reported layer.
+    pub pairs: Vec<Option<(TensorId, TensorId)>>,
+}
+
+/// The float values of `tensors` (and of every output) after each run, concatenated over runs.
+fn collect(it: &Interpreter, tensors: impl Iterator<Item = Option<TensorId>>, into: &mut [Vec<f32>]) {
+    let outs = (0..it.outputs().len()).map(|k| it.output_f32(k));
+    for (slot, v) in into.iter_mut().zip(tensors.map(|t| t.and_then(|t| it.tensor_f32(t))).chain(outs)) {
+        slot.extend(v.unwrap_or_default());
+    }
+}
+
+impl Measure {
+    /// Returns the layers' accumulators followed by the outputs'.
+    pub fn run(&self, w: &mut Worker) -> Result<Vec<u8>> {
+        let per = per_sample(w, self.float)?;
+        let x = samples(w, self.data, per, self.samples)?;
+        let outputs = w.model(self.float)?.main().outputs.len();
+        let slots = self.pairs.len() + outputs;
+        let (mut f, mut q) = (vec![Vec::new(); slots], vec![Vec::new(); slots]);
+        w.forward(self.float, &x, per, |it, _, _| {
+            collect(it, self.pairs.iter().map(|p| p.map(|p| p.0)), &mut f);
+            Ok(())
+        })?;
+        w.forward(self.quant, &x, per, |it, _, _| {
+            collect(it, self.pairs.iter().map(|p| p.map(|p| p.1)), &mut q);
+            Ok(())
+        })?;
+        let acc: Vec<SqnrAcc> = f
+            .iter()
+            .zip(&q)
+            .map(|(a, b)| {
+                let mut s = SqnrAcc::default();
+                if a.len() == b.len() {
+                    s.add(a, b);
+                }
+                s
+            })
+            .collect();
+        Ok(encode(&acc))
+    }
+}

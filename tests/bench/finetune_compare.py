@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""Fine-tuning against TensorFlow Model Optimization, same models, data, epochs, batch size and
+optimizer, measured in one run on this machine.
+
+For every fixture classifier (its Keras twin is rebuilt from the .tflite weights, so both sides
+start from the same float model):
+
+  * pruning at 50 / 80 / 90 % sparsity: one-shot (our CLI `prune`), ours fine-tuned with gradual
+    pruning (`prune --finetune-epochs E`), and TFMOT's `prune_low_magnitude` with its
+    PolynomialDecay schedule and the same E epochs;
+  * quantization: our static int8 (`quantize`), our QAT (`quantize --qat-epochs E`), the TF
+    converter's static int8, and TFMOT's `quantize_model` trained E epochs then converted.
+
+Every model is scored by the same evaluator (our CLI `evaluate`, whose int8 engine is bit-exact
+with LiteRT's reference kernels) on held-out samples from the fixtures' generator. Wall time per
+epoch is printed for TF and for ours in Node (from the CLI's report).
+
+    pip install -r tests/fixtures/requirements.txt tensorflow-model-optimization
+    python3 tests/bench/finetune_compare.py [--quick] [--epochs 4] [--models cnn,resnet]
+
+Writes tests/bench/results/finetune.json and finetune.svg.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
+import make_fixtures as mf  # noqa: E402
+
+CLI = [os.environ.get("NODE", "node"), os.path.join(ROOT, "web", "dist", "cli.js")]
+RESULTS = os.path.join(ROOT, "tests", "bench", "results")
+SPARSITIES = [0.5, 0.8, 0.9]
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def cli(*args):
+    p = subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, args[:2]))} failed: {p.stderr.strip()}")
+    return p.stdout
+
+
+def accuracy(model_path, x_path, y_path):
+    out = json.loads(cli("evaluate", model_path, "--data", x_path, "--labels", y_path, "--json"))
+    return out["accuracy"]
+
+
+# ------------------------------------------------------------------------------------------------
+# The Keras twin of a fixture, with the .tflite's weights
+# ------------------------------------------------------------------------------------------------
+
+def tflite_weights(path):
+    """The weights and biases of every CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED, in order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=path, experimental_preserve_all_tensors=True)
+    it.allocate_tensors()
+    out = []
+    for op in it._get_ops_details():
+        if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            w = it.get_tensor(op["inputs"][1])
+            b = it.get_tensor(op["inputs"][2]) if len(op["inputs"]) > 2 and op["inputs"][2] >= 0 else None
+            out.append((op["op_name"], w, b))
+    return out
+
+
+def keras_twin(name):
+    """The fixture's Keras architecture in Keras 2 (which TFMOT needs), with the .tflite's weights."""
+    import tf_keras as keras
+
+    model = mf.build(name, keras)
+    weights = tflite_weights(os.path.join(ROOT, "tests", "fixtures", name, "model_float.tflite"))
+    layers = [l for l in model.layers if isinstance(l, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                                                         keras.layers.Dense))]
+    assert len(layers) == len(weights), (name, len(layers), len(weights))
+    converted = []
+    for op, w, b in weights:
+        if op == "CONV_2D":
+            w = w.transpose(1, 2, 3, 0)  # [out, kh, kw, in] -> [kh, kw, in, out]
+        elif op == "DEPTHWISE_CONV_2D":
+            w = w.reshape(w.shape[1], w.shape[2], -1, 1)  # [1, kh, kw, c] -> [kh, kw, c, 1]
+        else:
+            w = w.T  # [out, in] -> [in, out]
+        converted.append([w, b])
+    # Keras lists layers in creation order, TFLite runs them in graph order: match by shape, in
+    # order among layers of the same shape.
+    for layer in layers:
+        shape = layer.get_weights()[0].shape
+        k = next(i for i, c in enumerate(converted) if c is not None and c[0].shape == shape)
+        w, b = converted[k]
+        converted[k] = None
+        if b is None:
+            b = np.zeros(layer.get_weights()[1].shape, np.float32)
+        layer.set_weights([w, b])
+    return model
+
+
+def to_tflite(model, int8_data=None, qat=False):
+    import tensorflow as tf
+
+    c = tf.lite.TFLiteConverter.from_keras_model(model)
+    if int8_data is not None or qat:
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+    if int8_data is not None:
+        c.representative_dataset = lambda: ([int8_data[i:i + 1]] for i in range(len(int8_data)))
+        c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return c.convert()
+
+
+# ------------------------------------------------------------------------------------------------
+# TFMOT
+# ------------------------------------------------------------------------------------------------
+
+def tfmot_prune(name, sparsity, x, y, epochs, batch):
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    model = keras_twin(name)
+    steps = int(np.ceil(len(x) / batch)) * epochs
+    schedule = tfmot.sparsity.keras.PolynomialDecay(0.0, sparsity, 0, steps)
+    pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
+    pruned.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    t = time.perf_counter()
+    pruned.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=True,
+               callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    per_epoch = (time.perf_counter() - t) / epochs
+    return to_tflite(tfmot.sparsity.keras.strip_pruning(pruned)), per_epoch
+
+
+def tfmot_qat(name, x, y, epochs, batch, lr):
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    q = tfmot.quantization.keras.quantize_model(keras_twin(name))
+    q.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy")
+    t = time.perf_counter()
+    q.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=True)
+    per_epoch = (time.perf_counter() - t) / epochs
+    return to_tflite(q, qat=True), per_epoch
+
+
+# ------------------------------------------------------------------------------------------------
+# The comparison
+# ------------------------------------------------------------------------------------------------
+
+def run_model(name, d, files, epochs, batch, sparsities, results):
+    x_train, y_train = files["x_train"], files["y_train"]
+    xtr, ytr, xte, yte, xca = (files[k] for k in ("xtr_path", "ytr_path", "xte_path", "yte_path", "xca_path"))
+    float_path = os.path.join(ROOT, "tests", "fixtures", name, "model_float.tflite")
+    row = {"model": name, "float": accuracy(float_path, xte, yte), "pruning": [], "quantization": {}}
+    common = ["--train", xtr, "--train-labels", ytr, "--batch-size", batch, "--learning-rate", "1e-3",
+              "--optimizer", "adam", "--validation-split", "0", "--seed", "1"]
+    for s in sparsities:
+        one = os.path.join(d, f"{name}_{s}_oneshot.tflite")
+        cli("prune", float_path, "-o", one, "--method", "global-magnitude", "--sparsity", s)
+        ours = os.path.join(d, f"{name}_{s}_ours.tflite")
+        rep = os.path.join(d, f"{name}_{s}_ours.json")
+        cli("prune", float_path, "-o", ours, "--method", "global-magnitude", "--sparsity", s,
+            "--finetune-epochs", epochs, "--report", rep, *common)
+        with open(rep) as f:
+            ours_ms = json.load(f)["train"]["msPerEpoch"]
+        tf_bytes, tf_s = tfmot_prune(name, s, x_train, y_train, epochs, batch)
+        tfp = os.path.join(d, f"{name}_{s}_tfmot.tflite")
+        with open(tfp, "wb") as f:
+            f.write(tf_bytes)
+        r = {"sparsity": s, "one_shot": accuracy(one, xte, yte), "ours": accuracy(ours, xte, yte),
+             "tfmot": accuracy(tfp, xte, yte), "ours_s_per_epoch": ours_ms / 1000, "tfmot_s_per_epoch": tf_s}
+        row["pruning"].append(r)
+        print(f"  {name} {int(s * 100)}%: one-shot {r['one_shot']:.3f}  ours {r['ours']:.3f}  "
+              f"TFMOT {r['tfmot']:.3f}   s/epoch ours {r['ours_s_per_epoch']:.2f}  TFMOT {tf_s:.2f}", flush=True)
+    ptq = os.path.join(d, f"{name}_ptq.tflite")
+    cli("quantize", float_path, "-o", ptq, "--calibration", xca)
+    qat = os.path.join(d, f"{name}_qat.tflite")
+    rep = os.path.join(d, f"{name}_qat.json")
+    cli("quantize", float_path, "-o", qat, "--calibration", xca, "--qat-epochs", epochs, "--report", rep,
+        *[a if a != "1e-3" else "2e-4" for a in common])
+    with open(rep) as f:
+        qat_ms = json.load(f)["train"]["msPerEpoch"]
+    tf_ptq = os.path.join(d, f"{name}_tf_ptq.tflite")
+    with open(tf_ptq, "wb") as f:
+        f.write(to_tflite(keras_twin(name), int8_data=files["x_calib"]))
+    tf_qat_bytes, tf_qat_s = tfmot_qat(name, x_train, y_train, epochs, batch, 2e-4)
+    tf_qat = os.path.join(d, f"{name}_tf_qat.tflite")
+    with open(tf_qat, "wb") as f:
+        f.write(tf_qat_bytes)
+    q = {"ours_ptq": accuracy(ptq, xte, yte), "ours_qat": accuracy(qat, xte, yte),
+         "tf_ptq": accuracy(tf_ptq, xte, yte), "tf_qat": accuracy(tf_qat, xte, yte),
+         "ours_qat_s_per_epoch": qat_ms / 1000, "tf_qat_s_per_epoch": tf_qat_s}
+    row["quantization"] = q
+    print(f"  {name} int8: PTQ ours {q['ours_ptq']:.3f} TF {q['tf_ptq']:.3f}   QAT ours {q['ours_qat']:.3f} "
+          f"TF {q['tf_qat']:.3f}   s/epoch ours {q['ours_qat_s_per_epoch']:.2f} TF {tf_qat_s:.2f}", flush=True)
+    results["models"].append(row)
+
+
+def svg(results, path):
+    """Accuracy against sparsity: one-shot, ours fine-tuned, TFMOT, one panel per model."""
+    models = results["models"]
+    w, h, pad = 260, 200, 36
+    colors = {"one_shot": "#999999", "ours": "#1f77b4", "tfmot": "#d62728"}
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w * len(models)}" height="{h + 40}" '
+             'font-family="sans-serif" font-size="11">']
+    for k, m in enumerate(models):
+        ox = k * w
+        parts.append(f'<text x="{ox + w / 2}" y="14" text-anchor="middle">{m["model"]}</text>')
+        sx = lambda s: ox + pad + (s - 0.5) / 0.4 * (w - 2 * pad)  # noqa: E731
+        sy = lambda a: 24 + (1 - a) * (h - 40)  # noqa: E731
+        parts.append(f'<line x1="{ox + pad}" y1="{sy(0)}" x2="{ox + w - pad}" y2="{sy(0)}" stroke="#ccc"/>')
+        for tick in (0.0, 0.5, 1.0):
+            parts.append(f'<text x="{ox + pad - 4}" y="{sy(tick) + 4}" text-anchor="end">{tick:.1f}</text>')
+        for s in (0.5, 0.8, 0.9):
+            parts.append(f'<text x="{sx(s)}" y="{sy(0) + 14}" text-anchor="middle">{int(s * 100)}%</text>')
+        for key, color in colors.items():
+            pts = " ".join(f"{sx(r['sparsity'])},{sy(r[key])}" for r in m["pruning"])
+            parts.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"/>')
+    for i, (key, color) in enumerate(colors.items()):
+        label = {"one_shot": "one-shot", "ours": "ours, fine-tuned", "tfmot": "TFMOT"}[key]
+        parts.append(f'<text x="{10 + 130 * i}" y="{h + 32}" fill="{color}">■ {label}</text>')
+    parts.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(parts))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--models", default="cnn,dwcnn,resnet,mlp")
+    ap.add_argument("--quick", action="store_true", help="one model, one sparsity, one epoch")
+    a = ap.parse_args()
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(1234)
+    models = ["cnn"] if a.quick else a.models.split(",")
+    sparsities = [0.8] if a.quick else SPARSITIES
+    epochs = 1 if a.quick else a.epochs
+    x_train, y_train = mf.dataset(1200, seed=21)
+    x_test, y_test = mf.dataset(2000, seed=23)
+    x_calib, _ = mf.dataset(200, seed=22)
+    results = {"cpu": cpu_name(), "epochs": epochs, "batch": a.batch, "train_samples": len(x_train),
+               "test_samples": len(x_test), "models": []}
+    print(f"CPU: {results['cpu']}; {len(x_train)} training samples, {len(x_test)} held-out, "
+          f"{epochs} epochs, batch {a.batch}, Adam 1e-3 (QAT 2e-4)", flush=True)
+    with tempfile.TemporaryDirectory() as d:
+        files = {"x_train": x_train, "y_train": y_train, "x_calib": x_calib}
+        for key, arr in [("xtr_path", x_train), ("ytr_path", y_train.astype(np.int64)), ("xte_path", x_test),
+                         ("yte_path", y_test.astype(np.int64)), ("xca_path", x_calib)]:
+            p = os.path.join(d, key + ".npy")
+            np.save(p, arr)
+            files[key] = p
+        for name in models:
+            run_model(name, d, files, epochs, a.batch, sparsities, results)
+    os.makedirs(RESULTS, exist_ok=True)
+    if not a.quick:
+        with open(os.path.join(RESULTS, "finetune.json"), "w") as f:
+            json.dump(results, f, indent=2)
+        svg(results, os.path.join(RESULTS, "finetune.svg"))
+    failures = [(m["model"], r["sparsity"]) for m in results["models"] for r in m["pruning"] if r["ours"] < r["tfmot"]]
+    failures += [(m["model"], "qat") for m in results["models"] if m["quantization"]["ours_qat"] < m["quantization"]["ours_ptq"]]
+    print("below the reference:", failures if failures else "none")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
