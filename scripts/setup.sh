@@ -65,8 +65,8 @@ ensure_chromium() {
 
 ensure_python() {
   command -v python3 >/dev/null || die "python3 not found"
-  if ! python3 -c 'import ai_edge_litert, numpy' 2>/dev/null; then
-    log "installing the LiteRT interpreter for cross-checks (pip)"
+  if ! python3 -c 'import ai_edge_litert, numpy, tflite_micro' 2>/dev/null; then
+    log "installing the LiteRT and TFLite Micro interpreters for cross-checks (pip)"
     python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
   fi
 }

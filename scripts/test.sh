@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: Rust (native), the same core tests in headless Chromium (wasm-pack), the
 # TypeScript package and CLI, the web app in Chromium, and the conformance checks against LiteRT
-# over ../shared/reference (skipped, loudly, where that folder does not exist).
+# and TFLite Micro over ../shared/reference (skipped, loudly, where that folder does not exist).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh" --tests
@@ -37,5 +37,8 @@ python3 tests/conformance/check_reference.py
 
 step "Pruned models against LiteRT (fixtures and reference float models)"
 python3 tests/conformance/check_pruning.py
+
+step "Conformance against TFLite Micro: int8 outputs and predicted tensor arenas"
+python3 tests/conformance/check_tflm.py
 
 printf '\n\033[1;32mall tests passed\033[0m\n'

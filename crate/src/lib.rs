@@ -3,7 +3,8 @@
 //! Layers, each one module: [`ir`] (the format-neutral model), [`ops`] (what each operator is:
 //! shapes, types, operand roles, int8 rules), [`tflite`] (import/export), [`kernels`] (reference
 //! kernels beside their SIMD twins), [`exec`] (the engine: plan, parameters, run state), [`grad`]
-//! (batched backward), the passes ([`quantize`], [`prune`]), and `wasm` (the only module that
+//! (batched backward), the passes ([`quantize`], [`prune`]), [`tflm`] (TensorFlow Lite Micro as the deployment
+//! target: support, arena plan, firmware files), and `wasm` (the only module that
 //! knows wasm-bindgen). `crate/ARCHITECTURE.md` shows how they fit.
 
 pub mod budget;
@@ -23,6 +24,7 @@ pub mod quantize;
 pub mod rng;
 pub mod summary;
 pub mod tflite;
+pub mod tflm;
 pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

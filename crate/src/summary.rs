@@ -1,5 +1,6 @@
 //! A model's summary, as `inspect` shows it: operators, tensors, parameters, MACs, types and
-//! quantization, inputs and outputs, and what our engine cannot execute.
+//! quantization, inputs and outputs, what our engine cannot execute, and what deploying with
+//! TensorFlow Lite Micro takes.
 
 use serde::Serialize;
 
@@ -77,6 +78,8 @@ pub struct ModelSummary {
     pub macs: u64,
     /// Operators our engine cannot execute yet, by name (they still survive a round trip).
     pub unsupported_ops: Vec<String>,
+    /// Deploying with TensorFlow Lite Micro: support, predicted arena, flash, resolver operators.
+    pub tflm: crate::tflm::TflmReport,
 }
 
 /// Multiply-accumulates of node `i`, from the declared shapes.
@@ -241,5 +244,6 @@ pub fn summarize(model: &Model, size_bytes: usize) -> ModelSummary {
         layers,
         tensors,
         unsupported_ops: unsupported,
+        tflm: crate::tflm::report(model, size_bytes as u64),
     }
 }

@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use crate::budget::Budget;
 use crate::error::Error;
 use crate::exec::{run_batch, Interpreter};
-use crate::{evaluate, ir, npy, prune, quantize, summary, tflite};
+use crate::{evaluate, ir, npy, prune, quantize, summary, tflite, tflm};
 
 thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -26,6 +26,21 @@ pub fn set_max_memory(bytes: f64) -> Result<(), JsValue> {
         ))));
     }
     crate::budget::set_current(Budget::with_max_memory(bytes as u64));
+    Ok(())
+}
+
+/// Whose int8 arithmetic this engine reproduces from now on: `"tflm"` (TensorFlow Lite Micro, the
+/// default) or `"litert"` (LiteRT's reference kernels). They differ by one step on rare outputs.
+#[wasm_bindgen(js_name = setTarget)]
+pub fn set_target(target: &str) -> Result<(), JsValue> {
+    let t = match target {
+        "tflm" => crate::exec::Target::Tflm,
+        "litert" => crate::exec::Target::Litert,
+        other => {
+            return Err(js_error(Error::argument(format!("target must be 'tflm' or 'litert', got '{other}'"))));
+        }
+    };
+    crate::exec::set_default_target(t);
     Ok(())
 }
 
@@ -402,6 +417,17 @@ pub fn npy_from_f32(shape: Vec<u32>, data: Vec<f32>) -> Result<Vec<u8>, JsValue>
     let a = npy::NpyArray::new(shape.into_iter().map(|d| d as usize).collect(), npy::NpyData::F32(data))
         .map_err(js_error)?;
     Ok(npy::write(&a))
+}
+
+/// Firmware files for TensorFlow Lite Micro from a `.tflite` file: `{ header_name, header,
+/// source_name, source }`, the `.h`/`.cc` pair with the model array, `kTensorArenaSize` (the
+/// predicted arena plus a margin) and a resolver registration of exactly the model's operators.
+/// `name` becomes the C identifier (`person-detect.tflite` → `g_person_detect`).
+#[wasm_bindgen(js_name = tflmFirmware)]
+pub fn tflm_firmware(bytes: &[u8], name: &str) -> Result<JsValue, JsValue> {
+    let model = tflite::read(bytes).map_err(js_error)?;
+    let facts = tflm::report(&model, bytes.len() as u64);
+    to_js(&tflm::firmware_files(bytes, name, &facts).map_err(js_error)?)
 }
 
 /// A long operation split into rounds of tasks (see the crate's `parallel` module). The package

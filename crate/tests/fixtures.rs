@@ -8,16 +8,17 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-use tinyml_optimizer::exec::{run_batch, Interpreter};
+use tinyml_optimizer::exec::{run_batch, Interpreter, Target};
 use tinyml_optimizer::{npy, tflite};
 
 #[macro_use]
 mod common;
 
-/// Full-int8 models: our int8 engine must equal LiteRT's reference kernels byte for byte.
+/// Full-int8 models: our int8 engine with the `litert` target must equal LiteRT's reference kernels
+/// byte for byte (TFLite Micro is checked by tests/conformance/check_tflm.py).
 fn check_exact(name: &str, model: &[u8], inputs: &[u8], expected: &[u8]) {
     let m = tflite::read(model).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let mut it = Interpreter::new(&m).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut it = Interpreter::for_target(&m, Target::Litert).unwrap_or_else(|e| panic!("{name}: {e}"));
     let x = npy::read(inputs).unwrap();
     let want = npy::read(expected).unwrap();
     let got = run_batch(&mut it, &x, true, |_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -172,7 +172,7 @@ def check_quantize(name, path, tmp, rng, failures):
         x = random_batch(d, 3, rng) if d["dtype"] != np.float32 else calib[:3]
         xp, yp = os.path.join(tmp, "qx.npy"), os.path.join(tmp, "qy.npy")
         np.save(xp, x)
-        code, _, err = cli("run", out, "--input", xp, "--output", yp, *(["--raw"] if mode == "static" else []))
+        code, _, err = cli("run", out, "--input", xp, "--output", yp, "--target", "litert", *(["--raw"] if mode == "static" else []))
         if code != 0:
             failures.append(f"{name}: running our {mode} model failed: {err.strip()}")
             continue
@@ -264,7 +264,7 @@ def main():
             for label, x in batches:
                 xp, yp = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
                 np.save(xp, x)
-                code, _, err = cli("run", path, "--input", xp, "--output", yp, *(["--raw"] if exact else []))
+                code, _, err = cli("run", path, "--input", xp, "--output", yp, "--target", "litert", *(["--raw"] if exact else []))
                 if code != 0:
                     failures.append(f"{name}: run failed on {label} inputs: {err.strip()}")
                     continue

@@ -66,6 +66,13 @@ test('the sample flow: load, prune + quantize, see results, download a valid int
   await page.keyboard.press('ArrowRight');
   assert.equal(await page.locator('#view-graph svg .node').count(), await page.locator('#layers tbody tr').count());
   assert.ok((await page.locator('#view-graph svg path.skip').count()) >= 2, 'residual connections are drawn');
+  assert.match(await page.locator('#model-cards').innerText(), /TFLite Micro\s+runs as is/);
+  assert.match(await page.locator('#model-cards').innerText(), /TFLM tensor arena\s+[\d.]+ [kM]?B/);
+  // Dynamic-range models do not run on TFLite Micro: the app warns before the choice is run.
+  await page.locator('#quant-mode').selectOption('dynamic');
+  assert.match(await page.locator('#tflm-warning').innerText(), /TensorFlow Lite Micro cannot run dynamic-range/);
+  await page.locator('#quant-mode').selectOption('static');
+  assert.equal(await page.locator('#tflm-warning').isHidden(), true);
   await page.getByRole('button', { name: 'Optimize', exact: true }).click();
   await page.locator('#results').waitFor({ state: 'visible', timeout: 60_000 });
   const cards = await page.locator('#result-cards').innerText();
@@ -85,12 +92,20 @@ test('the sample flow: load, prune + quantize, see results, download a valid int
   assert.equal(summary.inputs[0].dtype, 'i8');
   assert.ok(summary.layers.filter((l) => l.weights).every((l) => l.weights.dtype === 'i8'));
 
-  const [headerDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download C header' }).click()]);
-  const headerPath = join(outDir, headerDl.suggestedFilename());
-  await headerDl.saveAs(headerPath);
-  const header = readFileSync(headerPath, 'utf8');
-  assert.match(header, /alignas\(16\) static const unsigned char sample_resnet_optimized_tflite\[\]/);
-  assert.match(header, new RegExp(`_len = ${bytes.length};`));
+  // Firmware files for TFLite Micro: the .h, then the .cc with the model array.
+  const downloads = [];
+  page.on('download', (d) => downloads.push(d));
+  await page.getByRole('button', { name: 'Download firmware files (.h, .cc)' }).click();
+  for (let i = 0; downloads.length < 2 && i < 100; i++) await new Promise((r) => setTimeout(r, 50));
+  const fw = Object.fromEntries(await Promise.all(downloads.map(async (d) => [d.suggestedFilename(), readFileSync(await d.path(), 'utf8')])));
+  assert.deepEqual(Object.keys(fw).sort(), ['sample_resnet_optimized.cc', 'sample_resnet_optimized.h']);
+  assert.match(fw['sample_resnet_optimized.h'], /constexpr int kTensorArenaSize = \d+;/);
+  assert.match(fw['sample_resnet_optimized.h'], /AddConv2D/);
+  assert.match(fw['sample_resnet_optimized.cc'], /alignas\(16\) const unsigned char g_sample_resnet_optimized\[\]/);
+  assert.match(fw['sample_resnet_optimized.cc'], new RegExp(`_len = ${bytes.length};`));
+  // TFLite Micro facts before and after: arena and flash shrink with int8.
+  assert.match(cards, /TFLM tensor arena\s+[\d.]+ [kM]?B → [\d.]+ [kM]?B/);
+  assert.match(cards, /TFLM flash/);
 
   const [reportDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download report (.json)' }).click()]);
   const report = JSON.parse(readFileSync(await reportDl.path(), 'utf8'));

@@ -9,7 +9,6 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createOptimizer } from './node.js';
-import { toCHeader } from './export.js';
 import { FileError, reasonOf, sameFile, writeFilesAtomically, type OutFile } from './files.js';
 import { formatEvalReport, formatPruneReport, formatQuantReport, formatSummary } from './format.js';
 import {
@@ -75,7 +74,8 @@ function engine(values: Values) {
       throw new UsageError(`--threads must be a whole number from 1 to 64, got '${values.threads}'`);
     }
   }
-  return createOptimizer({ maxMemory, threads });
+  const target = values.target === undefined ? undefined : oneOf(values.target as string, ['tflm', 'litert'] as const, '--target');
+  return createOptimizer({ maxMemory, threads, target });
 }
 
 /** Options of the commands that train (finetune, prune --finetune-epochs, quantize --qat-epochs). */
@@ -221,10 +221,24 @@ async function checkOutputs(inputs: Named[], outputs: Named[]): Promise<void> {
   }
 }
 
-/** Writes the model to -o and, with --header and --report, its C header and report: all or none. */
-async function writeModel(values: Values, bytes: Uint8Array, report?: unknown): Promise<void> {
+/** The `.cc` beside a `--header` path: `fw/model.h` → `fw/model.cc`. */
+function sourceBeside(header: string): string {
+  return header.replace(/\.(h|hh|hpp)$/i, '') + '.cc';
+}
+
+/**
+ * Writes the model to -o and, with --header and --report, its TFLite Micro firmware files (the
+ * header and the `.cc` beside it) and report: all or none.
+ */
+async function writeModel(values: Values, model: LoadedModel, bytes: Uint8Array, report?: unknown): Promise<void> {
   const files: OutFile[] = [{ path: values.output as string, data: bytes }];
-  if (values.header) files.push({ path: values.header as string, data: toCHeader(bytes, basename(values.output as string)) });
+  if (values.header) {
+    const header = values.header as string;
+    const fw = await model.firmware(basename(values.output as string));
+    // The .cc includes the header by the name it is written under.
+    const source = fw.source.replace(`#include "${fw.header_name}"`, `#include "${basename(header)}"`);
+    files.push({ path: header, data: fw.header }, { path: sourceBeside(header), data: source });
+  }
   if (values.report !== undefined && report !== undefined) {
     files.push({ path: values.report as string, data: JSON.stringify(report, null, 2) + '\n' });
   }
@@ -234,7 +248,10 @@ async function writeModel(values: Values, bytes: Uint8Array, report?: unknown): 
 /** The output paths of a model-writing command, checked against the model it reads. */
 async function checkModelOutputs(values: Values, model: string, extraInputs: Named[] = []): Promise<void> {
   const outputs: Named[] = [{ flag: '-o', path: values.output as string }];
-  if (values.header) outputs.push({ flag: '--header', path: values.header as string });
+  if (values.header) {
+    outputs.push({ flag: '--header', path: values.header as string });
+    outputs.push({ flag: '--header (its .cc)', path: sourceBeside(values.header as string) });
+  }
   if (values.report) outputs.push({ flag: '--report', path: values.report as string });
   await checkOutputs([{ flag: 'MODEL', path: model }, ...extraInputs], outputs);
 }
@@ -294,7 +311,7 @@ async function pruneDuringTraining(values: Values, modelPath: string): Promise<v
     const ms = performance.now() - start;
     const out = await tuned.toBytes();
     const full = { ...report, prune: pruneReport };
-    await writeModel(values, out, full);
+    await writeModel(values, tuned, out, full);
     printTrained(values, out, ms, full);
   } finally {
     opt.terminate();
@@ -321,7 +338,7 @@ async function quantizeAware(values: Values, modelPath: string): Promise<void> {
     );
     const ms = performance.now() - start;
     const out = await q.toBytes();
-    await writeModel(values, out, report);
+    await writeModel(values, q, out, report);
     printTrained(values, out, ms, report);
   } finally {
     opt.terminate();
@@ -475,7 +492,7 @@ const commands: Record<string, Command> = {
         const ms = performance.now() - start;
         bar.done();
         const out = await q.toBytes();
-        await writeModel(values, out, report);
+        await writeModel(values, q, out, report);
         if (values.json) process.stdout.write(JSON.stringify({ output: values.output, bytes: out.length, ms, report }) + '\n');
         else process.stdout.write(formatQuantReport(values.output as string, out.length, ms, report));
       } finally {
@@ -572,7 +589,7 @@ const commands: Record<string, Command> = {
         bar.done();
         const out = await pruned.toBytes();
         const full = { ...report, evaluation };
-        await writeModel(values, out, full);
+        await writeModel(values, pruned, out, full);
         if (values.json) process.stdout.write(JSON.stringify({ output: values.output, bytes: out.length, ms, report: full }) + '\n');
         else process.stdout.write(formatPruneReport(values.output as string, report, evaluation));
       } finally {
@@ -616,7 +633,7 @@ const commands: Record<string, Command> = {
         const { model: tuned, report } = await training('finetune', (o) => model.finetune({ ...train, data, labels }, o));
         const ms = performance.now() - start;
         const out = await tuned.toBytes();
-        await writeModel(values, out, report);
+        await writeModel(values, tuned, out, report);
         printTrained(values, out, ms, report);
       } finally {
         opt.terminate();
@@ -673,7 +690,7 @@ const commands: Record<string, Command> = {
       try {
         const model = await opt.loadModel(bytes);
         const out = await model.toBytes();
-        await writeModel(values, out);
+        await writeModel(values, model, out);
         if (values.json) process.stdout.write(JSON.stringify({ path: values.output, bytes: out.length, input_bytes: bytes.length }) + '\n');
         else process.stdout.write(`wrote ${values.output} (${out.length.toLocaleString('en-US')} bytes; input ${bytes.length.toLocaleString('en-US')})\n`);
       } finally {
@@ -690,8 +707,10 @@ function mainHelp(): string {
     'Usage: tinyml-optimizer <command> [options]\n\nCommands:\n' +
     lines.join('\n') +
     "\n\nRun 'tinyml-optimizer <command> --help' for a command's options.\n" +
-    'prune, quantize and convert take --header OUT.h to also write the model as a C/C++ header for firmware\n' +
-    '(a 16-byte aligned const unsigned char array and its length, as TensorFlow Lite Micro needs).\n' +
+    'prune, quantize, finetune and convert take --header OUT.h to also write TensorFlow Lite Micro firmware files:\n' +
+    'OUT.h (kTensorArenaSize from the arena prediction, kOpCount, RegisterOps) and OUT.cc (the aligned model array).\n' +
+    'Every command takes --target tflm|litert (default tflm): whose int8 arithmetic the engine reproduces bit for\n' +
+    'bit, TensorFlow Lite Micro (the device) or LiteRT\'s reference kernels; they differ by one step on rare outputs.\n' +
     'Every command takes --max-memory SIZE (e.g. 512M, 2G; default 1G): the engine\'s memory budget per model;\n' +
     'a model that needs more is refused (error code resource_limit) before anything is allocated.\n' +
     'Every command takes --threads N (default: all cores): engines that long operations (calibration, scoring,\n' +
@@ -703,13 +722,14 @@ function mainHelp(): string {
 }
 
 function commandHelp(name: string, c: Command): string {
-  return `${c.summary}\n\nUsage: ${c.usage} [--max-memory SIZE] [--threads N]\n\n${c.help}\n`;
+  return `${c.summary}\n\nUsage: ${c.usage} [--max-memory SIZE] [--threads N] [--target tflm|litert]\n\n${c.help}\n`;
 }
 
 /** Options every command takes. */
 const COMMON: NonNullable<ParseArgsConfig['options']> = {
   'max-memory': { type: 'string' },
   threads: { type: 'string' },
+  target: { type: 'string' },
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -6,6 +6,7 @@
 import { buffersIn, type Args, type Method, type Response, type Result, type WorkerInit } from './protocol.js';
 import type {
   EvalReport,
+  FirmwareFiles,
   FinetuneReport,
   Latency,
   ModelSummary,
@@ -58,6 +59,10 @@ export interface OptimizerOptions {
   /** Cores long operations use (calibration, scoring, runs, gradients, training): the engine's
    * worker and `threads - 1` more. Results are identical whatever the number. Default: all cores. */
   threads?: number;
+  /** Whose int8 arithmetic the engine reproduces, bit for bit: 'tflm' (TensorFlow Lite Micro, what
+   * the microcontroller runs; the default) or 'litert' (LiteRT's reference kernels). They differ by
+   * one step on rare outputs of int8 FULLY_CONNECTED, TANH, LOGISTIC, MUL, SUB and LSTM. */
+  target?: 'tflm' | 'litert';
 }
 
 /** The number of cores, where the platform says (browsers: navigator.hardwareConcurrency). */
@@ -123,6 +128,10 @@ export class Optimizer {
     if (t !== undefined && !(Number.isSafeInteger(t) && t >= 1 && t <= 64)) {
       throw new OptimizerError('invalid_argument', `threads must be a whole number from 1 to 64, got ${t}`);
     }
+    const target = options.target;
+    if (target !== undefined && target !== 'tflm' && target !== 'litert') {
+      throw new OptimizerError('invalid_argument', `target must be 'tflm' or 'litert', got '${String(target)}'`);
+    }
   }
 
   /** The number of engines long operations use. */
@@ -148,6 +157,7 @@ export class Optimizer {
       prefer: this.options.prefer,
       maxMemory: this.options.maxMemory,
       threads: this.threads,
+      target: this.options.target,
       role: 'api',
     };
     port.post(init, []);
@@ -497,6 +507,16 @@ export class LoadedModel {
    */
   async benchmark(input: Bytes, runs = 100): Promise<Latency> {
     return this.call('benchmark', { handle: this.handle, input: ownedCopy(input), runs });
+  }
+
+  /**
+   * Firmware files for TensorFlow Lite Micro: a `.h` (extern declarations, `kTensorArenaSize` from
+   * the arena prediction with a margin, `kOpCount` and `RegisterOps` for a
+   * `MicroMutableOpResolver` with exactly the model's operators) and a `.cc` (the 16-byte aligned
+   * model array). `name` (default 'model') becomes the C identifier.
+   */
+  async firmware(name = 'model'): Promise<FirmwareFiles> {
+    return this.call('firmware', { handle: this.handle, name });
   }
 
   /** The model serialized as .tflite bytes. */

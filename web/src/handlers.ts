@@ -7,6 +7,7 @@ import { Pool, type JobLike, type SpawnTaskWorker, type TaskMessage, type TaskRe
 import { buffersIn, type Request, type Response, type StopRequest, type WireError, type WorkerInit } from './protocol.js';
 import type {
   EvalReport,
+  FirmwareFiles,
   FinetuneReport,
   Latency,
   ModelSummary,
@@ -175,6 +176,9 @@ function makeHandlers(s: State) {
     async benchmark(a: { handle: number; input: ArrayBuffer | Uint8Array; runs?: number }) {
       return model(s, a.handle).benchmark(bytesOf(a.input), a.runs ?? 100) as Latency;
     },
+    async firmware(a: { handle: number; name: string }) {
+      return s.wasm.tflmFirmware(model(s, a.handle).toBytes(), a.name) as FirmwareFiles;
+    },
     async export(a: { handle: number }) {
       return { bytes: model(s, a.handle).toBytes() };
     },
@@ -255,6 +259,7 @@ export function serve(host: Host): (msg: Request | WorkerInit | StopRequest | Ta
   const start = () =>
     (state ??= loadEngine(host.readWasm, init.prefer).then(({ wasm, flavor }) => {
       if (init.maxMemory !== undefined) wasm.setMaxMemory(init.maxMemory);
+      if (init.target !== undefined) wasm.setTarget(init.target);
       const spawn = host.spawnTaskWorker?.bind(host);
       const taskInit: WorkerInit = { ...init, role: 'task', threads: 1 };
       const pool = new Pool(spawn ? (reply, failure) => spawn(taskInit, reply, failure) : null, init.threads ?? 1);

@@ -43,6 +43,8 @@ export interface WorkerInit {
   maxMemory?: number;
   /** Engines working on long operations: this worker and `threads - 1` task workers. */
   threads?: number;
+  /** Whose int8 arithmetic the engine reproduces (default 'tflm'). */
+  target?: 'tflm' | 'litert';
   /** 'task': a task worker of another worker's pool (see pool.ts), not the API's worker. */
   role?: 'api' | 'task';
 }

@@ -65,6 +65,45 @@ export interface ModelSummary {
   parameter_bytes: number;
   macs: number;
   unsupported_ops: string[];
+  /** Deploying with TensorFlow Lite Micro. */
+  tflm: TflmReport;
+}
+
+/** One reason TensorFlow Lite Micro cannot run a model as it is. */
+export interface TflmUnsupported {
+  /** The operator's name (builtin name or custom code). */
+  op: string;
+  /** The operator's index in its subgraph. */
+  node: number;
+  /** The subgraph, when not the main one. */
+  subgraph?: number;
+  reason: string;
+}
+
+/** What deploying a model with TensorFlow Lite Micro takes (`inspect --json`'s `tflm`). */
+export interface TflmReport {
+  /** True when TFLM runs the model as it is (`unsupported` is empty). */
+  supported: boolean;
+  /** Operators TFLM lacks or refuses, hybrid (dynamic-range) weights, float operators in an int8 model. */
+  unsupported: TflmUnsupported[];
+  /** Predicted minimum tensor arena in bytes (TFLM's reference kernels); null when it cannot be planned. */
+  arena_bytes: number | null;
+  /** What the model costs in flash: the flatbuffer, read in place, uncompressed. */
+  flash_bytes: number;
+  /** The `MicroMutableOpResolver` methods the model needs (`AddConv2D`, ...), in order of use. */
+  ops: string[];
+  /** What `arena_bytes` only estimates (unmodelled kernels, control flow); empty when exact. */
+  arena_estimated_for: string[];
+}
+
+/** Firmware files for TensorFlow Lite Micro (`LoadedModel.firmware`, the CLI's `--header`). */
+export interface FirmwareFiles {
+  /** `<id>.h`: extern declarations, `kTensorArenaSize`, `kOpCount` and `RegisterOps(resolver)`. */
+  header_name: string;
+  header: string;
+  /** `<id>.cc`: the model as a 16-byte aligned array and its length. */
+  source_name: string;
+  source: string;
 }
 
 export type CalibrationMethod =

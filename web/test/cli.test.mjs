@@ -141,36 +141,55 @@ test('quantize, prune and evaluate write models and reports; bad options are usa
   assert.match(r.stderr, /needs --calibration/);
 });
 
-test('--header writes a C header that C and C++ compilers accept, aligned, with the right length', (t) => {
+test('--header writes TFLite Micro firmware files (.h and .cc) that a C++ compiler builds and links', (t) => {
   const out = join(tmp, 'copy.tflite');
-  const header = join(tmp, 'copy.h');
+  const header = join(tmp, 'fw-copy.h');
   const r = cli('convert', model, '-o', out, '--header', header);
   assert.equal(r.status, 0, r.stderr);
-  const text = readFileSync(header, 'utf8');
+  const h = readFileSync(header, 'utf8');
+  const cc = readFileSync(join(tmp, 'fw-copy.cc'), 'utf8');
   const size = readFileSync(out).length;
-  assert.match(text, /alignas\(16\) static const unsigned char copy_tflite\[\] = \{/);
-  assert.match(text, new RegExp(`copy_tflite_len = ${size};`));
-  const main = join(tmp, 'main.c');
-  writeFileSync(main, `#include "copy.h"
-#include <stdint.h>
-int main(void) {
-  if (sizeof(copy_tflite) != copy_tflite_len) return 1;
-  if (((uintptr_t)copy_tflite) % 16 != 0) return 2;
-  return copy_tflite[4] == 'T' && copy_tflite[5] == 'F' && copy_tflite[6] == 'L' && copy_tflite[7] == '3' ? 0 : 3;
+  assert.match(h, /extern const unsigned char g_copy\[\];/);
+  assert.match(h, /constexpr int kTensorArenaSize = \d+;/);
+  assert.match(h, /inline bool RegisterOps\(Resolver& resolver\)/);
+  assert.match(cc, /#include "fw-copy.h"/, 'the .cc includes the header by the name it was written under');
+  assert.match(cc, /alignas\(16\) const unsigned char g_copy\[\] = \{/);
+  assert.match(cc, new RegExp(`g_copy_len = ${size};`));
+  const main = join(tmp, 'main.cc');
+  writeFileSync(main, `#include "fw-copy.h"
+#include <cstdint>
+int main() {
+  if (g_copy_len != ${size} || copy::kTensorArenaSize < 1024) return 1;
+  if (reinterpret_cast<std::uintptr_t>(g_copy) % 16 != 0) return 2;
+  return g_copy[4] == 'T' && g_copy[5] == 'F' && g_copy[6] == 'L' && g_copy[7] == '3' ? 0 : 3;
 }
 `);
-  for (const [compiler, std] of [['cc', '-std=c11'], ['c++', '-std=c++11']]) {
-    const which = spawnSync('sh', ['-c', `command -v ${compiler}`]);
-    if (which.status !== 0) {
-      t.diagnostic(`${compiler} not installed: compiling the header SKIPPED`);
-      continue;
-    }
-    const exe = join(tmp, `main_${compiler.replace('+', 'p')}`);
-    const args = compiler === 'c++' ? ['-x', 'c++'] : [];
-    const c = spawnSync(compiler, [...args, std, '-Wall', '-Werror', '-o', exe, main], { encoding: 'utf8' });
-    assert.equal(c.status, 0, `${compiler}: ${c.stderr}`);
-    assert.equal(spawnSync(exe).status, 0, `${compiler}: the array is misaligned, mis-sized or not the model`);
+  if (spawnSync('sh', ['-c', 'command -v c++']).status !== 0) {
+    t.diagnostic('c++ not installed: compiling the firmware files SKIPPED');
+    return;
   }
+  const exe = join(tmp, 'main_fw');
+  const c = spawnSync('c++', ['-std=c++17', '-Wall', '-Werror', '-o', exe, main, join(tmp, 'fw-copy.cc')], { encoding: 'utf8' });
+  assert.equal(c.status, 0, c.stderr);
+  assert.equal(spawnSync(exe).status, 0, 'the array is misaligned, mis-sized or not the model');
+});
+
+test('--target picks whose int8 arithmetic runs; a bad target is refused', () => {
+  const int8 = join(root, 'tests/fixtures/mlp/model_int8_tf.tflite');
+  const x = join(root, 'tests/fixtures/mlp/inputs.npy');
+  const outs = {};
+  for (const target of ['tflm', 'litert']) {
+    const o = join(tmp, `target_${target}.npy`);
+    const r = cli('run', int8, '--input', x, '--output', o, '--raw', '--target', target);
+    assert.equal(r.status, 0, r.stderr);
+    outs[target] = readFileSync(o);
+  }
+  // The stored LiteRT outputs equal the litert target's, byte for byte.
+  const want = parseNpy(readFileSync(join(root, 'tests/fixtures/mlp/outputs_int8_tf.npy')));
+  assert.deepEqual(parseNpy(outs.litert).data, want.data);
+  const r = cli('run', int8, '--input', x, '--output', join(tmp, 't.npy'), '--target', 'tpu');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--target must be one of tflm, litert; got 'tpu'/);
 });
 
 test('--header or --report naming -o or the input is refused; nothing is written', () => {

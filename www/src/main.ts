@@ -5,7 +5,7 @@
 import {
   createOptimizer,
   OptimizerError,
-  toCHeader,
+  type TflmReport,
   type EvalReport,
   type FinetuneReport,
   type Latency,
@@ -144,6 +144,18 @@ async function openModel(bytes: Uint8Array, name: string) {
   }
 }
 
+/** What TensorFlow Lite Micro needs for a model: its arena and flash, or why it cannot run it. */
+function tflmCards(t: TflmReport): HTMLElement[] {
+  const why = t.unsupported.map((u) => `node ${u.node} ${u.op}: ${u.reason}`).join('\n');
+  const arena = t.arena_bytes === null ? '–' : fmtBytes(t.arena_bytes);
+  const estimated = t.arena_estimated_for.length ? ` (estimated for ${t.arena_estimated_for.join(', ')})` : '';
+  return [
+    card('TFLite Micro', t.supported ? 'runs as is' : `cannot run it (${t.unsupported.length} issue(s))`, why || `${t.ops.length} operator kinds to register`),
+    card('TFLM tensor arena', arena, `predicted minimum RAM for activations${estimated}`),
+    card('TFLM flash', fmtBytes(t.flash_bytes), 'the model read in place, uncompressed'),
+  ];
+}
+
 function renderModel(name: string, s: ModelSummary) {
   $('model-title').textContent = `Model: ${name}`;
   const cards: [string, string][] = [
@@ -153,7 +165,7 @@ function renderModel(name: string, s: ModelSummary) {
     ['MACs / inference', fmt(s.macs)],
     ['operators', fmt(s.layers.length)],
   ];
-  $('model-cards').replaceChildren(...cards.map(([label, value]) => card(label, value)));
+  $('model-cards').replaceChildren(...cards.map(([label, value]) => card(label, value)), ...tflmCards(s.tflm));
   $('model-io').replaceChildren(
     ...[...s.inputs.map((io) => ['input', io] as const), ...s.outputs.map((io) => ['output', io] as const)].map(([k, io]) =>
       el('p', {}, [`${k} `, el('code', {}, [io.name]), ` ${io.dtype} ${shape(io.shape)}`]),
@@ -334,6 +346,10 @@ function syncOptions() {
   for (const id of ['prune-method', 'prune-sparsity', 'prune-structured']) ($(id) as HTMLInputElement).disabled = !input('prune-on').checked;
   const nothing = !input('prune-on').checked && !input('quant-on').checked && !trainOn;
   $<HTMLButtonElement>('run-optimize').disabled = !float || hint.length > 0 || nothing;
+  const warn = $('tflm-warning');
+  const hybrid = input('quant-on').checked && select('quant-mode').value === 'dynamic';
+  warn.hidden = !hybrid;
+  warn.textContent = hybrid ? 'TensorFlow Lite Micro cannot run dynamic-range (hybrid) models: choose static quantization (it needs a few samples of data) to deploy on a microcontroller.' : '';
   $('progress-box').hidden = hint.length === 0;
   $('progress-text').textContent = hint.join(' ');
   $<HTMLProgressElement>('progress').hidden = true;
@@ -522,6 +538,20 @@ function gradualReport(method: PruneMethod, sparsity: number, r: FinetuneReport)
 const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
 const change = (a: number, b: number) => (a > 0 ? ` (${b <= a ? '−' : '+'}${Math.abs((1 - b / a) * 100).toFixed(0)}%)` : '');
 
+/** Arena and flash on TFLite Micro before → after, and what pruning saves there. */
+function tflmResultCards(a: TflmReport, b: TflmReport, prune?: PruneReport): HTMLElement[] {
+  const arena = (t: TflmReport) => (t.arena_bytes === null ? '–' : fmtBytes(t.arena_bytes));
+  const cards = [
+    card('TFLM tensor arena', `${arena(a)} → ${arena(b)}`, 'predicted minimum RAM on the microcontroller'),
+    card('TFLM flash', `${fmtBytes(a.flash_bytes)} → ${fmtBytes(b.flash_bytes)}${change(a.flash_bytes, b.flash_bytes)}`, 'the model read in place, uncompressed'),
+  ];
+  if (!b.supported) cards.push(card('TFLite Micro', `cannot run it`, b.unsupported.map((u) => `node ${u.node} ${u.op}: ${u.reason}`).join('\n')));
+  if (prune && !prune.structured) {
+    cards.push(card('pruning on TFLM', 'zeros save no flash, RAM or time', 'TFLM reads the model uncompressed and has no sparse kernels: unstructured zeros only shrink a compressed download. Structured pruning removes channels and saves all three.'));
+  }
+  return cards;
+}
+
 function renderResults() {
   if (!original || !result) return;
   const before = original.summary;
@@ -542,6 +572,7 @@ function renderResults() {
     cards.push(card('output SQNR', sq === null || sq === undefined ? '–' : `${sq.toFixed(1)} dB`, 'signal-to-noise ratio of the output against the original'));
   }
   for (const t of r.training) cards.push(card(t.phase, trainingText(t.report), `${t.report.trainSamples} training and ${t.report.validationSamples} validation samples`));
+  cards.push(...tflmResultCards(before.tflm, r.summary.tflm, r.prune));
   $('result-cards').replaceChildren(...cards);
   const steps = [
     ...r.training.map((t) => `${t.phase} (${t.report.epochs.length} epoch(s)${t.report.stopped ? `, ${t.report.stopped}` : ''})`),
@@ -714,7 +745,16 @@ function main() {
   });
   $('cancel').addEventListener('click', cancel);
   $('dl-model').addEventListener('click', () => result && download(result.bytes, `${baseName()}_optimized.tflite`, 'application/octet-stream'));
-  $('dl-header').addEventListener('click', () => result && download(toCHeader(result.bytes, `${baseName()}_optimized.tflite`), `${baseName()}_optimized.h`, 'text/x-c'));
+  $('dl-header').addEventListener('click', async () => {
+    if (!result) return;
+    try {
+      const fw = await result.model.firmware(`${baseName()}_optimized`);
+      download(fw.header, fw.header_name, 'text/x-c');
+      download(fw.source, fw.source_name, 'text/x-c');
+    } catch (e) {
+      showError(e);
+    }
+  });
   $('dl-report').addEventListener('click', () => result && download(JSON.stringify(report(), null, 2), `${baseName()}_report.json`, 'application/json'));
   $('run-try').addEventListener('click', tryIt);
   opt.info().then(

@@ -25,7 +25,7 @@ pub use batch::{run_batch, samples_in};
 pub use buffer::{Buffer, Elem};
 pub use kernel::{Kernel, Packed, RunCx, Scratch};
 pub use params::{preparations, Params};
-pub use plan::{plans_compiled, FcArithmetic, Plan, PlanOptions, Step};
+pub use plan::{plans_compiled, set_default_target, Plan, PlanOptions, Step, Target};
 pub use state::State;
 pub use tasks::RunJob;
 
@@ -54,14 +54,14 @@ pub struct Interpreter {
 }
 
 impl Interpreter {
-    /// Prepares the main graph of `model` (int8 arithmetic as LiteRT's reference kernels).
+    /// Prepares the main graph of `model` (int8 arithmetic as TFLite Micro's, the default target).
     pub fn new(model: &Model) -> Result<Interpreter> {
         Self::with_plan_options(model, PlanOptions::default())
     }
 
-    /// Prepares the main graph with a choice of int8 FULLY_CONNECTED arithmetic.
-    pub fn with_options(model: &Model, fc: FcArithmetic) -> Result<Interpreter> {
-        Self::with_plan_options(model, PlanOptions { fc, ..PlanOptions::default() })
+    /// Prepares the main graph with the int8 arithmetic of `target`.
+    pub fn for_target(model: &Model, target: Target) -> Result<Interpreter> {
+        Self::with_plan_options(model, PlanOptions { target, ..PlanOptions::default() })
     }
 
     pub fn with_plan_options(model: &Model, options: PlanOptions) -> Result<Interpreter> {

@@ -3,6 +3,7 @@
 //! every parameter version (see [`super::Params`] and [`super::State`]).
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::buffer::Buffer;
 use super::kernel::Kernel;
@@ -11,22 +12,43 @@ use crate::error::{Error, Result};
 use crate::ir::{DType, Graph, Model, TensorId};
 use crate::ops::{self, Fact, Facts, InferOptions, NodeCx};
 
-/// Which requantization int8 FULLY_CONNECTED reproduces (the builds of TFLite differ by up to one
-/// unit in the last place on some outputs).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FcArithmetic {
-    /// LiteRT's reference kernels (`OpResolverType.BUILTIN_REF`): double-precision rescaling.
-    #[default]
-    LiteRtReference,
-    /// TFLite Micro and LiteRT's optimized kernels: fixed-point multiplier.
-    FixedPoint,
+/// Which runtime's int8 arithmetic the engine reproduces, bit for bit. The two differ by up to one
+/// step on some outputs of int8 FULLY_CONNECTED (LiteRT's reference kernels rescale in double
+/// precision, TFLite Micro with a fixed-point multiplier), TANH and LOGISTIC (TFLM: gemmlowp's
+/// fixed-point functions; LiteRT: a table of the rounded float function), MUL, SUB, RELU6 and the
+/// integer LSTM. The device runs TFLite Micro, so it is the default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// TensorFlow Lite Micro (the `tflite-micro` interpreter, and the microcontroller).
+    Tflm,
+    /// LiteRT's reference kernels (`OpResolverType.BUILTIN_REF`).
+    Litert,
+}
+
+/// The target of plans compiled without one: TFLite Micro unless [`set_default_target`] said
+/// otherwise (the package sets it once per engine instance, from its `target` option).
+static DEFAULT_TARGET: AtomicBool = AtomicBool::new(false);
+
+/// Sets the target of every plan compiled without one from now on (in this instance).
+pub fn set_default_target(target: Target) {
+    DEFAULT_TARGET.store(target == Target::Litert, Ordering::Relaxed);
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        if DEFAULT_TARGET.load(Ordering::Relaxed) {
+            Target::Litert
+        } else {
+            Target::Tflm
+        }
+    }
 }
 
 /// How to compile a plan.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PlanOptions {
-    pub fc: FcArithmetic,
+    pub target: Target,
     /// Compile for this batch size instead of the model's (the inputs' first dimension).
     pub batch: Option<usize>,
 }
@@ -148,7 +170,7 @@ fn lower_all(g: &Graph, facts: &Facts, options: &PlanOptions) -> Result<(Vec<Ste
             continue;
         }
         let cx = NodeCx::new(g, index, &facts.tensors, facts.batch);
-        let kernel = lower::lower(&node.op, &LowerCx { node: &cx, fc: options.fc })?;
+        let kernel = lower::lower(&node.op, &LowerCx { node: &cx, target: options.target })?;
         let all_known = !node.inputs.is_empty() && node.inputs.iter().flatten().all(|&t| known[t]);
         if all_known {
             known[output] = true;

@@ -42,6 +42,9 @@ impl OpSpec for Unary {
         match self.0 {
             UnaryKind::Logistic => Int8Rule::Fixed { scale: 1.0 / 256.0, zero_point: -128 },
             UnaryKind::Tanh => Int8Rule::Fixed { scale: 1.0 / 128.0, zero_point: 0 },
+            // TFLite Micro's int8 RELU6 clamps the input codes and never rescales: the output must
+            // carry the input's parameters (LiteRT computes the same then).
+            UnaryKind::Relu6 => Int8Rule::SameAsInput,
             _ => Int8Rule::Calibrated,
         }
     }

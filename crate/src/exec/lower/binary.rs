@@ -4,6 +4,7 @@
 use super::LowerCx;
 use crate::error::Result;
 use crate::exec::kernel::{internal, out_f32, out_i8, Kernel, RunCx};
+use crate::exec::plan::Target;
 use crate::ir::{Activation, DType};
 use crate::kernels::elementwise;
 use crate::kernels::int8::pointwise::{AddParams, MulParams};
@@ -25,7 +26,16 @@ pub(super) fn binary(op: BinOp, act: Activation, cx: &LowerCx) -> Result<Box<dyn
         let (s2, z2) = n.act_qparams(b, "second")?;
         let (so, zo) = n.out_qparams()?;
         let (min, max) = n.clamp_i8(act, so, zo)?;
+        let tflm = cx.target == Target::Tflm;
         let table = match op {
+            BinOp::Mul if tflm => {
+                let p = MulParams::new_tflm(s1, z1, s2, z2, so, zo, min, max);
+                table(|x, y| p.apply(x, y))
+            }
+            BinOp::Sub if tflm => {
+                let p = AddParams::new_tflm_sub(s1, z1, s2, z2, so, zo, min, max);
+                table(|x, y| p.apply(x, y))
+            }
             BinOp::Mul => {
                 let p = MulParams::new(s1, z1, s2, z2, so, zo, min, max);
                 table(|x, y| p.apply(x, y))

@@ -5,6 +5,7 @@ use super::LowerCx;
 use crate::error::Result;
 use crate::exec::buffer::{Buffer, Elem};
 use crate::exec::kernel::{internal, out_f32, out_i8, Kernel, Packed, RunCx};
+use crate::exec::plan::Target;
 use crate::ir::{DType, SequenceLstm};
 use crate::kernels::int8::lstm::{self as int8, LstmArithmetic, LstmQuantization, PreparedLstm, Quant};
 use crate::kernels::lstm::{self, LstmConfig, LstmParts, LstmState};
@@ -19,7 +20,11 @@ pub(super) fn lstm(o: &SequenceLstm, cx: &LowerCx) -> Result<Box<dyn Kernel>> {
     if n.input(0, "input")?.dtype == DType::F32 {
         return Ok(Box::new(LstmF32 { config }));
     }
-    Ok(Box::new(LstmI8 { quant: quantization(n)?, config }))
+    let arithmetic = match cx.target {
+        Target::Tflm => LstmArithmetic::Tflm,
+        Target::Litert => LstmArithmetic::LiteRt,
+    };
+    Ok(Box::new(LstmI8 { quant: quantization(n)?, config, arithmetic }))
 }
 
 /// An operand's owned values, if the node has it.
@@ -99,6 +104,7 @@ fn quantization(cx: &NodeCx) -> Result<LstmQuantization> {
 struct LstmI8 {
     config: LstmConfig,
     quant: LstmQuantization,
+    arithmetic: LstmArithmetic,
 }
 
 /// The integer LSTM's operands and its prepared arithmetic.
@@ -114,7 +120,7 @@ impl Kernel for LstmI8 {
 
     fn pack(&self, operands: &[Option<&Buffer>]) -> Result<Option<Packed>> {
         let p: Owned<i8, i16, i32> = owned(operands);
-        let prepared = int8::prepare(&self.config, &self.quant, &p.as_slices(), LstmArithmetic::LiteRt)?;
+        let prepared = int8::prepare(&self.config, &self.quant, &p.as_slices(), self.arithmetic)?;
         Ok(Some(Box::new(PackedI8 { operands: p, prepared })))
     }
 

@@ -16,15 +16,15 @@ mod weighted;
 use binary::BinOp;
 
 use super::kernel::Kernel;
-use super::plan::FcArithmetic;
+use super::plan::Target;
 use crate::error::Result;
 use crate::ir::Op;
 use crate::ops::{NodeCx, UnaryKind};
 
-/// What lowering sees: the node with its operands' facts, and the engine's arithmetic options.
+/// What lowering sees: the node with its operands' facts, and whose arithmetic to reproduce.
 pub struct LowerCx<'a> {
     pub node: &'a NodeCx<'a>,
-    pub fc: FcArithmetic,
+    pub target: Target,
 }
 
 /// The kernel of one node. Exhaustive: an operator added to the IR without a lowering does not

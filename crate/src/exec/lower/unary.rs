@@ -1,12 +1,16 @@
 //! Element-wise activations. Int8 RELU, RELU6, LEAKY_RELU and HARD_SWISH use TFLite's integer
-//! arithmetic; int8 LOGISTIC and TANH a 256-entry table.
+//! arithmetic; int8 LOGISTIC and TANH a 256-entry table (of the rounded float function for
+//! LiteRT, of gemmlowp's fixed-point function for TFLite Micro).
 
 use super::LowerCx;
 use crate::error::Result;
 use crate::exec::kernel::{out_f32, out_i8, Kernel, RunCx};
+use crate::exec::plan::Target;
 use crate::ir::DType;
 use crate::kernels::elementwise;
-use crate::kernels::int8::pointwise::{self as pw_i8, lut, HardSwishParams, LeakyReluParams, ReluParams};
+use crate::kernels::int8::pointwise::{
+    self as pw_i8, lut, HardSwishParams, LeakyReluParams, Relu6TflmParams, ReluParams, SigmoidTflmParams,
+};
 use crate::ops::UnaryKind;
 
 pub(super) fn unary(kind: UnaryKind, cx: &LowerCx) -> Result<Box<dyn Kernel>> {
@@ -17,14 +21,22 @@ pub(super) fn unary(kind: UnaryKind, cx: &LowerCx) -> Result<Box<dyn Kernel>> {
     }
     let (si, zi) = n.act_qparams(x, "input")?;
     let (so, zo) = n.out_qparams()?;
+    let tflm = cx.target == Target::Tflm;
     let k: Box<dyn Kernel> = match kind {
         UnaryKind::Relu => Box::new(ReluI8(ReluParams::new(si, zi, so, zo, 0.0, f32::INFINITY))),
+        // TFLite Micro clamps RELU6 in the input's scale (the quantizer gives in and out one scale).
+        UnaryKind::Relu6 if tflm => {
+            let p = Relu6TflmParams::new(si, zi);
+            Box::new(LutI8(Box::new(std::array::from_fn(|i| p.apply(i as u8 as i8)))))
+        }
         UnaryKind::Relu6 => Box::new(ReluI8(ReluParams::new(si, zi, so, zo, 0.0, 6.0))),
         UnaryKind::LeakyRelu(alpha) => Box::new(LeakyReluI8(LeakyReluParams::new(si, zi, so, zo, alpha))),
         UnaryKind::HardSwish => Box::new(HardSwishI8(
             HardSwishParams::new(si, zi, so, zo)
                 .ok_or_else(|| n.unsupported("HARD_SWISH whose output scale is too small for its input"))?,
         )),
+        UnaryKind::Logistic if tflm => Box::new(LutI8(Box::new(SigmoidTflmParams::logistic(si, zi).table()))),
+        UnaryKind::Tanh if tflm => Box::new(LutI8(Box::new(SigmoidTflmParams::tanh(si, zi).table()))),
         UnaryKind::Logistic => Box::new(LutI8(Box::new(lut(si, zi, so, zo, pw_i8::logistic)))),
         UnaryKind::Tanh => Box::new(LutI8(Box::new(lut(si, zi, so, zo, f32::tanh)))),
     };

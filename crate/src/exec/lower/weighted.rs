@@ -13,7 +13,7 @@ use crate::kernels::int8::conv::{self as conv_i8, PreparedDepthwise, PreparedGem
 use crate::kernels::{fc, quant};
 use crate::ops::{conv_shape, dense_rows, Fact};
 
-use crate::exec::plan::FcArithmetic;
+use crate::exec::plan::Target;
 
 /// Which layer an int8 requantization is for (FULLY_CONNECTED's differs between TFLite builds).
 #[derive(Clone, Copy, PartialEq)]
@@ -28,7 +28,7 @@ enum Layer {
 /// `in_scale · w_scale / out_scale`. FULLY_CONNECTED differs between TFLite's builds: LiteRT's
 /// reference kernel rescales the accumulator in double precision and rounds (`Rescale::Double`),
 /// while its optimized kernels and TFLite Micro use a fixed-point multiplier (from the float product
-/// of the two input scales when per-tensor). [`FcArithmetic`] picks which one to reproduce.
+/// of the two input scales when per-tensor). [`Target`] picks which one to reproduce.
 fn output_stage(
     cx: &LowerCx,
     x: &Fact,
@@ -47,9 +47,9 @@ fn output_stage(
         .iter()
         .map(|&ws| {
             let exact = s_in as f64 * ws as f64 / s_out as f64;
-            match (layer, cx.fc) {
-                (Layer::Dense, FcArithmetic::LiteRtReference) => Rescale::Double(exact),
-                (Layer::Dense, FcArithmetic::FixedPoint) if per_tensor => {
+            match (layer, cx.target) {
+                (Layer::Dense, Target::Litert) => Rescale::Double(exact),
+                (Layer::Dense, Target::Tflm) if per_tensor => {
                     Rescale::Fixed(quantize_multiplier((s_in * ws) as f64 / s_out as f64))
                 }
                 _ => Rescale::Fixed(quantize_multiplier(exact)),

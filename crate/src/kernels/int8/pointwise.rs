@@ -6,8 +6,8 @@
 use super::super::conv::ConvShape;
 use super::super::fixedpoint::{
     calculate_input_radius, exp_on_negative_values, mul_by_multiplier, mul_by_multiplier_greater_than_one,
-    mul_by_multiplier_smaller_than_one, preprocess_softmax_scaling, quantize_multiplier, rdbpot, reciprocal,
-    saturating_rounding_mul_by_pot, srdhm, Multiplier,
+    mul_by_multiplier_smaller_than_one, one_over_one_plus_x_for_x_in_0_1, preprocess_softmax_scaling,
+    quantize_multiplier, rdbpot, reciprocal, saturating_rounding_mul_by_pot, srdhm, Multiplier,
 };
 
 /// ADD and SUB: both inputs rescaled to a common scale with 20 bits of headroom.
@@ -391,6 +391,188 @@ pub fn requantize(x: &[i32], in_zp: i32, m: Multiplier, out_zp: i32, lo: i32, hi
 
 pub use super::super::quant::dequantize_one;
 
+// TFLite Micro's arithmetic, where it differs from LiteRT's reference kernels. Each variant below
+// reproduces what TFLM's kernel (tensorflow/lite/micro/kernels) computes; the LiteRT twin above
+// stays the default until the engine's `target` option picks one.
+
+/// `(a + b) / 2` rounded half away from zero (gemmlowp's `RoundingHalfSum`).
+fn rounding_half_sum(a: i32, b: i32) -> i32 {
+    let sum = a as i64 + b as i64;
+    let sign = if sum >= 0 { 1 } else { -1 };
+    ((sum + sign) / 2) as i32
+}
+
+/// gemmlowp's `one_minus_x_over_one_plus_x_for_x_in_0_1`: `(1 − x) / (1 + x)`, Q0.31 in and out,
+/// by three Newton-Raphson steps in Q2.29.
+pub fn one_minus_x_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
+    const C48_OVER_17: i32 = 1_515_870_810;
+    const CNEG32_OVER_17: i32 = -1_010_580_540;
+    const ONE_Q2: i32 = 1 << 29;
+    let half_denominator = rounding_half_sum(a, i32::MAX);
+    let mut x = C48_OVER_17.wrapping_add(srdhm(half_denominator, CNEG32_OVER_17));
+    for _ in 0..3 {
+        let one_minus = ONE_Q2.wrapping_sub(srdhm(half_denominator, x));
+        x = x.wrapping_add(saturating_rounding_mul_by_pot(srdhm(x, one_minus), 2));
+    }
+    saturating_rounding_mul_by_pot(x.wrapping_sub(ONE_Q2), 2)
+}
+
+/// gemmlowp's `tanh` of a Q4.27 value, result Q0.31.
+pub fn gemmlowp_tanh_q4(a: i32) -> i32 {
+    if a == 0 {
+        return 0;
+    }
+    let negative_abs = if a < 0 { a } else { a.wrapping_neg() };
+    // tanh(|a|) = (1 − e^(−2|a|)) / (1 + e^(−2|a|)); doubling only relabels the format (Q5.26).
+    let t = one_minus_x_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(negative_abs, 5));
+    if a < 0 {
+        t.wrapping_neg()
+    } else {
+        t
+    }
+}
+
+/// gemmlowp's `logistic` of a Q4.27 value, result Q0.31.
+pub fn gemmlowp_logistic_q4(a: i32) -> i32 {
+    if a == 0 {
+        return 1 << 30;
+    }
+    let abs = if a > 0 { a } else { a.wrapping_neg() };
+    let positive = one_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(abs.wrapping_neg(), 4));
+    if a > 0 {
+        positive
+    } else {
+        i32::MAX.wrapping_sub(positive)
+    }
+}
+
+/// Int8 TANH and LOGISTIC as TFLite Micro computes them (`reference_integer_ops::Tanh` and
+/// `Logistic`): the input difference is scaled into Q4.27 by a multiplier taken from
+/// `frexp(input_scale · 2^27)`, gemmlowp's fixed-point function is applied, and the Q0.31 result
+/// is rounded to the fixed output format (TANH: scale 1/128, zero point 0; LOGISTIC: scale 1/256,
+/// zero point −128). Inputs at or beyond the radius saturate. The output tensor's own parameters
+/// are not read, as in TFLM. LiteRT's reference kernels use a float table instead ([`lut`]); the
+/// two differ by one step on a few input codes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SigmoidTflmParams {
+    pub in_zp: i32,
+    pub radius: i32,
+    pub m: Multiplier,
+    pub tanh: bool,
+}
+
+impl SigmoidTflmParams {
+    const INPUT_INTEGER_BITS: i32 = 4;
+
+    pub fn tanh(s_in: f32, zp_in: i32) -> Self {
+        Self::new(s_in, zp_in, true)
+    }
+
+    pub fn logistic(s_in: f32, zp_in: i32) -> Self {
+        Self::new(s_in, zp_in, false)
+    }
+
+    fn new(s_in: f32, zp_in: i32, tanh: bool) -> Self {
+        let real = s_in as f64 * (1i64 << (31 - Self::INPUT_INTEGER_BITS)) as f64;
+        let (q, shift) = super::super::fixedpoint::frexp(real);
+        // TFLM rounds half away from zero and casts; a float scale's mantissa never rounds to 2^31.
+        let multiplier = (q * (1i64 << 31) as f64).round() as i64 as i32;
+        // CalculateInputRadius(4, shift, 31), computed without shifting by a negative amount.
+        let radius = (15.0 * 2f64.powi(27) / 2f64.powi(shift)).floor().min(i32::MAX as f64) as i32;
+        SigmoidTflmParams { in_zp: zp_in, radius, m: Multiplier { multiplier, shift }, tanh }
+    }
+
+    #[inline]
+    pub fn apply(&self, x: i8) -> i8 {
+        let input = x as i32 - self.in_zp;
+        if input <= -self.radius {
+            return i8::MIN;
+        }
+        if input >= self.radius {
+            return i8::MAX;
+        }
+        // |input| < radius keeps the Q4.27 value in range, so the shift cannot overflow.
+        let q4 = mul_by_multiplier(input, self.m);
+        let out = if self.tanh {
+            rdbpot(gemmlowp_tanh_q4(q4), 31 - 7)
+        } else {
+            rdbpot(gemmlowp_logistic_q4(q4), 31 - 8) - 128
+        };
+        out.clamp(-128, 127) as i8
+    }
+
+    /// The 256-entry table of [`SigmoidTflmParams::apply`], indexed by the input byte.
+    pub fn table(&self) -> [i8; 256] {
+        let mut t = [0i8; 256];
+        for v in i8::MIN..=i8::MAX {
+            t[(v as u8) as usize] = self.apply(v);
+        }
+        t
+    }
+}
+
+impl MulParams {
+    /// MUL as TFLite Micro prepares it: `M = s1·s2/s_out` in double precision (LiteRT's reference
+    /// kernel, [`MulParams::new`], multiplies in float).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_tflm(s1: f32, zp1: i32, s2: f32, zp2: i32, s_out: f32, zp_out: i32, min: i32, max: i32) -> Self {
+        let real = s1 as f64 * s2 as f64 / s_out as f64;
+        MulParams { in1_offset: -zp1, in2_offset: -zp2, out_zp: zp_out, m: quantize_multiplier(real), min, max }
+    }
+}
+
+impl AddParams {
+    /// SUB as TFLite Micro prepares it: the three rescaling ratios are divided in float and then
+    /// widened (TFLM's ADD, and LiteRT's ADD and SUB, divide in double: [`AddParams::new`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_tflm_sub(s1: f32, zp1: i32, s2: f32, zp2: i32, s_out: f32, zp_out: i32, min: i32, max: i32) -> Self {
+        let left_shift = 20;
+        let twice_max = 2.0 * s1.max(s2);
+        let r1 = (s1 / twice_max) as f64;
+        let r2 = (s2 / twice_max) as f64;
+        let r_out = (twice_max / ((1i32 << left_shift) as f32 * s_out)) as f64;
+        AddParams {
+            in1_offset: -zp1,
+            in2_offset: -zp2,
+            out_zp: zp_out,
+            left_shift,
+            m1: quantize_multiplier(r1),
+            m2: quantize_multiplier(r2),
+            m_out: quantize_multiplier(r_out),
+            min,
+            max,
+            subtract: true,
+        }
+    }
+}
+
+/// Int8 RELU6 as TFLite Micro computes it: a clamp to `[zp_in, q(6.0)]` in the input's own
+/// quantization, without rescaling to the output's parameters (LiteRT's reference kernel rescales:
+/// [`ReluParams`]). The two agree when input and output share scale and zero point.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Relu6TflmParams {
+    pub lower: i8,
+    pub upper: i8,
+}
+
+impl Relu6TflmParams {
+    pub fn new(s_in: f32, zp_in: i32) -> Self {
+        let six = ((6.0f32 / s_in).round() as i64 + zp_in as i64).clamp(-128, 127) as i8;
+        Relu6TflmParams { lower: zp_in.clamp(-128, 127) as i8, upper: six }
+    }
+
+    #[inline]
+    pub fn apply(&self, x: i8) -> i8 {
+        if x > self.upper {
+            self.upper
+        } else if x < self.lower {
+            self.lower
+        } else {
+            x
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[cfg(target_arch = "wasm32")]
@@ -449,5 +631,129 @@ mod tests {
             let want = ((real / 0.03).round() as i32 - 20).clamp(-128, 127);
             assert!((p.apply(x) as i32 - want).abs() <= 1, "x={x}: {} vs {want}", p.apply(x));
         }
+    }
+
+    /// A small deterministic stream of positive scales spanning a few decades.
+    fn scales(n: usize) -> Vec<f32> {
+        let mut x: u32 = 12345;
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let unit = (x >> 8) as f32 / (1u32 << 24) as f32;
+                10f32.powf(-3.0 + 2.5 * unit)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tflm_sigmoids_track_float() {
+        for (k, &s_in) in scales(40).iter().enumerate() {
+            let zp = (k as i32 * 37) % 256 - 128;
+            let th = SigmoidTflmParams::tanh(s_in, zp);
+            let lg = SigmoidTflmParams::logistic(s_in, zp);
+            for v in i8::MIN..=i8::MAX {
+                let x = s_in * (v as i32 - zp) as f32;
+                let want_t = (x.tanh() * 128.0).round().clamp(-128.0, 127.0) as i32;
+                let want_l = (logistic(x) * 256.0 - 128.0).round().clamp(-128.0, 127.0) as i32;
+                assert!((th.apply(v) as i32 - want_t).abs() <= 1, "tanh s={s_in} zp={zp} x={v}");
+                assert!((lg.apply(v) as i32 - want_l).abs() <= 1, "logistic s={s_in} zp={zp} x={v}");
+            }
+            assert_eq!(th.table()[(zp as i8 as u8) as usize], 0, "tanh(0) = 0");
+            assert_eq!(lg.table()[(zp as i8 as u8) as usize], 0, "logistic(0) = 1/2, code 0");
+        }
+    }
+
+    /// Input codes where TFLM's fixed-point TANH/LOGISTIC and LiteRT's float table disagree (about
+    /// 4 in 2 million over random scales). The expected TFLM outputs were read from the pip
+    /// `tflite-micro` runtime on one-operator models with these parameters.
+    #[test]
+    fn tflm_and_litert_sigmoids_differ_where_tflm_says() {
+        let cases: [(bool, u32, i32, i8, i8, i8); 4] = [
+            // (tanh?, input scale bits, input zero point, x, TFLM, LiteRT table)
+            (true, 0x3c51_f3c3, -49, 100, 122, 123),
+            (false, 0x3ba0_0568, 41, 33, -3, -2),
+            (true, 0x3c86_7f03, 16, -60, -108, -109),
+            (true, 0x3c86_7f03, 16, 92, 108, 109),
+        ];
+        for (is_tanh, bits, zp, x, tflm, litert) in cases {
+            let s = f32::from_bits(bits);
+            let (p, table) = if is_tanh {
+                (SigmoidTflmParams::tanh(s, zp), lut(s, zp, 1.0 / 128.0, 0, f32::tanh))
+            } else {
+                (SigmoidTflmParams::logistic(s, zp), lut(s, zp, 1.0 / 256.0, -128, logistic))
+            };
+            assert_eq!(p.apply(x), tflm, "TFLM, scale {s:e}, x={x}");
+            assert_eq!(table[(x as u8) as usize], litert, "LiteRT, scale {s:e}, x={x}");
+        }
+    }
+
+    #[test]
+    fn tflm_sigmoids_saturate_beyond_the_radius() {
+        let p = SigmoidTflmParams::tanh(0.1, 3);
+        assert_eq!(p.apply(127), 127);
+        assert_eq!(p.apply(-128), -128);
+        let l = SigmoidTflmParams::logistic(0.5, 0);
+        assert_eq!(l.apply(127), 127);
+        assert_eq!(l.apply(-128), -128);
+        // A huge input scale leaves a radius of zero: TFLM saturates every input, even zero.
+        let big = SigmoidTflmParams::tanh(64.0, 0);
+        assert_eq!(big.radius, 0);
+        assert_eq!(big.apply(0), -128);
+        assert_eq!(big.apply(1), 127);
+    }
+
+    #[test]
+    fn gemmlowp_sigmoids_match_their_definitions() {
+        for i in -200..=200 {
+            let x = i as f64 / 25.0; // [-8, 8]
+            let raw = (x * (1u64 << 27) as f64) as i32;
+            let t = gemmlowp_tanh_q4(raw) as f64 / 2f64.powi(31);
+            let l = gemmlowp_logistic_q4(raw) as f64 / 2f64.powi(31);
+            assert!((t - x.tanh()).abs() < 1e-6, "tanh({x}) = {t}");
+            assert!((l - 1.0 / (1.0 + (-x).exp())).abs() < 1e-6, "logistic({x}) = {l}");
+        }
+        let q = one_minus_x_over_one_plus_x_for_x_in_0_1(1 << 30) as f64 / 2f64.powi(31);
+        assert!((q - 1.0 / 3.0).abs() < 1e-8);
+    }
+
+    #[test]
+    fn tflm_mul_and_sub_prepare_in_other_precisions() {
+        let s = scales(300);
+        let (mut mul_differs, mut sub_differs) = (0, 0);
+        for c in s.chunks_exact(3) {
+            let (s1, s2, so) = (c[0], c[1], c[2] * 4.0);
+            let lite = MulParams::new(s1, 1, s2, -2, so, 3, -128, 127);
+            let tflm = MulParams::new_tflm(s1, 1, s2, -2, so, 3, -128, 127);
+            mul_differs += (lite.m != tflm.m) as usize;
+            let lite_sub = AddParams::new(s1, 1, s2, -2, so, 3, -128, 127, true);
+            let tflm_sub = AddParams::new_tflm_sub(s1, 1, s2, -2, so, 3, -128, 127);
+            sub_differs += (lite_sub != tflm_sub) as usize;
+            for &(x, y) in &[(10i8, 20i8), (-100, 50), (127, -128), (-128, 127), (5, 5)] {
+                let prod = s1 as f64 * (x as f64 - 1.0) * s2 as f64 * (y as f64 + 2.0) / so as f64 + 3.0;
+                let want = prod.round().clamp(-128.0, 127.0) as i32;
+                assert!((tflm.apply(x, y) as i32 - want).abs() <= 1, "mul {x}·{y}");
+                let diff = (s1 as f64 * (x as f64 - 1.0) - s2 as f64 * (y as f64 + 2.0)) / so as f64 + 3.0;
+                let want = diff.round().clamp(-128.0, 127.0) as i32;
+                assert!((tflm_sub.apply(x, y) as i32 - want).abs() <= 1, "sub {x}-{y}");
+            }
+        }
+        assert!(mul_differs > 0, "float and double MUL multipliers never differed");
+        assert!(sub_differs > 0, "float and double SUB ratios never differed");
+    }
+
+    #[test]
+    fn tflm_relu6_clamps_in_the_input_quantization() {
+        let (s, zp) = (0.05f32, -10);
+        let t = Relu6TflmParams::new(s, zp);
+        assert_eq!((t.lower, t.upper), (-10, 110)); // 6 / 0.05 = 120 steps above the zero point
+                                                    // Same input and output parameters: TFLM's clamp equals LiteRT's rescaling RELU6.
+        let lite = ReluParams::new(s, zp, s, zp, 0.0, 6.0);
+        for v in i8::MIN..=i8::MAX {
+            assert_eq!(t.apply(v), lite.apply(v), "x={v}");
+        }
+        // Different output parameters: TFLM ignores them, LiteRT rescales.
+        let rescaled = ReluParams::new(s, zp, 0.1, -128, 0.0, 6.0);
+        assert_eq!(t.apply(100), 100);
+        assert_eq!(rescaled.apply(100), -128 + 55);
     }
 }
