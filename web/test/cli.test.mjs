@@ -174,6 +174,15 @@ int main() {
   assert.equal(spawnSync(exe).status, 0, 'the array is misaligned, mis-sized or not the model');
 });
 
+/** A float32 .npy of `shape` with values `f(i)`. */
+function npyF32(shape, f) {
+  const n = shape.reduce((a, b) => a * b, 1);
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')},), }`;
+  header += ' '.repeat(63 - ((10 + header.length) % 64)) + '\n';
+  const head = Buffer.concat([Buffer.from([0x93]), Buffer.from('NUMPY'), Buffer.from([1, 0, header.length & 255, header.length >> 8]), Buffer.from(header, 'latin1')]);
+  return Buffer.concat([head, Buffer.from(Float32Array.from({ length: n }, (_, i) => f(i)).buffer)]);
+}
+
 test('--target picks whose int8 arithmetic runs; a bad target is refused', () => {
   const int8 = join(root, 'tests/fixtures/mlp/model_int8_tf.tflite');
   const x = join(root, 'tests/fixtures/mlp/inputs.npy');
@@ -187,6 +196,20 @@ test('--target picks whose int8 arithmetic runs; a bad target is refused', () =>
   // The stored LiteRT outputs equal the litert target's, byte for byte.
   const want = parseNpy(readFileSync(join(root, 'tests/fixtures/mlp/outputs_int8_tf.npy')));
   assert.deepEqual(parseNpy(outs.litert).data, want.data);
+  // On a model with TANH, LOGISTIC, MUL and SUB quantized by us, the two arithmetics differ.
+  const calib = join(tmp, 'ops_calib.npy');
+  let seed = 7;
+  const uniform = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 6 - 3;
+  writeFileSync(calib, npyF32([500, 8, 8, 3], () => uniform() + uniform()));
+  const q = join(tmp, 'ops_q.tflite');
+  const qr = cli('quantize', join(root, 'tests/fixtures/ops/model_float.tflite'), '-o', q, '--calibration', calib);
+  assert.equal(qr.status, 0, qr.stderr);
+  const runs = ['tflm', 'litert'].map((target) => {
+    const o = join(tmp, `ops_${target}.npy`);
+    assert.equal(cli('run', q, '--input', calib, '--output', o, '--raw', '--target', target).status, 0);
+    return parseNpy(readFileSync(o)).data;
+  });
+  assert.ok(runs[0].some((v, i) => v !== runs[1][i]), 'TFLM and LiteRT arithmetic give identical outputs here');
   const r = cli('run', int8, '--input', x, '--output', join(tmp, 't.npy'), '--target', 'tpu');
   assert.equal(r.status, 1);
   assert.match(r.stderr, /--target must be one of tflm, litert; got 'tpu'/);
