@@ -67,7 +67,7 @@ test('the sample flow: load, prune + quantize, see results, download a valid int
   assert.equal(await page.locator('#view-graph svg .node').count(), await page.locator('#layers tbody tr').count());
   assert.ok((await page.locator('#view-graph svg path.skip').count()) >= 2, 'residual connections are drawn');
   assert.match(await page.locator('#model-cards').innerText(), /TFLite Micro\s+runs as is/);
-  assert.match(await page.locator('#model-cards').innerText(), /TFLM tensor arena\s+[\d.]+ [kM]?B/);
+  assert.match(await page.locator('#model-cards').innerText(), /TFLM tensor arena\s+[\d.]+ [kKMG]?B/);
   // Dynamic-range models do not run on TFLite Micro: the app warns before the choice is run.
   await page.locator('#quant-mode').selectOption('dynamic');
   assert.match(await page.locator('#tflm-warning').innerText(), /TensorFlow Lite Micro cannot run dynamic-range/);
@@ -104,7 +104,7 @@ test('the sample flow: load, prune + quantize, see results, download a valid int
   assert.match(fw['sample_resnet_optimized.cc'], /alignas\(16\) const unsigned char g_sample_resnet_optimized\[\]/);
   assert.match(fw['sample_resnet_optimized.cc'], new RegExp(`_len = ${bytes.length};`));
   // TFLite Micro facts before and after: arena and flash shrink with int8.
-  assert.match(cards, /TFLM tensor arena\s+[\d.]+ [kM]?B → [\d.]+ [kM]?B/);
+  assert.match(cards, /TFLM tensor arena\s+[\d.]+ [kKMG]?B → [\d.]+ [kKMG]?B/);
   assert.match(cards, /TFLM flash/);
 
   const [reportDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download report (.json)' }).click()]);
