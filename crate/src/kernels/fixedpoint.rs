@@ -81,7 +81,26 @@ pub fn rdbpot(x: i32, exponent: i32) -> i32 {
 pub fn mul_by_multiplier(x: i32, m: Multiplier) -> i32 {
     let left = m.shift.max(0);
     let right = (-m.shift).max(0);
-    rdbpot(srdhm(x.wrapping_mul(1 << left), m.multiplier), right)
+    rdbpot(srdhm(shift_left(x, left), m.multiplier), right)
+}
+
+/// `x · 2^left` as TFLite computes it (wrapping in 32 bits) for the shifts of real models (up to
+/// 30); saturating beyond, where C++ would overflow the shift itself (scale ratios above 2^31 in
+/// hostile files).
+#[inline]
+fn shift_left(x: i32, left: i32) -> i32 {
+    if left < 0 {
+        // Only a hostile "greater than one" multiplier has a negative shift.
+        rdbpot(x, (-left).min(31))
+    } else if left <= 30 {
+        x.wrapping_mul(1 << left)
+    } else if x == 0 {
+        0
+    } else if x > 0 {
+        i32::MAX
+    } else {
+        i32::MIN
+    }
 }
 
 /// MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0).
@@ -93,7 +112,7 @@ pub fn mul_by_multiplier_smaller_than_one(x: i32, m: Multiplier) -> i32 {
 /// MultiplyByQuantizedMultiplierGreaterThanOne (shift >= 0).
 #[inline]
 pub fn mul_by_multiplier_greater_than_one(x: i32, m: Multiplier) -> i32 {
-    srdhm(x.wrapping_mul(1 << m.shift), m.multiplier)
+    srdhm(shift_left(x, m.shift), m.multiplier)
 }
 
 /// Multiplies by `2^exponent`: saturating left shift, or rounding right shift.
@@ -204,7 +223,9 @@ pub fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
 pub fn reciprocal(x: i32, integer_digits: i32) -> (i32, i32) {
     let headroom_plus_one = (x as u32).leading_zeros() as i32;
     let num_bits_over_unit = integer_digits - headroom_plus_one;
-    let shifted_sum_minus_one = ((x as u32) << headroom_plus_one).wrapping_sub(1u32 << 31) as i32;
+    // A zero sum (every exponential underflowed, in hostile files) has no leading one: shift it out.
+    let shifted = (x as u32).checked_shl(headroom_plus_one as u32).unwrap_or(0);
+    let shifted_sum_minus_one = shifted.wrapping_sub(1u32 << 31) as i32;
     (one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit)
 }
 
@@ -220,7 +241,7 @@ pub fn preprocess_softmax_scaling(beta: f64, input_scale: f64, integer_bits: i32
 pub fn calculate_input_radius(integer_bits: i32, left_shift: i32, total_signed_bits: i32) -> i32 {
     let max_input_rescaled =
         1.0 * ((1i64 << integer_bits) - 1) as f64 * (1i64 << (total_signed_bits - integer_bits)) as f64
-            / (1i64 << left_shift) as f64;
+            / 2f64.powi(left_shift); // exact; a hostile scale makes the shift negative
     max_input_rescaled.floor() as i32
 }
 

@@ -569,6 +569,7 @@ pub(super) fn build(model: &Model, fm: &Model, calib: &Calibration, opts: &Quant
         };
         qm.signatures.push(s);
     }
+    check_scales(qm.main())?;
     // The quantized model must satisfy every operator's spec: that checks the constraints TFLite
     // enforces (shared parameters, fixed output ranges, types) without preparing the engine.
     ops::infer(qm.main(), &ops::InferOptions::default()).map_err(|e| match e {
@@ -578,6 +579,24 @@ pub(super) fn build(model: &Model, fm: &Model, calib: &Calibration, opts: &Quant
         other => other,
     })?;
     Ok(Built { model: qm, layers: rw.layers, kept: rw.kept, notes: rw.notes, qt: rw.qt, ft: rw.ft })
+}
+
+/// Refuses a quantized graph with a scale that is not a positive finite number (values near the
+/// limits of f32 make ranges, or products of scales, overflow): such a file would not read back.
+fn check_scales(g: &Graph) -> Result<()> {
+    for (t, tensor) in g.tensors.iter().enumerate() {
+        let Some(q) = &tensor.quant else { continue };
+        if let Some(s) = q.scale.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(Error::unsupported(
+                format!(
+                    "int8 cannot represent this tensor: its quantization scale would be {s} (values or \
+                     weights near the limits of float32)"
+                ),
+                g.tensor_loc(t),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An all-constant helper for tests: a float tensor from values.
