@@ -6,7 +6,9 @@
 // the same optimizer) with `threads: 1` and with `threads: <all cores>`. The quantized model bytes
 // and the evaluation figures (everything but the latency, which is timed) must be identical for both
 // thread counts: the script exits with 1 if they differ. A speed-up under 1.6× is printed, not
-// failed, beside the load average (the machine may be shared). The TF converter quantizes the same
+// failed, beside the load average and the cores each call really had (its CPU time, worker threads
+// and browser processes included, over its wall time: on a shared machine other work may hold the
+// cores, and this column says so). The TF converter quantizes the same
 // model (from its Keras source) with the same calibration samples in the same run (Python,
 // tensorflow-cpu; the time of `converter.convert()` alone, as tests/bench/quantize_bench.py does).
 //
@@ -91,15 +93,17 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu) => 
     let bytes;
     let report;
     for (let i = 0; i <= repeats; i++) {
-      let [t, c] = [performance.now(), cpu()];
+      let c = await cpu();
+      let t = performance.now();
       const q = await float.quantize({ calibrationData });
       if (i) quantize.push(performance.now() - t);
-      if (i) cpuOf.quantize.push(cpu() - c);
+      if (i) cpuOf.quantize.push((await cpu()) - c);
       bytes ??= await sha256(await q.model.toBytes());
-      [t, c] = [performance.now(), cpu()];
+      c = await cpu();
+      t = performance.now();
       const r = await q.model.evaluate(x, { labels, reference: float });
       if (i) evaluate.push(performance.now() - t);
-      if (i) cpuOf.evaluate.push(cpu() - c);
+      if (i) cpuOf.evaluate.push((await cpu()) - c);
       report ??= r;
       await q.model.release();
     }
@@ -122,6 +126,29 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu) => 
   return out;
 };
 
+/** CPU time (ms) of this process's descendants (the browser's processes, all their threads). */
+function childrenCpu() {
+  const stats = new Map();
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      stats.set(Number(pid), { parent: Number(f[1]), ms: (Number(f[11]) + Number(f[12])) * 10 });
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  const ours = (pid) => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = stats.get(p)?.parent ?? 0, hops++) {
+      if (p === process.pid) return true;
+    }
+    return false;
+  };
+  let ms = 0;
+  for (const [pid, st] of stats) if (pid !== process.pid && ours(pid)) ms += st.ms;
+  return ms;
+}
+
 const hex = (b) => [...new Uint8Array(b)].map((v) => v.toString(16).padStart(2, '0')).join('');
 
 async function inNode() {
@@ -129,7 +156,7 @@ async function inNode() {
   const load = async (name) => readFileSync(files[name]);
   const sha = async (b) => createHash('sha256').update(b).digest('hex');
   // The process's CPU time, worker threads included (ms).
-  const cpu = () => {
+  const cpu = async () => {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1000;
   };
@@ -145,11 +172,12 @@ const load = async (name) => new Uint8Array(await (await fetch('/file/' + names.
 const hex = ${hex.toString()};
 const sha = async (b) => hex(await crypto.subtle.digest('SHA-256', b));
 const measure = ${measure.toString()};
-window.measure = (threads, repeats) => measure(createOptimizer, load, threads, repeats, sha, () => NaN);
+window.measure = (threads, repeats) => measure(createOptimizer, load, threads, repeats, sha, window.browserCpu);
 window.ready = true;
 `;
   const page = await startPackagePage(script, names.map((n) => files[n]));
   try {
+    await page.tab.exposeFunction('browserCpu', childrenCpu);
     const r = await page.tab.evaluate(([t, n]) => window.measure(t, n), [[1, ALL], REPEATS]);
     if (page.errors.length) console.warn('page errors:', page.errors);
     return { ...r, browser: page.browserVersion };
@@ -214,7 +242,7 @@ try {
   }
   const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   for (const r of rows) console.log(r.map((c, k) => (k >= 3 && k <= 6 ? c.padStart(w[k]) : c.padEnd(w[k]))).join('  '));
-  console.log(`\n"cores used": the Node process's CPU time (worker threads included) over the wall time of the call;`);
+  console.log(`\n"cores used": CPU time of the Node process (worker threads included) or of the browser's processes, over the wall time of the call;`);
   console.log(`on an idle machine it is near 1 with one thread and near ${ALL} with all: lower means other work had the cores.`);
   console.log(`Chromium ${results.Chromium.browser}`);
   const e = results.Node[1].report;
