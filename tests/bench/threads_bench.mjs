@@ -225,7 +225,7 @@ try {
   results.Node = await inNode();
   results.Chromium = await inChromium();
   const tf = tfConverter();
-  const rows = [['runtime', 'engine', 'task', '1 thread s', `${ALL} threads s`, 'speed-up', 'cores used (1 / all)', 'outputs']];
+  const rows = [['runtime', 'engine', 'task', '1 thread s', `${ALL} threads s`, 'speed-up', 'cores used (1 / all)', 'CPU s (1 / all)', 'outputs']];
   const slow = [];
   for (const [runtime, r] of Object.entries(results)) {
     for (const task of ['quantize', 'evaluate']) {
@@ -235,15 +235,17 @@ try {
       const speedup = a[task] / b[task];
       if (speedup < 1.6) slow.push(`${runtime} ${task} ${speedup.toFixed(2)}×`);
       const label = task === 'quantize' ? `static int8, ${CALIBRATION} samples` : `evaluate, ${EVALUATION} samples`;
-      const cores = Number.isNaN(a.cores[task]) ? '-' : `${a.cores[task].toFixed(2)} / ${b.cores[task].toFixed(2)}`;
+      const cores = `${a.cores[task].toFixed(2)} / ${b.cores[task].toFixed(2)}`;
+      const cpu = `${((a.cores[task] * a[task]) / 1000).toFixed(2)} / ${((b.cores[task] * b[task]) / 1000).toFixed(2)}`;
       rows.push([runtime, a.engine, label, (a[task] / 1000).toFixed(2), (b[task] / 1000).toFixed(2),
-        `${speedup.toFixed(2)}×`, cores, same ? 'identical' : 'DIFFER']);
+        `${speedup.toFixed(2)}×`, cores, cpu, same ? 'identical' : 'DIFFER']);
     }
   }
   const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  for (const r of rows) console.log(r.map((c, k) => (k >= 3 && k <= 6 ? c.padStart(w[k]) : c.padEnd(w[k]))).join('  '));
+  for (const r of rows) console.log(r.map((c, k) => (k >= 3 && k <= 7 ? c.padStart(w[k]) : c.padEnd(w[k]))).join('  '));
   console.log(`\n"cores used": CPU time of the Node process (worker threads included) or of the browser's processes, over the wall time of the call;`);
   console.log(`on an idle machine it is near 1 with one thread and near ${ALL} with all: lower means other work had the cores.`);
+  console.log('"CPU s": the CPU time itself; equal figures mean splitting the work across threads cost nothing extra.');
   console.log(`Chromium ${results.Chromium.browser}`);
   const e = results.Node[1].report;
   console.log(`evaluation: accuracy ${e.accuracy} (random labels), top-1 agreement ${e.reference.top1_agreement}, ` +
