@@ -446,6 +446,7 @@ enum JobKind {
     Run(crate::exec::RunJob),
     Train(crate::train::TrainJob),
     Qat(crate::train::QatJob),
+    Evaluate(evaluate::EvaluateJob),
 }
 
 impl JobKind {
@@ -456,6 +457,7 @@ impl JobKind {
             JobKind::Run(j) => j,
             JobKind::Train(j) => j,
             JobKind::Qat(j) => j,
+            JobKind::Evaluate(j) => j,
         }
     }
 }
@@ -569,9 +571,17 @@ impl Job {
                 (m, to_js(&r)?)
             }
             JobKind::Run(_) => return Err(js_error(Error::argument("a run job has arrays, not a model"))),
+            JobKind::Evaluate(_) => return Err(js_error(Error::argument("an evaluation has a report, not a model"))),
         };
         let size = tflite::write(&model).map_err(js_error)?.len();
         Ok(ModelResult { model: Some(Model { model, size, interp: RefCell::new(None) }), report })
+    }
+
+    /// The report of an evaluation job (`EvalReport`).
+    #[wasm_bindgen(js_name = finishReport)]
+    pub fn finish_report(self) -> Result<JsValue, JsValue> {
+        let JobKind::Evaluate(j) = self.kind else { return Err(js_error(Error::argument("not an evaluation job"))) };
+        to_js(&j.finish().map_err(js_error)?)
     }
 
     /// The outputs of a run job, one `.npy` per model output.
@@ -687,6 +697,37 @@ impl Model {
         let j =
             crate::exec::RunJob::new(std::sync::Arc::new(self.model.clone()), &x, raw, streaming).map_err(js_error)?;
         Ok(job(JobKind::Run(j)))
+    }
+
+    /// Evaluation as a job for the worker pool (see [`Model::evaluate`]); `finishReport` gives the
+    /// report.
+    #[wasm_bindgen(js_name = evaluateJob)]
+    pub fn evaluate_job(&self, data: &[u8], labels: Option<Vec<u8>>) -> Result<Job, JsValue> {
+        self.evaluate_job_impl(data, labels, None)
+    }
+
+    /// [`Model::evaluate_job`] against `reference` (see [`Model::evaluate_against`]).
+    #[wasm_bindgen(js_name = evaluateJobAgainst)]
+    pub fn evaluate_job_against(
+        &self,
+        data: &[u8],
+        labels: Option<Vec<u8>>,
+        reference: &Model,
+    ) -> Result<Job, JsValue> {
+        self.evaluate_job_impl(data, labels, Some(reference))
+    }
+
+    fn evaluate_job_impl(
+        &self,
+        data: &[u8],
+        labels: Option<Vec<u8>>,
+        reference: Option<&Model>,
+    ) -> Result<Job, JsValue> {
+        let x = npy::read(data).map_err(js_error)?;
+        let y = labels.map(|b| npy::read(&b)).transpose().map_err(js_error)?;
+        let r = reference.map(|m| (&m.model, m.size));
+        let j = evaluate::EvaluateJob::new(&self.model, self.size, &x, y.as_ref(), r).map_err(js_error)?;
+        Ok(job(JobKind::Evaluate(j)))
     }
 }
 

@@ -163,12 +163,11 @@ function makeHandlers(s: State) {
     ) {
       const m = model(s, a.handle);
       const labels = a.labels ? bytesOf(a.labels) : undefined;
-      const progress = (stage: string, done: number, total: number) => ctx.progress(stage, done, total);
-      const r =
+      const job =
         a.reference === undefined
-          ? m.evaluate(bytesOf(a.data), labels, progress)
-          : m.evaluateAgainst(bytesOf(a.data), labels, model(s, a.reference), progress);
-      return r as EvalReport;
+          ? m.evaluateJob(bytesOf(a.data), labels)
+          : m.evaluateJobAgainst(bytesOf(a.data), labels, model(s, a.reference));
+      return (await drive(s, job, ctx)).finishReport() as EvalReport;
     },
     async profile(a: { handle: number; input: ArrayBuffer | Uint8Array; iterations?: number }) {
       return model(s, a.handle).profile(bytesOf(a.input), a.iterations ?? 20) as { node: number; op: string; ms: number }[];

@@ -243,6 +243,8 @@ export interface EvalReport {
     latency: Latency;
   };
   size_bytes: number;
+  /** Per-sample inference time: a short benchmark of the first sample, one at a time on one core,
+   * after the evaluation (which runs the samples in batches on every core). */
   latency: Latency;
   outputs: IoDetail[];
 }

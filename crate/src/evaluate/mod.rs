@@ -1,7 +1,17 @@
 //! Evaluation of a model on data: accuracy against labels, agreement and output SQNR against a
 //! reference model (usually the float original), size, and latency with our engine.
+//!
+//! The samples run as an [`EvaluateJob`] (chunks of samples on every core, see
+//! [`crate::parallel`]); the figures are computed from the outputs joined in sample order, so they
+//! are identical whatever the number of cores. [`evaluate`] runs the job on the caller's thread.
+
+mod job;
+#[cfg(test)]
+mod tests;
 
 use serde::Serialize;
+
+pub use job::EvaluateJob;
 
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
@@ -64,6 +74,7 @@ pub struct ReferenceComparison {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<f64>,
     pub size_bytes: usize,
+    /// The reference model's per-sample inference time, measured as [`EvalReport::latency`].
     pub latency: Latency,
 }
 
@@ -76,7 +87,10 @@ pub struct EvalReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<ReferenceComparison>,
     pub size_bytes: usize,
-    /// Per-sample inference time with our engine (wasm in the browser and Node).
+    /// Per-sample inference time with our engine (wasm in the browser and Node): a short
+    /// benchmark of the first sample, one at a time on one core, after the evaluation (the
+    /// evaluation itself runs samples in batches on every core, which says nothing about the
+    /// latency of one inference).
     pub latency: Latency,
     pub outputs: Vec<IoDetail>,
 }
@@ -110,39 +124,7 @@ fn argmax(row: &[f32]) -> usize {
     best
 }
 
-struct Run {
-    outputs: Vec<Vec<f32>>,
-    latency: Latency,
-}
-
-fn run_all(
-    model: &Model,
-    x: &[f32],
-    n: usize,
-    progress: &mut dyn FnMut(&str, usize, usize),
-    stage: &str,
-) -> Result<Run> {
-    let mut it = Interpreter::new(model)?;
-    let per = x.len() / n.max(1);
-    let outs = it.outputs().len();
-    let mut outputs = vec![Vec::new(); outs];
-    let mut times = Vec::with_capacity(n);
-    for i in 0..n {
-        it.set_input_f32(0, &x[i * per..(i + 1) * per]).map_err(|e| match e {
-            Error::Input { message } => Error::input(format!("sample {i}: {message}")),
-            other => other,
-        })?;
-        let t = now_ms();
-        it.invoke()?;
-        times.push(now_ms() - t);
-        for (k, o) in outputs.iter_mut().enumerate() {
-            o.extend(it.output_f32(k).unwrap_or_default());
-        }
-        progress(stage, i + 1, n);
-    }
-    Ok(Run { outputs, latency: Latency::of(&times) })
-}
-
+/// Top-1 accuracy of `out` (`n` rows) against `labels`; `None` unless each row holds 2+ classes.
 fn accuracy(out: &[f32], n: usize, labels: &[i64]) -> Option<f64> {
     let k = out.len() / n.max(1);
     if k < 2 || labels.len() < n || out.len() < n * k {
@@ -152,7 +134,8 @@ fn accuracy(out: &[f32], n: usize, labels: &[i64]) -> Option<f64> {
     Some(correct as f64 / n as f64)
 }
 
-/// Evaluates `model` (of `size` bytes) on `data` (`[N, ...input shape]`).
+/// Evaluates `model` (of `size` bytes) on `data` (`[N, ...input shape]`) on the caller's thread:
+/// [`EvaluateJob`] run with one worker.
 pub fn evaluate(
     model: &Model,
     size: usize,
@@ -161,29 +144,9 @@ pub fn evaluate(
     reference: Option<(&Model, usize)>,
     progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<EvalReport> {
-    let n = samples_of(model, data, "the model")?;
-    if let Some((r, _)) = reference {
-        let rn = samples_of(r, data, "the reference model")?;
-        if rn != n {
-            return Err(Error::input(format!("the data holds {n} samples for the model but {rn} for the reference")));
-        }
-    }
-    let x = data.to_f32();
-    let labels = labels.map(|l| labels_of(l, n)).transpose()?;
-    let ours = run_all(model, &x, n, progress, "evaluate")?;
-    let acc = labels.as_ref().and_then(|l| accuracy(&ours.outputs[0], n, l));
-    if labels.is_some() && acc.is_none() {
-        return Err(Error::input("accuracy needs a classifier: the first output has fewer than 2 values per sample"));
-    }
-    let reference = match reference {
-        None => None,
-        Some((r, rsize)) => {
-            let theirs = run_all(r, &x, n, progress, "reference")?;
-            Some(compare(&ours, theirs, n, labels.as_deref(), rsize)?)
-        }
-    };
-    let outputs = Interpreter::new(model)?.outputs();
-    Ok(EvalReport { samples: n, accuracy: acc, reference, size_bytes: size, latency: ours.latency, outputs })
+    let mut job = EvaluateJob::new(model, size, data, labels, reference)?;
+    crate::parallel::run(&mut job, 1, progress)?;
+    job.finish()
 }
 
 /// Samples in `data` for `model`'s single input; `who` names the model in errors.
@@ -203,107 +166,49 @@ fn samples_of(model: &Model, data: &NpyArray, who: &str) -> Result<usize> {
     Ok(n)
 }
 
-/// Agreement, SQNR and accuracy of the reference run `theirs` against `ours`. Both must produce
-/// the same number of outputs, each of the same width.
-fn compare(ours: &Run, theirs: Run, n: usize, labels: Option<&[i64]>, size: usize) -> Result<ReferenceComparison> {
-    if ours.outputs.len() != theirs.outputs.len() {
+/// Checks that the reference model's outputs (`theirs`, values per sample of each) compare with
+/// the model's (`ours`): as many outputs, each as wide.
+fn check_comparable(ours: &[usize], theirs: &[usize]) -> Result<()> {
+    if ours.len() != theirs.len() {
         return Err(Error::input(format!(
             "the reference model has {} outputs, the model {}",
-            theirs.outputs.len(),
-            ours.outputs.len()
+            theirs.len(),
+            ours.len()
         )));
     }
-    for (k, (a, b)) in ours.outputs.iter().zip(&theirs.outputs).enumerate() {
-        if a.len() != b.len() {
+    for (k, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        if a != b {
             return Err(Error::input(format!(
-                "output {k} has {} values per sample but the reference's has {}: the models do not compare",
-                a.len() / n,
-                b.len() / n
+                "output {k} has {a} values per sample but the reference's has {b}: the models do not compare"
             )));
         }
     }
+    Ok(())
+}
+
+/// Agreement, SQNR and the reference's accuracy, from both models' outputs over all `n` samples
+/// (one vector per output, samples in order, as wide as [`check_comparable`] made sure).
+fn compare(
+    ours: &[Vec<f32>],
+    theirs: &[Vec<f32>],
+    n: usize,
+    labels: Option<&[i64]>,
+) -> (f64, Vec<Option<f64>>, Option<f64>) {
     let output_sqnr_db = ours
-        .outputs
         .iter()
-        .zip(&theirs.outputs)
+        .zip(theirs)
         .map(|(a, b)| {
             let mut s = SqnrAcc::default();
             s.add(b, a);
             s.db()
         })
         .collect();
-    let (a, b) = (&ours.outputs[0], &theirs.outputs[0]);
+    let (a, b) = (&ours[0], &theirs[0]);
     let k = a.len() / n;
     let agree = if k == 0 {
         0
     } else {
         (0..n).filter(|&i| argmax(&a[i * k..(i + 1) * k]) == argmax(&b[i * k..(i + 1) * k])).count()
     };
-    Ok(ReferenceComparison {
-        top1_agreement: agree as f64 / n as f64,
-        output_sqnr_db,
-        accuracy: labels.and_then(|l| accuracy(b, n, l)),
-        size_bytes: size,
-        latency: theirs.latency,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ir::{Builder, Op};
-    use crate::npy::NpyData;
-    #[cfg(target_arch = "wasm32")]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
-
-    /// RELU of a [1, 4] input; its output is the graph output, or the graph has none.
-    fn relu(with_output: bool) -> Model {
-        let mut b = Builder::new();
-        let x = b.input("x", &[1, 4]);
-        let y = b.node(Op::Relu, &[Some(x)], &[1, 4]);
-        let outputs = if with_output { vec![y] } else { vec![] };
-        b.finish(&outputs)
-    }
-
-    /// PAD of a [1, 4] input by one column: the same input, an output one value wider.
-    fn padded() -> Model {
-        let mut b = Builder::new();
-        let x = b.input("x", &[1, 4]);
-        let p = b.constant_i32("p", &[2, 2], vec![0, 0, 0, 1]);
-        let y = b.node(Op::Pad, &[Some(x), Some(p)], &[1, 5]);
-        b.finish(&[y])
-    }
-
-    fn data(n: usize) -> NpyArray {
-        NpyArray::new(vec![n, 4], NpyData::F32((0..n * 4).map(|i| i as f32 - 3.0).collect())).unwrap()
-    }
-
-    fn nothing(_: &str, _: usize, _: usize) {}
-
-    #[test]
-    fn a_reference_with_another_output_width_is_a_clear_error() {
-        let e = evaluate(&relu(true), 1, &data(3), None, Some((&padded(), 1)), &mut nothing).unwrap_err();
-        assert_eq!(e.code().as_str(), "invalid_input");
-        assert!(e.to_string().contains("output 0 has 4 values per sample but the reference's has 5"), "{e}");
-        // The same model as its own reference compares.
-        let r = evaluate(&relu(true), 1, &data(3), None, Some((&relu(true), 1)), &mut nothing).unwrap();
-        assert_eq!(r.reference.unwrap().top1_agreement, 1.0);
-    }
-
-    #[test]
-    fn a_model_without_outputs_is_a_clear_error() {
-        for (model, reference) in [(relu(false), None), (relu(true), Some(relu(false)))] {
-            let e = evaluate(&model, 1, &data(2), None, reference.as_ref().map(|r| (r, 1)), &mut nothing).unwrap_err();
-            assert!(e.to_string().contains("has no outputs"), "{e}");
-        }
-    }
-
-    #[test]
-    fn labels_without_classes_or_samples_are_errors() {
-        let labels = NpyArray::new(vec![2, 0], NpyData::F32(vec![])).unwrap();
-        assert!(labels_of(&labels, 2).unwrap_err().to_string().contains("no classes"));
-        let labels = NpyArray::new(vec![3], NpyData::I32(vec![0, 1, 2])).unwrap();
-        assert!(labels_of(&labels, 2).is_err());
-        assert!(evaluate(&relu(true), 1, &data(0), None, None, &mut nothing).is_err());
-    }
+    (agree as f64 / n as f64, output_sqnr_db, labels.and_then(|l| accuracy(b, n, l)))
 }

@@ -1,0 +1,270 @@
+#!/usr/bin/env node
+// One thread against every core, in Node and in headless Chromium, on MLPerf Tiny's VWW float model:
+//   * static int8 quantization with 200 calibration samples (`auto` calibration, the default);
+//   * `evaluate` of the quantized model over 1000 samples with labels, the float model as reference.
+// Each is timed (wall time of the package call, best of REPEATS after one untimed warm-up call on
+// the same optimizer) with `threads: 1` and with `threads: <all cores>`. The quantized model bytes
+// and the evaluation figures (everything but the latency, which is timed) must be identical for both
+// thread counts: the script exits with 1 if they differ. A speed-up under 1.6× is printed, not
+// failed, beside the load average and the cores each call really had (its CPU time, worker threads
+// and browser processes included, over its wall time: on a shared machine other work may hold the
+// cores, and this column says so). The TF converter quantizes the same
+// model (from its Keras source) with the same calibration samples in the same run (Python,
+// tensorflow-cpu; the time of `converter.convert()` alone, as tests/bench/quantize_bench.py does).
+//
+// Data are pseudo-random pixels in [0, 1) and random labels: the time does not depend on what the
+// pixels show, and the same bytes go to every runtime (and to the TF converter).
+//
+// Needs ../shared/reference (the script says so loudly and exits when it is absent), the built
+// package (scripts/setup.sh), /usr/bin/chromium, and python3 with tensorflow-cpu for the converter.
+// Run: node tests/bench/threads_bench.mjs [--repeats N] [--no-tf]
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { referenceDir, root, startPackagePage } from '../e2e/harness.mjs';
+
+const CALIBRATION = 200;
+const EVALUATION = 1000;
+const args = process.argv.slice(2);
+const REPEATS = Number(args[args.indexOf('--repeats') + 1]) || 2;
+const ALL = Math.min(availableParallelism(), 16);
+
+const refModels = join(referenceDir, 'models');
+if (!existsSync(refModels)) {
+  console.error(`\n!!! SKIPPED: ${refModels} not found; the threads benchmark needs MLPerf Tiny's VWW model !!!\n`);
+  process.exit(0);
+}
+const vwwName = readdirSync(refModels).find((f) => /^mlperftiny_vww_.*float.*\.tflite$/.test(f));
+if (!vwwName) {
+  console.error(`\n!!! SKIPPED: no mlperftiny_vww_*float*.tflite in ${refModels} !!!\n`);
+  process.exit(0);
+}
+const vwwPath = join(refModels, vwwName);
+const keras = join(referenceDir, 'keras', 'mlperftiny_vww_96.h5');
+
+/** A float32 `.npy` of `shape` filled by a seeded linear congruential generator in [0, 1). */
+function npy(shape, seed, scale = 1, whole = false) {
+  const count = shape.reduce((a, b) => a * b, 1);
+  const data = whole ? new Int32Array(count) : new Float32Array(count);
+  let s = seed >>> 0;
+  for (let i = 0; i < count; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    const u = (s >>> 8) / 16777216;
+    data[i] = whole ? Math.floor(u * scale) : u * scale;
+  }
+  const descr = whole ? '<i4' : '<f4';
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  header += ' '.repeat(63 - ((10 + header.length) % 64)) + '\n';
+  const head = Buffer.concat([Buffer.from([0x93]), Buffer.from('NUMPY'), Buffer.from([1, 0, header.length & 255, header.length >> 8])]);
+  return Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(data.buffer)]);
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'tinyml-threads-'));
+const files = {
+  model: vwwPath,
+  calibration: join(tmp, 'calibration.npy'),
+  x: join(tmp, 'x.npy'),
+  y: join(tmp, 'y.npy'),
+};
+writeFileSync(files.calibration, npy([CALIBRATION, 96, 96, 3], 1));
+writeFileSync(files.x, npy([EVALUATION, 96, 96, 3], 2));
+writeFileSync(files.y, npy([EVALUATION], 3, 2, true));
+
+/**
+ * The measurement, the same code in Node and in the page: `createOptimizer` and `load(name)` (the
+ * bytes of one of `files`) are the runtime's. Returns per thread count the best times, the SHA-256 of
+ * the quantized model and the evaluation figures without latencies.
+ */
+const measure = async (createOptimizer, load, threads, repeats, sha256, cpu) => {
+  const [modelBytes, calibrationData, x, labels] = await Promise.all(['model', 'calibration', 'x', 'y'].map(load));
+  const strip = ({ latency, reference, ...rest }) => {
+    const { latency: _, ...ref } = reference;
+    return { ...rest, reference: ref };
+  };
+  const out = {};
+  for (const n of threads) {
+    const opt = createOptimizer({ threads: n });
+    const float = await opt.loadModel(modelBytes);
+    const quantize = [];
+    const evaluate = [];
+    const cpuOf = { quantize: [], evaluate: [] };
+    let bytes;
+    let report;
+    for (let i = 0; i <= repeats; i++) {
+      let c = await cpu();
+      let t = performance.now();
+      const q = await float.quantize({ calibrationData });
+      if (i) quantize.push(performance.now() - t);
+      if (i) cpuOf.quantize.push((await cpu()) - c);
+      bytes ??= await sha256(await q.model.toBytes());
+      c = await cpu();
+      t = performance.now();
+      const r = await q.model.evaluate(x, { labels, reference: float });
+      if (i) evaluate.push(performance.now() - t);
+      if (i) cpuOf.evaluate.push((await cpu()) - c);
+      report ??= r;
+      await q.model.release();
+    }
+    const info = await opt.info();
+    opt.terminate();
+    out[n] = {
+      quantize: Math.min(...quantize),
+      evaluate: Math.min(...evaluate),
+      // CPU time of the call whose wall time is the best: how many cores the call really had.
+      cores: {
+        quantize: cpuOf.quantize[quantize.indexOf(Math.min(...quantize))] / Math.min(...quantize),
+        evaluate: cpuOf.evaluate[evaluate.indexOf(Math.min(...evaluate))] / Math.min(...evaluate),
+      },
+      modelSha256: bytes,
+      figures: JSON.stringify(strip(report)),
+      report,
+      engine: `${info.simd} / ${info.int8Kernel}`,
+    };
+  }
+  return out;
+};
+
+/** CPU time (ms) of this process's descendants (the browser's processes, all their threads). */
+function childrenCpu() {
+  const stats = new Map();
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      stats.set(Number(pid), { parent: Number(f[1]), ms: (Number(f[11]) + Number(f[12])) * 10 });
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  const ours = (pid) => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = stats.get(p)?.parent ?? 0, hops++) {
+      if (p === process.pid) return true;
+    }
+    return false;
+  };
+  let ms = 0;
+  for (const [pid, st] of stats) if (pid !== process.pid && ours(pid)) ms += st.ms;
+  return ms;
+}
+
+const hex = (b) => [...new Uint8Array(b)].map((v) => v.toString(16).padStart(2, '0')).join('');
+
+async function inNode() {
+  const { createOptimizer } = await import(join(root, 'web/dist/node.js'));
+  const load = async (name) => readFileSync(files[name]);
+  const sha = async (b) => createHash('sha256').update(b).digest('hex');
+  // The process's CPU time, worker threads included (ms).
+  const cpu = async () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+  return measure(createOptimizer, load, [1, ALL], REPEATS, sha, cpu);
+}
+
+async function inChromium() {
+  const names = Object.keys(files);
+  const script = `
+import { createOptimizer } from '/web/dist/browser.js';
+const names = ${JSON.stringify(names)};
+const load = async (name) => new Uint8Array(await (await fetch('/file/' + names.indexOf(name))).arrayBuffer());
+const hex = ${hex.toString()};
+const sha = async (b) => hex(await crypto.subtle.digest('SHA-256', b));
+const measure = ${measure.toString()};
+window.measure = (threads, repeats) => measure(createOptimizer, load, threads, repeats, sha, window.browserCpu);
+window.ready = true;
+`;
+  const page = await startPackagePage(script, names.map((n) => files[n]));
+  try {
+    await page.tab.exposeFunction('browserCpu', childrenCpu);
+    const r = await page.tab.evaluate(([t, n]) => window.measure(t, n), [[1, ALL], REPEATS]);
+    if (page.errors.length) console.warn('page errors:', page.errors);
+    return { ...r, browser: page.browserVersion };
+  } finally {
+    await page.close();
+  }
+}
+
+/** The TF converter's `convert()` time on the same model and calibration samples, in seconds. */
+function tfConverter() {
+  if (args.includes('--no-tf')) return { skipped: '--no-tf' };
+  if (!existsSync(keras)) return { skipped: `${keras} not found` };
+  const py = `
+import json, sys
+sys.path.insert(0, ${JSON.stringify(join(root, 'tests', 'bench'))})
+import numpy as np
+import quantize_bench as q
+calib = np.load(${JSON.stringify(files.calibration)})
+model = q.load_keras(${JSON.stringify(keras)})
+times = [q.tf_convert(model, calib)[1] for _ in range(2)]
+print(json.dumps({"first": times[0], "best": min(times)}))
+`;
+  const p = spawnSync('python3', ['-c', py], { encoding: 'utf8', env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' } });
+  if (p.status !== 0) return { skipped: `python failed: ${(p.stderr || '').trim().split('\n').slice(-2).join(' ')}` };
+  return JSON.parse(p.stdout.trim().split('\n').at(-1));
+}
+
+function cpuName() {
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    return m ? m[1] : 'unknown CPU';
+  } catch {
+    return 'unknown CPU (no /proc/cpuinfo)';
+  }
+}
+
+const load = () => loadavg().map((v) => v.toFixed(2)).join(' ');
+console.log(`Threads benchmark: ${vwwName}`);
+console.log(`CPU: ${cpuName()}, ${availableParallelism()} cores; "all cores" = ${ALL} threads; best of ${REPEATS} after a warm-up`);
+console.log(`load average before: ${load()}\n`);
+
+const results = {};
+let failed = false;
+try {
+  results.Node = await inNode();
+  results.Chromium = await inChromium();
+  const tf = tfConverter();
+  const rows = [['runtime', 'engine', 'task', '1 thread s', `${ALL} threads s`, 'speed-up', 'cores used (1 / all)', 'CPU s (1 / all)', 'outputs']];
+  const slow = [];
+  for (const [runtime, r] of Object.entries(results)) {
+    for (const task of ['quantize', 'evaluate']) {
+      const [a, b] = [r[1], r[ALL]];
+      const same = task === 'quantize' ? a.modelSha256 === b.modelSha256 : a.figures === b.figures;
+      if (!same) failed = true;
+      const speedup = a[task] / b[task];
+      if (speedup < 1.6) slow.push(`${runtime} ${task} ${speedup.toFixed(2)}×`);
+      const label = task === 'quantize' ? `static int8, ${CALIBRATION} samples` : `evaluate, ${EVALUATION} samples`;
+      const cores = `${a.cores[task].toFixed(2)} / ${b.cores[task].toFixed(2)}`;
+      const cpu = `${((a.cores[task] * a[task]) / 1000).toFixed(2)} / ${((b.cores[task] * b[task]) / 1000).toFixed(2)}`;
+      rows.push([runtime, a.engine, label, (a[task] / 1000).toFixed(2), (b[task] / 1000).toFixed(2),
+        `${speedup.toFixed(2)}×`, cores, cpu, same ? 'identical' : 'DIFFER']);
+    }
+  }
+  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  for (const r of rows) console.log(r.map((c, k) => (k >= 3 && k <= 7 ? c.padStart(w[k]) : c.padEnd(w[k]))).join('  '));
+  console.log(`\n"cores used": CPU time of the Node process (worker threads included) or of the browser's processes, over the wall time of the call;`);
+  console.log(`on an idle machine it is near 1 with one thread and near ${ALL} with all: lower means other work had the cores.`);
+  console.log('"CPU s": the CPU time itself; equal figures mean splitting the work across threads cost nothing extra.');
+  console.log(`Chromium ${results.Chromium.browser}`);
+  const e = results.Node[1].report;
+  console.log(`evaluation: accuracy ${e.accuracy} (random labels), top-1 agreement ${e.reference.top1_agreement}, ` +
+    `output SQNR ${e.reference.output_sqnr_db.map((v) => v?.toFixed(2)).join(', ')} dB`);
+  const crossModel = results.Node[1].modelSha256 === results.Chromium[1].modelSha256;
+  const crossFigures = results.Node[1].figures === results.Chromium[1].figures;
+  console.log(`Node and Chromium: quantized model ${crossModel ? 'identical' : 'differs'}, ` +
+    `evaluation figures ${crossFigures ? 'identical' : 'differ'} (engines: ${results.Node[1].engine} / ${results.Chromium[1].engine})`);
+  if (tf.skipped) {
+    console.log(`TF converter: NOT MEASURED (${tf.skipped})`);
+  } else {
+    const ours = results.Chromium[ALL].quantize / 1000;
+    console.log(`TF converter (convert() only, same calibration samples): first ${tf.first.toFixed(2)} s, best ${tf.best.toFixed(2)} s; ` +
+      `ours in Chromium, ${ALL} threads: ${ours.toFixed(2)} s (${(tf.best / ours).toFixed(1)}× faster)`);
+  }
+  console.log(`load average after: ${load()}`);
+  if (slow.length) console.log(`NOTE: under 1.6× with all cores: ${slow.join(', ')} (load average ${load()}: the cores may be busy with other work)`);
+  if (failed) console.error('FAIL: outputs differ between 1 thread and all cores');
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
