@@ -372,7 +372,8 @@ export type PruningSchedule =
 export interface PruneDuring {
   method: PruneMethod;
   sparsity: number;
-  /** TFMOT's polynomial schedule to `sparsity` over all steps when absent. */
+  /** When absent: TFMOT's polynomial schedule reaching `sparsity` two thirds of the way through
+   * training, so the last third trains at the final sparsity. */
   schedule?: PruningSchedule;
   includeLastLayer?: boolean;
 }

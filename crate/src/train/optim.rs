@@ -33,6 +33,13 @@ impl Param {
         Param { values, mask: None, m: vec![0.0; n], v: vec![0.0; n], decay }
     }
 
+    /// Forgets the optimizer's moments: after a pruning step they describe another network (a
+    /// loss spike's large second moments would otherwise damp the recovery for ~1000 steps).
+    pub fn reset_moments(&mut self) {
+        self.m.iter_mut().for_each(|x| *x = 0.0);
+        self.v.iter_mut().for_each(|x| *x = 0.0);
+    }
+
     /// Sets the mask and zeroes everything it removes: values and optimizer state.
     pub fn set_mask(&mut self, mask: Vec<bool>) {
         for (i, &keep) in mask.iter().enumerate() {

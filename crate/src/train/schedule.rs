@@ -47,15 +47,18 @@ pub enum PruningSchedule {
 }
 
 impl PruningSchedule {
-    /// TFMOT's default polynomial schedule to `sparsity` over `total` steps: from 0, updated every
-    /// 100 steps (or more often when training is short), cubic.
+    /// The default: TFMOT's polynomial schedule (cubic, from 0) reaching `sparsity` two thirds of
+    /// the way through `total` steps, updated every tenth of that (at most every 100 steps), so the
+    /// last third trains at the final sparsity. (TFMOT leaves `end_step` to the user; ending at the
+    /// last step left no steps to recover in: 76.7% against 99.5% on the ResNet fixture at 80%.)
     pub fn polynomial(sparsity: f64, total: usize) -> PruningSchedule {
+        let end = (total * 2 / 3).max(1);
         PruningSchedule::Polynomial {
             initial_sparsity: 0.0,
             final_sparsity: sparsity,
             begin_step: 0,
-            end_step: None,
-            frequency: (total / 10).clamp(1, 100),
+            end_step: Some(end),
+            frequency: (end / 10).clamp(1, 100),
             power: 3.0,
         }
     }
@@ -118,6 +121,7 @@ mod tests {
         assert_eq!(s.at(100, 200), Some(0.8));
         assert_eq!(s.at(110, 200), None, "no updates after the end step");
         let d = PruningSchedule::polynomial(0.5, 37);
-        assert_eq!(d.at(36, 37), Some(0.5), "the default schedule ends on the last step");
+        assert_eq!(d.at(24, 37), Some(0.5), "the default schedule ends two thirds of the way");
+        assert_eq!(d.at(30, 37), None, "then the last third trains at the final sparsity");
     }
 }
