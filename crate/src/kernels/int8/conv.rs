@@ -4,7 +4,7 @@
 //! versions reorganize the sums (im2col padded with the input zero point, the offset folded into a
 //! per-channel constant) and must give identical bytes.
 
-use super::super::conv::{pad_nhwc, tap_offsets, ConvShape};
+use super::super::conv::{pad_nhwc, pixels_from, tap_offsets, ConvShape};
 pub use super::super::fixedpoint::OutputStage;
 use super::super::gemm_dot4::{self, DotKind, PackedQuad};
 use super::super::gemm_i7::{self, PackedHalves};
@@ -145,19 +145,19 @@ fn im2col(
     ld: usize,
     flip: i8,
 ) {
-    let per_image = s.out_h() * s.out_w();
-    let run = if s.win.w.dilation == 1 { s.kw() * s.in_c } else { s.in_c };
-    for (r, p) in (p0..p0 + n).enumerate() {
-        if pointwise {
+    if pointwise {
+        for (r, p) in (p0..p0 + n).enumerate() {
             copy_run(cols, r * ld, input, p * s.in_c, s.in_c, flip);
-            continue;
         }
-        let (b, rem) = (p / per_image, p % per_image);
-        let (oy, ox) = (rem / s.out_w(), rem % s.out_w());
+        return;
+    }
+    let run = if s.win.w.dilation == 1 { s.kw() * s.in_c } else { s.in_c };
+    let runs = s.kw() * s.in_c / run.max(1);
+    for (r, (b, oy, ox)) in pixels_from(s, p0).take(n).enumerate() {
         let mut at = r * ld;
         for ky in 0..s.kh() {
             let y = b * hp + oy * s.win.h.stride + ky * s.win.h.dilation;
-            for j in 0..s.kw() * s.in_c / run {
+            for j in 0..runs {
                 copy_run(cols, at, padded, (y * wp + ox * s.win.w.stride + j * s.win.w.dilation) * s.in_c, run, 0);
                 at += run;
             }
