@@ -13,7 +13,9 @@
 //
 // Run (after scripts/setup.sh; tf2onnx from tests/bench/requirements.txt):
 //   node tests/bench/inference_bench.mjs [--passes 15] [--pass-ms 25] [--warmup-ms 1000]
-//        [--only vww] [--profile 4] [--js-flags=--no-enable-avx-vnni]
+//        [--only vww] [--profile 4] [--js-flags=--no-enable-avx-vnni] [--baseline DIR]
+// `--baseline DIR` adds two more engines, `base relaxed` and `base simd`, loaded from DIR/relaxed
+// and DIR/simd (a copy of another checkout's web/wasm): an A/B of two builds in the same page.
 // `--js-flags` goes to Chromium's V8: `--no-enable-avx-vnni` makes V8 lower relaxed SIMD as on
 // an x86 CPU without AVX-VNNI (AMD before Zen 5, older Intel), on this machine.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -35,6 +37,7 @@ const warmupMs = Math.max(1000, Number(arg('--warmup-ms', 1000)));
 const only = arg('--only', '');
 const profileTop = Number(arg('--profile', 4));
 const jsFlags = arg('--js-flags', '');
+const baseline = arg('--baseline', '');
 
 const models = [
   ['VWW int8', 'mlperftiny_vww_mobilenetv1_025_96_int8.tflite'],
@@ -98,12 +101,20 @@ const onnxIndex = onnx.map((o) => (o.path ? files.indexOf(o.path) : -1));
 
 // The page: loads our two builds, tfjs-tflite and onnxruntime-web, and exposes per-model set-up,
 // timed passes (one engine for `ms` milliseconds, returning ms per inference), outputs and profile.
+const baseImports = baseline
+  ? `import initBaseRelaxed, * as baseRelaxed from '/base/relaxed/tinyml_optimizer.js';
+import initBaseSimd, * as baseSimd from '/base/simd/tinyml_optimizer.js';
+await initBaseRelaxed();
+await initBaseSimd();
+const bases = [['base relaxed', baseRelaxed], ['base simd', baseSimd]];`
+  : 'const bases = [];';
 const script = `
 import initRelaxed, * as relaxed from '/web/wasm/relaxed/tinyml_optimizer.js';
 import initSimd, * as simd from '/web/wasm/simd/tinyml_optimizer.js';
 import * as ort from '/ort/ort.wasm.min.mjs';
 await initRelaxed();
 await initSimd();
+${baseImports}
 window.exports = {}; // the tfjs-tflite client ends with a CommonJS export
 await new Promise((ok, fail) => {
   const s = document.createElement('script');
@@ -151,7 +162,7 @@ window.setup = async (modelFile, onnxFile) => {
   const io = summary.inputs[0];
   const x = makeInput(io);
   const npy = relaxed.npyFromF32(x.shape, x.f);
-  for (const [name, mod] of [['ours relaxed', relaxed], ['ours simd', simd]]) {
+  for (const [name, mod] of [['ours relaxed', relaxed], ['ours simd', simd], ...bases]) {
     const m = new mod.Model(bytes);
     m.setFirstSample(npy);
     engines[name] = {
@@ -210,13 +221,13 @@ window.ready = true;
 `;
 
 const served = [];
-const mounts = { '/tfjs-tflite/': tfliteDir, '/ort/': ortDir };
+const mounts = { '/tfjs-tflite/': tfliteDir, '/ort/': ortDir, ...(baseline ? { '/base/': baseline } : {}) };
 const args = jsFlags ? [`--js-flags=${jsFlags}`] : [];
 const { tab, close, browserVersion } = await startPackagePage(script, files, { mounts, args, served });
 
 const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 const fmt = (ms) => (ms === undefined ? '' : ms < 0.1 ? ms.toFixed(4) : ms.toFixed(3));
-const order = ['ours relaxed', 'ours simd', 'tfjs-tflite', 'onnxruntime-web'];
+const order = ['ours relaxed', 'ours simd', 'base relaxed', 'base simd', 'tfjs-tflite', 'onnxruntime-web'];
 
 async function measure(i) {
   const setup = await tab.evaluate(([m, o]) => window.setup(m, o), [i, onnxIndex[i]]);
@@ -276,14 +287,20 @@ try {
 
   const head = ['model', 'ours relaxed', 'ours simd128', 'tfjs-tflite', 'onnxruntime-web', 'relaxed/tfjs', 'simd/tfjs', 'max output diff vs ours'];
   const rows = [head];
+  const baseRows = [];
   for (const [i, r] of results.entries()) {
     const cell = (n) => (r.times[n] ? `${fmt(median(r.times[n]))} (${fmt(Math.min(...r.times[n]))})` : '');
     const ratio = (n) => (r.times[n] && r.times['tfjs-tflite'] ? `${(median(r.times[n]) / median(r.times['tfjs-tflite'])).toFixed(2)}x` : '');
     const ortCell = r.times['onnxruntime-web'] ? cell('onnxruntime-web') : onnx[i].error ?? r.setup.ortNote ?? 'failed';
     rows.push([models[i][0], cell('ours relaxed'), cell('ours simd'), cell('tfjs-tflite'), ortCell, ratio('ours relaxed'), ratio('ours simd'), agreement(r.outs)]);
+    if (r.times['base relaxed']) {
+      const vs = (a, b) => `${(median(r.times[a]) / median(r.times[b])).toFixed(3)}x`;
+      baseRows.push(`  ${models[i][0]}: base relaxed ${cell('base relaxed')}, base simd ${cell('base simd')}; ours/base relaxed ${vs('ours relaxed', 'base relaxed')}, simd ${vs('ours simd', 'base simd')}, base relaxed/tfjs ${ratio('base relaxed')}, base simd/tfjs ${ratio('base simd')}`);
+    }
   }
   const w = head.map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   for (const row of rows) console.log(row.map((c, k) => (k > 0 && k < 7 ? c.padStart(w[k]) : c.padEnd(w[k]))).join('  '));
+  if (baseRows.length) console.log(`\nBaseline builds from ${baseline} (same page, interleaved):\n${baseRows.join('\n')}`);
 
   if (profileTop > 0) {
     console.log(`\nSlowest layers of ours (relaxed build, per-layer profile, 200 runs):`);

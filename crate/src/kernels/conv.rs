@@ -117,6 +117,23 @@ pub fn pad_nhwc<T: Copy>(
 
 /// Offsets, in a padded input from [`pad_nhwc`] of width `wp` and `cp` channels, of each filter
 /// tap relative to the window's top-left corner, in `[kh][kw]` order.
+/// Output pixels `(batch, oy, ox)` in NHWC order from flat pixel `p0` on: one division at the
+/// start, then counters (integer division costs tens of cycles in wasm, per pixel adds up).
+pub fn pixels_from(s: &ConvShape, p0: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+    let (oh, ow) = (s.out_h(), s.out_w().max(1));
+    let per_image = (oh * ow).max(1);
+    let rem = p0 % per_image;
+    let mut at = (p0 / per_image, rem / ow, rem % ow);
+    std::iter::repeat_with(move || {
+        let here = at;
+        at.2 += 1;
+        if at.2 == ow {
+            at = if at.1 + 1 == oh { (at.0 + 1, 0, 0) } else { (at.0, at.1 + 1, 0) };
+        }
+        here
+    })
+}
+
 pub fn tap_offsets(s: &ConvShape, wp: usize, cp: usize) -> Vec<usize> {
     (0..s.kh())
         .flat_map(|ky| (0..s.kw()).map(move |kx| (ky * s.win.h.dilation * wp + kx * s.win.w.dilation) * cp))
@@ -145,12 +162,9 @@ pub fn conv2d_f32(
     let (hp, wp) = pad_nhwc(s, input, 0.0, 1, s.in_c, padded);
     // Taps of one filter row are contiguous in the padded input unless the width is dilated.
     let run = if s.win.w.dilation == 1 { s.kw() * s.in_c } else { s.in_c };
-    let per_image = s.out_h() * s.out_w();
     for p0 in (0..pixels).step_by(BLOCK) {
         let n = BLOCK.min(pixels - p0);
-        for (r, p) in (p0..p0 + n).enumerate() {
-            let (b, rem) = (p / per_image, p % per_image);
-            let (oy, ox) = (rem / s.out_w(), rem % s.out_w());
+        for (r, (b, oy, ox)) in pixels_from(s, p0).take(n).enumerate() {
             let row = &mut cols[r * k..(r + 1) * k];
             for ky in 0..s.kh() {
                 let y = b * hp + oy * s.win.h.stride + ky * s.win.h.dilation;
@@ -460,6 +474,26 @@ mod tests {
     fn close(a: &[f32], b: &[f32]) {
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
             assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "at {i}: {x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn pixels_from_counts_as_division_does() {
+        for (h, w, stride, batch) in [(5, 7, 1, 2), (6, 6, 2, 3), (1, 1, 1, 4), (9, 2, 3, 1)] {
+            let win = |n| Window::new(Padding::Same, n, 3, stride, 1).unwrap();
+            let s = ConvShape {
+                batch,
+                in_c: 1,
+                out_c: 1,
+                win: crate::kernels::geometry::Window2D { h: win(h), w: win(w) },
+            };
+            let (oh, ow) = (s.out_h(), s.out_w());
+            let total = batch * oh * ow;
+            for p0 in [0, 1, ow.saturating_sub(1), ow, oh * ow - 1, total - 1] {
+                let want: Vec<_> = (p0..total).map(|p| (p / (oh * ow), p % (oh * ow) / ow, p % ow)).collect();
+                let got: Vec<_> = pixels_from(&s, p0).take(total - p0).collect();
+                assert_eq!(got, want, "{h}x{w} stride {stride} batch {batch} from {p0}");
+            }
         }
     }
 

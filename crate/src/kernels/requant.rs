@@ -6,7 +6,7 @@
 //! and per-channel right shifts select among the (few) distinct uniform shifts of each group of
 //! four channels. Both are tested to give identical bytes.
 
-use super::fixedpoint::{FixedRequant, OutputStage};
+use super::fixedpoint::{FixedRequant, OutputStage, Rescale};
 
 /// Scalar version: `out[c] = stage(acc[c] + offset[c])` for `c` in `0..acc.len()`, channels
 /// starting at `first`.
@@ -29,6 +29,9 @@ pub fn row_reference(acc: &[i32], offset: &[i32], stage: &OutputStage, first: us
 #[derive(Clone, Debug, PartialEq)]
 pub struct VecStage {
     groups: Vec<Group>,
+    /// LiteRT's double-precision rescaling instead ([`Rescale::Double`] per channel, padded to
+    /// whole groups of four): when set, `groups` and `windows` are empty.
+    doubles: Vec<f64>,
     /// The clamp-window layout ([`Window4`]), when every channel allows it.
     windows: Option<Vec<Window4>>,
     zp: i32,
@@ -147,10 +150,14 @@ struct Group {
 }
 
 impl VecStage {
-    /// The vector layout of `stage` for `channels` channels, or `None` when the stage is not
-    /// fixed-point (LiteRT's double-precision FULLY_CONNECTED).
+    /// The vector layout of `stage` for `channels` channels (`None` for no channels).
     pub fn new(stage: &OutputStage, channels: usize) -> Option<VecStage> {
-        stage.fixed(0)?;
+        if channels == 0 {
+            return None;
+        }
+        if stage.fixed(0).is_none() {
+            return Self::double(stage, channels);
+        }
         // One spare group, so eight channels can always be requantized from any group.
         let groups = (0..channels.div_ceil(4) + 1)
             .map(|g| {
@@ -192,7 +199,25 @@ impl VecStage {
                 Window4::new(&f, stage.out_zp, stage.min, stage.max)
             })
             .collect::<Option<Vec<_>>>();
-        Some(VecStage { groups, windows, zp: stage.out_zp, min: stage.min, max: stage.max })
+        Some(VecStage { groups, windows, doubles: Vec::new(), zp: stage.out_zp, min: stage.min, max: stage.max })
+    }
+
+    /// The layout of a double-precision stage: one scale per channel, the last repeated into a
+    /// spare group (as for the fixed-point groups).
+    fn double(stage: &OutputStage, channels: usize) -> Option<VecStage> {
+        let scale = |c: usize| match stage.scales.get(if stage.scales.len() == 1 { 0 } else { c }) {
+            Some(Rescale::Double(s)) => Some(*s),
+            _ => None,
+        };
+        let doubles =
+            (0..(channels.div_ceil(4) + 1) * 4).map(|c| scale(c.min(channels - 1))).collect::<Option<Vec<_>>>()?;
+        let (zp, min, max) = (stage.out_zp, stage.min, stage.max);
+        Some(VecStage { groups: Vec::new(), windows: None, doubles, zp, min, max })
+    }
+
+    /// True for the fixed-point layouts ([`simd128::requant8`] applies only to those).
+    pub fn is_fixed(&self) -> bool {
+        self.doubles.is_empty()
     }
 }
 
@@ -201,6 +226,10 @@ impl VecStage {
 pub fn row(acc: &[i32], offset: &[i32], stage: &OutputStage, vs: Option<&VecStage>, first: usize, out: &mut [i8]) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if let Some(vs) = vs {
+        if !vs.is_fixed() {
+            simd128::row_double(acc, offset, vs, first, out);
+            return;
+        }
         if first.is_multiple_of(4) {
             simd128::row(acc, offset, vs, first, out);
             return;
@@ -368,6 +397,49 @@ pub mod simd128 {
         i8x16_narrow_i16x8(v, v)
     }
 
+    /// Two lanes of `round(x · scale)` in double precision, rounding halves away from zero as
+    /// `f64::round` does: `t = trunc(p)`, plus the sign of `p` where `|p − t| ≥ ½` (both steps
+    /// exact), then converted with saturation as `as i32` does.
+    #[inline(always)]
+    fn round_scaled(x: v128, scales: v128) -> v128 {
+        let p = f64x2_mul(f64x2_convert_low_i32x4(x), scales);
+        let t = f64x2_trunc(p);
+        let up = f64x2_ge(f64x2_abs(f64x2_sub(p, t)), f64x2_splat(0.5));
+        let sign = v128_bitselect(f64x2_splat(-1.0), f64x2_splat(1.0), f64x2_lt(p, f64x2_splat(0.0)));
+        i32x4_trunc_sat_f64x2_zero(f64x2_add(t, v128_and(up, sign)))
+    }
+
+    /// [`super::row`] for a double-precision stage ([`VecStage::is_fixed`] false): four channels
+    /// at a time, any `first`.
+    pub fn row_double(acc: &[i32], offset: &[i32], vs: &VecStage, first: usize, out: &mut [i8]) {
+        let n = acc.len().min(out.len());
+        let (offset, scales) = (&offset[first..first + n], &vs.doubles[first..]);
+        assert!(scales.len() >= n.div_ceil(4) * 4, "double scales too short");
+        let (zp, min, max) = (i32x4_splat(vs.zp), i32x4_splat(vs.min), i32x4_splat(vs.max));
+        let mut c = 0;
+        while c < n {
+            let take = (n - c).min(4);
+            let (mut a, mut o) = ([0i32; 4], [0i32; 4]);
+            a[..take].copy_from_slice(&acc[c..c + take]);
+            o[..take].copy_from_slice(&offset[c..c + take]);
+            // SAFETY: 16-byte loads of 4-element arrays, and of scales[c..c + 4] (asserted above).
+            let v = unsafe {
+                let x = i32x4_add(v128_load(a.as_ptr() as *const v128), v128_load(o.as_ptr() as *const v128));
+                let s = scales.as_ptr().add(c);
+                let lo = round_scaled(x, v128_load(s as *const v128));
+                let hi = round_scaled(i32x4_shuffle::<2, 3, 0, 1>(x, x), v128_load(s.add(2) as *const v128));
+                let r = i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(lo, hi), zp);
+                i32x4_min(i32x4_max(r, min), max)
+            };
+            let bytes = i8x16_narrow_i16x8(i16x8_narrow_i32x4(v, v), v);
+            let mut b = [0i8; 16];
+            // SAFETY: a 16-byte store into a 16-byte array.
+            unsafe { v128_store(b.as_mut_ptr() as *mut v128, bytes) };
+            out[c..c + take].copy_from_slice(&b[..take]);
+            c += 4;
+        }
+    }
+
     pub fn row(acc: &[i32], offset: &[i32], vs: &VecStage, first: usize, out: &mut [i8]) {
         let n = acc.len().min(out.len());
         let offset = &offset[first..first + n];
@@ -437,8 +509,48 @@ mod tests {
                 }
             }
         }
-        let double = OutputStage::new(vec![Rescale::Double(0.01)], 0, -128, 127);
-        assert!(VecStage::new(&double, 4).is_none());
+    }
+
+    /// LiteRT's double-precision stage through the vector layout: halves (exact and near), both
+    /// signs, saturation, per-tensor and per-channel scales, every `first`.
+    #[test]
+    fn double_requant_equals_scalar() {
+        let mut rng = Rng::new(22);
+        for channels in [1usize, 3, 4, 5, 8, 13] {
+            for per_channel in [false, true] {
+                let n_scales = if per_channel { channels } else { 1 };
+                let scales =
+                    (0..n_scales).map(|_| Rescale::Double(10f64.powf(rng.uniform() as f64 * 6.0 - 5.0))).collect();
+                let stage = OutputStage::new(scales, rng.below(256) as i32 - 128, -128 + rng.below(50) as i32, 127);
+                let vs = VecStage::new(&stage, channels).unwrap();
+                assert!(!vs.is_fixed());
+                let offset: Vec<i32> = (0..channels).map(|_| rng.below(1000) as i32 - 500).collect();
+                for trial in 0..60 {
+                    let acc: Vec<i32> = (0..channels)
+                        .map(|c| match trial % 4 {
+                            0 => (rng.next_u64() as i32) >> rng.below(32),
+                            1 => [i32::MIN, i32::MAX, -1, 0, 1][c % 5],
+                            // Accumulators whose product lands on (or next to) a half.
+                            _ => {
+                                let s = match stage.scales[if per_channel { c } else { 0 }] {
+                                    Rescale::Double(s) => s,
+                                    Rescale::Fixed(_) => unreachable!(),
+                                };
+                                let target = (rng.below(400) as f64 - 200.0) + 0.5;
+                                (target / s).round() as i32 - offset[c] + trial % 3 - 1
+                            }
+                        })
+                        .collect();
+                    for first in 0..channels {
+                        let mut want = vec![0i8; channels - first];
+                        row_reference(&acc[first..], &offset, &stage, first, &mut want);
+                        let mut got = vec![0i8; channels - first];
+                        row(&acc[first..], &offset, &stage, Some(&vs), first, &mut got);
+                        assert_eq!(got, want, "{channels} channels from {first}, trial {trial}");
+                    }
+                }
+            }
+        }
     }
 
     /// The clamp-window layout, lane by lane in scalar arithmetic, against the reference stage:

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::exec::kernel::{out_f32, out_i8, Kernel, RunCx};
 use crate::ir::{DType, Pool2D};
 use crate::kernels::conv::ConvShape;
-use crate::kernels::int8::pointwise as pw_i8;
+use crate::kernels::int8::pool as pool_i8;
 use crate::kernels::pool;
 use crate::ops::pool_shape;
 
@@ -69,9 +69,9 @@ impl Kernel for PoolI8 {
     fn run(&self, cx: &mut RunCx) -> Result<()> {
         let (x, o) = (cx.i8_in(0)?, out_i8(cx.out)?);
         if self.max_pool {
-            pw_i8::max_pool(&self.s, x, self.min, self.max, o);
+            pool_i8::max_pool(&self.s, x, self.min, self.max, o);
         } else {
-            pw_i8::average_pool(&self.s, x, self.min, self.max, o);
+            pool_i8::average_pool(&self.s, x, self.min, self.max, o);
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 //! versions reorganize the sums (im2col padded with the input zero point, the offset folded into a
 //! per-channel constant) and must give identical bytes.
 
-use super::super::conv::{pad_nhwc, tap_offsets, ConvShape};
+use super::super::conv::{pad_nhwc, pixels_from, tap_offsets, ConvShape};
 pub use super::super::fixedpoint::OutputStage;
 use super::super::gemm_dot4::{self, DotKind, PackedQuad};
 use super::super::gemm_i7::{self, PackedHalves};
@@ -145,19 +145,19 @@ fn im2col(
     ld: usize,
     flip: i8,
 ) {
-    let per_image = s.out_h() * s.out_w();
-    let run = if s.win.w.dilation == 1 { s.kw() * s.in_c } else { s.in_c };
-    for (r, p) in (p0..p0 + n).enumerate() {
-        if pointwise {
+    if pointwise {
+        for (r, p) in (p0..p0 + n).enumerate() {
             copy_run(cols, r * ld, input, p * s.in_c, s.in_c, flip);
-            continue;
         }
-        let (b, rem) = (p / per_image, p % per_image);
-        let (oy, ox) = (rem / s.out_w(), rem % s.out_w());
+        return;
+    }
+    let run = if s.win.w.dilation == 1 { s.kw() * s.in_c } else { s.in_c };
+    let runs = s.kw() * s.in_c / run.max(1);
+    for (r, (b, oy, ox)) in pixels_from(s, p0).take(n).enumerate() {
         let mut at = r * ld;
         for ky in 0..s.kh() {
             let y = b * hp + oy * s.win.h.stride + ky * s.win.h.dilation;
-            for j in 0..s.kw() * s.in_c / run {
+            for j in 0..runs {
                 copy_run(cols, at, padded, (y * wp + ox * s.win.w.stride + j * s.win.w.dilation) * s.in_c, run, 0);
                 at += run;
             }
@@ -428,6 +428,24 @@ pub fn depthwise(s: &ConvShape, input: &[i8], d: &PreparedDepthwise, out: &mut [
     let last = base_of(s.batch - 1, s.out_h().saturating_sub(1), s.out_w().saturating_sub(1));
     // Every block reads 8 bytes at base + tap + c0 for c0 < cp: the last pixel bounds them all.
     assert!(last + taps.iter().max().unwrap_or(&0) + cp <= x.len(), "padded input too short");
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if let Some(vs) = d.vec.as_ref().filter(|v| v.is_fixed()) {
+        let dims = (s.batch, s.out_h(), s.out_w(), out_c);
+        match &d.layout {
+            DwLayout::Pairs(w) => {
+                return dw_simd::blocks(dims, base_of, &d.offset, vs, out, |c0, base| {
+                    simd128::pairs(x, base + c0, &taps, &w[c0 * 2..], cp)
+                });
+            }
+            #[cfg(target_feature = "relaxed-simd")]
+            DwLayout::Quads(w) if gemm_dot4::available() => {
+                return dw_simd::blocks(dims, base_of, &d.offset, vs, out, |c0, base| {
+                    relaxed::quads(x, base + c0, &taps, &w[c0 * 4..], cp)
+                });
+            }
+            _ => {}
+        }
+    }
     let mut acc = [0i32; 8];
     for b in 0..s.batch {
         for oy in 0..s.out_h() {
@@ -500,6 +518,17 @@ pub mod simd128 {
 
     #[inline(always)]
     pub fn dw_pairs(x: &[i8], base: usize, taps: &[usize], w: &[i16], cp: usize, acc: &mut [i32; 8]) {
+        let (lo, hi) = pairs(x, base, taps, w, cp);
+        // SAFETY: acc holds 8 i32: two 16-byte stores.
+        unsafe {
+            v128_store(acc.as_mut_ptr() as *mut v128, lo);
+            v128_store(acc.as_mut_ptr().add(4) as *mut v128, hi);
+        }
+    }
+
+    /// [`dw_pairs`]' sums as two vectors of four channels.
+    #[inline(always)]
+    pub fn pairs(x: &[i8], base: usize, taps: &[usize], w: &[i16], cp: usize) -> (v128, v128) {
         let (mut lo, mut hi) = (i32x4_splat(0), i32x4_splat(0));
         let (x, w) = (x.as_ptr(), &w[..(taps.len() / 2 - 1) * cp * 2 + 16]);
         for (g, pair) in taps.chunks_exact(2).enumerate() {
@@ -514,10 +543,56 @@ pub mod simd128 {
                 hi = i32x4_add(hi, i32x4_dot_i16x8(i16x8_extend_high_i8x16(ab), v128_load(wp.add(8) as *const v128)));
             }
         }
-        // SAFETY: acc holds 8 i32: two 16-byte stores.
-        unsafe {
-            v128_store(acc.as_mut_ptr() as *mut v128, lo);
-            v128_store(acc.as_mut_ptr().add(4) as *mut v128, hi);
+        (lo, hi)
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod dw_simd {
+    //! The depthwise loop of the SIMD builds: blocks of eight channels outer, output pixels inner,
+    //! so a block's offsets and requantization constants are loaded once per layer, and each
+    //! pixel's two vectors of sums go straight to the vector requantization.
+    use super::super::super::requant::{simd128::requant8, VecStage};
+    use core::arch::wasm32::*;
+
+    /// `out[((b·oh + oy)·ow + ox)·out_c + c0 + c] = requant(dot(c0, base(b, oy, ox))[c] + offset[c0 + c])`
+    /// for every block `c0` of eight channels (`offset` padded to a multiple of eight).
+    #[inline(always)]
+    pub fn blocks(
+        (batch, oh, ow, out_c): (usize, usize, usize, usize),
+        base: impl Fn(usize, usize, usize) -> usize,
+        offset: &[i32],
+        vs: &VecStage,
+        out: &mut [i8],
+        dot: impl Fn(usize, usize) -> (v128, v128),
+    ) {
+        assert!(out.len() >= batch * oh * ow * out_c && offset.len() >= out_c.div_ceil(8) * 8);
+        for c0 in (0..out_c).step_by(8) {
+            let take = (out_c - c0).min(8);
+            // SAFETY: offset holds at least c0 + 8 values (asserted above).
+            let (o0, o1) = unsafe {
+                let at = offset.as_ptr().add(c0);
+                (v128_load(at as *const v128), v128_load(at.add(4) as *const v128))
+            };
+            let mut at = c0;
+            for b in 0..batch {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let (lo, hi) = dot(c0, base(b, oy, ox));
+                        let v = requant8(i32x4_add(lo, o0), i32x4_add(hi, o1), vs, c0);
+                        if take == 8 {
+                            // SAFETY: at + 8 ≤ batch·oh·ow·out_c ≤ out.len() (asserted above).
+                            unsafe { v128_store64_lane::<0>(v, out.as_mut_ptr().add(at) as *mut u64) };
+                        } else {
+                            let mut bytes = [0i8; 16];
+                            // SAFETY: a 16-byte store into a 16-byte array.
+                            unsafe { v128_store(bytes.as_mut_ptr() as *mut v128, v) };
+                            out[at..at + take].copy_from_slice(&bytes[..take]);
+                        }
+                        at += out_c;
+                    }
+                }
+            }
         }
     }
 }
@@ -530,6 +605,17 @@ pub mod relaxed {
 
     #[inline(always)]
     pub fn dw_quads(x: &[i8], base: usize, taps: &[usize], w: &[i8], cp: usize, acc: &mut [i32; 8]) {
+        let (lo, hi) = quads(x, base, taps, w, cp);
+        // SAFETY: acc holds 8 i32: two 16-byte stores.
+        unsafe {
+            v128_store(acc.as_mut_ptr() as *mut v128, lo);
+            v128_store(acc.as_mut_ptr().add(4) as *mut v128, hi);
+        }
+    }
+
+    /// [`dw_quads`]' sums as two vectors of four channels.
+    #[inline(always)]
+    pub fn quads(x: &[i8], base: usize, taps: &[usize], w: &[i8], cp: usize) -> (v128, v128) {
         let (mut lo, mut hi) = (i32x4_splat(0), i32x4_splat(0));
         let (x, w) = (x.as_ptr(), &w[..(taps.len() / 4 - 1) * cp * 4 + 32]);
         for (g, quad) in taps.chunks_exact(4).enumerate() {
@@ -546,11 +632,7 @@ pub mod relaxed {
                 hi = i32x4_relaxed_dot_i8x16_i7x16_add(v128_load(wp.add(16) as *const v128), second, hi);
             }
         }
-        // SAFETY: acc holds 8 i32: two 16-byte stores.
-        unsafe {
-            v128_store(acc.as_mut_ptr() as *mut v128, lo);
-            v128_store(acc.as_mut_ptr().add(4) as *mut v128, hi);
-        }
+        (lo, hi)
     }
 }
 

@@ -3,3 +3,4 @@
 pub mod conv;
 pub mod lstm;
 pub mod pointwise;
+pub mod pool;
