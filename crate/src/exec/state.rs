@@ -27,14 +27,22 @@ impl State {
                 _ => Buffer::Empty,
             })
             .collect();
-        State { bufs, scratch: Scratch::default() }
+        let mut state = State { bufs, scratch: Scratch::default() };
+        state.reset_variables(plan);
+        state
     }
 
-    /// Zeroes the recurrent state (variable tensors), as a fresh run state has it.
+    /// Sets the recurrent state (variable tensors) to zero, as TFLite and TFLite Micro reset it:
+    /// real zero, so an int8 state holds its zero point (int16 states are symmetric).
     pub fn reset_variables(&mut self, plan: &Plan) {
         for &t in &plan.variables {
             if let Some(f) = plan.fact(t) {
-                self.bufs[t] = Buffer::zeros(f.dtype, f.len()).unwrap_or_default();
+                let mut b = Buffer::zeros(f.dtype, f.len()).unwrap_or_default();
+                let zp = f.quant.as_ref().and_then(|q| q.zero_point.first().copied()).unwrap_or(0);
+                if let Buffer::I8(v) = &mut b {
+                    v.fill(zp.clamp(-128, 127) as i8);
+                }
+                self.bufs[t] = b;
             }
         }
     }
