@@ -52,3 +52,20 @@ fn quantizing_values_near_the_float_limits_is_refused_naming_the_tensor() {
         }
     }
 }
+
+#[test]
+fn evaluating_a_model_whose_input_holds_no_values_is_an_error_not_a_panic() {
+    // run_model target: an input with a zero dimension; the samples of the batch hold no values.
+    let m = tflite::read(finding!("run_task_short_data.tflite")).unwrap();
+    let g = m.main();
+    let shape = &g.tensors[g.inputs[0]].shape;
+    let per = if shape.first() == Some(&1) { &shape[1..] } else { &shape[..] };
+    let full: Vec<usize> = std::iter::once(2).chain(per.iter().copied()).collect();
+    let len: usize = full.iter().product();
+    let x = npy::NpyArray::new(full, npy::NpyData::F32(vec![0.5; len])).unwrap();
+    let labels = npy::NpyArray::new(vec![2], npy::NpyData::I64(vec![0, 1])).unwrap();
+    let r = tinyml_optimizer::evaluate::evaluate(&m, 412, &x, Some(&labels), Some((&m, 412)), &mut |_, _, _| {});
+    if let Err(e) = r {
+        assert!(!e.to_string().is_empty());
+    }
+}

@@ -35,13 +35,14 @@ impl Run {
         let per = input.num_elements().max(1);
         let x = w.array(self.data)?;
         let range = self.samples.0 * per..self.samples.1 * per;
+        let short = || Error::input(format!("the data holds too few values for samples {:?}", self.samples));
         let floats;
         let samples = match (&x.data, input.dtype) {
-            (NpyData::I8(v), DType::I8) => Samples::I8(&v[range]),
-            (NpyData::U8(v), DType::U8) => Samples::U8(&v[range]),
+            (NpyData::I8(v), DType::I8) => Samples::I8(v.get(range).ok_or_else(short)?),
+            (NpyData::U8(v), DType::U8) => Samples::U8(v.get(range).ok_or_else(short)?),
             _ => {
                 floats = w.floats(self.data)?;
-                Samples::F32(&floats[range])
+                Samples::F32(floats.get(range).ok_or_else(short)?)
             }
         };
         let mut outs: Vec<Vec<Buffer>> = vec![Vec::new(); g.outputs.len()];
