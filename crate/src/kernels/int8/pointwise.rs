@@ -44,14 +44,25 @@ impl AddParams {
         let r1 = s1 as f64 / twice_max;
         let r2 = s2 as f64 / twice_max;
         let r_out = twice_max / (((1i32 << left_shift) as f32) * s_out) as f64;
+        Self::from_ratios([r1, r2, r_out], left_shift, (zp1, zp2, zp_out), (min, max), subtract)
+    }
+
+    /// The parameters from the three rescaling ratios (inputs, output) and the offsets.
+    fn from_ratios(
+        r: [f64; 3],
+        left_shift: i32,
+        (zp1, zp2, zp_out): (i32, i32, i32),
+        (min, max): (i32, i32),
+        subtract: bool,
+    ) -> Self {
         AddParams {
             in1_offset: -zp1,
             in2_offset: -zp2,
             out_zp: zp_out,
             left_shift,
-            m1: quantize_multiplier(r1),
-            m2: quantize_multiplier(r2),
-            m_out: quantize_multiplier(r_out),
+            m1: quantize_multiplier(r[0]),
+            m2: quantize_multiplier(r[1]),
+            m_out: quantize_multiplier(r[2]),
             min,
             max,
             subtract,
@@ -531,18 +542,7 @@ impl AddParams {
         let r1 = (s1 / twice_max) as f64;
         let r2 = (s2 / twice_max) as f64;
         let r_out = (twice_max / ((1i32 << left_shift) as f32 * s_out)) as f64;
-        AddParams {
-            in1_offset: -zp1,
-            in2_offset: -zp2,
-            out_zp: zp_out,
-            left_shift,
-            m1: quantize_multiplier(r1),
-            m2: quantize_multiplier(r2),
-            m_out: quantize_multiplier(r_out),
-            min,
-            max,
-            subtract: true,
-        }
+        Self::from_ratios([r1, r2, r_out], left_shift, (zp1, zp2, zp_out), (min, max), true)
     }
 }
 
