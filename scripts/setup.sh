@@ -55,6 +55,15 @@ ensure_node() {
   fi
 }
 
+# The firmware tests compile the generated TFLite Micro files with g++.
+ensure_cxx() {
+  if ! command -v g++ >/dev/null; then
+    log "installing Debian's g++ (the firmware files are compiled in the tests)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null
+  fi
+}
+
 ensure_chromium() {
   if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     log "installing Debian's chromium and chromium-driver"
@@ -120,6 +129,7 @@ main() {
   ensure_node
   if [ "${1:-}" = "--tests" ]; then
     ensure_chromium
+    ensure_cxx
     ensure_python
   fi
   build_wasm
