@@ -6,14 +6,21 @@ use std::fmt;
 
 /// Where in a model an error was found.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "ErrorLocation"))]
+#[serde(rename_all = "camelCase")]
 pub struct Location {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub node: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub op: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub tensor: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub tensor_name: Option<String>,
 }
 
@@ -52,6 +59,8 @@ impl fmt::Display for Location {
 
 /// Stable error codes, shared with the JS API and the CLI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "CoreErrorCode"))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The model file is malformed: truncated, inconsistent, or not a model at all.

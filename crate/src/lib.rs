@@ -26,6 +26,8 @@ pub mod summary;
 pub mod tflite;
 pub mod tflm;
 pub mod train;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod ts_bindings;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 

@@ -9,21 +9,27 @@ use crate::ir::{DType, Graph, Model, Op, QuantParams};
 use crate::ops::Role;
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct OpCount {
     pub op: String,
     pub count: usize,
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
 pub struct WeightSummary {
     pub tensor: usize,
     pub dtype: DType,
     pub shape: Vec<usize>,
     /// "per-channel", "per-tensor" or "none".
+    #[cfg_attr(test, ts(type = "'per-channel' | 'per-tensor' | 'none'"))]
     pub quantization: &'static str,
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
 pub struct LayerSummary {
     pub index: usize,
     pub op: String,
@@ -36,15 +42,20 @@ pub struct LayerSummary {
     pub dtype: DType,
     /// Elements of the constant operands (weights and bias).
     pub params: usize,
+    #[cfg_attr(test, ts(type = "number"))]
     pub macs: u64,
+    #[cfg_attr(test, ts(optional))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weights: Option<WeightSummary>,
+    #[cfg_attr(test, ts(optional))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activation: Option<String>,
     pub executable: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
 pub struct TensorSummary {
     pub index: usize,
     pub name: String,
@@ -52,16 +63,21 @@ pub struct TensorSummary {
     pub shape: Vec<usize>,
     pub constant: bool,
     pub bytes: usize,
+    #[cfg_attr(test, ts(optional))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quant: Option<QuantParams>,
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
 pub struct ModelSummary {
+    #[cfg_attr(test, ts(type = "'tflite'"))]
     pub format: &'static str,
     pub size_bytes: usize,
     pub description: String,
     /// "float", "hybrid" (int8 weights, float activations), "int8" (full integer) or "mixed".
+    #[cfg_attr(test, ts(type = "'float' | 'hybrid' | 'int8' | 'mixed'"))]
     pub precision: &'static str,
     pub subgraphs: usize,
     pub inputs: Vec<IoDetail>,
@@ -75,6 +91,7 @@ pub struct ModelSummary {
     /// Bytes of those constants in the file.
     pub parameter_bytes: usize,
     /// Multiply-accumulates of one inference (convolutions, FULLY_CONNECTED, LSTM matrices).
+    #[cfg_attr(test, ts(type = "number"))]
     pub macs: u64,
     /// Operators our engine cannot execute yet, by name (they still survive a round trip).
     pub unsupported_ops: Vec<String>,

@@ -21,6 +21,8 @@ use crate::npy::NpyArray;
 use crate::quantize::report::SqnrAcc;
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
 pub struct Latency {
     pub mean_ms: f64,
     pub median_ms: f64,
@@ -66,12 +68,15 @@ pub fn benchmark(it: &mut Interpreter, warmup: usize, runs: usize) -> Result<Lat
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
 pub struct ReferenceComparison {
     /// Fraction of samples whose top-1 class equals the reference model's.
     pub top1_agreement: f64,
     /// Per output: SQNR of this model's output against the reference's, in dB.
     pub output_sqnr_db: Vec<Option<f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub accuracy: Option<f64>,
     pub size_bytes: usize,
     /// The reference model's per-sample inference time, measured as [`EvalReport::latency`].
@@ -79,12 +84,16 @@ pub struct ReferenceComparison {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
 pub struct EvalReport {
     pub samples: usize,
     /// Top-1 accuracy against the labels (output 0), when labels were given.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub accuracy: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub reference: Option<ReferenceComparison>,
     pub size_bytes: usize,
     /// Per-sample inference time with our engine (wasm in the browser and Node): a short

@@ -37,11 +37,13 @@ use serde::Serialize;
 
 /// Name, type, shape and quantization of a model input or output.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct IoDetail {
     pub name: String,
     pub tensor: TensorId,
     pub dtype: DType,
     pub shape: Vec<usize>,
+    #[cfg_attr(test, ts(optional))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quant: Option<QuantParams>,
 }

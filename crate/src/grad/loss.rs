@@ -12,6 +12,7 @@ use crate::ir::{Graph, Op, TensorId};
 
 /// What a model is trained to minimise.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "kebab-case")]
 pub enum Loss {
     /// Softmax cross-entropy against class labels (or one-hot / soft targets).

@@ -5,6 +5,7 @@ use serde::Serialize;
 /// The element type of a tensor. The engine computes with `F32`, `I8`, `U8`, `I16`, `I32` and `I64`
 /// (and reads `F16` constants); the rest exist so that any model can be read and written back unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum DType {
     F32,

@@ -10,15 +10,20 @@ use super::DType;
 /// With one scale the parameters apply to the whole tensor. With several, element `i` along `axis`
 /// uses `scale[i]` and `zero_point[i]` (per-channel quantization).
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
 pub struct QuantParams {
     pub scale: Vec<f32>,
+    #[cfg_attr(test, ts(type = "number[]"))]
     pub zero_point: Vec<i64>,
     /// The dimension that per-channel parameters run along. Stored as the file had it even for
     /// per-tensor parameters, so a round trip is exact; use [`QuantParams::channel_axis`] to ask.
     pub axis: usize,
     /// Optional recorded float range, kept for round trips (TFLite's `min`/`max`).
+    #[cfg_attr(test, ts(as = "Option<_>", optional))]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub min: Vec<f32>,
+    #[cfg_attr(test, ts(as = "Option<_>", optional))]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub max: Vec<f32>,
 }

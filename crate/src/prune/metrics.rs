@@ -10,6 +10,8 @@ use crate::summary::{is_parameter, node_macs};
 use crate::tflite;
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
 pub struct LayerMetrics {
     pub node: usize,
     pub op: String,
@@ -20,18 +22,24 @@ pub struct LayerMetrics {
     pub nonzero_params: usize,
     /// Output channels or neurons.
     pub units: usize,
+    #[cfg_attr(test, ts(type = "number"))]
     pub macs: u64,
+    #[cfg_attr(test, ts(type = "number"))]
     pub effective_macs: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
 pub struct ModelMetrics {
     /// All learned constants (as `inspect` counts parameters).
     pub params: usize,
     pub nonzero_params: usize,
     /// `params / nonzero_params`.
     pub compression_ratio: f64,
+    #[cfg_attr(test, ts(type = "number"))]
     pub macs: u64,
+    #[cfg_attr(test, ts(type = "number"))]
     pub effective_macs: u64,
     pub size_bytes: usize,
     /// Size of the `.tflite` file after gzip (deflate level 6 plus the 18-byte gzip frame).

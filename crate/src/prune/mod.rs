@@ -22,6 +22,8 @@ use crate::ir::{DType, Graph, Model, TensorId};
 use crate::passes;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "PruneMethod"))]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     #[default]
@@ -54,6 +56,7 @@ impl Method {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", default)]
 pub struct PruneOptions {
     pub method: Method,
@@ -66,6 +69,7 @@ pub struct PruneOptions {
     /// Also prune biases (unstructured only; structured pruning removes a channel's bias with it).
     pub include_bias: bool,
     /// Seed of the random method.
+    #[cfg_attr(test, ts(type = "number"))]
     pub seed: u64,
 }
 
@@ -91,7 +95,10 @@ pub struct GradientData<'a> {
 
 /// What pruning did, per layer and in total.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
 pub struct PruneReport {
+    #[cfg_attr(test, ts(as = "Method"))]
     pub method: &'static str,
     pub structured: bool,
     pub requested_sparsity: f64,
@@ -100,13 +107,16 @@ pub struct PruneReport {
     pub prunable_weights: usize,
     pub removed_weights: usize,
     /// Structured: output channels/neurons before and after over the prunable channel groups.
+    #[cfg_attr(test, ts(optional))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<(usize, usize)>,
     pub before: ModelMetrics,
     pub after: ModelMetrics,
     /// Mean loss over the gradient batch (gradient methods).
+    #[cfg_attr(test, ts(optional))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gradient_loss: Option<f64>,
+    #[cfg_attr(test, ts(optional))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gradient_samples: Option<usize>,
     pub notes: Vec<String>,

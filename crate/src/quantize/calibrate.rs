@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// How a tensor's range is chosen from its observations.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase", tag = "method")]
 pub enum CalibrationMethod {
     /// Tries min/max, percentile and MSE ranges without bias correction, then the winner with bias

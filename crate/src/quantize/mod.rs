@@ -34,6 +34,8 @@ use crate::ir::{DType, Model, Op};
 use crate::npy::NpyArray;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "QuantizeMode"))]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     #[default]
@@ -42,6 +44,7 @@ pub enum Mode {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "kebab-case")]
 pub enum Granularity {
     #[default]
@@ -51,6 +54,7 @@ pub enum Granularity {
 
 /// The element type of the quantized model's inputs and outputs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum IoType {
     #[default]
@@ -59,6 +63,7 @@ pub enum IoType {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", default)]
 pub struct QuantizeOptions {
     pub mode: Mode,

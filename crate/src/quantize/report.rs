@@ -49,6 +49,9 @@ impl SqnrAcc {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "LayerQuantReport"))]
+#[serde(rename_all = "camelCase")]
 pub struct LayerReport {
     /// Index of the node in the quantized model.
     pub index: usize,
@@ -58,22 +61,29 @@ pub struct LayerReport {
     /// True when the operator stayed in float (with DEQUANTIZE/QUANTIZE around it).
     pub kept_float: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub reason: Option<String>,
     /// Calibrated real range of the output.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub range: Option<(f32, f32)>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub output_scale: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(as = "Option<f64>", optional))]
     pub output_zero_point: Option<i64>,
     /// "per-channel", "per-tensor" or absent for operators without weights.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(as = "Option<super::Granularity>", optional))]
     pub weights: Option<&'static str>,
     /// Largest bias change bias correction made, in real units.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub bias_correction: Option<f32>,
     /// SQNR of this layer's output against the float model, in dB.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub sqnr_db: Option<f64>,
     /// The output tensor in the float model this layer replaces.
     #[serde(skip)]
@@ -82,6 +92,9 @@ pub struct LayerReport {
 
 /// One configuration `auto` calibration tried.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "CalibrationCandidate"))]
+#[serde(rename_all = "camelCase")]
 pub struct Candidate {
     pub calibration: String,
     pub bias_correction: bool,
@@ -91,11 +104,17 @@ pub struct Candidate {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
 pub struct QuantReport {
+    #[cfg_attr(test, ts(as = "super::Mode"))]
     pub mode: &'static str,
+    #[cfg_attr(test, ts(optional))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calibration: Option<String>,
+    #[cfg_attr(test, ts(as = "super::Granularity"))]
     pub granularity: &'static str,
+    #[cfg_attr(test, ts(as = "super::IoType"))]
     pub io: &'static str,
     pub bias_correction: bool,
     pub calibration_samples: usize,
@@ -108,6 +127,7 @@ pub struct QuantReport {
     /// Operators left in float, with the reason.
     pub kept_float: Vec<String>,
     /// What `auto` calibration compared (empty for an explicit method).
+    #[cfg_attr(test, ts(as = "Option<_>", optional))]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<Candidate>,
     pub notes: Vec<String>,

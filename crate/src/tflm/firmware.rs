@@ -21,6 +21,8 @@ pub const ARENA_MARGIN_MIN_BYTES: u64 = 1024;
 
 /// The two files, with the names the `.cc` expects (`#include "<header_name>"`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
 pub struct FirmwareFiles {
     pub header_name: String,
     pub header: String,

@@ -21,6 +21,8 @@ use crate::ir::Model;
 
 /// What deploying a model with TFLM takes: the `tflm` object of `inspect --json`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
 pub struct TflmReport {
     /// True when TFLM runs the model as it is (`unsupported` is empty).
     pub supported: bool,
@@ -28,8 +30,10 @@ pub struct TflmReport {
     pub unsupported: Vec<Unsupported>,
     /// The predicted minimum tensor arena in bytes (TFLM's reference kernels), or `None` when the
     /// model is too large to plan.
+    #[cfg_attr(test, ts(as = "Option<f64>"))]
     pub arena_bytes: Option<u64>,
     /// What the model costs in flash: TFLM reads the flatbuffer in place, uncompressed.
+    #[cfg_attr(test, ts(type = "number"))]
     pub flash_bytes: u64,
     /// The `MicroMutableOpResolver` methods the model needs (`AddConv2D`, ...), in order of use.
     pub ops: Vec<String>,

@@ -137,12 +137,15 @@ const CUSTOMS: &[(&str, &str)] = &[
 
 /// One reason TFLM cannot run (or should not run) a model as it is.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "TflmUnsupported"))]
 pub struct Unsupported {
     /// The operator's name (builtin name or custom code).
     pub op: String,
     /// The operator's index in its subgraph.
     pub node: usize,
     /// The subgraph, when not the main one.
+    #[cfg_attr(test, ts(as = "Option<_>", optional))]
     #[serde(skip_serializing_if = "is_zero")]
     pub subgraph: usize,
     pub reason: String,

@@ -25,6 +25,7 @@ use crate::grad::Loss;
 
 /// How to train.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", default)]
 pub struct TrainOptions {
     pub epochs: usize,
@@ -41,6 +42,7 @@ pub struct TrainOptions {
     pub validation_split: f64,
     /// Stop after this many epochs without a better validation loss (0: never).
     pub early_stopping: usize,
+    #[cfg_attr(test, ts(type = "number"))]
     pub seed: u64,
 }
 
@@ -97,6 +99,7 @@ impl TrainOptions {
 
 /// Pruning during training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct PruneDuring {
     pub method: crate::prune::Method,
@@ -109,6 +112,7 @@ pub struct PruneDuring {
 
 /// One epoch of a training run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct EpochReport {
     pub epoch: usize,
@@ -124,6 +128,7 @@ pub struct EpochReport {
 
 /// What a training run did.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct TrainReport {
     pub epochs: Vec<EpochReport>,
@@ -142,6 +147,7 @@ pub struct TrainReport {
 
 /// Live figures for progress displays: the last step's and the epochs so far.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct TrainMetrics {
     pub epoch: usize,

@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "OptimizerKind"))]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     #[default]

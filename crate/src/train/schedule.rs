@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// The learning rate over training.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum LrSchedule {
     #[default]
@@ -28,7 +29,8 @@ impl LrSchedule {
 
 /// How sparse the pruned layers are at each step, as TFMOT defines it.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "kind")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "kind")]
 pub enum PruningSchedule {
     /// `s_f + (s_i − s_f)·(1 − p)^power` with `p = (step − begin) / (end − begin)`, updated every
     /// `frequency` steps from `begin` to `end` (TFMOT's `PolynomialDecay`). `end: None` means the
