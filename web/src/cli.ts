@@ -16,8 +16,10 @@ import {
   type CalibrationMethod,
   type Progress,
   type PruneMethod,
+  type PruneOptions,
   type PruningSchedule,
   type QuantizeOptions,
+  type QuantizeSettings,
   type TrainMetrics,
   type TrainOptions,
 } from './types.js';
@@ -236,7 +238,7 @@ async function writeModel(values: Values, model: LoadedModel, bytes: Uint8Array,
     const header = values.header as string;
     const fw = await model.firmware(basename(values.output as string));
     // The .cc includes the header by the name it is written under.
-    const source = fw.source.replace(`#include "${fw.header_name}"`, `#include "${basename(header)}"`);
+    const source = fw.source.replace(`#include "${fw.headerName}"`, `#include "${basename(header)}"`);
     files.push({ path: header, data: fw.header }, { path: sourceBeside(header), data: source });
   }
   if (values.report !== undefined && report !== undefined) {
@@ -482,13 +484,13 @@ const commands: Record<string, Command> = {
         readInput(positionals[0], 'model'),
         values.calibration && mode === 'static' ? readInput(values.calibration as string, 'calibration data') : Promise.resolve(undefined),
       ]);
-      const options: QuantizeOptions = { mode, granularity, io, calibration, biasCorrection: !values['no-bias-correction'] };
+      const options: QuantizeSettings = { mode, granularity, io, calibration, biasCorrection: !values['no-bias-correction'] };
       const opt = engine(values);
       const bar = progressBar('quantize');
       try {
         const model = await opt.loadModel(modelBytes);
         const start = performance.now();
-        const { model: q, report } = await model.quantize({ ...options, calibrationData: calib }, { onProgress: (p) => bar.update(p) });
+        const { model: q, report } = await model.quantize({ ...options, calibrationData: calib } as QuantizeOptions, { onProgress: (p) => bar.update(p) });
         const ms = performance.now() - start;
         bar.done();
         const out = await q.toBytes();
@@ -581,7 +583,7 @@ const commands: Record<string, Command> = {
             includeBias: values['include-bias'] as boolean,
             data,
             labels,
-          },
+          } as PruneOptions,
           { onProgress: (p) => bar.update(p) },
         );
         const ms = performance.now() - start;
@@ -691,7 +693,7 @@ const commands: Record<string, Command> = {
         const model = await opt.loadModel(bytes);
         const out = await model.toBytes();
         await writeModel(values, model, out);
-        if (values.json) process.stdout.write(JSON.stringify({ path: values.output, bytes: out.length, input_bytes: bytes.length }) + '\n');
+        if (values.json) process.stdout.write(JSON.stringify({ path: values.output, bytes: out.length, inputBytes: bytes.length }) + '\n');
         else process.stdout.write(`wrote ${values.output} (${out.length.toLocaleString('en-US')} bytes; input ${bytes.length.toLocaleString('en-US')})\n`);
       } finally {
         opt.terminate();

@@ -5,6 +5,7 @@
  */
 import { buffersIn, type Args, type Method, type Response, type Result, type WorkerInit } from './protocol.js';
 import type {
+  Bytes,
   EvalReport,
   FirmwareFiles,
   FinetuneReport,
@@ -17,6 +18,7 @@ import type {
   PruneReport,
   QatReport,
   QuantizeOptions,
+  QuantizeSettings,
   QuantReport,
   TrainMetrics,
   TrainOptions,
@@ -89,7 +91,7 @@ interface Pending {
 }
 
 /** Input bytes: copied once into a buffer that is then transferred to the worker. */
-export type Bytes = ArrayBuffer | Uint8Array;
+export type { Bytes };
 
 /** A fresh buffer holding exactly these bytes. (Node's Buffer#slice would share memory, even the
  * buffer pool, so copy explicitly.) */
@@ -416,7 +418,7 @@ export class LoadedModel {
    * the engine) and the report.
    */
   async quantize(
-    options: QuantizeOptions & { calibrationData?: Bytes } = {},
+    options: QuantizeOptions,
     opts: CallOptions = {},
   ): Promise<{ model: LoadedModel; report: QuantReport }> {
     const { calibrationData, ...rest } = options;
@@ -437,7 +439,7 @@ export class LoadedModel {
    * `quantize`. `data` and `labels` as for `finetune`.
    */
   async quantizeAware(
-    options: QuantizeOptions & { data: Bytes; labels: Bytes; train?: TrainOptions },
+    options: QuantizeSettings & { data: Bytes; labels: Bytes; train?: TrainOptions },
     opts: TrainCallOptions = {},
   ): Promise<{ model: LoadedModel; report: QatReport }> {
     const { data, labels, train, ...quantize } = options;
@@ -453,7 +455,7 @@ export class LoadedModel {
    * engine) and the report.
    */
   async prune(
-    options: PruneOptions & { data?: Bytes; labels?: Bytes } = {},
+    options: PruneOptions = {},
     opts: CallOptions = {},
   ): Promise<{ model: LoadedModel; report: PruneReport }> {
     const { data, labels, ...rest } = options;

@@ -13,10 +13,10 @@ function fmtNum(v: number): string {
 /** Quantization parameters in one line: "scale 0.0039 zp -128", or a per-channel range. */
 export function formatQuant(q?: QuantParams): string {
   if (!q || q.scale.length === 0) return '';
-  if (q.scale.length === 1) return `scale ${fmtNum(q.scale[0])} zp ${q.zero_point[0] ?? 0}`;
+  if (q.scale.length === 1) return `scale ${fmtNum(q.scale[0])} zp ${q.zeroPoint[0] ?? 0}`;
   const lo = Math.min(...q.scale);
   const hi = Math.max(...q.scale);
-  const zps = new Set(q.zero_point);
+  const zps = new Set(q.zeroPoint);
   const zp = zps.size === 1 ? `zp ${[...zps][0]}` : 'zp varies';
   return `per-channel(${q.scale.length}, axis ${q.axis}) scale ${fmtNum(lo)}..${fmtNum(hi)} ${zp}`;
 }
@@ -30,15 +30,15 @@ function table(rows: string[][], align: ('l' | 'r')[]): string {
 
 export function formatSummary(name: string, s: ModelSummary): string {
   const out: string[] = [];
-  out.push(`${name}: ${n(s.size_bytes)} bytes, ${s.precision}, ${s.subgraphs} subgraph${s.subgraphs === 1 ? '' : 's'}`);
+  out.push(`${name}: ${n(s.sizeBytes)} bytes, ${s.precision}, ${s.subgraphs} subgraph${s.subgraphs === 1 ? '' : 's'}`);
   if (s.description) out.push(`description: ${s.description}`);
   for (const [label, list] of [['input', s.inputs], ['output', s.outputs]] as const) {
     for (const io of list) out.push(`${label}: ${io.name} ${io.dtype} ${shape(io.shape)} ${formatQuant(io.quant)}`.trimEnd());
   }
-  out.push(`parameters: ${n(s.parameters)} (${n(s.parameter_bytes)} bytes)`);
+  out.push(`parameters: ${n(s.parameters)} (${n(s.parameterBytes)} bytes)`);
   out.push(`MACs: ${n(s.macs)}`);
   out.push(`operators: ${s.operators.map((o) => `${o.op} x${o.count}`).join(', ')}`);
-  if (s.unsupported_ops.length) out.push(`not executable by the engine yet: ${s.unsupported_ops.join(', ')}`);
+  if (s.unsupportedOps.length) out.push(`not executable by the engine yet: ${s.unsupportedOps.join(', ')}`);
   out.push('', 'layers:');
   const layerRows = [['#', 'op', 'output', 'shape', 'dtype', 'params', 'MACs', 'weights']];
   for (const l of s.layers) {
@@ -47,7 +47,7 @@ export function formatSummary(name: string, s: ModelSummary): string {
       String(l.index),
       l.op + (l.activation ? `+${l.activation}` : '') + (l.executable ? '' : ' (opaque)'),
       l.name.length > 40 ? '…' + l.name.slice(-39) : l.name,
-      shape(l.output_shape),
+      shape(l.outputShape),
       l.dtype,
       n(l.params),
       n(l.macs),
@@ -76,26 +76,26 @@ const db = (v: number | null | undefined) => (v === null || v === undefined ? '-
 /** The quantization report in a few lines and a per-layer table. */
 export function formatQuantReport(path: string, bytes: number, ms: number, r: QuantReport): string {
   const out: string[] = [];
-  const ratio = r.size_before > 0 ? ` (${((bytes / r.size_before) * 100).toFixed(0)}% of ${n(r.size_before)})` : '';
+  const ratio = r.sizeBefore > 0 ? ` (${((bytes / r.sizeBefore) * 100).toFixed(0)}% of ${n(r.sizeBefore)})` : '';
   out.push(`wrote ${path}: ${n(bytes)} bytes${ratio}, ${r.mode} int8 in ${ms.toFixed(0)} ms`);
   if (r.mode === 'static') {
     out.push(
-      `calibration: ${r.calibration}, ${r.calibration_samples} samples; weights ${r.granularity}; io ${r.io}; bias correction ${r.bias_correction ? 'on' : 'off'}`,
+      `calibration: ${r.calibration}, ${r.calibrationSamples} samples; weights ${r.granularity}; io ${r.io}; bias correction ${r.biasCorrection ? 'on' : 'off'}`,
     );
-    out.push(`output SQNR vs float (${r.report_samples} samples): ${r.output_sqnr_db.map(db).join(', ')}`);
+    out.push(`output SQNR vs float (${r.reportSamples} samples): ${r.outputSqnrDb.map(db).join(', ')}`);
   }
   for (const note of r.notes) out.push(`note: ${note}`);
-  for (const k of r.kept_float) out.push(`kept in float: ${k}`);
+  for (const k of r.keptFloat) out.push(`kept in float: ${k}`);
   const rows = [['#', 'op', 'output', 'scale', 'zp', 'weights', 'SQNR']];
   for (const l of r.layers) {
     rows.push([
       String(l.index),
-      l.op + (l.kept_float ? ' (float)' : ''),
+      l.op + (l.keptFloat ? ' (float)' : ''),
       l.name.length > 40 ? '…' + l.name.slice(-39) : l.name,
-      l.output_scale !== undefined ? fmtNum(l.output_scale) : '',
-      l.output_zero_point !== undefined ? String(l.output_zero_point) : '',
+      l.outputScale !== undefined ? fmtNum(l.outputScale) : '',
+      l.outputZeroPoint !== undefined ? String(l.outputZeroPoint) : '',
       l.weights ?? '',
-      db(l.sqnr_db),
+      db(l.sqnrDb),
     ]);
   }
   out.push('', table(rows, ['r', 'l', 'l', 'r', 'r', 'l', 'r']));
@@ -107,14 +107,14 @@ const pct = (v: number) => `${(v * 100).toFixed(2)}%`;
 /** An evaluation report in a few lines. */
 export function formatEvalReport(name: string, r: EvalReport, refName?: string): string {
   const out: string[] = [];
-  out.push(`${name}: ${r.samples} samples, ${n(r.size_bytes)} bytes`);
+  out.push(`${name}: ${r.samples} samples, ${n(r.sizeBytes)} bytes`);
   if (r.accuracy !== undefined) out.push(`accuracy: ${pct(r.accuracy)}`);
-  out.push(`latency (our engine): mean ${r.latency.mean_ms.toFixed(3)} ms, median ${r.latency.median_ms.toFixed(3)} ms, min ${r.latency.min_ms.toFixed(3)} ms`);
+  out.push(`latency (our engine): mean ${r.latency.meanMs.toFixed(3)} ms, median ${r.latency.medianMs.toFixed(3)} ms, min ${r.latency.minMs.toFixed(3)} ms`);
   if (r.reference) {
     const ref = r.reference;
-    out.push(`reference ${refName ?? ''}: ${n(ref.size_bytes)} bytes${ref.accuracy !== undefined ? `, accuracy ${pct(ref.accuracy)}` : ''}, latency mean ${ref.latency.mean_ms.toFixed(3)} ms`);
-    out.push(`top-1 agreement with the reference: ${pct(ref.top1_agreement)}`);
-    out.push(`output SQNR vs the reference: ${ref.output_sqnr_db.map(db).join(', ')}`);
+    out.push(`reference ${refName ?? ''}: ${n(ref.sizeBytes)} bytes${ref.accuracy !== undefined ? `, accuracy ${pct(ref.accuracy)}` : ''}, latency mean ${ref.latency.meanMs.toFixed(3)} ms`);
+    out.push(`top-1 agreement with the reference: ${pct(ref.top1Agreement)}`);
+    out.push(`output SQNR vs the reference: ${ref.outputSqnrDb.map(db).join(', ')}`);
   }
   return out.join('\n') + '\n';
 }
@@ -124,31 +124,31 @@ export function formatPruneReport(path: string, r: PruneReport, evaluation?: Eva
   const out: string[] = [];
   const kind = r.structured ? 'structured (whole channels)' : 'unstructured (zeroed weights)';
   out.push(
-    `wrote ${path}: ${r.method}, ${kind}; ${pct(r.achieved_sparsity)} of ${n(r.prunable_weights)} prunable weights removed (requested ${pct(r.requested_sparsity)})`,
+    `wrote ${path}: ${r.method}, ${kind}; ${pct(r.achievedSparsity)} of ${n(r.prunableWeights)} prunable weights removed (requested ${pct(r.requestedSparsity)})`,
   );
   if (r.channels) out.push(`channels: ${n(r.channels[0])} -> ${n(r.channels[1])}`);
-  if (r.gradient_loss !== undefined) out.push(`gradients: mean loss ${r.gradient_loss.toFixed(4)} over ${r.gradient_samples} samples`);
+  if (r.gradientLoss !== undefined) out.push(`gradients: mean loss ${r.gradientLoss.toFixed(4)} over ${r.gradientSamples} samples`);
   const { before: b, after: a } = r;
   const rows = [
     ['', 'before', 'after'],
     ['parameters', n(b.params), n(a.params)],
-    ['non-zero parameters', n(b.nonzero_params), n(a.nonzero_params)],
-    ['compression ratio', `${b.compression_ratio.toFixed(2)}x`, `${a.compression_ratio.toFixed(2)}x`],
+    ['non-zero parameters', n(b.nonzeroParams), n(a.nonzeroParams)],
+    ['compression ratio', `${b.compressionRatio.toFixed(2)}x`, `${a.compressionRatio.toFixed(2)}x`],
     ['MACs', n(b.macs), n(a.macs)],
-    ['effective MACs', n(b.effective_macs), n(a.effective_macs)],
-    ['file bytes', n(b.size_bytes), n(a.size_bytes)],
-    ['gzip bytes', n(b.gzip_bytes), n(a.gzip_bytes)],
+    ['effective MACs', n(b.effectiveMacs), n(a.effectiveMacs)],
+    ['file bytes', n(b.sizeBytes), n(a.sizeBytes)],
+    ['gzip bytes', n(b.gzipBytes), n(a.gzipBytes)],
   ];
   if (evaluation) {
     const ref = evaluation.reference;
     if (evaluation.accuracy !== undefined && ref?.accuracy !== undefined) rows.push(['accuracy', pct(ref.accuracy), pct(evaluation.accuracy)]);
-    if (ref) rows.push(['latency ms (median)', ref.latency.median_ms.toFixed(3), evaluation.latency.median_ms.toFixed(3)]);
+    if (ref) rows.push(['latency ms (median)', ref.latency.medianMs.toFixed(3), evaluation.latency.medianMs.toFixed(3)]);
   }
   out.push('', table(rows, ['l', 'r', 'r']));
   if (evaluation?.reference) {
     out.push(
       '',
-      `on ${evaluation.samples} samples: top-1 agreement with the original ${pct(evaluation.reference.top1_agreement)}, output SQNR ${evaluation.reference.output_sqnr_db.map(db).join(', ')}`,
+      `on ${evaluation.samples} samples: top-1 agreement with the original ${pct(evaluation.reference.top1Agreement)}, output SQNR ${evaluation.reference.outputSqnrDb.map(db).join(', ')}`,
     );
   }
   for (const note of r.notes) out.push(`note: ${note}`);
@@ -156,17 +156,17 @@ export function formatPruneReport(path: string, r: PruneReport, evaluation?: Eva
   const before = new Map(b.layers.map((l) => [l.node, l]));
   for (const l of a.layers) {
     const o = before.get(l.node);
-    const sparsity = o && o.params > 0 ? 1 - l.nonzero_params / o.params : 0;
+    const sparsity = o && o.params > 0 ? 1 - l.nonzeroParams / o.params : 0;
     layers.push([
       String(l.node),
       l.op,
       l.name.length > 36 ? '…' + l.name.slice(-35) : l.name,
       o && o.params !== l.params ? `${n(o.params)}->${n(l.params)}` : n(l.params),
-      n(l.nonzero_params),
+      n(l.nonzeroParams),
       pct(sparsity),
       o && o.units !== l.units ? `${o.units}->${l.units}` : String(l.units),
       n(l.macs),
-      n(l.effective_macs),
+      n(l.effectiveMacs),
     ]);
   }
   out.push('', table(layers, ['r', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r']));

@@ -13,10 +13,10 @@ import type {
   ModelSummary,
   NpyInfo,
   PruneDuring,
-  PruneOptions,
+  PruneSettings,
   PruneReport,
   QatReport,
-  QuantizeOptions,
+  QuantizeSettings,
   QuantReport,
   TrainMetrics,
   TrainOptions,
@@ -115,7 +115,7 @@ function makeHandlers(s: State) {
       const job = await drive(s, model(s, a.handle).runJob(bytesOf(a.input), a.raw, a.streaming ?? false), ctx);
       return { outputs: job.finishArrays() as Uint8Array[] };
     },
-    async quantize(a: { handle: number; calibration?: ArrayBuffer | Uint8Array; options: QuantizeOptions }, ctx: Ctx) {
+    async quantize(a: { handle: number; calibration?: ArrayBuffer | Uint8Array; options: QuantizeSettings }, ctx: Ctx) {
       const m = model(s, a.handle);
       if (a.options.mode === 'dynamic' || !a.calibration) {
         const r = m.quantize(a.calibration ? bytesOf(a.calibration) : undefined, a.options, ctx.progress);
@@ -127,7 +127,7 @@ function makeHandlers(s: State) {
     /** Quantization-aware training: static quantization starts the ranges, then training, then
      * the int8 export. */
     async qat(
-      a: { handle: number; x: ArrayBuffer | Uint8Array; y: ArrayBuffer | Uint8Array; train: TrainOptions; options: QuantizeOptions },
+      a: { handle: number; x: ArrayBuffer | Uint8Array; y: ArrayBuffer | Uint8Array; train: TrainOptions; options: QuantizeSettings },
       ctx: Ctx,
     ) {
       const job = await drive(s, model(s, a.handle).qatJob(bytesOf(a.x), bytesOf(a.y), a.train, a.options), ctx, true);
@@ -138,7 +138,7 @@ function makeHandlers(s: State) {
       };
     },
     async prune(
-      a: { handle: number; data?: ArrayBuffer | Uint8Array; labels?: ArrayBuffer | Uint8Array; options: PruneOptions },
+      a: { handle: number; data?: ArrayBuffer | Uint8Array; labels?: ArrayBuffer | Uint8Array; options: PruneSettings },
       ctx: Ctx,
     ) {
       const m = model(s, a.handle);

@@ -1,252 +1,118 @@
 /**
- * Data types shared by the API, the worker and the CLI. They mirror the Rust core's serialized
- * structures (crate/src/summary.rs, crate/src/error.rs).
+ * Data types shared by the API, the worker and the CLI. Every type the Rust core serializes
+ * (reports, options, error codes) is generated from the Rust definitions into
+ * `generated/core.ts` (crate/src/ts_bindings.rs; a Rust test fails when the two differ) and
+ * re-exported here; this file adds what only JS has: the API's option types (every field
+ * optional, data required where the method needs it), JS-side error codes and the error class.
  */
 
-export type DType =
-  | 'f32' | 'f16' | 'bf16' | 'f64' | 'i4' | 'i8' | 'u8' | 'i16' | 'u16' | 'i32' | 'u32' | 'i64' | 'u64'
-  | 'bool' | 'string' | 'complex64' | 'complex128' | 'resource' | 'variant' | 'i2' | 'u4' | 'f8e4m3' | 'f8e5m2';
+import type * as core from './generated/core.js';
 
-/** Affine quantization: real = scale * (q - zero_point); per channel along `axis` when several scales. */
-export interface QuantParams {
-  scale: number[];
-  zero_point: number[];
-  axis: number;
-  min?: number[];
-  max?: number[];
+export type {
+  CalibrationCandidate,
+  CalibrationMethod,
+  CoreErrorCode,
+  DType,
+  EpochReport,
+  ErrorLocation,
+  EvalReport,
+  FirmwareFiles,
+  Granularity,
+  IoDetail,
+  IoType,
+  LayerMetrics,
+  LayerQuantReport,
+  LayerSummary,
+  Latency,
+  Loss,
+  LrSchedule,
+  ModelMetrics,
+  ModelSummary,
+  OpCount,
+  OptimizerKind,
+  PruneMethod,
+  PruneReport,
+  PruningSchedule,
+  QuantizeMode,
+  QuantParams,
+  QuantReport,
+  ReferenceComparison,
+  TensorSummary,
+  TflmReport,
+  TflmUnsupported,
+  TrainMetrics,
+  TrainReport,
+  WeightSummary,
+} from './generated/core.js';
+
+/** Model and data bytes: a `.tflite` file or a `.npy` array. */
+export type Bytes = ArrayBuffer | Uint8Array;
+
+/** Quantization settings as the core reads them; every field optional, defaults in brackets:
+ * mode ['static'], calibration [{ method: 'auto' }], granularity ['per-channel'], io ['int8'],
+ * biasCorrection [true], reportSamples [32], selectSamples [100]. */
+export type QuantizeSettings = Partial<core.QuantizeOptions>;
+
+/** Options of `LoadedModel.quantize`: static quantization (full int8, the default) needs
+ * `calibrationData`, a `.npy` batch of representative inputs `[N, ...input shape]` with N >= 10;
+ * dynamic quantization (int8 weights, float activations) needs none. */
+export type QuantizeOptions =
+  | (Omit<QuantizeSettings, 'mode'> & { mode?: 'static'; calibrationData: Bytes })
+  | (Omit<QuantizeSettings, 'mode'> & { mode: 'dynamic'; calibrationData?: undefined });
+
+/** Pruning methods that score weights by `|w · ∂L/∂w|` and so need data. */
+export type GradientPruneMethod = Extract<core.PruneMethod, `${string}-gradient`>;
+
+/** Pruning settings as the core reads them; every field optional, defaults in brackets: method
+ * ['global-magnitude'], sparsity [0.5], structured [false], includeLastLayer [false],
+ * includeBias [false], seed [0]. */
+export type PruneSettings = Partial<core.PruneOptions>;
+
+/** Options of `LoadedModel.prune`: gradient methods need `data` (a `.npy` batch of representative
+ * inputs); `labels` (class indices or one-hot) are optional, without them the loss is taken
+ * against the model's own predictions. */
+export type PruneOptions =
+  | (Omit<PruneSettings, 'method'> & {
+      method?: Exclude<core.PruneMethod, GradientPruneMethod>;
+      data?: Bytes;
+      labels?: Bytes;
+    })
+  | (Omit<PruneSettings, 'method'> & { method: GradientPruneMethod; data: Bytes; labels?: Bytes });
+
+/** True for the methods whose `prune` options need `data`. */
+export function needsData(method: core.PruneMethod | undefined): method is GradientPruneMethod {
+  return method === 'global-gradient' || method === 'layer-gradient';
 }
 
-export interface IoDetail {
-  name: string;
-  tensor: number;
-  dtype: DType;
-  shape: number[];
-  quant?: QuantParams;
-}
+/** How to train (fine-tuning, gradual pruning, quantization-aware training); every field
+ * optional, defaults in brackets: epochs [4], batchSize [32], learningRate [0.001], optimizer
+ * ['adam'], momentum [0.9], weightDecay [0], lrSchedule [{ kind: 'constant' }], loss
+ * ['cross-entropy'], validationSplit [0.1], earlyStopping [0], seed [0]. */
+export type TrainOptions = Partial<core.TrainOptions>;
 
-export interface LayerSummary {
-  index: number;
-  op: string;
-  name: string;
-  inputs: (number | null)[];
-  outputs: number[];
-  input_shape: number[];
-  output_shape: number[];
-  dtype: DType;
-  params: number;
-  macs: number;
-  weights?: { tensor: number; dtype: DType; shape: number[]; quantization: 'per-channel' | 'per-tensor' | 'none' };
-  activation?: string;
-  executable: boolean;
-}
-
-export interface TensorSummary {
-  index: number;
-  name: string;
-  dtype: DType;
-  shape: number[];
-  constant: boolean;
-  bytes: number;
-  quant?: QuantParams;
-}
-
-export interface ModelSummary {
-  format: 'tflite';
-  size_bytes: number;
-  description: string;
-  precision: 'float' | 'hybrid' | 'int8' | 'mixed';
-  subgraphs: number;
-  inputs: IoDetail[];
-  outputs: IoDetail[];
-  operators: { op: string; count: number }[];
-  layers: LayerSummary[];
-  tensors: TensorSummary[];
-  parameters: number;
-  parameter_bytes: number;
-  macs: number;
-  unsupported_ops: string[];
-  /** Deploying with TensorFlow Lite Micro. */
-  tflm: TflmReport;
-}
-
-/** One reason TensorFlow Lite Micro cannot run a model as it is. */
-export interface TflmUnsupported {
-  /** The operator's name (builtin name or custom code). */
-  op: string;
-  /** The operator's index in its subgraph. */
-  node: number;
-  /** The subgraph, when not the main one. */
-  subgraph?: number;
-  reason: string;
-}
-
-/** What deploying a model with TensorFlow Lite Micro takes (`inspect --json`'s `tflm`). */
-export interface TflmReport {
-  /** True when TFLM runs the model as it is (`unsupported` is empty). */
-  supported: boolean;
-  /** Operators TFLM lacks or refuses, hybrid (dynamic-range) weights, float operators in an int8 model. */
-  unsupported: TflmUnsupported[];
-  /** Predicted minimum tensor arena in bytes (TFLM's reference kernels); null when it cannot be planned. */
-  arena_bytes: number | null;
-  /** What the model costs in flash: the flatbuffer, read in place, uncompressed. */
-  flash_bytes: number;
-  /** The `MicroMutableOpResolver` methods the model needs (`AddConv2D`, ...), in order of use. */
-  ops: string[];
-  /** What `arena_bytes` only estimates (unmodelled kernels, control flow); empty when exact. */
-  arena_estimated_for: string[];
-}
-
-/** Firmware files for TensorFlow Lite Micro (`LoadedModel.firmware`, the CLI's `--header`). */
-export interface FirmwareFiles {
-  /** `<id>.h`: extern declarations, `kTensorArenaSize`, `kOpCount` and `RegisterOps(resolver)`. */
-  header_name: string;
-  header: string;
-  /** `<id>.cc`: the model as a 16-byte aligned array and its length. */
-  source_name: string;
-  source: string;
-}
-
-export type CalibrationMethod =
-  | { method: 'auto' }
-  | { method: 'minmax' }
-  | { method: 'percentile'; percentile: number }
-  | { method: 'entropy' }
-  | { method: 'mse' };
-
-/** Options of `LoadedModel.quantize`. Every field is optional; defaults in brackets. */
-export interface QuantizeOptions {
-  /** 'static' (full int8, needs calibration data) or 'dynamic' (int8 weights, float activations). ['static'] */
-  mode?: 'static' | 'dynamic';
-  /** How activation ranges are chosen. [{ method: 'auto' }] */
-  calibration?: CalibrationMethod;
-  /** Weight scales per output channel or per tensor. ['per-channel'] */
-  granularity?: 'per-channel' | 'per-tensor';
-  /** The quantized model's input/output type. ['int8'] */
-  io?: 'int8' | 'float32';
-  /** Correct each layer's bias for the mean shift weight rounding causes. [true] */
-  biasCorrection?: boolean;
-  /** Calibration samples also used to measure per-layer SQNR. [32] */
-  reportSamples?: number;
-}
-
-export interface LayerQuantReport {
-  index: number;
-  op: string;
-  name: string;
-  kept_float: boolean;
-  reason?: string;
-  range?: [number, number];
-  output_scale?: number;
-  output_zero_point?: number;
-  weights?: 'per-channel' | 'per-tensor';
-  bias_correction?: number;
-  sqnr_db?: number | null;
-}
-
-export interface QuantReport {
-  mode: 'static' | 'dynamic';
-  calibration?: string;
-  granularity: string;
-  io: string;
-  bias_correction: boolean;
-  calibration_samples: number;
-  report_samples: number;
-  folded_nodes: number;
-  layers: LayerQuantReport[];
-  output_sqnr_db: (number | null)[];
-  kept_float: string[];
-  /** With 'auto' calibration: every configuration tried, its held-out output SQNR, and the choice. */
-  candidates?: { calibration: string; bias_correction: boolean; output_sqnr_db: number | null; chosen: boolean }[];
-  notes: string[];
-  size_before: number;
-  size_after: number;
-  calibration_ms: number;
-  rewrite_ms: number;
-  report_ms: number;
-}
-
-export type PruneMethod = 'global-magnitude' | 'layer-magnitude' | 'global-gradient' | 'layer-gradient' | 'random';
-
-/** Options of `LoadedModel.prune`. Every field is optional; defaults in brackets. */
-export interface PruneOptions {
-  /** How weights are ranked: by |w| or |w·∂L/∂w|, across the model or per layer, or at random. ['global-magnitude'] */
-  method?: PruneMethod;
-  /** Fraction of the prunable weights to remove, in [0, 1). [0.5] */
-  sparsity?: number;
-  /** Remove whole output channels and neurons (the model shrinks) instead of zeroing weights. [false] */
-  structured?: boolean;
-  /** Also prune the last classifier layer (unstructured). [false] */
+/** Gradual pruning during training. Without `schedule`: TFMOT's polynomial schedule reaching
+ * `sparsity` two thirds of the way through training, so the last third trains at the final
+ * sparsity. */
+export type PruneDuring = Omit<core.PruneDuring, 'schedule' | 'includeLastLayer'> & {
+  schedule?: core.PruningSchedule | null;
   includeLastLayer?: boolean;
-  /** Also prune biases (unstructured). [false] */
-  includeBias?: boolean;
-  /** Seed of the random method. [0] */
-  seed?: number;
+};
+
+/** The report of `LoadedModel.finetune`. */
+export interface FinetuneReport {
+  train: core.TrainReport;
+  /** Parameters, non-zero parameters, MACs and sizes before and after (as pruning reports them). */
+  before: core.ModelMetrics;
+  after: core.ModelMetrics;
 }
 
-export interface LayerMetrics {
-  node: number;
-  op: string;
-  name: string;
-  params: number;
-  nonzero_params: number;
-  units: number;
-  macs: number;
-  effective_macs: number;
-}
-
-export interface ModelMetrics {
-  params: number;
-  nonzero_params: number;
-  compression_ratio: number;
-  macs: number;
-  /** MACs whose weight is not zero. */
-  effective_macs: number;
-  size_bytes: number;
-  gzip_bytes: number;
-  layers: LayerMetrics[];
-}
-
-export interface PruneReport {
-  method: PruneMethod;
-  structured: boolean;
-  requested_sparsity: number;
-  /** Fraction of the prunable weights that are zero (unstructured) or gone (structured). */
-  achieved_sparsity: number;
-  prunable_weights: number;
-  removed_weights: number;
-  /** Structured: channels of the prunable channel groups, before and after. */
-  channels?: [number, number];
-  before: ModelMetrics;
-  after: ModelMetrics;
-  gradient_loss?: number;
-  gradient_samples?: number;
-  notes: string[];
-  score_ms: number;
-  prune_ms: number;
-}
-
-export interface Latency {
-  mean_ms: number;
-  median_ms: number;
-  min_ms: number;
-}
-
-export interface EvalReport {
-  samples: number;
-  /** Top-1 accuracy against the labels, when labels were given. */
-  accuracy?: number;
-  reference?: {
-    top1_agreement: number;
-    output_sqnr_db: (number | null)[];
-    accuracy?: number;
-    size_bytes: number;
-    latency: Latency;
-  };
-  size_bytes: number;
-  /** Per-sample inference time: a short benchmark of the first sample, one at a time on one core,
-   * after the evaluation (which runs the samples in batches on every core). */
-  latency: Latency;
-  outputs: IoDetail[];
+/** The report of `LoadedModel.quantizeAware`. */
+export interface QatReport {
+  train: core.TrainReport;
+  /** The int8 export. */
+  quantize: core.QuantReport;
+  /** The static quantization the ranges started from. */
+  staticQuantize: core.QuantReport | null;
 }
 
 export interface NpyInfo {
@@ -254,44 +120,37 @@ export interface NpyInfo {
   dtype: 'float32' | 'float64' | 'int8' | 'uint8' | 'int32' | 'int64';
 }
 
+/** Codes only the JS layer reports. `no_simd`: the JS engine lacks WebAssembly SIMD.
+ * `engine_crashed`: the engine trapped (a bug, or memory exhausted) and was restarted; models
+ * loaded before are gone and must be loaded again. `internal`: a bug. */
+export type JsErrorCode = 'no_simd' | 'engine_crashed' | 'internal';
+
 /**
- * Stable error codes: the first seven come from the core (crate/src/error.rs), the rest from the JS
- * layer. `resource_limit`: the model or data needs more memory than the budget (`maxMemory`)
- * allows. `engine_crashed`: the engine trapped (a bug, or memory exhausted) and was restarted;
- * models loaded before are gone and must be loaded again.
+ * Stable error codes: the core's (`CoreErrorCode`, generated from crate/src/error.rs) and the JS
+ * layer's. `resource_limit`: the model or data needs more memory than the budget (`maxMemory`)
+ * allows.
  */
-export type ErrorCode =
-  | 'invalid_model'
-  | 'unsupported'
-  | 'invalid_input'
-  | 'invalid_argument'
-  | 'invalid_npy'
-  | 'cancelled'
-  | 'resource_limit'
-  | 'no_simd'
-  | 'engine_crashed'
-  | 'internal';
+export type ErrorCode = core.CoreErrorCode | JsErrorCode;
+
+/** Every code once; a code added in Rust (or here) without an entry fails to compile. */
+const CODES: { [code in ErrorCode]: true } = {
+  invalid_model: true,
+  unsupported: true,
+  invalid_input: true,
+  invalid_argument: true,
+  invalid_npy: true,
+  cancelled: true,
+  resource_limit: true,
+  no_simd: true,
+  engine_crashed: true,
+  internal: true,
+};
 
 /** Codes the core (and the worker) may report; anything else from the engine becomes 'internal'. */
-export const ERROR_CODES: readonly ErrorCode[] = [
-  'invalid_model',
-  'unsupported',
-  'invalid_input',
-  'invalid_argument',
-  'invalid_npy',
-  'cancelled',
-  'resource_limit',
-  'no_simd',
-  'engine_crashed',
-  'internal',
-];
+export const ERROR_CODES: readonly ErrorCode[] = Object.keys(CODES) as ErrorCode[];
 
-/** Where an error applies, and for resource_limit the figures. */
-export interface ErrorDetails {
-  node?: number;
-  op?: string;
-  tensor?: number;
-  tensorName?: string;
+/** Where an error applies (the core's `ErrorLocation`), and for resource_limit the figures. */
+export interface ErrorDetails extends core.ErrorLocation {
   /** resource_limit: bytes asked (absent when beyond what 64-bit arithmetic counts). */
   requested?: number;
   /** resource_limit: the limit, in bytes. */
@@ -326,104 +185,4 @@ export interface Progress {
   stage: string;
   done: number;
   total: number;
-}
-
-/** How to train (fine-tuning, gradual pruning, quantization-aware training). */
-export interface TrainOptions {
-  /** Passes over the training data. [4] */
-  epochs?: number;
-  /** Samples per optimizer step. [32] */
-  batchSize?: number;
-  /** [0.001] */
-  learningRate?: number;
-  /** ['adam'] */
-  optimizer?: 'adam' | 'sgd';
-  /** SGD's momentum. [0.9] */
-  momentum?: number;
-  /** Decoupled weight decay for Adam, an L2 term for SGD; biases are not decayed. [0] */
-  weightDecay?: number;
-  /** [{ kind: 'constant' }] */
-  lrSchedule?: { kind: 'constant' } | { kind: 'cosine' } | { kind: 'step'; every: number; factor: number };
-  /** ['cross-entropy'] */
-  loss?: 'cross-entropy' | 'binary-cross-entropy' | 'mean-squared-error';
-  /** Fraction of the samples (taken from the end, as Keras does) held out for validation. [0.1] */
-  validationSplit?: number;
-  /** Stop after this many epochs without a better validation loss; 0 never stops early. [0] */
-  earlyStopping?: number;
-  /** Seeds shuffling and random scores. [0] */
-  seed?: number;
-}
-
-/** TFMOT's pruning schedules. */
-export type PruningSchedule =
-  | {
-      kind: 'polynomial';
-      initialSparsity: number;
-      finalSparsity: number;
-      beginStep: number;
-      /** The last step of training when null. */
-      endStep: number | null;
-      frequency: number;
-      power: number;
-    }
-  | { kind: 'constant'; sparsity: number; beginStep: number; frequency: number };
-
-/** Gradual pruning during training. */
-export interface PruneDuring {
-  method: PruneMethod;
-  sparsity: number;
-  /** When absent: TFMOT's polynomial schedule reaching `sparsity` two thirds of the way through
-   * training, so the last third trains at the final sparsity. */
-  schedule?: PruningSchedule;
-  includeLastLayer?: boolean;
-}
-
-export interface EpochReport {
-  epoch: number;
-  loss: number;
-  accuracy: number | null;
-  valLoss: number | null;
-  valAccuracy: number | null;
-  learningRate: number;
-  /** Fraction of the pruned layers' weights that are zero. */
-  sparsity: number;
-  ms: number;
-}
-
-export interface TrainReport {
-  epochs: EpochReport[];
-  /** The epoch whose weights the result has. */
-  bestEpoch: number | null;
-  steps: number;
-  trainSamples: number;
-  validationSamples: number;
-  /** Why training ended before its last epoch (early stopping, a diverging loss, a stop). */
-  stopped: string | null;
-  sparsity: number;
-  msPerEpoch: number;
-}
-
-/** Live training figures (progress events of training calls carry them). */
-export interface TrainMetrics {
-  epoch: number;
-  step: number;
-  steps: number;
-  loss: number;
-  accuracy: number | null;
-  epochs: EpochReport[];
-}
-
-export interface FinetuneReport {
-  train: TrainReport;
-  /** Parameters, non-zero parameters, MACs and sizes before and after (as pruning reports them). */
-  before: ModelMetrics;
-  after: ModelMetrics;
-}
-
-export interface QatReport {
-  train: TrainReport;
-  /** The int8 export. */
-  quantize: QuantReport;
-  /** The static quantization the ranges started from. */
-  staticQuantize: QuantReport | null;
 }

@@ -36,7 +36,7 @@ export function graphView(s: ModelSummary): SVGSVGElement {
     const g = svg('g', { class: l.executable ? 'node' : 'node opaque' });
     g.append(svg('rect', { x: left, y: yy, width: boxW, height: boxH, rx: 6 }));
     g.append(svg('text', { x: left + 10, y: yy + 21, class: 'op' }, l.op + (l.activation ? ` + ${l.activation}` : '')));
-    g.append(svg('text', { x: left + boxW - 10, y: yy + 21, 'text-anchor': 'end', class: 'shape' }, `[${l.output_shape.join('×')}]`));
+    g.append(svg('text', { x: left + boxW - 10, y: yy + 21, 'text-anchor': 'end', class: 'shape' }, `[${l.outputShape.join('×')}]`));
     g.append(svg('title', {}, `${l.index}: ${l.name}\nparams ${l.params.toLocaleString('en-US')}, MACs ${l.macs.toLocaleString('en-US')}`));
     boxes.push(g);
     const sources = l.inputs

@@ -11,8 +11,11 @@ import {
   type Latency,
   type LoadedModel,
   type ModelSummary,
+  needsData,
   type PruneMethod,
+  type PruneOptions,
   type PruneReport,
+  type QuantizeOptions,
   type QuantReport,
   type TrainMetrics,
   type TrainReport,
@@ -147,19 +150,19 @@ async function openModel(bytes: Uint8Array, name: string) {
 /** What TensorFlow Lite Micro needs for a model: its arena and flash, or why it cannot run it. */
 function tflmCards(t: TflmReport): HTMLElement[] {
   const why = t.unsupported.map((u) => `node ${u.node} ${u.op}: ${u.reason}`).join('\n');
-  const arena = t.arena_bytes === null ? '–' : fmtBytes(t.arena_bytes);
-  const estimated = t.arena_estimated_for.length ? ` (estimated for ${t.arena_estimated_for.join(', ')})` : '';
+  const arena = t.arenaBytes === null ? '–' : fmtBytes(t.arenaBytes);
+  const estimated = t.arenaEstimatedFor.length ? ` (estimated for ${t.arenaEstimatedFor.join(', ')})` : '';
   return [
     card('TFLite Micro', t.supported ? 'runs as is' : `cannot run it (${t.unsupported.length} issue(s))`, why || `${t.ops.length} operator kinds to register`),
     card('TFLM tensor arena', arena, `predicted minimum RAM for activations${estimated}`),
-    card('TFLM flash', fmtBytes(t.flash_bytes), 'the model read in place, uncompressed'),
+    card('TFLM flash', fmtBytes(t.flashBytes), 'the model read in place, uncompressed'),
   ];
 }
 
 function renderModel(name: string, s: ModelSummary) {
   $('model-title').textContent = `Model: ${name}`;
   const cards: [string, string][] = [
-    ['size', fmtBytes(s.size_bytes)],
+    ['size', fmtBytes(s.sizeBytes)],
     ['precision', s.precision],
     ['parameters', fmt(s.parameters)],
     ['MACs / inference', fmt(s.macs)],
@@ -173,7 +176,7 @@ function renderModel(name: string, s: ModelSummary) {
   );
   $('model-ops').replaceChildren(
     ...s.operators.map((o) => {
-      const bad = s.unsupported_ops.includes(o.op);
+      const bad = s.unsupportedOps.includes(o.op);
       return el('span', { class: bad ? 'chip unsupported' : 'chip', title: bad ? 'not executable by the engine yet' : '' }, [`${o.op} ×${o.count}`]);
     }),
   );
@@ -182,7 +185,7 @@ function renderModel(name: string, s: ModelSummary) {
     el('tr', {}, [
       el('td', { class: 'num' }, [String(l.index)]),
       el('td', { title: l.name }, [l.op + (l.activation ? ` + ${l.activation}` : '')]),
-      el('td', {}, [shape(l.output_shape)]),
+      el('td', {}, [shape(l.outputShape)]),
       el('td', {}, [l.dtype]),
       el('td', { class: 'num' }, [fmt(l.params)]),
       el('td', { class: 'num' }, [fmt(l.macs)]),
@@ -408,8 +411,17 @@ async function optimize() {
       prune = gradualReport(method, sparsity, r.report);
       training.push({ phase: 'pruning while training', report: r.report.train });
     } else if (options.prune) {
-      const g = dataset && method.endsWith('gradient') ? subset(dataset, GRADIENT_SAMPLES) : undefined;
-      const r = await current.prune({ ...options.prune, data: g?.x, labels: g?.labels }, { onProgress: progress('prune') });
+      const p = options.prune;
+      let pruneOptions: PruneOptions;
+      if (needsData(p.method)) {
+        // Unreachable from the form: the button stays disabled until there is data.
+        if (!dataset) throw new Error('Gradient pruning needs data.');
+        const g = subset(dataset, GRADIENT_SAMPLES);
+        pruneOptions = { ...p, method: p.method, data: g.x, labels: g.labels };
+      } else {
+        pruneOptions = { ...p, method: p.method };
+      }
+      const r = await current.prune(pruneOptions, { onProgress: progress('prune') });
       made.push(r.model);
       current = r.model;
       prune = r.report;
@@ -430,8 +442,16 @@ async function optimize() {
       quant = r.report.quantize;
       training.push({ phase: 'quantization-aware training', report: r.report.train });
     } else if (options.quantize) {
-      const calib = dataset && mode === 'static' ? subset(dataset, CALIBRATION_SAMPLES).x : undefined;
-      const r = await current.quantize({ ...options.quantize, calibrationData: calib }, { onProgress: progress('quantize') });
+      const q = options.quantize;
+      let quantizeOptions: QuantizeOptions;
+      if (q.mode === 'dynamic') {
+        quantizeOptions = { ...q, mode: q.mode };
+      } else {
+        // Unreachable from the form: the button stays disabled until there is data.
+        if (!dataset) throw new Error('Static quantization needs data for calibration.');
+        quantizeOptions = { ...q, mode: q.mode, calibrationData: subset(dataset, CALIBRATION_SAMPLES).x };
+      }
+      const r = await current.quantize(quantizeOptions, { onProgress: progress('quantize') });
       made.push(r.model);
       current = r.model;
       quant = r.report;
@@ -520,15 +540,15 @@ function gradualReport(method: PruneMethod, sparsity: number, r: FinetuneReport)
   return {
     method,
     structured: false,
-    requested_sparsity: sparsity,
-    achieved_sparsity: r.train.sparsity,
-    prunable_weights: prunable,
-    removed_weights: r.before.nonzero_params - r.after.nonzero_params,
+    requestedSparsity: sparsity,
+    achievedSparsity: r.train.sparsity,
+    prunableWeights: prunable,
+    removedWeights: r.before.nonzeroParams - r.after.nonzeroParams,
     before: r.before,
     after: r.after,
     notes: [`pruned gradually while training ${r.train.epochs.length} epoch(s)${r.train.stopped ? ` (${r.train.stopped})` : ''}`],
-    score_ms: 0,
-    prune_ms: r.train.msPerEpoch * r.train.epochs.length,
+    scoreMs: 0,
+    pruneMs: r.train.msPerEpoch * r.train.epochs.length,
   };
 }
 
@@ -540,10 +560,10 @@ const change = (a: number, b: number) => (a > 0 ? ` (${b <= a ? '−' : '+'}${Ma
 
 /** Arena and flash on TFLite Micro before → after, and what pruning saves there. */
 function tflmResultCards(a: TflmReport, b: TflmReport, prune?: PruneReport): HTMLElement[] {
-  const arena = (t: TflmReport) => (t.arena_bytes === null ? '–' : fmtBytes(t.arena_bytes));
+  const arena = (t: TflmReport) => (t.arenaBytes === null ? '–' : fmtBytes(t.arenaBytes));
   const cards = [
     card('TFLM tensor arena', `${arena(a)} → ${arena(b)}`, 'predicted minimum RAM on the microcontroller'),
-    card('TFLM flash', `${fmtBytes(a.flash_bytes)} → ${fmtBytes(b.flash_bytes)}${change(a.flash_bytes, b.flash_bytes)}`, 'the model read in place, uncompressed'),
+    card('TFLM flash', `${fmtBytes(a.flashBytes)} → ${fmtBytes(b.flashBytes)}${change(a.flashBytes, b.flashBytes)}`, 'the model read in place, uncompressed'),
   ];
   if (!b.supported) cards.push(card('TFLite Micro', `cannot run it`, b.unsupported.map((u) => `node ${u.node} ${u.op}: ${u.reason}`).join('\n')));
   if (prune && !prune.structured) {
@@ -556,19 +576,19 @@ function renderResults() {
   if (!original || !result) return;
   const before = original.summary;
   const r = result;
-  const cards = [
-    card('file size', `${fmtBytes(before.size_bytes)} → ${fmtBytes(r.bytes.length)}${change(before.size_bytes, r.bytes.length)}`),
+  const cards: HTMLElement[] = [
+    card('file size', `${fmtBytes(before.sizeBytes)} → ${fmtBytes(r.bytes.length)}${change(before.sizeBytes, r.bytes.length)}`),
     card('gzip size', `${fmtBytes(r.gzip.before)} → ${fmtBytes(r.gzip.after)}${change(r.gzip.before, r.gzip.after)}`),
     card('precision', `${before.precision} → ${r.summary.precision}`),
-    card('parameters', r.prune ? `${fmt(r.prune.before.nonzero_params)} → ${fmt(r.prune.after.nonzero_params)} non-zero` : fmt(r.summary.parameters)),
+    card('parameters', r.prune ? `${fmt(r.prune.before.nonzeroParams)} → ${fmt(r.prune.after.nonzeroParams)} non-zero` : fmt(r.summary.parameters)),
     card('MACs / inference', `${fmt(before.macs)} → ${fmt(r.summary.macs)}`),
-    card('latency (this browser)', `${r.latency.before.median_ms.toFixed(3)} → ${r.latency.after.median_ms.toFixed(3)} ms`, 'median of batched runs of one sample, engine in a Web Worker'),
+    card('latency (this browser)', `${r.latency.before.medianMs.toFixed(3)} → ${r.latency.after.medianMs.toFixed(3)} ms`, 'median of batched runs of one sample, engine in a Web Worker'),
   ];
   const ev = r.evaluation;
   if (ev?.accuracy !== undefined && ev.reference?.accuracy !== undefined) cards.push(card('accuracy', `${pct(ev.reference.accuracy)} → ${pct(ev.accuracy)}`, `${ev.samples} samples`));
   if (ev?.reference) {
-    cards.push(card('top-1 agreement', pct(ev.reference.top1_agreement), 'samples where the optimized model predicts the same class as the original'));
-    const sq = ev.reference.output_sqnr_db[0];
+    cards.push(card('top-1 agreement', pct(ev.reference.top1Agreement), 'samples where the optimized model predicts the same class as the original'));
+    const sq = ev.reference.outputSqnrDb[0];
     cards.push(card('output SQNR', sq === null || sq === undefined ? '–' : `${sq.toFixed(1)} dB`, 'signal-to-noise ratio of the output against the original'));
   }
   for (const t of r.training) cards.push(card(t.phase, trainingText(t.report), `${t.report.trainSamples} training and ${t.report.validationSamples} validation samples`));
@@ -576,7 +596,7 @@ function renderResults() {
   $('result-cards').replaceChildren(...cards);
   const steps = [
     ...r.training.map((t) => `${t.phase} (${t.report.epochs.length} epoch(s)${t.report.stopped ? `, ${t.report.stopped}` : ''})`),
-    r.prune ? `pruned (${r.prune.method}${r.prune.structured ? ', structured' : ''}, ${pct(r.prune.achieved_sparsity)} of ${fmt(r.prune.prunable_weights)} weights)` : '',
+    r.prune ? `pruned (${r.prune.method}${r.prune.structured ? ', structured' : ''}, ${pct(r.prune.achievedSparsity)} of ${fmt(r.prune.prunableWeights)} weights)` : '',
     r.quant ? `quantized (${r.quant.mode}${r.quant.calibration ? `, ${r.quant.calibration}` : ''}, ${r.quant.granularity})` : '',
   ].filter(Boolean);
   $('result-summary').textContent = `${steps.join(', then ')}${ev ? `; measured on ${ev.samples} samples` : '; no data, so no accuracy'}.`;
@@ -585,25 +605,25 @@ function renderResults() {
     const beforeLayers = new Map(r.prune.before.layers.map((l) => [l.node, l]));
     const bars = r.prune.after.layers.map((l) => {
       const b = beforeLayers.get(l.node);
-      const removed = b && b.params > 0 ? 1 - l.nonzero_params / b.params : 0;
+      const removed = b && b.params > 0 ? 1 - l.nonzeroParams / b.params : 0;
       return { label: `${l.node} ${l.op}`, value: removed * 100, title: l.name };
     });
     $('chart-sparsity').replaceChildren(barChart(bars, { max: 100, unit: '%', ariaLabel: 'weights removed per layer' }));
   }
   $('chart-sparsity-box').hidden = !r.prune;
-  const sqnr = r.quant?.layers.filter((l) => l.sqnr_db !== undefined) ?? [];
+  const sqnr = r.quant?.layers.filter((l) => l.sqnrDb !== undefined) ?? [];
   if (sqnr.length) {
-    const max = Math.max(40, ...sqnr.map((l) => (l.sqnr_db === null || l.sqnr_db === undefined || !Number.isFinite(l.sqnr_db) ? 0 : l.sqnr_db)));
+    const max = Math.max(40, ...sqnr.map((l) => (l.sqnrDb === null || l.sqnrDb === undefined || !Number.isFinite(l.sqnrDb) ? 0 : l.sqnrDb)));
     const bars = sqnr.map((l) => ({
       label: `${l.index} ${l.op}`,
-      value: l.sqnr_db ?? null,
-      text: l.sqnr_db === null || l.sqnr_db === undefined ? '–' : Number.isFinite(l.sqnr_db) ? `${l.sqnr_db.toFixed(1)} dB` : 'exact',
+      value: l.sqnrDb ?? null,
+      text: l.sqnrDb === null || l.sqnrDb === undefined ? '–' : Number.isFinite(l.sqnrDb) ? `${l.sqnrDb.toFixed(1)} dB` : 'exact',
       title: l.name,
     }));
     $('chart-sqnr').replaceChildren(barChart(bars, { max, unit: ' dB', ariaLabel: 'SQNR per layer' }));
   }
   $('chart-sqnr-box').hidden = sqnr.length === 0;
-  const notes = [...(r.prune?.notes ?? []), ...(r.quant?.notes ?? []), ...(r.quant?.kept_float ?? []).map((k) => `kept in float: ${k}`)];
+  const notes = [...(r.prune?.notes ?? []), ...(r.quant?.notes ?? []), ...(r.quant?.keptFloat ?? []).map((k) => `kept in float: ${k}`)];
   $('notes').replaceChildren(...notes.map((n) => el('li', {}, [n])));
   $('results').hidden = false;
   $('try-which').textContent = 'optimized model';
@@ -626,15 +646,15 @@ function download(data: BlobPart, name: string, type: string) {
 function report() {
   if (!original || !result) return {};
   return {
-    source: { name: original.name, size_bytes: original.bytes.length, precision: original.summary.precision },
+    source: { name: original.name, sizeBytes: original.bytes.length, precision: original.summary.precision },
     options: result.options,
     prune: result.prune,
     quantize: result.quant,
     training: result.training,
     evaluation: result.evaluation,
-    latency_ms: { before: result.latency.before, after: result.latency.after },
-    gzip_bytes: result.gzip,
-    size_bytes: result.bytes.length,
+    latency: { before: result.latency.before, after: result.latency.after },
+    gzipBytes: result.gzip,
+    sizeBytes: result.bytes.length,
   };
 }
 
@@ -749,8 +769,8 @@ function main() {
     if (!result) return;
     try {
       const fw = await result.model.firmware(`${baseName()}_optimized`);
-      download(fw.header, fw.header_name, 'text/x-c');
-      download(fw.source, fw.source_name, 'text/x-c');
+      download(fw.header, fw.headerName, 'text/x-c');
+      download(fw.source, fw.sourceName, 'text/x-c');
     } catch (e) {
       showError(e);
     }
