@@ -43,7 +43,7 @@ window.quantizeTimes = async (url, samples) => {
     const t = performance.now();
     const q = await model.quantize({ mode: 'static', calibrationData });
     const r = q.report;
-    runs.push({ ms: performance.now() - t, calibration: r.calibration_ms, rewrite: r.rewrite_ms, report: r.report_ms, chosen: r.calibration });
+    runs.push({ ms: performance.now() - t, calibration: r.calibrationMs, rewrite: r.rewriteMs, report: r.reportMs, chosen: r.calibration });
     await q.model.release();
   }
   await model.release();

@@ -138,7 +138,7 @@ function makeInput(io) {
   const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8;
   if (io.dtype === 'i8') {
     const q = new Int8Array(n).map(() => (next() % 256) - 128);
-    const [scale, zp] = [io.quant.scale[0], io.quant.zero_point[0]];
+    const [scale, zp] = [io.quant.scale[0], io.quant.zeroPoint[0]];
     return { q, f: Float32Array.from(q, (v) => (v - zp) * scale), shape: io.shape.map((d) => Math.max(d, 1)) };
   }
   const f = new Float32Array(n).map(() => (next() % 65536) / 65536);
@@ -311,7 +311,7 @@ try {
       const desc = top.map((p) => {
         const l = layers.get(p.node);
         const rate = l?.macs ? ` ${(l.macs / p.ms / 1e6).toFixed(1)} GMAC/s` : '';
-        return `#${p.node} ${p.op} ${l ? l.input_shape.join('x') + '->' + l.output_shape.join('x') : ''} ${fmt(p.ms)} ms${rate}`;
+        return `#${p.node} ${p.op} ${l ? l.inputShape.join('x') + '->' + l.outputShape.join('x') : ''} ${fmt(p.ms)} ms${rate}`;
       });
       console.log(`  ${models[i][0]} (${fmt(total)} ms in layers): ${desc.join('; ')}`);
     }

@@ -44,10 +44,10 @@ try {
         const e = await p.evaluate(testX, { labels: testY });
         results[structured][method].push({
           sparsity,
-          achieved: report.achieved_sparsity,
+          achieved: report.achievedSparsity,
           accuracy: e.accuracy,
           macs: report.after.macs / report.before.macs,
-          gzip: report.after.gzip_bytes / report.before.gzip_bytes,
+          gzip: report.after.gzipBytes / report.before.gzipBytes,
         });
         await p.release();
       }

@@ -173,7 +173,7 @@ def fixtures():
             rows[label].append([
                 name, f"{accuracy(f, y):.2%}", f"{accuracy(t, y):.2%}", f"{accuracy(o, y):.2%}",
                 f"{agreement(f, t):.2%}", f"{agreement(f, o):.2%}", f"{sqnr(f, t):.2f}", f"{sqnr(f, o):.2f}", exact,
-                info["report"]["calibration"] + (" + bias corr." if info["report"]["bias_correction"] else ""),
+                info["report"]["calibration"] + (" + bias corr." if info["report"]["biasCorrection"] else ""),
                 f"{info['ms']:.0f}",
             ])
     for label, x, y in sets:

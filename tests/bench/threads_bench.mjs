@@ -248,8 +248,8 @@ try {
   console.log('"CPU s": the CPU time itself; equal figures mean splitting the work across threads cost nothing extra.');
   console.log(`Chromium ${results.Chromium.browser}`);
   const e = results.Node[1].report;
-  console.log(`evaluation: accuracy ${e.accuracy} (random labels), top-1 agreement ${e.reference.top1_agreement}, ` +
-    `output SQNR ${e.reference.output_sqnr_db.map((v) => v?.toFixed(2)).join(', ')} dB`);
+  console.log(`evaluation: accuracy ${e.accuracy} (random labels), top-1 agreement ${e.reference.top1Agreement}, ` +
+    `output SQNR ${e.reference.outputSqnrDb.map((v) => v?.toFixed(2)).join(', ')} dB`);
   const crossModel = results.Node[1].modelSha256 === results.Chromium[1].modelSha256;
   const crossFigures = results.Node[1].figures === results.Chromium[1].figures;
   console.log(`Node and Chromium: quantized model ${crossModel ? 'identical' : 'differs'}, ` +

@@ -75,8 +75,8 @@ def check(label, path, x, y, tmp, failures):
             report = json.loads(stdout)["report"]
             problems = []
             layers = len(report["before"]["layers"])
-            if not structured and abs(report["removed_weights"] - SPARSITY * report["prunable_weights"]) > layers:
-                problems.append(f"removed {report['removed_weights']} of {report['prunable_weights']}")
+            if not structured and abs(report["removedWeights"] - SPARSITY * report["prunableWeights"]) > layers:
+                problems.append(f"removed {report['removedWeights']} of {report['prunableWeights']}")
             if structured and not (report["after"]["macs"] < report["before"]["macs"]
                                    and report["after"]["params"] < report["before"]["params"]):
                 problems.append("structured pruning did not shrink the model")
@@ -97,7 +97,7 @@ def check(label, path, x, y, tmp, failures):
                 if not ok:
                     problems.append(f"outputs differ from LiteRT by {worst:.2e}")
             macs = report["after"]["macs"] / max(report["before"]["macs"], 1)
-            cells.append(f"{tag} {report['achieved_sparsity']:.2f}" + (f"/{macs:.2f}" if structured else "")
+            cells.append(f"{tag} {report['achievedSparsity']:.2f}" + (f"/{macs:.2f}" if structured else "")
                          + ("" if not problems else " FAIL"))
             failures.extend(f"{label} {tag}: {p}" for p in problems)
     return cells

@@ -179,7 +179,7 @@ def check_quantize(name, path, tmp, rng, failures):
         ours, theirs = np.load(yp), litert_run(it, x)[0]
         if mode == "static":
             ok = ours.shape == theirs.shape and np.array_equal(ours, theirs)
-            sq = info["report"]["output_sqnr_db"][0]
+            sq = info["report"]["outputSqnrDb"][0]
             result.append(f"static: {'bit-exact' if ok else 'DIFFERS'} {info['ms']:.0f} ms {sq if sq is None else round(sq, 1)} dB")
         else:
             # Hybrid layers re-quantize activations on the fly; across many layers a rare rounding
@@ -245,7 +245,7 @@ def main():
                 row["roundtrip"] = "written (LiteRT loads ours)"
             except Exception as e:  # noqa: BLE001
                 row["roundtrip"] = "written (LiteRT refuses: " + str(e)[:30] + ")"
-        runnable = not summary["unsupported_ops"]
+        runnable = not summary["unsupportedOps"]
         exact = summary["precision"] in ("int8", "mixed")
         if runnable and (original is not None or exact):
             # LiteRT refuses some originals (person_detect); then compare with LiteRT on our
@@ -288,9 +288,9 @@ def main():
             row["run vs LiteRT"] = (f"bit-exact ({kinds})" if worst == 0 else f"max err {worst:g} LSB ({kinds})") if exact \
                 else f"max err {worst:.2e} ({kinds})"
             row["vs XNNPACK"] = f"{worst_default:.2e}"
-        elif summary["unsupported_ops"]:
-            row["run vs LiteRT"] = "not executable: " + ", ".join(summary["unsupported_ops"])
-        if summary["precision"] in ("float", "hybrid") and not summary["unsupported_ops"]:
+        elif summary["unsupportedOps"]:
+            row["run vs LiteRT"] = "not executable: " + ", ".join(summary["unsupportedOps"])
+        if summary["precision"] in ("float", "hybrid") and not summary["unsupportedOps"]:
             row["quantize"] = check_quantize(name, path, tmp, rng, failures)
         rows.append(row)
 

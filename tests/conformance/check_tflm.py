@@ -17,7 +17,7 @@ of TFLM and of our engine (`node web/dist/cli.js run MODEL --raw` with the TFLM 
 identical. Models our engine cannot run yet (LSTM) are reported as "engine: unsupported" without
 failing. TFLM's minimum arena is found by binary search on `arena_size` (each probe in a forked
 process, so a crash in TFLM on a too-small arena is just a failed probe) and printed beside
-`inspect --json`'s `tflm.arena_bytes`: the prediction must never be below the minimum nor more than
+`inspect --json`'s `tflm.arenaBytes`: the prediction must never be below the minimum nor more than
 25% above it.
 
 Exit status: non-zero on any mismatch or arena prediction out of bounds.
@@ -156,8 +156,8 @@ def check_outputs(name, path, summary, rng, tmp, failures):
         theirs = tflm_run(path, x, 64 << 20)
         ours, err = run_ours(path, x, tmp)
         if ours is None:
-            if summary["unsupported_ops"] or "cannot be executed" in err:
-                return "engine: unsupported (" + ", ".join(summary["unsupported_ops"]) + ")", ""
+            if summary["unsupportedOps"] or "cannot be executed" in err:
+                return "engine: unsupported (" + ", ".join(summary["unsupportedOps"]) + ")", ""
             failures.append(f"{name}: our engine failed on {label} inputs: {err}")
             return "engine FAILED", ""
         c = compare(ours, theirs)
@@ -176,7 +176,7 @@ def check_outputs(name, path, summary, rng, tmp, failures):
 
 
 def check_arena(name, path, summary, failures):
-    predicted = summary["tflm"]["arena_bytes"]
+    predicted = summary["tflm"]["arenaBytes"]
     minimum = tflm_min_arena(path, predicted)
     if minimum is None:
         failures.append(f"{name}: TFLM did not run with any arena up to 2 GiB")
@@ -208,7 +208,7 @@ def check_model(name, source, path, rng, tmp, failures, rows, outputs=True):
         exact, litert = check_outputs(name, path, summary, rng, tmp, failures)
         row = {"vs TFLM": exact, "LiteRT arithmetic vs TFLM": litert}
     minimum, predicted, ratio = check_arena(name, path, summary, failures)
-    est = summary["tflm"]["arena_estimated_for"]
+    est = summary["tflm"]["arenaEstimatedFor"]
     rows.append(row | {
         "model": name, "source": source, "TFLM min arena": minimum, "predicted": predicted,
         "ratio": f"{ratio:.3f}" if ratio else "", "supported": summary["tflm"]["supported"],

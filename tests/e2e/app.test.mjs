@@ -111,7 +111,7 @@ test('the sample flow: load, prune + quantize, see results, download a valid int
   const report = JSON.parse(readFileSync(await reportDl.path(), 'utf8'));
   assert.equal(report.prune.method, 'global-magnitude');
   assert.equal(report.quantize.mode, 'static');
-  assert.equal(report.size_bytes, bytes.length);
+  assert.equal(report.sizeBytes, bytes.length);
 
   await page.getByRole('button', { name: 'Run', exact: true }).click();
   await page.locator('#run-results tbody tr').first().waitFor();
@@ -146,7 +146,7 @@ test('training: gradual pruning then quantization-aware training, a live loss ch
   const [reportDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download report (.json)' }).click()]);
   const report = JSON.parse(readFileSync(await reportDl.path(), 'utf8'));
   assert.deepEqual(report.training.map((t) => t.phase), ['pruning while training', 'quantization-aware training']);
-  assert.ok(Math.abs(report.prune.achieved_sparsity - report.options.prune.sparsity) < 0.02, `sparsity ${report.prune.achieved_sparsity}`);
+  assert.ok(Math.abs(report.prune.achievedSparsity - report.options.prune.sparsity) < 0.02, `sparsity ${report.prune.achievedSparsity}`);
   const [modelDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download .tflite' }).click()]);
   const bytes = readFileSync(await modelDl.path());
   const loaded = await opt.loadModel(bytes);

@@ -45,12 +45,12 @@ window.runBoth = async (modelFile, inputFile, samples) => {
     else {
       // Random values spread over the int8 input's representable range (seeded, same for both).
       const io = model.summary.inputs[0];
-      const q = io.quant ?? { scale: [1 / 128], zero_point: [0] };
+      const q = io.quant ?? { scale: [1 / 128], zeroPoint: [0] };
       const shape = [samples, ...io.shape.slice(1)];
       let seed = 12345;
       const data = new Float32Array(shape.reduce((a, b) => a * b, 1)).map(() => {
         seed = (seed * 1103515245 + 12345) >>> 0;
-        return ((seed >>> 8) % 256 - 128 - q.zero_point[0]) * q.scale[0];
+        return ((seed >>> 8) % 256 - 128 - q.zeroPoint[0]) * q.scale[0];
       });
       x = await opt.npyFromF32(shape, data);
     }

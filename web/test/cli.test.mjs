@@ -115,7 +115,7 @@ test('quantize, prune and evaluate write models and reports; bad options are usa
   assert.match(r.stdout, /layer-magnitude, unstructured/);
   assert.match(r.stdout, /accuracy/);
   const pr = JSON.parse(readFileSync(join(tmp, 'prune.json'), 'utf8'));
-  assert.ok(Math.abs(pr.achieved_sparsity - 0.3) < 0.01);
+  assert.ok(Math.abs(pr.achievedSparsity - 0.3) < 0.01);
   assert.equal(pr.evaluation.samples, 1000);
   const quantized = join(tmp, 'pruned_int8.tflite');
   r = cli('quantize', pruned, '-o', quantized, '--calibration', calib, '--calibration-method', 'minmax', '--json');
@@ -126,7 +126,7 @@ test('quantize, prune and evaluate write models and reports; bad options are usa
   r = cli('evaluate', quantized, '--data', x, '--labels', y, '--reference', model, '--json');
   assert.equal(r.status, 0, r.stderr);
   const e = JSON.parse(r.stdout);
-  assert.ok(e.accuracy > 0.5 && e.reference.top1_agreement > 0.5, r.stdout);
+  assert.ok(e.accuracy > 0.5 && e.reference.top1Agreement > 0.5, r.stdout);
   r = cli('prune', model, '-o', pruned, '--sparsity', '0.5', '--method', 'global-gradient');
   assert.equal(r.status, 1);
   assert.match(r.stderr, /needs --data/);

@@ -16,10 +16,10 @@ const testY = fixture('data/patterns_test_y.npy');
 /** The report without its timings. */
 function figures(r) {
   const { latency, reference, ...rest } = r;
-  assert.ok(latency.min_ms > 0 && latency.median_ms >= latency.min_ms, JSON.stringify(latency));
+  assert.ok(latency.minMs > 0 && latency.medianMs >= latency.minMs, JSON.stringify(latency));
   if (!reference) return rest;
   const { latency: rl, ...ref } = reference;
-  assert.ok(rl.min_ms > 0, JSON.stringify(rl));
+  assert.ok(rl.minMs > 0, JSON.stringify(rl));
   return { ...rest, reference: ref };
 }
 
@@ -48,8 +48,8 @@ test('evaluate gives identical figures on one and two threads, with progress ove
       assert.deepEqual(progress.at(-1), { stage: 'evaluate', done: runs, total: runs });
     }
     if (reference) {
-      assert.ok(a.report.reference.top1_agreement > 0.95, JSON.stringify(a.report.reference));
-      assert.ok(a.report.reference.output_sqnr_db[0] > 15, JSON.stringify(a.report.reference));
+      assert.ok(a.report.reference.top1Agreement > 0.95, JSON.stringify(a.report.reference));
+      assert.ok(a.report.reference.outputSqnrDb[0] > 15, JSON.stringify(a.report.reference));
     }
   }
 });

@@ -18,17 +18,17 @@ test('static quantization: a full-int8 model as accurate as the float one, with 
   const { model: q, report } = await float.quantize({ calibrationData: calib }, { onProgress: (p) => progress.push(p.stage) });
   assert.equal(q.summary.precision, 'int8');
   assert.equal(q.summary.inputs[0].dtype, 'i8');
-  assert.ok(q.summary.size_bytes < float.summary.size_bytes);
-  assert.ok(q.summary.parameter_bytes < float.summary.parameter_bytes / 3, 'int8 weights');
+  assert.ok(q.summary.sizeBytes < float.summary.sizeBytes);
+  assert.ok(q.summary.parameterBytes < float.summary.parameterBytes / 3, 'int8 weights');
   assert.equal(report.mode, 'static');
   assert.match(report.calibration, /^auto: /);
   assert.equal(report.candidates.filter((c) => c.chosen).length, 1);
-  assert.ok(report.layers.length >= 6 && report.layers.every((l) => l.kept_float === false));
-  assert.ok(report.output_sqnr_db[0] > 15, `output SQNR ${report.output_sqnr_db[0]}`);
+  assert.ok(report.layers.length >= 6 && report.layers.every((l) => l.keptFloat === false));
+  assert.ok(report.outputSqnrDb[0] > 15, `output SQNR ${report.outputSqnrDb[0]}`);
   assert.ok(progress.includes('calibrate') && progress.includes('select'));
   const e = await q.evaluate(testX, { labels: testY, reference: float });
   assert.ok(e.accuracy >= e.reference.accuracy - 0.01, `int8 ${e.accuracy} vs float ${e.reference.accuracy}`);
-  assert.ok(e.reference.top1_agreement > 0.97);
+  assert.ok(e.reference.top1Agreement > 0.97);
   await Promise.all([q.release(), float.release()]);
 });
 
@@ -49,10 +49,10 @@ test('magnitude pruning at 50% keeps accuracy within 2 points; random pruning do
   const results = {};
   for (const method of ['global-magnitude', 'layer-magnitude', 'random']) {
     const { model: p, report } = await m.prune({ method, sparsity: 0.5 });
-    assert.ok(Math.abs(report.achieved_sparsity - 0.5) < 0.001, `${method}: ${report.achieved_sparsity}`);
+    assert.ok(Math.abs(report.achievedSparsity - 0.5) < 0.001, `${method}: ${report.achievedSparsity}`);
     assert.equal(report.after.params, report.before.params, 'unstructured pruning keeps shapes');
-    assert.ok(report.after.nonzero_params < report.before.nonzero_params * 0.6);
-    assert.ok(report.after.gzip_bytes < report.before.gzip_bytes * 0.8, 'zeros compress');
+    assert.ok(report.after.nonzeroParams < report.before.nonzeroParams * 0.6);
+    assert.ok(report.after.gzipBytes < report.before.gzipBytes * 0.8, 'zeros compress');
     results[method] = (await p.evaluate(testX, { labels: testY })).accuracy;
     await p.release();
   }
@@ -69,7 +69,7 @@ test('structured pruning at 50% halves the MACs of the residual model, which sti
   const ratio = report.after.macs / report.before.macs;
   assert.ok(ratio > 0.4 && ratio < 0.6, `MACs ratio ${ratio}`);
   assert.ok(report.channels[1] < report.channels[0]);
-  assert.ok(p.summary.size_bytes < m.summary.size_bytes * 0.6);
+  assert.ok(p.summary.sizeBytes < m.summary.sizeBytes * 0.6);
   // Both branches of every residual ADD kept the same channels.
   for (const l of p.summary.layers.filter((l) => l.op === 'ADD')) {
     const shapes = l.inputs.map((t) => p.summary.tensors[t].shape.join('x'));
@@ -88,8 +88,8 @@ test('gradient pruning uses data and labels; without data it is refused', async 
     { method: 'layer-gradient', sparsity: 0.3, data: fixture('cnn/grad_x.npy'), labels: fixture('cnn/grad_y.npy') },
     { onProgress: (x) => progress.push(x) },
   );
-  assert.equal(report.gradient_samples, 16);
-  assert.ok(Math.abs(report.gradient_loss - parseNpy(fixture('cnn/grad_loss.npy')).data[0]) < 1e-3);
+  assert.equal(report.gradientSamples, 16);
+  assert.ok(Math.abs(report.gradientLoss - parseNpy(fixture('cnn/grad_loss.npy')).data[0]) < 1e-3);
   assert.equal(progress.at(-1).stage, 'gradients');
   await assert.rejects(m.prune({ sparsity: 1.5 }), (e) => e.code === 'invalid_argument');
   await Promise.all([p.release(), m.release()]);
@@ -98,6 +98,6 @@ test('gradient pruning uses data and labels; without data it is refused', async 
 test('benchmark reports latency of one inference', async () => {
   const m = await opt.loadModel(fixture('cnn/model_int8_tf.tflite'));
   const l = await m.benchmark(fixture('cnn/inputs.npy'), 50);
-  assert.ok(l.min_ms > 0 && l.min_ms <= l.median_ms && l.median_ms < 50, JSON.stringify(l));
+  assert.ok(l.minMs > 0 && l.minMs <= l.medianMs && l.medianMs < 50, JSON.stringify(l));
   await m.release();
 });

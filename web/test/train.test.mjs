@@ -49,7 +49,7 @@ test('quantization and runs give identical bytes on one and two threads', async 
     const m = await opt.loadModel(fixture('cnn/model_float.tflite'));
     const { model: q, report } = await m.quantize({ calibrationData: calib });
     const outs = await q.run(slice(100).x);
-    results.push({ bytes: await q.toBytes(), sqnr: report.output_sqnr_db, out: outs[0] });
+    results.push({ bytes: await q.toBytes(), sqnr: report.outputSqnrDb, out: outs[0] });
     await Promise.all([m.release(), q.release()]);
   }
   assert.deepEqual(results[0].bytes, results[1].bytes);
@@ -78,6 +78,21 @@ test('gradual pruning while fine-tuning reaches the sparsity, reports figures li
   assert.match(stopped.report.train.stopped, /stopped by the user/);
   assert.ok(stopped.report.train.epochs.length < 50);
   assert.ok((await stopped.model.run(x)).length === 1, 'the kept model runs');
+  await m.release();
+});
+
+test('an explicit pruning schedule is read with its camelCase fields', async () => {
+  const { x, y } = slice(64);
+  const m = await one.loadModel(fixture('cnn/model_float.tflite'));
+  // Constant sparsity from the first step (the CLI's --schedule constant); the fields were read
+  // snake_case before, so this call was refused.
+  const schedule = { kind: 'constant', sparsity: 0.6, beginStep: 0, frequency: 1 };
+  const { report } = await m.finetune({ data: x, labels: y, epochs: 1, prune: { method: 'global-magnitude', sparsity: 0.6, schedule } });
+  assert.ok(Math.abs(report.train.sparsity - 0.6) < 0.01, `sparsity ${report.train.sparsity}`);
+  await assert.rejects(
+    m.finetune({ data: x, labels: y, epochs: 1, prune: { method: 'global-magnitude', sparsity: 0.6, schedule: { kind: 'constant', sparsity: 0.6, begin_step: 0, frequency: 1 } } }),
+    (e) => e.code === 'invalid_argument' && /beginStep/.test(e.message),
+  );
   await m.release();
 });
 
