@@ -6,6 +6,7 @@ import type { TaskReply } from './pool.js';
 interface WorkerScope {
   postMessage(msg: unknown, transfer: Transferable[]): void;
   onmessage: ((e: MessageEvent) => void) | null;
+  location: { href: string };
 }
 const scope = self as unknown as WorkerScope;
 
@@ -17,7 +18,9 @@ const onMessage = serve({
     return r.arrayBuffer();
   },
   spawnTaskWorker: (init, onReply, onFailure) => {
-    const w = new Worker(new URL(import.meta.url), { type: 'module' });
+    // This worker's own script: its URL at run time (bundlers rewrite import.meta.url), or the
+    // same-origin blob it was started from when the package is on another origin.
+    const w = new Worker(scope.location.href, { type: 'module' });
     w.onmessage = (e) => onReply(e.data as TaskReply);
     w.onerror = (e) => {
       e.preventDefault();
