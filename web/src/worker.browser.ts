@@ -7,8 +7,23 @@ interface WorkerScope {
   postMessage(msg: unknown, transfer: Transferable[]): void;
   onmessage: ((e: MessageEvent) => void) | null;
   location: { href: string };
+  importScripts(...urls: string[]): void;
 }
 const scope = self as unknown as WorkerScope;
+
+/**
+ * Whether this worker runs as a module or a classic script: bundlers may turn the package's module
+ * worker into a classic one (webpack does), and task workers must start the same way.
+ * `importScripts()` with no URL does nothing in a classic worker and throws in a module worker.
+ */
+function ownType(): 'module' | 'classic' {
+  try {
+    scope.importScripts();
+    return 'classic';
+  } catch {
+    return 'module';
+  }
+}
 
 const onMessage = serve({
   post: (msg, transfer) => scope.postMessage(msg, transfer),
@@ -20,7 +35,7 @@ const onMessage = serve({
   spawnTaskWorker: (init, onReply, onFailure) => {
     // This worker's own script: its URL at run time (bundlers rewrite import.meta.url), or the
     // same-origin blob it was started from when the package is on another origin.
-    const w = new Worker(scope.location.href, { type: 'module' });
+    const w = new Worker(scope.location.href, { type: ownType() });
     w.onmessage = (e) => onReply(e.data as TaskReply);
     w.onerror = (e) => {
       e.preventDefault();
