@@ -201,6 +201,7 @@ async function runCdn() {
     const r = await pageObj.evaluate(() => window.result);
     await pageObj.close();
     assert.ok(r, `no result; page errors: ${errors.join('; ') || 'none'}`);
+    assert.deepEqual(Object.keys(r).sort(), ['defaultWorker', 'inUserWorker', 'mainThread', 'wasmPaths', 'workerUrlAndModule']);
     for (const [name, v] of Object.entries(r)) {
       assert.equal(v.error, undefined, `${name}: ${v.error}`);
       assert.equal(v.precision, 'int8', name);
@@ -225,7 +226,7 @@ try {
   await step('Vite app in Chromium: quantize', () => runBrowserApp(join(here, 'vite', 'dist')));
   await step('Vite dev server in Chromium: quantize', runViteDev);
   await step('webpack app in Chromium: quantize', () => runBrowserApp(join(here, 'webpack')));
-  await step('from another origin (CDN) in Chromium: default worker, workerUrl + wasmModule, wasmPaths, worker: false', runCdn);
+  await step('from another origin (CDN) in Chromium: default worker, workerUrl + wasmModule, wasmPaths, worker: false on the page and in a worker', runCdn);
 } finally {
   await browser.close();
 }

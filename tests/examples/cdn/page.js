@@ -39,5 +39,15 @@ window.result = {
   wasmPaths: await attempt(() => quantize(createOptimizer({ wasmPaths: '/wasm-copy/' }))),
   // No worker: the engine on this page's thread, its code from the CDN.
   mainThread: await attempt(() => quantize(createOptimizer({ worker: false }))),
+  // No worker of the package's own: the caller's worker runs the engine in its thread.
+  inUserWorker: await attempt(
+    () =>
+      new Promise((resolve) => {
+        const w = new Worker('./user-worker.js', { type: 'module' });
+        w.onmessage = (e) => resolve(e.data);
+        w.onerror = (e) => resolve({ error: e.message || 'the worker failed' });
+        w.postMessage(cdn);
+      }),
+  ),
 };
 document.getElementById('out').textContent = JSON.stringify(window.result);
