@@ -2,6 +2,7 @@
 // wasm from another folder (wasmPaths) or compiled by the caller (wasmModule), and one glue
 // module for both wasm builds.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -120,4 +121,25 @@ test('both wasm builds share one glue module: the generated glue files agree out
       .replace(/\/\*[\s\S]*?\*\//g, '')
       .replace(/^\s*\/\/.*$/gm, '');
   assert.equal(code('relaxed'), code('simd'));
+});
+
+test('worker: false after an engine crash: calls reject with engine_crashed, not a broken engine', () => {
+  // In a child process: the crash poisons that thread's one engine instance for good.
+  const script = `
+import { readFileSync } from 'node:fs';
+import { createOptimizer } from ${JSON.stringify(new URL('../dist/node.js', import.meta.url).href)};
+const opt = createOptimizer({ worker: false });
+const model = readFileSync(${JSON.stringify(join(root, 'tests/fixtures/mlp/model_float.tflite'))});
+await opt.loadModel(model);
+const codes = [];
+for (const call of [() => opt.testHookTrap('unreachable'), () => opt.loadModel(model), () => createOptimizer({ worker: false }).info()]) {
+  try { await call(); codes.push('ok'); } catch (e) { codes.push(e.code + ': ' + e.message); }
+}
+console.log(JSON.stringify(codes));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const [trap, after, other] = JSON.parse(r.stdout);
+  assert.match(trap, /^engine_crashed: the engine crashed/);
+  assert.match(after, /^engine_crashed: .*cannot be replaced in the same thread/);
+  assert.match(other, /^engine_crashed: .*cannot be replaced in the same thread/);
 });
