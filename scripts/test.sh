@@ -34,6 +34,9 @@ CHROMEDRIVER=/usr/bin/chromedriver RUSTFLAGS="-C target-feature=+simd128,+relaxe
 step "TypeScript package and CLI (node --test)"
 npm test --silent -w web
 
+step "Example projects on the packed package: Node, Vite, webpack 5, a CDN (tests/examples)"
+node tests/examples/run.mjs
+
 step "Web app in headless Chromium (playwright-core)"
 node --test --test-reporter=spec tests/e2e/
 
