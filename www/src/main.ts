@@ -556,7 +556,7 @@ function renderResults() {
   if (!original || !result) return;
   const before = original.summary;
   const r = result;
-  const cards = [
+  const cards: HTMLElement[] = [
     card('file size', `${fmtBytes(before.size_bytes)} → ${fmtBytes(r.bytes.length)}${change(before.size_bytes, r.bytes.length)}`),
     card('gzip size', `${fmtBytes(r.gzip.before)} → ${fmtBytes(r.gzip.after)}${change(r.gzip.before, r.gzip.after)}`),
     card('precision', `${before.precision} → ${r.summary.precision}`),
