@@ -7,7 +7,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh" --tests
 cd "$ROOT"
 
-step() { printf '\n\033[1;35m=== %s ===\033[0m\n' "$*"; }
+# Each step prints the time the previous one took (CI must stay under 30 minutes in all).
+LAST=$SECONDS
+step() {
+  printf '\n\033[1;35m=== %s ===\033[0m (previous step: %d s, total %d s)\n' "$*" $((SECONDS - LAST)) "$SECONDS"
+  LAST=$SECONDS
+}
 
 step "Rust core, native (cargo test)"
 cargo test --workspace --quiet
@@ -29,6 +34,9 @@ CHROMEDRIVER=/usr/bin/chromedriver RUSTFLAGS="-C target-feature=+simd128,+relaxe
 step "TypeScript package and CLI (node --test)"
 npm test --silent -w web
 
+step "Example projects on the packed package: Node, Vite, webpack 5, a CDN (tests/examples)"
+node tests/examples/run.mjs
+
 step "Web app in headless Chromium (playwright-core)"
 node --test --test-reporter=spec tests/e2e/
 
@@ -41,4 +49,4 @@ python3 tests/conformance/check_pruning.py
 step "Conformance against TFLite Micro: int8 outputs and predicted tensor arenas"
 python3 tests/conformance/check_tflm.py
 
-printf '\n\033[1;32mall tests passed\033[0m\n'
+printf '\n\033[1;32mall tests passed\033[0m (last step: %d s, total %d s)\n' $((SECONDS - LAST)) "$SECONDS"

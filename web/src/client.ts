@@ -7,6 +7,7 @@ import { buffersIn, type Args, type Method, type Response, type Result, type Wor
 import type {
   Bytes,
   EvalReport,
+  Input,
   FirmwareFiles,
   FinetuneReport,
   Latency,
@@ -24,8 +25,11 @@ import type {
   TrainOptions,
 } from './types.js';
 import { OptimizerError } from './types.js';
+import type { AssetOptions } from './assets.js';
+import { readNpy, writeNpy } from './npy.js';
+import { isTensor, type Tensor } from './tensor.js';
 
-/** The minimal worker interface the client needs; browser.ts and node.ts adapt their workers to it. */
+/** @internal The minimal worker interface the client needs; browser.ts and node.ts adapt their workers to it. */
 export interface WorkerPort {
   post(msg: unknown, transfer: ArrayBuffer[]): void;
   terminate(): void;
@@ -33,18 +37,26 @@ export interface WorkerPort {
   setBusy(busy: boolean): void;
 }
 
+/** @internal */
 export type SpawnWorker = (handlers: {
   message(msg: Response): void;
   /** The worker died or failed to start (an error event, an unexpected exit). */
   failure(err: Error): void;
 }) => WorkerPort;
 
+/** What a call's `signal` needs: an `AbortSignal` (typed structurally, so no DOM lib is needed). */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
 export interface CallOptions {
   onProgress?: (p: Progress) => void;
   /** Cancels this call only: removed from the queue if it has not started, or, if it is running,
    * by restarting the engine (running wasm cannot be interrupted). Training calls stop after their
    * current step instead and resolve with the best model so far. */
-  signal?: AbortSignal;
+  signal?: AbortSignalLike;
 }
 
 /** Options of training calls: progress also carries the live figures. */
@@ -52,7 +64,14 @@ export interface TrainCallOptions extends CallOptions {
   onMetrics?: (m: TrainMetrics) => void;
 }
 
-export interface OptimizerOptions {
+export interface OptimizerOptions extends AssetOptions {
+  /**
+   * `false` runs the engine in the calling thread instead of a worker: for code that is already in
+   * a worker, or where workers are unavailable. The API is the same; calls block the thread while
+   * wasm runs, `threads` is ignored (one engine), and every main-thread optimizer of a thread shares
+   * one engine instance. Default `true`.
+   */
+  worker?: boolean;
   /** Use the plain simd128 build even where relaxed SIMD is available. */
   prefer?: 'simd' | 'relaxed';
   /** Memory budget of the engine per model, in bytes; a model that needs more is refused with
@@ -93,13 +112,45 @@ interface Pending {
 /** Input bytes: copied once into a buffer that is then transferred to the worker. */
 export type { Bytes };
 
+/** Data for the engine: `.npy` bytes, or a tensor (`{ data: TypedArray, shape }`). */
+export type { Input };
+
+/** What `engine.info()` says. */
+export interface EngineInfo {
+  version: string;
+  /** 'simd128' or 'relaxed-simd'. */
+  simd: string;
+  /** The int8 matrix-product kernel in use. */
+  int8Kernel: string;
+  flavor: 'simd' | 'relaxed';
+  /** Models loaded now. */
+  models: number;
+}
+
+/** Options of `run`. */
+export interface RunOptions extends CallOptions {
+  /** Outputs in the model's own type (e.g. int8) instead of float32. */
+  raw?: boolean;
+  streaming?: boolean;
+  /** The form of the outputs; default: tensors for a tensor input, `.npy` bytes for bytes. */
+  output?: 'npy' | 'tensor';
+}
+
 /** A fresh buffer holding exactly these bytes. (Node's Buffer#slice would share memory, even the
  * buffer pool, so copy explicitly.) */
 function ownedCopy(b: Bytes): ArrayBuffer {
+  if (!(b instanceof Uint8Array) && !(b instanceof ArrayBuffer)) {
+    throw new OptimizerError('invalid_argument', 'data must be .npy bytes (Uint8Array or ArrayBuffer) or a tensor { data, shape }');
+  }
   const view = b instanceof Uint8Array ? b : new Uint8Array(b);
   const copy = new Uint8Array(view.byteLength);
   copy.set(view);
   return copy.buffer;
+}
+
+/** Data as a fresh `.npy` buffer for the engine. */
+function npyBuffer(x: Input): ArrayBuffer {
+  return isTensor(x) ? (writeNpy(x).buffer as ArrayBuffer) : ownedCopy(x);
 }
 
 const RELOAD = 'the next call starts a fresh engine, and models loaded before must be loaded again';
@@ -118,9 +169,12 @@ export class Optimizer {
   /** Why each ended engine generation ended, for the error a stale LoadedModel gives. */
   private ended = new Map<number, OptimizerError>();
 
+  /** @internal Use `createOptimizer()`. */
   constructor(
     private readonly spawn: SpawnWorker,
     private readonly options: OptimizerOptions = {},
+    /** Resolved asset locations, from the entry point. */
+    private readonly wasm?: WorkerInit['wasm'],
   ) {
     const m = options.maxMemory;
     if (m !== undefined && !(Number.isSafeInteger(m) && m > 0)) {
@@ -160,6 +214,7 @@ export class Optimizer {
       maxMemory: this.options.maxMemory,
       threads: this.threads,
       target: this.options.target,
+      wasm: this.wasm,
       role: 'api',
     };
     port.post(init, []);
@@ -267,6 +322,7 @@ export class Optimizer {
    * Queues one request for the engine. `needs` is the engine generation whose loaded models the
    * call uses; if that engine is gone by the time the call runs, it rejects instead.
    */
+  /** @internal */
   call<M extends Method>(
     method: M,
     args: Args<M>,
@@ -295,12 +351,12 @@ export class Optimizer {
     });
   }
 
-  /** The worker generation; models loaded in an earlier generation are gone. */
+  /** @internal The worker generation; models loaded in an earlier generation are gone. */
   get workerGeneration(): number {
     return this.generation;
   }
 
-  /** Why the engine generation `generation` ended, if it has. */
+  /** @internal Why the engine generation `generation` ended, if it has. */
   endedBecause(generation: number): OptimizerError | undefined {
     return generation === this.generation ? undefined : this.staleError(generation);
   }
@@ -323,8 +379,8 @@ export class Optimizer {
   }
 
   /** Engine version and the SIMD build in use. */
-  info(): Promise<Result<'info'>> {
-    return this.call('info', {});
+  info(): Promise<EngineInfo> {
+    return this.call('info', {}) as Promise<EngineInfo>;
   }
 
   /** Reads a .tflite model into the engine. */
@@ -340,7 +396,7 @@ export class Optimizer {
     return m.summary;
   }
 
-  /** Shape and type of a .npy file. */
+  /** Shape and type of a .npy file (or use `readNpy`, which needs no engine). */
   npyInfo(bytes: Bytes, opts: CallOptions = {}): Promise<NpyInfo> {
     return this.call('npyInfo', { bytes: ownedCopy(bytes) }, opts);
   }
@@ -361,6 +417,7 @@ export class Optimizer {
 
 /** A model held by the engine. Release it when done to free the worker's memory. */
 export class LoadedModel {
+  /** @internal */
   constructor(
     private readonly optimizer: Optimizer,
     readonly handle: number,
@@ -369,7 +426,7 @@ export class LoadedModel {
     readonly summary: ModelSummary,
   ) {}
 
-  /** Throws if the model's engine is gone (cancelled, or crashed). */
+  /** @internal Throws if the model's engine is gone (cancelled, or crashed). */
   check() {
     const why = this.optimizer.endedBecause(this.generation);
     if (why) throw why;
@@ -390,10 +447,15 @@ export class LoadedModel {
    * integer type). Returns one .npy file per model output, shaped [N, ...output shape]: float32, or
    * the model's own output type with `raw`.
    */
-  async run(input: Bytes, opts: CallOptions & { raw?: boolean; streaming?: boolean } = {}): Promise<Uint8Array[]> {
-    const args = { handle: this.handle, input: ownedCopy(input), raw: opts.raw ?? false, streaming: opts.streaming ?? false };
+  run(input: Tensor, opts?: RunOptions & { output?: 'tensor' }): Promise<Tensor[]>;
+  run(input: Bytes, opts?: RunOptions & { output?: 'npy' }): Promise<Uint8Array[]>;
+  run(input: Input, opts: RunOptions & { output: 'tensor' }): Promise<Tensor[]>;
+  run(input: Input, opts: RunOptions & { output: 'npy' }): Promise<Uint8Array[]>;
+  async run(input: Input, opts: RunOptions = {}): Promise<Uint8Array[] | Tensor[]> {
+    const args = { handle: this.handle, input: npyBuffer(input), raw: opts.raw ?? false, streaming: opts.streaming ?? false };
     const r = await this.call('run', args, opts);
-    return r.outputs;
+    const asTensors = (opts.output ?? (isTensor(input) ? 'tensor' : 'npy')) === 'tensor';
+    return asTensors ? r.outputs.map((o) => readNpy(o)) : r.outputs;
   }
 
   /**
@@ -403,11 +465,11 @@ export class LoadedModel {
    * TFMOT's schedules. An abort stops after the current step and resolves with the best model.
    */
   async finetune(
-    options: TrainOptions & { data: Bytes; labels: Bytes; prune?: PruneDuring },
+    options: TrainOptions & { data: Input; labels: Input; prune?: PruneDuring },
     opts: TrainCallOptions = {},
   ): Promise<{ model: LoadedModel; report: FinetuneReport }> {
     const { data, labels, prune, ...train } = options;
-    const args = { handle: this.handle, x: ownedCopy(data), y: ownedCopy(labels), options: train, prune };
+    const args = { handle: this.handle, x: npyBuffer(data), y: npyBuffer(labels), options: train, prune };
     const r = await this.call('finetune', args, { ...opts, graceful: true });
     return { model: new LoadedModel(this.optimizer, r.handle, this.generation, r.summary), report: r.report };
   }
@@ -427,7 +489,7 @@ export class LoadedModel {
     }
     const r = await this.call(
       'quantize',
-      { handle: this.handle, calibration: calibrationData ? ownedCopy(calibrationData) : undefined, options: rest },
+      { handle: this.handle, calibration: calibrationData ? npyBuffer(calibrationData) : undefined, options: rest },
       opts,
     );
     return { model: new LoadedModel(this.optimizer, r.handle, this.generation, r.summary), report: r.report };
@@ -439,11 +501,11 @@ export class LoadedModel {
    * `quantize`. `data` and `labels` as for `finetune`.
    */
   async quantizeAware(
-    options: QuantizeSettings & { data: Bytes; labels: Bytes; train?: TrainOptions },
+    options: QuantizeSettings & { data: Input; labels: Input; train?: TrainOptions },
     opts: TrainCallOptions = {},
   ): Promise<{ model: LoadedModel; report: QatReport }> {
     const { data, labels, train, ...quantize } = options;
-    const args = { handle: this.handle, x: ownedCopy(data), y: ownedCopy(labels), train: train ?? {}, options: quantize };
+    const args = { handle: this.handle, x: npyBuffer(data), y: npyBuffer(labels), train: train ?? {}, options: quantize };
     const r = await this.call('qat', args, { ...opts, graceful: true });
     return { model: new LoadedModel(this.optimizer, r.handle, this.generation, r.summary), report: r.report };
   }
@@ -463,8 +525,8 @@ export class LoadedModel {
       'prune',
       {
         handle: this.handle,
-        data: data ? ownedCopy(data) : undefined,
-        labels: labels ? ownedCopy(labels) : undefined,
+        data: data ? npyBuffer(data) : undefined,
+        labels: labels ? npyBuffer(labels) : undefined,
         options: rest,
       },
       opts,
@@ -478,8 +540,8 @@ export class LoadedModel {
    * loaded model, e.g. the float original); size; latency with the engine.
    */
   async evaluate(
-    data: Bytes,
-    options: { labels?: Bytes; reference?: LoadedModel } = {},
+    data: Input,
+    options: { labels?: Input; reference?: LoadedModel } = {},
     opts: CallOptions = {},
   ): Promise<EvalReport> {
     options.reference?.check();
@@ -490,8 +552,8 @@ export class LoadedModel {
       'evaluate',
       {
         handle: this.handle,
-        data: ownedCopy(data),
-        labels: options.labels ? ownedCopy(options.labels) : undefined,
+        data: npyBuffer(data),
+        labels: options.labels ? npyBuffer(options.labels) : undefined,
         reference: options.reference?.handle,
       },
       opts,
@@ -499,16 +561,16 @@ export class LoadedModel {
   }
 
   /** Per-layer time (ms) of one inference with the engine, averaged over `iterations` runs. */
-  async profile(input: Bytes, iterations = 20): Promise<{ node: number; op: string; ms: number }[]> {
-    return this.call('profile', { handle: this.handle, input: ownedCopy(input), iterations });
+  async profile(input: Input, iterations = 20): Promise<{ node: number; op: string; ms: number }[]> {
+    return this.call('profile', { handle: this.handle, input: npyBuffer(input), iterations });
   }
 
   /**
    * Inference latency with the engine on the first sample of `input` (a `.npy` batch): mean,
    * median and minimum over `runs` timed runs after a short warm-up.
    */
-  async benchmark(input: Bytes, runs = 100): Promise<Latency> {
-    return this.call('benchmark', { handle: this.handle, input: ownedCopy(input), runs });
+  async benchmark(input: Input, runs = 100): Promise<Latency> {
+    return this.call('benchmark', { handle: this.handle, input: npyBuffer(input), runs });
   }
 
   /**

@@ -2,12 +2,22 @@
  * Loads the Rust core compiled to WebAssembly. Two builds exist: `simd` (simd128) and `relaxed`
  * (simd128 + relaxed SIMD, whose int8 dot products map to VNNI on x86). The best build the engine
  * validates is picked at load time; an engine without simd128 gets a clear error.
+ *
+ * Both builds come from the same Rust code, so they share one JavaScript glue module (a test checks
+ * that the two generated glue files agree outside their comments); only the `.wasm` differs. The
+ * glue is imported statically so that bundlers put it in the worker's own chunk.
  */
-import type * as Glue from '../wasm/simd/tinyml_optimizer.js';
+import * as glue from '../wasm/simd/tinyml_optimizer.js';
 import { OptimizerError } from './types.js';
 
-export type Wasm = typeof Glue;
+export type Wasm = typeof glue;
 export type Flavor = 'relaxed' | 'simd';
+
+/** Where the engine's wasm comes from, per build: a URL to fetch, or a compiled module. */
+export interface EngineAssets {
+  urls?: Partial<Record<Flavor, string>>;
+  modules?: Partial<Record<Flavor, WebAssembly.Module>>;
+}
 
 /** A module whose one function uses `i8x16.splat`: valid only where simd128 is supported. */
 const SIMD_PROBE = new Uint8Array([
@@ -34,29 +44,39 @@ export function detectFlavor(prefer?: Flavor): Flavor | null {
   return validates(RELAXED_PROBE) ? 'relaxed' : 'simd';
 }
 
+/** The package's own files (bundlers see these `new URL` literals and emit the files). */
 const URLS: Record<Flavor, URL> = {
   simd: new URL('../wasm/simd/tinyml_optimizer_bg.wasm', import.meta.url),
   relaxed: new URL('../wasm/relaxed/tinyml_optimizer_bg.wasm', import.meta.url),
 };
 
-/** Loads the glue module and instantiates the wasm bytes that `readWasm` returns for a URL. */
+/** The build to use when compiled modules are given: the best one the engine runs among them. */
+function flavorWithModules(best: Flavor, modules: Partial<Record<Flavor, WebAssembly.Module>>): Flavor {
+  if (modules[best]) return best;
+  if (best === 'relaxed' && modules.simd) return 'simd';
+  throw new OptimizerError(
+    'invalid_argument',
+    `wasmModule has no compiled module for the '${best}' build this engine needs (give { ${best}: module }${best === 'relaxed' ? ' or { simd: module }' : ''})`,
+  );
+}
+
+/** Loads the engine: a compiled module when given, else the wasm bytes `readWasm` returns for a URL. */
 export async function loadEngine(
   readWasm: (url: URL) => Promise<BufferSource>,
   prefer?: Flavor,
+  assets: EngineAssets = {},
 ): Promise<{ wasm: Wasm; flavor: Flavor }> {
-  const flavor = detectFlavor(prefer);
-  if (!flavor) {
+  const best = detectFlavor(prefer);
+  if (!best) {
     throw new OptimizerError(
       'no_simd',
       'This JavaScript engine does not support WebAssembly SIMD (simd128), which @tinyml/optimizer needs. ' +
         'Use Chrome/Edge 91+, Firefox 89+, Safari 16.4+ or Node.js 20+.',
     );
   }
-  const glue: Wasm =
-    flavor === 'relaxed'
-      ? ((await import('../wasm/relaxed/tinyml_optimizer.js')) as unknown as Wasm)
-      : await import('../wasm/simd/tinyml_optimizer.js');
-  const bytes = await readWasm(URLS[flavor]);
-  glue.initSync({ module: bytes });
+  const flavor = assets.modules ? flavorWithModules(best, assets.modules) : best;
+  const url = assets.urls?.[flavor];
+  const module = assets.modules?.[flavor] ?? (await readWasm(url ? new URL(url) : URLS[flavor]));
+  glue.initSync({ module });
   return { wasm: glue, flavor };
 }

@@ -256,7 +256,7 @@ export function serve(host: Host): (msg: Request | WorkerInit | StopRequest | Ta
   let tasks: InstanceType<Wasm['TaskWorker']> | null = null;
 
   const start = () =>
-    (state ??= loadEngine(host.readWasm, init.prefer).then(({ wasm, flavor }) => {
+    (state ??= loadEngine(host.readWasm, init.prefer, init.wasm).then(({ wasm, flavor }) => {
       if (init.maxMemory !== undefined) wasm.setMaxMemory(init.maxMemory);
       if (init.target !== undefined) wasm.setTarget(init.target);
       const spawn = host.spawnTaskWorker?.bind(host);

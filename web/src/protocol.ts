@@ -6,6 +6,7 @@
  */
 import type { ErrorCode, Progress, TrainMetrics } from './types.js';
 import type { Handlers } from './handlers.js';
+import type { EngineAssets } from './engine.js';
 
 export type Method = keyof Handlers;
 export type Args<M extends Method> = Parameters<Handlers[M]>[0];
@@ -45,6 +46,8 @@ export interface WorkerInit {
   threads?: number;
   /** Whose int8 arithmetic the engine reproduces (default 'tflm'). */
   target?: 'tflm' | 'litert';
+  /** Where the engine's wasm comes from (URLs resolved by the caller, or compiled modules). */
+  wasm?: EngineAssets;
   /** 'task': a task worker of another worker's pool (see pool.ts), not the API's worker. */
   role?: 'api' | 'task';
 }

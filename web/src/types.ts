@@ -7,6 +7,7 @@
  */
 
 import type * as core from './generated/core.js';
+import type { Tensor } from './tensor.js';
 
 export type {
   CalibrationCandidate,
@@ -48,6 +49,9 @@ export type {
 /** Model and data bytes: a `.tflite` file or a `.npy` array. */
 export type Bytes = ArrayBuffer | Uint8Array;
 
+/** Data for the engine: `.npy` bytes, or a tensor (`{ data: TypedArray, shape }`). */
+export type Input = Bytes | Tensor;
+
 /** Quantization settings as the core reads them; every field optional, defaults in brackets:
  * mode ['static'], calibration [{ method: 'auto' }], granularity ['per-channel'], io ['int8'],
  * biasCorrection [true], reportSamples [32], selectSamples [100]. */
@@ -57,7 +61,7 @@ export type QuantizeSettings = Partial<core.QuantizeOptions>;
  * `calibrationData`, a `.npy` batch of representative inputs `[N, ...input shape]` with N >= 10;
  * dynamic quantization (int8 weights, float activations) needs none. */
 export type QuantizeOptions =
-  | (Omit<QuantizeSettings, 'mode'> & { mode?: 'static'; calibrationData: Bytes })
+  | (Omit<QuantizeSettings, 'mode'> & { mode?: 'static'; calibrationData: Input })
   | (Omit<QuantizeSettings, 'mode'> & { mode: 'dynamic'; calibrationData?: undefined });
 
 /** Pruning methods that score weights by `|w · ∂L/∂w|` and so need data. */
@@ -74,10 +78,10 @@ export type PruneSettings = Partial<core.PruneOptions>;
 export type PruneOptions =
   | (Omit<PruneSettings, 'method'> & {
       method?: Exclude<core.PruneMethod, GradientPruneMethod>;
-      data?: Bytes;
-      labels?: Bytes;
+      data?: Input;
+      labels?: Input;
     })
-  | (Omit<PruneSettings, 'method'> & { method: GradientPruneMethod; data: Bytes; labels?: Bytes });
+  | (Omit<PruneSettings, 'method'> & { method: GradientPruneMethod; data: Input; labels?: Input });
 
 /** True for the methods whose `prune` options need `data`. */
 export function needsData(method: core.PruneMethod | undefined): method is GradientPruneMethod {
