@@ -77,7 +77,7 @@ async function inspectAll({ values, positionals, io }: Ctx): Promise<number> {
         const d = describeError(e);
         results.push({ path, error: d.error });
         exit = Math.max(exit, d.exit);
-        if (!io.json) process.stderr.write(`error: ${positionals.length > 1 ? `${shownPath(path, 'stdin')}: ` : ''}${d.error.message}\n`);
+        process.stderr.write(`error: ${positionals.length > 1 ? `${shownPath(path, 'stdin')}: ` : ''}${d.error.message}\n`);
       }
     }
   });
