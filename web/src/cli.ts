@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { OptimizerError } from './types.js';
 import { COMMON_OPTIONS, COMMON_USAGE, UsageError, type Values } from './cli/args.js';
 import { commands as single } from './cli/commands.js';
-import { describeError, EXIT_INTERNAL, EXIT_OK, EXIT_USER, type Command } from './cli/engine.js';
+import { describeError, EXIT_INTERNAL, EXIT_OK, EXIT_USER, printError, type Command } from './cli/engine.js';
 import { envelope, Io, packageVersion } from './cli/io.js';
 import { optimize } from './cli/optimize.js';
 
@@ -67,10 +67,9 @@ function parse(cmd: Command, args: string[]): { values: Values; positionals: str
 function fail(io: Io, cmd: Command, e: unknown): number {
   const { error, exit } = describeError(e);
   if (io.json) io.resultStream.write(JSON.stringify(envelope(io.command, { error }), null, 2) + '\n');
-  process.stderr.write(`error: ${error.message}\n`);
+  printError(error);
   if (e instanceof UsageError) process.stderr.write(`usage: ${cmd.usage}\n`);
   if (exit === EXIT_INTERNAL && e instanceof Error && e.stack && !(e instanceof OptimizerError)) process.stderr.write(e.stack + '\n');
-  if (error.code === 'resource_limit') process.stderr.write('(raise the budget with --max-memory SIZE if this machine has the memory)\n');
   return exit;
 }
 
@@ -95,7 +94,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const io = new Io(name, rest.includes('--json'), rest.includes('--quiet') || rest.includes('-q'));
   // Before parsing: a usage error of `-o -` must not reach stdout either.
-  io.modelToStdout = rest.some((a, i) => a === '-' && (rest[i - 1] === '-o' || rest[i - 1] === '--output'));
+  io.modelToStdout = 'header' in cmd.options && rest.some((a, i) => (a === '-' && (rest[i - 1] === '-o' || rest[i - 1] === '--output')) || a === '--output=-');
   try {
     const code = await cmd.run({ ...parse(cmd, rest), io });
     return code ?? EXIT_OK;

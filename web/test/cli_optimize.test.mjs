@@ -82,6 +82,7 @@ test('optimize refuses what cannot run, before reading anything', () => {
     [['--labels', testY, '--mode', 'dynamic'], /--labels needs --data/],
     [['--epochs', '1', '--train', train.x], /training needs --train X.npy .* and --train-labels/],
     [['--sparsity', '1'], /--sparsity must be a fraction in \[0, 1\)/],
+    [['--train', train.x, '--train-labels', train.y], /--train and --train-labels are for training: give --epochs N too/],
   ];
   for (const [args, message] of cases) {
     const r = cli('optimize', model, '-o', out('never.tflite'), ...args);

@@ -19,7 +19,7 @@ import {
   UsageError,
   type Values,
 } from './args.js';
-import { describeError, EXIT_OK, training, withEngine, type Command, type Ctx, type ErrorJson } from './engine.js';
+import { describeError, EXIT_OK, printError, training, withEngine, type Command, type Ctx, type ErrorJson } from './engine.js';
 import { checkModelOutputs, checkOutputs, namedInputs, readInput, readOptional, writeModel, type Io, type Named, type Written } from './io.js';
 
 const OUTPUT_USAGE = '-o OUT.tflite|- [--report REPORT.json] [--header OUT.h]';
@@ -77,7 +77,7 @@ async function inspectAll({ values, positionals, io }: Ctx): Promise<number> {
         const d = describeError(e);
         results.push({ path, error: d.error });
         exit = Math.max(exit, d.exit);
-        process.stderr.write(`error: ${positionals.length > 1 ? `${shownPath(path, 'stdin')}: ` : ''}${d.error.message}\n`);
+        printError(d.error, positionals.length > 1 ? `${shownPath(path, 'stdin')}: ` : '');
       }
     }
   });

@@ -70,3 +70,9 @@ export function describeError(e: unknown): { error: ErrorJson; exit: number } {
   if (e instanceof UsageError) return { error: { code: 'invalid_argument', message: e.message }, exit: EXIT_USER };
   return { error: { code: 'internal', message: (e as Error)?.message ?? String(e) }, exit: EXIT_INTERNAL };
 }
+
+/** An error on stderr: the message, and how to get past a memory budget. */
+export function printError(error: ErrorJson, prefix = ''): void {
+  process.stderr.write(`error: ${prefix}${error.message}\n`);
+  if (error.code === 'resource_limit') process.stderr.write('(raise the budget with --max-memory SIZE if this machine has the memory)\n');
+}

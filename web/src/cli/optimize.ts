@@ -71,6 +71,7 @@ function plan(values: Values): Plan {
     throw new UsageError('nothing to do: give --sparsity F to prune, --epochs N to train, or leave out --no-quantize');
   }
   if (values.labels && !values.data) throw new UsageError('--labels needs --data');
+  if ((values.train || values['train-labels']) && !p.train) throw new UsageError('--train and --train-labels are for training: give --epochs N too');
   const gradient = p.prune?.method.endsWith('-gradient') && !(p.train && !p.prune.structured);
   if (gradient && !values.data && !values.train) {
     throw new UsageError(`--method ${p.prune!.method} needs data to score weights: --data X.npy or --train X.npy`);
