@@ -92,3 +92,28 @@ test('optimize refuses what cannot run, before reading anything', () => {
   }
   assert.equal(existsSync(out('never.tflite')), false);
 });
+
+test('Ctrl-C while training keeps the best model so far, skips later training and still quantizes', async () => {
+  const { spawn } = await import('node:child_process');
+  const { cliPath, root } = await import('./helpers.mjs');
+  const args = ['optimize', model, '-o', out('int.tflite'), '--sparsity', '0.5', '--epochs', '50', '--train', testX, '--train-labels', testY,
+    '--threads', '2', '--json'];
+  const child = spawn(process.execPath, [cliPath, ...args], { cwd: root });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  const started = new Promise((resolve) => child.stderr.on('data', (d) => (stderr += d) && /prune-while-training:/.test(stderr) && resolve()));
+  await started;
+  await new Promise((r) => setTimeout(r, 1500));
+  child.kill('SIGINT');
+  // Had a later step trained anyway, it would run its 50 epochs: stop it and fail.
+  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const code = await new Promise((r) => child.on('exit', r));
+  clearTimeout(guard);
+  assert.equal(code, 0, stderr);
+  const j = JSON.parse(stdout);
+  assert.deepEqual(steps(j), ['prune-while-training', 'quantize'], 'quantization-aware training is skipped after Ctrl-C');
+  assert.ok(j.report.training[0].train.epochs.length < 50);
+  assert.equal(j.report.quantize.calibration_samples, 200, 'calibrated on 200 samples of --train');
+  assert.equal(j.report.after.precision, 'int8');
+});

@@ -42,8 +42,11 @@ export async function withEngine<T>(values: Values, fn: (opt: Optimizer) => Prom
 
 type TrainCall<T> = (opts: { onProgress: (p: Progress) => void; onMetrics: (m: TrainMetrics) => void; signal: AbortSignal }) => Promise<T>;
 
-/** Runs a training call with progress, epoch lines and Ctrl-C stopping it gracefully. */
-export async function training<T>(io: Io, label: string, call: TrainCall<T>): Promise<T> {
+/**
+ * Runs a training call with progress, epoch lines and Ctrl-C stopping it gracefully (the best model
+ * so far is the result; `onInterrupt` then runs).
+ */
+export async function training<T>(io: Io, label: string, call: TrainCall<T>, onInterrupt?: () => void): Promise<T> {
   const r = io.trainReporter(label);
   const stop = stopOnInterrupt(io);
   try {
@@ -51,6 +54,7 @@ export async function training<T>(io: Io, label: string, call: TrainCall<T>): Pr
   } finally {
     r.bar.done();
     stop.release();
+    if (stop.signal.aborted) onInterrupt?.();
   }
 }
 

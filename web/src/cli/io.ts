@@ -204,6 +204,9 @@ export async function checkModelOutputs(io: Io, values: Values, model: string, e
   if (values.report) outputs.push({ flag: '--report', path: values.report as string });
   await checkOutputs([{ flag: 'MODEL', path: model }, ...extraInputs], outputs);
   io.modelToStdout = values.output === STDIO;
+  if (io.modelToStdout && process.stdout.isTTY) {
+    throw new UsageError("-o - writes the binary model to stdout, which is a terminal: redirect it ('> out.tflite') or pipe it");
+  }
 }
 
 /** What a command wrote: the model (path `-` for stdout) and the other files. */

@@ -104,6 +104,8 @@ function facts(s: ModelSummary, bytes: number): ModelFacts {
 /** Runs the pipeline on a loaded model; returns the optimized model and the report (without `after`). */
 class Pipeline {
   model: LoadedModel;
+  /** Set when Ctrl-C stopped a training step: later steps do not train (as the app's Cancel). */
+  interrupted = false;
   readonly report: Omit<OptimizeReport, 'after'>;
 
   constructor(
@@ -137,8 +139,8 @@ class Pipeline {
     const gradual = !!(prune && train && !prune.structured);
     if (prune && gradual) await this.pruneWhileTraining();
     else if (prune) await this.pruneOnce();
-    if (train && !gradual && quantize?.mode !== 'static') await this.finetune();
-    if (quantize?.mode === 'static' && train) await this.quantizeAware();
+    if (train && !gradual && quantize?.mode !== 'static' && !this.interrupted) await this.finetune();
+    if (quantize?.mode === 'static' && train && !this.interrupted) await this.quantizeAware();
     else if (quantize) await this.quantize();
     if (this.d.eval) await this.evaluate();
     return this.model;
@@ -162,16 +164,21 @@ class Pipeline {
     const o = this.p.prune!;
     const during = { method: o.method, sparsity: o.sparsity, schedule: o.schedule, includeLastLayer: o.includeLastLayer };
     const r = await this.step('prune-while-training', `${o.method} to sparsity ${o.sparsity} over ${this.p.train!.epochs} epoch(s)`, () =>
-      training(this.io, 'prune', (c) => this.model.finetune({ ...this.p.train!, ...this.d.train!, prune: during }, c)),
+      this.train('prune', (c) => this.model.finetune({ ...this.p.train!, ...this.d.train!, prune: during }, c)),
     );
     this.model = r.model;
     this.report.training.push({ step: 'prune-while-training', train: r.report.train });
     this.report.prune = { gradual: true, method: o.method, structured: false, requestedSparsity: o.sparsity, achievedSparsity: r.report.train.sparsity, report: null };
   }
 
+  /** A training call that Ctrl-C stops gracefully, marking the run interrupted. */
+  train<T>(label: string, call: Parameters<typeof training<T>>[2]): Promise<T> {
+    return training(this.io, label, call, () => (this.interrupted = true));
+  }
+
   async finetune() {
     const r = await this.step('finetune', `${this.p.train!.epochs} epoch(s)`, () =>
-      training(this.io, 'finetune', (c) => this.model.finetune({ ...this.p.train!, ...this.d.train! }, c)),
+      this.train('finetune', (c) => this.model.finetune({ ...this.p.train!, ...this.d.train! }, c)),
     );
     this.model = r.model;
     this.report.training.push({ step: 'finetune', train: r.report.train });
@@ -181,7 +188,7 @@ class Pipeline {
     const { mode: _m, calibration: _c, ...q } = this.p.quantize!;
     const train = { ...this.p.train!, learningRate: this.p.train!.learningRate! / 5 };
     const r = await this.step('quantize-aware-training', `${train.epochs} epoch(s), learning rate ${train.learningRate}`, () =>
-      training(this.io, 'quantize', (c) => this.model.quantizeAware({ ...q, ...this.d.train!, train }, c)),
+      this.train('quantize', (c) => this.model.quantizeAware({ ...q, ...this.d.train!, train }, c)),
     );
     this.model = r.model;
     this.report.training.push({ step: 'quantize-aware-training', train: r.report.train });
