@@ -108,3 +108,15 @@ test('--quiet: no progress or information on stderr, the result still on stdout,
   assert.equal(failed.status, 1);
   assert.match(failed.stderr, /cannot read model/);
 });
+
+test('-o - into a pipe closed by its reader: exit 1 with a message, no stack trace', async () => {
+  const { spawn } = await import('node:child_process');
+  const { cliPath, root } = await import('./helpers.mjs');
+  const child = spawn(process.execPath, [cliPath, 'convert', model, '-o', '-'], { cwd: root });
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const code = await new Promise((r) => child.on('close', r));
+  assert.equal(code, 1, stderr);
+  assert.match(stderr, /^error: cannot write the model to 'stdout': the reading end of the pipe is closed\n$/);
+});

@@ -257,13 +257,13 @@ export async function writeModel(values: Values, model: LoadedModel, bytes: Uint
 /** Writes bytes to stdout, binary-safe; a closed pipe is a file error, not a crash. */
 function writeStdout(bytes: Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onError = (e: Error) => reject(new FileError(STDIO, reasonOf(e), 'write', 'the model to stdout'));
-    process.stdout.once('error', onError);
-    process.stdout.write(bytes, (e) => {
-      process.stdout.off('error', onError);
-      if (e) onError(e);
-      else resolve();
-    });
+    const onError = (e: NodeJS.ErrnoException) => {
+      const reason = e.code === 'EPIPE' ? 'the reading end of the pipe is closed' : reasonOf(e);
+      reject(new FileError('stdout', reason, 'write', 'the model to'));
+    };
+    // The stream may report an error more than once (callback and event): keep listening.
+    process.stdout.on('error', onError);
+    process.stdout.write(bytes, (e) => (e ? onError(e) : resolve()));
   });
 }
 
