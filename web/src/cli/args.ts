@@ -75,6 +75,12 @@ export const MODEL_OUTPUT_OPTIONS: Options = {
   header: { type: 'string' },
 };
 
+/** Evaluation data (and, for pruning, the samples gradient methods score). */
+export const DATA_OPTIONS: Options = {
+  data: { type: 'string', short: 'd' },
+  labels: { type: 'string', short: 'l' },
+};
+
 // ---------------------------------------------------------------------------------------------
 // Training
 

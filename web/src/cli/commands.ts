@@ -5,6 +5,7 @@ import { writeFilesAtomically } from '../files.js';
 import { formatEvalReport, formatPruneReport, formatQuantReport, formatSummary, formatTrained, shownPath } from '../format.js';
 import { OptimizerError, type EvalReport, type FinetuneReport, type ModelSummary, type PruneReport, type QatReport } from '../types.js';
 import {
+  DATA_OPTIONS,
   epochsOf,
   MODEL_OUTPUT_OPTIONS,
   parsePrune,
@@ -282,8 +283,7 @@ const prune: Command = {
   options: {
     ...MODEL_OUTPUT_OPTIONS,
     ...PRUNE_OPTIONS,
-    data: { type: 'string', short: 'd' },
-    labels: { type: 'string', short: 'l' },
+    ...DATA_OPTIONS,
     'finetune-epochs': { type: 'string' },
     ...TRAIN_OPTIONS,
   },
@@ -333,8 +333,7 @@ const evaluate: Command = {
     'X is [N, ...input shape] (float32, quantized for int8 models). Y holds class indices [N] or one-hot rows\n' +
     '[N, C]. With --reference, reports the top-1 agreement and output SQNR of MODEL against that model on X.',
   options: {
-    data: { type: 'string', short: 'd' },
-    labels: { type: 'string', short: 'l' },
+    ...DATA_OPTIONS,
     reference: { type: 'string', short: 'r' },
   },
   positionals: 1,

@@ -8,6 +8,7 @@ import type { LoadedModel } from '../client.js';
 import { formatOptimizeReport } from '../format.js';
 import type { EvalReport, ModelSummary, PruneReport, QuantReport, TflmReport, TrainOptions, TrainReport } from '../types.js';
 import {
+  DATA_OPTIONS,
   epochsOf,
   MODEL_OUTPUT_OPTIONS,
   parsePrune,
@@ -258,8 +259,7 @@ export const optimize: Command = {
     ...TRAIN_OPTIONS,
     ...QUANTIZE_OPTIONS,
     'no-quantize': { type: 'boolean', default: false },
-    data: { type: 'string', short: 'd' },
-    labels: { type: 'string', short: 'l' },
+    ...DATA_OPTIONS,
   },
   positionals: 1,
   run: runOptimize,
