@@ -1,6 +1,6 @@
 /** The CLI's commands that do one thing: inspect, run, quantize, prune, finetune, evaluate, convert. */
 import { basename } from 'node:path';
-import type { LoadedModel, Optimizer } from '../client.js';
+import type { LoadedModel } from '../client.js';
 import { writeFilesAtomically } from '../files.js';
 import { formatEvalReport, formatPruneReport, formatQuantReport, formatSummary, formatTrained, shownPath } from '../format.js';
 import { OptimizerError, type EvalReport, type FinetuneReport, type ModelSummary, type PruneReport, type QatReport } from '../types.js';
@@ -29,7 +29,7 @@ const OUTPUT_USAGE = '-o OUT.tflite|- [--report REPORT.json] [--header OUT.h]';
 interface Transform<R> {
   /** Input files besides the model (the outputs may not replace them). */
   inputs: Named[];
-  apply(model: LoadedModel, opt: Optimizer, io: Io): Promise<{ model: LoadedModel; report: R }>;
+  apply(model: LoadedModel, io: Io): Promise<{ model: LoadedModel; report: R }>;
   text(w: Written, ms: number, report: R): string;
 }
 
@@ -40,7 +40,7 @@ async function transformModel<R>({ values, positionals: [path], io }: Ctx, t: Tr
   await withEngine(values, async (opt) => {
     const model = await opt.loadModel(bytes);
     const start = performance.now();
-    const r = await t.apply(model, opt, io);
+    const r = await t.apply(model, io);
     const ms = performance.now() - start;
     const out = await r.model.toBytes();
     const written = await writeModel(values, r.model, out, r.report ?? undefined);
@@ -167,7 +167,7 @@ function quantizeAware(values: Values): Transform<QatReport> {
   const train = parseTrain(values, epochsOf(values, 'qat-epochs'), 2e-4);
   return {
     inputs: namedInputs(values, TRAIN_INPUTS),
-    async apply(model, _opt, io) {
+    async apply(model, io) {
       const { data, labels } = await readTrainData(values);
       return training(io, 'quantize', (o) => model.quantizeAware({ ...quantize, data, labels, train }, o));
     },
@@ -201,7 +201,7 @@ const quantize: Command = {
     }
     return transformModel(ctx, {
       inputs: namedInputs(values, ['calibration']),
-      async apply(model, _opt, io) {
+      async apply(model, io) {
         const calibrationData = options.mode === 'static' ? await readInput(values.calibration as string, 'calibration data') : undefined;
         const bar = io.bar('quantize');
         try {
@@ -224,7 +224,7 @@ function pruneDuringTraining(values: Values): Transform<FinetuneReport & { prune
   const train = parseTrain(values, epochsOf(values, 'finetune-epochs'), 1e-3);
   return {
     inputs: namedInputs(values, TRAIN_INPUTS),
-    async apply(model, _opt, io) {
+    async apply(model, io) {
       const { data, labels } = await readTrainData(values);
       const first = prune.structured ? await model.prune({ ...prune, data, labels }) : undefined;
       const during = prune.structured ? undefined : { method: prune.method, sparsity: prune.sparsity, schedule, includeLastLayer: prune.includeLastLayer };
@@ -245,7 +245,7 @@ function pruneOnce(values: Values): Transform<PruneReport & { evaluation?: EvalR
   if (values.labels && !values.data) throw new UsageError('--labels needs --data');
   return {
     inputs: namedInputs(values, ['data', 'labels']),
-    async apply(model, _opt, io) {
+    async apply(model, io) {
       const data = await readOptional(values.data, 'data');
       const labels = await readOptional(values.labels, 'labels');
       const bar = io.bar('prune');
@@ -314,7 +314,7 @@ const finetune: Command = {
     const train = parseTrain(values, epochsOf(values, 'epochs'), 1e-3);
     return transformModel<FinetuneReport>(ctx, {
       inputs: namedInputs(values, TRAIN_INPUTS),
-      async apply(model, _opt, io) {
+      async apply(model, io) {
         const { data, labels } = await readTrainData(values);
         return training(io, 'finetune', (o) => model.finetune({ ...train, data, labels }, o));
       },
