@@ -120,3 +120,30 @@ test('-o - into a pipe closed by its reader: exit 1 with a message, no stack tra
   assert.equal(code, 1, stderr);
   assert.match(stderr, /^error: cannot write the model to 'stdout': the reading end of the pipe is closed\n$/);
 });
+
+test('on a terminal, progress bars show; --quiet hides them', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const { cliPath } = await import('./helpers.mjs');
+  if (spawnSync('sh', ['-c', 'command -v script']).status !== 0) {
+    t.diagnostic('util-linux script(1) not installed: the terminal case is SKIPPED');
+    return;
+  }
+  // script(1) runs the CLI on a pseudo-terminal and copies what it shows.
+  const onTerminal = (...flags) => {
+    const command = [process.execPath, cliPath, 'optimize', model, '-o', join(tmp, 'tty.tflite'), '--calibration', calib, ...flags].join(' ');
+    const r = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stdout);
+    return r.stdout;
+  };
+  const bar = /quantize calibrate \[#+\.*\] \d+% \d+\/200/;
+  const loud = onTerminal();
+  assert.match(loud, bar);
+  assert.match(loud, /^quantize: static int8/m);
+  const quiet = onTerminal('--quiet');
+  assert.doesNotMatch(quiet, bar);
+  assert.doesNotMatch(quiet, /^quantize: static int8/m);
+  assert.match(quiet, /^wrote .*tty\.tflite/m, 'the report is still shown');
+  const binary = spawnSync('script', ['-qec', `${process.execPath} ${cliPath} convert ${model} -o -`, '/dev/null'], { encoding: 'utf8' });
+  assert.match(binary.stdout, /-o - writes the binary model to stdout, which is a terminal/);
+  assert.doesNotMatch(binary.stdout, /TFL3/, 'no model bytes on the terminal');
+});
