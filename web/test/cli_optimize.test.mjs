@@ -117,3 +117,19 @@ test('Ctrl-C while training keeps the best model so far, skips later training an
   assert.equal(j.report.quantize.calibration_samples, 200, 'calibrated on 200 samples of --train');
   assert.equal(j.report.after.precision, 'int8');
 });
+
+test('spreadRows takes k rows spread evenly, keeps the header but the count, and leaves small or foreign data alone', async () => {
+  const { spreadRows } = await import('../dist/cli/npy.js');
+  const { parseNpy } = await import('./helpers.mjs');
+  const x = readFileSync(testX);
+  const all = parseNpy(x);
+  const sub = parseNpy(spreadRows(x, 200));
+  assert.deepEqual(sub.shape, [200, 16, 16, 1]);
+  const row = 256;
+  for (const i of [0, 1, 57, 199]) {
+    assert.deepEqual(sub.data.subarray(i * row, (i + 1) * row), all.data.subarray(i * 5 * row, (i * 5 + 1) * row), `row ${i}`);
+  }
+  assert.equal(spreadRows(x, 1000), x, 'no more rows than asked: the batch itself');
+  const notNpy = Buffer.from('not a .npy file at all');
+  assert.equal(spreadRows(notNpy, 2), notNpy);
+});
