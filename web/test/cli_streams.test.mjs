@@ -70,7 +70,7 @@ test('with -o -, errors never reach stdout; only -o may be -, and stdin feeds on
 });
 
 test('inspect of several models: each printed; --json is one document with a list; a bad one fails alone', () => {
-  const int8 = join(process.cwd(), 'tests/fixtures/cnn/model_int8_tf.tflite');
+  const int8 = model.replace('model_float', 'model_int8_tf');
   const bad = join(tmp, 'bad.tflite');
   writeFileSync(bad, modelBytes.subarray(0, 100));
   let r = cli('inspect', model, int8);
