@@ -64,7 +64,7 @@ def cli(*args):
 
 def accuracy(model_path, x_path, y_path):
     out = json.loads(cli("evaluate", model_path, "--data", x_path, "--labels", y_path, "--json"))
-    return out["accuracy"]
+    return out["report"]["accuracy"]
 
 
 # ------------------------------------------------------------------------------------------------

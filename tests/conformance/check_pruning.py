@@ -51,7 +51,7 @@ def check(label, path, x, y, tmp, failures):
     np.save(xp, x)
     if y is not None:
         np.save(yp, y.astype(np.int64))
-    summary = json.loads(cr.cli("inspect", path, "--json")[1])
+    summary = json.loads(cr.cli("inspect", path, "--json")[1])["models"][0]["summary"]
     classifier = summary["outputs"][0]["shape"][-1] >= 2 and len(summary["outputs"][0]["shape"]) <= 2
     cells = []
     for structured in (False, True):

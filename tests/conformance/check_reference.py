@@ -145,7 +145,7 @@ def check_quantize(name, path, tmp, rng, failures):
     cp = os.path.join(tmp, "calib.npy")
     np.save(cp, calib)
     result = []
-    hybrid = json.loads(cli("inspect", path, "--json")[1])["precision"] == "hybrid"
+    hybrid = json.loads(cli("inspect", path, "--json")[1])["models"][0]["summary"]["precision"] == "hybrid"
     for mode in ("static", "dynamic"):
         out = os.path.join(tmp, f"{mode}_{name}")
         args = ["quantize", path, "-o", out, "--mode", mode, "--json"] + (["--calibration", cp] if mode == "static" else [])
@@ -218,7 +218,7 @@ def main():
             failures.append(f"{name}: inspect failed: {err.strip()}")
             rows.append(row | {"inspect": "FAIL"})
             continue
-        summary = json.loads(out)
+        summary = json.loads(out)["models"][0]["summary"]
         row["inspect"] = "ok"
         row["precision"] = summary["precision"]
         try:

@@ -198,7 +198,7 @@ def check_model(name, source, path, rng, tmp, failures, rows, outputs=True):
         failures.append(f"{name}: inspect failed: {err.strip()}")
         rows.append({"model": name, "source": source, "vs TFLM": "inspect FAILED"})
         return
-    summary = json.loads(out)
+    summary = json.loads(out)["models"][0]["summary"]
     if not outputs:
         row = {"vs TFLM": "arena only (float model)"}
     elif len(summary["inputs"]) != 1:
@@ -237,7 +237,7 @@ def reference_models():
 
 def precision_of(path):
     code, out, _ = cli("inspect", path, "--json")
-    return json.loads(out)["precision"] if code == 0 else None
+    return json.loads(out)["models"][0]["summary"]["precision"] if code == 0 else None
 
 
 def quantized_by_us(tmp, rng, failures):

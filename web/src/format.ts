@@ -1,5 +1,6 @@
-/** Plain-text rendering of a model summary, for the CLI. */
-import type { EvalReport, ModelSummary, PruneReport, QuantParams, QuantReport } from './types.js';
+/** Plain-text renderings of summaries and reports, for the CLI. */
+import type { EvalReport, ModelSummary, PruneReport, QuantParams, QuantReport, TrainReport } from './types.js';
+import type { OptimizeReport } from './cli/optimize.js';
 
 const n = (v: number) => v.toLocaleString('en-US');
 const shape = (s: number[]) => `[${s.join(', ')}]`;
@@ -170,5 +171,85 @@ export function formatPruneReport(path: string, r: PruneReport, evaluation?: Eva
     ]);
   }
   out.push('', table(layers, ['r', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r']));
+  return out.join('\n') + '\n';
+}
+
+/** A path as the CLI shows it: `-` is stdout (or stdin, for an input). */
+export function shownPath(path: string, std: 'stdout' | 'stdin' = 'stdout'): string {
+  return path === '-' ? std : path;
+}
+
+/** A trained model in a line: epochs, time per epoch, the kept accuracy and sparsity. */
+export function formatTrained(output: { path: string; bytes: number }, ms: number, t: TrainReport): string {
+  const last = t.epochs[t.epochs.length - 1];
+  const acc = last ? (last.valAccuracy ?? last.accuracy) : null;
+  return (
+    `wrote ${shownPath(output.path)} (${n(output.bytes)} bytes) after ${t.epochs.length} epoch(s), ` +
+    `${(t.msPerEpoch / 1000).toFixed(2)} s/epoch, ${(ms / 1000).toFixed(1)} s in all` +
+    (acc != null ? `; ${last.valAccuracy != null ? 'validation ' : ''}accuracy ${pct(acc)}` : '') +
+    (last && last.sparsity > 0 ? `; sparsity ${(last.sparsity * 100).toFixed(1)}%` : '') +
+    (t.stopped ? `\n(stopped: ${t.stopped})` : '') +
+    '\n'
+  );
+}
+
+const STEP_NAMES: Record<OptimizeReport['steps'][number]['step'], string> = {
+  prune: 'prune',
+  'prune-while-training': 'prune while training',
+  finetune: 'fine-tune',
+  quantize: 'quantize',
+  'quantize-aware-training': 'quantization-aware training',
+  evaluate: 'evaluate',
+};
+
+/** What each step did, a line each. */
+function optimizeSteps(r: OptimizeReport): string[] {
+  const out = [`steps: ${r.steps.map((s) => `${STEP_NAMES[s.step]} (${(s.ms / 1000).toFixed(1)} s)`).join(' -> ')}`];
+  const p = r.prune;
+  if (p) {
+    const kind = p.structured ? 'structured (whole channels)' : 'unstructured (zeroed weights)';
+    out.push(`pruning: ${p.method}${p.gradual ? ' while training' : ''}, ${kind}; ${pct(p.achievedSparsity)} of the prunable weights (requested ${pct(p.requestedSparsity)})`);
+  }
+  for (const t of r.training) {
+    const best = t.train.epochs.find((e) => e.epoch === t.train.bestEpoch);
+    const acc = best?.valAccuracy ?? null;
+    out.push(`${STEP_NAMES[t.step]}: ${t.train.epochs.length} epoch(s)${best ? `, kept epoch ${best.epoch}` : ''}${acc === null ? '' : ` (validation accuracy ${pct(acc)})`}${t.train.stopped ? `; stopped: ${t.train.stopped}` : ''}`);
+  }
+  const q = r.quantize;
+  if (q) {
+    const calib = q.mode === 'dynamic' ? '' : `, calibration ${q.calibration ?? '-'} (${q.calibrationSamples} samples)`;
+    out.push(`quantization: ${q.mode} int8${calib}, weights ${q.granularity}, io ${q.io}; output SQNR vs float ${q.outputSqnrDb.map(db).join(', ')}`);
+    for (const note of q.notes) out.push(`note: ${note}`);
+  }
+  return out;
+}
+
+/** Before and after, side by side: size, precision, parameters, MACs, TFLite Micro facts, accuracy and latency. */
+function optimizeTable(r: OptimizeReport): string {
+  const { before: b, after: a, evaluation: e } = r;
+  const arena = (v: number | null) => (v === null ? '-' : `${n(v)} B`);
+  const rows = [
+    ['', 'original', 'optimized'],
+    ['file bytes', n(b.bytes), n(a.bytes)],
+    ['precision', b.precision, a.precision],
+    ['parameters', n(b.parameters), n(a.parameters)],
+    ['MACs', n(b.macs), n(a.macs)],
+    ['TFLM runs it', b.tflm.supported ? 'yes' : 'no', a.tflm.supported ? 'yes' : 'no'],
+    ['TFLM arena', arena(b.tflm.arenaBytes), arena(a.tflm.arenaBytes)],
+    ['TFLM flash', `${n(b.tflm.flashBytes)} B`, `${n(a.tflm.flashBytes)} B`],
+  ];
+  const ref = e?.reference;
+  if (e?.accuracy !== undefined && ref?.accuracy !== undefined) rows.push(['accuracy', pct(ref.accuracy), pct(e.accuracy)]);
+  if (e && ref) rows.push(['latency ms (median)', ref.latency.medianMs.toFixed(3), e.latency.medianMs.toFixed(3)]);
+  return table(rows, ['l', 'r', 'r']);
+}
+
+/** The report of `optimize`: the output, what each step did, and the model before and after. */
+export function formatOptimizeReport(output: { path: string; bytes: number }, ms: number, r: OptimizeReport): string {
+  const ratio = r.before.bytes > 0 ? ` (${((output.bytes / r.before.bytes) * 100).toFixed(0)}% of ${n(r.before.bytes)})` : '';
+  const out = [`wrote ${shownPath(output.path)}: ${n(output.bytes)} bytes${ratio} in ${(ms / 1000).toFixed(1)} s`, ...optimizeSteps(r), '', optimizeTable(r)];
+  const ref = r.evaluation?.reference;
+  if (ref) out.push('', `on ${r.evaluation!.samples} samples: top-1 agreement with the original ${pct(ref.top1Agreement)}, output SQNR ${ref.outputSqnrDb.map(db).join(', ')}`);
+  for (const u of r.after.tflm.unsupported) out.push(`TFLM cannot run node ${u.node} (${u.op}): ${u.reason}`);
   return out.join('\n') + '\n';
 }

@@ -21,7 +21,7 @@ test('npm pack → install in a fresh folder → CLI and API work', () => {
   const model = join(root, 'tests/fixtures/cnn/model_float.tflite');
   const cli = spawnSync(join(app, 'node_modules/.bin/tinyml-optimizer'), ['inspect', model, '--json'], { cwd: app, encoding: 'utf8' });
   assert.equal(cli.status, 0, cli.stderr);
-  assert.equal(JSON.parse(cli.stdout).precision, 'float');
+  assert.equal(JSON.parse(cli.stdout).models[0].summary.precision, 'float');
   writeFileSync(
     join(app, 'use.mjs'),
     `import { readFileSync } from 'node:fs';
