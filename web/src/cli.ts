@@ -306,7 +306,13 @@ async function pruneDuringTraining(values: Values, modelPath: string): Promise<v
       pruneReport = r.report;
       model = r.model;
     }
-    const prune = values.structured ? undefined : { method, sparsity, schedule, includeLastLayer: values['include-last-layer'] as boolean };
+    const prune = values.structured ? undefined : {
+      method,
+      sparsity,
+      schedule,
+      includeLastLayer: values['include-last-layer'] as boolean,
+      includeDepthwise: values['include-depthwise'] as boolean,
+    };
     const { model: tuned, report } = await training('prune', (o) => model.finetune({ ...train, data, labels, prune }, o));
     const ms = performance.now() - start;
     const out = await tuned.toBytes();
@@ -506,11 +512,11 @@ const commands: Record<string, Command> = {
     usage:
       'tinyml-optimizer prune MODEL.tflite -o OUT.tflite --method global-magnitude|layer-magnitude|global-gradient|\n' +
       '       layer-gradient|random --sparsity F [--structured] [--data X.npy] [--labels Y.npy] [--seed N]\n' +
-      '       [--include-last-layer] [--include-bias] [--report REPORT.json] [--header OUT.h] [--json]\n' +
+      '       [--include-last-layer] [--include-bias] [--include-depthwise] [--report REPORT.json] [--header OUT.h] [--json]\n' +
       `       gradual pruning while training: --finetune-epochs N [--schedule polynomial|constant] ${TRAIN_USAGE}`,
     help:
-      'F is the fraction of the prunable weights to remove (CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED kernels;\n' +
-      'the last classifier layer and biases only when asked). Magnitude methods rank |w|, gradient methods\n' +
+      'F is the fraction of the prunable weights to remove (CONV_2D and FULLY_CONNECTED kernels; DEPTHWISE_CONV_2D\n' +
+      'kernels, as TFMOT, the last classifier layer and biases only when asked). Magnitude methods rank |w|, gradient methods\n' +
       '|w * dL/dw| averaged over --data (cross-entropy against --labels, or against the model\'s own predictions);\n' +
       "'global' ranks across the model (never emptying a channel), 'layer' within each layer; random is the baseline.\n" +
       'With --structured, whole output channels and neurons are removed (ranked by mean |w|, summed |w*g|, or at\n' +
@@ -531,6 +537,7 @@ const commands: Record<string, Command> = {
       seed: { type: 'string', default: '0' },
       'include-last-layer': { type: 'boolean', default: false },
       'include-bias': { type: 'boolean', default: false },
+      'include-depthwise': { type: 'boolean', default: false },
       'finetune-epochs': { type: 'string' },
       schedule: { type: 'string', default: 'polynomial' },
       ...TRAIN_OPTIONS,
@@ -579,6 +586,7 @@ const commands: Record<string, Command> = {
             seed,
             includeLastLayer: values['include-last-layer'] as boolean,
             includeBias: values['include-bias'] as boolean,
+            includeDepthwise: values['include-depthwise'] as boolean,
             data,
             labels,
           },

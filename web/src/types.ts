@@ -179,6 +179,8 @@ export interface PruneOptions {
   includeLastLayer?: boolean;
   /** Also prune biases (unstructured). [false] */
   includeBias?: boolean;
+  /** Also prune DEPTHWISE_CONV_2D kernels (unstructured; left whole by default, as TFMOT does). [false] */
+  includeDepthwise?: boolean;
   /** Seed of the random method. [0] */
   seed?: number;
 }
@@ -376,6 +378,8 @@ export interface PruneDuring {
    * training, so the last third trains at the final sparsity. */
   schedule?: PruningSchedule;
   includeLastLayer?: boolean;
+  /** Also prune DEPTHWISE_CONV_2D kernels (left whole by default, as TFMOT does). [false] */
+  includeDepthwise?: boolean;
 }
 
 export interface EpochReport {
@@ -399,6 +403,10 @@ export interface TrainReport {
   validationSamples: number;
   /** Why training ended before its last epoch (early stopping, a diverging loss, a stop). */
   stopped: string | null;
+  /** The starting weights' validation loss and accuracy (with a validation split, without pruning);
+   * `bestEpoch` is 0 when no epoch beat them. */
+  startValLoss: number | null;
+  startValAccuracy: number | null;
   sparsity: number;
   msPerEpoch: number;
 }
