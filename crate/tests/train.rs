@@ -95,9 +95,10 @@ fn gradual_pruning_keeps_accuracy_one_shot_loses() {
     assert!(qz >= zeros(&tuned).0, "int8 zeros {qz} < float zeros {}", zeros(&tuned).0);
 }
 
-/// The depthwise fixture at 80% with layer-wise magnitudes, as `finetune_compare.py` prunes it:
-/// with its DEPTHWISE_CONV_2D kernels pruned too, training ended at 13.5% (chance is 10%) where
-/// TFMOT, which leaves depthwise kernels whole, kept 51.3%.
+/// The comparison's claim on the depthwise fixture, small: 80% with layer-wise magnitudes, as
+/// `finetune_compare.py` prunes it. With its DEPTHWISE_CONV_2D kernels pruned too, training ended at
+/// 13.5% (chance is 10%); the bar is TFMOT's 59.7% there (tests/bench/results/finetune.json, same
+/// schedule, 1200 samples where this test trains on 800).
 #[test]
 fn gradual_pruning_of_a_depthwise_model_keeps_accuracy() {
     let m = tflite::read(fixture!("dwcnn", "model_float.tflite")).unwrap();
@@ -122,7 +123,7 @@ fn gradual_pruning_of_a_depthwise_model_keeps_accuracy() {
     }
     let a = accuracy(&tuned, &tx, &ty);
     eprintln!("dwcnn 80%: fine-tuned {a:.3}, {:?}", report.epochs);
-    assert!(a >= 0.6, "fine-tuned {a}");
+    assert!(a >= 0.597, "fine-tuned {a}");
 }
 
 #[test]
@@ -202,7 +203,9 @@ fn training_that_does_not_help_keeps_the_start() {
     let mut job = TrainJob::new(&m, &x, &y, &opts, None, Vec::new()).unwrap();
     run(&mut job, 1, &mut |_, _, _| {}).unwrap();
     let report = job.finish().unwrap().1;
-    assert!(report.best_epoch.is_some_and(|e| e > 0) || report.epochs.iter().all(|e| e.val_loss >= report.start_val_loss));
+    assert!(
+        report.best_epoch.is_some_and(|e| e > 0) || report.epochs.iter().all(|e| e.val_loss >= report.start_val_loss)
+    );
 }
 
 #[test]
