@@ -64,7 +64,13 @@ fn gradual_pruning_keeps_accuracy_one_shot_loses() {
     let (x, y) = split(0, 800);
     let (tx, ty) = split(800, 1000);
     let opts = TrainOptions { epochs: 2, validation_split: 0.0, ..Default::default() };
-    let p = PruneDuring { method: Method::GlobalMagnitude, schedule: None, sparsity: 0.8, include_last_layer: false };
+    let p = PruneDuring {
+        method: Method::GlobalMagnitude,
+        schedule: None,
+        sparsity: 0.8,
+        include_last_layer: false,
+        include_depthwise: false,
+    };
     let mut job = TrainJob::new(&m, &x, &y, &opts, Some(&p), Vec::new()).unwrap();
     run(&mut job, 1, &mut |_, _, _| {}).unwrap();
     let (tuned, report, _) = job.finish().unwrap();
@@ -89,13 +95,50 @@ fn gradual_pruning_keeps_accuracy_one_shot_loses() {
     assert!(qz >= zeros(&tuned).0, "int8 zeros {qz} < float zeros {}", zeros(&tuned).0);
 }
 
+/// The comparison's claim on the depthwise fixture, small: 80% with layer-wise magnitudes, as
+/// `finetune_compare.py` prunes it. With its DEPTHWISE_CONV_2D kernels pruned too, training ended at
+/// 13.5% (chance is 10%); the bar is TFMOT's 59.7% there (tests/bench/results/finetune.json, same
+/// schedule, 1200 samples where this test trains on 800).
+#[test]
+fn gradual_pruning_of_a_depthwise_model_keeps_accuracy() {
+    let m = tflite::read(fixture!("dwcnn", "model_float.tflite")).unwrap();
+    let (x, y) = split(0, 800);
+    let (tx, ty) = split(800, 1000);
+    let opts = TrainOptions { epochs: 4, validation_split: 0.0, ..Default::default() };
+    let p = PruneDuring {
+        method: Method::LayerMagnitude,
+        schedule: None,
+        sparsity: 0.8,
+        include_last_layer: false,
+        include_depthwise: false,
+    };
+    let mut job = TrainJob::new(&m, &x, &y, &opts, Some(&p), Vec::new()).unwrap();
+    run(&mut job, 1, &mut |_, _, _| {}).unwrap();
+    let (tuned, report, _) = job.finish().unwrap();
+    assert!((report.sparsity - 0.8).abs() < 2e-3, "sparsity {}", report.sparsity);
+    let g = tuned.main();
+    for n in g.nodes.iter().filter(|n| matches!(n.op, tinyml_optimizer::ir::Op::DepthwiseConv2D(_))) {
+        let w = g.tensors[n.inputs[1].unwrap()].data.as_ref().and_then(TensorData::as_f32).unwrap();
+        assert!(w.iter().all(|v| *v != 0.0), "a depthwise kernel was pruned");
+    }
+    let a = accuracy(&tuned, &tx, &ty);
+    eprintln!("dwcnn 80%: fine-tuned {a:.3}, {:?}", report.epochs);
+    assert!(a >= 0.597, "fine-tuned {a}");
+}
+
 #[test]
 #[cfg(not(target_arch = "wasm32"))]
 fn training_is_identical_on_one_and_two_threads() {
     let m = tflite::read(fixture!("cnn", "model_float.tflite")).unwrap();
     let (x, y) = split(0, 200);
     let opts = TrainOptions { epochs: 1, batch_size: 40, ..Default::default() };
-    let p = PruneDuring { method: Method::GlobalGradient, schedule: None, sparsity: 0.5, include_last_layer: true };
+    let p = PruneDuring {
+        method: Method::GlobalGradient,
+        schedule: None,
+        sparsity: 0.5,
+        include_last_layer: true,
+        include_depthwise: false,
+    };
     let mut bytes = Vec::new();
     for threads in [1, 2] {
         let mut job = TrainJob::new(&m, &x, &y, &opts, Some(&p), Vec::new()).unwrap();
@@ -134,6 +177,35 @@ fn quantization_aware_training_beats_static_quantization() {
     let (a_qat, a_ptq) = (accuracy(&q, &tx, &ty), accuracy(&ptq, &tx, &ty));
     eprintln!("QAT {a_qat:.3}, PTQ {a_ptq:.3}, float {:.3}, {:?}", accuracy(&m, &tx, &ty), report.epochs);
     assert!(a_qat >= a_ptq, "QAT {a_qat} < PTQ {a_ptq}");
+}
+
+/// With a validation split, the starting weights are a candidate too: a run that only makes the
+/// model worse on the validation samples (here a far too high learning rate) returns the model it
+/// started from, for fine-tuning and for quantization-aware training alike.
+#[test]
+fn training_that_does_not_help_keeps_the_start() {
+    let m = tflite::read(fixture!("mlp", "model_float.tflite")).unwrap();
+    let (x, y) = split(0, 300);
+    let opts = TrainOptions { epochs: 2, learning_rate: 0.5, validation_split: 0.3, ..Default::default() };
+    let mut job = TrainJob::new(&m, &x, &y, &opts, None, Vec::new()).unwrap();
+    run(&mut job, 1, &mut |_, _, _| {}).unwrap();
+    let (tuned, report, _) = job.finish().unwrap();
+    let start = report.start_val_loss.unwrap();
+    assert!(report.epochs.iter().all(|e| e.val_loss.unwrap() > start), "{start} {:?}", report.epochs);
+    assert_eq!(report.best_epoch, Some(0));
+    assert!(tflite::write(&tuned).unwrap() == tflite::write(&m).unwrap(), "the start's weights are returned");
+    let mut job = QatJob::new(&m, &x, &y, &opts, &QuantizeOptions::default()).unwrap();
+    run(&mut job, 1, &mut |_, _, _| {}).unwrap();
+    let (_, _, report, _) = job.finish().unwrap();
+    assert_eq!(report.best_epoch, Some(0), "{:?} {:?}", report.start_val_loss, report.epochs);
+    // Training that helps is kept: a sane rate beats the start.
+    let opts = TrainOptions { learning_rate: 1e-3, ..opts };
+    let mut job = TrainJob::new(&m, &x, &y, &opts, None, Vec::new()).unwrap();
+    run(&mut job, 1, &mut |_, _, _| {}).unwrap();
+    let report = job.finish().unwrap().1;
+    assert!(
+        report.best_epoch.is_some_and(|e| e > 0) || report.epochs.iter().all(|e| e.val_loss >= report.start_val_loss)
+    );
 }
 
 #[test]

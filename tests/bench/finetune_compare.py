@@ -14,10 +14,15 @@ start from the same float model):
 
 Every model is scored by the same evaluator (our CLI `evaluate`, whose int8 engine is bit-exact
 with LiteRT's reference kernels) on held-out samples from the fixtures' generator. Wall time per
-epoch is printed for TF and for ours in Node (from the CLI's report).
+epoch is printed for TF, for ours in Node (from the CLI's report) and for ours in headless Chromium
+(the same calls through the package's browser build, tests/bench/finetune_browser.mjs). The
+sparsity each side reached is printed too, over the layers it prunes (TFMOT, like us, leaves
+DEPTHWISE_CONV_2D kernels whole; it prunes the last layer, we do not by default). Both sides prune on
+the same PolynomialDecay schedule: ours by default, given to TFMOT explicitly; TFMOT is also run on
+its default schedule (which stops short of the target sparsity here) for reference.
 
     pip install -r tests/fixtures/requirements.txt tensorflow-model-optimization
-    python3 tests/bench/finetune_compare.py [--quick] [--epochs 4] [--models cnn,resnet]
+    python3 tests/bench/finetune_compare.py [--quick] [--epochs 4] [--models cnn,resnet] [--no-browser]
 
 Writes tests/bench/results/finetune.json and finetune.svg.
 """
@@ -42,6 +47,7 @@ CLI = [os.environ.get("NODE", "node"), os.path.join(ROOT, "web", "dist", "cli.js
 RESULTS = os.path.join(ROOT, "tests", "bench", "results")
 SPARSITIES = [0.5, 0.8, 0.9]
 METHOD = "layer-magnitude"
+QAT_RATE = "2e-4"
 
 
 def cpu_name():
@@ -133,20 +139,39 @@ def to_tflite(model, int8_data=None, qat=False):
 # TFMOT
 # ------------------------------------------------------------------------------------------------
 
-def tfmot_prune(name, sparsity, x, y, epochs, batch):
+def tfmot_prune(name, sparsity, x, y, epochs, batch, same_schedule=True):
+    """TFMOT's prune_low_magnitude on the Keras twin. With `same_schedule`, on our default schedule:
+    cubic from 0, ending two thirds of the way, updated every tenth of that. Otherwise on
+    PolynomialDecay's defaults with the end at the last step, as TFMOT's guide does: updates every
+    100 steps, so with 152 steps the last update is at step 100 and the model stops short of the
+    target (76.6% for 80%)."""
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
     model = keras_twin(name)
     steps = int(np.ceil(len(x) / batch)) * epochs
-    schedule = tfmot.sparsity.keras.PolynomialDecay(0.0, sparsity, 0, steps)
+    if same_schedule:
+        end = max(steps * 2 // 3, 1)
+        schedule = tfmot.sparsity.keras.PolynomialDecay(0.0, sparsity, 0, end, frequency=min(max(end // 10, 1), 100))
+    else:
+        schedule = tfmot.sparsity.keras.PolynomialDecay(0.0, sparsity, 0, steps)
     pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule)
     pruned.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     t = time.perf_counter()
     pruned.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=True,
                callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
     per_epoch = (time.perf_counter() - t) / epochs
-    return to_tflite(tfmot.sparsity.keras.strip_pruning(pruned)), per_epoch
+    stripped = tfmot.sparsity.keras.strip_pruning(pruned)
+    return to_tflite(stripped), per_epoch, pruned_sparsity(pruned, stripped)
+
+
+def pruned_sparsity(pruned, stripped):
+    """The fraction of zeros in the kernels TFMOT pruned (the layers it wrapped with prunable weights)."""
+    from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
+
+    wrapped = {l.layer.name for l in pruned.layers if isinstance(l, PruneLowMagnitude) and l.pruning_vars}
+    kernels = [l.get_weights()[0] for l in stripped.layers if l.name in wrapped]
+    return float(sum(int(np.sum(k == 0)) for k in kernels) / max(1, sum(k.size for k in kernels)))
 
 
 def tfmot_qat(name, x, y, epochs, batch, lr):
@@ -165,14 +190,30 @@ def tfmot_qat(name, x, y, epochs, batch, lr):
 # The comparison
 # ------------------------------------------------------------------------------------------------
 
-def run_model(name, d, files, epochs, batch, sparsities, results):
+def fmt_s(v):
+    return "-" if v is None else f"{v:.2f}"
+
+
+def in_chromium(float_path, xtr, ytr, epochs, batch, sparsities):
+    """Our per-epoch times in headless Chromium: the same calls through the browser build."""
+    script = os.path.join(ROOT, "tests", "bench", "finetune_browser.mjs")
+    p = subprocess.run([CLI[0], script, float_path, xtr, ytr, "--epochs", str(epochs), "--batch", str(batch),
+                        "--sparsities", ",".join(map(str, sparsities)), "--method", METHOD,
+                        "--qat-learning-rate", QAT_RATE], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"finetune_browser.mjs failed: {p.stderr.strip()}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def run_model(name, d, files, epochs, batch, sparsities, results, use_browser):
     x_train, y_train = files["x_train"], files["y_train"]
     xtr, ytr, xte, yte, xca = (files[k] for k in ("xtr_path", "ytr_path", "xte_path", "yte_path", "xca_path"))
     float_path = os.path.join(ROOT, "tests", "fixtures", name, "model_float.tflite")
     row = {"model": name, "float": accuracy(float_path, xte, yte), "pruning": [], "quantization": {}}
     common = ["--train", xtr, "--train-labels", ytr, "--batch-size", batch, "--learning-rate", "1e-3",
               "--optimizer", "adam", "--validation-split", "0", "--seed", "1"]
-    for s in sparsities:
+    browser = in_chromium(float_path, xtr, ytr, epochs, batch, sparsities) if use_browser else None
+    for k, s in enumerate(sparsities):
         one = os.path.join(d, f"{name}_{s}_oneshot.tflite")
         # TFMOT's prune_low_magnitude ranks each layer on its own: so do we (layer-magnitude).
         cli("prune", float_path, "-o", one, "--method", METHOD, "--sparsity", s)
@@ -181,29 +222,39 @@ def run_model(name, d, files, epochs, batch, sparsities, results):
         cli("prune", float_path, "-o", ours, "--method", METHOD, "--sparsity", s,
             "--finetune-epochs", epochs, "--report", rep, *common)
         with open(rep) as f:
-            ours_ms = json.load(f)["train"]["msPerEpoch"]
-        tf_bytes, tf_s = tfmot_prune(name, s, x_train, y_train, epochs, batch)
+            ours_train = json.load(f)["train"]
+        tf_bytes, tf_s, tf_sparsity = tfmot_prune(name, s, x_train, y_train, epochs, batch)
         tfp = os.path.join(d, f"{name}_{s}_tfmot.tflite")
         with open(tfp, "wb") as f:
             f.write(tf_bytes)
+        tf_def_bytes, _, tf_def_sparsity = tfmot_prune(name, s, x_train, y_train, epochs, batch, same_schedule=False)
+        tfd = os.path.join(d, f"{name}_{s}_tfmot_default.tflite")
+        with open(tfd, "wb") as f:
+            f.write(tf_def_bytes)
         r = {"sparsity": s, "one_shot": accuracy(one, xte, yte), "ours": accuracy(ours, xte, yte),
-             "tfmot": accuracy(tfp, xte, yte), "ours_s_per_epoch": ours_ms / 1000, "tfmot_s_per_epoch": tf_s}
+             "tfmot": accuracy(tfp, xte, yte), "ours_sparsity": ours_train["sparsity"], "tfmot_sparsity": tf_sparsity,
+             "ours_s_per_epoch": ours_train["msPerEpoch"] / 1000, "tfmot_s_per_epoch": tf_s,
+             "tfmot_default_schedule": accuracy(tfd, xte, yte), "tfmot_default_schedule_sparsity": tf_def_sparsity}
+        r["ours_chromium_s_per_epoch"] = browser["pruning"][k]["msPerEpoch"] / 1000 if browser else None
         row["pruning"].append(r)
-        print(f"  {name} {int(s * 100)}%: one-shot {r['one_shot']:.3f}  ours {r['ours']:.3f}  "
-              f"TFMOT {r['tfmot']:.3f}   s/epoch ours {r['ours_s_per_epoch']:.2f}  TFMOT {tf_s:.2f}", flush=True)
+        print(f"  {name} {int(s * 100)}%: one-shot {r['one_shot']:.3f}  ours {r['ours']:.3f} "
+              f"({r['ours_sparsity']:.3f} sparse)  TFMOT {r['tfmot']:.3f} ({tf_sparsity:.3f} sparse)   "
+              f"s/epoch ours {r['ours_s_per_epoch']:.2f} (Chromium {fmt_s(r['ours_chromium_s_per_epoch'])})  "
+              f"TFMOT {tf_s:.2f}\n      TFMOT on its default schedule {r['tfmot_default_schedule']:.3f} "
+              f"({tf_def_sparsity:.3f} sparse)", flush=True)
     ptq = os.path.join(d, f"{name}_ptq.tflite")
     cli("quantize", float_path, "-o", ptq, "--calibration", xca)
     qat = os.path.join(d, f"{name}_qat.tflite")
     rep = os.path.join(d, f"{name}_qat.json")
     cli("quantize", float_path, "-o", qat, "--calibration", xca, "--qat-epochs", epochs, "--report", rep,
-        *[a if a != "1e-3" else "2e-4" for a in common])
+        *[a if a != "1e-3" else QAT_RATE for a in common])
     with open(rep) as f:
         qat_ms = json.load(f)["train"]["msPerEpoch"]
     tf_ptq = os.path.join(d, f"{name}_tf_ptq.tflite")
     with open(tf_ptq, "wb") as f:
         f.write(to_tflite(keras_twin(name), int8_data=files["x_calib"]))
     try:
-        tf_qat_bytes, tf_qat_s = tfmot_qat(name, x_train, y_train, epochs, batch, 2e-4)
+        tf_qat_bytes, tf_qat_s = tfmot_qat(name, x_train, y_train, epochs, batch, float(QAT_RATE))
         tf_qat = os.path.join(d, f"{name}_tf_qat.tflite")
         with open(tf_qat, "wb") as f:
             f.write(tf_qat_bytes)
@@ -213,12 +264,14 @@ def run_model(name, d, files, epochs, batch, sparsities, results):
         tf_qat_acc, tf_qat_s = None, None
     q = {"ours_ptq": accuracy(ptq, xte, yte), "ours_qat": accuracy(qat, xte, yte),
          "tf_ptq": accuracy(tf_ptq, xte, yte), "tf_qat": tf_qat_acc,
-         "ours_qat_s_per_epoch": qat_ms / 1000, "tf_qat_s_per_epoch": tf_qat_s}
+         "ours_qat_s_per_epoch": qat_ms / 1000, "tf_qat_s_per_epoch": tf_qat_s,
+         "ours_qat_chromium_s_per_epoch": browser["qat"]["msPerEpoch"] / 1000 if browser else None}
     row["quantization"] = q
     tf_txt = "refused" if tf_qat_acc is None else f"{tf_qat_acc:.3f}"
     tf_s = "-" if tf_qat_s is None else f"{tf_qat_s:.2f}"
     print(f"  {name} int8: PTQ ours {q['ours_ptq']:.3f} TF {q['tf_ptq']:.3f}   QAT ours {q['ours_qat']:.3f} "
-          f"TF {tf_txt}   s/epoch ours {q['ours_qat_s_per_epoch']:.2f} TF {tf_s}", flush=True)
+          f"TF {tf_txt}   s/epoch ours {q['ours_qat_s_per_epoch']:.2f} "
+          f"(Chromium {fmt_s(q['ours_qat_chromium_s_per_epoch'])}) TF {tf_s}", flush=True)
     results["models"].append(row)
 
 
@@ -256,6 +309,7 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--models", default="cnn,dwcnn,resnet,mlp")
     ap.add_argument("--quick", action="store_true", help="one model, one sparsity, one epoch")
+    ap.add_argument("--no-browser", action="store_true", help="skip the Chromium timings")
     a = ap.parse_args()
     import tensorflow as tf
 
@@ -266,7 +320,8 @@ def main():
     x_train, y_train = mf.dataset(1200, seed=21)
     x_test, y_test = mf.dataset(2000, seed=23)
     x_calib, _ = mf.dataset(200, seed=22)
-    results = {"cpu": cpu_name(), "epochs": epochs, "batch": a.batch, "train_samples": len(x_train),
+    load0 = os.getloadavg()[0]
+    results = {"cpu": cpu_name(), "cores": os.cpu_count(), "epochs": epochs, "batch": a.batch, "train_samples": len(x_train),
                "test_samples": len(x_test), "models": []}
     print(f"CPU: {results['cpu']}; {len(x_train)} training samples, {len(x_test)} held-out, "
           f"{epochs} epochs, batch {a.batch}, Adam 1e-3 (QAT 2e-4)", flush=True)
@@ -278,7 +333,8 @@ def main():
             np.save(p, arr)
             files[key] = p
         for name in models:
-            run_model(name, d, files, epochs, a.batch, sparsities, results)
+            run_model(name, d, files, epochs, a.batch, sparsities, results, not a.no_browser)
+    results["load_average"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
     os.makedirs(RESULTS, exist_ok=True)
     if not a.quick:
         with open(os.path.join(RESULTS, "finetune.json"), "w") as f:

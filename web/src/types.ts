@@ -69,7 +69,8 @@ export type GradientPruneMethod = Extract<core.PruneMethod, `${string}-gradient`
 
 /** Pruning settings as the core reads them; every field optional, defaults in brackets: method
  * ['global-magnitude'], sparsity [0.5], structured [false], includeLastLayer [false],
- * includeBias [false], seed [0]. */
+ * includeBias [false], includeDepthwise [false: DEPTHWISE_CONV_2D kernels are left whole, as TFMOT
+ * leaves them], seed [0]. */
 export type PruneSettings = Partial<core.PruneOptions>;
 
 /** Options of `LoadedModel.prune`: gradient methods need `data` (a `.npy` batch of representative
@@ -97,9 +98,11 @@ export type TrainOptions = Partial<core.TrainOptions>;
 /** Gradual pruning during training. Without `schedule`: TFMOT's polynomial schedule reaching
  * `sparsity` two thirds of the way through training, so the last third trains at the final
  * sparsity. */
-export type PruneDuring = Omit<core.PruneDuring, 'schedule' | 'includeLastLayer'> & {
+export type PruneDuring = Omit<core.PruneDuring, 'schedule' | 'includeLastLayer' | 'includeDepthwise'> & {
   schedule?: core.PruningSchedule | null;
   includeLastLayer?: boolean;
+  /** Also prune DEPTHWISE_CONV_2D kernels. [false] */
+  includeDepthwise?: boolean;
 };
 
 /** The report of `LoadedModel.finetune`. */

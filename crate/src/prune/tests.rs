@@ -90,8 +90,9 @@ fn unstructured_methods_hit_the_requested_sparsity() {
     let m = residual(&mut rng, &[], &[]);
     let x = normal(&mut rng, 4 * 192, 1.0);
     let data = || Some(GradientData { x: &x, shape: &[4, 8, 8, 3], labels: None });
-    let layers = prunable_layers(m.main(), false);
-    assert_eq!(layers.len(), 4, "the classifier is not prunable by default");
+    let layers = unstructured_layers(m.main(), false, false);
+    assert_eq!(layers.len(), 3, "the classifier and the depthwise kernel are not pruned by default");
+    assert_eq!(prunable_layers(m.main(), false).len(), 4);
     for method in
         [Method::GlobalMagnitude, Method::LayerMagnitude, Method::GlobalGradient, Method::LayerGradient, Method::Random]
     {
@@ -110,12 +111,33 @@ fn unstructured_methods_hit_the_requested_sparsity() {
                     assert!((zeros(&p, l.weights) as f64 - f * n as f64).abs() <= 1.0);
                 }
             }
-            // The classifier's weights and every shape are untouched.
+            // The classifier's and the depthwise layer's weights and every shape are untouched.
             let fc = m.main().nodes.iter().find(|n| matches!(n.op, Op::FullyConnected(_))).unwrap().input(1).unwrap();
             assert_eq!(zeros(&p, fc), 0);
+            let dw = m.main().nodes.iter().find(|n| matches!(n.op, Op::DepthwiseConv2D(_))).unwrap().input(1).unwrap();
+            assert_eq!(zeros(&p, dw), 0);
             assert_eq!(r.after.macs, r.before.macs);
             assert!(r.after.effective_macs < r.before.effective_macs);
             assert_eq!(run(&p, &x).len(), 20);
+        }
+    }
+}
+
+#[test]
+fn depthwise_kernels_are_pruned_only_on_request() {
+    let mut rng = Rng::new(3);
+    let m = residual(&mut rng, &[], &[]);
+    let dw = m.main().nodes.iter().find(|n| matches!(n.op, Op::DepthwiseConv2D(_))).unwrap().input(1).unwrap();
+    let n = m.main().tensors[dw].num_elements();
+    for method in [Method::LayerMagnitude, Method::GlobalMagnitude] {
+        let o = PruneOptions { include_depthwise: true, ..opts(method, 0.5, false) };
+        let (p, r) = prune(&m, None, &o, &mut |_, _, _| {}).unwrap();
+        assert!(zeros(&p, dw) > 0, "{method:?}");
+        let total: usize =
+            prunable_layers(m.main(), false).iter().map(|l| m.main().tensors[l.weights].num_elements()).sum();
+        assert_eq!(r.prunable_weights, total, "{method:?}");
+        if method == Method::LayerMagnitude {
+            assert_eq!(zeros(&p, dw), (0.5 * n as f64).round() as usize);
         }
     }
 }

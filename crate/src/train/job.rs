@@ -18,6 +18,9 @@ use crate::rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {
+    /// The starting weights' validation loss, before the first step (when there is a validation
+    /// split and no pruning): an epoch must beat it to be kept.
+    Baseline,
     Step,
     Validate,
     Done,
@@ -71,6 +74,8 @@ pub struct TrainJob {
     last: (f64, Option<f64>),
     history: Vec<EpochReport>,
     best: Option<Best>,
+    /// The starting weights' validation loss and accuracy (see [`Phase::Baseline`]).
+    start: Option<(f64, Option<f64>)>,
     stalled: usize,
     stopped: Option<String>,
     times: Vec<f64>,
@@ -189,12 +194,16 @@ impl TrainJob {
             last: (0.0, None),
             history: Vec::new(),
             best: None,
+            start: None,
             stalled: 0,
             stopped: None,
             times: Vec::new(),
             weight_quant: Vec::new(),
         };
         job.rng.shuffle(&mut job.order);
+        if job.n_val > 0 && job.pruning.is_none() {
+            job.phase = Phase::Baseline;
+        }
         Ok(job)
     }
 
@@ -313,14 +322,12 @@ fn pruning(g: &crate::ir::Graph, p: &PruneDuring, trainable: &[TensorId], total:
     if !(0.0..1.0).contains(&p.sparsity) {
         return Err(Error::argument(format!("sparsity must be in [0, 1), got {}", p.sparsity)));
     }
-    let layers: Vec<usize> = crate::prune::prunable_layers(g, p.include_last_layer)
+    let layers: Vec<usize> = crate::prune::unstructured_layers(g, p.include_last_layer, p.include_depthwise)
         .iter()
         .filter_map(|l| trainable.iter().position(|&t| t == l.weights))
         .collect();
     if layers.is_empty() {
-        return Err(Error::argument(
-            "the model has no float CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED weights to prune",
-        ));
+        return Err(crate::prune::no_layers(g));
     }
     let schedule = p.schedule.unwrap_or_else(|| PruningSchedule::polynomial(p.sparsity, total));
     Ok(Pruning { method: p.method, schedule, layers, rng: Rng::new(seed ^ 0x9a11) })
@@ -339,7 +346,9 @@ impl Job for TrainJob {
                 let batch = self.order[lo..(lo + bs).min(self.n_train)].to_vec();
                 ("train", batch, true)
             }
-            Phase::Validate => ("validate", (self.n_train as u32..(self.n_train + self.n_val) as u32).collect(), false),
+            Phase::Validate | Phase::Baseline => {
+                ("validate", (self.n_train as u32..(self.n_train + self.n_val) as u32).collect(), false)
+            }
         };
         let tasks = self.tasks(&indices, backward);
         Ok(Some(Round { stage, resources: self.res.take(), tasks, units: Self::units(&indices) }))
@@ -357,6 +366,15 @@ impl Job for TrainJob {
                 let n = self.n_val.max(1) as f64;
                 let acc = sum.correct.map(|c| c as f64 / n);
                 self.end_epoch(Some((sum.loss / n, acc)))
+            }
+            Phase::Baseline => {
+                let n = self.n_val.max(1) as f64;
+                self.start = Some((sum.loss / n, sum.correct.map(|c| c as f64 / n)));
+                let (weights, ranges) = (self.weights_only(), self.ranges.clone());
+                self.best = Some(Best { score: sum.loss / n, epoch: 0, weights, ranges });
+                self.running.3 = now_ms();
+                self.phase = Phase::Step;
+                Ok(())
             }
             Phase::Done => Ok(()),
         }
@@ -525,6 +543,8 @@ impl TrainJob {
             train_samples: self.n_train,
             validation_samples: self.n_val,
             stopped: self.stopped.clone(),
+            start_val_loss: self.start.map(|s| s.0),
+            start_val_accuracy: self.start.and_then(|s| s.1),
             sparsity,
             ms_per_epoch: self.times.iter().sum::<f64>() / self.times.len().max(1) as f64,
         };

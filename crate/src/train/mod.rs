@@ -108,6 +108,9 @@ pub struct PruneDuring {
     pub sparsity: f64,
     #[serde(default)]
     pub include_last_layer: bool,
+    /// Also prune DEPTHWISE_CONV_2D kernels (left whole by default, as TFMOT does).
+    #[serde(default)]
+    pub include_depthwise: bool,
 }
 
 /// One epoch of a training run.
@@ -133,13 +136,18 @@ pub struct EpochReport {
 pub struct TrainReport {
     pub epochs: Vec<EpochReport>,
     /// The epoch whose weights the result has (by validation loss, or training loss without a
-    /// validation split).
+    /// validation split). `Some(0)`: the starting weights, which no epoch beat on the validation
+    /// samples (fine-tuning and QAT never return a model worse there than the one they started from).
     pub best_epoch: Option<usize>,
     pub steps: usize,
     pub train_samples: usize,
     pub validation_samples: usize,
     /// Why training ended before its last epoch: early stopping, a diverging loss, or a stop.
     pub stopped: Option<String>,
+    /// The starting weights' validation loss and accuracy (with a validation split, without
+    /// pruning).
+    pub start_val_loss: Option<f64>,
+    pub start_val_accuracy: Option<f64>,
     /// The pruned layers' sparsity in the result.
     pub sparsity: f64,
     pub ms_per_epoch: f64,

@@ -135,13 +135,15 @@ export const PRUNE_OPTIONS: Options = {
   structured: { type: 'boolean', default: false },
   seed: { type: 'string', default: '0' },
   'include-last-layer': { type: 'boolean', default: false },
+  'include-depthwise': { type: 'boolean', default: false },
   'include-bias': { type: 'boolean', default: false },
   schedule: { type: 'string', default: 'polynomial' },
 };
 
 export const PRUNE_USAGE =
   '--sparsity F [--method global-magnitude|layer-magnitude|global-gradient|layer-gradient|random]\n' +
-  '       [--structured] [--seed N] [--include-last-layer] [--include-bias] [--schedule polynomial|constant]';
+  '       [--structured] [--seed N] [--include-last-layer] [--include-bias] [--include-depthwise]\n' +
+  '       [--schedule polynomial|constant]';
 
 /** The pruning options, checked (--sparsity is required; --schedule applies when pruning while training). */
 export function parsePrune(values: Values): PruneSettings & { method: PruneMethod; sparsity: number; schedule?: PruningSchedule } {
@@ -154,6 +156,7 @@ export function parsePrune(values: Values): PruneSettings & { method: PruneMetho
     structured: values.structured as boolean,
     seed: number(values, 'seed', (v) => Number.isInteger(v) && v >= 0, 'a non-negative whole number'),
     includeLastLayer: values['include-last-layer'] as boolean,
+    includeDepthwise: values['include-depthwise'] as boolean,
     includeBias: values['include-bias'] as boolean,
     schedule: kind === 'constant' ? { kind, sparsity, beginStep: 0, frequency: 1 } : undefined,
   };

@@ -228,7 +228,7 @@ function pruneDuringTraining(values: Values): Transform<FinetuneReport & { prune
     async apply(model, io) {
       const { data, labels } = await readTrainData(values);
       const first = prune.structured ? await model.prune({ ...prune, data, labels }) : undefined;
-      const during = prune.structured ? undefined : { method: prune.method, sparsity: prune.sparsity, schedule, includeLastLayer: prune.includeLastLayer };
+      const during = prune.structured ? undefined : { method: prune.method, sparsity: prune.sparsity, schedule, includeLastLayer: prune.includeLastLayer, includeDepthwise: prune.includeDepthwise };
       const start = first?.model ?? model;
       const r = await training(io, 'prune', (o) => start.finetune({ ...train, data, labels, prune: during }, o));
       return { model: r.model, report: { ...r.report, prune: first?.report } };
@@ -270,8 +270,8 @@ const prune: Command = {
     `tinyml-optimizer prune MODEL.tflite|- ${OUTPUT_USAGE}\n       ${PRUNE_USAGE}\n       [--data X.npy] [--labels Y.npy]\n` +
     `       gradual pruning while training: --finetune-epochs N ${TRAIN_USAGE}`,
   help:
-    'F is the fraction of the prunable weights to remove (CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED kernels;\n' +
-    'the last classifier layer and biases only when asked). Magnitude methods rank |w|, gradient methods\n' +
+    'F is the fraction of the prunable weights to remove (CONV_2D and FULLY_CONNECTED kernels; DEPTHWISE_CONV_2D\n' +
+    'kernels (as TFMOT), the last classifier layer and biases only when asked). Magnitude methods rank |w|, gradient methods\n' +
     "|w * dL/dw| averaged over --data (cross-entropy against --labels, or against the model's own predictions);\n" +
     "'global' ranks across the model (never emptying a channel), 'layer' within each layer; random is the baseline.\n" +
     'With --structured, whole output channels and neurons are removed (ranked by mean |w|, summed |w*g|, or at\n' +

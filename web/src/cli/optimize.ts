@@ -163,7 +163,7 @@ class Pipeline {
 
   async pruneWhileTraining() {
     const o = this.p.prune!;
-    const during = { method: o.method, sparsity: o.sparsity, schedule: o.schedule, includeLastLayer: o.includeLastLayer };
+    const during = { method: o.method, sparsity: o.sparsity, schedule: o.schedule, includeLastLayer: o.includeLastLayer, includeDepthwise: o.includeDepthwise };
     const r = await this.step('prune-while-training', `${o.method} to sparsity ${o.sparsity} over ${this.p.train!.epochs} epoch(s)`, () =>
       this.train('prune', (c) => this.model.finetune({ ...this.p.train!, ...this.d.train!, prune: during }, c)),
     );

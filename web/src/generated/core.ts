@@ -240,6 +240,10 @@ includeLastLayer: boolean,
  */
 includeBias: boolean, 
 /**
+ * Also prune DEPTHWISE_CONV_2D kernels (unstructured only; see [`unstructured_layers`]).
+ */
+includeDepthwise: boolean, 
+/**
  * Seed of the random method.
  */
 seed: number, };
@@ -367,7 +371,11 @@ export type PruneDuring = { method: PruneMethod,
 /**
  * TFMOT's default polynomial schedule to the target sparsity when absent.
  */
-schedule: PruningSchedule | null, sparsity: number, includeLastLayer: boolean, };
+schedule: PruningSchedule | null, sparsity: number, includeLastLayer: boolean, 
+/**
+ * Also prune DEPTHWISE_CONV_2D kernels (left whole by default, as TFMOT does).
+ */
+includeDepthwise: boolean, };
 
 /**
  * One epoch of a training run.
@@ -384,13 +392,19 @@ sparsity: number, ms: number, };
 export type TrainReport = { epochs: Array<EpochReport>, 
 /**
  * The epoch whose weights the result has (by validation loss, or training loss without a
- * validation split).
+ * validation split). `Some(0)`: the starting weights, which no epoch beat on the validation
+ * samples (fine-tuning and QAT never return a model worse there than the one they started from).
  */
 bestEpoch: number | null, steps: number, trainSamples: number, validationSamples: number, 
 /**
  * Why training ended before its last epoch: early stopping, a diverging loss, or a stop.
  */
 stopped: string | null, 
+/**
+ * The starting weights' validation loss and accuracy (with a validation split, without
+ * pruning).
+ */
+startValLoss: number | null, startValAccuracy: number | null, 
 /**
  * The pruned layers' sparsity in the result.
  */
