@@ -94,6 +94,11 @@ function cpuName() {
 
 const gz = (file) => gzipSync(readFileSync(file), { level: 9 }).length;
 const kb = (n) => `${(n / 1024).toFixed(0)} KB`;
+/** Raw and gzip -9 size of a core build's .wasm, e.g. `1205 KB raw, 397 KB gzipped`. */
+const buildSize = (dir) => {
+  const wasm = join(dir, 'tinyml_optimizer_bg.wasm');
+  return `${kb(readFileSync(wasm).length)} raw, ${kb(gz(wasm))} gzipped`;
+};
 
 const onnx = convertToOnnx();
 const files = [...paths, ...onnx.filter((o) => o.path).map((o) => o.path)];
@@ -283,6 +288,7 @@ try {
   console.log(`CPU: ${cpuName()}, ${cpus().length} logical cores`);
   console.log(`Browser: headless Chromium ${browserVersion}${jsFlags ? `, V8 flags ${jsFlags}` : ''}`);
   console.log(`Our int8Kernel (relaxed build): ${int8Kernel}; tfjs-tflite: tflite_web_api_cc_simd (single-threaded, XNNPACK)`);
+  console.log(`Our builds: relaxed ${buildSize(join(root, 'web/wasm/relaxed'))}; simd128 ${buildSize(join(root, 'web/wasm/simd'))}`);
   console.log(`Each engine warmed up ${warmupMs} ms, then ${passes} interleaved passes of ~${passMs} ms; median (min) over passes\n`);
 
   const head = ['model', 'ours relaxed', 'ours simd128', 'tfjs-tflite', 'onnxruntime-web', 'relaxed/tfjs', 'simd/tfjs', 'max output diff vs ours'];
@@ -300,7 +306,10 @@ try {
   }
   const w = head.map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   for (const row of rows) console.log(row.map((c, k) => (k > 0 && k < 7 ? c.padStart(w[k]) : c.padEnd(w[k]))).join('  '));
-  if (baseRows.length) console.log(`\nBaseline builds from ${baseline} (same page, interleaved):\n${baseRows.join('\n')}`);
+  if (baseRows.length) {
+    console.log(`\nBaseline builds from ${baseline} (same page, interleaved):\n${baseRows.join('\n')}`);
+    console.log(`  base sizes: relaxed ${buildSize(join(baseline, 'relaxed'))}; simd128 ${buildSize(join(baseline, 'simd'))}`);
+  }
 
   if (profileTop > 0) {
     console.log(`\nSlowest layers of ours (relaxed build, per-layer profile, 200 runs):`);
@@ -319,9 +328,8 @@ try {
 
   console.log(`\nDownload size (gzip -9):`);
   for (const flavor of ['relaxed', 'simd']) {
-    const wasm = join(root, `web/wasm/${flavor}/tinyml_optimizer_bg.wasm`);
     const js = join(root, `web/wasm/${flavor}/tinyml_optimizer.js`);
-    console.log(`  ours ${flavor}: wasm ${kb(readFileSync(wasm).length)} raw, ${kb(gz(wasm))} gzipped (+ ${kb(gz(js))} glue)`);
+    console.log(`  ours ${flavor}: wasm ${buildSize(join(root, `web/wasm/${flavor}`))} (+ ${kb(gz(js))} glue)`);
   }
   const tfl = join(tfliteDir, 'tflite_web_api_cc_simd.wasm');
   console.log(`  tfjs-tflite simd: wasm ${kb(gz(tfl))} gzipped + client ${kb(gz(join(tfliteDir, 'tflite_web_api_client.js')))} + loader ${kb(gz(join(tfliteDir, 'tflite_web_api_cc_simd.js')))}`);

@@ -1,0 +1,45 @@
+// Download size of the two core builds (web/wasm/{simd,relaxed}): each stays under its gzipped
+// budget and carries no custom sections (function names, producers), so a size regression — a
+// new dependency, a format machinery pulled back in, a build step lost — fails here, not later in
+// someone's download. Raise a budget only on purpose, with the reason in the commit.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { root } from './helpers.mjs';
+
+// gzip -9 bytes; a little above what scripts/build-wasm.sh produces today.
+const budgets = { simd: 605_000, relaxed: 607_000 };
+
+/** Ids and names of a module's custom sections (id 0). */
+function customSections(bytes) {
+  const leb = (i) => {
+    let [value, shift] = [0, 0];
+    for (;;) {
+      const byte = bytes[i++];
+      value += (byte & 0x7f) * 2 ** shift;
+      shift += 7;
+      if (byte < 0x80) return [value, i];
+    }
+  };
+  const names = [];
+  for (let i = 8; i < bytes.length; ) {
+    const [size, body] = leb(i + 1);
+    if (bytes[i] === 0) {
+      const [len, at] = leb(body);
+      names.push(new TextDecoder().decode(bytes.subarray(at, at + len)));
+    }
+    i = body + size;
+  }
+  return names;
+}
+
+for (const [flavor, budget] of Object.entries(budgets)) {
+  test(`${flavor} build: gzipped size within ${budget} bytes, no custom sections`, () => {
+    const bytes = readFileSync(join(root, `web/wasm/${flavor}/tinyml_optimizer_bg.wasm`));
+    const gz = gzipSync(bytes, { level: 9 }).length;
+    assert.ok(gz <= budget, `${flavor}: ${gz} bytes gzipped (${bytes.length} raw) is over the ${budget}-byte budget`);
+    assert.deepEqual(customSections(bytes), [], `${flavor}: custom sections left in the build`);
+  });
+}
