@@ -25,8 +25,9 @@ impl Time {
     /// Two warm-up runs, then about [`LATENCY_MS`] of timed runs (at least five timed batches, see
     /// [`benchmark`]); returns the encoded [`Latency`].
     pub fn run(&self, w: &mut Worker) -> Result<Vec<u8>> {
-        let e = w.engine(self.model, 1)?.ok_or_else(|| Error::argument("the model does not compile"))?;
-        let mut it = Interpreter::from_parts(e.0.clone(), e.1.clone());
+        // Its own interpreter: parameters this worker prepared for a batched plan hold state
+        // (LSTM) sized for that batch.
+        let mut it = Interpreter::new(&*w.model(self.model)?)?;
         let x = w.floats(self.data)?;
         let first = x.get(..self.per).ok_or_else(|| Error::input("the data holds no whole sample"))?;
         it.set_input_f32(0, first)?;
