@@ -632,8 +632,7 @@ impl Model {
     #[wasm_bindgen(js_name = quantizeJob)]
     pub fn quantize_job(&self, calibration: Vec<u8>, options: JsValue) -> Result<Job, JsValue> {
         let opts = options_of::<quantize::QuantizeOptions>(options, "quantize options")?;
-        let calib = npy::read(&calibration).map_err(js_error)?;
-        let j = quantize::quantize_job(&self.model, &calib, &opts).map_err(js_error)?;
+        let j = quantize::quantize_job_npy(&self.model, &calibration, &opts).map_err(js_error)?;
         Ok(job(JobKind::Quantize(j)))
     }
 
@@ -723,10 +722,9 @@ impl Model {
         labels: Option<Vec<u8>>,
         reference: Option<&Model>,
     ) -> Result<Job, JsValue> {
-        let x = npy::read(data).map_err(js_error)?;
         let y = labels.map(|b| npy::read(&b)).transpose().map_err(js_error)?;
         let r = reference.map(|m| (&m.model, m.size));
-        let j = evaluate::EvaluateJob::new(&self.model, self.size, &x, y.as_ref(), r).map_err(js_error)?;
+        let j = evaluate::EvaluateJob::from_npy(&self.model, self.size, data, y.as_ref(), r).map_err(js_error)?;
         Ok(job(JobKind::Evaluate(j)))
     }
 }

@@ -8,7 +8,8 @@
 // thread counts: the script exits with 1 if they differ. A speed-up under 1.6× is printed, not
 // failed, beside the load average and the cores each call really had (its CPU time, worker threads
 // and browser processes included, over its wall time: on a shared machine other work may hold the
-// cores, and this column says so). The TF converter quantizes the same
+// cores, and this column says so), and the CPU time of the busiest threads in that call (the
+// serving worker and the task workers: how evenly the work was split, and how much was serial). The TF converter quantizes the same
 // model (from its Keras source) with the same calibration samples in the same run (Python,
 // tensorflow-cpu; the time of `converter.convert()` alone, as tests/bench/quantize_bench.py does).
 //
@@ -77,7 +78,13 @@ writeFileSync(files.y, npy([EVALUATION], 3, 2, true));
  * bytes of one of `files`) are the runtime's. Returns per thread count the best times, the SHA-256 of
  * the quantized model and the evaluation figures without latencies.
  */
-const measure = async (createOptimizer, load, threads, repeats, sha256, cpu) => {
+const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, perThread) => {
+  /** CPU ms per thread since `before` (a map from thread id), the busiest first: the engines' workers. */
+  const busy = (before, after) =>
+    Object.entries(after)
+      .map(([t, ms]) => ms - (before[t] ?? 0))
+      .filter((ms) => ms >= 20)
+      .sort((a, b) => b - a);
   const [modelBytes, calibrationData, x, labels] = await Promise.all(['model', 'calibration', 'x', 'y'].map(load));
   const strip = ({ latency, reference, ...rest }) => {
     const { latency: _, ...ref } = reference;
@@ -90,20 +97,23 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu) => 
     const quantize = [];
     const evaluate = [];
     const cpuOf = { quantize: [], evaluate: [] };
+    const busyOf = { quantize: [], evaluate: [] };
     let bytes;
     let report;
     for (let i = 0; i <= repeats; i++) {
-      let c = await cpu();
+      let [c, th] = [await cpu(), await perThread()];
       let t = performance.now();
       const q = await float.quantize({ calibrationData });
       if (i) quantize.push(performance.now() - t);
       if (i) cpuOf.quantize.push((await cpu()) - c);
+      if (i) busyOf.quantize.push(busy(th, await perThread()));
       bytes ??= await sha256(await q.model.toBytes());
-      c = await cpu();
+      [c, th] = [await cpu(), await perThread()];
       t = performance.now();
       const r = await q.model.evaluate(x, { labels, reference: float });
       if (i) evaluate.push(performance.now() - t);
       if (i) cpuOf.evaluate.push((await cpu()) - c);
+      if (i) busyOf.evaluate.push(busy(th, await perThread()));
       report ??= r;
       await q.model.release();
     }
@@ -117,6 +127,11 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu) => 
         quantize: cpuOf.quantize[quantize.indexOf(Math.min(...quantize))] / Math.min(...quantize),
         evaluate: cpuOf.evaluate[evaluate.indexOf(Math.min(...evaluate))] / Math.min(...evaluate),
       },
+      // CPU ms of the busiest threads in that call (the engines' workers first).
+      busy: {
+        quantize: busyOf.quantize[quantize.indexOf(Math.min(...quantize))],
+        evaluate: busyOf.evaluate[evaluate.indexOf(Math.min(...evaluate))],
+      },
       modelSha256: bytes,
       figures: JSON.stringify(strip(report)),
       report,
@@ -125,6 +140,49 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu) => 
   }
   return out;
 };
+
+/** CPU time (ms) per thread of the processes `pids` (from /proc), keyed `pid/tid`. */
+function threadsCpu(pids) {
+  const out = {};
+  for (const pid of pids) {
+    let tids = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // the process ended meanwhile
+    }
+    for (const tid of tids) {
+      try {
+        const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+        out[`${pid}/${tid}`] = (Number(f[11]) + Number(f[12])) * 10;
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+  }
+  return out;
+}
+
+/** The ids of this process's descendants (the browser's processes). */
+function descendants() {
+  const parent = new Map();
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      parent.set(Number(pid), Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  const ours = (pid) => {
+    for (let p = parent.get(pid), hops = 0; p > 1 && hops < 64; p = parent.get(p), hops++) {
+      if (p === process.pid) return true;
+    }
+    return false;
+  };
+  return [...parent.keys()].filter(ours);
+}
 
 /** CPU time (ms) of this process's descendants (the browser's processes, all their threads). */
 function childrenCpu() {
@@ -160,7 +218,7 @@ async function inNode() {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1000;
   };
-  return measure(createOptimizer, load, [1, ALL], REPEATS, sha, cpu);
+  return measure(createOptimizer, load, [1, ALL], REPEATS, sha, cpu, async () => threadsCpu([process.pid]));
 }
 
 async function inChromium() {
@@ -172,12 +230,13 @@ const load = async (name) => new Uint8Array(await (await fetch('/file/' + names.
 const hex = ${hex.toString()};
 const sha = async (b) => hex(await crypto.subtle.digest('SHA-256', b));
 const measure = ${measure.toString()};
-window.measure = (threads, repeats) => measure(createOptimizer, load, threads, repeats, sha, window.browserCpu);
+window.measure = (threads, repeats) => measure(createOptimizer, load, threads, repeats, sha, window.browserCpu, window.browserThreads);
 window.ready = true;
 `;
   const page = await startPackagePage(script, names.map((n) => files[n]));
   try {
     await page.tab.exposeFunction('browserCpu', childrenCpu);
+    await page.tab.exposeFunction('browserThreads', () => threadsCpu(descendants()));
     const r = await page.tab.evaluate(([t, n]) => window.measure(t, n), [[1, ALL], REPEATS]);
     if (page.errors.length) console.warn('page errors:', page.errors);
     return { ...r, browser: page.browserVersion };
@@ -243,6 +302,13 @@ try {
   }
   const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   for (const r of rows) console.log(r.map((c, k) => (k >= 3 && k <= 7 ? c.padStart(w[k]) : c.padEnd(w[k]))).join('  '));
+  console.log('\nbusiest threads, CPU s in the best call (1 thread | all cores): the engines\' workers, then the rest');
+  const fmt = (ms) => (ms ?? []).slice(0, ALL + 2).map((v) => (v / 1000).toFixed(2)).join(' ');
+  for (const [runtime, r] of Object.entries(results)) {
+    for (const task of ['quantize', 'evaluate']) {
+      console.log(`  ${runtime} ${task}: ${fmt(r[1].busy[task])} | ${fmt(r[ALL].busy[task])}`);
+    }
+  }
   console.log(`\n"cores used": CPU time of the Node process (worker threads included) or of the browser's processes, over the wall time of the call;`);
   console.log(`on an idle machine it is near 1 with one thread and near ${ALL} with all: lower means other work had the cores.`);
   console.log('"CPU s": the CPU time itself; equal figures mean splitting the work across threads cost nothing extra.');

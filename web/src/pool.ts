@@ -38,13 +38,35 @@ export type SpawnTaskWorker = (onReply: (msg: TaskReply) => void, onFailure: (e:
 
 interface Helper {
   port: TaskPort;
-  /** Called with the reply to the task in flight. */
-  pending: ((r: TaskReply) => void) | null;
+  /** Called with the replies to the tasks in flight, in the order they were posted. */
+  pending: ((r: TaskReply) => void)[];
   failed: Error | null;
 }
 
-/** Lets messages from task workers arrive before the next local task runs. */
-const yieldToEvents = () => new Promise<void>((r) => setTimeout(r, 0));
+/**
+ * Tasks a task worker holds at once: the one it runs and the next, so that it never waits for
+ * this worker (busy with a task of its own, deaf to messages) to hand it more work.
+ */
+const DEPTH = 2;
+
+/**
+ * Lets messages from task workers arrive before the next local task runs, without `setTimeout(0)`,
+ * which browsers clamp to 4 ms when nested (a tenth of a task). Node: `setImmediate` runs after
+ * the loop's poll for messages. Browsers: a message to itself queues behind the task workers'
+ * replies already received (the same task source).
+ */
+export const yieldToEvents: () => Promise<void> = (() => {
+  if (typeof setImmediate === 'function') return () => new Promise<void>((r) => setImmediate(r));
+  if (typeof MessageChannel !== 'function') return () => new Promise<void>((r) => setTimeout(r, 0));
+  const channel = new MessageChannel();
+  const waiting: (() => void)[] = [];
+  channel.port1.onmessage = () => waiting.shift()?.();
+  return () =>
+    new Promise<void>((r) => {
+      waiting.push(r);
+      channel.port2.postMessage(0);
+    });
+})();
 
 export class Pool {
   private helpers: Helper[] = [];
@@ -63,18 +85,13 @@ export class Pool {
 
   private start() {
     while (this.spawn && this.helpers.length < this.threads - 1) {
-      const h: Helper = { port: null as unknown as TaskPort, pending: null, failed: null };
+      const h: Helper = { port: null as unknown as TaskPort, pending: [], failed: null };
       h.port = this.spawn(
-        (r) => {
-          const f = h.pending;
-          h.pending = null;
-          f?.(r);
-        },
+        (r) => h.pending.shift()?.(r),
         (e) => {
           h.failed = e;
-          const f = h.pending;
-          h.pending = null;
-          f?.({ type: 'task-result', seq: 0, ok: false, error: { code: 'engine_crashed', message: e.message }, fatal: true });
+          const crashed: TaskReply = { type: 'task-result', seq: 0, ok: false, error: { code: 'engine_crashed', message: e.message }, fatal: true };
+          for (const f of h.pending.splice(0)) f(crashed);
         },
       );
       this.helpers.push(h);
@@ -121,12 +138,7 @@ export class Pool {
 
   private parallel(job: JobLike, round: Round, progress: (s: string, d: number, t: number) => void): Promise<Uint8Array[]> {
     this.start();
-    for (const h of this.helpers) {
-      for (const r of round.resources) {
-        const bytes = r.bytes.slice();
-        h.port.post({ type: 'put', id: r.id, bytes }, [bytes.buffer as ArrayBuffer]);
-      }
-    }
+    this.put(round.resources);
     const n = round.tasks.length;
     const total = round.units.reduce((a, b) => a + b, 0);
     const results: Uint8Array[] = new Array(n);
@@ -151,18 +163,18 @@ export class Pool {
       const pump = () => {
         if (failed) return;
         for (const h of this.helpers) {
-          if (h.pending || h.failed || next >= n) continue;
-          const i = next++;
-          const seq = this.seq++;
-          h.pending = (r) => {
-            if (r.ok) finish(i, r.bytes);
-            else fail(new OptimizerError(r.error.code as never, `a task worker failed: ${r.error.message}`));
-          };
-          h.port.post({ type: 'task', seq, bytes: round.tasks[i] }, []);
+          while (!h.failed && next < n && h.pending.length < this.depth(n - next)) {
+            const i = next++;
+            h.pending.push((r) => {
+              if (r.ok) finish(i, r.bytes);
+              else fail(new OptimizerError(r.error.code as never, `a task worker failed: ${r.error.message}`));
+            });
+            h.port.post({ type: 'task', seq: this.seq++, bytes: round.tasks[i] }, []);
+          }
         }
         if (next < n && !localQueued) {
           localQueued = true;
-          setTimeout(() => {
+          void yieldToEvents().then(() => {
             localQueued = false;
             if (failed || next >= n) return;
             const i = next++;
@@ -171,10 +183,27 @@ export class Pool {
             } catch (e) {
               fail(e);
             }
-          }, 0);
+          });
         }
       };
       pump();
     });
+  }
+
+  /** Sends a round's new shared inputs to every task worker: copies, the original to the last. */
+  private put(resources: Round['resources']) {
+    this.helpers.forEach((h, k) => {
+      for (const r of resources) {
+        const whole = r.bytes.byteOffset === 0 && r.bytes.byteLength === r.bytes.buffer.byteLength;
+        const bytes = k === this.helpers.length - 1 && whole ? r.bytes : r.bytes.slice();
+        h.port.post({ type: 'put', id: r.id, bytes }, [bytes.buffer as ArrayBuffer]);
+      }
+    });
+  }
+
+  /** How many tasks a task worker may hold with `left` not handed out yet: one near the end of a
+   * round, so the last tasks go to whichever engine is free first. */
+  private depth(left: number): number {
+    return left > this.size ? DEPTH : 1;
   }
 }

@@ -1,12 +1,12 @@
 //! [`EvaluateJob`]: the model's (and the reference model's) outputs on every sample, as batch-run
-//! tasks ([`crate::exec::tasks::Run`]) over fixed chunks of samples, joined in sample order; then
-//! the figures of an [`EvalReport`].
+//! tasks ([`crate::exec::tasks::Run`]) over fixed chunks of samples, joined in sample order, and
+//! each model's latency ([`super::tasks::Time`]); then the figures of an [`EvalReport`].
 
 use std::sync::Arc;
 
-use super::{accuracy, benchmark, check_comparable, compare, labels_of, samples_of};
+use super::tasks::Time;
+use super::{accuracy, check_comparable, compare, labels_of, samples_of};
 use super::{EvalReport, Latency, ReferenceComparison};
-use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::exec::tasks::Run;
 use crate::exec::Interpreter;
@@ -17,16 +17,15 @@ use crate::parallel::{chunks, decode, encode, Job, Resource, ResourceId, Resourc
 /// Samples per task: the unit of work, fixed so that results do not depend on the cores.
 const CHUNK: usize = 32;
 
-/// About how long the latency benchmark of each model runs, in milliseconds.
-const LATENCY_MS: f64 = 50.0;
-
 /// One model being evaluated.
 struct Side {
     id: ResourceId,
     size: usize,
     /// This model prepared once on the job's own instance: checks that it compiles before any task
-    /// runs (errors keep their node), and times one inference at the end.
+    /// runs (errors keep their node).
     it: Interpreter,
+    /// Per-sample inference time, from its task.
+    latency: Option<Latency>,
     /// Values per sample of each output.
     widths: Vec<usize>,
     /// Per output, the values of the samples received so far, in sample order.
@@ -39,7 +38,7 @@ impl Side {
         let widths: Vec<usize> = it.outputs().iter().map(|d| d.shape.iter().product()).collect();
         let outputs = vec![Vec::new(); widths.len()];
         let id = res.add(Resource::Model(Arc::new(model.clone())));
-        Ok(Side { id, size, it, widths, outputs })
+        Ok(Side { id, size, it, latency: None, widths, outputs })
     }
 
     /// Appends a task's outputs for `rows` samples (one `.npy` per output).
@@ -66,32 +65,24 @@ impl Side {
         Ok(())
     }
 
-    /// Per-sample inference time on `sample`: two warm-up runs, then about [`LATENCY_MS`] of
-    /// timed runs (at least five timed batches, see [`benchmark`]).
-    fn latency(&mut self, sample: &[f32]) -> Result<Latency> {
-        self.it.reset_state();
-        self.it.set_input_f32(0, sample)?;
-        self.it.invoke()?;
-        let t = now_ms();
-        self.it.invoke()?;
-        let one = (now_ms() - t).max(1e-3);
-        benchmark(&mut self.it, 0, ((LATENCY_MS / one) as usize).clamp(5, 10_000))
+    fn latency(&mut self) -> Result<Latency> {
+        self.latency.take().ok_or_else(|| Error::argument("the latency was not measured"))
     }
 }
 
 /// Evaluation on every core: one round of tasks, each running a chunk of the samples through the
-/// model or the reference model (batched where the model allows), then [`EvaluateJob::finish`]
-/// computes the report from the outputs in sample order.
+/// model or the reference model (batched where the model allows), then one timing each model's
+/// latency; [`EvaluateJob::finish`] computes the report from the outputs in sample order.
 ///
 /// Every sample runs independently (recurrent state starts from zero for each), as float values:
 /// integer data is converted to float and quantized for integer inputs, for both models alike.
 pub struct EvaluateJob {
     res: Resources,
     data: ResourceId,
+    /// Values per sample.
+    per: usize,
     n: usize,
     labels: Option<Vec<i64>>,
-    /// The first sample, for the latency.
-    first: Vec<f32>,
     /// The model, then the reference model if any.
     sides: Vec<Side>,
     issued: bool,
@@ -109,6 +100,30 @@ impl EvaluateJob {
         labels: Option<&NpyArray>,
         reference: Option<(&Model, usize)>,
     ) -> Result<EvaluateJob> {
+        Self::with_bytes(model, size, data, None, labels, reference)
+    }
+
+    /// [`EvaluateJob::new`] on the `.npy` file `bytes`, which the workers get as they are (not
+    /// written again).
+    pub fn from_npy(
+        model: &Model,
+        size: usize,
+        bytes: &[u8],
+        labels: Option<&NpyArray>,
+        reference: Option<(&Model, usize)>,
+    ) -> Result<EvaluateJob> {
+        Self::with_bytes(model, size, &npy::read(bytes)?, Some(bytes), labels, reference)
+    }
+
+    /// `data` read from `bytes`, when given.
+    fn with_bytes(
+        model: &Model,
+        size: usize,
+        data: &NpyArray,
+        bytes: Option<&[u8]>,
+        labels: Option<&NpyArray>,
+        reference: Option<(&Model, usize)>,
+    ) -> Result<EvaluateJob> {
         let n = samples_of(model, data, "the model")?;
         if let Some((r, _)) = reference {
             let rn = samples_of(r, data, "the reference model")?;
@@ -120,7 +135,7 @@ impl EvaluateJob {
         }
         let labels = labels.map(|l| labels_of(l, n)).transpose()?;
         let mut res = Resources::default();
-        let (data, first) = float_data(data, n, &mut res)?;
+        let (data, per) = float_data(data, bytes, n, &mut res)?;
         let mut sides = vec![Side::new(model, size, &mut res)?];
         if labels.is_some() && sides[0].widths[0] < 2 {
             return Err(Error::input(
@@ -132,23 +147,22 @@ impl EvaluateJob {
             check_comparable(&sides[0].widths, &theirs.widths)?;
             sides.push(theirs);
         }
-        Ok(EvaluateJob { res, data, n, labels, first, sides, issued: false, done: false })
+        Ok(EvaluateJob { res, data, per, n, labels, sides, issued: false, done: false })
     }
 
-    /// The report, once the job's round is done. Times one inference of each model here, on the
-    /// caller's thread.
+    /// The report, once the job's round is done.
     pub fn finish(self) -> Result<EvalReport> {
         if !self.done {
             return Err(Error::argument("the evaluation did not finish"));
         }
-        let (n, labels, first) = (self.n, self.labels.as_deref(), &self.first);
+        let (n, labels) = (self.n, self.labels.as_deref());
         let mut sides = self.sides.into_iter();
         let mut ours = sides.next().ok_or_else(|| Error::argument("the evaluation has no model"))?;
         let reference = match sides.next() {
             None => None,
             Some(mut theirs) => {
                 let (top1_agreement, output_sqnr_db, accuracy) = compare(&ours.outputs, &theirs.outputs, n, labels);
-                let (size_bytes, latency) = (theirs.size, theirs.latency(first)?);
+                let (size_bytes, latency) = (theirs.size, theirs.latency()?);
                 Some(ReferenceComparison { top1_agreement, output_sqnr_db, accuracy, size_bytes, latency })
             }
         };
@@ -157,22 +171,22 @@ impl EvaluateJob {
             accuracy: labels.and_then(|l| accuracy(&ours.outputs[0], n, l)),
             reference,
             size_bytes: ours.size,
-            latency: ours.latency(first)?,
+            latency: ours.latency()?,
             outputs: ours.it.outputs(),
         })
     }
 }
 
-/// Registers `data` as float32 `.npy` bytes (as they are when they already are float32) after
-/// checking that every value is finite; returns its id and the first sample's values.
-fn float_data(data: &NpyArray, n: usize, res: &mut Resources) -> Result<(ResourceId, Vec<f32>)> {
+/// Registers `data` (as `bytes`, the file it was read from, when given) after checking that every
+/// value is finite as float32; returns its id and the values per sample. Tasks read it as float
+/// values ([`Run::floats`]).
+fn float_data(data: &NpyArray, bytes: Option<&[u8]>, n: usize, res: &mut Resources) -> Result<(ResourceId, usize)> {
     let converted;
-    let (array, values) = match &data.data {
-        NpyData::F32(v) => (data, v),
+    let values = match &data.data {
+        NpyData::F32(v) => v,
         _ => {
-            converted = NpyArray::new(data.shape.clone(), NpyData::F32(data.to_f32()))?;
-            let NpyData::F32(v) = &converted.data else { unreachable!("built as float32 above") };
-            (&converted, v)
+            converted = data.to_f32();
+            &converted
         }
     };
     let per = values.len() / n.max(1);
@@ -184,7 +198,7 @@ fn float_data(data: &NpyArray, n: usize, res: &mut Resources) -> Result<(Resourc
             values[pos]
         )));
     }
-    Ok((res.add_bytes(npy::write(array)), values[..per].to_vec()))
+    Ok((res.add_bytes(bytes.map_or_else(|| npy::write(data), <[u8]>::to_vec)), per))
 }
 
 impl Job for EvaluateJob {
@@ -198,26 +212,31 @@ impl Job for EvaluateJob {
         let mut units = Vec::with_capacity(tasks.capacity());
         for side in &self.sides {
             for &samples in &parts {
-                let run = Run { model: side.id, data: self.data, samples, raw: false, streaming: false };
+                let run = Run { model: side.id, data: self.data, samples, raw: false, streaming: false, floats: true };
                 tasks.push(encode(&Task::Run(run)));
                 units.push(samples.1 - samples.0);
             }
+        }
+        // Last, so that they run beside the last chunks.
+        for side in &self.sides {
+            tasks.push(encode(&Task::Time(Time { model: side.id, data: self.data, per: self.per })));
+            units.push(0);
         }
         Ok(Some(Round { stage: "evaluate", resources: self.res.take(), tasks, units }))
     }
 
     fn accept(&mut self, results: Vec<Vec<u8>>) -> Result<()> {
         let parts = chunks(0..self.n, CHUNK);
-        if results.len() != parts.len() * self.sides.len() {
-            return Err(Error::argument(format!(
-                "{} results for {} tasks",
-                results.len(),
-                parts.len() * self.sides.len()
-            )));
+        let runs = parts.len() * self.sides.len();
+        if results.len() != runs + self.sides.len() {
+            return Err(Error::argument(format!("{} results for {} tasks", results.len(), runs + self.sides.len())));
         }
-        for (i, r) in results.iter().enumerate() {
+        for (i, r) in results[..runs].iter().enumerate() {
             let (lo, hi) = parts[i % parts.len()];
             self.sides[i / parts.len()].append(r, hi - lo)?;
+        }
+        for (side, r) in self.sides.iter_mut().zip(&results[runs..]) {
+            side.latency = Some(decode(r, "latency")?);
         }
         self.done = true;
         Ok(())

@@ -6,10 +6,11 @@
 //! are identical whatever the number of cores. [`evaluate`] runs the job on the caller's thread.
 
 mod job;
+pub mod tasks;
 #[cfg(test)]
 mod tests;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use job::EvaluateJob;
 
@@ -20,7 +21,7 @@ use crate::ir::Model;
 use crate::npy::NpyArray;
 use crate::quantize::report::SqnrAcc;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Latency {
@@ -50,8 +51,9 @@ pub fn benchmark(it: &mut Interpreter, warmup: usize, runs: usize) -> Result<Lat
     for _ in 0..warmup {
         it.invoke()?;
     }
+    // At least one run: on a busy machine the thread may lose the core for 5 ms before the first.
     let (mut per_batch, t0) = (0usize, now_ms());
-    while now_ms() - t0 < 5.0 {
+    while per_batch == 0 || now_ms() - t0 < 5.0 {
         it.invoke()?;
         per_batch += 1;
     }
@@ -97,9 +99,9 @@ pub struct EvalReport {
     pub reference: Option<ReferenceComparison>,
     pub size_bytes: usize,
     /// Per-sample inference time with our engine (wasm in the browser and Node): a short
-    /// benchmark of the first sample, one at a time on one core, after the evaluation (the
-    /// evaluation itself runs samples in batches on every core, which says nothing about the
-    /// latency of one inference).
+    /// benchmark of the first sample, one at a time on one core, as the last task of the
+    /// evaluation's round (the evaluation itself runs samples in batches on every core, which says
+    /// nothing about the latency of one inference).
     pub latency: Latency,
     pub outputs: Vec<IoDetail>,
 }

@@ -101,14 +101,14 @@ fn bad_labels_and_data_are_refused_before_anything_runs() {
 fn a_job_gives_one_round_of_chunks_and_refuses_to_finish_early() {
     let mut job = EvaluateJob::new(&relu(true), 1, &data(70), None, Some((&relu(true), 1))).unwrap();
     let round = job.next().unwrap().unwrap();
-    // 70 samples in chunks of 32, for each of the two models.
-    assert_eq!(round.units, vec![32, 32, 6, 32, 32, 6]);
+    // 70 samples in chunks of 32, for each of the two models, then each model's latency.
+    assert_eq!(round.units, vec![32, 32, 6, 32, 32, 6, 0, 0]);
     assert_eq!(round.resources.len(), 3);
     let mut early = EvaluateJob::new(&relu(true), 1, &data(2), None, None).unwrap();
     assert!(early.next().unwrap().is_some());
     assert!(early.finish().is_err());
     // Results that do not match the tasks are refused.
-    assert!(job.accept(vec![Vec::new(); 5]).is_err());
+    assert!(job.accept(vec![Vec::new(); 6]).is_err());
 }
 
 #[test]

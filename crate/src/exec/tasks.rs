@@ -25,6 +25,8 @@ pub struct Run {
     pub raw: bool,
     /// Run the samples one after another carrying the model's recurrent state (streaming).
     pub streaming: bool,
+    /// The data are float values for every model (evaluation): never passed through as integers.
+    pub floats: bool,
 }
 
 impl Run {
@@ -33,13 +35,14 @@ impl Run {
         let g = m.main();
         let input = g.inputs.first().map(|&t| &g.tensors[t]).ok_or_else(|| Error::input("the model has no input"))?;
         let per = input.num_elements().max(1);
-        let x = w.array(self.data)?;
         let range = self.samples.0 * per..self.samples.1 * per;
         let short = || Error::input(format!("the data holds too few values for samples {:?}", self.samples));
+        let integers = !self.floats && matches!(input.dtype, DType::I8 | DType::U8);
+        let x = if integers { Some(w.array(self.data)?) } else { None };
         let floats;
-        let samples = match (&x.data, input.dtype) {
-            (NpyData::I8(v), DType::I8) => Samples::I8(v.get(range).ok_or_else(short)?),
-            (NpyData::U8(v), DType::U8) => Samples::U8(v.get(range).ok_or_else(short)?),
+        let samples = match (x.as_ref().map(|x| &x.data), input.dtype) {
+            (Some(NpyData::I8(v)), DType::I8) => Samples::I8(v.get(range).ok_or_else(short)?),
+            (Some(NpyData::U8(v)), DType::U8) => Samples::U8(v.get(range).ok_or_else(short)?),
             _ => {
                 floats = w.floats(self.data)?;
                 Samples::F32(floats.get(range).ok_or_else(short)?)
@@ -162,8 +165,10 @@ impl Job for RunJob {
         // Streaming runs the samples in order on one state, in one task.
         let parts = chunks(0..self.n, if self.streaming { self.n.max(1) } else { CHUNK });
         let (model, data, raw, streaming) = (self.model, self.data, self.raw, self.streaming);
-        let tasks =
-            parts.iter().map(|&samples| encode(&Task::Run(Run { model, data, samples, raw, streaming }))).collect();
+        let tasks = parts
+            .iter()
+            .map(|&samples| encode(&Task::Run(Run { model, data, samples, raw, streaming, floats: false })))
+            .collect();
         Ok(Some(Round::over_samples("run", self.res.take(), tasks, &parts)))
     }
 

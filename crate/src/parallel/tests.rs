@@ -65,3 +65,24 @@ fn runs_and_gradients_are_identical_on_one_and_three_threads() {
     }
     assert_eq!(grads[0], grads[1]);
 }
+
+#[test]
+#[cfg(not(target_arch = "wasm32"))]
+fn evaluation_is_identical_on_one_and_three_threads_and_times_both_models() {
+    let q = crate::tflite::read(&fixture("cnn/model_int8_tf.tflite")).unwrap();
+    let f = crate::tflite::read(&fixture("cnn/model_float.tflite")).unwrap();
+    let x = npy::read(&fixture("data/patterns_test_x.npy")).unwrap();
+    let y = npy::read(&fixture("data/patterns_test_y.npy")).unwrap();
+    let mut figures = Vec::new();
+    for threads in [1, 3] {
+        let mut job = crate::evaluate::EvaluateJob::new(&q, 1, &x, Some(&y), Some((&f, 1))).unwrap();
+        run(&mut job, threads, &mut |_, _, _| {}).unwrap();
+        let r = job.finish().unwrap();
+        let reference = r.reference.unwrap();
+        // Each model's latency comes from its own timing task.
+        assert!(r.latency.min_ms > 0.0 && reference.latency.min_ms > 0.0, "{threads} threads");
+        figures.push((r.accuracy, reference.top1_agreement, reference.output_sqnr_db, reference.accuracy));
+    }
+    assert_eq!(figures[0], figures[1]);
+    assert!(figures[0].0.is_some_and(|a| a > 0.9), "{:?}", figures[0]);
+}

@@ -20,6 +20,7 @@ pub enum Task {
     Score(crate::quantize::tasks::Score),
     Measure(crate::quantize::tasks::Measure),
     Run(crate::exec::tasks::Run),
+    Time(crate::evaluate::tasks::Time),
     Gradients(crate::grad::tasks::GradientTask),
     Train(crate::train::tasks::TrainStep),
 }
@@ -50,6 +51,7 @@ impl Worker {
             Task::Score(t) => t.run(self),
             Task::Measure(t) => t.run(self),
             Task::Run(t) => t.run(self),
+            Task::Time(t) => t.run(self),
             Task::Gradients(t) => t.run(self),
             Task::Train(t) => t.run(self),
         }
@@ -92,9 +94,15 @@ impl Worker {
         self.derived(id, 0, |_, b| npy::read(b))
     }
 
-    /// A `.npy` resource as float values.
+    /// A `.npy` resource as float values, read once (float32 data is not copied again).
     pub fn floats(&mut self, id: ResourceId) -> Result<Arc<Vec<f32>>> {
-        self.derived(id, 0, |w, _| Ok(w.array(id)?.to_f32()))
+        self.derived(id, 0, |_, b| {
+            let a = npy::read(b)?;
+            Ok(match a.data {
+                npy::NpyData::F32(v) => v,
+                _ => a.to_f32(),
+            })
+        })
     }
 
     /// A resource encoded with [`super::encode`], decoded.

@@ -20,8 +20,10 @@ use crate::{passes, tflite};
 
 /// Samples per calibration task.
 const CALIBRATE_CHUNK: usize = 16;
-/// Samples per scoring and measuring task.
+/// Samples per scoring task.
 const SCORE_CHUNK: usize = 25;
+/// Samples per measuring task: the default 32 report samples make four equal tasks.
+const MEASURE_CHUNK: usize = 8;
 /// How much better (dB of output SQNR on held-out calibration samples) a candidate must be to win.
 const SELECT_MARGIN_DB: f64 = 0.25;
 
@@ -77,15 +79,22 @@ fn methods(opts: &QuantizeOptions) -> Vec<CalibrationMethod> {
 }
 
 impl QuantizeJob {
-    /// Checks nothing about the data: see `quantize::quantize`, which validates first.
-    pub fn new(model: &Model, data: &NpyArray, samples: usize, opts: &QuantizeOptions) -> Result<QuantizeJob> {
+    /// Checks nothing about the data: see `quantize::quantize`, which validates first. `bytes`, when
+    /// given, is the `.npy` file `data` was read from: the workers get it as it is.
+    pub fn new(
+        model: &Model,
+        data: &NpyArray,
+        bytes: Option<&[u8]>,
+        samples: usize,
+        opts: &QuantizeOptions,
+    ) -> Result<QuantizeJob> {
         let t0 = now_ms();
         let size_before = tflite::write(model)?.len();
         let (fm, folded) = passes::fold_constants(model)?;
         let float = Arc::new(fm);
         let mut res = Resources::default();
         let float_id = res.add(Resource::Model(float.clone()));
-        let data_id = res.add_bytes(crate::npy::write(data));
+        let data_id = res.add_bytes(bytes.map_or_else(|| crate::npy::write(data), <[u8]>::to_vec));
         Ok(QuantizeJob {
             model: model.clone(),
             float,
@@ -231,7 +240,7 @@ impl QuantizeJob {
             })
             .collect();
         let quant = chosen.resource;
-        let parts = chunks(0..report_samples, SCORE_CHUNK);
+        let parts = chunks(0..report_samples, MEASURE_CHUNK);
         let tasks = parts
             .iter()
             .map(|&samples| {

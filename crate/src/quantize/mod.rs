@@ -125,7 +125,16 @@ pub fn quantize(
 pub fn quantize_job(model: &Model, data: &NpyArray, options: &QuantizeOptions) -> Result<QuantizeJob> {
     check_float_model(model, Mode::Static)?;
     let samples = check_calibration(model, data)?;
-    QuantizeJob::new(model, data, samples, options)
+    QuantizeJob::new(model, data, None, samples, options)
+}
+
+/// [`quantize_job`] on the `.npy` file `bytes`, which the workers get as they are (not written
+/// again).
+pub fn quantize_job_npy(model: &Model, bytes: &[u8], options: &QuantizeOptions) -> Result<QuantizeJob> {
+    let data = crate::npy::read(bytes)?;
+    check_float_model(model, Mode::Static)?;
+    let samples = check_calibration(model, &data)?;
+    QuantizeJob::new(model, &data, Some(bytes), samples, options)
 }
 
 /// The int8 model of `model` with every tensor's range given (quantization-aware training's
@@ -206,7 +215,14 @@ fn check_calibration(model: &Model, data: &NpyArray) -> Result<usize> {
              (100 to 500 representative samples are recommended)"
         )));
     }
-    let values = data.to_f32();
+    let converted;
+    let values = match &data.data {
+        crate::npy::NpyData::F32(v) => v,
+        _ => {
+            converted = data.to_f32();
+            &converted
+        }
+    };
     if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
         let per = values.len() / n.max(1);
         return Err(Error::input(format!(

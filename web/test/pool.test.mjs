@@ -1,0 +1,96 @@
+// The worker pool on fake task workers: results in task order whatever worker ran a task, a task
+// worker holds at most two tasks (the next queued behind the one it runs) and only one near the end
+// of a round, the serving worker runs tasks too, and resources reach every task worker.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Pool } from '../dist/pool.js';
+
+/**
+ * A task worker that answers each task with its bytes doubled, `ms` after it could start it (when
+ * the one before ended): as if on its own core, even while this thread is busy.
+ */
+function fakeSpawn(log, ms) {
+  let count = 0;
+  return (onReply) => {
+    const me = count++;
+    let freeAt = 0;
+    let held = 0;
+    return {
+      post(msg) {
+        if (msg.type === 'put') {
+          log.puts.push([me, msg.id, msg.bytes.length]);
+          return;
+        }
+        const now = performance.now();
+        freeAt = Math.max(now, freeAt) + ms;
+        log.held = Math.max(log.held, ++held);
+        log.byWorker[me] = (log.byWorker[me] ?? 0) + 1;
+        setTimeout(() => {
+          held--;
+          onReply({ type: 'task-result', seq: msg.seq, ok: true, bytes: msg.bytes.map((b) => b * 2) });
+        }, freeAt - now);
+      },
+      terminate() {},
+    };
+  };
+}
+
+/** A job of one round of `n` tasks; the serving worker's own tasks take `ms` of busy time. */
+function fakeJob(n, ms) {
+  const job = {
+    local: 0,
+    accepted: null,
+    done: false,
+    nextRound() {
+      if (job.done) return null;
+      job.done = true;
+      const tasks = Array.from({ length: n }, (_, i) => Uint8Array.of(i % 100));
+      return { stage: 'test', units: tasks.map(() => 1), tasks, resources: [{ id: 7, bytes: new Uint8Array(1000) }] };
+    },
+    runLocal(i) {
+      job.local++;
+      const end = performance.now() + ms;
+      while (performance.now() < end);
+      return Uint8Array.of((i % 100) * 2);
+    },
+    accept(results) {
+      job.accepted = results;
+    },
+  };
+  return job;
+}
+
+test('a round runs on the serving worker and its task workers, results in task order', async () => {
+  const log = { puts: [], held: 0, byWorker: [] };
+  const pool = new Pool(fakeSpawn(log, 3), 3);
+  const job = fakeJob(40, 3);
+  const progress = [];
+  await pool.drive(job, (stage, done, total) => progress.push([stage, done, total]));
+  assert.deepEqual(
+    job.accepted.map((r) => r[0]),
+    Array.from({ length: 40 }, (_, i) => (i % 100) * 2),
+  );
+  assert.ok(job.local > 0, 'the serving worker ran none of the tasks');
+  assert.equal(log.byWorker.length, 2);
+  assert.ok(log.byWorker.every((k) => k > 0), JSON.stringify(log.byWorker));
+  assert.equal(job.local + log.byWorker[0] + log.byWorker[1], 40);
+  assert.ok(log.held <= 2, `a task worker held ${log.held} tasks`);
+  assert.deepEqual(log.puts, [
+    [0, 7, 1000],
+    [1, 7, 1000],
+  ]);
+  assert.deepEqual(progress.at(-1), ['test', 40, 40]);
+  pool.terminate();
+});
+
+test('a task worker gets its next task while the serving worker is busy with its own', async () => {
+  // The serving worker's tasks take much longer than the task worker's: without a second task
+  // queued, the task worker would wait for each of them to end before getting more work.
+  const log = { puts: [], held: 0, byWorker: [] };
+  const pool = new Pool(fakeSpawn(log, 1), 2);
+  const job = fakeJob(30, 20);
+  await pool.drive(job, () => {});
+  assert.equal(log.held, 2);
+  assert.ok(log.byWorker[0] >= 1.5 * job.local, `task worker ${log.byWorker[0]}, serving worker ${job.local}`);
+  pool.terminate();
+});
