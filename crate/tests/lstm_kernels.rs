@@ -260,7 +260,7 @@ fn check_int8(model: &Model, node: usize, dump: &Dump, arithmetic: LstmArithmeti
         }
         let mut out = vec![0i8; row(&want_out, s, k).len()];
         let state = LstmState { output_state: &mut h, cell_state: &mut c };
-        int8::run(&prepared, &ops, row(&input, s, k), state, &mut out).unwrap();
+        int8::run(prepared.config(), &prepared, &ops, row(&input, s, k), state, &mut out).unwrap();
         let diffs = out
             .iter()
             .zip(row(&want_out, s, k))

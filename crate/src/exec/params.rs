@@ -5,12 +5,13 @@
 
 use std::any::Any;
 use std::cell::Cell;
+use std::sync::Arc;
 
 use super::buffer::Buffer;
 use super::kernel::{Packed, RunCx, Scratch};
 use super::plan::Plan;
 use crate::error::{Error, Result};
-use crate::ir::{Graph, TensorId};
+use crate::ir::{Graph, TensorData, TensorId};
 use crate::ops::Known;
 
 thread_local! {
@@ -32,6 +33,20 @@ pub struct Params {
     packed: Vec<Option<Packed>>,
     /// Per step: its node and whether it is folded (what [`Params::fits`] compares).
     nodes: Vec<(usize, bool)>,
+    /// The values shape inference computed (SHAPE → PACK → RESHAPE and the like): they can depend
+    /// on the batch size, so [`Params::fits`] compares them too.
+    inferred: Vec<(TensorId, Arc<TensorData>)>,
+}
+
+/// The tensors whose values shape inference computed for `plan`, with those values.
+fn inferred_values(plan: &Plan) -> Vec<(TensorId, Arc<TensorData>)> {
+    let facts = plan.facts.tensors.iter().enumerate();
+    facts
+        .filter_map(|(t, f)| match &f.as_ref()?.known {
+            Known::Folded(v) => Some((t, v.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Params {
@@ -54,18 +69,21 @@ impl Params {
             }
         }
         let nodes = plan.steps.iter().map(|s| (s.node, s.folded)).collect();
-        let mut params = Params { values, packed: (0..plan.steps.len()).map(|_| None).collect(), nodes };
+        let packed = (0..plan.steps.len()).map(|_| None).collect();
+        let mut params = Params { values, packed, nodes, inferred: inferred_values(plan) };
         let all: Vec<usize> = (0..plan.steps.len()).collect();
         params.refresh(plan, &all)?;
         Ok(params)
     }
 
     /// Whether these parameters serve `plan`: the same model lowered to the same steps (at any
-    /// batch size), so packed operands line up step by step.
+    /// batch size), so packed operands line up step by step, with the same values inferred from
+    /// shapes (a RESHAPE target computed from the batch size differs between batch sizes).
     pub fn fits(&self, plan: &Plan) -> bool {
         self.values.len() == plan.facts.tensors.len()
             && self.packed.len() == plan.steps.len()
             && self.nodes == plan.steps.iter().map(|s| (s.node, s.folded)).collect::<Vec<_>>()
+            && self.inferred == inferred_values(plan)
     }
 
     /// The value of tensor `t` if it is known before running.

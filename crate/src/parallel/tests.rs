@@ -86,3 +86,32 @@ fn evaluation_is_identical_on_one_and_three_threads_and_times_both_models() {
     assert_eq!(figures[0], figures[1]);
     assert!(figures[0].0.is_some_and(|a| a > 0.9), "{:?}", figures[0]);
 }
+
+/// A worker keeps one parameter store per model for every batch size; values inferred from
+/// shapes (a RESHAPE target computed from the batch) differ between batch sizes, so a batch-1
+/// engine after a batched one must not reuse the batched store's.
+#[test]
+#[cfg(not(target_arch = "wasm32"))]
+fn a_batch_1_engine_after_a_batched_one_runs_each_sample_alone() {
+    use super::Samples;
+    use super::{Resource, Worker};
+    let bytes = fixture("lstm/model_int8_tf.tflite");
+    let x = npy::read(&fixture("lstm/inputs.npy")).unwrap().to_f32();
+    let mut w = Worker::default();
+    w.put(0, Resource::Bytes(bytes.into()));
+    let rows = 4;
+    let per = x.len() / npy::read(&fixture("lstm/inputs.npy")).unwrap().shape[0];
+    let mut batched = Vec::new();
+    w.forward_input(0, Samples::F32(&x[..rows * per]), per, |it, _, _| {
+        batched = it.output_f32(0).unwrap();
+        Ok(())
+    })
+    .unwrap();
+    let mut alone = Vec::new();
+    w.forward_input(0, Samples::F32(&x[..per]), per, |it, _, _| {
+        alone = it.output_f32(0).unwrap();
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(alone[..], batched[..alone.len()], "sample 0 alone and in a batch of {rows}");
+}

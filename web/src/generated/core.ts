@@ -320,9 +320,9 @@ export type EvalReport = { samples: number,
 accuracy?: number, reference?: ReferenceComparison, sizeBytes: number, 
 /**
  * Per-sample inference time with our engine (wasm in the browser and Node): a short
- * benchmark of the first sample, one at a time on one core, after the evaluation (the
- * evaluation itself runs samples in batches on every core, which says nothing about the
- * latency of one inference).
+ * benchmark of the first sample, one at a time on one core, as the last task of the
+ * evaluation's round (the evaluation itself runs samples in batches on every core, which says
+ * nothing about the latency of one inference).
  */
 latency: Latency, outputs: Array<IoDetail>, };
 

@@ -131,6 +131,6 @@ impl Kernel for LstmI8 {
     fn run(&self, cx: &mut RunCx) -> Result<()> {
         let (x, p) = (cx.i8_in(0)?, cx.packed::<PackedI8>()?);
         let state = states::<i8, i16>(cx.states)?;
-        int8::run(&p.prepared, &p.operands.as_slices(), x, state, out_i8(cx.out)?)
+        int8::run(&self.config, &p.prepared, &p.operands.as_slices(), x, state, out_i8(cx.out)?)
     }
 }

@@ -442,15 +442,21 @@ fn prepare_tflm(config: &LstmConfig, quant: &LstmQuantization, ops: &Int8Operand
 // ------------------------------------------------------------------------------------------------
 
 /// Runs the prepared operator over the whole sequence, as one invoke: reads `input`, writes
-/// `output`, updates `state` in place. `operands` must be the ones given to [`prepare`].
+/// `output`, updates `state` in place. `operands` must be the ones given to [`prepare`]; `config`
+/// is this run's (its batch size and sequence length may differ from the one `prepared` was made
+/// with: the prepared arithmetic depends only on the layer's sizes and scales).
 pub fn run(
+    config: &LstmConfig,
     prepared: &PreparedLstm,
     operands: &Int8Operands,
     input: &[i8],
     state: LstmState<i8, i16>,
     output: &mut [i8],
 ) -> Result<()> {
-    let config = &prepared.config;
+    let p = &prepared.config;
+    if (config.n_input, config.n_output, config.n_cell) != (p.n_input, p.n_output, p.n_cell) {
+        return Err(graph("the LSTM was prepared for other layer sizes".into()));
+    }
     let sizes = config.check(operands)?;
     check_buffers(&sizes, input.len(), output.len(), state.output_state.len(), state.cell_state.len())?;
     let mut scratch = Scratch::new(config.rows_per_step() * config.n_cell);
@@ -816,7 +822,7 @@ mod tests {
             let (mut h, mut c) = (vec![zp; cfg.batch * cfg.n_output], vec![0i16; cfg.batch * cfg.n_cell]);
             let mut out = vec![0i8; want.len()];
             let p = prepare(&cfg, &q.quant, &view(&q), arithmetic)?;
-            run(&p, &view(&q), &xq, LstmState { output_state: &mut h, cell_state: &mut c }, &mut out)?;
+            run(&cfg, &p, &view(&q), &xq, LstmState { output_state: &mut h, cell_state: &mut c }, &mut out)?;
             Ok::<_, Error>(out)
         };
         let litert = run_int(LstmArithmetic::LiteRt).unwrap();
@@ -903,7 +909,7 @@ mod tests {
                 let (mut h, mut c) = (vec![0i8; batch * cfg.n_output], vec![0i16; batch * n_cell]);
                 let mut out = vec![0i8; batch * time * cfg.n_output];
                 let x = vec![1i8; batch * time * cfg.n_input];
-                run(&p, &view(&q), &x, LstmState { output_state: &mut h, cell_state: &mut c }, &mut out).unwrap();
+                run(&cfg, &p, &view(&q), &x, LstmState { output_state: &mut h, cell_state: &mut c }, &mut out).unwrap();
             }
         }
     }
@@ -924,7 +930,7 @@ mod tests {
             let (mut h, mut c) = (vec![i8::MIN; cfg.n_output], vec![i16::MIN; cfg.n_cell]);
             let mut out = vec![0; cfg.time_steps * cfg.n_output];
             let x = vec![i8::MIN; cfg.time_steps * cfg.n_input];
-            run(&p, &ops, &x, LstmState { output_state: &mut h, cell_state: &mut c }, &mut out).unwrap();
+            run(p.config(), &p, &ops, &x, LstmState { output_state: &mut h, cell_state: &mut c }, &mut out).unwrap();
         }
     }
 }
