@@ -273,7 +273,7 @@ pub fn tile(
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod simd128 {
-    use super::{Group, VecStage};
+    use super::{Group, VecStage, Window4};
     use core::arch::wasm32::*;
 
     #[inline(always)]
@@ -308,62 +308,33 @@ pub mod simd128 {
         r
     }
 
-    /// A group of four channels ready to requantize: the [`super::Window4`] layout's constants loaded
-    /// into registers, or the general layout ([`Group`]) where the window does not apply.
-    enum Four<'a> {
-        Window([v128; 8], u32),
-        General(&'a Group),
+    /// [`Window4`] on four lanes of `x = acc + offset`, zero point added.
+    #[inline(always)]
+    fn window4(x: v128, w: &Window4, zp: v128) -> v128 {
+        let x = i32x4_min(i32x4_max(x, ld(&w.lo)), ld(&w.hi));
+        let neg = v128_and(i32x4_lt(x, ld(&w.below)), ld(&w.neg_amount));
+        let (xf, m) = (i32x4_mul(x, ld(&w.factor)), ld(&w.mult));
+        let lo = i64x2_add(i64x2_extmul_low_i32x4(xf, m), ld64(&w.add, 0));
+        let hi = i64x2_add(i64x2_extmul_high_i32x4(xf, m), ld64(&w.add, 1));
+        let high = i32x4_shuffle::<1, 3, 5, 7>(lo, hi);
+        i32x4_add(i32x4_shr(i32x4_sub(high, neg), w.shift), zp)
     }
 
-    /// Zero point, minimum and maximum, splatted.
-    type Limits = (v128, v128, v128);
-
-    fn limits(vs: &VecStage) -> Limits {
-        (i32x4_splat(vs.zp), i32x4_splat(vs.min), i32x4_splat(vs.max))
-    }
-
-    impl<'a> Four<'a> {
-        /// Group `g` of a fixed-point stage.
-        #[inline(always)]
-        fn of(vs: &'a VecStage, g: usize) -> Four<'a> {
-            match &vs.windows[g] {
-                Some(w) => Four::Window(
-                    [
-                        ld(&w.lo),
-                        ld(&w.hi),
-                        ld(&w.below),
-                        ld(&w.neg_amount),
-                        ld(&w.factor),
-                        ld(&w.mult),
-                        ld64(&w.add, 0),
-                        ld64(&w.add, 1),
-                    ],
-                    w.shift,
-                ),
-                None => Four::General(&vs.groups[g]),
-            }
-        }
-
-        /// Requantizes four lanes of `x = acc + offset`: zero point added, clamped.
-        #[inline(always)]
-        fn apply(&self, x: v128, (zp, min, max): Limits) -> v128 {
-            match self {
-                Four::Window(c, shift) => {
-                    let x = i32x4_min(i32x4_max(x, c[0]), c[1]);
-                    let neg = v128_and(i32x4_lt(x, c[2]), c[3]);
-                    let xf = i32x4_mul(x, c[4]);
-                    let lo = i64x2_add(i64x2_extmul_low_i32x4(xf, c[5]), c[6]);
-                    let hi = i64x2_add(i64x2_extmul_high_i32x4(xf, c[5]), c[7]);
-                    let high = i32x4_shuffle::<1, 3, 5, 7>(lo, hi);
-                    i32x4_add(i32x4_shr(i32x4_sub(high, neg), *shift), zp)
-                }
-                Four::General(g) => i32x4_min(i32x4_max(i32x4_add(requant4(x, g), zp), min), max),
-            }
+    /// Group `g` of a fixed-point stage on four lanes of `x = acc + offset`: its window layout
+    /// where it has one, else the general layout; zero point added, clamped.
+    #[inline(always)]
+    fn four(x: v128, vs: &VecStage, g: usize) -> v128 {
+        let zp = i32x4_splat(vs.zp);
+        match &vs.windows[g] {
+            Some(w) => window4(x, w, zp),
+            None => i32x4_min(
+                i32x4_max(i32x4_add(requant4(x, &vs.groups[g]), zp), i32x4_splat(vs.min)),
+                i32x4_splat(vs.max),
+            ),
         }
     }
 
-    /// [`super::tile`] for eight channels (groups `g` and `g + 1`) of a fixed-point stage: each
-    /// group's constants are loaded once, then every row is requantized from registers.
+    /// [`super::tile`] for eight channels (groups `g` and `g + 1`) of a fixed-point stage.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(super) fn tile8(
@@ -376,16 +347,65 @@ pub mod simd128 {
         out: &mut [i8],
         ldo: usize,
     ) {
-        let offset = &offset[..8];
-        let lim = limits(vs);
+        if let (Some(w0), Some(w1)) = (&vs.windows[g], &vs.windows[g + 1]) {
+            return tile8_windows(acc, rows, row_offset, offset, [w0, w1], vs.zp, out, ldo);
+        }
         let load = |a: &[i32]| unsafe { v128_load(a.as_ptr() as *const v128) };
-        let (f0, f1) = (Four::of(vs, g), Four::of(vs, g + 1));
+        for (r, acc) in acc.iter().enumerate().take(rows) {
+            let ro = i32x4_splat(row_offset.map_or(0, |ro| ro[r]));
+            let a0 = i32x4_add(i32x4_add(load(&acc[..4]), load(&offset[..4])), ro);
+            let a1 = i32x4_add(i32x4_add(load(&acc[4..]), load(&offset[4..8])), ro);
+            let o = &mut out[r * ldo..r * ldo + 8];
+            // SAFETY: `o` holds 8 bytes: the 8-byte lane store fits.
+            unsafe { v128_store64_lane::<0>(requant8(a0, a1, vs, 4 * g), o.as_mut_ptr() as *mut u64) };
+        }
+    }
+
+    /// [`tile8`] when both groups have the window layout: each group's constants are loaded
+    /// once, then every row is requantized from registers.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn tile8_windows(
+        acc: &[[i32; 8]; 4],
+        rows: usize,
+        row_offset: Option<&[i32]>,
+        offset: &[i32],
+        ws: [&Window4; 2],
+        zp: i32,
+        out: &mut [i8],
+        ldo: usize,
+    ) {
+        let offset = &offset[..8];
+        let zp = i32x4_splat(zp);
+        let load = |a: &[i32]| unsafe { v128_load(a.as_ptr() as *const v128) };
+        let consts = |w: &Window4| {
+            (
+                ld(&w.lo),
+                ld(&w.hi),
+                ld(&w.below),
+                ld(&w.neg_amount),
+                ld(&w.factor),
+                ld(&w.mult),
+                ld64(&w.add, 0),
+                ld64(&w.add, 1),
+            )
+        };
+        let (g0, g1) = (consts(ws[0]), consts(ws[1]));
         let (o0, o1) = (load(&offset[..4]), load(&offset[4..]));
+        let apply = |x: v128, g: &(v128, v128, v128, v128, v128, v128, v128, v128), shift: u32| {
+            let x = i32x4_min(i32x4_max(x, g.0), g.1);
+            let neg = v128_and(i32x4_lt(x, g.2), g.3);
+            let xf = i32x4_mul(x, g.4);
+            let lo = i64x2_add(i64x2_extmul_low_i32x4(xf, g.5), g.6);
+            let hi = i64x2_add(i64x2_extmul_high_i32x4(xf, g.5), g.7);
+            let high = i32x4_shuffle::<1, 3, 5, 7>(lo, hi);
+            i32x4_add(i32x4_shr(i32x4_sub(high, neg), shift), zp)
+        };
         for (r, acc) in acc.iter().enumerate().take(rows) {
             let ro = i32x4_splat(row_offset.map_or(0, |ro| ro[r]));
             let a0 = i32x4_add(i32x4_add(load(&acc[..4]), o0), ro);
             let a1 = i32x4_add(i32x4_add(load(&acc[4..]), o1), ro);
-            let v = i16x8_narrow_i32x4(f0.apply(a0, lim), f1.apply(a1, lim));
+            let v = i16x8_narrow_i32x4(apply(a0, &g0, ws[0].shift), apply(a1, &g1, ws[1].shift));
             let o = &mut out[r * ldo..r * ldo + 8];
             // SAFETY: `o` holds 8 bytes: the 8-byte lane store fits.
             unsafe { v128_store64_lane::<0>(i8x16_narrow_i16x8(v, v), o.as_mut_ptr() as *mut u64) };
@@ -396,9 +416,7 @@ pub mod simd128 {
     /// vectors of `acc + offset`; the int8 results are in the low 8 bytes.
     #[inline(always)]
     pub fn requant8(a0: v128, a1: v128, vs: &VecStage, first: usize) -> v128 {
-        let lim = limits(vs);
-        let (f0, f1) = (Four::of(vs, first / 4), Four::of(vs, first / 4 + 1));
-        let v = i16x8_narrow_i32x4(f0.apply(a0, lim), f1.apply(a1, lim));
+        let v = i16x8_narrow_i32x4(four(a0, vs, first / 4), four(a1, vs, first / 4 + 1));
         i8x16_narrow_i16x8(v, v)
     }
 
