@@ -177,7 +177,7 @@ pub fn tiled(m: usize, a: &[i16], lda: usize, w: &PackedI8, rq: Requant, out: &m
 /// The tiling the int8 GEMMs share: rows of `a` (each readable for `klen` elements) in groups of
 /// [`MR`] against each panel of [`NR`] channels that `panel` returns, the `MR`×`NR` tile summed
 /// by `k.micro`, then requantized into `out`. A last group of two or three rows repeats row 0 in
-/// the spare slots and drops their sums; a single row goes to `k.gemv`.
+/// the spare slots and drops their sums; a single row goes to `k.gemv` ([`gemv_row`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn tile_loop<'w, A, W: 'w>(
     m: usize,
@@ -197,9 +197,43 @@ pub(super) fn tile_loop<'w, A, W: 'w>(
     assert!(out.len() >= (m - 1) * ldo + n, "out too short");
     assert!(rq.offset.len() >= n, "offsets too short");
     assert!(rq.row_offset.is_none_or(|r| r.len() >= m), "row offsets too short");
-    for_each_tile(m, n, a, lda, klen, panel, k, |i0, rows, first, acc, cols| {
+    // A last single row (all of a batch-1 FULLY_CONNECTED) goes to the GEMV kernel here.
+    let tiled_rows = if m % MR == 1 { m - 1 } else { m };
+    for_each_tile(tiled_rows, n, a, lda, klen, &panel, k, |i0, rows, first, acc, cols| {
         rq.store(acc, i0, rows, first, cols, &mut out[i0 * ldo + first..(i0 + rows - 1) * ldo + first + cols], ldo);
     });
+    if tiled_rows < m {
+        let i = m - 1;
+        let row_offset = rq.row_offset.map_or(0, |r| r[i]);
+        gemv_row(n, &a[i * lda..i * lda + klen], &panel, rq, row_offset, &mut out[i * ldo..i * ldo + n], k);
+    }
+}
+
+/// One row (readable for the packed `k`) against every panel with the GEMV kernel, its sums
+/// requantized [`PANELS`]·[`NR`] channels at a time straight from the kernel's accumulators:
+/// `out[j] = stage(Σ_k row[k]·w[j][k] + row_offset + offset[j])`.
+fn gemv_row<'w, A, W: 'w>(
+    n: usize,
+    row: &[A],
+    panel: impl Fn(usize) -> &'w [W],
+    rq: Requant,
+    row_offset: i32,
+    out: &mut [i8],
+    k: KernelsOf<A, W>,
+) {
+    let panels = n.div_ceil(NR);
+    for p0 in (0..panels).step_by(PANELS) {
+        let here = PANELS.min(panels - p0);
+        let pick = |j: usize| panel(p0 + if j < here { j } else { 0 });
+        let mut acc = [[0i32; NR]; PANELS];
+        (k.gemv)(row.len(), row, [pick(0), pick(1), pick(2), pick(3)], &mut acc);
+        let (first, sums) = (p0 * NR, acc.as_flattened_mut());
+        let cols = (n - first).min(sums.len());
+        if row_offset != 0 {
+            sums.iter_mut().for_each(|s| *s = s.wrapping_add(row_offset));
+        }
+        requant::row(&sums[..cols], rq.offset, rq.stage, rq.vec, first, &mut out[first..first + cols]);
+    }
 }
 
 /// The sums of the product, tile by tile: `store(first_row, rows, first_channel, sums, channels)`

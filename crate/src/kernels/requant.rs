@@ -32,8 +32,9 @@ pub struct VecStage {
     /// LiteRT's double-precision rescaling instead ([`Rescale::Double`] per channel, padded to
     /// whole groups of four): when set, `groups` and `windows` are empty.
     doubles: Vec<f64>,
-    /// The clamp-window layout ([`Window4`]), when every channel allows it.
-    windows: Option<Vec<Window4>>,
+    /// Per group of `groups`, its clamp-window layout ([`Window4`]) when its four channels allow
+    /// it (the vector code uses it there, and the general layout elsewhere).
+    windows: Vec<Option<Window4>>,
     zp: i32,
     min: i32,
     max: i32,
@@ -198,7 +199,7 @@ impl VecStage {
                 let f: Vec<_> = (0..4).map(|l| stage.fixed((g * 4 + l).min(channels - 1))).collect::<Option<_>>()?;
                 Window4::new(&f, stage.out_zp, stage.min, stage.max)
             })
-            .collect::<Option<Vec<_>>>();
+            .collect();
         Some(VecStage { groups, windows, doubles: Vec::new(), zp: stage.out_zp, min: stage.min, max: stage.max })
     }
 
@@ -212,7 +213,7 @@ impl VecStage {
         let doubles =
             (0..(channels.div_ceil(4) + 1) * 4).map(|c| scale(c.min(channels - 1))).collect::<Option<Vec<_>>>()?;
         let (zp, min, max) = (stage.out_zp, stage.min, stage.max);
-        Some(VecStage { groups: Vec::new(), windows: None, doubles, zp, min, max })
+        Some(VecStage { groups: Vec::new(), windows: Vec::new(), doubles, zp, min, max })
     }
 
     /// True for the fixed-point layouts ([`simd128::requant8`] applies only to those).
@@ -257,20 +258,9 @@ pub fn tile(
     ldo: usize,
 ) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if let Some(VecStage { windows: Some(ws), zp, .. }) = vs {
-        if cols == 8 && first.is_multiple_of(4) {
-            simd128::tile8(
-                acc,
-                rows,
-                row_offset,
-                &offset[first..first + 8],
-                &ws[first / 4..first / 4 + 2],
-                *zp,
-                out,
-                ldo,
-            );
-            return;
-        }
+    if let Some(vs) = vs.filter(|v| v.is_fixed() && cols == 8 && first.is_multiple_of(4)) {
+        simd128::tile8(acc, rows, row_offset, &offset[first..first + 8], vs, first / 4, out, ldo);
+        return;
     }
     for (r, acc) in acc.iter().enumerate().take(rows) {
         let mut acc = *acc;
@@ -330,8 +320,21 @@ pub mod simd128 {
         i32x4_add(i32x4_shr(i32x4_sub(high, neg), w.shift), zp)
     }
 
-    /// [`super::tile`] for eight channels with the window layout: each group's constants are
-    /// loaded once, then every row is requantized from registers.
+    /// Group `g` of a fixed-point stage on four lanes of `x = acc + offset`: its window layout
+    /// where it has one, else the general layout; zero point added, clamped.
+    #[inline(always)]
+    fn four(x: v128, vs: &VecStage, g: usize) -> v128 {
+        let zp = i32x4_splat(vs.zp);
+        match &vs.windows[g] {
+            Some(w) => window4(x, w, zp),
+            None => i32x4_min(
+                i32x4_max(i32x4_add(requant4(x, &vs.groups[g]), zp), i32x4_splat(vs.min)),
+                i32x4_splat(vs.max),
+            ),
+        }
+    }
+
+    /// [`super::tile`] for eight channels (groups `g` and `g + 1`) of a fixed-point stage.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(super) fn tile8(
@@ -339,12 +342,40 @@ pub mod simd128 {
         rows: usize,
         row_offset: Option<&[i32]>,
         offset: &[i32],
-        ws: &[Window4],
+        vs: &VecStage,
+        g: usize,
+        out: &mut [i8],
+        ldo: usize,
+    ) {
+        if let (Some(w0), Some(w1)) = (&vs.windows[g], &vs.windows[g + 1]) {
+            return tile8_windows(acc, rows, row_offset, offset, [w0, w1], vs.zp, out, ldo);
+        }
+        let load = |a: &[i32]| unsafe { v128_load(a.as_ptr() as *const v128) };
+        for (r, acc) in acc.iter().enumerate().take(rows) {
+            let ro = i32x4_splat(row_offset.map_or(0, |ro| ro[r]));
+            let a0 = i32x4_add(i32x4_add(load(&acc[..4]), load(&offset[..4])), ro);
+            let a1 = i32x4_add(i32x4_add(load(&acc[4..]), load(&offset[4..8])), ro);
+            let o = &mut out[r * ldo..r * ldo + 8];
+            // SAFETY: `o` holds 8 bytes: the 8-byte lane store fits.
+            unsafe { v128_store64_lane::<0>(requant8(a0, a1, vs, 4 * g), o.as_mut_ptr() as *mut u64) };
+        }
+    }
+
+    /// [`tile8`] when both groups have the window layout: each group's constants are loaded
+    /// once, then every row is requantized from registers.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn tile8_windows(
+        acc: &[[i32; 8]; 4],
+        rows: usize,
+        row_offset: Option<&[i32]>,
+        offset: &[i32],
+        ws: [&Window4; 2],
         zp: i32,
         out: &mut [i8],
         ldo: usize,
     ) {
-        let (offset, ws) = (&offset[..8], &ws[..2]);
+        let offset = &offset[..8];
         let zp = i32x4_splat(zp);
         let load = |a: &[i32]| unsafe { v128_load(a.as_ptr() as *const v128) };
         let consts = |w: &Window4| {
@@ -359,7 +390,7 @@ pub mod simd128 {
                 ld64(&w.add, 1),
             )
         };
-        let (g0, g1) = (consts(&ws[0]), consts(&ws[1]));
+        let (g0, g1) = (consts(ws[0]), consts(ws[1]));
         let (o0, o1) = (load(&offset[..4]), load(&offset[4..]));
         let apply = |x: v128, g: &(v128, v128, v128, v128, v128, v128, v128, v128), shift: u32| {
             let x = i32x4_min(i32x4_max(x, g.0), g.1);
@@ -385,15 +416,7 @@ pub mod simd128 {
     /// vectors of `acc + offset`; the int8 results are in the low 8 bytes.
     #[inline(always)]
     pub fn requant8(a0: v128, a1: v128, vs: &VecStage, first: usize) -> v128 {
-        if let Some(ws) = &vs.windows {
-            let zp = i32x4_splat(vs.zp);
-            let v = i16x8_narrow_i32x4(window4(a0, &ws[first / 4], zp), window4(a1, &ws[first / 4 + 1], zp));
-            return i8x16_narrow_i16x8(v, v);
-        }
-        let (zp, min, max) = (i32x4_splat(vs.zp), i32x4_splat(vs.min), i32x4_splat(vs.max));
-        let r0 = i32x4_add(requant4(a0, &vs.groups[first / 4]), zp);
-        let r1 = i32x4_add(requant4(a1, &vs.groups[first / 4 + 1]), zp);
-        let v = i16x8_narrow_i32x4(i32x4_min(i32x4_max(r0, min), max), i32x4_min(i32x4_max(r1, min), max));
+        let v = i16x8_narrow_i32x4(four(a0, vs, first / 4), four(a1, vs, first / 4 + 1));
         i8x16_narrow_i16x8(v, v)
     }
 
@@ -549,6 +572,43 @@ mod tests {
                         assert_eq!(got, want, "{channels} channels from {first}, trial {trial}");
                     }
                 }
+            }
+        }
+    }
+
+    /// The tile epilogue on stages that mix groups with and without the window layout (a channel
+    /// with a tiny scale or a left shift beside ordinary ones): every row count, with and without
+    /// row offsets, both eight-channel tiles.
+    #[test]
+    fn tile_equals_reference_on_mixed_groups() {
+        let mut rng = Rng::new(34);
+        for trial in 0..60 {
+            let (tiny, left) = (trial % 16, (trial * 5 + 3) % 16);
+            let scales = (0..16)
+                .map(|c| match c {
+                    _ if c == tiny => 1e-9,
+                    _ if c == left => 2.5,
+                    _ => 0.0005 + rng.uniform() as f64 * 0.01,
+                })
+                .map(|s| Rescale::Fixed(quantize_multiplier(s)))
+                .collect();
+            let zp = rng.below(256) as i32 - 128;
+            let stage = OutputStage::new(scales, zp, [-128, zp.max(-128)][trial % 2], 127);
+            let vs = VecStage::new(&stage, 16).unwrap();
+            assert!(vs.windows.iter().any(Option::is_some) && vs.windows.iter().any(Option::is_none));
+            let offset: Vec<i32> = (0..16).map(|_| rng.below(20_000) as i32 - 10_000).collect();
+            let row_offset: Vec<i32> = (0..4).map(|_| rng.below(2_000) as i32 - 1_000).collect();
+            let mut acc = [[0i32; 8]; 4];
+            acc.iter_mut().flatten().for_each(|a| *a = (rng.next_u64() as i32) >> (8 + rng.below(20)));
+            for (rows, ro, first) in (1..=4).flat_map(|r| [(r, None, 0), (r, Some(&row_offset[..]), 8)]) {
+                let ldo = 11;
+                let (mut want, mut got) = (vec![0i8; rows * ldo], vec![0i8; rows * ldo]);
+                for (r, acc) in acc.iter().enumerate().take(rows) {
+                    let a: Vec<i32> = acc.iter().map(|&a| a.wrapping_add(ro.map_or(0, |o: &[i32]| o[r]))).collect();
+                    row_reference(&a, &offset, &stage, first, &mut want[r * ldo..r * ldo + 8]);
+                }
+                tile(&acc, rows, 8, ro, &offset, &stage, Some(&vs), first, &mut got, ldo);
+                assert_eq!(got, want, "trial {trial}, {rows} rows from channel {first}");
             }
         }
     }
