@@ -10,7 +10,7 @@ import { gzipSync } from 'node:zlib';
 import { root } from './helpers.mjs';
 
 // gzip -9 bytes; a little above what scripts/build-wasm.sh produces today.
-const budgets = { simd: 605_000, relaxed: 607_000 };
+const budgets = { simd: 615_000, relaxed: 617_000 };
 
 /** Ids and names of a module's custom sections (id 0). */
 function customSections(bytes) {
