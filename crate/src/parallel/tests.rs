@@ -18,6 +18,7 @@ fn quantization_is_identical_on_one_and_three_threads() {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn quantization_is_identical_on_one_and_three_threads_for(model: &str) {
     let m = crate::tflite::read(&fixture(model)).unwrap();
     let data = npy::read(&fixture("data/patterns_calib.npy")).unwrap();
