@@ -14,7 +14,7 @@ use tinyml_optimizer::npy::{self, NpyArray, NpyData};
 use tinyml_optimizer::parallel::run;
 use tinyml_optimizer::prune::{prune, Method, PruneOptions};
 use tinyml_optimizer::quantize::{quantize, QuantizeOptions};
-use tinyml_optimizer::train::{PruneDuring, QatJob, TrainJob, TrainOptions};
+use tinyml_optimizer::train::{PruneDuring, QatJob, TrainJob, TrainOptions, TrainReport};
 use tinyml_optimizer::{tflite, ErrorCode};
 
 #[macro_use]
@@ -58,22 +58,23 @@ fn zeros(m: &Model) -> (usize, usize) {
     z
 }
 
+/// Gradual pruning to 80% while training on the first 800 samples (one thread, no validation
+/// split, the default schedule).
+fn prune_while_training(m: &Model, method: Method, epochs: usize) -> (Model, TrainReport) {
+    let (x, y) = split(0, 800);
+    let opts = TrainOptions { epochs, validation_split: 0.0, ..Default::default() };
+    let p = PruneDuring { method, schedule: None, sparsity: 0.8, include_last_layer: false, include_depthwise: false };
+    let mut job = TrainJob::new(m, &x, &y, &opts, Some(&p), Vec::new()).unwrap();
+    run(&mut job, 1, &mut |_, _, _| {}).unwrap();
+    let (tuned, report, _) = job.finish().unwrap();
+    (tuned, report)
+}
+
 #[test]
 fn gradual_pruning_keeps_accuracy_one_shot_loses() {
     let m = tflite::read(fixture!("resnet", "model_float.tflite")).unwrap();
-    let (x, y) = split(0, 800);
     let (tx, ty) = split(800, 1000);
-    let opts = TrainOptions { epochs: 2, validation_split: 0.0, ..Default::default() };
-    let p = PruneDuring {
-        method: Method::GlobalMagnitude,
-        schedule: None,
-        sparsity: 0.8,
-        include_last_layer: false,
-        include_depthwise: false,
-    };
-    let mut job = TrainJob::new(&m, &x, &y, &opts, Some(&p), Vec::new()).unwrap();
-    run(&mut job, 1, &mut |_, _, _| {}).unwrap();
-    let (tuned, report, _) = job.finish().unwrap();
+    let (tuned, report) = prune_while_training(&m, Method::GlobalMagnitude, 2);
     assert!((report.sparsity - 0.8).abs() < 1e-3, "sparsity {}", report.sparsity);
     let one = PruneOptions { method: Method::GlobalMagnitude, sparsity: 0.8, ..Default::default() };
     let (oneshot, _) = prune(&m, None, &one, &mut |_, _, _| {}).unwrap();
@@ -102,19 +103,8 @@ fn gradual_pruning_keeps_accuracy_one_shot_loses() {
 #[test]
 fn gradual_pruning_of_a_depthwise_model_keeps_accuracy() {
     let m = tflite::read(fixture!("dwcnn", "model_float.tflite")).unwrap();
-    let (x, y) = split(0, 800);
     let (tx, ty) = split(800, 1000);
-    let opts = TrainOptions { epochs: 4, validation_split: 0.0, ..Default::default() };
-    let p = PruneDuring {
-        method: Method::LayerMagnitude,
-        schedule: None,
-        sparsity: 0.8,
-        include_last_layer: false,
-        include_depthwise: false,
-    };
-    let mut job = TrainJob::new(&m, &x, &y, &opts, Some(&p), Vec::new()).unwrap();
-    run(&mut job, 1, &mut |_, _, _| {}).unwrap();
-    let (tuned, report, _) = job.finish().unwrap();
+    let (tuned, report) = prune_while_training(&m, Method::LayerMagnitude, 4);
     assert!((report.sparsity - 0.8).abs() < 2e-3, "sparsity {}", report.sparsity);
     let g = tuned.main();
     for n in g.nodes.iter().filter(|n| matches!(n.op, tinyml_optimizer::ir::Op::DepthwiseConv2D(_))) {
