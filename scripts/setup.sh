@@ -30,7 +30,9 @@ ensure_wasm_bindgen() {
   local want
   want=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/"/,"",$3); print $3; exit}' Cargo.lock)
   [ -n "$want" ] || die "wasm-bindgen not found in Cargo.lock"
-  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+  # (The same package gives wasm-bindgen-test-runner, which scripts/test.sh runs the wasm tests with.)
+  if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ] \
+    || [ "$(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
     log "installing wasm-bindgen-cli $want (a few minutes, once)"
     cargo install wasm-bindgen-cli --version "$want" --locked 2>/dev/null \
       || cargo install wasm-bindgen-cli --version "$want" --force
