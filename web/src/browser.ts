@@ -1,7 +1,8 @@
 /** Browser entry: the API on a module Web Worker (or, with `worker: false`, in this thread). */
 import { engineAssets, workerHref } from './assets.js';
 import { Optimizer, type OptimizerOptions, type SpawnWorker } from './client.js';
-import { claimRealm, lazySpawner } from './mainthread.js';
+import { mainThreadOptimizer } from './mainthread.js';
+import { fetchWasm } from './fetch-wasm.js';
 import { isCrossOrigin, startModuleWorker } from './worker-url.js';
 
 /** The worker's file beside this module, spelled so that no bundler takes it for a second entry. */
@@ -34,25 +35,12 @@ function workerSpawner(workerUrl: string | undefined): SpawnWorker {
   };
 }
 
-/** The engine in this thread: the protocol module is loaded on first use (its own chunk). */
-function mainThreadSpawner(): SpawnWorker {
-  const readWasm = async (url: URL) => {
-    const r = await fetch(url);
-    if (!r.ok) throw new Error(`could not load the engine from ${url} (HTTP ${r.status})`);
-    return r.arrayBuffer();
-  };
-  return lazySpawner(() => import('./inprocess.js').then((m) => m.inProcess(readWasm)));
-}
-
 const absolute = (s: string) => new URL(s, globalThis.location?.href).href;
 
 /** The engine in a Web Worker (default), or in this thread with `{ worker: false }`. */
 export function createOptimizer(options: OptimizerOptions = {}): Optimizer {
   const wasm = engineAssets(options, absolute);
-  if (options.worker === false) {
-    claimRealm(options, wasm);
-    return new Optimizer(mainThreadSpawner(), { ...options, threads: 1 }, wasm);
-  }
+  if (options.worker === false) return mainThreadOptimizer(options, wasm, fetchWasm);
   return new Optimizer(workerSpawner(workerHref(options)), options, wasm);
 }
 

@@ -4,8 +4,9 @@
  * glue, so all main-thread optimizers of a thread share one engine instance and must agree on the
  * options that set it up.
  */
-import type { SpawnWorker } from './client.js';
+import { Optimizer, type OptimizerOptions, type SpawnWorker } from './client.js';
 import type { EngineAssets } from './engine.js';
+import type { Host } from './handlers.js';
 import { OptimizerError } from './types.js';
 
 let realmKey: string | null = null;
@@ -53,4 +54,12 @@ export function lazySpawner(load: () => Promise<SpawnWorker>): SpawnWorker {
       setBusy: () => {},
     };
   };
+}
+
+/** An optimizer whose engine runs in this thread (`{ worker: false }`), reading the wasm builds
+ * with `readWasm`; the engine module is imported on first use. */
+export function mainThreadOptimizer(options: OptimizerOptions, wasm: EngineAssets | undefined, readWasm: Host['readWasm']): Optimizer {
+  claimRealm(options, wasm);
+  const spawn = lazySpawner(() => import('./inprocess.js').then((m) => m.inProcess(readWasm)));
+  return new Optimizer(spawn, { ...options, threads: 1 }, wasm);
 }

@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { engineAssets } from './assets.js';
 import { Optimizer, type OptimizerOptions, type SpawnWorker } from './client.js';
-import { claimRealm, lazySpawner } from './mainthread.js';
+import { mainThreadOptimizer } from './mainthread.js';
 import { OptimizerError } from './types.js';
 import { readWasmAt } from './wasm-file.js';
 
@@ -42,11 +42,7 @@ function absolute(s: string): string {
  */
 export function createOptimizer(options: OptimizerOptions = {}): Optimizer {
   const wasm = engineAssets(options, absolute);
-  if (options.worker === false) {
-    claimRealm(options, wasm);
-    const inProcess = lazySpawner(() => import('./inprocess.js').then((m) => m.inProcess(readWasmAt)));
-    return new Optimizer(inProcess, { ...options, threads: 1 }, wasm);
-  }
+  if (options.worker === false) return mainThreadOptimizer(options, wasm, readWasmAt);
   return new Optimizer(spawn, { threads: Math.min(availableParallelism(), 16), ...options }, wasm);
 }
 

@@ -110,7 +110,7 @@ export function readNpy(bytes: ArrayBuffer | Uint8Array): Tensor {
 }
 
 /** Checks a tensor given to the API: a supported typed array whose length matches the shape. */
-export function checkTensor(t: Tensor): DType {
+function checkTensor(t: Tensor): DType {
   const dtype = dtypeOf(t.data);
   if (!dtype) throw new OptimizerError('invalid_argument', 'tensor data must be a Float32Array, Float64Array, Int8Array, Uint8Array, Int32Array or BigInt64Array');
   if (!Array.isArray(t.shape) || t.shape.length > MAX_DIMS || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {

@@ -55,7 +55,7 @@ const DEPTH = 2;
  * the loop's poll for messages. Browsers: a message to itself queues behind the task workers'
  * replies already received (the same task source).
  */
-export const yieldToEvents: () => Promise<void> = (() => {
+const yieldToEvents: () => Promise<void> = (() => {
   if (typeof setImmediate === 'function') return () => new Promise<void>((r) => setImmediate(r));
   if (typeof MessageChannel !== 'function') return () => new Promise<void>((r) => setTimeout(r, 0));
   const channel = new MessageChannel();

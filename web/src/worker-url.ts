@@ -24,7 +24,7 @@ export function isCrossOrigin(href: string): boolean {
 }
 
 /** A URL a module worker can be constructed from: `href` itself when same-origin, else a blob. */
-export function startableUrl(href: string): string {
+function startableUrl(href: string): string {
   const absolute = new URL(href, pageHref()).href;
   if (!isCrossOrigin(absolute)) return absolute;
   let blob = blobs.get(absolute);

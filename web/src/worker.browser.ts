@@ -1,5 +1,6 @@
 /** Web Worker entry: serves API requests with the wasm engine fetched from the package (or, with
  * role 'task', runs tasks for another worker's pool). */
+import { fetchWasm } from './fetch-wasm.js';
 import { serve } from './handlers.js';
 import type { TaskReply } from './pool.js';
 
@@ -27,11 +28,7 @@ function ownType(): 'module' | 'classic' {
 
 const onMessage = serve({
   post: (msg, transfer) => scope.postMessage(msg, transfer),
-  readWasm: async (url) => {
-    const r = await fetch(url);
-    if (!r.ok) throw new Error(`could not load the engine from ${url} (HTTP ${r.status})`);
-    return r.arrayBuffer();
-  },
+  readWasm: fetchWasm,
   spawnTaskWorker: (init, onReply, onFailure) => {
     // This worker's own script: its URL at run time (bundlers rewrite import.meta.url), or the
     // same-origin blob it was started from when the package is on another origin.
