@@ -25,9 +25,10 @@ impl Time {
     /// Two warm-up runs, then about [`LATENCY_MS`] of timed runs (at least five timed batches, see
     /// [`benchmark`]); returns the encoded [`Latency`].
     pub fn run(&self, w: &mut Worker) -> Result<Vec<u8>> {
-        // Its own interpreter: parameters this worker prepared for a batched plan hold state
-        // (LSTM) sized for that batch.
-        let mut it = Interpreter::new(&*w.model(self.model)?)?;
+        // The worker's batch-1 engine: its parameters are shared with the batched runs (a store
+        // serves every batch size it fits, see `Params::fits`).
+        let (plan, params) = &*w.engine(self.model, 1)?.ok_or_else(|| Error::argument("the model does not compile"))?;
+        let mut it = Interpreter::from_parts(plan.clone(), params.clone());
         let x = w.floats(self.data)?;
         let first = x.get(..self.per).ok_or_else(|| Error::input("the data holds no whole sample"))?;
         it.set_input_f32(0, first)?;

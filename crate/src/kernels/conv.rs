@@ -115,8 +115,6 @@ pub fn pad_nhwc<T: Copy>(
     (hp, wp)
 }
 
-/// Offsets, in a padded input from [`pad_nhwc`] of width `wp` and `cp` channels, of each filter
-/// tap relative to the window's top-left corner, in `[kh][kw]` order.
 /// Output pixels `(batch, oy, ox)` in NHWC order from flat pixel `p0` on: one division at the
 /// start, then counters (integer division costs tens of cycles in wasm, per pixel adds up).
 pub fn pixels_from(s: &ConvShape, p0: usize) -> impl Iterator<Item = (usize, usize, usize)> {
@@ -134,6 +132,8 @@ pub fn pixels_from(s: &ConvShape, p0: usize) -> impl Iterator<Item = (usize, usi
     })
 }
 
+/// Offsets, in a padded input from [`pad_nhwc`] of width `wp` and `cp` channels, of each filter
+/// tap relative to the window's top-left corner, in `[kh][kw]` order.
 pub fn tap_offsets(s: &ConvShape, wp: usize, cp: usize) -> Vec<usize> {
     (0..s.kh())
         .flat_map(|ky| (0..s.kw()).map(move |kx| (ky * s.win.h.dilation * wp + kx * s.win.w.dilation) * cp))
