@@ -16,11 +16,14 @@ for flavor in simd relaxed; do
   esac
   printf '\033[1;34m[build]\033[0m wasm engine (%s)\n' "$flavor" >&2
   # A target directory per flavour: different RUSTFLAGS would otherwise rebuild everything each time.
-  RUSTFLAGS="-C target-feature=$features" CARGO_TARGET_DIR="$ROOT/target/wasm-$flavor" \
-    wasm-pack --quiet build crate --release --target web --no-pack \
-    --out-dir "../web/wasm/$flavor" --out-name tinyml_optimizer
-  # wasm-pack writes a catch-all .gitignore, which would also hide the files from `npm pack`.
-  rm -f "web/wasm/$flavor/.gitignore" "web/wasm/$flavor/package.json" "web/wasm/$flavor/README.md"
+  # cargo, then wasm-bindgen (the CLI setup.sh pins to Cargo.lock's version): what `wasm-pack build
+  # --target web` does, without installing wasm-pack on a fresh machine.
+  target="$ROOT/target/wasm-$flavor"
+  RUSTFLAGS="-C target-feature=$features" CARGO_TARGET_DIR="$target" \
+    cargo build --quiet --release --lib --target wasm32-unknown-unknown -p tinyml-optimizer
+  rm -rf "web/wasm/$flavor"
+  wasm-bindgen --target web --out-dir "web/wasm/$flavor" --out-name tinyml_optimizer \
+    "$target/wasm32-unknown-unknown/release/tinyml_optimizer.wasm"
   wasm="web/wasm/$flavor/tinyml_optimizer_bg.wasm"
   node scripts/strip-wasm.mjs "$wasm"
   printf '  %s bytes, %s gzipped\n' "$(wc -c < "$wasm")" "$(gzip -9c "$wasm" | wc -c)" >&2

@@ -39,13 +39,6 @@ ensure_wasm_bindgen() {
   fi
 }
 
-ensure_wasm_pack() {
-  if ! command -v wasm-pack >/dev/null; then
-    log "installing wasm-pack (a few minutes, once)"
-    cargo install wasm-pack --locked 2>/dev/null || cargo install wasm-pack
-  fi
-}
-
 ensure_node() {
   command -v node >/dev/null || die "node not found: install Node.js 20 or newer"
   local major
@@ -130,7 +123,6 @@ build_app() {
 main() {
   ensure_rust
   ensure_wasm_bindgen
-  ensure_wasm_pack
   ensure_node
   if [ "${1:-}" = "--tests" ]; then
     ensure_chromium

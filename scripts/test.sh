@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: Rust (native), the same core tests in headless Chromium (wasm-pack), the
+# Runs every test: Rust (native), the same core tests in headless Chromium (wasm-bindgen-test), the
 # TypeScript package and CLI, the web app in Chromium, and the conformance checks against LiteRT
 # and TFLite Micro over ../shared/reference (skipped, loudly, where that folder does not exist).
 set -euo pipefail

@@ -87,7 +87,7 @@ test('both builds load; the relaxed one uses its own int8 kernel where it is exa
   assert.match(info.relaxed.int8Kernel, /^relaxed-dot-(u8|i7)$/);
   const without = await noVnni.tab.evaluate(() => window.info());
   // x86 without VNNI: the relaxed dot's lowering is slower than dot_i16x8 there, so that runs (the
-  // 7-bit kernels themselves are tested in Chromium by the wasm-pack kernel tests).
+  // 7-bit kernels themselves are tested in Chromium by the wasm-bindgen-test kernel tests).
   assert.equal(without.relaxed.int8Kernel, 'dot-i16', 'without VNNI the i16 kernels run');
 });
 
