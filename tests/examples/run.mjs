@@ -8,17 +8,16 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize, relative, sep } from 'node:path';
+import { join, normalize, relative, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { launchChromium, serveStatic } from '../lib/serve.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = join(here, '..', '..');
 const fixtures = join(root, 'tests', 'fixtures');
 const installed = join(here, 'node_modules', '@tinyml', 'optimizer');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 const timings = [];
 async function step(name, f) {
@@ -90,28 +89,6 @@ function runNodeExample() {
   assert.equal(out.outputType, 'Float32Array');
 }
 
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.map': 'application/json' };
-
-/** A static server of `mounts` (URL prefix → folder), optionally sending CORS headers. */
-async function serve(mounts, { cors = false, extra = {} } = {}) {
-  const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    const headers = cors ? { 'access-control-allow-origin': '*' } : {};
-    if (extra[path] !== undefined) return res.writeHead(200, { ...headers, 'content-type': 'text/javascript' }).end(extra[path]);
-    for (const [prefix, dir] of Object.entries(mounts)) {
-      if (!path.startsWith(prefix)) continue;
-      let file = normalize(join(dir, path.slice(prefix.length)));
-      if (file !== dir && !file.startsWith(dir + sep)) break;
-      if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
-      if (!existsSync(file)) break;
-      return res.writeHead(200, { ...headers, 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
-    }
-    res.writeHead(404, headers).end();
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
-}
-
 let browser;
 /** Loads `url` in Chromium and returns the page's window.result. */
 async function resultOf(url) {
@@ -139,7 +116,7 @@ function checkAppResult(r) {
 }
 
 async function runBrowserApp(dir) {
-  const server = await serve({ '/fixtures/': fixtures, '/': dir });
+  const server = await serveStatic({ mounts: { '/fixtures/': fixtures, '/': dir } });
   try {
     checkAppResult(await resultOf(server.url));
   } finally {
@@ -183,11 +160,11 @@ async function buildWebpack() {
 }
 
 async function runCdn() {
-  const cdn = await serve({ '/': installed }, { cors: true });
-  const page = await serve(
-    { '/fixtures/': fixtures, '/wasm-copy/': join(installed, 'wasm'), '/': join(here, 'cdn') },
-    { extra: { '/config.js': '' } },
-  );
+  const cdn = await serveStatic({ mounts: { '/': installed }, cors: true });
+  const page = await serveStatic({
+    mounts: { '/fixtures/': fixtures, '/wasm-copy/': join(installed, 'wasm'), '/': join(here, 'cdn') },
+    routes: { '/config.js': { type: 'text/javascript', body: '' } },
+  });
   // The page's origin differs from the package's: other port, and "localhost" instead of the IP.
   const pageUrl = page.url.replace('127.0.0.1', 'localhost');
   try {
@@ -220,8 +197,7 @@ await step('declarations compile with lib es2022 only (NodeNext and Bundler reso
 await step('plain Node script: quantize', runNodeExample);
 await step('Vite build', buildVite);
 await step('webpack 5 build', buildWebpack);
-const { chromium } = await import('playwright-core');
-browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+browser = await launchChromium();
 try {
   await step('Vite app in Chromium: quantize', () => runBrowserApp(join(here, 'vite', 'dist')));
   await step('Vite dev server in Chromium: quantize', runViteDev);
