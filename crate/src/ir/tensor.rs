@@ -232,6 +232,8 @@ impl Tensor {
 #[cfg(test)]
 mod tests {
     use super::TensorData;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn tensor_data_equality_is_bitwise_and_checks_type_and_shape() {
