@@ -11,8 +11,9 @@ import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { root } from './helpers.mjs';
 
-// gzip -9 bytes; a little above what scripts/build-wasm.sh produces today.
-const budgets = { simd: 610_000, relaxed: 611_000, 'core/simd': 290_000, 'core/relaxed': 291_000 };
+// Bytes gzipped by Node's zlib at level 9 (about 1% above `gzip -9`, which build-wasm.sh prints); a
+// little above what scripts/build-wasm.sh produces today. The core stays under issue 11's 300 KB.
+const budgets = { simd: 613_000, relaxed: 615_000, 'core/simd': 290_000, 'core/relaxed': 291_000 };
 
 /** Ids and names of a module's custom sections (id 0). */
 function customSections(bytes) {
