@@ -11,7 +11,9 @@ use wasm_bindgen::prelude::*;
 use crate::budget::Budget;
 use crate::error::Error;
 use crate::exec::{run_batch, Interpreter};
-use crate::{evaluate, ir, npy, prune, quantize, summary, tflite, tflm};
+#[cfg(feature = "optimizer")]
+use crate::{evaluate, prune, quantize, summary, tflm};
+use crate::{ir, npy, tflite};
 
 thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -155,6 +157,7 @@ fn progress_fn(f: Option<Function>) -> impl FnMut(usize, usize) {
     }
 }
 
+#[cfg(feature = "optimizer")]
 fn progress_stage_fn(f: Option<Function>) -> impl FnMut(&str, usize, usize) {
     move |stage, done, total| {
         if let Some(f) = &f {
@@ -169,12 +172,14 @@ fn progress_stage_fn(f: Option<Function>) -> impl FnMut(&str, usize, usize) {
 }
 
 /// The result of `Model.quantize` and `Model.prune`: the new model and the report.
+#[cfg(feature = "optimizer")]
 #[wasm_bindgen]
 pub struct ModelResult {
     model: Option<Model>,
     report: JsValue,
 }
 
+#[cfg(feature = "optimizer")]
 #[wasm_bindgen]
 impl ModelResult {
     /// The quantized model (can be taken once).
@@ -193,6 +198,7 @@ impl ModelResult {
 #[wasm_bindgen]
 pub struct Model {
     model: ir::Model,
+    #[cfg_attr(not(feature = "optimizer"), allow(dead_code))]
     size: usize,
     interp: RefCell<Option<Interpreter>>,
 }
@@ -207,11 +213,13 @@ impl Model {
     }
 
     /// The summary `inspect` prints (operators, tensors, parameters, MACs, quantization, I/O).
+    #[cfg(feature = "optimizer")]
     pub fn summary(&self) -> Result<JsValue, JsValue> {
         to_js(&summary::summarize(&self.model, self.size))
     }
 
     /// Serializes the model back to `.tflite` bytes.
+    #[cfg(feature = "optimizer")]
     #[wasm_bindgen(js_name = toBytes)]
     pub fn to_bytes(&self) -> Result<Vec<u8>, JsValue> {
         tflite::write(&self.model).map_err(js_error)
@@ -227,6 +235,7 @@ impl Model {
 
     /// Quantizes the model (options as `QuantizeOptions`, camelCase); returns `{ model, report }`.
     /// `calibration` is a `.npy` batch, needed for static mode.
+    #[cfg(feature = "optimizer")]
     pub fn quantize(
         &self,
         calibration: Option<Vec<u8>>,
@@ -250,6 +259,7 @@ impl Model {
     /// Prunes the model (options as `PruneOptions`, camelCase); returns `{ model, report }`.
     /// Gradient methods need `data` (a `.npy` batch); `labels` (class indices or one-hot) are
     /// optional: without them the loss is taken against the model's own predictions.
+    #[cfg(feature = "optimizer")]
     pub fn prune(
         &self,
         data: Option<Vec<u8>>,
@@ -286,6 +296,7 @@ impl Model {
 
     /// Evaluates the model on a `.npy` batch: accuracy with `labels` (a `.npy` of class indices or
     /// one-hot rows), size and latency.
+    #[cfg(feature = "optimizer")]
     pub fn evaluate(
         &self,
         data: &[u8],
@@ -296,6 +307,7 @@ impl Model {
     }
 
     /// [`Model::evaluate`] plus top-1 agreement and output SQNR against `reference`.
+    #[cfg(feature = "optimizer")]
     #[wasm_bindgen(js_name = evaluateAgainst)]
     pub fn evaluate_against(
         &self,
@@ -307,6 +319,7 @@ impl Model {
         self.evaluate_impl(data, labels, Some(reference), progress)
     }
 
+    #[cfg(feature = "optimizer")]
     fn evaluate_impl(
         &self,
         data: &[u8],
@@ -423,6 +436,7 @@ pub fn npy_from_f32(shape: Vec<u32>, data: Vec<f32>) -> Result<Vec<u8>, JsValue>
 /// source_name, source }`, the `.h`/`.cc` pair with the model array, `kTensorArenaSize` (the
 /// predicted arena plus a margin) and a resolver registration of exactly the model's operators.
 /// `name` becomes the C identifier (`person-detect.tflite` → `g_person_detect`).
+#[cfg(feature = "optimizer")]
 #[wasm_bindgen(js_name = tflmFirmware)]
 pub fn tflm_firmware(bytes: &[u8], name: &str) -> Result<JsValue, JsValue> {
     let model = tflite::read(bytes).map_err(js_error)?;
@@ -433,6 +447,7 @@ pub fn tflm_firmware(bytes: &[u8], name: &str) -> Result<JsValue, JsValue> {
 /// A long operation split into rounds of tasks (see the crate's `parallel` module). The package
 /// runs each round on its pool of workers: some tasks here ([`Job::run_local`], on this instance's
 /// own copies of the models), others on [`TaskWorker`]s in other workers.
+#[cfg(feature = "optimizer")]
 #[wasm_bindgen]
 pub struct Job {
     kind: JobKind,
@@ -440,6 +455,7 @@ pub struct Job {
     round: Option<crate::parallel::Round>,
 }
 
+#[cfg(feature = "optimizer")]
 enum JobKind {
     Quantize(quantize::QuantizeJob),
     Prune(prune::PruneJob),
@@ -449,6 +465,7 @@ enum JobKind {
     Evaluate(evaluate::EvaluateJob),
 }
 
+#[cfg(feature = "optimizer")]
 impl JobKind {
     fn job(&mut self) -> &mut dyn crate::parallel::Job {
         match self {
@@ -462,10 +479,12 @@ impl JobKind {
     }
 }
 
+#[cfg(feature = "optimizer")]
 fn job(kind: JobKind) -> Job {
     Job { kind, local: crate::parallel::Worker::default(), round: None }
 }
 
+#[cfg(feature = "optimizer")]
 #[wasm_bindgen]
 impl Job {
     /// Starts the next round: `{ stage, units: number[], tasks: Uint8Array[], resources }`, or
@@ -597,11 +616,13 @@ impl Job {
 }
 
 /// A worker's side of jobs started in another worker: the shared inputs it was sent, and tasks.
+#[cfg(feature = "optimizer")]
 #[wasm_bindgen]
 pub struct TaskWorker {
     w: crate::parallel::Worker,
 }
 
+#[cfg(feature = "optimizer")]
 #[wasm_bindgen]
 impl TaskWorker {
     #[wasm_bindgen(constructor)]
@@ -620,12 +641,14 @@ impl TaskWorker {
     }
 }
 
+#[cfg(feature = "optimizer")]
 impl Default for TaskWorker {
     fn default() -> Self {
         Self::new()
     }
 }
 
+#[cfg(feature = "optimizer")]
 #[wasm_bindgen]
 impl Model {
     /// Static quantization as a job for the worker pool (see [`Model::quantize`] for the options).
@@ -730,6 +753,7 @@ impl Model {
 }
 
 /// Options from a JS object (camelCase), or the defaults for `undefined`/`null`.
+#[cfg(feature = "optimizer")]
 fn options_of<T: Default + serde::de::DeserializeOwned>(options: JsValue, what: &str) -> Result<T, JsValue> {
     if options.is_undefined() || options.is_null() {
         return Ok(T::default());

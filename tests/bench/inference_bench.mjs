@@ -331,6 +331,10 @@ try {
     const js = join(root, `web/wasm/${flavor}/tinyml_optimizer.js`);
     console.log(`  ours ${flavor}: wasm ${buildSize(join(root, `web/wasm/${flavor}`))} (+ ${kb(gz(js))} glue)`);
   }
+  for (const flavor of ['relaxed', 'simd']) {
+    const dir = join(root, `web/wasm/core/${flavor}`);
+    if (existsSync(dir)) console.log(`  ours ${flavor}, inference-only core: wasm ${buildSize(dir)} (same glue)`);
+  }
   const tfl = join(tfliteDir, 'tflite_web_api_cc_simd.wasm');
   console.log(`  tfjs-tflite simd: wasm ${kb(gz(tfl))} gzipped + client ${kb(gz(join(tfliteDir, 'tflite_web_api_client.js')))} + loader ${kb(gz(join(tfliteDir, 'tflite_web_api_cc_simd.js')))}`);
   const ortWasm = join(ortDir, 'ort-wasm-simd-threaded.wasm');

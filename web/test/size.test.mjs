@@ -1,16 +1,19 @@
-// Download size of the two core builds (web/wasm/{simd,relaxed}): each stays under its gzipped
-// budget and carries no custom sections (function names, producers), so a size regression — a
-// new dependency, a format machinery pulled back in, a build step lost — fails here, not later in
-// someone's download. Raise a budget only on purpose, with the reason in the commit.
+// Download size of the wasm builds: the full engine (web/wasm/{simd,relaxed}) and the
+// inference-only core (web/wasm/core/{simd,relaxed}, issue 11's ≤ 300 KB gzipped). Each stays under
+// its gzipped budget and carries no custom sections (function names, producers), so a size
+// regression — a new dependency, a format machinery pulled back in, a build step lost, optimizer
+// code reachable from the inference API — fails here, not later in someone's download. Raise a
+// budget only on purpose, with the reason in the commit.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { root } from './helpers.mjs';
 
-// gzip -9 bytes; a little above what scripts/build-wasm.sh produces today.
-const budgets = { simd: 615_000, relaxed: 617_000 };
+// Bytes gzipped by Node's zlib at level 9 (about 1% above `gzip -9`, which build-wasm.sh prints); a
+// little above what scripts/build-wasm.sh produces today. The core stays under issue 11's 300 KB.
+const budgets = { simd: 613_000, relaxed: 615_000, 'core/simd': 290_000, 'core/relaxed': 291_000 };
 
 /** Ids and names of a module's custom sections (id 0). */
 function customSections(bytes) {
@@ -36,7 +39,9 @@ function customSections(bytes) {
 }
 
 for (const [flavor, budget] of Object.entries(budgets)) {
-  test(`${flavor} build: gzipped size within ${budget} bytes, no custom sections`, () => {
+  // (The inference-only core is built only by `scripts/build-wasm.sh --core`: see core.test.mjs.)
+  const skip = flavor.startsWith('core/') && !existsSync(join(root, `web/wasm/${flavor}`)) && 'not built (scripts/build-wasm.sh --core)';
+  test(`${flavor} build: gzipped size within ${budget} bytes, no custom sections`, { skip }, () => {
     const bytes = readFileSync(join(root, `web/wasm/${flavor}/tinyml_optimizer_bg.wasm`));
     const gz = gzipSync(bytes, { level: 9 }).length;
     assert.ok(gz <= budget, `${flavor}: ${gz} bytes gzipped (${bytes.length} raw) is over the ${budget}-byte budget`);
