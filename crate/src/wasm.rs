@@ -701,7 +701,7 @@ impl Model {
     /// Evaluation as a job for the worker pool (see [`Model::evaluate`]); `finishReport` gives the
     /// report.
     #[wasm_bindgen(js_name = evaluateJob)]
-    pub fn evaluate_job(&self, data: &[u8], labels: Option<Vec<u8>>) -> Result<Job, JsValue> {
+    pub fn evaluate_job(&self, data: Vec<u8>, labels: Option<Vec<u8>>) -> Result<Job, JsValue> {
         self.evaluate_job_impl(data, labels, None)
     }
 
@@ -709,7 +709,7 @@ impl Model {
     #[wasm_bindgen(js_name = evaluateJobAgainst)]
     pub fn evaluate_job_against(
         &self,
-        data: &[u8],
+        data: Vec<u8>,
         labels: Option<Vec<u8>>,
         reference: &Model,
     ) -> Result<Job, JsValue> {
@@ -718,7 +718,7 @@ impl Model {
 
     fn evaluate_job_impl(
         &self,
-        data: &[u8],
+        data: Vec<u8>,
         labels: Option<Vec<u8>>,
         reference: Option<&Model>,
     ) -> Result<Job, JsValue> {
