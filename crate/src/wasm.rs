@@ -438,6 +438,9 @@ pub struct Job {
     kind: JobKind,
     local: crate::parallel::Worker,
     round: Option<crate::parallel::Round>,
+    /// The resource that holds the caller's input file as it was given: the caller sends its own
+    /// copy to other workers, so [`Job::next_round`] does not copy it out of this memory.
+    input: Option<u32>,
 }
 
 enum JobKind {
@@ -463,14 +466,20 @@ impl JobKind {
 }
 
 fn job(kind: JobKind) -> Job {
-    Job { kind, local: crate::parallel::Worker::default(), round: None }
+    let input = match &kind {
+        JobKind::Quantize(j) => Some(j.data_resource()),
+        JobKind::Evaluate(j) => Some(j.data_resource()),
+        _ => None,
+    };
+    Job { kind, local: crate::parallel::Worker::default(), round: None, input }
 }
 
 #[wasm_bindgen]
 impl Job {
     /// Starts the next round: `{ stage, units: number[], tasks: Uint8Array[], resources }`, or
     /// `null` when the job is done. `resources` (`[{ id, bytes }]`, what other workers need that
-    /// they were not sent yet) is filled only with `portable`.
+    /// they were not sent yet) is filled only with `portable`; the job's input file (the bytes the
+    /// job was made from) comes as `{ id, input: true }` without bytes: the caller has them.
     #[wasm_bindgen(js_name = nextRound)]
     pub fn next_round(&mut self, portable: bool) -> Result<JsValue, JsValue> {
         let Some(round) = self.kind.job().next().map_err(js_error)? else { return Ok(JsValue::NULL) };
@@ -481,9 +490,13 @@ impl Job {
         if portable {
             for (id, r) in &round.resources {
                 let o = js_sys::Object::new();
-                let bytes = r.to_bytes().map_err(js_error)?;
                 let _ = Reflect::set(&o, &"id".into(), &JsValue::from_f64(*id as f64));
-                let _ = Reflect::set(&o, &"bytes".into(), &Uint8Array::from(&bytes[..]));
+                if self.input == Some(*id) {
+                    let _ = Reflect::set(&o, &"input".into(), &JsValue::TRUE);
+                } else {
+                    let bytes = r.to_bytes().map_err(js_error)?;
+                    let _ = Reflect::set(&o, &"bytes".into(), &Uint8Array::from(&bytes[..]));
+                }
                 resources.push(&o);
             }
         }
@@ -632,7 +645,7 @@ impl Model {
     #[wasm_bindgen(js_name = quantizeJob)]
     pub fn quantize_job(&self, calibration: Vec<u8>, options: JsValue) -> Result<Job, JsValue> {
         let opts = options_of::<quantize::QuantizeOptions>(options, "quantize options")?;
-        let j = quantize::quantize_job_npy(&self.model, &calibration, &opts).map_err(js_error)?;
+        let j = quantize::quantize_job_npy(&self.model, calibration, &opts).map_err(js_error)?;
         Ok(job(JobKind::Quantize(j)))
     }
 

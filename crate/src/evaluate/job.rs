@@ -143,6 +143,11 @@ impl EvaluateJob {
         Ok(EvaluateJob { res, data, per, n, labels, sides, issued: false, done: false })
     }
 
+    /// The resource of the data: with [`EvaluateJob::from_npy`], the file's bytes as given.
+    pub fn data_resource(&self) -> ResourceId {
+        self.data
+    }
+
     /// The report, once the job's round is done.
     pub fn finish(self) -> Result<EvalReport> {
         if !self.done {
@@ -170,28 +175,15 @@ impl EvaluateJob {
     }
 }
 
-/// Values decoded at a time by [`check_finite`].
-const CHECK_BLOCK: usize = 1 << 16;
-
 /// Checks that every value of the `.npy` file `bytes` (header `h`, `n` samples) is finite as
-/// float32, a block at a time (the whole array is never decoded here); returns the values per
+/// float32 (a block at a time: the whole array is never decoded here); returns the values per
 /// sample. Tasks read the data as float values ([`Run::floats`]).
 fn check_finite(bytes: &[u8], h: &Header, n: usize) -> Result<usize> {
-    let total = h.shape.iter().product::<usize>();
-    let per = total / n.max(1);
-    for lo in (0..total).step_by(CHECK_BLOCK) {
-        let values = npy::read_elements(bytes, h, lo..(lo + CHECK_BLOCK).min(total))?.into_f32();
-        if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
-            let at = lo + pos;
-            return Err(Error::input(format!(
-                "sample {}: element {} is {}",
-                at / per.max(1),
-                at % per.max(1),
-                values[pos]
-            )));
-        }
+    let per = h.shape.iter().product::<usize>() / n.max(1);
+    match npy::first_non_finite(bytes, h)? {
+        None => Ok(per),
+        Some((at, v)) => Err(Error::input(format!("sample {}: element {} is {v}", at / per.max(1), at % per.max(1)))),
     }
-    Ok(per)
 }
 
 impl Job for EvaluateJob {
