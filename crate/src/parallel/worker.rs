@@ -11,7 +11,7 @@ use super::{decode, Resource, ResourceId};
 use crate::error::{Error, Result};
 use crate::exec::{Interpreter, Params, Plan, PlanOptions};
 use crate::ir::Model;
-use crate::npy::{self, NpyArray, NpyData};
+use crate::npy::{self, NpyData};
 
 /// Every kind of task, with its inputs. Each kind's work is written beside the job that uses it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -93,11 +93,6 @@ impl Worker {
             return Ok(m.clone());
         }
         self.derived(id, 0, |_, b| crate::tflite::read(b))
-    }
-
-    /// A `.npy` resource, read.
-    pub fn array(&mut self, id: ResourceId) -> Result<Arc<NpyArray>> {
-        self.derived(id, 0, |_, b| npy::read(b))
     }
 
     /// A `.npy` resource as float values, read once (float32 data is not copied again).
