@@ -41,6 +41,26 @@ impl NpyData {
         self.len() == 0
     }
 
+    /// The values as float32 (as [`NpyArray::to_f32`]).
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self {
+            NpyData::F32(v) => v.clone(),
+            NpyData::F64(v) => v.iter().map(|&x| x as f32).collect(),
+            NpyData::I8(v) => v.iter().map(|&x| x as f32).collect(),
+            NpyData::U8(v) => v.iter().map(|&x| x as f32).collect(),
+            NpyData::I32(v) => v.iter().map(|&x| x as f32).collect(),
+            NpyData::I64(v) => v.iter().map(|&x| x as f32).collect(),
+        }
+    }
+
+    /// The values as float32, without a copy when they are float32 already.
+    pub fn into_f32(self) -> Vec<f32> {
+        match self {
+            NpyData::F32(v) => v,
+            d => d.to_f32(),
+        }
+    }
+
     /// NumPy's `descr` for this type, little-endian.
     pub fn descr(&self) -> &'static str {
         match self {
@@ -84,14 +104,7 @@ impl NpyArray {
 
     /// All values as f32 (integers converted exactly where they fit).
     pub fn to_f32(&self) -> Vec<f32> {
-        match &self.data {
-            NpyData::F32(v) => v.clone(),
-            NpyData::F64(v) => v.iter().map(|&x| x as f32).collect(),
-            NpyData::I8(v) => v.iter().map(|&x| x as f32).collect(),
-            NpyData::U8(v) => v.iter().map(|&x| x as f32).collect(),
-            NpyData::I32(v) => v.iter().map(|&x| x as f32).collect(),
-            NpyData::I64(v) => v.iter().map(|&x| x as f32).collect(),
-        }
+        self.data.to_f32()
     }
 
     /// Integer values as i64, or `None` for float arrays (labels must be integers).
@@ -114,6 +127,20 @@ pub fn read(bytes: &[u8]) -> Result<NpyArray> {
 /// [`read`] with the size arithmetic of a target whose `usize` has `bits` bits (32 on wasm32).
 /// Both widths must agree on every file smaller than 4 GiB; the fuzz target checks that they do.
 pub fn read_for(bytes: &[u8], bits: u32) -> Result<NpyArray> {
+    let (h, n) = sized_header(bytes, bits)?;
+    let data = decode(&bytes[h.data_offset..h.data_offset + n * h.size], &h)?;
+    debug_assert_eq!(data.len(), n);
+    Ok(NpyArray { shape: h.shape, data })
+}
+
+/// The header of a `.npy` file whose data is all there (checked as [`read`] checks it), without
+/// decoding the data: see [`read_elements`].
+pub fn checked_header(bytes: &[u8]) -> Result<Header> {
+    sized_header(bytes, budget::ADDRESS_BITS).map(|(h, _)| h)
+}
+
+/// The header and element count of a `.npy` file whose data bytes are all there.
+fn sized_header(bytes: &[u8], bits: u32) -> Result<(Header, usize)> {
     let h = header(bytes)?;
     let n = budget::elements_u64(&h.shape).map_err(|_| Error::npy(format!("shape {:?} is too large", h.shape)))?;
     let want = n.checked_mul(h.size as u64).ok_or_else(|| Error::npy(format!("shape {:?} is too large", h.shape)))?;
@@ -127,9 +154,13 @@ pub fn read_for(bytes: &[u8], bits: u32) -> Result<NpyArray> {
         )));
     }
     // The data is in the file, so its length fits this target; check it for `bits` anyway.
-    let want = budget::to_usize(want, bits)?;
+    budget::to_usize(want, bits)?;
     let n = budget::to_usize(n, bits)?;
-    let body = &body[..want];
+    Ok((h, n))
+}
+
+/// The elements of `body` (whole elements of the type `h` describes), decoded.
+fn decode(body: &[u8], h: &Header) -> Result<NpyData> {
     let big = h.big_endian;
     macro_rules! decode {
         ($t:ty, $n:expr) => {
@@ -146,7 +177,7 @@ pub fn read_for(bytes: &[u8], bits: u32) -> Result<NpyArray> {
                 .collect()
         };
     }
-    let data = match (h.kind, h.size) {
+    Ok(match (h.kind, h.size) {
         ('f', 4) => NpyData::F32(decode!(f32, 4)),
         ('f', 8) => NpyData::F64(decode!(f64, 8)),
         ('i', 1) => NpyData::I8(body.iter().map(|&b| b as i8).collect()),
@@ -154,9 +185,49 @@ pub fn read_for(bytes: &[u8], bits: u32) -> Result<NpyArray> {
         ('i', 4) => NpyData::I32(decode!(i32, 4)),
         ('i', 8) => NpyData::I64(decode!(i64, 8)),
         _ => return Err(Error::npy(format!("arrays of dtype '{}' are not supported", h.descr))),
+    })
+}
+
+/// Elements `range` (in C order) of the `.npy` file `bytes` whose header is `h`, decoded as
+/// [`read`] decodes them: a worker reads only its share of a large array.
+pub fn read_elements(bytes: &[u8], h: &Header, range: std::ops::Range<usize>) -> Result<NpyData> {
+    let at = |e: usize| e.checked_mul(h.size).and_then(|b| b.checked_add(h.data_offset));
+    let (Some(lo), Some(hi)) = (at(range.start), at(range.end)) else {
+        return Err(Error::npy(format!("elements {range:?} are out of range")));
     };
-    debug_assert_eq!(data.len(), n);
-    Ok(NpyArray { shape: h.shape, data })
+    let body = bytes
+        .get(lo..hi)
+        .ok_or_else(|| Error::npy(format!("elements {range:?} run past the end of the {}-byte file", bytes.len())))?;
+    decode(body, h)
+}
+
+/// Values decoded at a time by [`first_non_finite`].
+const SCAN_BLOCK: usize = 1 << 16;
+
+/// The first value of the `.npy` file `bytes` (header `h`, checked by [`checked_header`]) that is
+/// not finite as float32, with its element index: a scan a block at a time, so a large array is
+/// never decoded whole.
+pub fn first_non_finite(bytes: &[u8], h: &Header) -> Result<Option<(usize, f32)>> {
+    let total = budget::elements_u64(&h.shape).ok().and_then(|n| usize::try_from(n).ok());
+    let total = total.ok_or_else(|| Error::npy(format!("shape {:?} is too large", h.shape)))?;
+    for lo in (0..total).step_by(SCAN_BLOCK) {
+        let hi = (lo + SCAN_BLOCK).min(total);
+        if h.kind == 'f' && h.size == 4 && !h.big_endian {
+            // Little-endian float32: the exponent bits say it, without decoding.
+            let body = &bytes[h.data_offset + lo * 4..h.data_offset + hi * 4];
+            const EXPONENT: u32 = 0x7f80_0000;
+            let all_ones = |c: &[u8]| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) & EXPONENT == EXPONENT;
+            // No early exit: the loop vectorizes.
+            if !body.chunks_exact(4).fold(false, |any, c| any | all_ones(c)) {
+                continue;
+            }
+        }
+        let values = read_elements(bytes, h, lo..hi)?.into_f32();
+        if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
+            return Ok(Some((lo + pos, values[pos])));
+        }
+    }
+    Ok(None)
 }
 
 /// What a `.npy` header says: shape, element type, and where the data starts.

@@ -453,6 +453,9 @@ pub struct Job {
     kind: JobKind,
     local: crate::parallel::Worker,
     round: Option<crate::parallel::Round>,
+    /// The resource that holds the caller's input file as it was given: the caller sends its own
+    /// copy to other workers, so [`Job::next_round`] does not copy it out of this memory.
+    input: Option<u32>,
 }
 
 #[cfg(feature = "optimizer")]
@@ -481,7 +484,12 @@ impl JobKind {
 
 #[cfg(feature = "optimizer")]
 fn job(kind: JobKind) -> Job {
-    Job { kind, local: crate::parallel::Worker::default(), round: None }
+    let input = match &kind {
+        JobKind::Quantize(j) => Some(j.data_resource()),
+        JobKind::Evaluate(j) => Some(j.data_resource()),
+        _ => None,
+    };
+    Job { kind, local: crate::parallel::Worker::default(), round: None, input }
 }
 
 #[cfg(feature = "optimizer")]
@@ -489,7 +497,8 @@ fn job(kind: JobKind) -> Job {
 impl Job {
     /// Starts the next round: `{ stage, units: number[], tasks: Uint8Array[], resources }`, or
     /// `null` when the job is done. `resources` (`[{ id, bytes }]`, what other workers need that
-    /// they were not sent yet) is filled only with `portable`.
+    /// they were not sent yet) is filled only with `portable`; the job's input file (the bytes the
+    /// job was made from) comes as `{ id, input: true }` without bytes: the caller has them.
     #[wasm_bindgen(js_name = nextRound)]
     pub fn next_round(&mut self, portable: bool) -> Result<JsValue, JsValue> {
         let Some(round) = self.kind.job().next().map_err(js_error)? else { return Ok(JsValue::NULL) };
@@ -500,9 +509,13 @@ impl Job {
         if portable {
             for (id, r) in &round.resources {
                 let o = js_sys::Object::new();
-                let bytes = r.to_bytes().map_err(js_error)?;
                 let _ = Reflect::set(&o, &"id".into(), &JsValue::from_f64(*id as f64));
-                let _ = Reflect::set(&o, &"bytes".into(), &Uint8Array::from(&bytes[..]));
+                if self.input == Some(*id) {
+                    let _ = Reflect::set(&o, &"input".into(), &JsValue::TRUE);
+                } else {
+                    let bytes = r.to_bytes().map_err(js_error)?;
+                    let _ = Reflect::set(&o, &"bytes".into(), &Uint8Array::from(&bytes[..]));
+                }
                 resources.push(&o);
             }
         }
@@ -655,7 +668,7 @@ impl Model {
     #[wasm_bindgen(js_name = quantizeJob)]
     pub fn quantize_job(&self, calibration: Vec<u8>, options: JsValue) -> Result<Job, JsValue> {
         let opts = options_of::<quantize::QuantizeOptions>(options, "quantize options")?;
-        let j = quantize::quantize_job_npy(&self.model, &calibration, &opts).map_err(js_error)?;
+        let j = quantize::quantize_job_npy(&self.model, calibration, &opts).map_err(js_error)?;
         Ok(job(JobKind::Quantize(j)))
     }
 
@@ -724,7 +737,7 @@ impl Model {
     /// Evaluation as a job for the worker pool (see [`Model::evaluate`]); `finishReport` gives the
     /// report.
     #[wasm_bindgen(js_name = evaluateJob)]
-    pub fn evaluate_job(&self, data: &[u8], labels: Option<Vec<u8>>) -> Result<Job, JsValue> {
+    pub fn evaluate_job(&self, data: Vec<u8>, labels: Option<Vec<u8>>) -> Result<Job, JsValue> {
         self.evaluate_job_impl(data, labels, None)
     }
 
@@ -732,7 +745,7 @@ impl Model {
     #[wasm_bindgen(js_name = evaluateJobAgainst)]
     pub fn evaluate_job_against(
         &self,
-        data: &[u8],
+        data: Vec<u8>,
         labels: Option<Vec<u8>>,
         reference: &Model,
     ) -> Result<Job, JsValue> {
@@ -741,7 +754,7 @@ impl Model {
 
     fn evaluate_job_impl(
         &self,
-        data: &[u8],
+        data: Vec<u8>,
         labels: Option<Vec<u8>>,
         reference: Option<&Model>,
     ) -> Result<Job, JsValue> {

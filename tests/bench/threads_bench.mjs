@@ -18,7 +18,7 @@
 //
 // Needs ../shared/reference (the script says so loudly and exits when it is absent), the built
 // package (scripts/setup.sh), /usr/bin/chromium, and python3 with tensorflow-cpu for the converter.
-// Run: node tests/bench/threads_bench.mjs [--repeats N] [--no-tf]
+// Run: node tests/bench/threads_bench.mjs [--repeats N] [--no-tf] [--only node|chromium]
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,6 +31,11 @@ const EVALUATION = 1000;
 const args = process.argv.slice(2);
 const REPEATS = Number(args[args.indexOf('--repeats') + 1]) || 2;
 const ALL = Math.min(availableParallelism(), 16);
+const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+if (ONLY !== undefined && ONLY !== 'node' && ONLY !== 'chromium') {
+  console.error(`--only takes node or chromium, not ${ONLY}`);
+  process.exit(2);
+}
 
 const refModels = join(referenceDir, 'models');
 if (!existsSync(refModels)) {
@@ -98,6 +103,8 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
     const evaluate = [];
     const cpuOf = { quantize: [], evaluate: [] };
     const busyOf = { quantize: [], evaluate: [] };
+    // The quantization's own phase times (from its report): calibration, selection, measuring.
+    const phasesOf = [];
     let bytes;
     let report;
     for (let i = 0; i <= repeats; i++) {
@@ -107,6 +114,7 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
       if (i) quantize.push(performance.now() - t);
       if (i) cpuOf.quantize.push((await cpu()) - c);
       if (i) busyOf.quantize.push(busy(th, await perThread()));
+      if (i) phasesOf.push([q.report.calibrationMs, q.report.rewriteMs, q.report.reportMs]);
       bytes ??= await sha256(await q.model.toBytes());
       [c, th] = [await cpu(), await perThread()];
       t = performance.now();
@@ -132,6 +140,7 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
         quantize: busyOf.quantize[quantize.indexOf(Math.min(...quantize))],
         evaluate: busyOf.evaluate[evaluate.indexOf(Math.min(...evaluate))],
       },
+      phases: phasesOf[quantize.indexOf(Math.min(...quantize))],
       modelSha256: bytes,
       figures: JSON.stringify(strip(report)),
       report,
@@ -281,9 +290,9 @@ console.log(`load average before: ${load()}\n`);
 const results = {};
 let failed = false;
 try {
-  results.Node = await inNode();
-  results.Chromium = await inChromium();
-  const tf = tfConverter();
+  if (ONLY !== 'chromium') results.Node = await inNode();
+  if (ONLY !== 'node') results.Chromium = await inChromium();
+  const tf = ONLY ? { skipped: `--only ${ONLY}` } : tfConverter();
   const rows = [['runtime', 'engine', 'task', '1 thread s', `${ALL} threads s`, 'speed-up', 'cores used (1 / all)', 'CPU s (1 / all)', 'outputs']];
   const slow = [];
   for (const [runtime, r] of Object.entries(results)) {
@@ -309,17 +318,23 @@ try {
       console.log(`  ${runtime} ${task}: ${fmt(r[1].busy[task])} | ${fmt(r[ALL].busy[task])}`);
     }
   }
+  console.log('\nquantization phases, s in the best call (1 thread | all cores): calibrate, select (build and score candidates), measure');
+  const ph = (v) => (v ?? []).map((ms) => (ms / 1000).toFixed(2)).join(' ');
+  for (const [runtime, r] of Object.entries(results)) console.log(`  ${runtime}: ${ph(r[1].phases)} | ${ph(r[ALL].phases)}`);
   console.log(`\n"cores used": CPU time of the Node process (worker threads included) or of the browser's processes, over the wall time of the call;`);
   console.log(`on an idle machine it is near 1 with one thread and near ${ALL} with all: lower means other work had the cores.`);
   console.log('"CPU s": the CPU time itself; equal figures mean splitting the work across threads cost nothing extra.');
-  console.log(`Chromium ${results.Chromium.browser}`);
-  const e = results.Node[1].report;
+  if (results.Chromium) console.log(`Chromium ${results.Chromium.browser}`);
+  const first = results.Node ?? results.Chromium;
+  const e = first[1].report;
   console.log(`evaluation: accuracy ${e.accuracy} (random labels), top-1 agreement ${e.reference.top1Agreement}, ` +
     `output SQNR ${e.reference.outputSqnrDb.map((v) => v?.toFixed(2)).join(', ')} dB`);
-  const crossModel = results.Node[1].modelSha256 === results.Chromium[1].modelSha256;
-  const crossFigures = results.Node[1].figures === results.Chromium[1].figures;
-  console.log(`Node and Chromium: quantized model ${crossModel ? 'identical' : 'differs'}, ` +
-    `evaluation figures ${crossFigures ? 'identical' : 'differ'} (engines: ${results.Node[1].engine} / ${results.Chromium[1].engine})`);
+  if (results.Node && results.Chromium) {
+    const crossModel = results.Node[1].modelSha256 === results.Chromium[1].modelSha256;
+    const crossFigures = results.Node[1].figures === results.Chromium[1].figures;
+    console.log(`Node and Chromium: quantized model ${crossModel ? 'identical' : 'differs'}, ` +
+      `evaluation figures ${crossFigures ? 'identical' : 'differ'} (engines: ${results.Node[1].engine} / ${results.Chromium[1].engine})`);
+  }
   if (tf.skipped) {
     console.log(`TF converter: NOT MEASURED (${tf.skipped})`);
   } else {

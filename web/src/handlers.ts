@@ -52,7 +52,7 @@ type WasmJob = Wasm['Job']['prototype'];
 
 /** Runs a job's rounds on the pool. Training jobs report their figures after every step and stop
  * when asked (keeping the best weights). A failed job frees its task workers. */
-async function drive(s: State, job: WasmJob, ctx: Ctx, training = false): Promise<WasmJob> {
+async function drive(s: State, job: WasmJob, ctx: Ctx, training = false, input?: Uint8Array): Promise<WasmJob> {
   const after = training
     ? () => {
         // Undefined while a QAT job still calibrates.
@@ -62,7 +62,7 @@ async function drive(s: State, job: WasmJob, ctx: Ctx, training = false): Promis
       }
     : undefined;
   try {
-    await s.pool.drive(job as unknown as JobLike, (st, d, t) => ctx.progress(st, d, t), after);
+    await s.pool.drive(job as unknown as JobLike, (st, d, t) => ctx.progress(st, d, t), after, input);
   } catch (e) {
     try {
       job.free();
@@ -121,7 +121,9 @@ function makeHandlers(s: State) {
         const r = m.quantize(a.calibration ? bytesOf(a.calibration) : undefined, a.options, ctx.progress);
         return adopt(s, r, 'quantization') as { handle: number; summary: ModelSummary; report: QuantReport };
       }
-      const job = await drive(s, m.quantizeJob(bytesOf(a.calibration), a.options), ctx);
+      // The engine copies the calibration data; task workers get these bytes (the job's input).
+      const calibration = bytesOf(a.calibration);
+      const job = await drive(s, m.quantizeJob(calibration, a.options), ctx, false, calibration);
       return adopt(s, job.finishModel(), 'quantization') as { handle: number; summary: ModelSummary; report: QuantReport };
     },
     /** Quantization-aware training: static quantization starts the ranges, then training, then
@@ -163,11 +165,11 @@ function makeHandlers(s: State) {
     ) {
       const m = model(s, a.handle);
       const labels = a.labels ? bytesOf(a.labels) : undefined;
+      // The engine copies the data; task workers get these bytes (the job's input).
+      const data = bytesOf(a.data);
       const job =
-        a.reference === undefined
-          ? m.evaluateJob(bytesOf(a.data), labels)
-          : m.evaluateJobAgainst(bytesOf(a.data), labels, model(s, a.reference));
-      return (await drive(s, job, ctx)).finishReport() as EvalReport;
+        a.reference === undefined ? m.evaluateJob(data, labels) : m.evaluateJobAgainst(data, labels, model(s, a.reference));
+      return (await drive(s, job, ctx, false, data)).finishReport() as EvalReport;
     },
     async profile(a: { handle: number; input: ArrayBuffer | Uint8Array; iterations?: number }) {
       return model(s, a.handle).profile(bytesOf(a.input), a.iterations ?? 20) as { node: number; op: string; ms: number }[];

@@ -12,7 +12,8 @@ export interface Round {
   stage: string;
   units: number[];
   tasks: Uint8Array[];
-  resources: { id: number; bytes: Uint8Array }[];
+  /** New shared inputs; the job's input file comes without bytes (`input: true`): the caller has them. */
+  resources: { id: number; bytes?: Uint8Array; input?: boolean }[];
 }
 
 /** The wasm `Job` methods the pool drives. */
@@ -112,12 +113,13 @@ export class Pool {
     job: JobLike,
     progress: (stage: string, done: number, total: number) => void,
     afterRound?: () => void,
+    input?: Uint8Array,
   ): Promise<void> {
     const portable = this.size > 1;
     for (;;) {
       const round = job.nextRound(portable);
       if (!round) return;
-      const results = portable ? await this.parallel(job, round, progress) : await this.local(job, round, progress);
+      const results = portable ? await this.parallel(job, round, progress, input) : await this.local(job, round, progress);
       job.accept(results);
       afterRound?.();
     }
@@ -136,9 +138,14 @@ export class Pool {
     return results;
   }
 
-  private parallel(job: JobLike, round: Round, progress: (s: string, d: number, t: number) => void): Promise<Uint8Array[]> {
+  private parallel(
+    job: JobLike,
+    round: Round,
+    progress: (s: string, d: number, t: number) => void,
+    input?: Uint8Array,
+  ): Promise<Uint8Array[]> {
     this.start();
-    this.put(round.resources);
+    this.put(round.resources, input);
     const n = round.tasks.length;
     const total = round.units.reduce((a, b) => a + b, 0);
     const results: Uint8Array[] = new Array(n);
@@ -190,10 +197,18 @@ export class Pool {
     });
   }
 
-  /** Sends a round's new shared inputs to every task worker: copies, the original to the last. */
-  private put(resources: Round['resources']) {
+  /**
+   * Sends a round's new shared inputs to every task worker: copies, the original to the last.
+   * The job's input file is `input`, the caller's bytes (the engine has its own copy).
+   */
+  private put(resources: Round['resources'], input?: Uint8Array) {
+    const all = resources.map(({ id, bytes }) => {
+      const b = bytes ?? input;
+      if (!b) throw new OptimizerError('internal', `the bytes of the job's input (resource ${id}) were not given`);
+      return { id, bytes: b };
+    });
     this.helpers.forEach((h, k) => {
-      for (const r of resources) {
+      for (const r of all) {
         const whole = r.bytes.byteOffset === 0 && r.bytes.byteLength === r.bytes.buffer.byteLength;
         const bytes = k === this.helpers.length - 1 && whole ? r.bytes : r.bytes.slice();
         h.port.post({ type: 'put', id: r.id, bytes }, [bytes.buffer as ArrayBuffer]);

@@ -15,28 +15,36 @@ function fakeSpawn(log, ms) {
     const me = count++;
     let freeAt = 0;
     let held = 0;
+    let replies = Promise.resolve();
     return {
-      post(msg) {
+      post(msg, transfer) {
         if (msg.type === 'put') {
           log.puts.push([me, msg.id, msg.bytes.length]);
+          log.putBytes?.push([me, msg.bytes, transfer]);
           return;
         }
         const now = performance.now();
         freeAt = Math.max(now, freeAt) + ms;
         log.held = Math.max(log.held, ++held);
         log.byWorker[me] = (log.byWorker[me] ?? 0) + 1;
-        setTimeout(() => {
+        // In the order posted, as a real worker answers (timers of different lengths may fire out
+        // of order on a busy machine).
+        const ready = new Promise((r) => setTimeout(r, freeAt - now));
+        replies = Promise.all([replies, ready]).then(() => {
           held--;
           onReply({ type: 'task-result', seq: msg.seq, ok: true, bytes: msg.bytes.map((b) => b * 2) });
-        }, freeAt - now);
+        });
       },
       terminate() {},
     };
   };
 }
 
-/** A job of one round of `n` tasks; the serving worker's own tasks take `ms` of busy time. */
-function fakeJob(n, ms) {
+/**
+ * A job of one round of `n` tasks; the serving worker's own tasks take `ms` of busy time. Its
+ * shared input is resource 7 (1000 bytes), or with `input` its input file (no bytes: the caller's).
+ */
+function fakeJob(n, ms, input = false) {
   const job = {
     local: 0,
     accepted: null,
@@ -45,7 +53,8 @@ function fakeJob(n, ms) {
       if (job.done) return null;
       job.done = true;
       const tasks = Array.from({ length: n }, (_, i) => Uint8Array.of(i % 100));
-      return { stage: 'test', units: tasks.map(() => 1), tasks, resources: [{ id: 7, bytes: new Uint8Array(1000) }] };
+      const resource = input ? { id: 7, input: true } : { id: 7, bytes: new Uint8Array(1000) };
+      return { stage: 'test', units: tasks.map(() => 1), tasks, resources: [resource] };
     },
     runLocal(i) {
       job.local++;
@@ -92,5 +101,24 @@ test('a task worker gets its next task while the serving worker is busy with its
   await pool.drive(job, () => {});
   assert.equal(log.held, 2);
   assert.ok(log.byWorker[0] >= 1.5 * job.local, `task worker ${log.byWorker[0]}, serving worker ${job.local}`);
+  pool.terminate();
+});
+
+test("the job's input file reaches every task worker from the caller's bytes, the original to the last", async () => {
+  const log = { puts: [], putBytes: [], held: 0, byWorker: [] };
+  const pool = new Pool(fakeSpawn(log, 1), 3);
+  const input = new Uint8Array(500).fill(9);
+  await pool.drive(fakeJob(10, 1, true), () => {}, undefined, input);
+  assert.deepEqual(log.puts, [
+    [0, 7, 500],
+    [1, 7, 500],
+  ]);
+  const [[, copy, none], [, original, moved]] = log.putBytes;
+  assert.ok(copy !== input && copy.every((b) => b === 9), 'the first task worker gets a copy');
+  assert.deepEqual(none, [copy.buffer]);
+  assert.equal(original, input, 'the last task worker gets the caller\'s bytes themselves');
+  assert.deepEqual(moved, [input.buffer]);
+  // Without the input's bytes, the round fails clearly instead of sending nothing.
+  await assert.rejects(pool.drive(fakeJob(10, 1, true), () => {}), /input \(resource 7\) were not given/);
   pool.terminate();
 });

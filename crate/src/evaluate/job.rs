@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::exec::tasks::Run;
 use crate::exec::Interpreter;
 use crate::ir::Model;
-use crate::npy::{self, NpyArray, NpyData};
+use crate::npy::{self, Header, NpyArray};
 use crate::parallel::{chunks, decode, encode, Job, Resource, ResourceId, Resources, Round, Task};
 
 /// Samples per task: the unit of work, fixed so that results do not depend on the cores.
@@ -33,11 +33,14 @@ struct Side {
 }
 
 impl Side {
+    /// Compiles `model` once here: errors come before any task runs, and the worker that shares
+    /// this memory (the job's own) runs its tasks on this engine instead of compiling it again.
     fn new(model: &Model, size: usize, res: &mut Resources) -> Result<Side> {
         let it = Interpreter::new(model)?;
         let widths: Vec<usize> = it.outputs().iter().map(|d| d.shape.iter().product()).collect();
         let outputs = vec![Vec::new(); widths.len()];
-        let id = res.add(Resource::Model(Arc::new(model.clone())));
+        let engine = Arc::new((it.plan().clone(), it.params().clone()));
+        let id = res.add(Resource::Compiled(Arc::new(model.clone()), engine));
         Ok(Side { id, size, it, latency: None, widths, outputs })
     }
 
@@ -100,33 +103,22 @@ impl EvaluateJob {
         labels: Option<&NpyArray>,
         reference: Option<(&Model, usize)>,
     ) -> Result<EvaluateJob> {
-        Self::with_bytes(model, size, data, None, labels, reference)
+        Self::from_npy(model, size, npy::write(data), labels, reference)
     }
 
-    /// [`EvaluateJob::new`] on the `.npy` file `bytes`, which the workers get as they are (not
-    /// written again).
+    /// [`EvaluateJob::new`] on the `.npy` file `bytes`, which the workers get as they are: only its
+    /// header is parsed here (and its values checked in blocks); each task decodes its own samples.
     pub fn from_npy(
         model: &Model,
         size: usize,
-        bytes: &[u8],
+        bytes: Vec<u8>,
         labels: Option<&NpyArray>,
         reference: Option<(&Model, usize)>,
     ) -> Result<EvaluateJob> {
-        Self::with_bytes(model, size, &npy::read(bytes)?, Some(bytes), labels, reference)
-    }
-
-    /// `data` read from `bytes`, when given.
-    fn with_bytes(
-        model: &Model,
-        size: usize,
-        data: &NpyArray,
-        bytes: Option<&[u8]>,
-        labels: Option<&NpyArray>,
-        reference: Option<(&Model, usize)>,
-    ) -> Result<EvaluateJob> {
-        let n = samples_of(model, data, "the model")?;
+        let header = npy::checked_header(&bytes)?;
+        let n = samples_of(model, &header.shape, "the model")?;
         if let Some((r, _)) = reference {
-            let rn = samples_of(r, data, "the reference model")?;
+            let rn = samples_of(r, &header.shape, "the reference model")?;
             if rn != n {
                 return Err(Error::input(format!(
                     "the data holds {n} samples for the model but {rn} for the reference"
@@ -134,8 +126,9 @@ impl EvaluateJob {
             }
         }
         let labels = labels.map(|l| labels_of(l, n)).transpose()?;
+        let per = check_finite(&bytes, &header, n)?;
         let mut res = Resources::default();
-        let (data, per) = float_data(data, bytes, n, &mut res)?;
+        let data = res.add_bytes(bytes);
         let mut sides = vec![Side::new(model, size, &mut res)?];
         if labels.is_some() && sides[0].widths[0] < 2 {
             return Err(Error::input(
@@ -148,6 +141,11 @@ impl EvaluateJob {
             sides.push(theirs);
         }
         Ok(EvaluateJob { res, data, per, n, labels, sides, issued: false, done: false })
+    }
+
+    /// The resource of the data: with [`EvaluateJob::from_npy`], the file's bytes as given.
+    pub fn data_resource(&self) -> ResourceId {
+        self.data
     }
 
     /// The report, once the job's round is done.
@@ -177,28 +175,15 @@ impl EvaluateJob {
     }
 }
 
-/// Registers `data` (as `bytes`, the file it was read from, when given) after checking that every
-/// value is finite as float32; returns its id and the values per sample. Tasks read it as float
-/// values ([`Run::floats`]).
-fn float_data(data: &NpyArray, bytes: Option<&[u8]>, n: usize, res: &mut Resources) -> Result<(ResourceId, usize)> {
-    let converted;
-    let values = match &data.data {
-        NpyData::F32(v) => v,
-        _ => {
-            converted = data.to_f32();
-            &converted
-        }
-    };
-    let per = values.len() / n.max(1);
-    if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
-        return Err(Error::input(format!(
-            "sample {}: element {} is {}",
-            pos / per.max(1),
-            pos % per.max(1),
-            values[pos]
-        )));
+/// Checks that every value of the `.npy` file `bytes` (header `h`, `n` samples) is finite as
+/// float32 (a block at a time: the whole array is never decoded here); returns the values per
+/// sample. Tasks read the data as float values ([`Run::floats`]).
+fn check_finite(bytes: &[u8], h: &Header, n: usize) -> Result<usize> {
+    let per = h.shape.iter().product::<usize>() / n.max(1);
+    match npy::first_non_finite(bytes, h)? {
+        None => Ok(per),
+        Some((at, v)) => Err(Error::input(format!("sample {}: element {} is {v}", at / per.max(1), at % per.max(1)))),
     }
-    Ok((res.add_bytes(bytes.map_or_else(|| npy::write(data), <[u8]>::to_vec)), per))
 }
 
 impl Job for EvaluateJob {

@@ -160,8 +160,8 @@ pub fn evaluate(
     job.finish()
 }
 
-/// Samples in `data` for `model`'s single input; `who` names the model in errors.
-fn samples_of(model: &Model, data: &NpyArray, who: &str) -> Result<usize> {
+/// Samples in data of shape `data` for `model`'s single input; `who` names the model in errors.
+fn samples_of(model: &Model, data: &[usize], who: &str) -> Result<usize> {
     let g = model.graphs.first().ok_or_else(|| Error::input(format!("{who} has no graph")))?;
     if g.inputs.len() != 1 {
         return Err(Error::input(format!("evaluating models with {} inputs (one is supported)", g.inputs.len())));
@@ -170,7 +170,7 @@ fn samples_of(model: &Model, data: &NpyArray, who: &str) -> Result<usize> {
         return Err(Error::input(format!("{who} has no outputs: there is nothing to evaluate")));
     }
     let input = g.tensors.get(g.inputs[0]).ok_or_else(|| Error::input(format!("{who}'s input tensor is missing")))?;
-    let n = samples_in(&data.shape, &input.shape, "the data")?;
+    let n = samples_in(data, &input.shape, "the data")?;
     if n == 0 {
         return Err(Error::input("the data holds no samples"));
     }

@@ -29,9 +29,8 @@ impl Time {
         // serves every batch size it fits, see `Params::fits`).
         let (plan, params) = &*w.engine(self.model, 1)?.ok_or_else(|| Error::argument("the model does not compile"))?;
         let mut it = Interpreter::from_parts(plan.clone(), params.clone());
-        let x = w.floats(self.data)?;
-        let first = x.get(..self.per).ok_or_else(|| Error::input("the data holds no whole sample"))?;
-        it.set_input_f32(0, first)?;
+        let first = w.float_rows(self.data, self.per, (0, 1))?;
+        it.set_input_f32(0, &first)?;
         it.invoke()?;
         let t = now_ms();
         it.invoke()?;

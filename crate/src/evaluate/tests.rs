@@ -111,6 +111,24 @@ fn a_job_gives_one_round_of_chunks_and_refuses_to_finish_early() {
     assert!(job.accept(vec![Vec::new(); 6]).is_err());
 }
 
+/// The job compiles each model once to check it; its own worker runs the tasks on those engines
+/// (batched plans share their parameters) instead of compiling the models again.
+#[test]
+fn one_worker_prepares_each_model_once() {
+    let before = crate::exec::preparations();
+    let r = evaluate(&relu(true), 1, &data(70), None, Some((&tanh_model(), 1)), &mut nothing).unwrap();
+    assert_eq!(r.samples, 70);
+    assert_eq!(crate::exec::preparations() - before, 2, "parameter stores prepared");
+}
+
+/// A [1, 4] input through TANH: a second model of RELU's shape.
+fn tanh_model() -> Model {
+    let mut b = Builder::new();
+    let x = b.input("x", &[1, 4]);
+    let y = b.node(Op::Tanh, &[Some(x)], &[1, 4]);
+    b.finish(&[y])
+}
+
 #[test]
 fn integer_data_runs_as_float_values_for_both_models() {
     let mut b = Builder::new();

@@ -35,17 +35,17 @@ impl Run {
         let g = m.main();
         let input = g.inputs.first().map(|&t| &g.tensors[t]).ok_or_else(|| Error::input("the model has no input"))?;
         let per = input.num_elements().max(1);
-        let range = self.samples.0 * per..self.samples.1 * per;
-        let short = || Error::input(format!("the data holds too few values for samples {:?}", self.samples));
         let integers = !self.floats && matches!(input.dtype, DType::I8 | DType::U8);
-        let x = if integers { Some(w.array(self.data)?) } else { None };
+        // Only this task's rows are decoded: each worker reads its own share of the data.
+        let rows = w.rows(self.data, per, self.samples)?;
         let floats;
-        let samples = match (x.as_ref().map(|x| &x.data), input.dtype) {
-            (Some(NpyData::I8(v)), DType::I8) => Samples::I8(v.get(range).ok_or_else(short)?),
-            (Some(NpyData::U8(v)), DType::U8) => Samples::U8(v.get(range).ok_or_else(short)?),
-            _ => {
-                floats = w.floats(self.data)?;
-                Samples::F32(floats.get(range).ok_or_else(short)?)
+        let samples = match (&rows, input.dtype) {
+            (NpyData::I8(v), DType::I8) if integers => Samples::I8(v),
+            (NpyData::U8(v), DType::U8) if integers => Samples::U8(v),
+            (NpyData::F32(v), _) => Samples::F32(v),
+            (d, _) => {
+                floats = d.to_f32();
+                Samples::F32(&floats)
             }
         };
         let mut outs: Vec<Vec<Buffer>> = vec![Vec::new(); g.outputs.len()];

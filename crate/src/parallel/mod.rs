@@ -30,19 +30,24 @@ pub type ResourceId = u32;
 /// A shared input of a job's tasks.
 #[derive(Clone)]
 pub enum Resource {
-    /// Bytes: a `.tflite` model, a `.npy` array, or a value written by [`encode`].
-    Bytes(Arc<[u8]>),
+    /// Bytes: a `.tflite` model, a `.npy` array, or a value written by [`encode`]. (A `Vec` so that
+    /// bytes handed over, e.g. a large `.npy` file from JavaScript, are not copied again.)
+    Bytes(Arc<Vec<u8>>),
     /// A model already in memory (a candidate the job built). Workers in the same memory use it as
     /// is; [`Resource::to_bytes`] serializes it for workers elsewhere.
     Model(Arc<crate::ir::Model>),
+    /// A model in memory with the batch-1 engine the job already compiled from it (to check it
+    /// before any task runs): a worker in the same memory reuses that engine instead of compiling
+    /// the model again.
+    Compiled(Arc<crate::ir::Model>, Arc<Engine>),
 }
 
 impl Resource {
     /// The resource as bytes, for a worker in another memory.
-    pub fn to_bytes(&self) -> Result<Arc<[u8]>> {
+    pub fn to_bytes(&self) -> Result<Arc<Vec<u8>>> {
         match self {
             Resource::Bytes(b) => Ok(b.clone()),
-            Resource::Model(m) => Ok(crate::tflite::write(m)?.into()),
+            Resource::Model(m) | Resource::Compiled(m, _) => Ok(Arc::new(crate::tflite::write(m)?)),
         }
     }
 }
@@ -111,7 +116,7 @@ impl Resources {
     }
 
     pub fn add_bytes(&mut self, bytes: Vec<u8>) -> ResourceId {
-        self.add(Resource::Bytes(bytes.into()))
+        self.add(Resource::Bytes(Arc::new(bytes)))
     }
 
     /// The resources registered since the last round.

@@ -116,3 +116,36 @@ fn a_batch_1_engine_after_a_batched_one_runs_each_sample_alone() {
     .unwrap();
     assert_eq!(alone[..], batched[..alone.len()], "sample 0 alone and in a batch of {rows}");
 }
+
+/// A worker decodes only the rows a task asks for, with the values a whole read gives, for every
+/// element type; rows outside the array (or reversed) are refused, not read past its end.
+#[test]
+fn a_worker_decodes_rows_of_an_array_as_a_whole_read_does() {
+    use super::{Resource, Worker};
+    use npy::{NpyArray, NpyData};
+    use std::sync::Arc;
+    let arrays = [
+        NpyData::F32((0..24).map(|i| i as f32 * 0.5 - 3.0).collect()),
+        NpyData::F64((0..24).map(|i| i as f64 * 1e30).collect()),
+        NpyData::I8((0..24).map(|i| i as i8 - 12).collect()),
+        NpyData::U8((0..24).map(|i| 250 - i as u8).collect()),
+        NpyData::I32((0..24).map(|i| i * 1000 - 7).collect()),
+        NpyData::I64((0..24).map(|i| (i as i64) << 40).collect()),
+    ];
+    for data in arrays {
+        let bytes = npy::write(&NpyArray::new(vec![4, 2, 3], data.clone()).unwrap());
+        let mut w = Worker::default();
+        w.put(7, Resource::Bytes(Arc::new(bytes)));
+        let whole = data.to_f32();
+        for rows in [(0, 4), (1, 3), (3, 4), (2, 2)] {
+            let got = w.rows(7, 6, rows).unwrap();
+            assert_eq!(got.descr(), data.descr());
+            assert_eq!(got.to_f32(), whole[rows.0 * 6..rows.1 * 6], "{} rows {rows:?}", data.type_name());
+            assert_eq!(w.float_rows(7, 6, rows).unwrap(), whole[rows.0 * 6..rows.1 * 6]);
+        }
+        for rows in [(0, 5), (3, 2), (usize::MAX, usize::MAX)] {
+            let e = w.rows(7, 6, rows).unwrap_err().to_string();
+            assert!(e.contains("too few values"), "{rows:?}: {e}");
+        }
+    }
+}

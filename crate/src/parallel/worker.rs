@@ -11,7 +11,7 @@ use super::{decode, Resource, ResourceId};
 use crate::error::{Error, Result};
 use crate::exec::{Interpreter, Params, Plan, PlanOptions};
 use crate::ir::Model;
-use crate::npy::{self, NpyArray};
+use crate::npy::{self, NpyData};
 
 /// Every kind of task, with its inputs. Each kind's work is written beside the job that uses it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -41,6 +41,12 @@ impl Worker {
     /// Stores a shared input (replacing one with the same id and what was derived from it).
     pub fn put(&mut self, id: ResourceId, r: Resource) {
         self.cache.retain(|k, _| k.0 != id);
+        if let Resource::Compiled(_, e) = &r {
+            // What `engine(id, 1)` would compile, and the parameter store it would make.
+            let plan: Option<Arc<Plan>> = Some(e.0.clone());
+            self.cache.insert((id, TypeId::of::<Option<Arc<Plan>>>(), 1), Arc::new(plan));
+            self.cache.insert((id, TypeId::of::<Params>(), 0), e.1.clone());
+        }
         self.resources.insert(id, r);
     }
 
@@ -74,7 +80,7 @@ impl Worker {
         }
         let raw = match self.resource(id)? {
             Resource::Bytes(b) => b.clone(),
-            Resource::Model(_) => Arc::from(&[][..]),
+            Resource::Model(_) | Resource::Compiled(..) => Arc::default(),
         };
         let v = Arc::new(make(self, &raw)?);
         self.cache.insert(key, v.clone());
@@ -83,15 +89,10 @@ impl Worker {
 
     /// A model resource (in memory, or `.tflite` bytes read once).
     pub fn model(&mut self, id: ResourceId) -> Result<Arc<Model>> {
-        if let Resource::Model(m) = self.resource(id)? {
+        if let Resource::Model(m) | Resource::Compiled(m, _) = self.resource(id)? {
             return Ok(m.clone());
         }
         self.derived(id, 0, |_, b| crate::tflite::read(b))
-    }
-
-    /// A `.npy` resource, read.
-    pub fn array(&mut self, id: ResourceId) -> Result<Arc<NpyArray>> {
-        self.derived(id, 0, |_, b| npy::read(b))
     }
 
     /// A `.npy` resource as float values, read once (float32 data is not copied again).
@@ -103,6 +104,27 @@ impl Worker {
                 _ => a.to_f32(),
             })
         })
+    }
+
+    /// Rows `rows` (of `per` elements each) of a `.npy` resource: only their bytes are decoded, so
+    /// each worker reads just its share of a large array (the values are [`npy::read`]'s).
+    pub fn rows(&mut self, id: ResourceId, per: usize, rows: (usize, usize)) -> Result<NpyData> {
+        let h = self.derived(id, 0, |_, b| npy::checked_header(b))?;
+        let bytes = match self.resource(id)? {
+            Resource::Bytes(b) => b.clone(),
+            _ => return Err(Error::argument(format!("resource {id} is a model, not an array"))),
+        };
+        let total = crate::budget::elements_u64(&h.shape).unwrap_or(u64::MAX);
+        let at = |r: usize| r.checked_mul(per).filter(|&e| e as u64 <= total);
+        let Some((Some(lo), Some(hi))) = (rows.0 <= rows.1).then(|| (at(rows.0), at(rows.1))) else {
+            return Err(Error::input(format!("the data holds too few values for samples {rows:?} of {per} values")));
+        };
+        npy::read_elements(&bytes, &h, lo..hi)
+    }
+
+    /// [`Worker::rows`] as float values.
+    pub fn float_rows(&mut self, id: ResourceId, per: usize, rows: (usize, usize)) -> Result<Vec<f32>> {
+        Ok(self.rows(id, per, rows)?.into_f32())
     }
 
     /// A resource encoded with [`super::encode`], decoded.

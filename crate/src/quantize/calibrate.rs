@@ -237,41 +237,60 @@ impl Observer {
     /// histogram (clipping error outside the range, step²/12 inside). Each side is searched on its
     /// own grid (coordinate descent, two rounds), so one-sided outliers do not drag the other side.
     fn mse(&self) -> (f32, f32) {
-        let centers: Vec<(f32, f64)> = self
-            .hist
+        let centers = self.centers();
+        let cost = |lo: f32, hi: f32| mse_cost(&centers, lo, hi);
+        let (lo0, hi0) = (self.min.min(0.0), self.max.max(0.0));
+        let grid = |end: f32| (0..100).map(move |k| end * (1.0 - k as f32 * 0.01));
+        // The first point of least cost (as `min_by` picks it), each cost computed once.
+        let least = |points: &mut dyn Iterator<Item = f32>, cost: &dyn Fn(f32) -> f64, or: f32| {
+            let mut best: Option<(f32, f64)> = None;
+            for x in points {
+                let c = cost(x);
+                if best.is_none_or(|(_, b)| c.total_cmp(&b).is_lt()) {
+                    best = Some((x, c));
+                }
+            }
+            best.map_or(or, |(x, _)| x)
+        };
+        let (mut lo, mut hi) = (lo0, hi0);
+        for _ in 0..2 {
+            hi = least(&mut grid(hi0), &|a| cost(lo, a), hi0);
+            lo = least(&mut grid(lo0), &|a| cost(a, hi), lo0);
+        }
+        (lo, hi)
+    }
+
+    /// The centre and count of every non-empty histogram bin.
+    fn centers(&self) -> Vec<(f32, f64)> {
+        self.hist
             .iter()
             .enumerate()
             .filter(|(_, &c)| c > 0)
             .map(|(i, &c)| ((self.edge(i) + self.edge(i + 1)) / 2.0, c as f64))
-            .collect();
-        let cost = |lo: f32, hi: f32| -> f64 {
-            if hi - lo <= 0.0 {
-                return f64::INFINITY;
-            }
-            let step2 = ((hi - lo) as f64 / 255.0).powi(2);
-            centers
-                .iter()
-                .map(|&(x, c)| {
-                    let e = if x < lo {
-                        (lo - x) as f64
-                    } else if x > hi {
-                        (x - hi) as f64
-                    } else {
-                        0.0
-                    };
-                    c * if e > 0.0 { e * e } else { step2 / 12.0 }
-                })
-                .sum()
-        };
-        let (lo0, hi0) = (self.min.min(0.0), self.max.max(0.0));
-        let grid = |end: f32| (0..100).map(move |k| end * (1.0 - k as f32 * 0.01));
-        let (mut lo, mut hi) = (lo0, hi0);
-        for _ in 0..2 {
-            hi = grid(hi0).min_by(|&a, &b| cost(lo, a).total_cmp(&cost(lo, b))).unwrap_or(hi0);
-            lo = grid(lo0).min_by(|&a, &b| cost(a, hi).total_cmp(&cost(b, hi))).unwrap_or(lo0);
-        }
-        (lo, hi)
+            .collect()
     }
+}
+
+/// The expected squared error of 8-bit quantization to `[lo, hi]` of values at `centers` (centre,
+/// count): the clipping error outside the range, step²/12 inside.
+fn mse_cost(centers: &[(f32, f64)], lo: f32, hi: f32) -> f64 {
+    if hi - lo <= 0.0 {
+        return f64::INFINITY;
+    }
+    let step2 = ((hi - lo) as f64 / 255.0).powi(2);
+    centers
+        .iter()
+        .map(|&(x, c)| {
+            let e = if x < lo {
+                (lo - x) as f64
+            } else if x > hi {
+                (x - hi) as f64
+            } else {
+                0.0
+            };
+            c * if e > 0.0 { e * e } else { step2 / 12.0 }
+        })
+        .sum()
 }
 
 /// Minimum and maximum of the finite values, and how many are not finite.
@@ -472,6 +491,37 @@ mod tests {
         let (lo, hi) = o.range_for(CalibrationMethod::Mse);
         assert!(hi < 39.0 && hi > 10.0, "mse: {hi}");
         assert!(lo < -3.0, "mse: {lo}");
+    }
+
+    /// The plain twin of the MSE search: `min_by` over each grid (every cost computed twice).
+    fn mse_by_min_by(o: &Observer) -> (f32, f32) {
+        let centers = o.centers();
+        let cost = |lo: f32, hi: f32| mse_cost(&centers, lo, hi);
+        let (lo0, hi0) = (o.min.min(0.0), o.max.max(0.0));
+        let grid = |end: f32| (0..100).map(move |k| end * (1.0 - k as f32 * 0.01));
+        let (mut lo, mut hi) = (lo0, hi0);
+        for _ in 0..2 {
+            hi = grid(hi0).min_by(|&a, &b| cost(lo, a).total_cmp(&cost(lo, b))).unwrap_or(hi0);
+            lo = grid(lo0).min_by(|&a, &b| cost(a, hi).total_cmp(&cost(b, hi))).unwrap_or(lo0);
+        }
+        (lo, hi)
+    }
+
+    #[test]
+    fn the_mse_search_picks_what_min_by_picks() {
+        let mut rng = Rng::new(7);
+        let cases: [Vec<f32>; 4] = [
+            (0..50_000).map(|_| rng.normal()).chain([40.0, -3.0]).collect(),
+            (0..50_000).map(|_| rng.normal().max(0.0) * 6.0).collect(),
+            (0..20_000).map(|i| (i % 7) as f32 - 2.0).collect(),
+            vec![0.0; 100],
+        ];
+        for (k, v) in cases.iter().enumerate() {
+            let mut o = Observer::default();
+            o.observe(v);
+            let (a, b) = (o.mse(), mse_by_min_by(&o));
+            assert_eq!((a.0.to_bits(), a.1.to_bits()), (b.0.to_bits(), b.1.to_bits()), "case {k}: {a:?} vs {b:?}");
+        }
     }
 
     #[test]

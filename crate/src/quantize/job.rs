@@ -14,7 +14,6 @@ use super::{CalibrationMethod, Granularity, IoType, QuantizeOptions, TensorRange
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::ir::{Model, TensorId};
-use crate::npy::NpyArray;
 use crate::parallel::{chunks, decode, encode, Job, Resource, ResourceId, Resources, Round, Task};
 use crate::{passes, tflite};
 
@@ -79,22 +78,16 @@ fn methods(opts: &QuantizeOptions) -> Vec<CalibrationMethod> {
 }
 
 impl QuantizeJob {
-    /// Checks nothing about the data: see `quantize::quantize`, which validates first. `bytes`, when
-    /// given, is the `.npy` file `data` was read from: the workers get it as it is.
-    pub fn new(
-        model: &Model,
-        data: &NpyArray,
-        bytes: Option<&[u8]>,
-        samples: usize,
-        opts: &QuantizeOptions,
-    ) -> Result<QuantizeJob> {
+    /// Checks nothing about the data (`bytes`, a `.npy` file the workers get as it is): see
+    /// `quantize::quantize_job_npy`, which validates first.
+    pub fn new(model: &Model, bytes: Vec<u8>, samples: usize, opts: &QuantizeOptions) -> Result<QuantizeJob> {
         let t0 = now_ms();
         let size_before = tflite::write(model)?.len();
         let (fm, folded) = passes::fold_constants(model)?;
         let float = Arc::new(fm);
         let mut res = Resources::default();
         let float_id = res.add(Resource::Model(float.clone()));
-        let data_id = res.add_bytes(bytes.map_or_else(|| crate::npy::write(data), <[u8]>::to_vec));
+        let data_id = res.add_bytes(bytes);
         Ok(QuantizeJob {
             model: model.clone(),
             float,
@@ -115,6 +108,11 @@ impl QuantizeJob {
             size_before,
             times: [t0, 0.0, 0.0],
         })
+    }
+
+    /// The resource of the calibration data: the `.npy` file's bytes as given.
+    pub fn data_resource(&self) -> ResourceId {
+        self.data_id
     }
 
     fn auto(&self) -> bool {

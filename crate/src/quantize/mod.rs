@@ -123,18 +123,16 @@ pub fn quantize(
 /// Static quantization as a job, for an executor with several workers (see [`crate::parallel`]):
 /// checks the model and the calibration data first.
 pub fn quantize_job(model: &Model, data: &NpyArray, options: &QuantizeOptions) -> Result<QuantizeJob> {
-    check_float_model(model, Mode::Static)?;
-    let samples = check_calibration(model, data)?;
-    QuantizeJob::new(model, data, None, samples, options)
+    quantize_job_npy(model, crate::npy::write(data), options)
 }
 
 /// [`quantize_job`] on the `.npy` file `bytes`, which the workers get as they are (not written
-/// again).
-pub fn quantize_job_npy(model: &Model, bytes: &[u8], options: &QuantizeOptions) -> Result<QuantizeJob> {
-    let data = crate::npy::read(bytes)?;
+/// again): only its header is parsed here, and its values checked a block at a time.
+pub fn quantize_job_npy(model: &Model, bytes: Vec<u8>, options: &QuantizeOptions) -> Result<QuantizeJob> {
+    let header = crate::npy::checked_header(&bytes)?;
     check_float_model(model, Mode::Static)?;
-    let samples = check_calibration(model, &data)?;
-    QuantizeJob::new(model, &data, Some(bytes), samples, options)
+    let samples = check_calibration(model, &bytes, &header)?;
+    QuantizeJob::new(model, bytes, samples, options)
 }
 
 /// The int8 model of `model` with every tensor's range given (quantization-aware training's
@@ -205,29 +203,20 @@ fn check_float_model(model: &Model, mode: Mode) -> Result<()> {
 }
 
 /// Validates calibration data against the model input; returns the sample count.
-fn check_calibration(model: &Model, data: &NpyArray) -> Result<usize> {
+fn check_calibration(model: &Model, bytes: &[u8], h: &crate::npy::Header) -> Result<usize> {
     let g = model.main();
     let input = &g.tensors[g.inputs[0]];
-    let n = samples_in(&data.shape, &input.shape, "the calibration data")?;
+    let n = samples_in(&h.shape, &input.shape, "the calibration data")?;
     if n < MIN_CALIBRATION_SAMPLES {
         return Err(Error::input(format!(
             "the calibration data has {n} samples; at least {MIN_CALIBRATION_SAMPLES} are needed for meaningful ranges \
              (100 to 500 representative samples are recommended)"
         )));
     }
-    let converted;
-    let values = match &data.data {
-        crate::npy::NpyData::F32(v) => v,
-        _ => {
-            converted = data.to_f32();
-            &converted
-        }
-    };
-    if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
-        let per = values.len() / n.max(1);
+    if let Some((pos, v)) = crate::npy::first_non_finite(bytes, h)? {
+        let per = h.shape.iter().product::<usize>() / n.max(1);
         return Err(Error::input(format!(
-            "the calibration data holds {} at sample {}, element {}",
-            values[pos],
+            "the calibration data holds {v} at sample {}, element {}",
             pos / per.max(1),
             pos % per.max(1)
         )));

@@ -9,7 +9,6 @@ use super::calibrate::Observer;
 use crate::exec::Interpreter;
 use crate::ir::{DType, Graph, Node, Op, TensorId};
 use crate::kernels::conv::ConvShape;
-use crate::kernels::im2col::im2col;
 use crate::ops;
 
 /// Samples that the per-layer input means (for bias correction) are averaged over: the mean settles
@@ -161,18 +160,27 @@ pub fn is_activation(g: &Graph, t: TensorId) -> bool {
 
 /// Adds the column sums of the im2col rows of `input` (each filter tap's input per channel, 0 in
 /// the padding; index `(ky · kw + kx) · in_c + c`) into `sums`; returns the rows (output pixels).
-fn tap_sums(s: &ConvShape, input: &[f32], sums: &mut [f64], cols: &mut Vec<f32>) -> u64 {
-    const ROWS: usize = 64;
-    let (pixels, k) = (s.batch * s.out_h() * s.out_w(), s.patch_len());
-    for p0 in (0..pixels).step_by(ROWS) {
-        let n = ROWS.min(pixels - p0);
-        cols.resize(n * k, 0.0);
-        im2col(s, input, 0.0, p0, n, cols);
-        for row in cols.chunks_exact(k) {
-            sums.iter_mut().zip(row).for_each(|(d, &v)| *d += v as f64);
+///
+/// The rows are not built: each tap walks the output pixels in order and adds the input it reads,
+/// so every sum takes its terms in the order the im2col rows would give them (the same f64 sums,
+/// bit for bit), and padding, which adds zero, is skipped.
+fn tap_sums(s: &ConvShape, input: &[f32], sums: &mut [f64]) -> u64 {
+    let c = s.in_c;
+    for ky in 0..s.kh() {
+        for kx in 0..s.kw() {
+            let acc = &mut sums[(ky * s.kw() + kx) * c..][..c];
+            for b in 0..s.batch {
+                for iy in (0..s.out_h()).filter_map(|oy| s.win.h.tap(oy, ky)) {
+                    let row = (b * s.in_h() + iy) * s.in_w();
+                    for ix in (0..s.out_w()).filter_map(|ox| s.win.w.tap(ox, kx)) {
+                        let x = &input[(row + ix) * c..][..c];
+                        acc.iter_mut().zip(x).for_each(|(d, &v)| *d += v as f64);
+                    }
+                }
+            }
         }
     }
-    pixels as u64
+    (s.batch * s.out_h() * s.out_w()) as u64
 }
 
 impl Observed {
@@ -211,7 +219,6 @@ impl Observed {
 
     /// Input sums of every weighted layer fed by an activation.
     fn add_means(&mut self, g: &Graph, it: &Interpreter) {
-        let mut cols = Vec::new();
         for (ni, n) in g.nodes.iter().enumerate() {
             let Some(layout) = ops::weight_layout(&n.op) else { continue };
             let (Some(x), Some(w)) = (n.input(0), n.input(layout.weights)) else { continue };
@@ -226,7 +233,7 @@ impl Observed {
             match ops::conv_shape(&n.op, &xf.shape, &wf.shape) {
                 Some(s) => {
                     let entry = self.sums[ni].get_or_insert_with(|| (vec![0.0; s.patch_len()], 0));
-                    entry.1 += tap_sums(&s, xv, &mut entry.0, &mut cols);
+                    entry.1 += tap_sums(&s, xv, &mut entry.0);
                 }
                 None => {
                     let k = wf.shape.get(1).copied().unwrap_or(0);
@@ -280,5 +287,47 @@ impl Observed {
             .map(|(s, m)| s.zip(m.as_ref()).map(|((beta, row), m)| softmax_floor(m, beta, row)))
             .collect();
         Calibration { observers: self.observers, input_means, outputs: self.outputs, softmax_floor, exact: false }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Padding;
+    use crate::kernels::geometry::{Window, Window2D};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// The plain twin of [`tap_sums`]: build every im2col row and add it.
+    fn tap_sums_by_rows(s: &ConvShape, input: &[f32], sums: &mut [f64]) -> u64 {
+        let (pixels, k) = (s.batch * s.out_h() * s.out_w(), s.patch_len());
+        let mut cols = vec![0.0; pixels * k];
+        crate::kernels::im2col::im2col(s, input, 0.0, 0, pixels, &mut cols);
+        for row in cols.chunks_exact(k) {
+            sums.iter_mut().zip(row).for_each(|(d, &v)| *d += v as f64);
+        }
+        pixels as u64
+    }
+
+    #[test]
+    fn tap_sums_are_the_im2col_column_sums_bit_for_bit() {
+        let shapes =
+            [(Padding::Same, 1, 1, 3), (Padding::Valid, 2, 1, 3), (Padding::Same, 2, 2, 3), (Padding::Same, 1, 1, 1)];
+        for (pad, stride, dil, k) in shapes {
+            let win = Window2D {
+                h: Window::new(pad, 7, k, stride, dil).unwrap(),
+                w: Window::new(pad, 6, k, stride, dil).unwrap(),
+            };
+            let s = ConvShape { batch: 2, in_c: 5, out_c: 1, win };
+            // Values of very different magnitudes, so that the order of the additions shows.
+            let x: Vec<f32> =
+                (0..s.input_len()).map(|i| (i as f32 * 0.37).sin() * 10f32.powi(i as i32 % 9 - 4)).collect();
+            let (mut fast, mut plain) = (vec![0.25; s.patch_len()], vec![0.25; s.patch_len()]);
+            for _ in 0..2 {
+                assert_eq!(tap_sums(&s, &x, &mut fast), tap_sums_by_rows(&s, &x, &mut plain));
+            }
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&plain), "{pad:?} stride {stride} dilation {dil} kernel {k}");
+        }
     }
 }

@@ -17,12 +17,9 @@ fn per_sample(w: &mut Worker, model: ResourceId) -> Result<usize> {
     Ok(g.inputs.first().map_or(1, |&t| g.tensors[t].num_elements().max(1)))
 }
 
-/// The samples `range` of a data resource.
+/// The samples `range` of a data resource (only their bytes are decoded).
 fn samples(w: &mut Worker, data: ResourceId, per: usize, range: (usize, usize)) -> Result<Vec<f32>> {
-    let x = w.floats(data)?;
-    x.get(range.0 * per..range.1 * per)
-        .map(<[f32]>::to_vec)
-        .ok_or_else(|| crate::error::Error::argument("task samples out of range"))
+    w.float_rows(data, per, range)
 }
 
 /// Observe samples with the float model (calibration).
