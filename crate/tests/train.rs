@@ -13,8 +13,8 @@ use tinyml_optimizer::ir::{Model, TensorData};
 use tinyml_optimizer::npy::{self, NpyArray, NpyData};
 use tinyml_optimizer::parallel::run;
 use tinyml_optimizer::prune::{prune, Method, PruneOptions};
-use tinyml_optimizer::quantize::{quantize, QuantizeOptions};
-use tinyml_optimizer::train::{PruneDuring, QatJob, TrainJob, TrainOptions, TrainReport};
+use tinyml_optimizer::quantize::{quantize, quantize_job, quantize_with_ranges, CalibrationMethod, QuantizeOptions};
+use tinyml_optimizer::train::{qat, PruneDuring, QatJob, TrainJob, TrainOptions, TrainReport};
 use tinyml_optimizer::{tflite, ErrorCode};
 
 #[macro_use]
@@ -167,6 +167,35 @@ fn quantization_aware_training_beats_static_quantization() {
     let (a_qat, a_ptq) = (accuracy(&q, &tx, &ty), accuracy(&ptq, &tx, &ty));
     eprintln!("QAT {a_qat:.3}, PTQ {a_ptq:.3}, float {:.3}, {:?}", accuracy(&m, &tx, &ty), report.epochs);
     assert!(a_qat >= a_ptq, "QAT {a_qat} < PTQ {a_ptq}");
+}
+
+/// Quantization-aware training starts from static quantization's model exactly: with bias
+/// correction carried into the float biases, exporting the untrained weights with the static
+/// ranges gives the static model back, tensor for tensor (without it, the biases differ).
+#[test]
+fn quantization_aware_training_starts_from_the_static_model() {
+    for (name, bytes) in
+        [("cnn", fixture!("cnn", "model_float.tflite")), ("mlp", fixture!("mlp", "model_float.tflite"))]
+    {
+        let m = tflite::read(bytes).unwrap();
+        let opts = QuantizeOptions { calibration: CalibrationMethod::MinMax, ..Default::default() };
+        let mut job = quantize_job(&m, &split(0, 200).0, &opts).unwrap();
+        run(&mut job, 1, &mut |_, _, _| {}).unwrap();
+        let (ptq, report, ranges) = job.finish_with_ranges().unwrap();
+        assert!(report.layers.iter().any(|l| l.bias_correction.is_some_and(|c| c > 0.0)), "{name}: no correction");
+        let float = tinyml_optimizer::passes::fold_constants(&m).unwrap().0;
+        let (plain, _) = quantize_with_ranges(&float, &ranges, &opts).unwrap();
+        assert!(tensors(&plain) != tensors(&ptq), "{name}: bias correction changed nothing");
+        let mut start = float.clone();
+        qat::start_biases(&mut start, &ptq, &report);
+        let (again, _) = quantize_with_ranges(&start, &ranges, &opts).unwrap();
+        assert!(tensors(&again) == tensors(&ptq), "{name}: the start is not the static model");
+    }
+}
+
+/// Every tensor's type, shape, quantization and data, in order.
+fn tensors(m: &Model) -> Vec<String> {
+    m.main().tensors.iter().map(|t| format!("{:?} {:?} {:?} {:?}", t.dtype, t.shape, t.quant, t.data)).collect()
 }
 
 /// With a validation split, the starting weights are a candidate too: a run that only makes the

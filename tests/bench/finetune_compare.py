@@ -10,7 +10,9 @@ start from the same float model):
     pruning (`prune --finetune-epochs E`), and TFMOT's `prune_low_magnitude` with its
     PolynomialDecay schedule and the same E epochs;
   * quantization: our static int8 (`quantize`), our QAT (`quantize --qat-epochs E`), the TF
-    converter's static int8, and TFMOT's `quantize_model` trained E epochs then converted.
+    converter's static int8, and TFMOT's `quantize_model` trained E epochs then converted; our QAT
+    model's raw int8 outputs on 200 held-out samples are checked bit for bit against LiteRT's
+    reference kernels.
 
 Every model is scored by the same evaluator (our CLI `evaluate`, whose int8 engine is bit-exact
 with LiteRT's reference kernels) on held-out samples from the fixtures' generator. Wall time per
@@ -186,6 +188,29 @@ def tfmot_qat(name, x, y, epochs, batch, lr):
     return to_tflite(q, qat=True), per_epoch
 
 
+def bit_exact(model_path, x, d):
+    """Whether our engine (`run --target litert --raw`) and LiteRT's reference kernels give the
+    same int8 outputs, bit for bit, on `x` (float images, quantized with the model's input
+    parameters)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_path=model_path, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    scale, zero = inp["quantization"]
+    q = np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
+    theirs = []
+    for sample in q:
+        it.set_tensor(inp["index"], sample[None])
+        it.invoke()
+        theirs.append(it.get_tensor(out["index"])[0])
+    xp, yp = os.path.join(d, "exact_x.npy"), os.path.join(d, "exact_y.npy")
+    np.save(xp, q)
+    cli("run", model_path, "--input", xp, "--output", yp, "--target", "litert", "--raw")
+    ours = np.load(yp)
+    return bool(ours.shape == np.stack(theirs).shape and np.array_equal(ours, np.stack(theirs)))
+
+
 # ------------------------------------------------------------------------------------------------
 # The comparison
 # ------------------------------------------------------------------------------------------------
@@ -264,12 +289,14 @@ def run_model(name, d, files, epochs, batch, sparsities, results, use_browser):
         tf_qat_acc, tf_qat_s = None, None
     q = {"ours_ptq": accuracy(ptq, xte, yte), "ours_qat": accuracy(qat, xte, yte),
          "tf_ptq": accuracy(tf_ptq, xte, yte), "tf_qat": tf_qat_acc,
+         "ours_qat_bit_exact": bit_exact(qat, files["x_test"][:200], d),
          "ours_qat_s_per_epoch": qat_ms / 1000, "tf_qat_s_per_epoch": tf_qat_s,
          "ours_qat_chromium_s_per_epoch": browser["qat"]["msPerEpoch"] / 1000 if browser else None}
     row["quantization"] = q
     tf_txt = "refused" if tf_qat_acc is None else f"{tf_qat_acc:.3f}"
     tf_s = "-" if tf_qat_s is None else f"{tf_qat_s:.2f}"
     print(f"  {name} int8: PTQ ours {q['ours_ptq']:.3f} TF {q['tf_ptq']:.3f}   QAT ours {q['ours_qat']:.3f} "
+          f"({'bit-exact with' if q['ours_qat_bit_exact'] else 'DIFFERS from'} LiteRT's reference kernels) "
           f"TF {tf_txt}   s/epoch ours {q['ours_qat_s_per_epoch']:.2f} "
           f"(Chromium {fmt_s(q['ours_qat_chromium_s_per_epoch'])}) TF {tf_s}", flush=True)
     results["models"].append(row)
@@ -326,7 +353,7 @@ def main():
     print(f"CPU: {results['cpu']}; {len(x_train)} training samples, {len(x_test)} held-out, "
           f"{epochs} epochs, batch {a.batch}, Adam 1e-3 (QAT 2e-4)", flush=True)
     with tempfile.TemporaryDirectory() as d:
-        files = {"x_train": x_train, "y_train": y_train, "x_calib": x_calib}
+        files = {"x_train": x_train, "y_train": y_train, "x_calib": x_calib, "x_test": x_test}
         for key, arr in [("xtr_path", x_train), ("ytr_path", y_train.astype(np.int64)), ("xte_path", x_test),
                          ("yte_path", y_test.astype(np.int64)), ("xca_path", x_calib)]:
             p = os.path.join(d, key + ".npy")
@@ -342,6 +369,7 @@ def main():
         svg(results, os.path.join(RESULTS, "finetune.svg"))
     failures = [(m["model"], r["sparsity"]) for m in results["models"] for r in m["pruning"] if r["ours"] < r["tfmot"]]
     failures += [(m["model"], "qat") for m in results["models"] if m["quantization"]["ours_qat"] < m["quantization"]["ours_ptq"]]
+    failures += [(m["model"], "qat not bit-exact") for m in results["models"] if not m["quantization"]["ours_qat_bit_exact"]]
     print("below the reference:", failures if failures else "none")
     return 1 if failures else 0
 

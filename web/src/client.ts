@@ -24,7 +24,7 @@ import type {
   TrainMetrics,
   TrainOptions,
 } from './types.js';
-import { OptimizerError } from './types.js';
+import { OptimizerError, QAT_LEARNING_RATE } from './types.js';
 import type { AssetOptions } from './assets.js';
 import { readNpy, writeNpy } from './npy.js';
 import { isTensor, type Tensor } from './tensor.js';
@@ -498,14 +498,15 @@ export class LoadedModel {
   /**
    * Quantization-aware training: static quantization (on the first 200 training samples) starts the
    * ranges, then `epochs` of training with fake quantization, then the same full-int8 export as
-   * `quantize`. `data` and `labels` as for `finetune`.
+   * `quantize`. `data` and `labels` as for `finetune`. The learning rate defaults to 2e-4 here (a
+   * fifth of fine-tuning's, as the CLI and the app use: QAT adjusts a trained model).
    */
   async quantizeAware(
     options: QuantizeSettings & { data: Input; labels: Input; train?: TrainOptions },
     opts: TrainCallOptions = {},
   ): Promise<{ model: LoadedModel; report: QatReport }> {
     const { data, labels, train, ...quantize } = options;
-    const args = { handle: this.handle, x: npyBuffer(data), y: npyBuffer(labels), train: train ?? {}, options: quantize };
+    const args = { handle: this.handle, x: npyBuffer(data), y: npyBuffer(labels), train: { learningRate: QAT_LEARNING_RATE, ...train }, options: quantize };
     const r = await this.call('qat', args, { ...opts, graceful: true });
     return { model: new LoadedModel(this.optimizer, r.handle, this.generation, r.summary), report: r.report };
   }

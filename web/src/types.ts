@@ -95,6 +95,10 @@ export function needsData(method: core.PruneMethod | undefined): method is Gradi
  * ['cross-entropy'], validationSplit [0.1], earlyStopping [0], seed [0]. */
 export type TrainOptions = Partial<core.TrainOptions>;
 
+/** Quantization-aware training's learning rate unless given (`quantizeAware`, `quantize
+ * --qat-epochs`, the app): a fifth of fine-tuning's, as QAT adjusts an already trained model. */
+export const QAT_LEARNING_RATE = 2e-4;
+
 /** Gradual pruning during training. Without `schedule`: TFMOT's polynomial schedule reaching
  * `sparsity` two thirds of the way through training, so the last third trains at the final
  * sparsity. */

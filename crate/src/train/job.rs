@@ -33,6 +33,8 @@ struct Pruning {
     /// Indices into the trained parameters.
     layers: Vec<usize>,
     rng: Rng,
+    /// The masks are at the schedule's final sparsity (from its last update on).
+    at_final: bool,
 }
 
 /// The weights (and fake-quant ranges) of the best epoch so far.
@@ -330,7 +332,7 @@ fn pruning(g: &crate::ir::Graph, p: &PruneDuring, trainable: &[TensorId], total:
         return Err(crate::prune::no_layers(g));
     }
     let schedule = p.schedule.unwrap_or_else(|| PruningSchedule::polynomial(p.sparsity, total));
-    Ok(Pruning { method: p.method, schedule, layers, rng: Rng::new(seed ^ 0x9a11) })
+    Ok(Pruning { method: p.method, schedule, layers, rng: Rng::new(seed ^ 0x9a11), at_final: false })
 }
 
 impl Job for TrainJob {
@@ -426,6 +428,7 @@ impl TrainJob {
             None => return,
         };
         let target = if last { pr.schedule.final_sparsity() } else { target };
+        pr.at_final = target >= pr.schedule.final_sparsity();
         let scores: Vec<Vec<f32>> = pr
             .layers
             .iter()
@@ -485,9 +488,10 @@ impl TrainJob {
         };
         self.times.push(ms);
         let score = report.val_loss.unwrap_or(report.loss);
-        // With pruning, only epochs at the final sparsity may be kept.
-        let eligible =
-            self.pruning.as_ref().is_none_or(|p| (report.sparsity - p.schedule.final_sparsity()).abs() < 1e-6);
+        // With pruning, only epochs at the final sparsity may be kept. (Whether the masks are there,
+        // not whether the measured sparsity equals the requested one: per-layer counts round, so
+        // 80% measures 80.07% on the CNN fixture and no epoch was ever kept.)
+        let eligible = self.pruning.as_ref().is_none_or(|p| p.at_final);
         if eligible && self.best.as_ref().is_none_or(|b| score < b.score) {
             self.best =
                 Some(Best { score, epoch: report.epoch, weights: self.weights_only(), ranges: self.ranges.clone() });

@@ -94,6 +94,38 @@ pub fn insert_fake_quant(m: &Model, ranges: &[Option<(f32, f32)>]) -> Result<(Mo
     Ok((out, list))
 }
 
+/// Starts training from static quantization's int8 model exactly: each weighted layer's float bias
+/// becomes the int8 model's bias (bias correction, when static quantization chose it, shifts it by
+/// the mean error weight rounding causes), so the fake-quantized start computes what the PTQ
+/// model does, and the export of untrained weights is that model again. Layers without a float
+/// bias, or whose int8 bias cannot be matched, keep theirs.
+pub fn start_biases(float: &mut Model, int8: &Model, report: &QuantReport) {
+    let producer = float.main().producers();
+    let q = int8.main();
+    for l in report.layers.iter().filter(|l| l.bias_correction.is_some()) {
+        let Some(fnode) = l.source_tensor.and_then(|t| producer.get(t).copied().flatten()) else { continue };
+        let Some(b) = float.main().nodes[fnode].input(2) else { continue };
+        let Some(values) = q.nodes.get(l.index).and_then(|n| n.input(2)).and_then(|t| dequantized_bias(&q.tensors[t]))
+        else {
+            continue;
+        };
+        let t = &mut float.main_mut().tensors[b];
+        if t.shape.iter().product::<usize>() == values.len() && t.data.as_ref().and_then(TensorData::as_f32).is_some() {
+            t.data = TensorData::from_f32(&t.shape.clone(), values);
+        }
+    }
+}
+
+/// The real values of an int32 bias with per-tensor or per-channel scales (zero points 0).
+fn dequantized_bias(t: &Tensor) -> Option<Vec<f32>> {
+    let v = t.data.as_ref()?.as_i32()?;
+    let scales = &t.quant.as_ref()?.scale;
+    if scales.is_empty() || (scales.len() != 1 && scales.len() != v.len()) {
+        return None;
+    }
+    Some(v.iter().enumerate().map(|(i, &b)| b as f32 * scales[if scales.len() == 1 { 0 } else { i }]).collect())
+}
+
 /// Quantization-aware training as one job: static quantization to start the ranges (on the first
 /// samples of the training data), training with fake quantization, then the int8 export.
 pub struct QatJob {
@@ -150,10 +182,11 @@ impl QatJob {
     /// Static quantization is done: build the training graph from its ranges and start training.
     fn start_training(&mut self) -> Result<()> {
         let ptq = self.ptq.take().ok_or_else(|| Error::argument("no static quantization"))?;
-        let (_, report, ranges) = ptq.finish_with_ranges()?;
-        self.ptq_report = Some(report);
-        let (folded, _) = crate::passes::fold_constants(&self.model)?;
+        let (int8, report, ranges) = ptq.finish_with_ranges()?;
+        let (mut folded, _) = crate::passes::fold_constants(&self.model)?;
+        start_biases(&mut folded, &int8, &report);
         let (graph, nodes) = insert_fake_quant(&folded, &ranges)?;
+        self.ptq_report = Some(report);
         let per_channel = self.qopts.granularity == crate::quantize::Granularity::PerChannel;
         let mut job = TrainJob::new(&graph, &self.x, &self.y, &self.opts, None, nodes)?;
         job.quantize_weights(per_channel);

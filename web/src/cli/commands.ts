@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import type { LoadedModel } from '../client.js';
 import { writeFilesAtomically } from '../files.js';
 import { formatEvalReport, formatPruneReport, formatQuantReport, formatSummary, formatTrained, shownPath } from '../format.js';
-import { OptimizerError, type EvalReport, type FinetuneReport, type ModelSummary, type PruneReport, type QatReport, type PruneOptions, type QuantizeOptions } from '../types.js';
+import { OptimizerError, QAT_LEARNING_RATE, type EvalReport, type FinetuneReport, type ModelSummary, type PruneReport, type QatReport, type PruneOptions, type QuantizeOptions } from '../types.js';
 import {
   DATA_OPTIONS,
   epochsOf,
@@ -164,7 +164,7 @@ const run: Command = {
 /** `quantize --qat-epochs`: quantization-aware training, then the int8 model. */
 function quantizeAware(values: Values): Transform<QatReport> {
   const { mode: _mode, calibration: _calibration, ...quantize } = parseQuantize(values);
-  const train = parseTrain(values, epochsOf(values, 'qat-epochs'), 2e-4);
+  const train = parseTrain(values, epochsOf(values, 'qat-epochs'), QAT_LEARNING_RATE);
   return {
     inputs: namedInputs(values, TRAIN_INPUTS),
     async apply(model, io) {
