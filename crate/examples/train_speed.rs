@@ -29,7 +29,7 @@ fn main() {
             (r.ms_per_epoch, r.epochs[0].loss, tinyml_optimizer::tflite::write(&q).unwrap())
         }
         _ => {
-            let prune = (mode == "prune").then(|| PruneDuring {
+            let prune = (mode == "prune").then_some(PruneDuring {
                 method: tinyml_optimizer::prune::Method::LayerMagnitude,
                 schedule: None,
                 sparsity: 0.5,
