@@ -10,6 +10,7 @@
 //! [`gradients`] averages over a dataset in fixed chunks of [`CHUNK`] samples, summed in chunk
 //! order, so the result does not depend on how work is split across cores ([`GradientsJob`]).
 
+pub mod gemm;
 mod loss;
 mod pointwise;
 mod registry;
@@ -39,6 +40,8 @@ type OperandGrads = Vec<Option<Vec<f32>>>;
 /// Scratch reused across nodes and batches.
 #[derive(Default)]
 pub struct Workspace {
+    /// A convolution's output gradient through its clamp.
+    dz: Vec<f32>,
     cols: Vec<f32>,
     dcols: Vec<f32>,
     t0: Vec<f32>,
@@ -74,6 +77,18 @@ fn through_clamp(cx: &BackCx, act: Activation) -> Result<Vec<f32>> {
         return Ok(cx.dy.to_vec());
     }
     Ok(cx.dy.iter().zip(cx.y).map(|(&d, &v)| if v > min && v < max { d } else { 0.0 }).collect())
+}
+
+/// [`through_clamp`] into a reused buffer.
+fn through_clamp_into(cx: &BackCx, act: Activation, out: &mut Vec<f32>) -> Result<()> {
+    let (min, max) = cx.node.clamp(act)?;
+    out.clear();
+    if min == f32::NEG_INFINITY && max == f32::INFINITY {
+        out.extend_from_slice(cx.dy);
+    } else {
+        out.extend(cx.dy.iter().zip(cx.y).map(|(&d, &v)| if v > min && v < max { d } else { 0.0 }));
+    }
+    Ok(())
 }
 
 /// One reverse walk over a graph, from the activations of one forward run.

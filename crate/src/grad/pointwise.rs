@@ -18,6 +18,9 @@ pub(super) fn binary(kind: BinaryKind, act: Activation, cx: &mut BackCx) -> Resu
     let dz = through_clamp(cx, act)?;
     let (af, bf) = (cx.node.input(0, "first")?, cx.node.input(1, "second")?);
     let out_shape = elementwise::broadcast_shape(&af.shape, &bf.shape).ok_or_else(|| cx.node.err("broadcast"))?;
+    if af.shape == bf.shape && af.len() == dz.len() {
+        return same_shape(kind, dz, cx);
+    }
     // For each output element, the elements of `a` and `b` it was computed from.
     let ia: Vec<u32> = (0..af.len() as u32).collect();
     let ib: Vec<u32> = (0..bf.len() as u32).collect();
@@ -43,6 +46,27 @@ pub(super) fn binary(kind: BinaryKind, act: Activation, cx: &mut BackCx) -> Resu
             };
         }
         grads[1] = Some(db);
+    }
+    Ok(grads)
+}
+
+/// [`binary`] without broadcasting: element `i` of the output gradient goes to element `i` of each
+/// operand (the residual ADD of a ResNet block, on every step).
+fn same_shape(kind: BinaryKind, dz: Vec<f32>, cx: &BackCx) -> Result<OperandGrads> {
+    let mut grads = cx.empty();
+    let times = |v: &[f32]| dz.iter().zip(v).map(|(&d, &x)| d * x).collect::<Vec<f32>>();
+    if cx.need[1] {
+        grads[1] = Some(match kind {
+            BinaryKind::Add => dz.clone(),
+            BinaryKind::Sub => dz.iter().map(|&d| -d).collect(),
+            BinaryKind::Mul => times(cx.value(0)?),
+        });
+    }
+    if cx.need[0] {
+        grads[0] = Some(match kind {
+            BinaryKind::Mul => times(cx.value(1)?),
+            _ => dz,
+        });
     }
     Ok(grads)
 }

@@ -14,7 +14,6 @@ pub mod im2col;
 pub mod int8;
 pub mod layout;
 pub mod lstm;
-pub mod matmul;
 pub mod pool;
 pub mod quant;
 pub mod reduce;

@@ -57,10 +57,36 @@ pub struct StepOut {
     pub ranges: Vec<(f32, f32)>,
 }
 
-/// A worker's parameter store for training one model, and which weights it holds.
+/// A worker's parameter store for training one model, and which weights it holds; with the
+/// activations and backward scratch its steps reuse (one [`State`] per batch size).
 struct Trainee {
     version: Option<u64>,
     params: Params,
+    states: Vec<(usize, State)>,
+    ws: Workspace,
+}
+
+impl Trainee {
+    /// The activations for batches of `rows` samples (kept for the next step of that size).
+    fn take_state(&mut self, plan: &Plan, rows: usize) -> State {
+        match self.states.iter().position(|s| s.0 == rows) {
+            Some(i) => {
+                let mut state = self.states.swap_remove(i).1;
+                state.reset_variables(plan);
+                state
+            }
+            None => State::new(plan),
+        }
+    }
+
+    /// Keeps `state` for later steps: a run has at most a few batch sizes (the step's, the last
+    /// step's, validation's), and the oldest goes when a fourth comes.
+    fn keep_state(&mut self, rows: usize, state: State) {
+        if self.states.len() >= 3 {
+            self.states.remove(0);
+        }
+        self.states.push((rows, state));
+    }
 }
 
 impl TrainStep {
@@ -108,7 +134,12 @@ impl TrainStep {
                 Plan::new(&m, PlanOptions { batch: (b - a != 1).then_some(b - a), ..PlanOptions::default() })
             })?;
             let trainee = w.derived(self.model, usize::MAX, |_, _| {
-                Ok(Mutex::new(Trainee { version: None, params: Params::new(&plan, g)? }))
+                Ok(Mutex::new(Trainee {
+                    version: None,
+                    params: Params::new(&plan, g)?,
+                    states: Vec::new(),
+                    ws: Workspace::default(),
+                }))
             })?;
             let part = self.group(g, &plan, &trainee, &spec, &xs[a * per..b * per], &t, (a, b))?;
             merge(&mut out, part);
@@ -132,7 +163,24 @@ impl TrainStep {
             tr.params.update(plan, self.changes(spec))?;
             tr.version = Some(self.version);
         }
-        let mut state = State::new(plan);
+        let mut state = tr.take_state(plan, b - a);
+        let out = self.forward_backward(g, plan, &mut tr, &mut state, spec, x, t, (a, b));
+        tr.keep_state(b - a, state);
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward_backward(
+        &self,
+        g: &crate::ir::Graph,
+        plan: &Plan,
+        tr: &mut Trainee,
+        state: &mut State,
+        spec: &TrainSpec,
+        x: &[f32],
+        t: &TargetData,
+        (a, b): (usize, usize),
+    ) -> Result<StepOut> {
         state.set_input_f32(plan, 0, x)?;
         state.run(plan, &tr.params, None)?;
         let o = plan.output_ids().first().copied().ok_or_else(|| Error::argument("the model has no output"))?;
@@ -145,8 +193,8 @@ impl TrainStep {
         let s = seed(g, o, p, b - a, spec.loss, targets)?;
         let mut out = StepOut { loss: s.loss, correct: s.correct.map(|c| c as u64), ..Default::default() };
         if self.backward {
-            let bp = Backprop { graph: g, plan, params: &tr.params, state: &state };
-            let grads = bp.run(&s, &spec.trainable, &mut Workspace::default())?;
+            let bp = Backprop { graph: g, plan, params: &tr.params, state };
+            let grads = bp.run(&s, &spec.trainable, &mut tr.ws)?;
             out.grads = grads
                 .into_iter()
                 .zip(&spec.trainable)
