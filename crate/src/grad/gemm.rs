@@ -30,13 +30,19 @@ pub struct Dims {
 impl Dims {
     /// Whether the slices hold every element the product reads or writes.
     fn fits(&self, a: &[f32], b: &[f32], c: &[f32]) -> bool {
-        let last = |rows: usize, ld: usize, cols: usize| (rows > 0 && cols > 0).then(|| (rows - 1) * ld + cols);
+        // The end of the last row read, checked (an overflow is "does not fit", never a wrap that
+        // would let the unchecked micro-kernel read past the slice).
+        let fits = |len: usize, rows: usize, ld: usize, cols: usize| {
+            rows == 0
+                || cols == 0
+                || (rows - 1).checked_mul(ld).and_then(|x| x.checked_add(cols)).is_some_and(|l| len >= l)
+        };
         self.lda >= self.m
             && self.ldb >= self.n
             && self.ldc >= self.n
-            && last(self.k, self.lda, self.m).is_none_or(|l| a.len() >= l)
-            && last(self.k, self.ldb, self.n).is_none_or(|l| b.len() >= l)
-            && last(self.m, self.ldc, self.n).is_none_or(|l| c.len() >= l)
+            && fits(a.len(), self.k, self.lda, self.m)
+            && fits(b.len(), self.k, self.ldb, self.n)
+            && fits(c.len(), self.m, self.ldc, self.n)
     }
 }
 
