@@ -584,9 +584,9 @@ pub mod simd128 {
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod dw_simd {
     //! The depthwise loop of the SIMD builds: blocks of eight channels outer, output pixels inner,
-    //! so a block's offsets and requantization constants are loaded once per block, and each
+    //! so a block's offsets and requantization constants are loaded once per layer, and each
     //! pixel's two vectors of sums go straight to the vector requantization.
-    use super::super::super::requant::{simd128::Block8, VecStage};
+    use super::super::super::requant::{simd128::requant8, VecStage};
     use core::arch::wasm32::*;
 
     /// `out[((b·oh + oy)·ow + ox)·out_c + c0 + c] = requant(dot(c0, base(b, oy, ox))[c] + offset[c0 + c])`
@@ -603,13 +603,17 @@ mod dw_simd {
         assert!(out.len() >= batch * oh * ow * out_c && offset.len() >= out_c.div_ceil(8) * 8);
         for c0 in (0..out_c).step_by(8) {
             let take = (out_c - c0).min(8);
-            let rq = Block8::new(vs, c0, offset[c0..c0 + 8].try_into().expect("eight offsets"));
+            // SAFETY: offset holds at least c0 + 8 values (asserted above).
+            let (o0, o1) = unsafe {
+                let at = offset.as_ptr().add(c0);
+                (v128_load(at as *const v128), v128_load(at.add(4) as *const v128))
+            };
             let mut at = c0;
             for b in 0..batch {
                 for oy in 0..oh {
                     for ox in 0..ow {
                         let (lo, hi) = dot(c0, base(b, oy, ox));
-                        let v = rq.apply(lo, hi);
+                        let v = requant8(i32x4_add(lo, o0), i32x4_add(hi, o1), vs, c0);
                         if take == 8 {
                             // SAFETY: at + 8 ≤ batch·oh·ow·out_c ≤ out.len() (asserted above).
                             unsafe { v128_store64_lane::<0>(v, out.as_mut_ptr().add(at) as *mut u64) };

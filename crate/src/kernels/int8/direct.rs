@@ -299,9 +299,7 @@ mod simd {
         });
     }
 
-    /// Pairs: per group, two i16 weight vectors and one broadcast of two widened inputs per
-    /// pixel; four groups at a time where a run has them (one widening load of eight inputs per
-    /// pixel, each pair then splatted from it).
+    /// Pairs: per group, two i16 weight vectors and one broadcast of two widened inputs per pixel.
     pub fn pairs(x: &Input, w: &[i16], run_g: usize, rq: &Block8, o: Output) {
         assert!(w.len() >= x.offs.len() * run_g * NR, "direct conv: weights too short");
         let (bytes, offs) = (x.bytes.as_ptr(), x.offs);
@@ -310,44 +308,19 @@ mod simd {
             let mut a = [(z, z); MR];
             let mut wp = w.as_ptr();
             for &off in offs {
-                let mut q = 0;
-                // SAFETY (both loops): the caller checked that every base + off + run_g is inside
-                // the padded input, and q + 8 ≤ run_g (resp. q + 2) bounds each load; the weights
-                // hold runs·run_g·8 i16 (asserted above) and wp advances 16 per pair.
-                while q + 8 <= run_g {
+                for q in (0..run_g).step_by(2) {
+                    // SAFETY: as in `quads`; wp advances 16 i16 per group.
                     unsafe {
-                        let v = b.map(|base| i16x8_load_extend_i8x8(bytes.add(base + off + q) as *const i8));
-                        pair::<0>(&mut a, &v, wp);
-                        pair::<1>(&mut a, &v, wp.add(16));
-                        pair::<2>(&mut a, &v, wp.add(32));
-                        pair::<3>(&mut a, &v, wp.add(48));
-                        wp = wp.add(8 * NR);
-                    }
-                    q += 8;
-                }
-                while q < run_g {
-                    unsafe {
-                        let v = b.map(|base| {
-                            i16x8_extend_low_i8x16(v128_load16_splat(bytes.add(base + off + q) as *const u16))
-                        });
-                        pair::<0>(&mut a, &v, wp);
+                        let (w0, w1) = (v128_load(wp as *const v128), v128_load(wp.add(8) as *const v128));
                         wp = wp.add(2 * NR);
+                        for (acc, &base) in a.iter_mut().zip(&b) {
+                            let v = i16x8_extend_low_i8x16(v128_load16_splat(bytes.add(base + off + q) as *const u16));
+                            *acc = (i32x4_add(acc.0, i32x4_dot_i16x8(v, w0)), i32x4_add(acc.1, i32x4_dot_i16x8(v, w1)));
+                        }
                     }
-                    q += 2;
                 }
             }
             a
         });
-    }
-
-    /// Adds pair `J` of each pixel's widened inputs `v` (lane `J` of each, as an i32) times the
-    /// sixteen i16 weights at `wp` to the pixels' sums.
-    #[inline(always)]
-    unsafe fn pair<const J: usize>(a: &mut [(v128, v128); MR], v: &[v128; MR], wp: *const i16) {
-        let (w0, w1) = (v128_load(wp as *const v128), v128_load(wp.add(8) as *const v128));
-        for (acc, &v) in a.iter_mut().zip(v) {
-            let x = i32x4_shuffle::<J, J, J, J>(v, v);
-            *acc = (i32x4_add(acc.0, i32x4_dot_i16x8(x, w0)), i32x4_add(acc.1, i32x4_dot_i16x8(x, w1)));
-        }
     }
 }
