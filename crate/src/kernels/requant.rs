@@ -412,6 +412,72 @@ pub mod simd128 {
         }
     }
 
+    /// Eight channels' requantization with every per-channel constant loaded once: for loops
+    /// that requantize many pixels of the same eight channels straight from registers (the direct
+    /// convolution). [`Block8::apply`] gives [`requant8`] of `acc + offset` bit for bit.
+    pub enum Block8<'a> {
+        /// Both groups have the window layout: their constants as vectors.
+        Windows { consts: [[v128; 8]; 2], shifts: [u32; 2], zp: v128, offset: [v128; 2] },
+        /// Otherwise the general layout, from the stage.
+        General { vs: &'a VecStage, first: usize, offset: [v128; 2] },
+    }
+
+    impl<'a> Block8<'a> {
+        /// Channels `first..first + 8` (`first` a multiple of 4) of a fixed-point stage, with
+        /// their eight offsets.
+        pub fn new(vs: &'a VecStage, first: usize, offset: &[i32; 8]) -> Self {
+            // SAFETY: two 16-byte loads from an 8-element i32 array.
+            let offset = unsafe {
+                let at = offset.as_ptr();
+                [v128_load(at as *const v128), v128_load(at.add(4) as *const v128)]
+            };
+            let g = first / 4;
+            if let (Some(w0), Some(w1)) = (&vs.windows[g], &vs.windows[g + 1]) {
+                let consts = |w: &Window4| {
+                    [
+                        ld(&w.lo),
+                        ld(&w.hi),
+                        ld(&w.below),
+                        ld(&w.neg_amount),
+                        ld(&w.factor),
+                        ld(&w.mult),
+                        ld64(&w.add, 0),
+                        ld64(&w.add, 1),
+                    ]
+                };
+                let (consts, shifts) = ([consts(w0), consts(w1)], [w0.shift, w1.shift]);
+                return Block8::Windows { consts, shifts, zp: i32x4_splat(vs.zp), offset };
+            }
+            Block8::General { vs, first, offset }
+        }
+
+        /// The eight int8 results (low 8 bytes) of sums `a0` (channels 0..4) and `a1` (4..8).
+        #[inline(always)]
+        pub fn apply(&self, a0: v128, a1: v128) -> v128 {
+            match self {
+                Block8::Windows { consts, shifts, zp, offset } => {
+                    let one = |x: v128, g: &[v128; 8], shift: u32| {
+                        let x = i32x4_min(i32x4_max(x, g[0]), g[1]);
+                        let neg = v128_and(i32x4_lt(x, g[2]), g[3]);
+                        let xf = i32x4_mul(x, g[4]);
+                        let lo = i64x2_add(i64x2_extmul_low_i32x4(xf, g[5]), g[6]);
+                        let hi = i64x2_add(i64x2_extmul_high_i32x4(xf, g[5]), g[7]);
+                        let high = i32x4_shuffle::<1, 3, 5, 7>(lo, hi);
+                        i32x4_add(i32x4_shr(i32x4_sub(high, neg), shift), *zp)
+                    };
+                    let v = i16x8_narrow_i32x4(
+                        one(i32x4_add(a0, offset[0]), &consts[0], shifts[0]),
+                        one(i32x4_add(a1, offset[1]), &consts[1], shifts[1]),
+                    );
+                    i8x16_narrow_i16x8(v, v)
+                }
+                Block8::General { vs, first, offset } => {
+                    requant8(i32x4_add(a0, offset[0]), i32x4_add(a1, offset[1]), vs, *first)
+                }
+            }
+        }
+    }
+
     /// Requantizes eight channels `first..first + 8` (`first` a multiple of 4) given as two
     /// vectors of `acc + offset`; the int8 results are in the low 8 bytes.
     #[inline(always)]

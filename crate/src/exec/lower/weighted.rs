@@ -110,7 +110,7 @@ pub(super) fn conv2d(c: &Conv2D, cx: &LowerCx) -> Result<Box<dyn Kernel>> {
         (DType::I8, _) => {
             let stage = output_stage(cx, x, w, s.out_c, 0, c.activation, Layer::Conv)?;
             let (_, in_zp) = cx.node.act_qparams(x, "input")?;
-            Box::new(ConvI8 { s, k, stage, in_zp })
+            Box::new(ConvI8 { s, stage, in_zp })
         }
         (_, DType::I8) => {
             let w_scale = cx.node.weight_scales(w, s.out_c, 0)?;
@@ -184,7 +184,6 @@ impl Kernel for ConvHybrid {
 #[derive(Debug)]
 struct ConvI8 {
     s: ConvShape,
-    k: usize,
     stage: OutputStage,
     in_zp: i32,
 }
@@ -197,7 +196,7 @@ impl Kernel for ConvI8 {
     fn pack(&self, operands: &[Option<&Buffer>]) -> Result<Option<Packed>> {
         let w = const_i8(operands, 1, "weights")?;
         let bias = const_i32(operands, 2)?;
-        Ok(Some(Box::new(PreparedGemm::new(w, self.s.out_c, self.k, bias, -self.in_zp, self.stage.clone()))))
+        Ok(Some(Box::new(PreparedGemm::conv(w, &self.s, bias, -self.in_zp, self.stage.clone()))))
     }
 
     fn run(&self, cx: &mut RunCx) -> Result<()> {

@@ -10,6 +10,7 @@ use super::super::gemm_dot4::{self, DotKind, PackedQuad};
 use super::super::gemm_i7::{self, PackedHalves};
 use super::super::gemm_i8::{self, PackedI8, Requant};
 use super::super::requant::{self, VecStage};
+use super::direct::{self, DirectScratch, Group, PackedDirect};
 
 /// Direct-loop int8 CONV_2D (TFLite's `ConvPerChannel`); weights `[oc, kh, kw, ic]`.
 #[allow(clippy::too_many_arguments)]
@@ -59,6 +60,8 @@ pub struct PreparedGemm {
     pub stage: OutputStage,
     vec: Option<VecStage>,
     relaxed: Relaxed,
+    /// The direct-convolution packing, when [`PreparedGemm::with_direct`] made one.
+    direct: Option<PackedDirect>,
 }
 
 /// The relaxed-dot packing in use, if any.
@@ -107,7 +110,29 @@ impl PreparedGemm {
             DotKind::None => Relaxed::None,
         };
         let vec = VecStage::new(&stage, n);
-        PreparedGemm { weights: packed, offset, stage, vec, relaxed }
+        PreparedGemm { weights: packed, offset, stage, vec, relaxed, direct: None }
+    }
+
+    /// Prepared CONV_2D weights `[out_c][kh][kw][in_c]` for shape `s`: [`PreparedGemm::new`], and
+    /// in the SIMD builds the direct convolution's packing too (which [`conv2d`] then runs).
+    pub fn conv(weights: &[i8], s: &ConvShape, bias: Option<&[i32]>, input_offset: i32, stage: OutputStage) -> Self {
+        let g = Self::new(weights, s.out_c, s.patch_len(), bias, input_offset, stage);
+        if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+            g.with_direct(weights, s)
+        } else {
+            g
+        }
+    }
+
+    /// Adds the direct-convolution packing of `weights` for shape `s` (quads where the u8 relaxed
+    /// dot is in use, pairs for the i16 kernels; none for the 7-bit halves, which keep im2col).
+    pub fn with_direct(mut self, weights: &[i8], s: &ConvShape) -> Self {
+        self.direct = match self.relaxed {
+            Relaxed::Quad(..) => Some(PackedDirect::pack(weights, s, Group::Quads)),
+            Relaxed::None => Some(PackedDirect::pack(weights, s, Group::Pairs)),
+            Relaxed::Halves(_) => None,
+        };
+        self
     }
 
     fn requant<'a>(&'a self, offset: &'a [i32]) -> Requant<'a> {
@@ -123,6 +148,7 @@ pub struct Scratch {
     cols_i8: Vec<i8>,
     rows: Vec<i32>,
     padded: Vec<i8>,
+    direct: DirectScratch,
 }
 
 /// Output pixels per im2col block.
@@ -198,6 +224,14 @@ fn as_u8(v: &[i8]) -> &[u8] {
 /// the simd128 kernel.
 pub fn conv2d(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Scratch) {
     debug_assert_eq!(g.weights.k, s.patch_len());
+    if let Some(d) = g.direct.as_ref().filter(|d| d.fits(s)) {
+        let offset = match &g.relaxed {
+            Relaxed::Quad(_, off) if d.group == Group::Quads => off,
+            _ => &g.offset,
+        };
+        direct::conv2d(s, input_zp, input, d, offset, &g.stage, g.vec.as_ref(), out, &mut scratch.direct);
+        return;
+    }
     let pixels = s.batch * s.out_h() * s.out_w();
     let pointwise = s.kh() == 1 && s.kw() == 1 && s.win.h.stride == 1 && s.win.w.stride == 1;
     // The u8 kernel reads `x + 128`: the padded copy is flipped once, pointwise rows on the way.
@@ -696,6 +730,55 @@ mod tests {
                 assert_eq!(got, want, "{s:?} {kind:?}");
             }
         }
+    }
+
+    /// Stages of three kinds: small multipliers (the window layout), multipliers above one (left
+    /// shifts: the general vector layout) and LiteRT's double rescaling (no vector kernel).
+    fn stages(rng: &mut Rng, n: usize) -> Vec<OutputStage> {
+        let big = (0..n).map(|_| Rescale::Fixed(quantize_multiplier(0.5 + rng.uniform() as f64 * 3.0))).collect();
+        let doubles = (0..n).map(|_| Rescale::Double(0.001 + rng.uniform() as f64 * 0.004)).collect();
+        vec![stage(rng, n), OutputStage::new(big, -5, -128, 127), OutputStage::new(doubles, 2, -100, 120)]
+    }
+
+    #[test]
+    fn direct_conv_equals_reference() {
+        let mut rng = Rng::new(13);
+        let mut cases = 0;
+        for &(hw, in_c, out_c, k, stride, dil, pad) in &[
+            ((9, 9), 3, 8, 3, 2, 1, Padding::Same),
+            ((6, 7), 1, 5, 3, 1, 1, Padding::Same),
+            ((7, 6), 2, 9, 3, 2, 1, Padding::Valid),
+            ((5, 5), 4, 16, 1, 1, 1, Padding::Same),
+            ((6, 5), 8, 17, 1, 1, 1, Padding::Valid),
+            ((4, 6), 5, 3, 1, 2, 1, Padding::Same),
+            ((8, 8), 13, 12, 3, 1, 1, Padding::Same),
+            ((9, 9), 6, 8, 3, 1, 2, Padding::Valid),
+            ((7, 7), 16, 24, 5, 2, 1, Padding::Same),
+            ((3, 5), 7, 1, 2, 1, 1, Padding::Valid),
+        ] {
+            for batch in [1, 2] {
+                let mut s = shape(hw, in_c, out_c, k, stride, dil, pad);
+                s.batch = batch;
+                let input = random_i8(&mut rng, s.input_len(), -128);
+                let w = random_i8(&mut rng, s.out_c * s.patch_len(), -128);
+                let bias: Vec<i32> = (0..s.out_c).map(|_| rng.below(40000) as i32 - 20000).collect();
+                let zp = rng.below(256) as i32 - 128;
+                for os in stages(&mut rng, s.out_c) {
+                    let mut want = vec![0i8; s.output_len()];
+                    conv2d_reference(&s, -zp, &input, &w, Some(&bias), &os, &mut want);
+                    for kind in [DotKind::None, DotKind::U8] {
+                        let g = PreparedGemm::with_kind(&w, s.out_c, s.patch_len(), Some(&bias), -zp, os.clone(), kind)
+                            .with_direct(&w, &s);
+                        assert!(g.direct.is_some());
+                        let mut got = vec![0i8; s.output_len()];
+                        conv2d(&s, zp as i8, &input, &g, &mut got, &mut Scratch::default());
+                        assert_eq!(got, want, "{s:?} {kind:?} {os:?}");
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 10 * 2 * 3 * 2);
     }
 
     #[test]
