@@ -110,19 +110,21 @@ pub fn gemm(m: usize, a: &[f32], lda: usize, w: &PackedF32, ep: Epilogue, out: &
     if let Some(b) = ep.bias {
         assert!(b.len() >= n, "bias too short");
     }
-    for i0 in (0..m).step_by(MR) {
-        let rows_here = MR.min(m - i0);
-        if rows_here == 1 {
-            gemv_row(&a[i0 * lda..i0 * lda + k], w, ep, &mut out[i0 * ldo..i0 * ldo + n]);
-            continue;
-        }
-        let rows: [*const f32; MR] =
-            core::array::from_fn(|r| a[(i0 + if r < rows_here { r } else { 0 }) * lda..].as_ptr());
-        for p in 0..n.div_ceil(NR) {
+    if m == 1 {
+        gemv_row(&a[..k], w, ep, &mut out[..n]);
+        return;
+    }
+    // Panel by panel, so that its bias is read once and the panel stays in the nearest cache.
+    for p in 0..n.div_ceil(NR) {
+        let (init, cols, panel) = (bias_of(ep, p, n), NR.min(n - p * NR), w.panel(p).as_ptr());
+        for i0 in (0..m).step_by(MR) {
+            let rows_here = MR.min(m - i0);
+            let rows: [*const f32; MR] =
+                core::array::from_fn(|r| a[(i0 + if r < rows_here { r } else { 0 }) * lda..].as_ptr());
             // SAFETY: each row pointer starts a row of at least k values (asserted above), and the
             // panel holds k·NR values.
-            let acc = unsafe { tile(k, rows, |kk| kk, w.panel(p).as_ptr(), bias_of(ep, p, n)) };
-            store_tile(&acc, rows_here, ep, &mut out[i0 * ldo..], ldo, (p * NR, NR.min(n - p * NR)));
+            let acc = unsafe { tile(k, rows, |kk| kk, panel, init) };
+            store_tile(&acc, rows_here, ep, &mut out[i0 * ldo..], ldo, (p * NR, cols));
         }
     }
 }
@@ -133,7 +135,12 @@ pub(crate) fn bias_of(ep: Epilogue, p: usize, n: usize) -> [F4; 2] {
     let mut b = [0.0f32; NR];
     if let Some(bias) = ep.bias {
         let cols = NR.min(n - p * NR);
-        b[..cols].copy_from_slice(&bias[p * NR..p * NR + cols]);
+        if cols == NR {
+            return [F4::from_slice(&bias[p * NR..]), F4::from_slice(&bias[p * NR + 4..])];
+        }
+        for (d, &v) in b.iter_mut().zip(&bias[p * NR..p * NR + cols]) {
+            *d = v;
+        }
     }
     [F4::from_slice(&b), F4::from_slice(&b[4..])]
 }
@@ -226,6 +233,11 @@ fn gemv_panels<const P: usize>(row: &[f32], w: &PackedF32, p: usize, ep: Epilogu
     for (j, v) in acc.iter().enumerate() {
         let first = (p + j) * NR;
         let cols = NR.min(w.n - first);
+        if cols == NR {
+            v[0].clamp(lo, hi).write(&mut out[first..]);
+            v[1].clamp(lo, hi).write(&mut out[first + 4..]);
+            continue;
+        }
         let mut t = [0.0f32; NR];
         v[0].clamp(lo, hi).write(&mut t);
         v[1].clamp(lo, hi).write(&mut t[4..]);
