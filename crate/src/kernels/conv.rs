@@ -218,7 +218,7 @@ pub fn conv2d_f32_reference(s: &ConvShape, input: &[f32], weights: &[f32], ep: E
 
 /// Float DEPTHWISE_CONV_2D: weights `[kh, kw, out_c]`, `out_c = in_c · multiplier`. Multiplier 1
 /// goes to [`depthwise_f32`]; others run over a zero-padded copy of the input, per output pixel
-/// blocks of up to eight channels summed over all taps (starting from the bias), then clamped.
+/// blocks of up to eight channels summed over all taps, then the bias added and the clamp applied.
 pub fn depthwise_f32(
     s: &ConvShape,
     input: &[f32],
@@ -267,18 +267,18 @@ fn dw_block_f32(
     let n = out.len();
     let (lo, hi) = (F4::splat(ep.min), F4::splat(ep.max));
     for c0 in (0..n - n % 4).step_by(4) {
-        let mut acc = F4::from_slice(&bias[c0..]);
+        let mut acc = F4::splat(0.0);
         for (t, &off) in taps.iter().enumerate() {
             acc = F4::from_slice(&x[base + off + c0..]).madd(F4::from_slice(&w[t * stride + c0..]), acc);
         }
-        acc.clamp(lo, hi).write(&mut out[c0..]);
+        acc.add(F4::from_slice(&bias[c0..])).clamp(lo, hi).write(&mut out[c0..]);
     }
     for c in n - n % 4..n {
-        let mut acc = bias[c];
+        let mut acc = 0.0f32;
         for (t, &off) in taps.iter().enumerate() {
             acc += x[base + off + c] * w[t * stride + c];
         }
-        out[c] = acc.max(ep.min).min(ep.max);
+        out[c] = (acc + bias[c]).max(ep.min).min(ep.max);
     }
 }
 

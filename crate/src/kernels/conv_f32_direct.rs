@@ -50,9 +50,10 @@ pub fn conv2d(
                     // holds k·NR values.
                     let acc = unsafe {
                         let tap = |kk: usize| *offsets.get_unchecked(kk);
-                        gemm_f32::tile(k, rows, tap, weights.panel(p).as_ptr(), bias_of(ep, p, n))
+                        gemm_f32::tile(k, rows, tap, weights.panel(p).as_ptr())
                     };
-                    gemm_f32::store_tile(&acc, here, ep, &mut o[x0 * n..], n, (p * NR, NR.min(n - p * NR)));
+                    let cols = (p * NR, NR.min(n - p * NR));
+                    gemm_f32::store_tile(&acc, here, bias_of(ep, p, n), ep, &mut o[x0 * n..], n, cols);
                 }
             }
         }

@@ -2,7 +2,7 @@
 //!
 //! Output pixels whose whole 3×3 window lies inside the input (the interior) run four channels at
 //! a time with the nine weight vectors and the bias held in registers: per pixel nine loads and
-//! nine multiply-adds. Every other pixel (the padding border, other filter sizes or dilations,
+//! nine multiply-adds. Taps are summed in TFLite's reference order and the bias added last. Every other pixel (the padding border, other filter sizes or dilations,
 //! channel counts that are not a multiple of four) goes through [`pixel`], which sums only the
 //! taps inside the input. [`super::conv::depthwise_f32_reference`] is the ground truth in tests.
 
@@ -75,7 +75,7 @@ fn interior_row(
         let (src, dst) = (top[c0..].as_ptr(), out_row[xs.start * c + c0..].as_mut_ptr());
         for i in 0..xs.len() {
             let at = (ix0 + i * sx) * c;
-            let mut acc = bias;
+            let mut acc = F4::splat(0.0);
             // SAFETY: the window's rows are the three rows of `top`, its columns ix0 + i·sx + 0..3
             // are inside a row (asserted for the last window); lanes c0..c0 + 4 ≤ c. The store
             // writes pixel xs.start + i < xs.end of `out_row`, channels c0..c0 + 4.
@@ -85,7 +85,7 @@ fn interior_row(
                         acc = F4::load(src.add(ky * row + at + kx * c)).madd(w[ky * 3 + kx], acc);
                     }
                 }
-                acc.clamp(lo, hi).store(dst.add(i * c));
+                acc.add(bias).clamp(lo, hi).store(dst.add(i * c));
             }
         }
     }
@@ -109,24 +109,25 @@ fn pixel(
     let (lo, hi) = (F4::splat(ep.min), F4::splat(ep.max));
     let vec_c = c - c % 4;
     for c0 in (0..vec_c).step_by(4) {
-        let mut acc = ep.bias.map_or(F4::splat(0.0), |b| F4::from_slice(&b[c0..]));
+        let mut acc = F4::splat(0.0);
         for ky in kys.clone() {
             for kx in kxs.clone() {
                 let (x, w) = at(ky, kx);
                 acc = F4::from_slice(&input[x + c0..]).madd(F4::from_slice(&weights[w + c0..]), acc);
             }
         }
-        acc.clamp(lo, hi).write(&mut out[c0..]);
+        let bias = ep.bias.map_or(F4::splat(0.0), |b| F4::from_slice(&b[c0..]));
+        acc.add(bias).clamp(lo, hi).write(&mut out[c0..]);
     }
     for ch in vec_c..c {
-        let mut acc = ep.bias.map_or(0.0, |b| b[ch]);
+        let mut acc = 0.0f32;
         for ky in kys.clone() {
             for kx in kxs.clone() {
                 let (x, w) = at(ky, kx);
                 acc += input[x + ch] * weights[w + ch];
             }
         }
-        out[ch] = acc.max(ep.min).min(ep.max);
+        out[ch] = (acc + ep.bias.map_or(0.0, |b| b[ch])).max(ep.min).min(ep.max);
     }
 }
 

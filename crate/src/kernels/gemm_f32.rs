@@ -97,8 +97,8 @@ pub fn reference(
 
 /// `out = clamp(bias + a · wᵀ)` for `m` rows of `a` (stride `lda`) into `out` (stride `ldo`).
 ///
-/// Tiles of [`MR`] rows × one panel accumulate in registers, starting from the bias, and are
-/// clamped as they are stored; a single row (batch-1 FULLY_CONNECTED) goes to [`gemv_row`].
+/// Tiles of [`MR`] rows × one panel accumulate in registers; the bias is added and the clamp
+/// applied as they are stored; a single row (batch-1 FULLY_CONNECTED) goes to [`gemv_row`].
 /// Leftover rows of the last tile repeat its first row and are discarded.
 pub fn gemm(m: usize, a: &[f32], lda: usize, w: &PackedF32, ep: Epilogue, out: &mut [f32], ldo: usize) {
     let (n, k) = (w.n, w.k);
@@ -116,15 +116,15 @@ pub fn gemm(m: usize, a: &[f32], lda: usize, w: &PackedF32, ep: Epilogue, out: &
     }
     // Panel by panel, so that its bias is read once and the panel stays in the nearest cache.
     for p in 0..n.div_ceil(NR) {
-        let (init, cols, panel) = (bias_of(ep, p, n), NR.min(n - p * NR), w.panel(p).as_ptr());
+        let (bias, cols, panel) = (bias_of(ep, p, n), NR.min(n - p * NR), w.panel(p).as_ptr());
         for i0 in (0..m).step_by(MR) {
             let rows_here = MR.min(m - i0);
             let rows: [*const f32; MR] =
                 core::array::from_fn(|r| a[(i0 + if r < rows_here { r } else { 0 }) * lda..].as_ptr());
             // SAFETY: each row pointer starts a row of at least k values (asserted above), and the
             // panel holds k·NR values.
-            let acc = unsafe { tile(k, rows, |kk| kk, panel, init) };
-            store_tile(&acc, rows_here, ep, &mut out[i0 * ldo..], ldo, (p * NR, cols));
+            let acc = unsafe { tile(k, rows, |kk| kk, panel) };
+            store_tile(&acc, rows_here, bias, ep, &mut out[i0 * ldo..], ldo, (p * NR, cols));
         }
     }
 }
@@ -145,7 +145,7 @@ pub(crate) fn bias_of(ep: Epilogue, p: usize, n: usize) -> [F4; 2] {
     [F4::from_slice(&b), F4::from_slice(&b[4..])]
 }
 
-/// One [`MR`] × [`NR`] tile: `acc[r] = init + Σ_kk a_r[off(kk)] · panel[kk·NR..][..NR]` for the
+/// One [`MR`] × [`NR`] tile: `acc[r] = Σ_kk a_r[off(kk)] · panel[kk·NR..][..NR]` for the
 /// rows at `rows` (each value broadcast with one load). `off` maps the reduction index to an
 /// offset from each row's start: `kk` itself for a matrix, a tap table for a convolution read
 /// straight from its (padded) input.
@@ -158,9 +158,8 @@ pub(crate) unsafe fn tile(
     rows: [*const f32; MR],
     off: impl Fn(usize) -> usize,
     panel: *const f32,
-    init: [F4; 2],
 ) -> [[F4; 2]; MR] {
-    let mut acc = [init; MR];
+    let mut acc = [[F4::splat(0.0); 2]; MR];
     for kk in 0..k {
         let (b0, b1) = (F4::load(panel.add(kk * NR)), F4::load(panel.add(kk * NR + 4)));
         let o = off(kk);
@@ -172,11 +171,12 @@ pub(crate) unsafe fn tile(
     acc
 }
 
-/// Clamps and stores the first `rows` rows of a tile at `out[r·ldo + col..][..cols]`.
+/// Adds the bias, clamps and stores the first `rows` rows of a tile at `out[r·ldo + col..][..cols]`.
 #[inline(always)]
 pub(crate) fn store_tile(
     acc: &[[F4; 2]; MR],
     rows: usize,
+    bias: [F4; 2],
     ep: Epilogue,
     out: &mut [f32],
     ldo: usize,
@@ -184,16 +184,24 @@ pub(crate) fn store_tile(
 ) {
     let (lo, hi) = (F4::splat(ep.min), F4::splat(ep.max));
     for (r, v) in acc.iter().enumerate().take(rows) {
-        let o = &mut out[r * ldo + col..r * ldo + col + cols];
-        if cols == NR {
-            v[0].clamp(lo, hi).write(o);
-            v[1].clamp(lo, hi).write(&mut o[4..]);
-        } else {
-            let mut t = [0.0f32; NR];
-            v[0].clamp(lo, hi).write(&mut t);
-            v[1].clamp(lo, hi).write(&mut t[4..]);
-            o.copy_from_slice(&t[..cols]);
-        }
+        finish(v, bias, (lo, hi), &mut out[r * ldo + col..r * ldo + col + cols]);
+    }
+}
+
+/// `out = clamp(acc + bias)` for the `out.len() ≤ NR` columns of one tile row. The bias comes
+/// last, as in TFLite's reference kernels, so the simd128 build sums in their order.
+#[inline(always)]
+fn finish(acc: &[F4; 2], bias: [F4; 2], (lo, hi): (F4, F4), out: &mut [f32]) {
+    let (v0, v1) = (acc[0].add(bias[0]).clamp(lo, hi), acc[1].add(bias[1]).clamp(lo, hi));
+    if out.len() == NR {
+        v0.write(out);
+        v1.write(&mut out[4..]);
+    } else {
+        let mut t = [0.0f32; NR];
+        v0.write(&mut t);
+        v1.write(&mut t[4..]);
+        let cols = out.len();
+        out.copy_from_slice(&t[..cols]);
     }
 }
 
@@ -210,14 +218,14 @@ fn gemv_row(row: &[f32], w: &PackedF32, ep: Epilogue, out: &mut [f32]) {
     }
 }
 
-/// Panels `p..p + P` against one row: per reduction step one broadcast and `2·P` multiply-adds
-/// into accumulators that start from the bias. Returns `P`.
+/// Panels `p..p + P` against one row: per reduction step one broadcast and `2·P` multiply-adds.
+/// Returns `P`.
 #[inline(always)]
 fn gemv_panels<const P: usize>(row: &[f32], w: &PackedF32, p: usize, ep: Epilogue, out: &mut [f32]) -> usize {
     let k = w.k;
     let row = &row[..k];
     let panels: [&[f32]; P] = core::array::from_fn(|j| w.panel(p + j));
-    let mut acc: [[F4; 2]; P] = core::array::from_fn(|j| bias_of(ep, p + j, w.n));
+    let mut acc = [[F4::splat(0.0); 2]; P];
     for (kk, x) in row.iter().enumerate() {
         // SAFETY: `x` is an element of `row`; each panel holds k·NR values, so the loads at
         // kk·NR and kk·NR + 4 are in bounds.
@@ -232,16 +240,7 @@ fn gemv_panels<const P: usize>(row: &[f32], w: &PackedF32, p: usize, ep: Epilogu
     let (lo, hi) = (F4::splat(ep.min), F4::splat(ep.max));
     for (j, v) in acc.iter().enumerate() {
         let first = (p + j) * NR;
-        let cols = NR.min(w.n - first);
-        if cols == NR {
-            v[0].clamp(lo, hi).write(&mut out[first..]);
-            v[1].clamp(lo, hi).write(&mut out[first + 4..]);
-            continue;
-        }
-        let mut t = [0.0f32; NR];
-        v[0].clamp(lo, hi).write(&mut t);
-        v[1].clamp(lo, hi).write(&mut t[4..]);
-        out[first..first + cols].copy_from_slice(&t[..cols]);
+        finish(v, bias_of(ep, p + j, w.n), (lo, hi), &mut out[first..first + NR.min(w.n - first)]);
     }
     P
 }
