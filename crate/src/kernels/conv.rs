@@ -271,7 +271,7 @@ fn dw_block_f32(
         for (t, &off) in taps.iter().enumerate() {
             acc = F4::from_slice(&x[base + off + c0..]).madd(F4::from_slice(&w[t * stride + c0..]), acc);
         }
-        acc.add(F4::from_slice(&bias[c0..])).clamp(lo, hi).write(&mut out[c0..]);
+        acc.plus(F4::from_slice(&bias[c0..])).clamp(lo, hi).write(&mut out[c0..]);
     }
     for c in n - n % 4..n {
         let mut acc = 0.0f32;

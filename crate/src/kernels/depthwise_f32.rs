@@ -25,7 +25,7 @@ pub fn depthwise(s: &ConvShape, input: &[f32], weights: &[f32], ep: Epilogue, ou
     if let Some(b) = ep.bias {
         assert!(b.len() >= c, "bias too short");
     }
-    let is_3x3 = s.kh() == 3 && s.kw() == 3 && s.win.h.dilation == 1 && s.win.w.dilation == 1 && c % 4 == 0;
+    let is_3x3 = s.kh() == 3 && s.kw() == 3 && s.win.h.dilation == 1 && s.win.w.dilation == 1 && c.is_multiple_of(4);
     let xs = if is_3x3 { interior(&s.win.w) } else { 0..0 };
     let row_len = s.out_w() * c;
     for b in 0..s.batch {
@@ -85,7 +85,7 @@ fn interior_row(
                         acc = F4::load(src.add(ky * row + at + kx * c)).madd(w[ky * 3 + kx], acc);
                     }
                 }
-                acc.add(bias).clamp(lo, hi).store(dst.add(i * c));
+                acc.plus(bias).clamp(lo, hi).store(dst.add(i * c));
             }
         }
     }
@@ -117,7 +117,7 @@ fn pixel(
             }
         }
         let bias = ep.bias.map_or(F4::splat(0.0), |b| F4::from_slice(&b[c0..]));
-        acc.add(bias).clamp(lo, hi).write(&mut out[c0..]);
+        acc.plus(bias).clamp(lo, hi).write(&mut out[c0..]);
     }
     for ch in vec_c..c {
         let mut acc = 0.0f32;
@@ -150,7 +150,7 @@ mod tests {
         let input: Vec<f32> = (0..s.input_len()).map(|_| rng.normal()).collect();
         let weights: Vec<f32> = (0..k * k * c).map(|_| rng.normal()).collect();
         let bias: Vec<f32> = (0..c).map(|_| rng.normal()).collect();
-        let ep = if c % 2 == 0 {
+        let ep = if c.is_multiple_of(2) {
             Epilogue { bias: Some(&bias), min: -1.0, max: 2.5 }
         } else {
             Epilogue { bias: None, min: f32::NEG_INFINITY, max: f32::INFINITY }

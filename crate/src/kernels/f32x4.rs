@@ -62,7 +62,7 @@ impl F4 {
     }
 
     #[inline(always)]
-    pub fn add(self, b: F4) -> F4 {
+    pub fn plus(self, b: F4) -> F4 {
         F4(f32x4_add(self.0, b.0))
     }
 
@@ -110,7 +110,7 @@ impl F4 {
     }
 
     #[inline(always)]
-    pub fn add(self, b: F4) -> F4 {
+    pub fn plus(self, b: F4) -> F4 {
         F4(core::array::from_fn(|i| self.0[i] + b.0[i]))
     }
 
@@ -151,7 +151,7 @@ mod tests {
         let mut got = [0.0f32; 4];
         F4::from_slice(&a).madd(F4::from_slice(&b), F4::from_slice(&c)).write(&mut got);
         assert_eq!(got, [3.5, -5.0, 0.0, 0.0]);
-        F4::from_slice(&a).add(F4::from_slice(&c)).write(&mut got);
+        F4::from_slice(&a).plus(F4::from_slice(&c)).write(&mut got);
         assert_eq!(got, [2.0, -1.0, 1.25, 4.0]);
         // SAFETY: a[1] is readable.
         unsafe { F4::load_splat(&a[1]) }.write(&mut got);
