@@ -2,9 +2,13 @@
 //!
 //! Output pixels whose whole 3×3 window lies inside the input (the interior) run four channels at
 //! a time with the nine weight vectors and the bias held in registers: per pixel nine loads and
-//! nine multiply-adds. Taps are summed in TFLite's reference order and the bias added last. Every other pixel (the padding border, other filter sizes or dilations,
+//! nine multiply-adds. Every other pixel (the padding border, other filter sizes or dilations,
 //! channel counts that are not a multiple of four) goes through [`pixel`], which sums only the
-//! taps inside the input. [`super::conv::depthwise_f32_reference`] is the ground truth in tests.
+//! taps inside the input.
+//!
+//! Taps are summed in TFLite's reference order, unfused in every build (a depthwise layer is
+//! bound by its loads, and KWS's float depthwise layers feed hybrid ones, which quantize their
+//! input again: a fused rounding there flips quantized values), and the bias comes last. [`super::conv::depthwise_f32_reference`] is the ground truth in tests.
 
 use super::conv::ConvShape;
 use super::f32x4::F4;
@@ -82,7 +86,7 @@ fn interior_row(
             unsafe {
                 for ky in 0..3 {
                     for kx in 0..3 {
-                        acc = F4::load(src.add(ky * row + at + kx * c)).madd(w[ky * 3 + kx], acc);
+                        acc = F4::load(src.add(ky * row + at + kx * c)).mul_add(w[ky * 3 + kx], acc);
                     }
                 }
                 acc.plus(bias).clamp(lo, hi).store(dst.add(i * c));
@@ -113,7 +117,7 @@ fn pixel(
         for ky in kys.clone() {
             for kx in kxs.clone() {
                 let (x, w) = at(ky, kx);
-                acc = F4::from_slice(&input[x + c0..]).madd(F4::from_slice(&weights[w + c0..]), acc);
+                acc = F4::from_slice(&input[x + c0..]).mul_add(F4::from_slice(&weights[w + c0..]), acc);
             }
         }
         let bias = ep.bias.map_or(F4::splat(0.0), |b| F4::from_slice(&b[c0..]));

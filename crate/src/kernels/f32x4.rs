@@ -61,6 +61,14 @@ impl F4 {
         }
     }
 
+    /// `self · b + c`, rounded after the product in every build (as TFLite's reference kernels
+    /// compute): for sums whose exact value matters downstream, e.g. a float layer feeding a
+    /// hybrid one, which quantizes it again.
+    #[inline(always)]
+    pub fn mul_add(self, b: F4, c: F4) -> F4 {
+        F4(f32x4_add(c.0, f32x4_mul(self.0, b.0)))
+    }
+
     #[inline(always)]
     pub fn plus(self, b: F4) -> F4 {
         F4(f32x4_add(self.0, b.0))
@@ -107,6 +115,12 @@ impl F4 {
     #[inline(always)]
     pub fn madd(self, b: F4, c: F4) -> F4 {
         F4(core::array::from_fn(|i| self.0[i] * b.0[i] + c.0[i]))
+    }
+
+    /// `self · b + c`, rounded after the product (as [`F4::madd`] here).
+    #[inline(always)]
+    pub fn mul_add(self, b: F4, c: F4) -> F4 {
+        self.madd(b, c)
     }
 
     #[inline(always)]
