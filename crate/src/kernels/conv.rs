@@ -1,14 +1,17 @@
 //! Float and hybrid CONV_2D and DEPTHWISE_CONV_2D over NHWC data.
 //!
 //! Float convolutions run as im2col + [`gemm_f32`] in blocks of output pixels (a 1×1 stride-1 conv
-//! needs no im2col at all); the `*_reference` functions are direct loops, kept as ground truth.
+//! needs no im2col at all, few input channels go to [`conv_f32_direct`], depthwise with multiplier
+//! 1 to [`depthwise_f32`]); the `*_reference` functions are direct loops, kept as ground truth.
 //! Hybrid versions take activations already quantized per batch (see [`super::quant`]) and int8
 //! weights, accumulate `Σ w·(q − zp)` over the taps inside the image in int32, then compute
 //! `acc·scale[c] + bias[c]` in float, which is exactly what LiteRT's hybrid kernels compute.
 
+use super::f32x4::F4;
 use super::gemm_f32::{self, Epilogue, PackedF32};
 use super::gemm_i8::{self, PackedI8};
 use super::geometry::{Window, Window2D};
+use super::{conv_f32_direct, depthwise_f32};
 
 /// Shapes of one convolution: input `[batch, h, w, in_c]`, output `[batch, out_h, out_w, out_c]`,
 /// filter taps `kh × kw`.
@@ -140,6 +143,11 @@ pub fn tap_offsets(s: &ConvShape, wp: usize, cp: usize) -> Vec<usize> {
         .collect()
 }
 
+/// Input channels up to which a float convolution reads its windows straight from the padded
+/// input ([`conv_f32_direct`]) rather than gathering im2col rows: with few channels a row is a
+/// few short runs, and gathering costs more than the arithmetic.
+const DIRECT_MAX_IN_C: usize = 4;
+
 /// Float CONV_2D: `weights` packed from `[out_c, kh, kw, in_c]`.
 pub fn conv2d_f32(
     s: &ConvShape,
@@ -155,6 +163,10 @@ pub fn conv2d_f32(
     let pixels = s.batch * s.out_h() * s.out_w();
     if s.is_pointwise() {
         gemm_f32::gemm(pixels, input, s.in_c, weights, ep, out, s.out_c);
+        return;
+    }
+    if s.in_c <= DIRECT_MAX_IN_C {
+        conv_f32_direct::conv2d(s, input, weights, ep, out, padded, &mut Vec::new());
         return;
     }
     let k = s.patch_len();
@@ -204,9 +216,9 @@ pub fn conv2d_f32_reference(s: &ConvShape, input: &[f32], weights: &[f32], ep: E
     }
 }
 
-/// Float DEPTHWISE_CONV_2D: weights `[kh, kw, out_c]`, `out_c = in_c · multiplier`. Runs over a
-/// zero-padded copy of the input; per output pixel, blocks of up to eight channels are summed over
-/// all taps in registers (starting from the bias), then clamped.
+/// Float DEPTHWISE_CONV_2D: weights `[kh, kw, out_c]`, `out_c = in_c · multiplier`. Multiplier 1
+/// goes to [`depthwise_f32`]; others run over a zero-padded copy of the input, per output pixel
+/// blocks of up to eight channels summed over all taps, then the bias added and the clamp applied.
 pub fn depthwise_f32(
     s: &ConvShape,
     input: &[f32],
@@ -217,6 +229,10 @@ pub fn depthwise_f32(
 ) {
     let (in_c, out_c) = (s.in_c, s.out_c);
     assert!(in_c > 0 && out_c % in_c == 0, "depthwise channels");
+    if depthwise_f32::supports(s) {
+        depthwise_f32::depthwise(s, input, weights, ep, out);
+        return;
+    }
     let (hp, wp) = pad_nhwc(s, input, 0.0, out_c / in_c, out_c, padded);
     let taps = tap_offsets(s, wp, out_c);
     let zero = [0.0f32; 8];
@@ -248,61 +264,21 @@ fn dw_block_f32(
     ep: Epilogue,
     out: &mut [f32],
 ) {
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if out.len() == 8 {
-        simd128::dw_block8(x, base, taps, w, stride, bias, ep, out);
-        return;
-    }
-    let mut acc = [0.0f32; 8];
     let n = out.len();
-    acc[..n].copy_from_slice(&bias[..n]);
-    for (t, &off) in taps.iter().enumerate() {
-        let (xs, ws) = (&x[base + off..][..n], &w[t * stride..][..n]);
-        for c in 0..n {
-            acc[c] += xs[c] * ws[c];
+    let (lo, hi) = (F4::splat(ep.min), F4::splat(ep.max));
+    for c0 in (0..n - n % 4).step_by(4) {
+        let mut acc = F4::splat(0.0);
+        for (t, &off) in taps.iter().enumerate() {
+            acc = F4::from_slice(&x[base + off + c0..]).madd(F4::from_slice(&w[t * stride + c0..]), acc);
         }
+        acc.plus(F4::from_slice(&bias[c0..])).clamp(lo, hi).write(&mut out[c0..]);
     }
-    for (o, a) in out.iter_mut().zip(acc) {
-        *o = a.max(ep.min).min(ep.max);
-    }
-}
-
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod simd128 {
-    //! wasm simd128 twin of the float depthwise block: eight channels in two f32x4 accumulators.
-    use super::super::gemm_f32::simd128::madd;
-    use super::Epilogue;
-    use core::arch::wasm32::*;
-
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    pub fn dw_block8(
-        x: &[f32],
-        base: usize,
-        taps: &[usize],
-        w: &[f32],
-        stride: usize,
-        bias: &[f32],
-        ep: Epilogue,
-        out: &mut [f32],
-    ) {
-        let (bias, out) = (&bias[..8], &mut out[..8]);
-        // SAFETY: every load and store below reads or writes 8 floats of a slice checked to hold 8.
-        unsafe {
-            let mut lo = v128_load(bias.as_ptr() as *const v128);
-            let mut hi = v128_load(bias.as_ptr().add(4) as *const v128);
-            for (t, &off) in taps.iter().enumerate() {
-                let (xs, ws) = (&x[base + off..][..8], &w[t * stride..][..8]);
-                let (x0, w0) = (v128_load(xs.as_ptr() as *const v128), v128_load(ws.as_ptr() as *const v128));
-                let (x1, w1) =
-                    (v128_load(xs.as_ptr().add(4) as *const v128), v128_load(ws.as_ptr().add(4) as *const v128));
-                lo = madd(x0, w0, lo);
-                hi = madd(x1, w1, hi);
-            }
-            let (min, max) = (f32x4_splat(ep.min), f32x4_splat(ep.max));
-            v128_store(out.as_mut_ptr() as *mut v128, f32x4_min(f32x4_max(lo, min), max));
-            v128_store(out.as_mut_ptr().add(4) as *mut v128, f32x4_min(f32x4_max(hi, min), max));
+    for c in n - n % 4..n {
+        let mut acc = 0.0f32;
+        for (t, &off) in taps.iter().enumerate() {
+            acc += x[base + off + c] * w[t * stride + c];
         }
+        out[c] = (acc + bias[c]).max(ep.min).min(ep.max);
     }
 }
 
@@ -506,6 +482,10 @@ mod tests {
             shape(1, (9, 9), 4, 3, (3, 3), 1, 2, Padding::Valid),
             shape(1, (4, 4), 8, 8, (1, 1), 1, 1, Padding::Same),
             shape(1, (12, 12), 3, 17, (5, 5), 3, 1, Padding::Same),
+            // More than DIRECT_MAX_IN_C channels: im2col + GEMM.
+            shape(2, (7, 6), 6, 9, (3, 2), 2, 1, Padding::Same),
+            shape(1, (9, 9), 5, 3, (3, 3), 1, 2, Padding::Valid),
+            shape(1, (6, 5), 16, 8, (3, 3), 1, 1, Padding::Same),
         ];
         for s in cases {
             let input: Vec<f32> = (0..s.input_len()).map(|_| rng.normal()).collect();

@@ -2,7 +2,10 @@
 //! every twin against its reference.
 
 pub mod conv;
+pub mod conv_f32_direct;
+pub mod depthwise_f32;
 pub mod elementwise;
+pub mod f32x4;
 pub mod fc;
 pub mod fixedpoint;
 pub mod gemm_dot4;

@@ -1,0 +1,116 @@
+//! Float CONV_2D without im2col: the GEMM's register tile ([`gemm_f32::tile`]) reads its rows
+//! straight from a zero-padded copy of the input through a table of tap offsets.
+//!
+//! A tile is [`MR`] neighbouring output pixels of one output row × [`NR`] output channels: the
+//! pixels' windows start `stride · in_c` values apart, and tap `kk` (in the weights' `[kh][kw][in_c]`
+//! order) sits at the same offset from each start. That suits a first layer (1–4 input channels,
+//! where im2col rows are short and gathering them costs more than the arithmetic) as well as any
+//! other window. [`super::conv::conv2d_f32_reference`] is the ground truth in tests.
+
+use super::conv::{pad_nhwc, tap_offsets, ConvShape};
+use super::gemm_f32::{self, bias_of, Epilogue, PackedF32, MR, NR};
+
+/// `out = clamp(bias + conv(input, weights))`; `weights` packed from `[out_c, kh, kw, in_c]`.
+pub fn conv2d(
+    s: &ConvShape,
+    input: &[f32],
+    weights: &PackedF32,
+    ep: Epilogue,
+    out: &mut [f32],
+    padded: &mut Vec<f32>,
+    offsets: &mut Vec<usize>,
+) {
+    let (c, n, k) = (s.in_c, s.out_c, s.patch_len());
+    assert!(weights.n == n && weights.k == k, "conv weights do not match the shape");
+    assert!(input.len() >= s.input_len() && out.len() >= s.output_len(), "conv buffers too short");
+    if let Some(b) = ep.bias {
+        assert!(b.len() >= n, "bias too short");
+    }
+    if s.output_len() == 0 {
+        return;
+    }
+    let (hp, wp) = pad_nhwc(s, input, 0.0, 1, c, padded);
+    offsets.clear();
+    offsets.extend(tap_offsets(s, wp, c).into_iter().flat_map(|t| (0..c).map(move |ic| t + ic)));
+    let (sy, sx, ow) = (s.win.h.stride, s.win.w.stride, s.out_w());
+    // Every window lies inside the padded input: the last pixel's last tap is its furthest read.
+    let start = |b: usize, oy: usize, ox: usize| ((b * hp + oy * sy) * wp + ox * sx) * c;
+    let last = start(s.batch - 1, s.out_h() - 1, ow - 1) + offsets.iter().max().copied().unwrap_or(0);
+    assert!(k == 0 || last < padded.len(), "window outside the padded input");
+    let (offsets, padded) = (&offsets[..k], &padded[..]);
+    for b in 0..s.batch {
+        for oy in 0..s.out_h() {
+            let o = &mut out[((b * s.out_h() + oy) * ow) * n..][..ow * n];
+            for x0 in (0..ow).step_by(MR) {
+                let here = MR.min(ow - x0);
+                let rows = core::array::from_fn(|r| padded[start(b, oy, x0 + if r < here { r } else { 0 })..].as_ptr());
+                for p in 0..n.div_ceil(NR) {
+                    // SAFETY: every row pointer starts a window inside `padded` and `offsets` holds
+                    // the k offsets of its taps (the furthest read was asserted above); the panel
+                    // holds k·NR values.
+                    let acc = unsafe {
+                        let tap = |kk: usize| *offsets.get_unchecked(kk);
+                        gemm_f32::tile(k, rows, tap, weights.panel(p).as_ptr())
+                    };
+                    let cols = (p * NR, NR.min(n - p * NR));
+                    gemm_f32::store_tile(&acc, here, bias_of(ep, p, n), ep, &mut o[x0 * n..], n, cols);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Padding;
+    use crate::kernels::conv::conv2d_f32_reference;
+    use crate::kernels::geometry::{Window, Window2D};
+    use crate::rng::Rng;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    #[allow(clippy::too_many_arguments)]
+    fn check(batch: usize, hw: usize, in_c: usize, out_c: usize, k: usize, stride: usize, dil: usize, pad: Padding) {
+        let (Some(h), Some(w)) = (Window::new(pad, hw, k, stride, dil), Window::new(pad, hw + 3, k, stride, dil))
+        else {
+            return;
+        };
+        let s = ConvShape { batch, in_c, out_c, win: Window2D { h, w } };
+        let mut rng = Rng::new((batch * 1000 + hw * 100 + in_c * 10 + out_c + k + stride) as u64);
+        let input: Vec<f32> = (0..s.input_len()).map(|_| rng.normal()).collect();
+        let weights: Vec<f32> = (0..out_c * s.patch_len()).map(|_| rng.normal()).collect();
+        let bias: Vec<f32> = (0..out_c).map(|_| rng.normal()).collect();
+        let ep = if out_c % 2 == 1 {
+            Epilogue { bias: Some(&bias), min: -1.0, max: 2.5 }
+        } else {
+            Epilogue { bias: None, min: f32::NEG_INFINITY, max: f32::INFINITY }
+        };
+        let mut want = vec![0.0; s.output_len()];
+        conv2d_f32_reference(&s, &input, &weights, ep, &mut want);
+        let mut got = vec![0.0; s.output_len()];
+        let packed = PackedF32::pack(&weights, out_c, s.patch_len());
+        conv2d(&s, &input, &packed, ep, &mut got, &mut Vec::new(), &mut Vec::new());
+        for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+            let what = format!("{batch}x{hw}x{}x{in_c}->{out_c} k{k} s{stride} d{dil} {pad:?}", hw + 3);
+            assert!((g - e).abs() <= 1e-4 * (1.0 + e.abs()), "{what} at {i}: {g} vs {e}");
+        }
+    }
+
+    /// 1–4 input channels (first layers) and a few more, output channels on and off the panel
+    /// width, 1×1 to 5×5 windows, strides 1–3, dilation 2, both paddings, batch 2.
+    #[test]
+    fn direct_conv_matches_reference_on_generated_shapes() {
+        for pad in [Padding::Same, Padding::Valid] {
+            for in_c in [1, 2, 3, 4, 7] {
+                for out_c in [1, 5, 8, 9, 16, 17] {
+                    for (hw, k, stride) in [(1, 1, 1), (5, 3, 1), (6, 3, 2), (9, 3, 2), (7, 5, 3), (4, 2, 1)] {
+                        check(1, hw, in_c, out_c, k, stride, 1, pad);
+                    }
+                    check(2, 6, in_c, out_c, 3, 2, 1, pad);
+                    check(1, 8, in_c, out_c, 3, 1, 2, pad);
+                }
+            }
+        }
+    }
+}
