@@ -361,6 +361,33 @@ pub mod simd128 {
         }
     }
 
+    /// A window-layout group's constants as vectors, in the order [`window_apply`] reads them.
+    #[inline(always)]
+    fn window_consts(w: &Window4) -> [v128; 8] {
+        [
+            ld(&w.lo),
+            ld(&w.hi),
+            ld(&w.below),
+            ld(&w.neg_amount),
+            ld(&w.factor),
+            ld(&w.mult),
+            ld64(&w.add, 0),
+            ld64(&w.add, 1),
+        ]
+    }
+
+    /// Four lanes of `acc + offset` (`x`) requantized with a window-layout group's constants.
+    #[inline(always)]
+    fn window_apply(x: v128, g: &[v128; 8], shift: u32, zp: v128) -> v128 {
+        let x = i32x4_min(i32x4_max(x, g[0]), g[1]);
+        let neg = v128_and(i32x4_lt(x, g[2]), g[3]);
+        let xf = i32x4_mul(x, g[4]);
+        let lo = i64x2_add(i64x2_extmul_low_i32x4(xf, g[5]), g[6]);
+        let hi = i64x2_add(i64x2_extmul_high_i32x4(xf, g[5]), g[7]);
+        let high = i32x4_shuffle::<1, 3, 5, 7>(lo, hi);
+        i32x4_add(i32x4_shr(i32x4_sub(high, neg), shift), zp)
+    }
+
     /// [`tile8`] when both groups have the window layout: each group's constants are loaded
     /// once, then every row is requantized from registers.
     #[allow(clippy::too_many_arguments)]
@@ -378,34 +405,13 @@ pub mod simd128 {
         let offset = &offset[..8];
         let zp = i32x4_splat(zp);
         let load = |a: &[i32]| unsafe { v128_load(a.as_ptr() as *const v128) };
-        let consts = |w: &Window4| {
-            (
-                ld(&w.lo),
-                ld(&w.hi),
-                ld(&w.below),
-                ld(&w.neg_amount),
-                ld(&w.factor),
-                ld(&w.mult),
-                ld64(&w.add, 0),
-                ld64(&w.add, 1),
-            )
-        };
-        let (g0, g1) = (consts(ws[0]), consts(ws[1]));
+        let (g0, g1) = (window_consts(ws[0]), window_consts(ws[1]));
         let (o0, o1) = (load(&offset[..4]), load(&offset[4..]));
-        let apply = |x: v128, g: &(v128, v128, v128, v128, v128, v128, v128, v128), shift: u32| {
-            let x = i32x4_min(i32x4_max(x, g.0), g.1);
-            let neg = v128_and(i32x4_lt(x, g.2), g.3);
-            let xf = i32x4_mul(x, g.4);
-            let lo = i64x2_add(i64x2_extmul_low_i32x4(xf, g.5), g.6);
-            let hi = i64x2_add(i64x2_extmul_high_i32x4(xf, g.5), g.7);
-            let high = i32x4_shuffle::<1, 3, 5, 7>(lo, hi);
-            i32x4_add(i32x4_shr(i32x4_sub(high, neg), shift), zp)
-        };
         for (r, acc) in acc.iter().enumerate().take(rows) {
             let ro = i32x4_splat(row_offset.map_or(0, |ro| ro[r]));
             let a0 = i32x4_add(i32x4_add(load(&acc[..4]), o0), ro);
             let a1 = i32x4_add(i32x4_add(load(&acc[4..]), o1), ro);
-            let v = i16x8_narrow_i32x4(apply(a0, &g0, ws[0].shift), apply(a1, &g1, ws[1].shift));
+            let v = i16x8_narrow_i32x4(window_apply(a0, &g0, ws[0].shift, zp), window_apply(a1, &g1, ws[1].shift, zp));
             let o = &mut out[r * ldo..r * ldo + 8];
             // SAFETY: `o` holds 8 bytes: the 8-byte lane store fits.
             unsafe { v128_store64_lane::<0>(i8x16_narrow_i16x8(v, v), o.as_mut_ptr() as *mut u64) };
@@ -433,19 +439,7 @@ pub mod simd128 {
             };
             let g = first / 4;
             if let (Some(w0), Some(w1)) = (&vs.windows[g], &vs.windows[g + 1]) {
-                let consts = |w: &Window4| {
-                    [
-                        ld(&w.lo),
-                        ld(&w.hi),
-                        ld(&w.below),
-                        ld(&w.neg_amount),
-                        ld(&w.factor),
-                        ld(&w.mult),
-                        ld64(&w.add, 0),
-                        ld64(&w.add, 1),
-                    ]
-                };
-                let (consts, shifts) = ([consts(w0), consts(w1)], [w0.shift, w1.shift]);
+                let (consts, shifts) = ([window_consts(w0), window_consts(w1)], [w0.shift, w1.shift]);
                 return Block8::Windows { consts, shifts, zp: i32x4_splat(vs.zp), offset };
             }
             Block8::General { vs, first, offset }
@@ -456,18 +450,9 @@ pub mod simd128 {
         pub fn apply(&self, a0: v128, a1: v128) -> v128 {
             match self {
                 Block8::Windows { consts, shifts, zp, offset } => {
-                    let one = |x: v128, g: &[v128; 8], shift: u32| {
-                        let x = i32x4_min(i32x4_max(x, g[0]), g[1]);
-                        let neg = v128_and(i32x4_lt(x, g[2]), g[3]);
-                        let xf = i32x4_mul(x, g[4]);
-                        let lo = i64x2_add(i64x2_extmul_low_i32x4(xf, g[5]), g[6]);
-                        let hi = i64x2_add(i64x2_extmul_high_i32x4(xf, g[5]), g[7]);
-                        let high = i32x4_shuffle::<1, 3, 5, 7>(lo, hi);
-                        i32x4_add(i32x4_shr(i32x4_sub(high, neg), shift), *zp)
-                    };
                     let v = i16x8_narrow_i32x4(
-                        one(i32x4_add(a0, offset[0]), &consts[0], shifts[0]),
-                        one(i32x4_add(a1, offset[1]), &consts[1], shifts[1]),
+                        window_apply(i32x4_add(a0, offset[0]), &consts[0], shifts[0], *zp),
+                        window_apply(i32x4_add(a1, offset[1]), &consts[1], shifts[1], *zp),
                     );
                     i8x16_narrow_i16x8(v, v)
                 }
