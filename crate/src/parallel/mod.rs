@@ -14,7 +14,7 @@
 mod native;
 mod worker;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -40,14 +40,36 @@ pub enum Resource {
     /// before any task runs): a worker in the same memory reuses that engine instead of compiling
     /// the model again.
     Compiled(Arc<crate::ir::Model>, Arc<Engine>),
+    /// A model in memory whose `.tflite` bytes are written once, when first needed (for workers
+    /// elsewhere, or by the job itself: the size of the file), and then shared.
+    Written(Arc<crate::ir::Model>, Arc<Written>),
 }
 
+/// The `.tflite` bytes of a [`Resource::Written`] model, once written.
+pub type Written = OnceLock<Arc<Vec<u8>>>;
+
 impl Resource {
+    /// A model whose bytes are written at most once; `bytes`, when given, are its written form.
+    pub fn written(model: Arc<crate::ir::Model>, bytes: Option<Vec<u8>>) -> Resource {
+        let cell = Written::new();
+        if let Some(b) = bytes {
+            let _ = cell.set(Arc::new(b));
+        }
+        Resource::Written(model, Arc::new(cell))
+    }
+
     /// The resource as bytes, for a worker in another memory.
     pub fn to_bytes(&self) -> Result<Arc<Vec<u8>>> {
         match self {
             Resource::Bytes(b) => Ok(b.clone()),
             Resource::Model(m) | Resource::Compiled(m, _) => Ok(Arc::new(crate::tflite::write(m)?)),
+            Resource::Written(m, cell) => {
+                if let Some(b) = cell.get() {
+                    return Ok(b.clone());
+                }
+                let b = Arc::new(crate::tflite::write(m)?);
+                Ok(cell.get_or_init(|| b).clone())
+            }
         }
     }
 }

@@ -149,3 +149,69 @@ fn a_worker_decodes_rows_of_an_array_as_a_whole_read_does() {
         }
     }
 }
+
+/// A worker keeps its interpreters between tasks; the recurrent state of a reused one starts from
+/// zero again, so running the same samples again gives the same outputs (batched and one by one).
+#[test]
+#[cfg(not(target_arch = "wasm32"))]
+fn a_worker_reuses_interpreters_without_carrying_state() {
+    use super::Samples;
+    use super::{Resource, Worker};
+    let bytes = fixture("lstm/model_int8_tf.tflite");
+    let data = npy::read(&fixture("lstm/inputs.npy")).unwrap();
+    let x = data.to_f32();
+    let per = x.len() / data.shape[0];
+    let mut w = Worker::default();
+    w.put(0, Resource::Bytes(bytes.into()));
+    let outputs = |w: &mut Worker, rows: (usize, usize)| {
+        let mut out = Vec::new();
+        w.forward_input(0, Samples::F32(&x[rows.0 * per..rows.1 * per]), per, |it, _, _| {
+            out.extend(it.output_f32(0).unwrap());
+            Ok(())
+        })
+        .unwrap();
+        out
+    };
+    for rows in [4, 1] {
+        let first = outputs(&mut w, (0, rows));
+        let other = outputs(&mut w, (rows, 2 * rows));
+        assert_ne!(first, other, "different samples give different outputs");
+        assert_eq!(outputs(&mut w, (0, rows)), first, "{rows} row(s) again on a reused interpreter");
+        let mut fresh = Worker::default();
+        fresh.put(0, Resource::Bytes(fixture("lstm/model_int8_tf.tflite").into()));
+        assert_eq!(outputs(&mut fresh, (0, rows)), first, "{rows} row(s) on a new worker");
+    }
+}
+
+/// Calibration data is checked by the calibration tasks: the job reports the first value that is
+/// not finite in sample order, whichever task found one first.
+#[test]
+#[cfg(not(target_arch = "wasm32"))]
+fn the_first_non_finite_calibration_value_is_reported_on_any_number_of_threads() {
+    let m = crate::tflite::read(&fixture("cnn/model_float.tflite")).unwrap();
+    let data = npy::read(&fixture("data/patterns_calib.npy")).unwrap();
+    let per = data.to_f32().len() / data.shape[0];
+    let mut v = data.to_f32();
+    v[90 * per + 3] = f32::INFINITY;
+    v[37 * per + 11] = f32::NAN;
+    let bad = npy::NpyArray::new(data.shape.clone(), npy::NpyData::F32(v)).unwrap();
+    for threads in [1, 3] {
+        let mut job = quantize_job(&m, &bad, &QuantizeOptions::default()).unwrap();
+        let e = run(&mut job, threads, &mut |_, _, _| {}).unwrap_err();
+        assert_eq!(e.code(), crate::error::ErrorCode::InvalidInput);
+        assert!(e.to_string().contains("holds NaN at sample 37, element 11"), "{threads} threads: {e}");
+    }
+}
+
+/// A model resource's bytes are written once, and are the model's `.tflite` file.
+#[test]
+fn a_written_resource_is_written_once() {
+    use super::Resource;
+    let m = std::sync::Arc::new(crate::tflite::read(&fixture("mlp/model_float.tflite")).unwrap());
+    let r = Resource::written(m.clone(), None);
+    let (a, b) = (r.to_bytes().unwrap(), r.clone().to_bytes().unwrap());
+    assert!(std::sync::Arc::ptr_eq(&a, &b), "written twice");
+    assert_eq!(*a, crate::tflite::write(&m).unwrap());
+    let given = Resource::written(m, Some(vec![1, 2, 3]));
+    assert_eq!(*given.to_bytes().unwrap(), vec![1, 2, 3], "the bytes given are the written form");
+}

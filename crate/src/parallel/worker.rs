@@ -30,17 +30,34 @@ pub type Engine = (Arc<Plan>, Arc<Params>);
 
 type CacheKey = (ResourceId, TypeId, usize);
 
+/// Interpreters a worker keeps between tasks: each holds a buffer for every activation of its
+/// model (for a batch), and allocating them zeroed for every task cost as much as running a layer.
+const IDLE_INTERPRETERS: usize = 2;
+
+/// Chunks of samples a worker keeps quantized for an integer model input: `auto` scores every
+/// candidate on the same held-out chunks, and the candidates share their input parameters.
+const QUANTIZED_CHUNKS: usize = 4;
+
+/// Data resource, rows, input type, scale (bits) and zero point of quantized samples.
+type QuantizedKey = (ResourceId, (usize, usize), crate::ir::DType, u32, i64);
+
 /// The resources an engine instance holds and what it derived from them.
 #[derive(Default)]
 pub struct Worker {
     resources: HashMap<ResourceId, Resource>,
     cache: HashMap<CacheKey, Arc<dyn Any + Send + Sync>>,
+    /// Interpreters from earlier tasks with the resource and batch size they run, latest first.
+    idle: Vec<(ResourceId, usize, Interpreter)>,
+    /// Samples quantized for a model input, latest first.
+    quantized: Vec<(QuantizedKey, Arc<crate::exec::Buffer>)>,
 }
 
 impl Worker {
     /// Stores a shared input (replacing one with the same id and what was derived from it).
     pub fn put(&mut self, id: ResourceId, r: Resource) {
         self.cache.retain(|k, _| k.0 != id);
+        self.idle.retain(|(i, ..)| *i != id);
+        self.quantized.retain(|(k, _)| k.0 != id);
         if let Resource::Compiled(_, e) = &r {
             // What `engine(id, 1)` would compile, and the parameter store it would make.
             let plan: Option<Arc<Plan>> = Some(e.0.clone());
@@ -80,7 +97,7 @@ impl Worker {
         }
         let raw = match self.resource(id)? {
             Resource::Bytes(b) => b.clone(),
-            Resource::Model(_) | Resource::Compiled(..) => Arc::default(),
+            Resource::Model(_) | Resource::Compiled(..) | Resource::Written(..) => Arc::default(),
         };
         let v = Arc::new(make(self, &raw)?);
         self.cache.insert(key, v.clone());
@@ -89,7 +106,7 @@ impl Worker {
 
     /// A model resource (in memory, or `.tflite` bytes read once).
     pub fn model(&mut self, id: ResourceId) -> Result<Arc<Model>> {
-        if let Resource::Model(m) | Resource::Compiled(m, _) = self.resource(id)? {
+        if let Resource::Model(m) | Resource::Compiled(m, _) | Resource::Written(m, _) = self.resource(id)? {
             return Ok(m.clone());
         }
         self.derived(id, 0, |_, b| crate::tflite::read(b))
@@ -125,6 +142,35 @@ impl Worker {
     /// [`Worker::rows`] as float values.
     pub fn float_rows(&mut self, id: ResourceId, per: usize, rows: (usize, usize)) -> Result<Vec<f32>> {
         Ok(self.rows(id, per, rows)?.into_f32())
+    }
+
+    /// Rows `rows` of data resource `data` quantized as the int8 or uint8 input of model `model`
+    /// takes them (what [`Interpreter::set_input_f32`] would make of them), kept for the next
+    /// models with the same input parameters; `None` when the model's input is not int8 or uint8.
+    pub fn quantized_rows(
+        &mut self,
+        model: ResourceId,
+        data: ResourceId,
+        per: usize,
+        rows: (usize, usize),
+    ) -> Result<Option<Arc<crate::exec::Buffer>>> {
+        let m = self.model(model)?;
+        let g = m.main();
+        let Some(input) = g.inputs.first().and_then(|&t| g.tensors.get(t)) else { return Ok(None) };
+        let (Some(q), crate::ir::DType::I8 | crate::ir::DType::U8) = (&input.quant, input.dtype) else {
+            return Ok(None);
+        };
+        let (scale, zero_point) = q.single();
+        let key = (data, rows, input.dtype, scale.to_bits(), zero_point);
+        if let Some((_, b)) = self.quantized.iter().find(|(k, _)| *k == key) {
+            return Ok(Some(b.clone()));
+        }
+        let x = self.float_rows(data, per, rows)?;
+        let fact = crate::ops::Fact::new(input.dtype, vec![x.len()], input.quant.clone());
+        let b = Arc::new(crate::exec::float_to_input(&fact, &x)?);
+        self.quantized.insert(0, (key, b.clone()));
+        self.quantized.truncate(QUANTIZED_CHUNKS);
+        Ok(Some(b))
     }
 
     /// A resource encoded with [`super::encode`], decoded.
@@ -189,13 +235,16 @@ impl Worker {
     ) -> Result<()> {
         let rows = x.len() / per.max(1);
         if let Some(e) = self.engine(id, rows)?.filter(|_| rows > 1) {
-            let mut it = Interpreter::from_parts(e.0.clone(), e.1.clone());
+            let mut it = self.interpreter(id, rows, &e);
+            it.reset_state();
             x.set(&mut it, 0, rows, per)?;
             it.invoke()?;
-            return visit(&it, 0, rows);
+            let r = visit(&it, 0, rows);
+            self.keep(id, rows, it);
+            return r;
         }
         let e = self.engine(id, 1)?.ok_or_else(|| Error::argument("the model does not compile"))?;
-        let mut it = Interpreter::from_parts(e.0.clone(), e.1.clone());
+        let mut it = self.interpreter(id, 1, &e);
         for r in 0..rows {
             // Samples are independent, as in a batch: recurrent state starts from zero each time.
             it.reset_state();
@@ -203,7 +252,24 @@ impl Worker {
             it.invoke()?;
             visit(&it, r, 1)?;
         }
+        self.keep(id, 1, it);
         Ok(())
+    }
+
+    /// An interpreter of engine `e` (resource `id` for `rows` samples): one an earlier task left, or
+    /// a new one. Its buffers hold the last run's values; every run writes what it reads.
+    fn interpreter(&mut self, id: ResourceId, rows: usize, e: &Engine) -> Interpreter {
+        let same = |it: &Interpreter| Arc::ptr_eq(it.plan(), &e.0) && Arc::ptr_eq(it.params(), &e.1);
+        match self.idle.iter().position(|(i, r, it)| *i == id && *r == rows && same(it)) {
+            Some(k) => self.idle.remove(k).2,
+            None => Interpreter::from_parts(e.0.clone(), e.1.clone()),
+        }
+    }
+
+    /// Keeps an interpreter for the next task (a few, the latest).
+    fn keep(&mut self, id: ResourceId, rows: usize, it: Interpreter) {
+        self.idle.insert(0, (id, rows, it));
+        self.idle.truncate(IDLE_INTERPRETERS);
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::observe::{mean_samples, Calibration, Observed};
 use super::report::{Candidate, QuantReport, SqnrAcc};
-use super::rewrite::{build, Built};
+use super::rewrite::{build, Built, Shared};
 use super::{CalibrationMethod, Granularity, IoType, QuantizeOptions, TensorRanges};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
@@ -37,6 +37,10 @@ enum Phase {
 struct Tried {
     method: CalibrationMethod,
     bias_correction: bool,
+    /// The candidate's model (taken out of `built`, shared with the workers).
+    model: Arc<Model>,
+    /// Its `.tflite` bytes, once written (for workers elsewhere, or for its size).
+    written: Resource,
     built: Built,
     resource: ResourceId,
     score: Option<f64>,
@@ -57,6 +61,8 @@ pub struct QuantizeJob {
     /// What the round in flight is for.
     waiting: Phase,
     calib: Option<Calibration>,
+    /// What the candidates built from `calib` share.
+    shared: Shared,
     tried: Vec<Tried>,
     /// Candidates scored in the round in flight.
     round: Vec<usize>,
@@ -82,11 +88,19 @@ impl QuantizeJob {
     /// `quantize::quantize_job_npy`, which validates first.
     pub fn new(model: &Model, bytes: Vec<u8>, samples: usize, opts: &QuantizeOptions) -> Result<QuantizeJob> {
         let t0 = now_ms();
-        let size_before = tflite::write(model)?.len();
         let (fm, folded) = passes::fold_constants(model)?;
         let float = Arc::new(fm);
+        // Folding usually leaves the model as it was: then the bytes workers elsewhere get are the
+        // model's own, and give its size (one write instead of two).
+        let (float_resource, size_before) = if *float == *model {
+            let bytes = tflite::write(&float)?;
+            let size = bytes.len();
+            (Resource::written(float.clone(), Some(bytes)), size)
+        } else {
+            (Resource::written(float.clone(), None), tflite::write(model)?.len())
+        };
         let mut res = Resources::default();
-        let float_id = res.add(Resource::Model(float.clone()));
+        let float_id = res.add(float_resource);
         let data_id = res.add_bytes(bytes);
         Ok(QuantizeJob {
             model: model.clone(),
@@ -101,6 +115,7 @@ impl QuantizeJob {
             phase: Phase::Calibrate,
             waiting: Phase::Done,
             calib: None,
+            shared: Shared::default(),
             tried: Vec::new(),
             round: Vec::new(),
             best: None,
@@ -167,10 +182,12 @@ impl QuantizeJob {
         self.round.clear();
         for (method, bc) in self.candidates(round)? {
             let o = QuantizeOptions { calibration: method, bias_correction: bc, ..self.opts.clone() };
-            let built = build(&self.model, &self.float, calib, &o)?;
-            let resource = self.res.add(Resource::Model(Arc::new(built.model.clone())));
+            let mut built = build(&self.model, &self.float, calib, &o, &self.shared)?;
+            let model = Arc::new(std::mem::take(&mut built.model));
+            let written = Resource::written(model.clone(), None);
+            let resource = self.res.add(written.clone());
             self.round.push(self.tried.len());
-            self.tried.push(Tried { method, bias_correction: bc, built, resource, score: None });
+            self.tried.push(Tried { method, bias_correction: bc, model, written, built, resource, score: None });
         }
         if !self.auto() {
             self.best = Some(0);
@@ -303,12 +320,12 @@ impl QuantizeJob {
             candidates,
             notes,
             size_before: self.size_before,
-            size_after: tflite::write(&t.built.model)?.len(),
+            size_after: t.written.to_bytes()?.len(),
             calibration_ms: self.times[1] - self.times[0],
             rewrite_ms: self.times[2] - self.times[1],
             report_ms: t3 - self.times[2],
         };
-        self.result = Some((t.built.model.clone(), report, t.built.ranges()));
+        self.result = Some((Model::clone(&t.model), report, t.built.ranges(&t.model)));
         self.phase = Phase::Done;
         Ok(())
     }
@@ -345,6 +362,11 @@ impl QuantizeJob {
                 let mut first = true;
                 for r in &results {
                     let part: Observed = decode(r, "calibration")?;
+                    if let Some((sample, element, v)) = part.non_finite {
+                        return Err(Error::input(format!(
+                            "the calibration data holds {v} at sample {sample}, element {element}"
+                        )));
+                    }
                     if std::mem::take(&mut first) {
                         all = part;
                     } else {
@@ -377,5 +399,34 @@ impl QuantizeJob {
             Phase::Done => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every candidate `auto` built with the job's shared weights and ranges is the model a build
+    /// of its own (nothing shared) gives, byte for byte.
+    #[test]
+    #[cfg(not(target_arch = "wasm32"))]
+    fn candidates_built_with_shared_parts_equal_builds_of_their_own() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/");
+        let read = |p: &str| std::fs::read(format!("{root}{p}")).expect("fixture");
+        for model in ["dwcnn/model_float.tflite", "mlp/model_float.tflite"] {
+            let m = tflite::read(&read(model)).unwrap();
+            let mut job =
+                QuantizeJob::new(&m, read("data/patterns_calib.npy"), 200, &QuantizeOptions::default()).unwrap();
+            crate::parallel::run(&mut job, 1, &mut |_, _, _| {}).unwrap();
+            assert_eq!(job.tried.len(), 4, "{model}: three methods, then bias correction on the winner");
+            let calib = job.calib.as_ref().unwrap();
+            for t in &job.tried {
+                let o =
+                    QuantizeOptions { calibration: t.method, bias_correction: t.bias_correction, ..job.opts.clone() };
+                let alone = build(&job.model, &job.float, calib, &o, &Shared::default()).unwrap();
+                let (a, b) = (tflite::write(&alone.model).unwrap(), tflite::write(&t.model).unwrap());
+                assert!(a == b, "{model}: {} (bias correction {}) differs", t.method.name(), t.bias_correction);
+            }
+        }
     }
 }

@@ -127,11 +127,12 @@ pub fn quantize_job(model: &Model, data: &NpyArray, options: &QuantizeOptions) -
 }
 
 /// [`quantize_job`] on the `.npy` file `bytes`, which the workers get as they are (not written
-/// again): only its header is parsed here, and its values checked a block at a time.
+/// again): only its header is parsed here; the calibration tasks check the values (the job fails
+/// with the first one that is not finite, in sample order).
 pub fn quantize_job_npy(model: &Model, bytes: Vec<u8>, options: &QuantizeOptions) -> Result<QuantizeJob> {
     let header = crate::npy::checked_header(&bytes)?;
     check_float_model(model, Mode::Static)?;
-    let samples = check_calibration(model, &bytes, &header)?;
+    let samples = check_calibration(model, &header)?;
     QuantizeJob::new(model, bytes, samples, options)
 }
 
@@ -147,7 +148,7 @@ pub fn quantize_with_ranges(
     let (fm, folded) = crate::passes::fold_constants(model)?;
     let calib = observe::Calibration::from_ranges(ranges);
     let opts = QuantizeOptions { calibration: CalibrationMethod::MinMax, bias_correction: false, ..options.clone() };
-    let built = rewrite::build(model, &fm, &calib, &opts)?;
+    let built = rewrite::build(model, &fm, &calib, &opts, &rewrite::Shared::default())?;
     let report = QuantReport {
         mode: "qat",
         calibration: Some("quantization-aware training".into()),
@@ -203,7 +204,7 @@ fn check_float_model(model: &Model, mode: Mode) -> Result<()> {
 }
 
 /// Validates calibration data against the model input; returns the sample count.
-fn check_calibration(model: &Model, bytes: &[u8], h: &crate::npy::Header) -> Result<usize> {
+fn check_calibration(model: &Model, h: &crate::npy::Header) -> Result<usize> {
     let g = model.main();
     let input = &g.tensors[g.inputs[0]];
     let n = samples_in(&h.shape, &input.shape, "the calibration data")?;
@@ -213,14 +214,8 @@ fn check_calibration(model: &Model, bytes: &[u8], h: &crate::npy::Header) -> Res
              (100 to 500 representative samples are recommended)"
         )));
     }
-    if let Some((pos, v)) = crate::npy::first_non_finite(bytes, h)? {
-        let per = h.shape.iter().product::<usize>() / n.max(1);
-        return Err(Error::input(format!(
-            "the calibration data holds {v} at sample {}, element {}",
-            pos / per.max(1),
-            pos % per.max(1)
-        )));
-    }
+    // Values that are not finite are reported by the calibration tasks, which read every sample:
+    // scanning them here would be serial work before any task starts.
     Ok(n)
 }
 

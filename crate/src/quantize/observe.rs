@@ -68,6 +68,9 @@ pub struct Observed {
     sums: Vec<Option<(Vec<f64>, u64)>>,
     row_max: Vec<Option<RowMax>>,
     outputs: Vec<Vec<Vec<f32>>>,
+    /// The first value of the chunk's samples that is not finite: (sample, element, value). The
+    /// chunk is not observed then (the job stops with an error naming it).
+    pub non_finite: Option<(usize, usize, f32)>,
 }
 
 /// For every tensor read only by operators for which `per_reader` gives a value (and not a model
@@ -190,7 +193,13 @@ impl Observed {
             sums: vec![None; g.nodes.len()],
             row_max: vec![None; g.tensors.len()],
             outputs: Vec::new(),
+            non_finite: None,
         }
+    }
+
+    /// The observations of a chunk whose data holds a value that is not finite (and nothing else).
+    pub fn non_finite(sample: usize, element: usize, value: f32) -> Observed {
+        Observed { non_finite: Some((sample, element, value)), ..Observed::default() }
     }
 
     /// Records one run of `rows` samples; with `means`, also the weighted layers' input sums.

@@ -7,6 +7,9 @@
 //! from the input (operators that move values without rescaling), or are fixed by the operator
 //! (SOFTMAX, LOGISTIC, TANH), as TFLite's kernels require.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
 use ndarray::{ArrayD, IxDyn};
 
 use super::calibrate::int8_params;
@@ -42,10 +45,67 @@ fn float_weights(g: &Graph, t: TensorId) -> Option<Vec<f32>> {
     }
 }
 
+/// What every candidate built from one calibration shares, computed once: each weight tensor's
+/// float values, int8 values and scales (they do not depend on the activation ranges), and each
+/// tensor's observed range per calibration method (the MSE search is the costly part of a build).
+#[derive(Default)]
+pub(super) struct Shared {
+    weights: Mutex<HashMap<(TensorId, Option<usize>), Arc<QuantizedWeights>>>,
+    ranges: Mutex<Vec<(CalibrationMethod, Arc<RangeSlots>)>>,
+}
+
+/// Per tensor, its range for one method once computed.
+type RangeSlots = Vec<OnceLock<Option<(f32, f32)>>>;
+
+/// A lock that a panic elsewhere cannot make unusable (what it guards is a cache).
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A weight tensor as float values, and quantized symmetric int8 with its scales.
+struct QuantizedWeights {
+    float: Vec<f32>,
+    int8: Vec<i8>,
+    scales: Vec<f32>,
+}
+
+impl Shared {
+    /// The weights of tensor `wt` quantized per slice along `axis` (or per tensor), made once.
+    fn weights(&self, f: &Graph, wt: TensorId, axis: Option<usize>) -> Option<Arc<QuantizedWeights>> {
+        let key = (wt, axis);
+        if let Some(w) = locked(&self.weights).get(&key) {
+            return Some(w.clone());
+        }
+        let float = float_weights(f, wt)?;
+        let (int8, scales) = quantize_weights(&float, &f.tensors[wt].shape, axis);
+        let w = Arc::new(QuantizedWeights { float, int8, scales });
+        locked(&self.weights).insert(key, w.clone());
+        Some(w)
+    }
+
+    /// The range `method` chooses for tensor `t` from its observations, computed once.
+    fn observed_range(&self, calib: &Calibration, t: TensorId, method: CalibrationMethod) -> Option<(f32, f32)> {
+        let slots = {
+            let mut all = locked(&self.ranges);
+            match all.iter().find(|(m, _)| *m == method) {
+                Some((_, v)) => v.clone(),
+                None => {
+                    let v: Arc<RangeSlots> = Arc::new((0..calib.observers.len()).map(|_| OnceLock::new()).collect());
+                    all.push((method, v.clone()));
+                    v
+                }
+            }
+        };
+        let observed = || calib.observers.get(t)?.as_ref().filter(|o| o.count > 0).map(|o| o.range_for(method));
+        slots.get(t).map_or_else(observed, |s| *s.get_or_init(observed))
+    }
+}
+
 struct Rewriter<'a> {
     f: &'a Graph,
     opts: &'a QuantizeOptions,
     calib: &'a Calibration,
+    shared: &'a Shared,
     q: Graph,
     qt: Vec<Option<TensorId>>,
     ft: Vec<Option<TensorId>>,
@@ -87,7 +147,7 @@ impl<'a> Rewriter<'a> {
     /// A tensor read only by saturating functions is clipped to where they saturate.
     fn range(&self, old: TensorId) -> Option<(f32, f32)> {
         let method = if self.f.inputs.contains(&old) { CalibrationMethod::MinMax } else { self.opts.calibration };
-        let (lo, hi) = self.calib.observers[old].as_ref().filter(|o| o.count > 0).map(|o| o.range_for(method))?;
+        let (lo, hi) = self.shared.observed_range(self.calib, old, method)?;
         if self.calib.exact {
             return Some((lo, hi));
         }
@@ -260,15 +320,17 @@ impl<'a> Rewriter<'a> {
         let (Some(x), Some(wt), Some(out)) = (n.input(0), n.input(1), n.output()) else {
             return Ok(Some("missing operands".into()));
         };
-        let Some(w) = float_weights(self.f, wt) else { return Ok(Some("weights are not constant float".into())) };
         let shape = self.f.tensors[wt].shape.clone();
         let Some(layout) = ops::weight_layout(&n.op) else { return Ok(Some("no weights".into())) };
         let (axis, oc) = (layout.out_axis, layout.units(&shape));
+        let per_channel = self.opts.granularity == Granularity::PerChannel;
+        let Some(quantized) = self.shared.weights(self.f, wt, per_channel.then_some(axis)) else {
+            return Ok(Some("weights are not constant float".into()));
+        };
+        let (w, wq, w_scales) = (&quantized.float, &quantized.int8, &quantized.scales);
         if oc == 0 || w.len() != shape.iter().product::<usize>() {
             return Ok(Some("unexpected weight shape".into()));
         }
-        let per_channel = self.opts.granularity == Granularity::PerChannel;
-        let (wq, w_scales) = quantize_weights(&w, &shape, per_channel.then_some(axis));
         let qx = self.ensure_q(x)?;
         let (s_in, _) = params_of(&self.q.tensors[qx]);
         let Some((qo, range)) = self.calibrated_output(out) else { return Ok(Some("no calibration range".into())) };
@@ -292,7 +354,7 @@ impl<'a> Rewriter<'a> {
                         // weights [1, kh, kw, oc]; means [(ky·kw + kx)·ic + c]; channel oc reads input oc / mult.
                         let in_c = self.f.tensors[x].shape.get(3).copied().unwrap_or(1).max(1);
                         let mult = (oc / in_c).max(1);
-                        for (i, (&q, &f)) in wq.iter().zip(&w).enumerate() {
+                        for (i, (&q, &f)) in wq.iter().zip(w).enumerate() {
                             let (tap, c) = (i / oc, i % oc);
                             let s = scale_of(i, 1);
                             corr[c] +=
@@ -301,7 +363,7 @@ impl<'a> Rewriter<'a> {
                     }
                     _ => {
                         let k = w.len() / oc;
-                        for (i, (&q, &f)) in wq.iter().zip(&w).enumerate() {
+                        for (i, (&q, &f)) in wq.iter().zip(w).enumerate() {
                             let s = scale_of(i, k);
                             corr[i / k] += (q as f64 * s as f64 - f as f64) * m.get(i % k).copied().unwrap_or(0.0);
                         }
@@ -329,8 +391,13 @@ impl<'a> Rewriter<'a> {
             QuantParams::per_tensor(w_scales[0], 0)
         };
         let wid = self.add_tensor(
-            Tensor::constant(&wname, DType::I8, shape.clone(), TensorData::from_i8(&shape, wq).expect("shape checked"))
-                .with_quant(wquant),
+            Tensor::constant(
+                &wname,
+                DType::I8,
+                shape.clone(),
+                TensorData::from_i8(&shape, wq.clone()).expect("shape checked"),
+            )
+            .with_quant(wquant),
         );
         let bias_name = n.input(2).map(|b| self.f.tensors[b].name.clone()).unwrap_or_else(|| format!("{wname}/bias"));
         let bquant = if per_channel {
@@ -479,11 +546,12 @@ pub(super) struct Built {
 impl Built {
     /// Per float tensor, the real range its int8 twin represents (what quantization-aware
     /// training starts from).
-    pub fn ranges(&self) -> Vec<Option<(f32, f32)>> {
+    /// `model` is the built model (`self.model`, or the same model taken out of it).
+    pub fn ranges(&self, model: &Model) -> Vec<Option<(f32, f32)>> {
         self.qt
             .iter()
             .map(|q| {
-                let t = &self.model.main().tensors[(*q)?];
+                let t = &model.main().tensors[(*q)?];
                 let (s, z) = t.quant.as_ref()?.single();
                 Some(((-128 - z) as f32 * s, (127 - z) as f32 * s))
             })
@@ -491,12 +559,21 @@ impl Built {
     }
 }
 
-pub(super) fn build(model: &Model, fm: &Model, calib: &Calibration, opts: &QuantizeOptions) -> Result<Built> {
+/// Builds the int8 model of `model` (`fm`, its folded form) for `calib` and `opts`. `shared` holds
+/// what candidates of the same calibration and granularity share (give each calibration its own).
+pub(super) fn build(
+    model: &Model,
+    fm: &Model,
+    calib: &Calibration,
+    opts: &QuantizeOptions,
+    shared: &Shared,
+) -> Result<Built> {
     let f = fm.main();
     let mut rw = Rewriter {
         f,
         opts,
         calib,
+        shared,
         q: Graph { name: f.name.clone(), ..Default::default() },
         qt: vec![None; f.tensors.len()],
         ft: vec![None; f.tensors.len()],
@@ -509,8 +586,7 @@ pub(super) fn build(model: &Model, fm: &Model, calib: &Calibration, opts: &Quant
     let narrowed = (0..f.tensors.len())
         .filter(|&t| rw.saturating[t].is_some() || calib.softmax_floor[t].is_some())
         .filter(|&t| {
-            let observed =
-                rw.calib.observers[t].as_ref().filter(|o| o.count > 0).map(|o| o.range_for(opts.calibration));
+            let observed = shared.observed_range(calib, t, opts.calibration);
             matches!((observed, rw.range(t)), (Some(o), Some(r)) if o != r)
         })
         .count();

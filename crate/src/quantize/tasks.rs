@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::observe::Observed;
 use super::report::SqnrAcc;
 use crate::error::Result;
-use crate::exec::Interpreter;
+use crate::exec::{Buffer, Interpreter};
 use crate::ir::TensorId;
-use crate::parallel::{encode, ResourceId, Worker};
+use crate::parallel::{encode, ResourceId, Samples, Worker};
 
 /// Float values per sample of the model's input.
 fn per_sample(w: &mut Worker, model: ResourceId) -> Result<usize> {
@@ -38,6 +38,10 @@ impl Calibrate {
         let m = w.model(self.model)?;
         let per = per_sample(w, self.model)?;
         let x = samples(w, self.data, per, self.samples)?;
+        // The job's own data check: the first value that is not finite, in sample order.
+        if let Some(pos) = x.iter().position(|v| !v.is_finite()) {
+            return Ok(encode(&Observed::non_finite(self.samples.0 + pos / per, pos % per, x[pos])));
+        }
         let mut o = Observed::new(m.main(), self.histograms);
         w.forward(self.model, &x, per, |it, _, rows| {
             o.observe(m.main(), it, rows, self.means);
@@ -60,10 +64,9 @@ pub struct Score {
 impl Score {
     pub fn run(&self, w: &mut Worker) -> Result<Vec<u8>> {
         let per = per_sample(w, self.model)?;
-        let x = samples(w, self.data, per, self.samples)?;
         let reference = w.value::<Vec<Vec<Vec<f32>>>>(self.reference)?;
         let mut acc: Vec<SqnrAcc> = Vec::new();
-        w.forward(self.model, &x, per, |it, first, rows| {
+        let visit = |it: &Interpreter, first: usize, rows: usize| {
             let outs = it.outputs().len();
             acc.resize(outs, SqnrAcc::default());
             for (k, a) in acc.iter_mut().enumerate() {
@@ -76,7 +79,17 @@ impl Score {
                 }
             }
             Ok(())
-        })?;
+        };
+        // Candidates share their input parameters: a worker quantizes each chunk once for all.
+        let x = w.quantized_rows(self.model, self.data, per, self.samples)?;
+        match x.as_deref() {
+            Some(Buffer::I8(v)) => w.forward_input(self.model, Samples::I8(v), per, visit)?,
+            Some(Buffer::U8(v)) => w.forward_input(self.model, Samples::U8(v), per, visit)?,
+            _ => {
+                let x = samples(w, self.data, per, self.samples)?;
+                w.forward(self.model, &x, per, visit)?
+            }
+        }
         Ok(encode(&acc))
     }
 }
