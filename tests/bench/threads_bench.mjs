@@ -18,7 +18,8 @@
 //
 // Needs ../shared/reference (the script says so loudly and exits when it is absent), the built
 // package (scripts/setup.sh), /usr/bin/chromium, and python3 with tensorflow-cpu for the converter.
-// Run: node tests/bench/threads_bench.mjs [--repeats N] [--no-tf] [--only node|chromium]
+// Run: node tests/bench/threads_bench.mjs [--repeats N] [--no-tf] [--only node|chromium] [--quantize-only]
+// (`--quantize-only` skips `evaluate`, for quick A/B work on quantization.)
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,6 +32,7 @@ const EVALUATION = 1000;
 const args = process.argv.slice(2);
 const REPEATS = Number(args[args.indexOf('--repeats') + 1]) || 2;
 const ALL = Math.min(availableParallelism(), 16);
+const TASKS = args.includes('--quantize-only') ? ['quantize'] : ['quantize', 'evaluate'];
 const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
 if (ONLY !== undefined && ONLY !== 'node' && ONLY !== 'chromium') {
   console.error(`--only takes node or chromium, not ${ONLY}`);
@@ -83,7 +85,7 @@ writeFileSync(files.y, npy([EVALUATION], 3, 2, true));
  * bytes of one of `files`) are the runtime's. Returns per thread count the best times, the SHA-256 of
  * the quantized model and the evaluation figures without latencies.
  */
-const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, perThread) => {
+const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, perThread, tasks) => {
   /** CPU ms per thread since `before` (a map from thread id), the busiest first: the engines' workers. */
   const busy = (before, after) =>
     Object.entries(after)
@@ -116,6 +118,10 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
       if (i) busyOf.quantize.push(busy(th, await perThread()));
       if (i) phasesOf.push([q.report.calibrationMs, q.report.rewriteMs, q.report.reportMs]);
       bytes ??= await sha256(await q.model.toBytes());
+      if (!tasks.includes('evaluate')) {
+        await q.model.release();
+        continue;
+      }
       [c, th] = [await cpu(), await perThread()];
       t = performance.now();
       const r = await q.model.evaluate(x, { labels, reference: float });
@@ -127,6 +133,7 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
     }
     const info = await opt.info();
     opt.terminate();
+    if (!evaluate.length) evaluate.push(NaN);
     out[n] = {
       quantize: Math.min(...quantize),
       evaluate: Math.min(...evaluate),
@@ -142,7 +149,7 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
       },
       phases: phasesOf[quantize.indexOf(Math.min(...quantize))],
       modelSha256: bytes,
-      figures: JSON.stringify(strip(report)),
+      figures: report ? JSON.stringify(strip(report)) : '',
       report,
       engine: `${info.simd} / ${info.int8Kernel}`,
     };
@@ -227,7 +234,7 @@ async function inNode() {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1000;
   };
-  return measure(createOptimizer, load, [1, ALL], REPEATS, sha, cpu, async () => threadsCpu([process.pid]));
+  return measure(createOptimizer, load, [1, ALL], REPEATS, sha, cpu, async () => threadsCpu([process.pid]), TASKS);
 }
 
 async function inChromium() {
@@ -239,14 +246,14 @@ const load = async (name) => new Uint8Array(await (await fetch('/file/' + names.
 const hex = ${hex.toString()};
 const sha = async (b) => hex(await crypto.subtle.digest('SHA-256', b));
 const measure = ${measure.toString()};
-window.measure = (threads, repeats) => measure(createOptimizer, load, threads, repeats, sha, window.browserCpu, window.browserThreads);
+window.measure = (threads, repeats, tasks) => measure(createOptimizer, load, threads, repeats, sha, window.browserCpu, window.browserThreads, tasks);
 window.ready = true;
 `;
   const page = await startPackagePage(script, names.map((n) => files[n]));
   try {
     await page.tab.exposeFunction('browserCpu', childrenCpu);
     await page.tab.exposeFunction('browserThreads', () => threadsCpu(descendants()));
-    const r = await page.tab.evaluate(([t, n]) => window.measure(t, n), [[1, ALL], REPEATS]);
+    const r = await page.tab.evaluate(([t, n, k]) => window.measure(t, n, k), [[1, ALL], REPEATS, TASKS]);
     if (page.errors.length) console.warn('page errors:', page.errors);
     return { ...r, browser: page.browserVersion };
   } finally {
@@ -296,7 +303,7 @@ try {
   const rows = [['runtime', 'engine', 'task', '1 thread s', `${ALL} threads s`, 'speed-up', 'cores used (1 / all)', 'CPU s (1 / all)', 'outputs']];
   const slow = [];
   for (const [runtime, r] of Object.entries(results)) {
-    for (const task of ['quantize', 'evaluate']) {
+    for (const task of TASKS) {
       const [a, b] = [r[1], r[ALL]];
       const same = task === 'quantize' ? a.modelSha256 === b.modelSha256 : a.figures === b.figures;
       if (!same) failed = true;
@@ -314,7 +321,7 @@ try {
   console.log('\nbusiest threads, CPU s in the best call (1 thread | all cores): the engines\' workers, then the rest');
   const fmt = (ms) => (ms ?? []).slice(0, ALL + 2).map((v) => (v / 1000).toFixed(2)).join(' ');
   for (const [runtime, r] of Object.entries(results)) {
-    for (const task of ['quantize', 'evaluate']) {
+    for (const task of TASKS) {
       console.log(`  ${runtime} ${task}: ${fmt(r[1].busy[task])} | ${fmt(r[ALL].busy[task])}`);
     }
   }
@@ -327,7 +334,7 @@ try {
   if (results.Chromium) console.log(`Chromium ${results.Chromium.browser}`);
   const first = results.Node ?? results.Chromium;
   const e = first[1].report;
-  console.log(`evaluation: accuracy ${e.accuracy} (random labels), top-1 agreement ${e.reference.top1Agreement}, ` +
+  if (e) console.log(`evaluation: accuracy ${e.accuracy} (random labels), top-1 agreement ${e.reference.top1Agreement}, ` +
     `output SQNR ${e.reference.outputSqnrDb.map((v) => v?.toFixed(2)).join(', ')} dB`);
   if (results.Node && results.Chromium) {
     const crossModel = results.Node[1].modelSha256 === results.Chromium[1].modelSha256;
