@@ -149,7 +149,10 @@ export class Pool {
     const n = round.tasks.length;
     const total = round.units.reduce((a, b) => a + b, 0);
     const results: Uint8Array[] = new Array(n);
+    // Task workers take tasks from the front, this worker from the back: tasks of one model sit
+    // together (a job lists them so), so each engine prepares fewer of a round's models.
     let next = 0;
+    let last = n;
     let finished = 0;
     let done = 0;
     let localQueued = false;
@@ -170,7 +173,7 @@ export class Pool {
       const pump = () => {
         if (failed) return;
         for (const h of this.helpers) {
-          while (!h.failed && next < n && h.pending.length < this.depth(n - next)) {
+          while (!h.failed && next < last && h.pending.length < this.depth(last - next)) {
             const i = next++;
             h.pending.push((r) => {
               if (r.ok) finish(i, r.bytes);
@@ -179,12 +182,12 @@ export class Pool {
             h.port.post({ type: 'task', seq: this.seq++, bytes: round.tasks[i] }, []);
           }
         }
-        if (next < n && !localQueued) {
+        if (next < last && !localQueued) {
           localQueued = true;
           void yieldToEvents().then(() => {
             localQueued = false;
-            if (failed || next >= n) return;
-            const i = next++;
+            if (failed || next >= last) return;
+            const i = --last;
             try {
               finish(i, job.runLocal(i));
             } catch (e) {

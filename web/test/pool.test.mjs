@@ -27,6 +27,7 @@ function fakeSpawn(log, ms) {
         freeAt = Math.max(now, freeAt) + ms;
         log.held = Math.max(log.held, ++held);
         log.byWorker[me] = (log.byWorker[me] ?? 0) + 1;
+        log.tasks?.push(msg.bytes[0]);
         // In the order posted, as a real worker answers (timers of different lengths may fire out
         // of order on a busy machine).
         const ready = new Promise((r) => setTimeout(r, freeAt - now));
@@ -47,6 +48,7 @@ function fakeSpawn(log, ms) {
 function fakeJob(n, ms, input = false) {
   const job = {
     local: 0,
+    localTasks: [],
     accepted: null,
     done: false,
     nextRound() {
@@ -58,6 +60,7 @@ function fakeJob(n, ms, input = false) {
     },
     runLocal(i) {
       job.local++;
+      job.localTasks.push(i);
       const end = performance.now() + ms;
       while (performance.now() < end);
       return Uint8Array.of((i % 100) * 2);
@@ -120,5 +123,18 @@ test("the job's input file reaches every task worker from the caller's bytes, th
   assert.deepEqual(moved, [input.buffer]);
   // Without the input's bytes, the round fails clearly instead of sending nothing.
   await assert.rejects(pool.drive(fakeJob(10, 1, true), () => {}), /input \(resource 7\) were not given/);
+  pool.terminate();
+});
+
+test('the serving worker takes tasks from the end of a round, task workers from the start', async () => {
+  // A job lists the tasks of one model together: each engine then prepares fewer of the models.
+  const log = { puts: [], held: 0, byWorker: [], tasks: [] };
+  const pool = new Pool(fakeSpawn(log, 2), 3);
+  const job = fakeJob(30, 2);
+  await pool.drive(job, () => {});
+  assert.ok(job.local > 0 && log.tasks.length > 0);
+  assert.ok(Math.max(...log.tasks) < Math.min(...job.localTasks), `task workers ${log.tasks}, serving worker ${job.localTasks}`);
+  assert.deepEqual([...log.tasks, ...job.localTasks].sort((a, b) => a - b), Array.from({ length: 30 }, (_, i) => i));
+  assert.deepEqual(job.accepted.map((r) => r[0]), Array.from({ length: 30 }, (_, i) => i * 2));
   pool.terminate();
 });
