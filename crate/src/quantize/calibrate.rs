@@ -252,10 +252,14 @@ impl Observer {
             }
             best.map_or(or, |(x, _)| x)
         };
+        // A side at zero (ReLU outputs) has a grid of zeros: every point costs the same, and the
+        // first, zero itself, is kept without computing any.
+        let search =
+            |end: f32, cost: &dyn Fn(f32) -> f64| if end == 0.0 { end } else { least(&mut grid(end), cost, end) };
         let (mut lo, mut hi) = (lo0, hi0);
         for _ in 0..2 {
-            hi = least(&mut grid(hi0), &|a| cost(lo, a), hi0);
-            lo = least(&mut grid(lo0), &|a| cost(a, hi), lo0);
+            hi = search(hi0, &|a| cost(lo, a));
+            lo = search(lo0, &|a| cost(a, hi));
         }
         (lo, hi)
     }
@@ -510,11 +514,13 @@ mod tests {
     #[test]
     fn the_mse_search_picks_what_min_by_picks() {
         let mut rng = Rng::new(7);
-        let cases: [Vec<f32>; 4] = [
+        let cases: [Vec<f32>; 6] = [
             (0..50_000).map(|_| rng.normal()).chain([40.0, -3.0]).collect(),
             (0..50_000).map(|_| rng.normal().max(0.0) * 6.0).collect(),
             (0..20_000).map(|i| (i % 7) as f32 - 2.0).collect(),
             vec![0.0; 100],
+            (0..20_000).map(|_| -rng.normal().abs() * 3.0).collect(),
+            (0..20_000).map(|_| rng.normal().abs().min(6.0)).chain([-0.0]).collect(),
         ];
         for (k, v) in cases.iter().enumerate() {
             let mut o = Observer::default();
