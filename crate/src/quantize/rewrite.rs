@@ -50,9 +50,12 @@ fn float_weights(g: &Graph, t: TensorId) -> Option<Vec<f32>> {
 /// tensor's observed range per calibration method (the MSE search is the costly part of a build).
 #[derive(Default)]
 pub(super) struct Shared {
-    weights: Mutex<HashMap<(TensorId, Option<usize>), Arc<QuantizedWeights>>>,
+    /// Per weight tensor and quantization axis (none: per tensor).
+    weights: Mutex<HashMap<WeightsKey, Arc<QuantizedWeights>>>,
     ranges: Mutex<Vec<(CalibrationMethod, Arc<RangeSlots>)>>,
 }
+
+type WeightsKey = (TensorId, Option<usize>);
 
 /// Per tensor, its range for one method once computed.
 type RangeSlots = Vec<OnceLock<Option<(f32, f32)>>>;
