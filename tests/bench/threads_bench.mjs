@@ -339,8 +339,9 @@ try {
   if (results.Node && results.Chromium) {
     const crossModel = results.Node[1].modelSha256 === results.Chromium[1].modelSha256;
     const crossFigures = results.Node[1].figures === results.Chromium[1].figures;
-    console.log(`Node and Chromium: quantized model ${crossModel ? 'identical' : 'differs'}, ` +
-      `evaluation figures ${crossFigures ? 'identical' : 'differ'} (engines: ${results.Node[1].engine} / ${results.Chromium[1].engine})`);
+    const figures = TASKS.includes('evaluate') ? `, evaluation figures ${crossFigures ? 'identical' : 'differ'}` : '';
+    console.log(`Node and Chromium: quantized model ${crossModel ? 'identical' : 'differs'}${figures} ` +
+      `(engines: ${results.Node[1].engine} / ${results.Chromium[1].engine})`);
   }
   if (tf.skipped) {
     console.log(`TF converter: NOT MEASURED (${tf.skipped})`);
