@@ -433,9 +433,11 @@ async function optimize() {
       training.push({ phase: 'fine-tuning', report: r.report.train });
     }
     if (options.quantize && labelled && options.quantize.mode === 'static' && !trainCancelled) {
-      const { calibration: _c, ...q } = options.quantize;
+      const q = options.quantize;
+      // Training starts from the model static quantization alone would give: the same calibration samples.
+      const calibrationData = subset(dataset!, CALIBRATION_SAMPLES).x;
       const r = await trainPhase('quantization-aware training', (o) =>
-        current.quantizeAware({ ...q, ...labelled, train: { epochs: train!.epochs, learningRate: train!.learningRate / 5 } }, o),
+        current.quantizeAware({ ...q, ...labelled, calibrationData, train: { epochs: train!.epochs, learningRate: train!.learningRate / 5 } }, o),
       );
       made.push(r.model);
       current = r.model;
