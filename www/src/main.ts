@@ -531,6 +531,10 @@ async function trainPhase<T>(
 
 /** One training phase in a line: epochs run, the kept epoch and its validation accuracy. */
 function trainingText(t: TrainReport): string {
+  if (t.kept === 'start') {
+    const acc = t.startValAccuracy;
+    return `${t.epochs.length} epoch(s), kept the starting model: no epoch beat it` + (acc == null ? '' : ` (validation accuracy ${pct(acc)})`);
+  }
   const best = t.epochs.find((e) => e.epoch === t.bestEpoch);
   const acc = best?.valAccuracy ?? null;
   return `${t.epochs.length} epoch(s)` + (best ? `, kept epoch ${best.epoch}${acc === null ? '' : ` (validation accuracy ${pct(acc)})`}` : '');
