@@ -2,7 +2,7 @@
 //! `train_speed [MODEL] [THREADS] [float|prune|qat] [SAMPLES]`.
 use tinyml_optimizer::npy::{self, NpyArray, NpyData};
 use tinyml_optimizer::parallel::run;
-use tinyml_optimizer::train::{PruneDuring, QatJob, TrainJob, TrainOptions};
+use tinyml_optimizer::train::{qat, PruneDuring, QatJob, TrainJob, TrainOptions};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -23,7 +23,8 @@ fn main() {
     let t = std::time::Instant::now();
     let (ms, loss, weights) = match mode {
         "qat" => {
-            let mut job = QatJob::new(&m, &x, &y, &opts, &Default::default()).unwrap();
+            let mut job =
+                QatJob::new(&m, &x, &y, qat::Calibration::TrainingSamples, &opts, &Default::default()).unwrap();
             run(&mut job, threads, &mut |_, _, _| {}).unwrap();
             let (q, _, r, _) = job.finish().unwrap();
             (r.ms_per_epoch, r.epochs[0].loss, tinyml_optimizer::tflite::write(&q).unwrap())

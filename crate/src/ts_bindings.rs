@@ -77,6 +77,7 @@ macro_rules! each_type {
         $f::<train::TrainOptions>($arg);
         $f::<train::PruneDuring>($arg);
         $f::<train::EpochReport>($arg);
+        $f::<train::Kept>($arg);
         $f::<train::TrainReport>($arg);
         $f::<train::TrainMetrics>($arg);
     }};

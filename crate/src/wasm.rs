@@ -715,13 +715,24 @@ impl Model {
     }
 
     /// Quantization-aware training as a job: static quantization starts the ranges, training with
-    /// fake quantization, then the int8 export (quantize options as `QuantizeOptions`).
+    /// fake quantization, then the int8 export (quantize options as `QuantizeOptions`). Static
+    /// quantization calibrates on `calibration` (a `.npy` batch) when given, otherwise on the first
+    /// 200 training samples.
     #[wasm_bindgen(js_name = qatJob)]
-    pub fn qat_job(&self, x: &[u8], y: &[u8], options: JsValue, quantize_options: JsValue) -> Result<Job, JsValue> {
+    pub fn qat_job(
+        &self,
+        x: &[u8],
+        y: &[u8],
+        options: JsValue,
+        quantize_options: JsValue,
+        calibration: Option<Vec<u8>>,
+    ) -> Result<Job, JsValue> {
+        use crate::train::qat::Calibration;
         let opts = options_of::<crate::train::TrainOptions>(options, "training options")?;
         let qopts = options_of::<quantize::QuantizeOptions>(quantize_options, "quantize options")?;
         let (x, y) = (npy::read(x).map_err(js_error)?, npy::read(y).map_err(js_error)?);
-        let j = crate::train::QatJob::new(&self.model, &x, &y, &opts, &qopts).map_err(js_error)?;
+        let calibration = calibration.map_or(Calibration::TrainingSamples, Calibration::Npy);
+        let j = crate::train::QatJob::new(&self.model, &x, &y, calibration, &opts, &qopts).map_err(js_error)?;
         Ok(job(JobKind::Qat(j)))
     }
 

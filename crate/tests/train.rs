@@ -14,7 +14,8 @@ use tinyml_optimizer::npy::{self, NpyArray, NpyData};
 use tinyml_optimizer::parallel::run;
 use tinyml_optimizer::prune::{prune, Method, PruneOptions};
 use tinyml_optimizer::quantize::{quantize, quantize_job, quantize_with_ranges, CalibrationMethod, QuantizeOptions};
-use tinyml_optimizer::train::{qat, PruneDuring, QatJob, TrainJob, TrainOptions, TrainReport};
+use tinyml_optimizer::train::qat::{self, Calibration};
+use tinyml_optimizer::train::{Kept, PruneDuring, QatJob, TrainJob, TrainOptions, TrainReport};
 use tinyml_optimizer::{tflite, ErrorCode};
 
 #[macro_use]
@@ -147,7 +148,8 @@ fn quantization_aware_training_is_identical_on_one_and_two_threads() {
     let opts = TrainOptions { epochs: 1, batch_size: 40, validation_split: 0.0, ..Default::default() };
     let mut bytes = Vec::new();
     for threads in [1, 2] {
-        let mut job = QatJob::new(&m, &x, &y, &opts, &QuantizeOptions::default()).unwrap();
+        let mut job =
+            QatJob::new(&m, &x, &y, Calibration::TrainingSamples, &opts, &QuantizeOptions::default()).unwrap();
         run(&mut job, threads, &mut |_, _, _| {}).unwrap();
         bytes.push(tflite::write(&job.finish().unwrap().0).unwrap());
     }
@@ -160,7 +162,7 @@ fn quantization_aware_training_beats_static_quantization() {
     let (x, y) = split(0, 800);
     let (tx, ty) = split(800, 1000);
     let opts = TrainOptions { epochs: 2, learning_rate: 2e-4, validation_split: 0.0, ..Default::default() };
-    let mut job = QatJob::new(&m, &x, &y, &opts, &QuantizeOptions::default()).unwrap();
+    let mut job = QatJob::new(&m, &x, &y, Calibration::TrainingSamples, &opts, &QuantizeOptions::default()).unwrap();
     run(&mut job, 1, &mut |_, _, _| {}).unwrap();
     let (q, _, report, _) = job.finish().unwrap();
     let (ptq, _) = quantize(&m, Some(&split(0, 200).0), &QuantizeOptions::default(), &mut |_, _, _| {}).unwrap();
@@ -213,10 +215,11 @@ fn training_that_does_not_help_keeps_the_start() {
     assert!(report.epochs.iter().all(|e| e.val_loss.unwrap() > start), "{start} {:?}", report.epochs);
     assert_eq!(report.best_epoch, Some(0));
     assert!(tflite::write(&tuned).unwrap() == tflite::write(&m).unwrap(), "the start's weights are returned");
-    let mut job = QatJob::new(&m, &x, &y, &opts, &QuantizeOptions::default()).unwrap();
+    let mut job = QatJob::new(&m, &x, &y, Calibration::TrainingSamples, &opts, &QuantizeOptions::default()).unwrap();
     run(&mut job, 1, &mut |_, _, _| {}).unwrap();
     let (_, _, report, _) = job.finish().unwrap();
     assert_eq!(report.best_epoch, Some(0), "{:?} {:?}", report.start_val_loss, report.epochs);
+    assert_eq!(report.kept, Kept::Start);
     // Training that helps is kept: a sane rate beats the start.
     let opts = TrainOptions { learning_rate: 1e-3, ..opts };
     let mut job = TrainJob::new(&m, &x, &y, &opts, None, Vec::new()).unwrap();
@@ -225,6 +228,39 @@ fn training_that_does_not_help_keeps_the_start() {
     assert!(
         report.best_epoch.is_some_and(|e| e > 0) || report.epochs.iter().all(|e| e.val_loss >= report.start_val_loss)
     );
+}
+
+/// Quantization-aware training starts from the static model `quantize` gives with the same
+/// calibration data and method, and when no epoch beats it on the validation samples, returns that
+/// model byte for byte; without calibration data it calibrates on the first training samples.
+#[test]
+fn quantization_aware_training_that_does_not_help_returns_the_static_model() {
+    let m = tflite::read(fixture!("mlp", "model_float.tflite")).unwrap();
+    let (x, y) = split(0, 300);
+    let calibration = split(500, 560).0;
+    let qopts = QuantizeOptions { calibration: CalibrationMethod::Mse, ..Default::default() };
+    // A far too high learning rate: every epoch is worse than the start on the validation split.
+    let opts = TrainOptions { epochs: 2, learning_rate: 0.5, validation_split: 0.3, ..Default::default() };
+    let static_model = |c: &NpyArray| {
+        let (q, _) = quantize(&m, Some(c), &qopts, &mut |_, _, _| {}).unwrap();
+        tflite::write(&q).unwrap()
+    };
+    let mut written = Vec::new();
+    for (calib, expected) in [
+        (Calibration::Data(&calibration), static_model(&calibration)),
+        (Calibration::TrainingSamples, static_model(&split(0, qat::CALIBRATION.min(300)).0)),
+    ] {
+        let mut job = QatJob::new(&m, &x, &y, calib, &opts, &qopts).unwrap();
+        run(&mut job, 1, &mut |_, _, _| {}).unwrap();
+        let (q, report, train, start) = job.finish().unwrap();
+        assert_eq!(train.kept, Kept::Start, "{:?} {:?}", train.start_val_accuracy, train.epochs);
+        assert!(train.epochs.len() == 2, "both epochs ran");
+        let bytes = tflite::write(&q).unwrap();
+        assert!(bytes == expected, "the result is not the static model quantize gives");
+        assert_eq!(report.mode, start.unwrap().mode, "the report is static quantization's");
+        written.push(bytes);
+    }
+    assert!(written[0] != written[1], "the calibration data made no difference");
 }
 
 #[test]

@@ -5,7 +5,11 @@
 // the engine's own milliseconds per epoch (`report.train.msPerEpoch`, as the CLI reports them).
 //
 //   node tests/bench/finetune_browser.mjs MODEL X.npy Y.npy --epochs 4 --batch 32 \
-//     --sparsities 0.5,0.8,0.9 [--qat-learning-rate 2e-4] [--method layer-magnitude]
+//     --sparsities 0.5,0.8,0.9 [--qat-learning-rate 2e-4] [--method layer-magnitude] \
+//     [--calibration C.npy]
+//
+// With --calibration, quantization-aware training starts from the static model of C.npy (as the
+// CLI's `quantize --calibration C.npy --qat-epochs N`); otherwise from the first training samples.
 //
 // Needs the built package (scripts/setup.sh) and /usr/bin/chromium.
 import { availableParallelism } from 'node:os';
@@ -28,12 +32,13 @@ const settings = {
   sparsities: flag('sparsities', '0.5,0.8,0.9').split(',').filter(Boolean).map(Number),
   method: flag('method', 'layer-magnitude'),
   qatRate: Number(flag('qat-learning-rate', '2e-4')),
+  calibration: flag('calibration', undefined) !== undefined,
   threads: Math.min(availableParallelism(), 16),
 };
 
 // Runs in the page: every fine-tuning call on one optimizer, its engine-reported time per epoch.
 const measure = async (createOptimizer, load, s) => {
-  const [modelBytes, data, labels] = await Promise.all([0, 1, 2].map(load));
+  const [modelBytes, data, labels, calibrationData] = await Promise.all((s.calibration ? [0, 1, 2, 3] : [0, 1, 2]).map(load));
   const train = { epochs: s.epochs, batchSize: s.batch, optimizer: 'adam', validationSplit: 0, seed: 1 };
   const opt = createOptimizer({ threads: s.threads });
   const model = await opt.loadModel(modelBytes);
@@ -44,13 +49,13 @@ const measure = async (createOptimizer, load, s) => {
     pruning.push({ sparsity, msPerEpoch: r.report.train.msPerEpoch, achieved: r.report.train.sparsity });
     await r.model.release();
   }
-  const q = await model.quantizeAware({ data, labels, train: { ...train, learningRate: s.qatRate } });
+  const q = await model.quantizeAware({ data, labels, calibrationData, train: { ...train, learningRate: s.qatRate } });
   const qat = { msPerEpoch: q.report.train.msPerEpoch };
   opt.terminate();
   return { pruning, qat };
 };
 
-const files = [model, x, y].map((f) => resolve(f));
+const files = [model, x, y, ...(settings.calibration ? [flag('calibration')] : [])].map((f) => resolve(f));
 const script = `
 import { createOptimizer } from '/web/dist/browser.js';
 const load = async (i) => new Uint8Array(await (await fetch('/file/' + i)).arrayBuffer());

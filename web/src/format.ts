@@ -189,6 +189,7 @@ export function formatTrained(output: { path: string; bytes: number }, ms: numbe
     (acc != null ? `; ${last.valAccuracy != null ? 'validation ' : ''}accuracy ${pct(acc)}` : '') +
     (last && last.sparsity > 0 ? `; sparsity ${(last.sparsity * 100).toFixed(1)}%` : '') +
     (t.stopped ? `\n(stopped: ${t.stopped})` : '') +
+    (t.kept === 'start' ? '\n(kept the starting model: no epoch beat it on the validation samples)' : '') +
     '\n'
   );
 }

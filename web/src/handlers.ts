@@ -126,13 +126,21 @@ function makeHandlers(s: State) {
       const job = await drive(s, m.quantizeJob(calibration, a.options), ctx, false, calibration);
       return adopt(s, job.finishModel(), 'quantization') as { handle: number; summary: ModelSummary; report: QuantReport };
     },
-    /** Quantization-aware training: static quantization starts the ranges, then training, then
-     * the int8 export. */
+    /** Quantization-aware training: static quantization (on `calibration` when given, else the
+     * first 200 training samples) starts the ranges, then training, then the int8 export. */
     async qat(
-      a: { handle: number; x: ArrayBuffer | Uint8Array; y: ArrayBuffer | Uint8Array; train: TrainOptions; options: QuantizeSettings },
+      a: {
+        handle: number;
+        x: ArrayBuffer | Uint8Array;
+        y: ArrayBuffer | Uint8Array;
+        calibration?: ArrayBuffer | Uint8Array;
+        train: TrainOptions;
+        options: QuantizeSettings;
+      },
       ctx: Ctx,
     ) {
-      const job = await drive(s, model(s, a.handle).qatJob(bytesOf(a.x), bytesOf(a.y), a.train, a.options), ctx, true);
+      const calibration = a.calibration ? bytesOf(a.calibration) : undefined;
+      const job = await drive(s, model(s, a.handle).qatJob(bytesOf(a.x), bytesOf(a.y), a.train, a.options, calibration), ctx, true);
       return adopt(s, job.finishModel(), 'quantization-aware training') as {
         handle: number;
         summary: ModelSummary;

@@ -131,3 +131,22 @@ test('the CLI fine-tunes, prunes while training and trains quantization-aware', 
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /--train-labels/);
 });
+
+test('the CLI trains quantization-aware from the static model of --calibration, and keeps it when no epoch beats it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tinyml-qat-'));
+  const { x, y } = slice(300);
+  writeFileSync(join(dir, 'x.npy'), x);
+  writeFileSync(join(dir, 'y.npy'), y);
+  writeFileSync(join(dir, 'c.npy'), calib);
+  const model = new URL('../../tests/fixtures/mlp/model_float.tflite', import.meta.url).pathname;
+  const quantize = ['--calibration', join(dir, 'c.npy'), '--calibration-method', 'mse', '--threads', '2', '--json'];
+  await run('node', [cliPath, 'quantize', model, '-o', join(dir, 'ptq.tflite'), ...quantize]);
+  // A far too high learning rate: every epoch is worse than the start on the validation samples.
+  const train = ['--train', join(dir, 'x.npy'), '--train-labels', join(dir, 'y.npy'), '--learning-rate', '0.5', '--validation-split', '0.3'];
+  const q = JSON.parse(
+    (await run('node', [cliPath, 'quantize', model, '-o', join(dir, 'qat.tflite'), ...quantize, '--qat-epochs', '2', ...train])).stdout,
+  );
+  assert.equal(q.report.train.kept, 'start', JSON.stringify(q.report.train.epochs));
+  assert.equal(q.report.train.epochs.length, 2);
+  assert.deepEqual(readFileSync(join(dir, 'qat.tflite')), readFileSync(join(dir, 'ptq.tflite')), 'not the model quantize alone writes');
+});

@@ -433,9 +433,11 @@ async function optimize() {
       training.push({ phase: 'fine-tuning', report: r.report.train });
     }
     if (options.quantize && labelled && options.quantize.mode === 'static' && !trainCancelled) {
-      const { calibration: _c, ...q } = options.quantize;
+      const q = options.quantize;
+      // Training starts from the model static quantization alone would give: the same calibration samples.
+      const calibrationData = subset(dataset!, CALIBRATION_SAMPLES).x;
       const r = await trainPhase('quantization-aware training', (o) =>
-        current.quantizeAware({ ...q, ...labelled, train: { epochs: train!.epochs, learningRate: train!.learningRate / 5 } }, o),
+        current.quantizeAware({ ...q, ...labelled, calibrationData, train: { epochs: train!.epochs, learningRate: train!.learningRate / 5 } }, o),
       );
       made.push(r.model);
       current = r.model;
@@ -529,6 +531,10 @@ async function trainPhase<T>(
 
 /** One training phase in a line: epochs run, the kept epoch and its validation accuracy. */
 function trainingText(t: TrainReport): string {
+  if (t.kept === 'start') {
+    const acc = t.startValAccuracy;
+    return `${t.epochs.length} epoch(s), kept the starting model: no epoch beat it` + (acc == null ? '' : ` (validation accuracy ${pct(acc)})`);
+  }
   const best = t.epochs.find((e) => e.epoch === t.bestEpoch);
   const acc = best?.valAccuracy ?? null;
   return `${t.epochs.length} epoch(s)` + (best ? `, kept epoch ${best.epoch}${acc === null ? '' : ` (validation accuracy ${pct(acc)})`}` : '');

@@ -7,7 +7,7 @@ use super::masks;
 use super::optim::{Optimizer, Param};
 use super::schedule::PruningSchedule;
 use super::tasks::{merge, StepOut, TargetData, TrainSpec, TrainStep};
-use super::{EpochReport, PruneDuring, TrainMetrics, TrainOptions, TrainReport};
+use super::{EpochReport, Kept, PruneDuring, TrainMetrics, TrainOptions, TrainReport};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::grad::{Loss, CHUNK};
@@ -40,6 +40,8 @@ struct Pruning {
 /// The weights (and fake-quant ranges) of the best epoch so far.
 struct Best {
     score: f64,
+    /// The validation accuracy (classification with a validation split).
+    accuracy: Option<f64>,
     epoch: usize,
     weights: Vec<Vec<f32>>,
     ranges: Vec<(f32, f32)>,
@@ -84,6 +86,9 @@ pub struct TrainJob {
     /// Quantization-aware training: per trained tensor, the output-channel axis (or none for
     /// per-tensor scales) its int8 weights are quantized along; `None` for tensors kept float.
     weight_quant: Vec<Option<Option<usize>>>,
+    /// Epochs are ranked by validation accuracy first, loss breaking ties (quantization-aware
+    /// training); otherwise by loss alone.
+    by_accuracy: bool,
 }
 
 /// The targets of `y` for `n` samples and the model's output of `width` values per sample.
@@ -201,6 +206,7 @@ impl TrainJob {
             stopped: None,
             times: Vec::new(),
             weight_quant: Vec::new(),
+            by_accuracy: false,
         };
         job.rng.shuffle(&mut job.order);
         if job.n_val > 0 && job.pruning.is_none() {
@@ -249,6 +255,22 @@ impl TrainJob {
             }
         }
         self.weight_quant = axes;
+    }
+
+    /// Ranks epochs (and the start) by validation accuracy, the loss breaking ties, instead of by
+    /// loss alone: quantization-aware training is judged by the int8 model's accuracy, and an epoch
+    /// with a lower loss but fewer correct validation samples must not replace the start.
+    pub fn select_by_accuracy(&mut self) {
+        self.by_accuracy = true;
+    }
+
+    /// Whether an epoch with validation (or training) `loss` and validation `accuracy` beats `best`.
+    fn beats(&self, loss: f64, accuracy: Option<f64>, best: Option<&Best>) -> bool {
+        let Some(b) = best else { return true };
+        match (self.by_accuracy, accuracy, b.accuracy) {
+            (true, Some(a), Some(ba)) if a != ba => a > ba,
+            _ => loss < b.score,
+        }
     }
 
     /// Keeps every zero weight of the prunable layers at zero (fine-tuning a pruned model).
@@ -373,7 +395,8 @@ impl Job for TrainJob {
                 let n = self.n_val.max(1) as f64;
                 self.start = Some((sum.loss / n, sum.correct.map(|c| c as f64 / n)));
                 let (weights, ranges) = (self.weights_only(), self.ranges.clone());
-                self.best = Some(Best { score: sum.loss / n, epoch: 0, weights, ranges });
+                let accuracy = self.start.and_then(|s| s.1);
+                self.best = Some(Best { score: sum.loss / n, accuracy, epoch: 0, weights, ranges });
                 self.running.3 = now_ms();
                 self.phase = Phase::Step;
                 Ok(())
@@ -492,9 +515,14 @@ impl TrainJob {
         // not whether the measured sparsity equals the requested one: per-layer counts round, so
         // 80% measures 80.07% on the CNN fixture and no epoch was ever kept.)
         let eligible = self.pruning.as_ref().is_none_or(|p| p.at_final);
-        if eligible && self.best.as_ref().is_none_or(|b| score < b.score) {
-            self.best =
-                Some(Best { score, epoch: report.epoch, weights: self.weights_only(), ranges: self.ranges.clone() });
+        if eligible && self.beats(score, report.val_accuracy, self.best.as_ref()) {
+            self.best = Some(Best {
+                score,
+                accuracy: report.val_accuracy,
+                epoch: report.epoch,
+                weights: self.weights_only(),
+                ranges: self.ranges.clone(),
+            });
             self.stalled = 0;
         } else {
             self.stalled += 1;
@@ -521,6 +549,12 @@ impl TrainJob {
         let (weights, ranges, best_epoch) = match &self.best {
             Some(b) => (b.weights.clone(), b.ranges.clone(), Some(b.epoch)),
             None => (self.weights_only(), self.ranges.clone(), None),
+        };
+        let kept = match best_epoch {
+            _ if self.step == 0 => Kept::Start,
+            Some(0) => Kept::Start,
+            Some(_) => Kept::Best,
+            None => Kept::Last,
         };
         let mut m = (*self.model).clone();
         let g = m.main_mut();
@@ -549,6 +583,7 @@ impl TrainJob {
             stopped: self.stopped.clone(),
             start_val_loss: self.start.map(|s| s.0),
             start_val_accuracy: self.start.and_then(|s| s.1),
+            kept,
             sparsity,
             ms_per_epoch: self.times.iter().sum::<f64>() / self.times.len().max(1) as f64,
         };

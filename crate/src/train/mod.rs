@@ -136,8 +136,9 @@ pub struct EpochReport {
 pub struct TrainReport {
     pub epochs: Vec<EpochReport>,
     /// The epoch whose weights the result has (by validation loss, or training loss without a
-    /// validation split). `Some(0)`: the starting weights, which no epoch beat on the validation
-    /// samples (fine-tuning and QAT never return a model worse there than the one they started from).
+    /// validation split; QAT ranks by validation accuracy first). `Some(0)`: the starting weights,
+    /// which no epoch beat on the validation samples (fine-tuning and QAT never return a model
+    /// worse there than the one they started from).
     pub best_epoch: Option<usize>,
     pub steps: usize,
     pub train_samples: usize,
@@ -148,9 +149,27 @@ pub struct TrainReport {
     /// pruning).
     pub start_val_loss: Option<f64>,
     pub start_val_accuracy: Option<f64>,
+    /// Which weights the result has.
+    pub kept: Kept,
     /// The pruned layers' sparsity in the result.
     pub sparsity: f64,
     pub ms_per_epoch: f64,
+}
+
+/// Which weights a run returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub enum Kept {
+    /// The model the run started from, untouched: no epoch beat it on the validation samples (or
+    /// the run was stopped before the first epoch ended). Quantization-aware training then returns
+    /// its starting static int8 model exactly.
+    Start,
+    /// The best epoch's weights ([`TrainReport::best_epoch`]).
+    #[default]
+    Best,
+    /// The last weights (no epoch was eligible, e.g. none reached the final sparsity).
+    Last,
 }
 
 /// Live figures for progress displays: the last step's and the epochs so far.

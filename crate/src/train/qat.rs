@@ -2,9 +2,11 @@
 //! model gives its own parameters (ranges started from static quantization, then moving
 //! averages), weights fake-quantized per output channel in every step, gradients passed straight
 //! through; the result is exported by the same rewrite as static quantization, with the learned
-//! ranges exactly, so the int8 model computes what training saw.
+//! ranges exactly, so the int8 model computes what training saw. Static quantization calibrates
+//! on the user's calibration data when given (so training starts from the model `quantize` gives),
+//! otherwise on the first 200 training samples.
 
-use super::{TrainJob, TrainMetrics, TrainOptions, TrainReport};
+use super::{Kept, TrainJob, TrainMetrics, TrainOptions, TrainReport};
 use crate::error::{Error, Result};
 use crate::ir::{DType, Model, Node, Op, Tensor, TensorData, TensorId};
 use crate::npy::{NpyArray, NpyData};
@@ -126,8 +128,10 @@ fn dequantized_bias(t: &Tensor) -> Option<Vec<f32>> {
     Some(v.iter().enumerate().map(|(i, &b)| b as f32 * scales[if scales.len() == 1 { 0 } else { i }]).collect())
 }
 
-/// Quantization-aware training as one job: static quantization to start the ranges (on the first
-/// samples of the training data), training with fake quantization, then the int8 export.
+/// Quantization-aware training as one job: static quantization to start the ranges, training with
+/// fake quantization, then the int8 export. With a validation split, the result is never worse on
+/// the validation samples than the static model it started from: when no epoch beats it (by
+/// accuracy, then loss), that model is returned exactly ([`Kept::Start`]).
 pub struct QatJob {
     model: Model,
     x: NpyArray,
@@ -135,27 +139,41 @@ pub struct QatJob {
     opts: TrainOptions,
     qopts: QuantizeOptions,
     ptq: Option<QuantizeJob>,
-    ptq_report: Option<QuantReport>,
+    /// The static int8 model training starts from, and its report.
+    start: Option<(Model, QuantReport)>,
     train: Option<TrainJob>,
 }
 
-/// Calibration samples quantization-aware training starts its ranges from.
-const CALIBRATION: usize = 200;
+/// Training samples static quantization calibrates on when no calibration data is given.
+pub const CALIBRATION: usize = 200;
+
+/// Where quantization-aware training's static quantization calibrates.
+pub enum Calibration<'a> {
+    /// The first [`CALIBRATION`] training samples.
+    TrainingSamples,
+    /// The user's calibration data (what `quantize` alone would calibrate on).
+    Data(&'a NpyArray),
+    /// The same, as a `.npy` file.
+    Npy(Vec<u8>),
+}
 
 impl QatJob {
+    /// Quantization-aware training of `model` on `x` against `y`; static quantization (with
+    /// `qopts`, its calibration method included) calibrates on `calibration`.
     pub fn new(
         model: &Model,
         x: &NpyArray,
         y: &NpyArray,
+        calibration: Calibration,
         opts: &TrainOptions,
         qopts: &QuantizeOptions,
     ) -> Result<QatJob> {
         opts.check()?;
-        let n = x.shape.first().copied().unwrap_or(0);
-        let keep = n.min(CALIBRATION).max(crate::quantize::MIN_CALIBRATION_SAMPLES.min(n));
-        let per = x.len() / n.max(1);
-        let calib = NpyArray::new([&[keep], &x.shape[1..]].concat(), NpyData::F32(x.to_f32()[..keep * per].to_vec()))?;
-        let ptq = crate::quantize::quantize_job(model, &calib, qopts)?;
+        let ptq = match calibration {
+            Calibration::TrainingSamples => crate::quantize::quantize_job(model, &first_samples(x)?, qopts)?,
+            Calibration::Data(c) => crate::quantize::quantize_job(model, c, qopts)?,
+            Calibration::Npy(bytes) => crate::quantize::quantize_job_npy(model, bytes, qopts)?,
+        };
         Ok(QatJob {
             model: model.clone(),
             x: x.clone(),
@@ -163,7 +181,7 @@ impl QatJob {
             opts: opts.clone(),
             qopts: qopts.clone(),
             ptq: Some(ptq),
-            ptq_report: None,
+            start: None,
             train: None,
         })
     }
@@ -186,20 +204,27 @@ impl QatJob {
         let (mut folded, _) = crate::passes::fold_constants(&self.model)?;
         start_biases(&mut folded, &int8, &report);
         let (graph, nodes) = insert_fake_quant(&folded, &ranges)?;
-        self.ptq_report = Some(report);
+        self.start = Some((int8, report));
         let per_channel = self.qopts.granularity == crate::quantize::Granularity::PerChannel;
         let mut job = TrainJob::new(&graph, &self.x, &self.y, &self.opts, None, nodes)?;
         job.quantize_weights(per_channel);
         job.keep_zeros();
+        job.select_by_accuracy();
         self.train = Some(job);
         Ok(())
     }
 
     /// The int8 model, its report, the training report and the static quantization's report.
+    /// When training kept the start ([`Kept::Start`]), the model and report are static
+    /// quantization's, unchanged.
     pub fn finish(self) -> Result<(Model, QuantReport, TrainReport, Option<QuantReport>)> {
         let train = self.train.ok_or_else(|| Error::argument("quantization-aware training did not start"))?;
+        let (start, start_report) = self.start.ok_or_else(|| Error::argument("no static quantization"))?;
         let nodes: Vec<TensorId> = train.fake_quant_inputs();
         let (trained, report, ranges) = train.finish()?;
+        if report.kept == Kept::Start {
+            return Ok((start, start_report.clone(), report, Some(start_report)));
+        }
         let mut float = crate::passes::fold_constants(&self.model)?.0;
         for t in crate::grad::weight_tensors(float.main()) {
             float.main_mut().tensors[t].data = trained.main().tensors[t].data.clone();
@@ -209,8 +234,22 @@ impl QatJob {
             per_tensor[t] = Some(r);
         }
         let (q, qreport) = crate::quantize::quantize_with_ranges(&float, &per_tensor, &self.qopts)?;
-        Ok((q, qreport, report, self.ptq_report))
+        Ok((q, qreport, report, Some(start_report)))
     }
+}
+
+/// The first [`CALIBRATION`] samples of `x` (at least the minimum static quantization accepts,
+/// when there are that many).
+fn first_samples(x: &NpyArray) -> Result<NpyArray> {
+    let n = x.shape.first().copied().unwrap_or(0);
+    let keep = n.min(CALIBRATION).max(crate::quantize::MIN_CALIBRATION_SAMPLES.min(n));
+    let per = x.len() / n.max(1);
+    let values = x.to_f32();
+    let end = keep
+        .checked_mul(per)
+        .filter(|&e| e <= values.len())
+        .ok_or_else(|| Error::input("the training data is shorter than its shape"))?;
+    NpyArray::new([&[keep], x.shape.get(1..).unwrap_or(&[])].concat(), NpyData::F32(values[..end].to_vec()))
 }
 
 impl Job for QatJob {

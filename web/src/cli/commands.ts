@@ -163,13 +163,14 @@ const run: Command = {
 
 /** `quantize --qat-epochs`: quantization-aware training, then the int8 model. */
 function quantizeAware(values: Values): Transform<QatReport> {
-  const { mode: _mode, calibration: _calibration, ...quantize } = parseQuantize(values);
+  const { mode, ...quantize } = parseQuantize(values);
+  if (mode !== 'static') throw new UsageError('--qat-epochs trains for the full-int8 (static) model: drop --mode dynamic');
   const train = parseTrain(values, epochsOf(values, 'qat-epochs'), QAT_LEARNING_RATE);
   return {
-    inputs: namedInputs(values, TRAIN_INPUTS),
+    inputs: namedInputs(values, [...TRAIN_INPUTS, 'calibration']),
     async apply(model, io) {
-      const { data, labels } = await readTrainData(values);
-      return training(io, 'quantize', (o) => model.quantizeAware({ ...quantize, data, labels, train }, o));
+      const [{ data, labels }, calibrationData] = await Promise.all([readTrainData(values), readOptional(values.calibration, 'calibration data')]);
+      return training(io, 'quantize', (o) => model.quantizeAware({ ...quantize, data, labels, calibrationData, train }, o));
     },
     text: (w, ms, report) => formatTrained(w.output, ms, report.train),
   };
@@ -187,9 +188,12 @@ const quantize: Command = {
     'activations. The report gives, per layer, the output parameters and the SQNR against the float model.\n' +
     "'auto' calibration (default) tries min/max, percentile and MSE ranges, then bias correction on the best, and\n" +
     'keeps the model that tracks the float one best on held-out calibration samples.\n' +
-    'With --qat-epochs N, quantization-aware training follows: static quantization on the first 200 training\n' +
-    'samples starts the ranges, N epochs train with fake quantization (learning rate 2e-4 unless given), and the\n' +
-    'same full-int8 model is written. Ctrl-C stops training after the current step and keeps the best model.',
+    'With --qat-epochs N, quantization-aware training follows: static quantization starts the ranges (on\n' +
+    '--calibration when given, as quantize alone would; otherwise on the first 200 training samples), N epochs\n' +
+    'train with fake quantization (learning rate 2e-4 unless given), and the same full-int8 model is written.\n' +
+    'With a validation split (default 0.1), an epoch is kept only if it beats the static model on the validation\n' +
+    'samples (accuracy, then loss); otherwise the static model is written as quantize alone writes it.\n' +
+    'Ctrl-C stops training after the current step and keeps the best model.',
   options: { ...MODEL_OUTPUT_OPTIONS, ...QUANTIZE_OPTIONS, 'qat-epochs': { type: 'string' }, ...TRAIN_OPTIONS },
   positionals: 1,
   async run(ctx) {

@@ -186,10 +186,12 @@ class Pipeline {
   }
 
   async quantizeAware() {
-    const { mode: _m, calibration: _c, ...q } = this.p.quantize!;
+    const { mode: _m, ...q } = this.p.quantize!;
     const train = { ...this.p.train!, learningRate: this.p.train!.learningRate! / 5 };
+    // Training starts from the model the quantize step would give: the same calibration data.
+    const calibrationData = this.d.calibration ?? spreadRows(this.d.train!.data, CALIBRATION_SAMPLES);
     const r = await this.step('quantize-aware-training', `${train.epochs} epoch(s), learning rate ${train.learningRate}`, () =>
-      this.train('quantize', (c) => this.model.quantizeAware({ ...q, ...this.d.train!, train }, c)),
+      this.train('quantize', (c) => this.model.quantizeAware({ ...q, ...this.d.train!, calibrationData, train }, c)),
     );
     this.model = r.model;
     this.report.training.push({ step: 'quantize-aware-training', train: r.report.train });

@@ -387,13 +387,19 @@ export type EpochReport = { epoch: number, loss: number, accuracy: number | null
 sparsity: number, ms: number, };
 
 /**
+ * Which weights a run returns.
+ */
+export type Kept = "start" | "best" | "last";
+
+/**
  * What a training run did.
  */
 export type TrainReport = { epochs: Array<EpochReport>, 
 /**
  * The epoch whose weights the result has (by validation loss, or training loss without a
- * validation split). `Some(0)`: the starting weights, which no epoch beat on the validation
- * samples (fine-tuning and QAT never return a model worse there than the one they started from).
+ * validation split; QAT ranks by validation accuracy first). `Some(0)`: the starting weights,
+ * which no epoch beat on the validation samples (fine-tuning and QAT never return a model
+ * worse there than the one they started from).
  */
 bestEpoch: number | null, steps: number, trainSamples: number, validationSamples: number, 
 /**
@@ -405,6 +411,10 @@ stopped: string | null,
  * pruning).
  */
 startValLoss: number | null, startValAccuracy: number | null, 
+/**
+ * Which weights the result has.
+ */
+kept: Kept, 
 /**
  * The pruned layers' sparsity in the result.
  */
