@@ -16,38 +16,67 @@
 # module (`--detect-features`): its output exports `__wbindgen_externrefs` as the funcref table, so
 # wasm-bindgen's start-up `table.set` throws. (npm's binaryen 132 reads both builds and keeps them
 # working, but its -O3 or -Oz save only 1.5% gzipped.)
+#
+# The two flavours compile at the same time (two target directories): most of a cold build is the
+# crate's own optimisation and the LTO link, each on one core, so two of them fill a 2-core machine.
+# With `--compile-only`, only that (scripts/setup.sh compiles while it installs wasm-bindgen's CLI,
+# then runs this script again, which finds the builds fresh and runs wasm-bindgen).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+source scripts/bg.sh
 
-# build FLAVOR OUT_DIR [CARGO_ARGS...]
-build() {
-  local flavor=$1 out=$2 features
-  shift 2
+CORE=0 COMPILE_ONLY=0
+for arg in "$@"; do
+  case "$arg" in
+    --core) CORE=1 ;;
+    --compile-only) COMPILE_ONLY=1 ;;
+    *) echo "usage: scripts/build-wasm.sh [--core] [--compile-only]" >&2; exit 2 ;;
+  esac
+done
+
+# A target directory per flavour: different RUSTFLAGS would otherwise rebuild everything each time.
+# (The full engine and the core share it: only the crate itself differs between them.)
+target_of() { echo "$ROOT/target/wasm-$1"; }
+
+# compile FLAVOR [CARGO_ARGS...]
+compile() {
+  local flavor=$1 features
+  shift
   case "$flavor" in
     simd) features="+simd128" ;;
     relaxed) features="+simd128,+relaxed-simd" ;;
   esac
-  printf '\033[1;34m[build]\033[0m wasm engine (%s)\n' "$out" >&2
-  # A target directory per flavour: different RUSTFLAGS would otherwise rebuild everything each
-  # time. (The full engine and the core share it: only the crate itself differs between them.)
-  # cargo, then wasm-bindgen (the CLI setup.sh pins to Cargo.lock's version): what `wasm-pack build
-  # --target web` does, without installing wasm-pack on a fresh machine.
-  local target="$ROOT/target/wasm-$flavor"
-  RUSTFLAGS="-C target-feature=$features" CARGO_TARGET_DIR="$target" \
+  RUSTFLAGS="-C target-feature=$features" CARGO_TARGET_DIR="$(target_of "$flavor")" \
     cargo build --quiet --release --lib --target wasm32-unknown-unknown -p tinyml-optimizer "$@"
-  rm -rf "web/wasm/$out"
-  wasm-bindgen --target web --out-dir "web/wasm/$out" --out-name tinyml_optimizer \
-    "$target/wasm32-unknown-unknown/release/tinyml_optimizer.wasm"
-  local wasm="web/wasm/$out/tinyml_optimizer_bg.wasm"
-  node scripts/strip-wasm.mjs "$wasm"
-  printf '  %s bytes, %s gzipped\n' "$(wc -c < "$wasm")" "$(gzip -9c "$wasm" | wc -c)" >&2
 }
 
-for flavor in simd relaxed; do
-  build "$flavor" "$flavor"
-  if [ "${1:-}" = "--core" ]; then
-    build "$flavor" "core/$flavor" --no-default-features
-    find "web/wasm/core/$flavor" -type f -not -name tinyml_optimizer_bg.wasm -delete
+# package FLAVOR OUT_DIR: wasm-bindgen on the target's .wasm (with the CLI setup.sh pins to
+# Cargo.lock's version, what `wasm-pack build --target web` does, without installing wasm-pack on a
+# fresh machine), then stripped.
+package() {
+  local flavor=$1 out=$2
+  rm -rf "web/wasm/$out"
+  wasm-bindgen --target web --out-dir "web/wasm/$out" --out-name tinyml_optimizer \
+    "$(target_of "$flavor")/wasm32-unknown-unknown/release/tinyml_optimizer.wasm"
+  local wasm="web/wasm/$out/tinyml_optimizer_bg.wasm"
+  node scripts/strip-wasm.mjs "$wasm"
+  printf '\033[1;34m[build]\033[0m wasm engine (%s): %s bytes, %s gzipped\n' \
+    "$out" "$(wc -c < "$wasm")" "$(gzip -9c "$wasm" | wc -c)" >&2
+}
+
+# One flavour: the engine, then the core. Each is packaged before the next compile: the full engine
+# and the core write the same target/.../tinyml_optimizer.wasm.
+flavor() {
+  compile "$1"
+  [ "$COMPILE_ONLY" = 0 ] || return 0
+  package "$1" "$1"
+  if [ "$CORE" = 1 ]; then
+    compile "$1" --no-default-features
+    package "$1" "core/$1"
+    find "web/wasm/core/$1" -type f -not -name tinyml_optimizer_bg.wasm -delete
   fi
-done
+}
+
+for f in simd relaxed; do bg_start "wasm-$f" flavor "$f"; done
+for f in simd relaxed; do bg_wait "wasm-$f"; done

@@ -5,10 +5,15 @@
 #
 #   scripts/setup.sh            toolchain, npm dependencies, wasm and TypeScript builds
 #   scripts/setup.sh --tests    also the browser and Python tools the test suite uses
+#
+# On a fresh machine the installs (wasm-bindgen's CLI compiled from crates.io, npm, apt, pip) run in
+# the background while the wasm engine compiles (scripts/bg.sh: their output is shown when they
+# finish, and a failure stops the set-up).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+source scripts/bg.sh
 
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[setup] %s\033[0m\n' "$*" >&2; exit 1; }
@@ -25,18 +30,23 @@ ensure_rust() {
   fi
 }
 
-# wasm-bindgen's CLI must match the wasm-bindgen crate in Cargo.lock exactly.
-ensure_wasm_bindgen() {
+# wasm-bindgen's CLI must match the wasm-bindgen crate in Cargo.lock exactly. Prints the version to
+# install, nothing if the installed one matches.
+wasm_bindgen_wanted() {
   local want
   want=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/"/,"",$3); print $3; exit}' Cargo.lock)
   [ -n "$want" ] || die "wasm-bindgen not found in Cargo.lock"
   # (The same package gives wasm-bindgen-test-runner, which scripts/test.sh runs the wasm tests with.)
   if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ] \
     || [ "$(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
-    log "installing wasm-bindgen-cli $want (a few minutes, once)"
-    cargo install wasm-bindgen-cli --version "$want" --locked 2>/dev/null \
-      || cargo install wasm-bindgen-cli --version "$want" --force
+    echo "$want"
   fi
+}
+
+install_wasm_bindgen() {
+  log "installing wasm-bindgen-cli $1 (a few minutes, once)"
+  cargo install wasm-bindgen-cli --version "$1" --locked 2>/dev/null \
+    || cargo install wasm-bindgen-cli --version "$1" --force
 }
 
 ensure_node() {
@@ -44,35 +54,38 @@ ensure_node() {
   local major
   major=$(node -p 'process.versions.node.split(".")[0]')
   [ "$major" -ge 20 ] || die "Node.js 20 or newer is needed (found $(node --version))"
-  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    log "installing npm dependencies"
-    npm ci --no-audit --no-fund
-  fi
 }
 
-# The firmware tests compile the generated TFLite Micro files with g++.
-ensure_cxx() {
-  if ! command -v g++ >/dev/null; then
-    log "installing Debian's g++ (the firmware files are compiled in the tests)"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null
-  fi
+npm_deps_stale() { [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; }
+
+install_npm_deps() {
+  log "installing npm dependencies"
+  npm ci --no-audit --no-fund
 }
 
-ensure_chromium() {
-  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-    log "installing Debian's chromium and chromium-driver"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
-  fi
+# Debian packages the tests need and this machine lacks: chromium and chromium-driver (the browser
+# tests), g++ (the firmware tests compile the generated TFLite Micro files).
+apt_packages_missing() {
+  local missing=()
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then missing+=(chromium chromium-driver); fi
+  command -v g++ >/dev/null || missing+=(g++)
+  echo "${missing[@]}"
 }
 
-ensure_python() {
+install_apt_packages() {
+  log "installing Debian's $*"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+python_deps_missing() {
   command -v python3 >/dev/null || die "python3 not found"
-  if ! python3 -c 'import ai_edge_litert, numpy, tflite_micro' 2>/dev/null; then
-    log "installing the LiteRT and TFLite Micro interpreters for cross-checks (pip)"
-    python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
-  fi
+  ! python3 -c 'import ai_edge_litert, numpy, tflite_micro' 2>/dev/null
+}
+
+install_python_deps() {
+  log "installing the LiteRT and TFLite Micro interpreters for cross-checks (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 }
 
 # Content hash of everything a build depends on, to skip builds whose inputs did not change.
@@ -81,15 +94,16 @@ stamp_of() {
     | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16
 }
 
+wasm_stamp() { stamp_of crate/src crate/Cargo.toml Cargo.lock Cargo.toml scripts/build-wasm.sh scripts/strip-wasm.mjs; }
+wasm_up_to_date() { [ -f web/wasm/.stamp ] && [ "$(cat web/wasm/.stamp)" = "$(wasm_stamp)" ]; }
+
 build_wasm() {
-  local stamp
-  stamp=$(stamp_of crate/src crate/Cargo.toml Cargo.lock Cargo.toml scripts/build-wasm.sh scripts/strip-wasm.mjs)
-  if [ -f web/wasm/.stamp ] && [ "$(cat web/wasm/.stamp)" = "$stamp" ]; then
+  if wasm_up_to_date; then
     log "wasm engine up to date"
     return
   fi
   scripts/build-wasm.sh
-  echo "$stamp" > web/wasm/.stamp
+  wasm_stamp > web/wasm/.stamp
 }
 
 build_web() {
@@ -121,17 +135,33 @@ build_app() {
 }
 
 main() {
+  local tests=0 bindgen apt
+  [ "${1:-}" != "--tests" ] || tests=1
   ensure_rust
-  ensure_wasm_bindgen
   ensure_node
-  if [ "${1:-}" = "--tests" ]; then
-    ensure_chromium
-    ensure_cxx
-    ensure_python
+  # The installs, in the background (each waited for before what needs it).
+  bindgen=$(wasm_bindgen_wanted)
+  [ -z "$bindgen" ] || bg_start wasm-bindgen-cli install_wasm_bindgen "$bindgen"
+  ! npm_deps_stale || bg_start npm install_npm_deps
+  if [ "$tests" = 1 ]; then
+    apt=$(apt_packages_missing)
+    # (In the background only as root: sudo may ask for a password.)
+    # shellcheck disable=SC2086 # a list of package names
+    if [ -n "$apt" ] && [ "$(id -u)" = 0 ]; then bg_start apt install_apt_packages $apt
+    elif [ -n "$apt" ]; then install_apt_packages $apt; fi
+    ! python_deps_missing || bg_start pip install_python_deps
   fi
+  # The wasm engine compiles meanwhile; wasm-bindgen then needs its CLI, the rest node_modules.
+  if [ -n "$bindgen" ]; then
+    wasm_up_to_date || scripts/build-wasm.sh --compile-only
+    bg_wait wasm-bindgen-cli
+  fi
+  [ -z "${BG_PID[npm]:-}" ] || bg_wait npm
   build_wasm
   build_web
   build_app
+  [ -z "${BG_PID[apt]:-}" ] || bg_wait apt
+  [ -z "${BG_PID[pip]:-}" ] || bg_wait pip
 }
 
 main "$@"

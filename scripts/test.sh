@@ -2,10 +2,15 @@
 # Runs every test: Rust (native), the same core tests in headless Chromium (wasm-bindgen-test), the
 # TypeScript package and CLI, the web app in Chromium, and the conformance checks against LiteRT
 # and TFLite Micro over ../shared/reference (skipped, loudly, where that folder does not exist).
+#
+# The Python conformance checks (single-threaded, a few minutes) run in the background while the
+# Rust tests compile and run: their output is printed at the end, with each check's duration, and a
+# failure fails the run (scripts/bg.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh" --tests
 cd "$ROOT"
+source scripts/bg.sh
 
 # Each step prints the time the previous one took (CI must stay under 30 minutes in all).
 LAST=$SECONDS
@@ -13,6 +18,22 @@ step() {
   printf '\n\033[1;35m=== %s ===\033[0m (previous step: %d s, total %d s)\n' "$*" $((SECONDS - LAST)) "$SECONDS"
   LAST=$SECONDS
 }
+
+# The three checks one after the other, each step with its own duration (step's "previous step"
+# counts from the last step of this background lane).
+conformance() {
+  LAST=$SECONDS
+  step "Conformance against LiteRT over the reference models"
+  python3 tests/conformance/check_reference.py
+
+  step "Pruned models against LiteRT (fixtures and reference float models)"
+  python3 tests/conformance/check_pruning.py
+
+  step "Conformance against TFLite Micro: int8 outputs and predicted tensor arenas"
+  python3 tests/conformance/check_tflm.py
+  printf '\n(last conformance check: %d s)\n' $((SECONDS - LAST))
+}
+bg_start conformance conformance
 
 step "Rust core, native (cargo test)"
 cargo test --workspace --quiet
@@ -45,13 +66,7 @@ node tests/examples/run.mjs
 step "Web app in headless Chromium (playwright-core)"
 node --test --test-reporter=spec tests/e2e/
 
-step "Conformance against LiteRT over the reference models"
-python3 tests/conformance/check_reference.py
-
-step "Pruned models against LiteRT (fixtures and reference float models)"
-python3 tests/conformance/check_pruning.py
-
-step "Conformance against TFLite Micro: int8 outputs and predicted tensor arenas"
-python3 tests/conformance/check_tflm.py
+step "Conformance checks (Python, in the background since the first step)"
+bg_wait conformance
 
 printf '\n\033[1;32mall tests passed\033[0m (last step: %d s, total %d s)\n' $((SECONDS - LAST)) "$SECONDS"
