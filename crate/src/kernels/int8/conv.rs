@@ -168,11 +168,12 @@ impl PreparedConv {
     /// run fastest on that shape.
     pub fn new(weights: &[i8], s: &ConvShape, bias: Option<&[i32]>, input_offset: i32, stage: OutputStage) -> Self {
         let kind = gemm_dot4::kind();
-        let direct = cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && direct_pays(s, kind);
-        match direct.then(|| Self::direct(weights, s, bias, input_offset, &stage, kind)).flatten() {
-            Some(d) => d,
-            None => Self::gemm(weights, s, bias, input_offset, stage, kind),
-        }
+        let direct = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && direct_pays(s, kind) {
+            Self::direct(weights, s, bias, input_offset, &stage, kind)
+        } else {
+            None
+        };
+        direct.unwrap_or_else(|| Self::gemm(weights, s, bias, input_offset, stage, kind))
     }
 
     /// The im2col + GEMM form for the relaxed dot `kind`.
