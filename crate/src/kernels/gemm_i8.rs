@@ -221,18 +221,35 @@ fn gemv_row<'w, A, W: 'w>(
     out: &mut [i8],
     k: KernelsOf<A, W>,
 ) {
+    gemv_panels(n, row, &panel, k, |first, sums| {
+        let cols = sums.len();
+        if row_offset != 0 {
+            sums.iter_mut().for_each(|s| *s = s.wrapping_add(row_offset));
+        }
+        requant::row(sums, rq.offset, rq.stage, rq.vec, first, &mut out[first..first + cols]);
+    });
+}
+
+/// One row (readable for the packed `k`) against the panels of `n` channels, [`PANELS`] at a
+/// time with the GEMV kernel (a last short group repeats its first panel and drops those sums):
+/// `sums(first, s)` receives the sums of channels `first..first + s.len()`, all of them real.
+fn gemv_panels<'w, A, W: 'w>(
+    n: usize,
+    row: &[A],
+    panel: impl Fn(usize) -> &'w [W],
+    k: KernelsOf<A, W>,
+    mut sums: impl FnMut(usize, &mut [i32]),
+) {
     let panels = n.div_ceil(NR);
     for p0 in (0..panels).step_by(PANELS) {
         let here = PANELS.min(panels - p0);
         let pick = |j: usize| panel(p0 + if j < here { j } else { 0 });
         let mut acc = [[0i32; NR]; PANELS];
         (k.gemv)(row.len(), row, [pick(0), pick(1), pick(2), pick(3)], &mut acc);
-        let (first, sums) = (p0 * NR, acc.as_flattened_mut());
-        let cols = (n - first).min(sums.len());
-        if row_offset != 0 {
-            sums.iter_mut().for_each(|s| *s = s.wrapping_add(row_offset));
-        }
-        requant::row(&sums[..cols], rq.offset, rq.stage, rq.vec, first, &mut out[first..first + cols]);
+        let first = p0 * NR;
+        let flat = acc.as_flattened_mut();
+        let cols = (n - first).min(flat.len());
+        sums(first, &mut flat[..cols]);
     }
 }
 
@@ -258,20 +275,14 @@ pub(crate) fn for_each_tile<'w, A, W: 'w>(
     for i0 in (0..m).step_by(MR) {
         let rows_here = MR.min(m - i0);
         if rows_here == 1 {
-            // One row: GEMV over PANELS panels at a time (a last group repeats its first panel).
             let row = &a[i0 * lda..i0 * lda + klen];
-            for p0 in (0..panels).step_by(PANELS) {
-                let here = PANELS.min(panels - p0);
-                let pick = |j: usize| panel(p0 + if j < here { j } else { 0 });
-                let mut acc = [[0i32; NR]; PANELS];
-                (k.gemv)(klen, row, [pick(0), pick(1), pick(2), pick(3)], &mut acc);
-                for (j, acc) in acc.iter().enumerate().take(here) {
-                    let first = (p0 + j) * NR;
+            gemv_panels(n, row, &panel, k, |first, sums| {
+                for (j, chunk) in sums.chunks(NR).enumerate() {
                     let mut tile = [[0i32; NR]; MR];
-                    tile[0] = *acc;
-                    store(i0, 1, first, &tile, NR.min(n - first));
+                    tile[0][..chunk.len()].copy_from_slice(chunk);
+                    store(i0, 1, first + j * NR, &tile, chunk.len());
                 }
-            }
+            });
             continue;
         }
         let row = |r: usize| {

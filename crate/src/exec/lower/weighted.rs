@@ -9,7 +9,7 @@ use crate::ir::{Activation, Conv2D, DType, DepthwiseConv2D, FullyConnected};
 use crate::kernels::conv::{self, ConvShape, QuantizedInput};
 use crate::kernels::fixedpoint::{quantize_multiplier, OutputStage, Rescale};
 use crate::kernels::gemm_f32::{Epilogue, PackedF32};
-use crate::kernels::int8::conv::{self as conv_i8, PreparedDepthwise, PreparedGemm};
+use crate::kernels::int8::conv::{self as conv_i8, PreparedConv, PreparedDepthwise, PreparedGemm};
 use crate::kernels::{fc, quant};
 use crate::ops::{conv_shape, dense_rows, Fact};
 
@@ -196,11 +196,11 @@ impl Kernel for ConvI8 {
     fn pack(&self, operands: &[Option<&Buffer>]) -> Result<Option<Packed>> {
         let w = const_i8(operands, 1, "weights")?;
         let bias = const_i32(operands, 2)?;
-        Ok(Some(Box::new(PreparedGemm::conv(w, &self.s, bias, -self.in_zp, self.stage.clone()))))
+        Ok(Some(Box::new(PreparedConv::new(w, &self.s, bias, -self.in_zp, self.stage.clone()))))
     }
 
     fn run(&self, cx: &mut RunCx) -> Result<()> {
-        let (x, g) = (cx.i8_in(0)?, cx.packed::<PreparedGemm>()?);
+        let (x, g) = (cx.i8_in(0)?, cx.packed::<PreparedConv>()?);
         conv_i8::conv2d(&self.s, self.in_zp as i8, x, g, out_i8(cx.out)?, &mut cx.scratch.int8);
         Ok(())
     }

@@ -50,28 +50,47 @@ pub fn conv2d_reference(
     }
 }
 
-/// Prepared int8 CONV_2D or FULLY_CONNECTED weights: packed, with the per-channel constant
-/// `bias + input_offset · Σ w` folded in. The relaxed-SIMD build also packs them for the relaxed
-/// dot product this engine computes exactly ([`gemm_dot4::kind`]), and uses that.
+/// Prepared int8 FULLY_CONNECTED (or im2col CONV_2D) weights, packed once for the one GEMM kernel
+/// this engine runs ([`Packing`]), with the per-channel constant `bias + input_offset · Σ w`
+/// folded in (and, for the u8 relaxed dot's `x + 128` inputs, `-128 · Σ w`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PreparedGemm {
-    pub weights: PackedI8,
-    pub offset: Vec<i32>,
-    pub stage: OutputStage,
+    n: usize,
+    k: usize,
+    offset: Vec<i32>,
+    stage: OutputStage,
     vec: Option<VecStage>,
-    relaxed: Relaxed,
-    /// The direct-convolution packing, when [`PreparedGemm::with_direct`] made one.
-    direct: Option<PackedDirect>,
+    packing: Packing,
 }
 
-/// The relaxed-dot packing in use, if any.
+/// The packing of the GEMM kernel in use.
 #[derive(Clone, Debug, PartialEq)]
-enum Relaxed {
-    None,
-    /// "c4" for u8 × i8 (VNNI), with its offsets (including the u8-input correction).
-    Quad(PackedQuad, Vec<i32>),
-    /// 7-bit halves, exact on every engine.
+enum Packing {
+    /// i16 pairs for `i32x4.dot_i16x8_s` ([`gemm_i8`]).
+    Pairs(PackedI8),
+    /// "c4" for the u8 × i8 relaxed dot where it is exact (VNNI, [`gemm_dot4`]).
+    Quads(PackedQuad),
+    /// 7-bit halves for the relaxed dot as specified, exact on every engine ([`gemm_i7`]).
     Halves(PackedHalves),
+}
+
+/// `bias + input_offset · Σ_k w[j][k]` per output `j` of weights `[n][k]`, less `128 · Σ_k w[j][k]`
+/// for kernels that read inputs as `x + 128` (`u8_inputs`).
+fn channel_offsets(
+    weights: &[i8],
+    n: usize,
+    k: usize,
+    bias: Option<&[i32]>,
+    input_offset: i32,
+    u8_inputs: bool,
+) -> Vec<i32> {
+    let fold = input_offset.wrapping_sub(if u8_inputs { 128 } else { 0 });
+    (0..n)
+        .map(|j| {
+            let sum = weights[j * k..(j + 1) * k].iter().fold(0i32, |a, &v| a.wrapping_add(v as i32));
+            bias.map_or(0, |b| b[j]).wrapping_add(fold.wrapping_mul(sum))
+        })
+        .collect()
 }
 
 impl PreparedGemm {
@@ -96,47 +115,99 @@ impl PreparedGemm {
         stage: OutputStage,
         kind: DotKind,
     ) -> Self {
-        let packed = PackedI8::pack(weights, n, k);
-        let offset: Vec<i32> = (0..n)
-            .map(|j| bias.map_or(0, |b| b[j]).wrapping_add(input_offset.wrapping_mul(packed.row_sums[j])))
-            .collect();
-        let relaxed = match kind {
-            DotKind::U8 => {
-                let q = PackedQuad::pack(weights, n, k);
-                let off = offset.iter().zip(&q.correction).map(|(a, b)| a.wrapping_add(*b)).collect();
-                Relaxed::Quad(q, off)
-            }
-            DotKind::I7 => PackedHalves::pack(weights, n, k).map_or(Relaxed::None, Relaxed::Halves),
-            DotKind::None => Relaxed::None,
+        assert!(weights.len() >= n * k, "weights shorter than n·k");
+        let packing = match kind {
+            DotKind::U8 => Packing::Quads(PackedQuad::pack(weights, n, k)),
+            DotKind::I7 => PackedHalves::pack(weights, n, k)
+                .map_or_else(|| Packing::Pairs(PackedI8::pack(weights, n, k)), Packing::Halves),
+            DotKind::None => Packing::Pairs(PackedI8::pack(weights, n, k)),
         };
+        let u8_inputs = matches!(packing, Packing::Quads(_));
+        let offset = channel_offsets(weights, n, k, bias, input_offset, u8_inputs);
         let vec = VecStage::new(&stage, n);
-        PreparedGemm { weights: packed, offset, stage, vec, relaxed, direct: None }
+        PreparedGemm { n, k, offset, stage, vec, packing }
     }
 
-    /// Prepared CONV_2D weights `[out_c][kh][kw][in_c]` for shape `s`: [`PreparedGemm::new`], and
-    /// in the SIMD builds the direct convolution's packing too (which [`conv2d`] then runs).
-    pub fn conv(weights: &[i8], s: &ConvShape, bias: Option<&[i32]>, input_offset: i32, stage: OutputStage) -> Self {
-        let g = Self::new(weights, s.out_c, s.patch_len(), bias, input_offset, stage);
-        if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
-            g.with_direct(weights, s)
+    fn requant(&self) -> Requant<'_> {
+        Requant::new(&self.offset, &self.stage, self.vec.as_ref())
+    }
+}
+
+/// Whether the direct convolution beats im2col + GEMM on shape `s` with the relaxed dot `kind`,
+/// by patch length `k = kh·kw·in_c` (what im2col copies per pixel and the kernels sum over).
+///
+/// Measured per layer in one Chromium page (Xeon 6/207, both builds interleaved; direct/GEMM
+/// time; a loaded machine, where layers of the same shape scatter by ±30%). With the u8 relaxed
+/// dot (VNNI) the direct kernel wins on short patches — VWW's 3×3×3 stem 0.56, its pointwise
+/// 8→16, 16→32, 32→32, 32→64 0.57, 0.68, 0.79, 0.67, KWS's 10×4×1 stem 0.29, ResNet-8's 3×3×16
+/// 0.7–0.9 — and loses from 64 input channels on: VWW's 64→64 and 128→256 pointwise 1.4,
+/// ResNet-8's 3×3×32 and 3×3×64 1.3 and 1.6 (its stride-2 3×3×32 0.84), KWS's 64→64 pointwise
+/// even. With i16 pairs (no VNNI, the simd128 build) the direct kernel re-widens its inputs for
+/// every block of eight output channels where im2col widens them once, and it wins only up to
+/// k = 32: VWW's stem 0.36, pointwise 8→16 and 16→32 0.51 and 0.75; KWS's stem 1.5, ResNet-8's
+/// 3×3×16 about even, KWS's 64→64 pointwise 1.5. The 7-bit halves have no direct kernel.
+pub fn direct_pays(s: &ConvShape, kind: DotKind) -> bool {
+    let (k, taps) = (s.patch_len(), s.kh() * s.kw());
+    match kind {
+        DotKind::U8 => k <= 32 || (taps > 1 && k <= 160),
+        DotKind::None => k <= 32,
+        DotKind::I7 => false,
+    }
+}
+
+/// Prepared int8 CONV_2D: for the direct convolution or for im2col + GEMM, whichever
+/// [`direct_pays`] picks for the shape; only that kernel's packing is kept.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PreparedConv {
+    Gemm(PreparedGemm),
+    Direct { weights: PackedDirect, offset: Vec<i32>, stage: OutputStage, vec: Option<VecStage> },
+}
+
+impl PreparedConv {
+    /// Weights `[out_c][kh][kw][in_c]` for shape `s`, packed for the kernel this build and engine
+    /// run fastest on that shape.
+    pub fn new(weights: &[i8], s: &ConvShape, bias: Option<&[i32]>, input_offset: i32, stage: OutputStage) -> Self {
+        let kind = gemm_dot4::kind();
+        let direct = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && direct_pays(s, kind) {
+            Self::direct(weights, s, bias, input_offset, &stage, kind)
         } else {
-            g
-        }
-    }
-
-    /// Adds the direct-convolution packing of `weights` for shape `s` (quads where the u8 relaxed
-    /// dot is in use, pairs for the i16 kernels; none for the 7-bit halves, which keep im2col).
-    pub fn with_direct(mut self, weights: &[i8], s: &ConvShape) -> Self {
-        self.direct = match self.relaxed {
-            Relaxed::Quad(..) => Some(PackedDirect::pack(weights, s, Group::Quads)),
-            Relaxed::None => Some(PackedDirect::pack(weights, s, Group::Pairs)),
-            Relaxed::Halves(_) => None,
+            None
         };
-        self
+        direct.unwrap_or_else(|| Self::gemm(weights, s, bias, input_offset, stage, kind))
     }
 
-    fn requant<'a>(&'a self, offset: &'a [i32]) -> Requant<'a> {
-        Requant::new(offset, &self.stage, self.vec.as_ref())
+    /// The im2col + GEMM form for the relaxed dot `kind`.
+    pub fn gemm(
+        weights: &[i8],
+        s: &ConvShape,
+        bias: Option<&[i32]>,
+        input_offset: i32,
+        stage: OutputStage,
+        kind: DotKind,
+    ) -> Self {
+        PreparedConv::Gemm(PreparedGemm::with_kind(weights, s.out_c, s.patch_len(), bias, input_offset, stage, kind))
+    }
+
+    /// The direct form: quads where the u8 relaxed dot is exact, i16 pairs where no relaxed dot
+    /// is used; `None` for the 7-bit halves (which keep im2col).
+    pub fn direct(
+        weights: &[i8],
+        s: &ConvShape,
+        bias: Option<&[i32]>,
+        input_offset: i32,
+        stage: &OutputStage,
+        kind: DotKind,
+    ) -> Option<Self> {
+        let group = match kind {
+            DotKind::U8 => Group::Quads,
+            DotKind::None => Group::Pairs,
+            DotKind::I7 => return None,
+        };
+        let (n, k) = (s.out_c, s.patch_len());
+        assert!(weights.len() >= n * k, "weights shorter than out_c·patch");
+        let offset = channel_offsets(weights, n, k, bias, input_offset, group == Group::Quads);
+        let weights = PackedDirect::pack(weights, s, group);
+        Some(PreparedConv::Direct { weights, offset, stage: stage.clone(), vec: VecStage::new(stage, n) })
     }
 }
 
@@ -218,24 +289,26 @@ fn as_u8(v: &[i8]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len()) }
 }
 
-/// Fast int8 CONV_2D: im2col rows read from a copy of the input padded with its zero point (so
-/// padded taps contribute nothing after the offset fold), fed to the int8 GEMM: as `x + 128` bytes
-/// to the u8 relaxed-dot kernel, as they are to the 7-bit-halves kernel, or widened to i16 for
-/// the simd128 kernel.
-pub fn conv2d(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Scratch) {
-    debug_assert_eq!(g.weights.k, s.patch_len());
-    if let Some(d) = g.direct.as_ref().filter(|d| d.fits(s)) {
-        let offset = match &g.relaxed {
-            Relaxed::Quad(_, off) if d.group == Group::Quads => off,
-            _ => &g.offset,
-        };
-        direct::conv2d(s, input_zp, input, d, offset, &g.stage, g.vec.as_ref(), out, &mut scratch.direct);
-        return;
+/// Fast int8 CONV_2D with the kernel `p` was prepared for.
+pub fn conv2d(s: &ConvShape, input_zp: i8, input: &[i8], p: &PreparedConv, out: &mut [i8], scratch: &mut Scratch) {
+    match p {
+        PreparedConv::Direct { weights, offset, stage, vec } => {
+            direct::conv2d(s, input_zp, input, weights, offset, stage, vec.as_ref(), out, &mut scratch.direct)
+        }
+        PreparedConv::Gemm(g) => conv2d_gemm(s, input_zp, input, g, out, scratch),
     }
+}
+
+/// Int8 CONV_2D as im2col + GEMM: im2col rows read from a copy of the input padded with its zero
+/// point (so padded taps contribute nothing after the offset fold), fed to the int8 GEMM: as
+/// `x + 128` bytes to the u8 relaxed-dot kernel, as they are to the 7-bit-halves kernel, or
+/// widened to i16 for the simd128 kernel.
+fn conv2d_gemm(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Scratch) {
+    debug_assert_eq!(g.k, s.patch_len());
     let pixels = s.batch * s.out_h() * s.out_w();
     let pointwise = s.kh() == 1 && s.kw() == 1 && s.win.h.stride == 1 && s.win.w.stride == 1;
     // The u8 kernel reads `x + 128`: the padded copy is flipped once, pointwise rows on the way.
-    let flip = if matches!(g.relaxed, Relaxed::Quad(..)) { i8::MIN } else { 0 };
+    let flip = if matches!(g.packing, Packing::Quads(_)) { i8::MIN } else { 0 };
     let geometry = if pointwise { (0, 0) } else { pad_nhwc(s, input, input_zp, 1, s.in_c, &mut scratch.padded) };
     if !pointwise {
         if flip != 0 {
@@ -244,10 +317,10 @@ pub fn conv2d(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out: 
         scratch.padded.extend_from_slice(&[0; SLACK]);
     }
     let (k, padded) = (s.patch_len(), &scratch.padded);
-    let ld = match &g.relaxed {
-        Relaxed::Quad(q, _) => q.kq,
-        Relaxed::Halves(h) => h.kp,
-        Relaxed::None => g.weights.kp,
+    let ld = match &g.packing {
+        Packing::Quads(q) => q.kq,
+        Packing::Halves(h) => h.kp,
+        Packing::Pairs(w) => w.kp,
     };
     fill(&mut scratch.cols_i8, BLOCK * ld + SLACK, true, 0);
     for p0 in (0..pixels).step_by(BLOCK) {
@@ -255,17 +328,17 @@ pub fn conv2d(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out: 
         let o = &mut out[p0 * s.out_c..(p0 + n) * s.out_c];
         let cols = &mut scratch.cols_i8;
         im2col(s, input, padded, geometry, pointwise, (p0, n), cols, ld, flip);
-        match &g.relaxed {
-            Relaxed::Quad(q, offset) => gemm_dot4::gemm(n, as_u8(cols), ld, q, g.requant(offset), o, s.out_c),
-            Relaxed::Halves(h) => {
+        match &g.packing {
+            Packing::Quads(q) => gemm_dot4::gemm(n, as_u8(cols), ld, q, g.requant(), o, s.out_c),
+            Packing::Halves(h) => {
                 gemm_i7::row_offsets(n, cols, ld, k, &mut scratch.rows);
-                let rq = Requant { row_offset: Some(&scratch.rows), ..g.requant(&g.offset) };
+                let rq = Requant { row_offset: Some(&scratch.rows), ..g.requant() };
                 gemm_i7::tiled(n, cols, ld, h, rq, o, s.out_c, gemm_i7::best());
             }
-            Relaxed::None => {
+            Packing::Pairs(w) => {
                 fill(&mut scratch.cols16, BLOCK * ld, p0 == 0, 0);
                 scratch.cols16.iter_mut().zip(cols.iter()).for_each(|(d, &v)| *d = v as i16);
-                gemm_i8::gemm(n, &scratch.cols16, ld, &g.weights, g.requant(&g.offset), o, s.out_c);
+                gemm_i8::gemm(n, &scratch.cols16, ld, w, g.requant(), o, s.out_c);
             }
         }
     }
@@ -282,21 +355,21 @@ fn fill<T: Copy>(v: &mut Vec<T>, len: usize, first: bool, zero: T) {
 
 /// Fast int8 FULLY_CONNECTED over `rows` rows of `k` inputs (a single row runs the GEMV kernels).
 pub fn fully_connected(rows: usize, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Scratch) {
-    let (k, n) = (g.weights.k, g.weights.n);
-    match &g.relaxed {
-        Relaxed::Quad(q, offset) => {
+    let (k, n) = (g.k, g.n);
+    match &g.packing {
+        Packing::Quads(q) => {
             copy_rows(&mut scratch.cols8, input, rows, k, q.kq, |v| (v as u8) ^ 0x80);
-            gemm_dot4::gemm(rows, &scratch.cols8, q.kq, q, g.requant(offset), out, n);
+            gemm_dot4::gemm(rows, &scratch.cols8, q.kq, q, g.requant(), out, n);
         }
-        Relaxed::Halves(h) => {
+        Packing::Halves(h) => {
             copy_rows(&mut scratch.cols_i8, input, rows, k, h.kp, |v| v);
             gemm_i7::row_offsets(rows, &scratch.cols_i8, h.kp, k, &mut scratch.rows);
-            let rq = Requant { row_offset: Some(&scratch.rows), ..g.requant(&g.offset) };
+            let rq = Requant { row_offset: Some(&scratch.rows), ..g.requant() };
             gemm_i7::tiled(rows, &scratch.cols_i8, h.kp, h, rq, out, n, gemm_i7::best());
         }
-        Relaxed::None => {
-            copy_rows(&mut scratch.cols16, input, rows, k, g.weights.kp, i16::from);
-            gemm_i8::gemm(rows, &scratch.cols16, g.weights.kp, &g.weights, g.requant(&g.offset), out, n);
+        Packing::Pairs(w) => {
+            copy_rows(&mut scratch.cols16, input, rows, k, w.kp, i16::from);
+            gemm_i8::gemm(rows, &scratch.cols16, w.kp, w, g.requant(), out, n);
         }
     }
 }
@@ -724,7 +797,7 @@ mod tests {
             let mut want = vec![0i8; s.output_len()];
             conv2d_reference(&s, off, &input, &w, Some(&bias), &os, &mut want);
             for kind in [DotKind::None, DotKind::I7, DotKind::U8] {
-                let g = PreparedGemm::with_kind(&w, s.out_c, s.patch_len(), Some(&bias), off, os.clone(), kind);
+                let g = PreparedConv::gemm(&w, &s, Some(&bias), off, os.clone(), kind);
                 let mut got = vec![0i8; s.output_len()];
                 conv2d(&s, zp, &input, &g, &mut got, &mut Scratch::default());
                 assert_eq!(got, want, "{s:?} {kind:?}");
@@ -738,6 +811,24 @@ mod tests {
         let big = (0..n).map(|_| Rescale::Fixed(quantize_multiplier(0.5 + rng.uniform() as f64 * 3.0))).collect();
         let doubles = (0..n).map(|_| Rescale::Double(0.001 + rng.uniform() as f64 * 0.004)).collect();
         vec![stage(rng, n), OutputStage::new(big, -5, -128, 127), OutputStage::new(doubles, 2, -100, 120)]
+    }
+
+    #[test]
+    fn direct_pays_on_short_patches() {
+        let pw = |in_c, out_c| shape((12, 12), in_c, out_c, 1, 1, 1, Padding::Same);
+        let k3 = |in_c, out_c| shape((12, 12), in_c, out_c, 3, 1, 1, Padding::Same);
+        for (s, u8_dot, pairs) in [
+            (pw(8, 16), true, true),
+            (pw(32, 32), true, true),
+            (pw(64, 64), false, false),
+            (k3(3, 8), true, true),
+            (k3(16, 16), true, false),
+            (k3(32, 32), false, false),
+        ] {
+            assert_eq!(direct_pays(&s, DotKind::U8), u8_dot, "{s:?}");
+            assert_eq!(direct_pays(&s, DotKind::None), pairs, "{s:?}");
+            assert!(!direct_pays(&s, DotKind::I7));
+        }
     }
 
     #[test]
@@ -767,9 +858,7 @@ mod tests {
                     let mut want = vec![0i8; s.output_len()];
                     conv2d_reference(&s, -zp, &input, &w, Some(&bias), &os, &mut want);
                     for kind in [DotKind::None, DotKind::U8] {
-                        let g = PreparedGemm::with_kind(&w, s.out_c, s.patch_len(), Some(&bias), -zp, os.clone(), kind)
-                            .with_direct(&w, &s);
-                        assert!(g.direct.is_some());
+                        let g = PreparedConv::direct(&w, &s, Some(&bias), -zp, &os, kind).unwrap();
                         let mut got = vec![0i8; s.output_len()];
                         conv2d(&s, zp as i8, &input, &g, &mut got, &mut Scratch::default());
                         assert_eq!(got, want, "{s:?} {kind:?} {os:?}");
