@@ -105,20 +105,22 @@ impl PreparedDepthwise {
         let taps = weights.len().checked_div(out_c).unwrap_or(0);
         let group = if kind == DotKind::U8 { 4 } else { 2 };
         let slots = taps.div_ceil(group) * group;
-        let w = |t: usize, c: usize| if t < taps && c < out_c { weights[t * out_c + c] } else { 0 };
-        let interleaved = |g: usize, c: usize, j: usize| w(g * group + j, c);
+        // Tap t of channel c goes to group t / group, lane t % group; plain loops (this runs once
+        // per layer, and iterator chains here cost kilobytes of wasm).
+        let mut flat = vec![0i8; slots * cp];
         let mut offset = vec![0i32; cp];
-        for (c, o) in offset.iter_mut().enumerate().take(out_c) {
-            let sum: i32 = (0..taps).map(|t| w(t, c) as i32).sum();
+        for c in 0..out_c {
+            let mut sum = 0i32;
+            for t in 0..taps {
+                let v = weights[t * out_c + c];
+                flat[((t / group) * cp + c) * group + t % group] = v;
+                sum = sum.wrapping_add(v as i32);
+            }
             let shift = if group == 4 { 128i32.wrapping_mul(sum) } else { 0 };
-            *o = bias.map_or(0, |b| b[c]).wrapping_add(input_offset.wrapping_mul(sum)).wrapping_sub(shift);
+            offset[c] = bias.map_or(0, |b| b[c]).wrapping_add(input_offset.wrapping_mul(sum)).wrapping_sub(shift);
         }
-        let order = (0..slots / group).flat_map(|g| (0..cp).flat_map(move |c| (0..group).map(move |j| (g, c, j))));
-        let layout = if group == 4 {
-            DwLayout::Quads(order.map(|(g, c, j)| interleaved(g, c, j)).collect())
-        } else {
-            DwLayout::Pairs(order.map(|(g, c, j)| interleaved(g, c, j) as i16).collect())
-        };
+        let layout =
+            if group == 4 { DwLayout::Quads(flat) } else { DwLayout::Pairs(flat.iter().map(|&v| v as i16).collect()) };
         let vec = VecStage::new(&stage, out_c);
         PreparedDepthwise { cp, taps, offset, input_offset, stage, vec, layout, k3: None }
     }

@@ -18,7 +18,9 @@
 use super::super::super::conv::{pad_nhwc, ConvShape};
 use super::super::super::fixedpoint::OutputStage;
 use super::super::super::geometry::Window;
-use super::super::super::requant::{self, VecStage};
+#[cfg(any(test, not(all(target_arch = "wasm32", target_feature = "simd128"))))]
+use super::super::super::requant;
+use super::super::super::requant::VecStage;
 
 /// Channels per block.
 pub const NB: usize = 8;
@@ -95,7 +97,9 @@ impl Geometry {
 }
 
 /// `out = stage(depthwise 3×3 of input)` for `s` ([`fits`]), `zp` the input zero point. Returns
-/// false (and leaves `out` alone) when the buffers' sizes overflow `usize`.
+/// false (and leaves `out` alone) when the buffers' sizes overflow `usize`, or in the SIMD builds
+/// when `vs` is not a fixed-point stage (the vector kernel requantizes only those; the plain loop
+/// is not built there).
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     s: &ConvShape,
@@ -108,14 +112,20 @@ pub fn run(
     (padded, rows): (&mut Vec<i8>, &mut Vec<i16>),
 ) -> bool {
     assert!(fits(s) && s.out_c == p.c && out.len() >= s.output_len(), "depthwise 3x3: mismatched operands");
-    let Some(g) = build(s, zp, input, padded, rows) else { return false };
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if let Some(vs) = vs.filter(|v| v.is_fixed()) {
+    {
+        let _ = stage;
+        let Some(vs) = vs.filter(|v| v.is_fixed()) else { return false };
+        let Some(g) = build(s, zp, input, padded, rows) else { return false };
         simd::run(&g, rows, p, vs, out);
-        return true;
+        true
     }
-    portable(&g, rows, p, stage, vs, out);
-    true
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        let Some(g) = build(s, zp, input, padded, rows) else { return false };
+        portable(&g, rows, p, stage, vs, out);
+        true
+    }
 }
 
 /// [`run`] through the plain-loop kernel in every build (for tests of the twin).
@@ -184,6 +194,7 @@ fn interleave(a: &[i8], b: &[i8], cp: usize, dst: &mut [i16]) {
 }
 
 /// The kernel in plain loops over the same layouts, then the scalar or vector output stage.
+#[cfg(any(test, not(all(target_arch = "wasm32", target_feature = "simd128"))))]
 fn portable(g: &Geometry, rows: &[i16], p: &Packed, stage: &OutputStage, vs: Option<&VecStage>, out: &mut [i8]) {
     let c = p.c;
     for blk in 0..g.blocks {
@@ -266,7 +277,11 @@ mod simd {
                         // SAFETY: columns ox·sw + kx < wp of pair rows inside the buffer
                         // (wp = (ow - 1)·sw + 3, rows asserted above).
                         let (lo, hi) = unsafe { pixel(top, bot, ox * g.sw * LANES, &w) };
-                        let v = rq.apply(lo, hi);
+                        // Through `black_box`, the output constants are reloaded for every
+                        // pixel: otherwise LLVM hoists their sign extensions out of the loop, and
+                        // the 64-bit products can no longer be selected as `i64x2.extmul_*_i32x4_s`
+                        // (V8 then emulates a full `i64x2.mul`, which made this loop 3× slower).
+                        let v = core::hint::black_box(&rq).apply(lo, hi);
                         if take == NB {
                             // SAFETY: at + 8 ≤ batch·oh·ow·c ≤ out.len() (asserted above).
                             unsafe { v128_store64_lane::<0>(v, out.as_mut_ptr().add(at) as *mut u64) };
