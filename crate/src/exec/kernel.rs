@@ -38,6 +38,7 @@ pub struct Scratch {
     pub f32: Vec<f32>,
     pub i8: Vec<i8>,
     pub int8: conv_i8::Scratch,
+    pub depthwise: crate::kernels::int8::depthwise::Scratch,
     pub pad_f32: Vec<f32>,
 }
 

@@ -9,7 +9,8 @@ use crate::ir::{Activation, Conv2D, DType, DepthwiseConv2D, FullyConnected};
 use crate::kernels::conv::{self, ConvShape, QuantizedInput};
 use crate::kernels::fixedpoint::{quantize_multiplier, OutputStage, Rescale};
 use crate::kernels::gemm_f32::{Epilogue, PackedF32};
-use crate::kernels::int8::conv::{self as conv_i8, PreparedConv, PreparedDepthwise, PreparedGemm};
+use crate::kernels::int8::conv::{self as conv_i8, PreparedConv, PreparedGemm};
+use crate::kernels::int8::depthwise::{self as depthwise_i8, PreparedDepthwise};
 use crate::kernels::{fc, quant};
 use crate::ops::{conv_shape, dense_rows, Fact};
 
@@ -299,12 +300,12 @@ impl Kernel for DepthwiseI8 {
     fn pack(&self, operands: &[Option<&Buffer>]) -> Result<Option<Packed>> {
         let w = const_i8(operands, 1, "weights")?;
         let bias = const_i32(operands, 2)?;
-        Ok(Some(Box::new(PreparedDepthwise::new(w, self.s.out_c, bias, -self.in_zp, self.stage.clone()))))
+        Ok(Some(Box::new(PreparedDepthwise::for_shape(w, &self.s, bias, -self.in_zp, self.stage.clone()))))
     }
 
     fn run(&self, cx: &mut RunCx) -> Result<()> {
         let (x, d) = (cx.i8_in(0)?, cx.packed::<PreparedDepthwise>()?);
-        conv_i8::depthwise(&self.s, x, d, out_i8(cx.out)?, &mut cx.scratch.int8);
+        depthwise_i8::depthwise(&self.s, x, d, out_i8(cx.out)?, &mut cx.scratch.depthwise);
         Ok(())
     }
 }
