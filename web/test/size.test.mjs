@@ -13,7 +13,7 @@ import { root } from './helpers.mjs';
 
 // Bytes gzipped by Node's zlib at level 9 (about 1% above `gzip -9`, which build-wasm.sh prints); a
 // little above what scripts/build-wasm.sh produces today. The core stays under issue 11's 300 KB.
-const budgets = { simd: 627_000, relaxed: 629_000, 'core/simd': 297_000, 'core/relaxed': 298_000 };
+const budgets = { simd: 633_000, relaxed: 635_000, 'core/simd': 297_000, 'core/relaxed': 298_000 };
 
 /** Ids and names of a module's custom sections (id 0). */
 function customSections(bytes) {
