@@ -1,8 +1,10 @@
 //! Results do not depend on the number of workers: every job run with one thread and with three
 //! gives identical bytes.
 
+#[cfg(not(target_arch = "wasm32"))]
 use super::run;
 use crate::npy;
+#[cfg(not(target_arch = "wasm32"))]
 use crate::quantize::{quantize_job, QuantizeOptions};
 
 fn fixture(path: &str) -> Vec<u8> {

@@ -404,14 +404,13 @@ impl QuantizeJob {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 
     /// Every candidate `auto` built with the job's shared weights and ranges is the model a build
     /// of its own (nothing shared) gives, byte for byte.
     #[test]
-    #[cfg(not(target_arch = "wasm32"))]
     fn candidates_built_with_shared_parts_equal_builds_of_their_own() {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/");
         let read = |p: &str| std::fs::read(format!("{root}{p}")).expect("fixture");
