@@ -7,8 +7,8 @@ models in ../shared/reference/models (or $TINYML_REFERENCE_DIR/models):
     input, output and both states before and after each invoke; int8 models also through TFLite
     Micro's Python interpreter. The dumps go to a temporary folder (--keep DIR keeps them there);
     they are never committed.
-  * `cargo test --test all lstm_kernels::reference_model_nodes` then runs our kernels on each dump
-    (the float kernel, and the integer kernel with both arithmetics) and prints the table: model, node,
+  * `cargo test --test lstm_kernels reference_model_nodes` then runs our kernels on each dump (the
+    float kernel, and the integer kernel with both arithmetics) and prints the table: model, node,
     differing values, largest difference, bit-exact. Each arithmetic must equal its own reference;
     the other one is listed for comparison.
   * whole models: TFLite Micro's outputs against LiteRT's reference kernels on the int8 models, with
@@ -165,8 +165,7 @@ def main():
         f.writelines("\t".join(line) + "\n" for line in manifest)
     print(f"node dumps in {out_dir}; running our kernels on them", flush=True)
     env = dict(os.environ, LSTM_NODE_DUMPS=os.path.abspath(out_dir))
-    cmd = ["cargo", "test", "-q", "-p", "tinyml-optimizer", "--test", "all",
-           "lstm_kernels::reference_model_nodes",
+    cmd = ["cargo", "test", "-q", "-p", "tinyml-optimizer", "--test", "lstm_kernels", "reference_model_nodes",
            "--", "--nocapture"]
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     print("\n".join(line for line in p.stdout.splitlines()

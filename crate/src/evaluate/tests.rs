@@ -1,5 +1,5 @@
 //! Refusals of evaluation (each with the message it has always had) and the job's bookkeeping, on
-//! small built models. The figures on the fixture models are in `crate/tests/all/evaluate.rs`.
+//! small built models. The figures on the fixture models are in `crate/tests/evaluate.rs`.
 
 use super::*;
 use crate::ir::{Builder, Op};

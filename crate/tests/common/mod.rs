@@ -1,8 +1,8 @@
-// Shared by the integration tests: fixture files compiled in, so the same tests run natively and
-// in the browser (wasm-pack test). (Plain comments and no #[macro_export]: all/common.rs includes
-// this file in each module of the `all` binary; every user writes `#[macro_use] mod common;`.)
+//! Shared by the integration tests: fixture files compiled in, so the same tests run natively and
+//! in the browser (wasm-pack test).
 
 /// The bytes of `tests/fixtures/DIR/FILE`.
+#[macro_export]
 macro_rules! fixture {
     ($dir:literal, $file:expr) => {
         include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/", $dir, "/", $file)).as_slice()

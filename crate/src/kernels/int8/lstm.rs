@@ -846,7 +846,7 @@ mod tests {
     #[test]
     fn integer_kernel_tracks_the_float_kernel() {
         // Every combination of CIFG, peephole, projection and time-major (no layer norm: its
-        // scales come from calibration, checked against LiteRT in crate/tests/all/lstm_kernels.rs).
+        // scales come from calibration, checked against LiteRT in crate/tests/lstm_kernels.rs).
         for mask in 0..32u32 {
             let flags = [0, 1, 2, 3, 4].map(|k| mask & (1 << k) != 0);
             if flags[3] {
