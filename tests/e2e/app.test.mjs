@@ -2,6 +2,7 @@
 // checked by the package in Node), images with folder labels, a reference model, a corrupt file's
 // message, and no network traffic beyond the app itself during all of it.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
@@ -148,11 +149,28 @@ test('training: gradual pruning then quantization-aware training, a live loss ch
   assert.deepEqual(report.training.map((t) => t.phase), ['pruning while training', 'quantization-aware training']);
   assert.ok(Math.abs(report.prune.achievedSparsity - report.options.prune.sparsity) < 0.02, `sparsity ${report.prune.achievedSparsity}`);
   const [modelDl] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download .tflite' }).click()]);
-  const bytes = readFileSync(await modelDl.path());
-  const loaded = await opt.loadModel(bytes);
+  const modelPath = await modelDl.path();
+  const loaded = await opt.loadModel(readFileSync(modelPath));
   assert.equal(loaded.summary.precision, 'int8');
   await loaded.release();
+  // The fine-tuned download runs in LiteRT (pip ai-edge-litert, installed by scripts/setup.sh --tests).
+  const litert = spawnSync('python3', ['-c', RUN_IN_LITERT, modelPath], { encoding: 'utf8' });
+  assert.equal(litert.status, 0, `LiteRT did not run the trained download: ${litert.stderr}`);
+  assert.match(litert.stdout, /^int8 /);
 });
+
+// Loads a .tflite in LiteRT, runs it on zeros and prints the output's dtype and shape.
+const RUN_IN_LITERT = `
+import sys, numpy as np
+from ai_edge_litert.interpreter import Interpreter
+it = Interpreter(model_path=sys.argv[1])
+it.allocate_tensors()
+i = it.get_input_details()[0]
+it.set_tensor(i['index'], np.zeros(i['shape'], i['dtype']))
+it.invoke()
+o = it.get_output_details()[0]
+print(np.dtype(o['dtype']).name, it.get_tensor(o['index']).shape)
+`;
 
 test('cancel during training keeps the weights so far, skips the other training and still quantizes', async () => {
   const { page } = app;
