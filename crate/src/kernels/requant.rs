@@ -276,6 +276,25 @@ pub mod simd128 {
     use super::{Group, VecStage, Window4};
     use core::arch::wasm32::*;
 
+    /// Writes the eight int8 results in `v`'s low bytes to `out[at..at + take]` (`take` ≤ 8): one
+    /// 8-byte store for a whole block of channels, a copy through a buffer for a partial last one.
+    ///
+    /// # Safety
+    /// When `take == 8`, `at + 8 ≤ out.len()` (callers assert their output's size once, outside
+    /// their pixel loops).
+    #[inline(always)]
+    pub unsafe fn store8(v: v128, out: &mut [i8], at: usize, take: usize) {
+        if take == 8 {
+            // SAFETY: the caller's contract.
+            unsafe { v128_store64_lane::<0>(v, out.as_mut_ptr().add(at) as *mut u64) };
+        } else {
+            let mut bytes = [0i8; 16];
+            // SAFETY: a 16-byte store into a 16-byte array.
+            unsafe { v128_store(bytes.as_mut_ptr() as *mut v128, v) };
+            out[at..at + take].copy_from_slice(&bytes[..take]);
+        }
+    }
+
     #[inline(always)]
     fn ld<T>(a: &[T; 4]) -> v128 {
         // SAFETY: reads 16 bytes from a 4-element array of 4-byte values; no alignment needed.

@@ -313,7 +313,10 @@ mod dw_simd {
     //! The depthwise loop of the SIMD builds: blocks of eight channels outer, output pixels inner,
     //! so a block's offsets and requantization constants are loaded once per layer, and each
     //! pixel's two vectors of sums go straight to the vector requantization.
-    use super::super::super::requant::{simd128::requant8, VecStage};
+    use super::super::super::requant::{
+        simd128::{requant8, store8},
+        VecStage,
+    };
     use core::arch::wasm32::*;
 
     /// `out[((b·oh + oy)·ow + ox)·out_c + c0 + c] = requant(dot(c0, base(b, oy, ox))[c] + offset[c0 + c])`
@@ -341,15 +344,8 @@ mod dw_simd {
                     for ox in 0..ow {
                         let (lo, hi) = dot(c0, base(b, oy, ox));
                         let v = requant8(i32x4_add(lo, o0), i32x4_add(hi, o1), vs, c0);
-                        if take == 8 {
-                            // SAFETY: at + 8 ≤ batch·oh·ow·out_c ≤ out.len() (asserted above).
-                            unsafe { v128_store64_lane::<0>(v, out.as_mut_ptr().add(at) as *mut u64) };
-                        } else {
-                            let mut bytes = [0i8; 16];
-                            // SAFETY: a 16-byte store into a 16-byte array.
-                            unsafe { v128_store(bytes.as_mut_ptr() as *mut v128, v) };
-                            out[at..at + take].copy_from_slice(&bytes[..take]);
-                        }
+                        // SAFETY: a whole block: at + 8 ≤ batch·oh·ow·out_c ≤ out.len() (asserted above).
+                        unsafe { store8(v, out, at, take) };
                         at += out_c;
                     }
                 }

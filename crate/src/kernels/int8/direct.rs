@@ -239,7 +239,7 @@ fn portable_block(
 mod simd {
     //! The wasm kernels: a tile of [`MR`] pixels × eight channels in eight vector registers,
     //! weights loaded once per group for the four pixels, requantized from registers.
-    use super::super::super::requant::simd128::Block8;
+    use super::super::super::requant::simd128::{store8, Block8};
     use super::{Input, Output, MR, NR};
     use core::arch::wasm32::*;
 
@@ -255,15 +255,8 @@ mod simd {
             for (i, &(a0, a1)) in acc.iter().enumerate().take(tile.len()) {
                 let v = rq.apply(a0, a1);
                 let at = (t * MR + i) * out_c + c0;
-                if take == NR {
-                    // SAFETY: at + 8 ≤ pixels·out_c ≤ out.len() (asserted above).
-                    unsafe { v128_store64_lane::<0>(v, out.as_mut_ptr().add(at) as *mut u64) };
-                } else {
-                    let mut bytes = [0i8; 16];
-                    // SAFETY: a 16-byte store into a 16-byte array.
-                    unsafe { v128_store(bytes.as_mut_ptr() as *mut v128, v) };
-                    out[at..at + take].copy_from_slice(&bytes[..take]);
-                }
+                // SAFETY: a whole block: at + 8 ≤ pixels·out_c ≤ out.len() (asserted above).
+                unsafe { store8(v, out, at, take) };
             }
         }
     }

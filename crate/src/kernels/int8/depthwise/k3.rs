@@ -229,7 +229,10 @@ mod simd {
     //! The wasm twins: the row-pair rearrangement (two 8-byte loads, one shuffle, two widenings
     //! per column) and the kernel (per output pixel, three columns × top/bottom × two halves of
     //! `i32x4.dot_i16x8_s`), requantized from registers.
-    use super::super::super::super::requant::{simd128::Block8, VecStage};
+    use super::super::super::super::requant::{
+        simd128::{store8, Block8},
+        VecStage,
+    };
     use super::{Geometry, Packed, LANES, NB};
     use core::arch::wasm32::*;
 
@@ -282,15 +285,8 @@ mod simd {
                         // the 64-bit products can no longer be selected as `i64x2.extmul_*_i32x4_s`
                         // (V8 then emulates a full `i64x2.mul`, which made this loop 3× slower).
                         let v = core::hint::black_box(&rq).apply(lo, hi);
-                        if take == NB {
-                            // SAFETY: at + 8 ≤ batch·oh·ow·c ≤ out.len() (asserted above).
-                            unsafe { v128_store64_lane::<0>(v, out.as_mut_ptr().add(at) as *mut u64) };
-                        } else {
-                            let mut bytes = [0i8; 16];
-                            // SAFETY: a 16-byte store into a 16-byte array.
-                            unsafe { v128_store(bytes.as_mut_ptr() as *mut v128, v) };
-                            out[at..at + take].copy_from_slice(&bytes[..take]);
-                        }
+                        // SAFETY: a whole block: at + 8 ≤ batch·oh·ow·c ≤ out.len() (asserted above).
+                        unsafe { store8(v, out, at, take) };
                         at += c;
                     }
                 }
