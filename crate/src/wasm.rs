@@ -464,7 +464,8 @@ enum JobKind {
     Prune(prune::PruneJob),
     Run(crate::exec::RunJob),
     Train(crate::train::TrainJob),
-    Qat(crate::train::QatJob),
+    /// Boxed: a QAT job carries its static-quantization start and is the largest kind by far.
+    Qat(Box<crate::train::QatJob>),
     Evaluate(evaluate::EvaluateJob),
 }
 
@@ -476,7 +477,7 @@ impl JobKind {
             JobKind::Prune(j) => j,
             JobKind::Run(j) => j,
             JobKind::Train(j) => j,
-            JobKind::Qat(j) => j,
+            JobKind::Qat(j) => j.as_mut(),
             JobKind::Evaluate(j) => j,
         }
     }
@@ -733,7 +734,7 @@ impl Model {
         let (x, y) = (npy::read(x).map_err(js_error)?, npy::read(y).map_err(js_error)?);
         let calibration = calibration.map_or(Calibration::TrainingSamples, Calibration::Npy);
         let j = crate::train::QatJob::new(&self.model, &x, &y, calibration, &opts, &qopts).map_err(js_error)?;
-        Ok(job(JobKind::Qat(j)))
+        Ok(job(JobKind::Qat(Box::new(j))))
     }
 
     /// A batch run as a job for the worker pool (see [`Model::run`]).
