@@ -280,11 +280,7 @@ mod simd {
                         // SAFETY: columns ox·sw + kx < wp of pair rows inside the buffer
                         // (wp = (ow - 1)·sw + 3, rows asserted above).
                         let (lo, hi) = unsafe { pixel(top, bot, ox * g.sw * LANES, &w) };
-                        // Through `black_box`, the output constants are reloaded for every
-                        // pixel: otherwise LLVM hoists their sign extensions out of the loop, and
-                        // the 64-bit products can no longer be selected as `i64x2.extmul_*_i32x4_s`
-                        // (V8 then emulates a full `i64x2.mul`, which made this loop 3× slower).
-                        let v = core::hint::black_box(&rq).apply(lo, hi);
+                        let v = rq.apply(lo, hi);
                         // SAFETY: a whole block: at + 8 ≤ batch·oh·ow·c ≤ out.len() (asserted above).
                         unsafe { store8(v, out, at, take) };
                         at += c;
