@@ -107,6 +107,8 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
     const busyOf = { quantize: [], evaluate: [] };
     // The quantization's own phase times (from its report): calibration, selection, measuring.
     const phasesOf = [];
+    // Per round of the quantization: the serving worker's serial work and each engine's tasks.
+    const roundsOf = [];
     let bytes;
     let report;
     for (let i = 0; i <= repeats; i++) {
@@ -117,6 +119,7 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
       if (i) cpuOf.quantize.push((await cpu()) - c);
       if (i) busyOf.quantize.push(busy(th, await perThread()));
       if (i) phasesOf.push([q.report.calibrationMs, q.report.rewriteMs, q.report.reportMs]);
+      if (i) roundsOf.push((await opt.info()).lastJob);
       bytes ??= await sha256(await q.model.toBytes());
       if (!tasks.includes('evaluate')) {
         await q.model.release();
@@ -148,6 +151,7 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
         evaluate: busyOf.evaluate[evaluate.indexOf(Math.min(...evaluate))],
       },
       phases: phasesOf[quantize.indexOf(Math.min(...quantize))],
+      rounds: roundsOf[quantize.indexOf(Math.min(...quantize))],
       modelSha256: bytes,
       figures: report ? JSON.stringify(strip(report)) : '',
       report,
@@ -328,6 +332,15 @@ try {
   console.log('\nquantization phases, s in the best call (1 thread | all cores): calibrate, select (build and score candidates), measure');
   const ph = (v) => (v ?? []).map((ms) => (ms / 1000).toFixed(2)).join(' ');
   for (const [runtime, r] of Object.entries(results)) console.log(`  ${runtime}: ${ph(r[1].phases)} | ${ph(r[ALL].phases)}`);
+  console.log('\nquantization rounds in the best call: wall ms (serial: making the round + merging its results) | per engine (serving worker first): tasks × ms');
+  const rnd = (t) => `  ${t.stage.padEnd(9)} ${String(t.tasks).padStart(3)} tasks ${t.wallMs.toFixed(0).padStart(5)} ms ` +
+    `(${t.nextMs.toFixed(0)} + ${t.acceptMs.toFixed(0)}) | ${t.engines.map((e) => `${e.tasks}×${e.ms.toFixed(0)}`).join(' ')}`;
+  for (const [runtime, r] of Object.entries(results)) {
+    for (const n of [1, ALL]) {
+      console.log(`  ${runtime}, ${n} thread(s):`);
+      for (const t of r[n].rounds ?? []) console.log(rnd(t));
+    }
+  }
   console.log(`\n"cores used": CPU time of the Node process (worker threads included) or of the browser's processes, over the wall time of the call;`);
   console.log(`on an idle machine it is near 1 with one thread and near ${ALL} with all: lower means other work had the cores.`);
   console.log('"CPU s": the CPU time itself; equal figures mean splitting the work across threads cost nothing extra.');

@@ -26,6 +26,7 @@ import type {
 } from './types.js';
 import { OptimizerError, QAT_LEARNING_RATE } from './types.js';
 import type { AssetOptions } from './assets.js';
+import type { RoundTrace } from './pool.js';
 import { readNpy, writeNpy } from './npy.js';
 import { isTensor, type Tensor } from './tensor.js';
 
@@ -125,6 +126,10 @@ export interface EngineInfo {
   flavor: 'simd' | 'relaxed';
   /** Models loaded now. */
   models: number;
+  /** Where the time of the last long operation (quantize, evaluate, ...) went, round by round: the
+   * serving worker's own serial work, and each engine's tasks and time running them (for
+   * benchmarks; the format may change). */
+  lastJob: RoundTrace[];
 }
 
 /** Options of `run`. */

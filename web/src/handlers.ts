@@ -100,7 +100,14 @@ function adopt(s: State, r: Wasm['ModelResult']['prototype'], what: string) {
 function makeHandlers(s: State) {
   return {
     async info(_: Record<string, never>) {
-      return { version: s.wasm.version(), simd: s.wasm.simdLevel(), int8Kernel: s.wasm.int8Kernel(), flavor: s.flavor, models: s.models.size };
+      return {
+        version: s.wasm.version(),
+        simd: s.wasm.simdLevel(),
+        int8Kernel: s.wasm.int8Kernel(),
+        flavor: s.flavor,
+        models: s.models.size,
+        lastJob: s.pool.lastJob,
+      };
     },
     async load(a: { bytes: ArrayBuffer | Uint8Array }) {
       const m = new s.wasm.Model(bytesOf(a.bytes));
@@ -286,8 +293,10 @@ export function serve(host: Host): (msg: Request | WorkerInit | StopRequest | Ta
         tasks.put(msg.id, msg.bytes);
         return;
       }
+      const t = performance.now();
       const bytes = tasks.run(msg.bytes);
-      host.post({ type: 'task-result', seq, ok: true, bytes }, [bytes.buffer as ArrayBuffer]);
+      const ms = performance.now() - t;
+      host.post({ type: 'task-result', seq, ok: true, bytes, ms }, [bytes.buffer as ArrayBuffer]);
     } catch (e) {
       const { error, fatal } = wireError(e, ready);
       host.post({ type: 'task-result', seq, ok: false, error, fatal }, []);

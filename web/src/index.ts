@@ -21,6 +21,7 @@ export type {
   TrainCallOptions,
 } from './client.js';
 export type { AssetOptions, CompiledWasmModule, UrlLike } from './assets.js';
+export type { RoundTrace } from './pool.js';
 export type { DType, Tensor, TensorData } from './tensor.js';
 export { isTensor } from './tensor.js';
 export { readNpy, writeNpy } from './npy.js';

@@ -26,13 +26,28 @@ export interface JobLike {
 /** Messages to a task worker, and its replies. */
 export type TaskMessage = { type: 'put'; id: number; bytes: Uint8Array } | { type: 'task'; seq: number; bytes: Uint8Array };
 export type TaskReply =
-  | { type: 'task-result'; seq: number; ok: true; bytes: Uint8Array }
+  /** `ms`: the time the task worker spent running the task. */
+  | { type: 'task-result'; seq: number; ok: true; bytes: Uint8Array; ms?: number }
   | { type: 'task-result'; seq: number; ok: false; error: { code: string; message: string }; fatal?: boolean };
 
 /** A task worker as the pool sees it. */
 export interface TaskPort {
   post(msg: TaskMessage, transfer: ArrayBuffer[]): void;
   terminate(): void;
+}
+
+/** Where a round's time went (for benchmarks: `info().lastJob`), in ms. */
+export interface RoundTrace {
+  stage: string;
+  tasks: number;
+  /** From asking the job for the round to its results accepted. */
+  wallMs: number;
+  /** The job's own serial work on the serving worker: making the round (and sending its shared
+   * inputs), then merging its results. */
+  nextMs: number;
+  acceptMs: number;
+  /** Per engine (the serving worker, then each task worker): tasks run, and the time running them. */
+  engines: { tasks: number; ms: number }[];
 }
 
 export type SpawnTaskWorker = (onReply: (msg: TaskReply) => void, onFailure: (e: Error) => void) => TaskPort;
@@ -69,9 +84,22 @@ const yieldToEvents: () => Promise<void> = (() => {
     });
 })();
 
+/** Runs `f`, counting it (and its time) in `into`. */
+function timed<T>(into: { tasks: number; ms: number }, f: () => T): T {
+  const t = performance.now();
+  try {
+    return f();
+  } finally {
+    into.tasks++;
+    into.ms += performance.now() - t;
+  }
+}
+
 export class Pool {
   private helpers: Helper[] = [];
   private seq = 1;
+  /** The rounds of the last job driven. */
+  lastJob: RoundTrace[] = [];
 
   /** `threads` in all: this worker and `threads - 1` task workers (started on first use). */
   constructor(
@@ -116,21 +144,32 @@ export class Pool {
     input?: Uint8Array,
   ): Promise<void> {
     const portable = this.size > 1;
+    this.lastJob = [];
     for (;;) {
+      const t0 = performance.now();
       const round = job.nextRound(portable);
       if (!round) return;
-      const results = portable ? await this.parallel(job, round, progress, input) : await this.local(job, round, progress);
+      const trace: RoundTrace = { stage: round.stage, tasks: round.tasks.length, wallMs: 0, nextMs: 0, acceptMs: 0, engines: [] };
+      this.lastJob.push(trace);
+      const results = portable ? await this.parallel(job, round, progress, input, trace, t0) : await this.local(job, round, progress, trace, t0);
+      const t1 = performance.now();
       job.accept(results);
+      const t2 = performance.now();
+      trace.acceptMs = t2 - t1;
+      trace.wallMs = t2 - t0;
       afterRound?.();
     }
   }
 
-  private async local(job: JobLike, round: Round, progress: (s: string, d: number, t: number) => void) {
+  private async local(job: JobLike, round: Round, progress: (s: string, d: number, t: number) => void, trace: RoundTrace, t0: number) {
     const total = round.units.reduce((a, b) => a + b, 0);
     const results: Uint8Array[] = [];
+    const mine = { tasks: 0, ms: 0 };
+    trace.engines = [mine];
+    trace.nextMs = performance.now() - t0;
     let done = 0;
     for (let i = 0; i < round.tasks.length; i++) {
-      results.push(job.runLocal(i));
+      results.push(timed(mine, () => job.runLocal(i)));
       done += round.units[i] ?? 1;
       progress(round.stage, done, total);
       await yieldToEvents();
@@ -142,10 +181,14 @@ export class Pool {
     job: JobLike,
     round: Round,
     progress: (s: string, d: number, t: number) => void,
-    input?: Uint8Array,
+    input: Uint8Array | undefined,
+    trace: RoundTrace,
+    t0: number,
   ): Promise<Uint8Array[]> {
     this.start();
     this.put(round.resources, input);
+    trace.nextMs = performance.now() - t0;
+    trace.engines = [{ tasks: 0, ms: 0 }, ...this.helpers.map(() => ({ tasks: 0, ms: 0 }))];
     const n = round.tasks.length;
     const total = round.units.reduce((a, b) => a + b, 0);
     const results: Uint8Array[] = new Array(n);
@@ -172,12 +215,14 @@ export class Pool {
       };
       const pump = () => {
         if (failed) return;
-        for (const h of this.helpers) {
+        for (const [k, h] of this.helpers.entries()) {
           while (!h.failed && next < last && h.pending.length < this.depth(last - next)) {
             const i = next++;
             h.pending.push((r) => {
-              if (r.ok) finish(i, r.bytes);
-              else fail(new OptimizerError(r.error.code as never, `a task worker failed: ${r.error.message}`));
+              if (!r.ok) return fail(new OptimizerError(r.error.code as never, `a task worker failed: ${r.error.message}`));
+              trace.engines[k + 1].tasks++;
+              trace.engines[k + 1].ms += r.ms ?? 0;
+              finish(i, r.bytes);
             });
             h.port.post({ type: 'task', seq: this.seq++, bytes: round.tasks[i] }, []);
           }
@@ -189,7 +234,7 @@ export class Pool {
             if (failed || next >= last) return;
             const i = --last;
             try {
-              finish(i, job.runLocal(i));
+              finish(i, timed(trace.engines[0], () => job.runLocal(i)));
             } catch (e) {
               fail(e);
             }

@@ -33,7 +33,7 @@ function fakeSpawn(log, ms) {
         const ready = new Promise((r) => setTimeout(r, freeAt - now));
         replies = Promise.all([replies, ready]).then(() => {
           held--;
-          onReply({ type: 'task-result', seq: msg.seq, ok: true, bytes: msg.bytes.map((b) => b * 2) });
+          onReply({ type: 'task-result', seq: msg.seq, ok: true, bytes: msg.bytes.map((b) => b * 2), ms: 12 });
         });
       },
       terminate() {},
@@ -92,7 +92,24 @@ test('a round runs on the serving worker and its task workers, results in task o
     [1, 7, 1000],
   ]);
   assert.deepEqual(progress.at(-1), ['test', 40, 40]);
+  // The round's trace counts every engine's tasks; the serving worker's time is its own tasks'.
+  const [trace] = pool.lastJob;
+  assert.equal(pool.lastJob.length, 1);
+  assert.equal(trace.stage, 'test');
+  assert.equal(trace.tasks, 40);
+  assert.deepEqual(trace.engines.map((e) => e.tasks), [job.local, ...log.byWorker]);
+  assert.ok(trace.engines[0].ms >= 3 * job.local * 0.9, `serving worker ${trace.engines[0].ms} ms for ${job.local} tasks`);
+  assert.ok(trace.engines.slice(1).every((e) => e.ms === 12 * e.tasks), JSON.stringify(trace.engines));
+  assert.ok(trace.wallMs >= trace.engines[0].ms && trace.nextMs >= 0 && trace.acceptMs >= 0, JSON.stringify(trace));
   pool.terminate();
+});
+
+test('on one thread, every task is traced on the serving worker', async () => {
+  const pool = new Pool(null, 1);
+  const job = fakeJob(5, 2);
+  await pool.drive(job, () => {});
+  assert.deepEqual(pool.lastJob.map((t) => [t.stage, t.tasks, t.engines.map((e) => e.tasks)]), [['test', 5, [5]]]);
+  assert.ok(pool.lastJob[0].engines[0].ms >= 5 * 2 * 0.9);
 });
 
 test('a task worker gets its next task while the serving worker is busy with its own', async () => {
