@@ -65,7 +65,7 @@ export async function loadEngine(
   readWasm: (url: URL) => Promise<BufferSource>,
   prefer?: Flavor,
   assets: EngineAssets = {},
-): Promise<{ wasm: Wasm; flavor: Flavor }> {
+): Promise<{ wasm: Wasm; flavor: Flavor; module: WebAssembly.Module }> {
   const best = detectFlavor(prefer);
   if (!best) {
     throw new OptimizerError(
@@ -76,7 +76,7 @@ export async function loadEngine(
   }
   const flavor = assets.modules ? flavorWithModules(best, assets.modules) : best;
   const url = assets.urls?.[flavor];
-  const module = assets.modules?.[flavor] ?? (await readWasm(url ? new URL(url) : URLS[flavor]));
+  const module = assets.modules?.[flavor] ?? new WebAssembly.Module(await readWasm(url ? new URL(url) : URLS[flavor]));
   glue.initSync({ module });
-  return { wasm: glue, flavor };
+  return { wasm: glue, flavor, module };
 }

@@ -273,11 +273,14 @@ export function serve(host: Host): (msg: Request | WorkerInit | StopRequest | Ta
   let tasks: InstanceType<Wasm['TaskWorker']> | null = null;
 
   const start = () =>
-    (state ??= loadEngine(host.readWasm, init.prefer, init.wasm).then(({ wasm, flavor }) => {
+    (state ??= loadEngine(host.readWasm, init.prefer, init.wasm).then(({ wasm, flavor, module }) => {
       if (init.maxMemory !== undefined) wasm.setMaxMemory(init.maxMemory);
       if (init.target !== undefined) wasm.setTarget(init.target);
       const spawn = host.spawnTaskWorker?.bind(host);
-      const taskInit: WorkerInit = { ...init, role: 'task', threads: 1 };
+      // Task workers get this worker's compiled module: they neither fetch nor compile the engine,
+      // and the JavaScript engine shares the module's machine code between them (V8 does, with the
+      // functions it has optimized since), so a task worker's first tasks do not run unoptimized.
+      const taskInit: WorkerInit = { ...init, role: 'task', threads: 1, wasm: { ...init.wasm, modules: { [flavor]: module } } };
       const pool = new Pool(spawn ? (reply, failure) => spawn(taskInit, reply, failure) : null, init.threads ?? 1);
       ready = { wasm, flavor, models: new Map(), next: 1, pool };
       return ready;
