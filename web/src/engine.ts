@@ -76,7 +76,7 @@ export async function loadEngine(
   }
   const flavor = assets.modules ? flavorWithModules(best, assets.modules) : best;
   const url = assets.urls?.[flavor];
-  const module = assets.modules?.[flavor] ?? new WebAssembly.Module(await readWasm(url ? new URL(url) : URLS[flavor]));
+  const module = assets.modules?.[flavor] ?? (await WebAssembly.compile(await readWasm(url ? new URL(url) : URLS[flavor])));
   glue.initSync({ module });
   return { wasm: glue, flavor, module };
 }
