@@ -19,9 +19,9 @@
 # The two flavours compile at the same time (two target directories): most of a cold build is the
 # crate's own optimisation and the LTO link, each on one core, so two of them fill a 2-core machine.
 # In each, the core compiles after the full engine (the dependencies are shared; only the crate
-# itself and the link are built again). With `--compile-only`, only the compiles (scripts/setup.sh
-# compiles while it installs wasm-bindgen's CLI, then runs this script again, which finds the
-# builds fresh and runs wasm-bindgen).
+# itself and the link are built again). With `--compile-only`, only the full engine's compile
+# (scripts/setup.sh compiles while it installs wasm-bindgen's CLI, then runs this script again,
+# which finds that build fresh, runs wasm-bindgen, then compiles the core).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -66,13 +66,14 @@ package() {
 }
 
 # One flavour: the engine, then the core. Each is packaged before the next compile: the full engine
-# and the core write the same target/.../tinyml_optimizer.wasm (cargo keeps both builds, so the
-# compile after --compile-only finds each fresh).
+# and the core write the same target/.../tinyml_optimizer.wasm, and cargo does not keep both (the
+# next compile of the other one builds and links the crate again).
 flavor() {
   compile "$1"
-  [ "$COMPILE_ONLY" = 1 ] || package "$1" "$1"
+  [ "$COMPILE_ONLY" = 0 ] || return 0
+  package "$1" "$1"
   compile "$1" --no-default-features
-  [ "$COMPILE_ONLY" = 1 ] || package "$1" "core/$1"
+  package "$1" "core/$1"
 }
 
 for f in simd relaxed; do bg_start "wasm-$f" flavor "$f"; done
