@@ -12,8 +12,9 @@ import type { Method } from './protocol.js';
 import { OptimizerError } from './types.js';
 
 /**
- * The methods the core answers, with the wasm exports each calls on it (checked against the core's
- * build in web/test/engine_kind.test.mjs). Every other method needs the full engine.
+ * The methods the core may answer, with the wasm exports each calls on it: it answers those whose
+ * exports its build has (checked at run time, and against both core builds in
+ * web/test/engine_kind.test.mjs). Every other method needs the full engine.
  */
 export const CORE_METHODS: Partial<Record<Method, readonly string[]>> = {
   info: ['version', 'simdLevel', 'int8Kernel'],
@@ -28,9 +29,13 @@ export const CORE_METHODS: Partial<Record<Method, readonly string[]>> = {
   testHookTrap: ['testHookTrap'],
 };
 
-/** Whether this call needs the full engine (streaming runs carry state across samples: full only). */
-export function needsFull(method: Method, args: unknown): boolean {
-  if (!Object.prototype.hasOwnProperty.call(CORE_METHODS, method)) return true;
+/**
+ * Whether this call needs the full engine, given the core's `exports`: a method the core lacks an
+ * export for, or a streaming run (its samples carry state across: a job of the full engine).
+ */
+export function needsFull(method: Method, args: unknown, exports: ReadonlySet<string>): boolean {
+  const names = Object.prototype.hasOwnProperty.call(CORE_METHODS, method) ? CORE_METHODS[method] : undefined;
+  if (!names || names.some((n) => !exports.has(n))) return true;
   return method === 'run' && (args as { streaming?: boolean }).streaming === true;
 }
 
@@ -41,13 +46,15 @@ export interface EngineSlot {
   wasm: Wasm;
   flavor: Flavor;
   kind: EngineKind;
+  /** The wasm exports of the engine in use. */
+  exports: ReadonlySet<string>;
   models: Map<number, WasmModel>;
   /** On the core: the bytes each model was loaded from, to re-open it in the full engine. */
   sources: Map<number, Uint8Array>;
 }
 
 /** Moves `s` to the full engine `full` (loaded by the caller): every model re-opened under its handle. */
-export function switchToFull(s: EngineSlot, full: { wasm: Wasm; flavor: Flavor }): void {
+export function switchToFull(s: EngineSlot, full: { wasm: Wasm; flavor: Flavor; exports: ReadonlySet<string> }): void {
   const reopened = new Map<number, WasmModel>();
   try {
     for (const handle of s.models.keys()) {
@@ -65,6 +72,7 @@ export function switchToFull(s: EngineSlot, full: { wasm: Wasm; flavor: Flavor }
   s.sources.clear();
   s.wasm = full.wasm;
   s.flavor = full.flavor;
+  s.exports = full.exports;
   s.kind = 'full';
 }
 

@@ -95,7 +95,7 @@ export async function loadEngine(
   prefer?: Flavor,
   assets: EngineAssets = {},
   kind: EngineKind = 'full',
-): Promise<{ wasm: Wasm; flavor: Flavor; kind: EngineKind }> {
+): Promise<{ wasm: Wasm; flavor: Flavor; kind: EngineKind; exports: Set<string> }> {
   const best = detectFlavor(prefer);
   if (!best) {
     throw new OptimizerError(
@@ -109,6 +109,6 @@ export async function loadEngine(
   const url = (kind === 'core' ? assets.coreUrls : assets.urls)?.[flavor];
   const module = (kind === 'full' ? assets.modules?.[flavor] : undefined) ?? (await readWasm(url ? new URL(url) : URLS[kind][flavor]));
   const g = kind === 'core' ? (coreGlue as unknown as Wasm) : glue;
-  g.initSync({ module });
-  return { wasm: g, flavor, kind };
+  const exports = new Set(Object.keys(g.initSync({ module })));
+  return { wasm: g, flavor, kind, exports };
 }

@@ -46,6 +46,7 @@ interface State {
   flavor: Flavor;
   /** The inference-only core until a call needs the full engine (core-engine.ts). */
   kind: EngineKind;
+  exports: ReadonlySet<string>;
   models: Map<number, WasmModel>;
   /** On the core: each model's file, to re-open it in the full engine. */
   sources: Map<number, Uint8Array>;
@@ -294,18 +295,18 @@ export function serve(host: Host): (msg: Request | WorkerInit | StopRequest | Ta
     init.role !== 'task' && init.engine !== 'full' && (init.engine === 'core' || coreAvailable(init.wasm)) ? 'core' : 'full';
 
   const start = () =>
-    (state ??= load(firstKind()).then(({ wasm, flavor, kind }) => {
+    (state ??= load(firstKind()).then(({ wasm, flavor, kind, exports }) => {
       const spawn = host.spawnTaskWorker?.bind(host);
       const taskInit: WorkerInit = { ...init, engine: 'full', role: 'task', threads: 1 };
       const pool = new Pool(spawn ? (reply, failure) => spawn(taskInit, reply, failure) : null, init.threads ?? 1);
-      ready = { wasm, flavor, kind, models: new Map(), sources: new Map(), next: 1, pool };
+      ready = { wasm, flavor, kind, exports, models: new Map(), sources: new Map(), next: 1, pool };
       return ready;
     }));
 
   /** The engine for `req`: the full one (loaded now, once) when the core cannot answer it. */
   const engineFor = async (req: Request): Promise<State> => {
     const s = await start();
-    if (s.kind === 'full' || !needsFull(req.method, req.args)) return s;
+    if (s.kind === 'full' || !needsFull(req.method, req.args, s.exports)) return s;
     if (init.engine === 'core') throw coreOnlyError(req.method);
     switchToFull(s, await load('full'));
     return s;

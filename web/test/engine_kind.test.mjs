@@ -9,7 +9,7 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createOptimizer } from '../dist/node.js';
-import { CORE_METHODS } from '../dist/core-engine.js';
+import { CORE_METHODS, needsFull } from '../dist/core-engine.js';
 import { fixture, leb128, root, wasmSections } from './helpers.mjs';
 
 /** An HTTP server for web/wasm/ that counts the requests per path. */
@@ -120,6 +120,18 @@ test('the methods the core answers find their exports in both core builds, and n
       assert.ok(!exports.some((e) => e.toLowerCase() === name.toLowerCase()), `core/${flavor} exports ${name}`);
     }
   }
+});
+
+test('needsFull: a method goes to the full engine when the core lacks one of its exports, or is not a core method', () => {
+  const all = new Set(Object.values(CORE_METHODS).flat());
+  assert.equal(needsFull('load', { bytes: new Uint8Array() }, all), false);
+  assert.equal(needsFull('run', { streaming: false }, all), false);
+  assert.equal(needsFull('run', { streaming: true }, all), true);
+  assert.equal(needsFull('quantize', {}, all), true);
+  assert.equal(needsFull('toString', {}, all), true);
+  const noSummary = new Set([...all].filter((n) => n !== 'model_summary'));
+  assert.equal(needsFull('load', { bytes: new Uint8Array() }, noSummary), true, 'a core built without the summary cannot load');
+  assert.equal(needsFull('profile', {}, noSummary), false);
 });
 
 test("worker: false: the core and the full engine share the thread; models carry over", async () => {
