@@ -2,8 +2,8 @@
  * The worker side: loads the wasm engine once, keeps loaded models by handle, and answers requests.
  * Runs inside a Web Worker (worker.browser.ts) or a Node worker thread (worker.node.ts).
  */
-import { coreAvailable, loadEngine, type EngineKind, type Flavor, type Wasm } from './engine.js';
-import { coreOnlyError, needsFull, switchToFull } from './core-engine.js';
+import { coreAvailable, loadEngine, type EngineKind, type Wasm } from './engine.js';
+import { coreOnlyError, needsFull, switchToFull, type EngineSlot } from './core-engine.js';
 import { Pool, type JobLike, type SpawnTaskWorker, type TaskMessage, type TaskReply } from './pool.js';
 import { buffersIn, type Request, type Response, type StopRequest, type WireError, type WorkerInit } from './protocol.js';
 import type {
@@ -41,15 +41,8 @@ interface Ctx {
 
 type WasmModel = InstanceType<Wasm['Model']>;
 
-interface State {
-  wasm: Wasm;
-  flavor: Flavor;
-  /** The inference-only core until a call needs the full engine (core-engine.ts). */
-  kind: EngineKind;
-  exports: ReadonlySet<string>;
-  models: Map<number, WasmModel>;
-  /** On the core: each model's file, to re-open it in the full engine. */
-  sources: Map<number, Uint8Array>;
+/** The engine in use, its models (core-engine.ts switches it), and the pool for its jobs. */
+interface State extends EngineSlot {
   next: number;
   pool: Pool;
 }
