@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# Builds the Rust core for wasm32 into web/wasm/, in two SIMD flavours: `simd` (simd128) and
+# Builds the Rust code for wasm32 into web/wasm/, in two SIMD flavours: `simd` (simd128) and
 # `relaxed` (simd128 + relaxed SIMD); the package picks the best one the JS engine validates at load
 # time:
 #   web/wasm/{simd,relaxed}/        the full engine (inference, quantize, prune, train, evaluate, ...)
-# With `--core`, also:
 #   web/wasm/core/{simd,relaxed}/   the inference-only core (`--no-default-features`: read a model,
-#                                   run, profile, benchmark), under half the full engine's download.
-#                                   Only its .wasm is kept: its exports are a subset of the full
-#                                   engine's, with the same imports, so the full build's glue
-#                                   (web/wasm/simd/tinyml_optimizer.js) loads it (web/test/core.test.mjs).
-#                                   The package does not load it yet, so setup does not build it.
+#                                   its summary, run, profile, benchmark), under half the full
+#                                   engine's download. The package starts on it and loads the full
+#                                   engine when a call needs it (web/src/core-engine.ts). It keeps
+#                                   its own glue (core/simd/tinyml_optimizer.js): a glue module holds
+#                                   one instance, and the core and the full engine can share a thread.
 # Each build is stripped of its custom sections (function names, producers). binaryen's wasm-opt is
 # not run: Debian's version (108) cannot read the final relaxed-SIMD opcodes, and on the simd128
 # build it saves 1% gzipped (5% raw) but breaks the module even with the features read from the
@@ -19,19 +18,20 @@
 #
 # The two flavours compile at the same time (two target directories): most of a cold build is the
 # crate's own optimisation and the LTO link, each on one core, so two of them fill a 2-core machine.
-# With `--compile-only`, only that (scripts/setup.sh compiles while it installs wasm-bindgen's CLI,
-# then runs this script again, which finds the builds fresh and runs wasm-bindgen).
+# In each, the core compiles after the full engine (the dependencies are shared; only the crate
+# itself and the link are built again). With `--compile-only`, only the full engine's compile
+# (scripts/setup.sh compiles while it installs wasm-bindgen's CLI, then runs this script again,
+# which finds that build fresh, runs wasm-bindgen, then compiles the core).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/bg.sh
 
-CORE=0 COMPILE_ONLY=0
+COMPILE_ONLY=0
 for arg in "$@"; do
   case "$arg" in
-    --core) CORE=1 ;;
     --compile-only) COMPILE_ONLY=1 ;;
-    *) echo "usage: scripts/build-wasm.sh [--core] [--compile-only]" >&2; exit 2 ;;
+    *) echo "usage: scripts/build-wasm.sh [--compile-only]" >&2; exit 2 ;;
   esac
 done
 
@@ -66,16 +66,14 @@ package() {
 }
 
 # One flavour: the engine, then the core. Each is packaged before the next compile: the full engine
-# and the core write the same target/.../tinyml_optimizer.wasm.
+# and the core write the same target/.../tinyml_optimizer.wasm, and cargo does not keep both (the
+# next compile of the other one builds and links the crate again).
 flavor() {
   compile "$1"
   [ "$COMPILE_ONLY" = 0 ] || return 0
   package "$1" "$1"
-  if [ "$CORE" = 1 ]; then
-    compile "$1" --no-default-features
-    package "$1" "core/$1"
-    find "web/wasm/core/$1" -type f -not -name tinyml_optimizer_bg.wasm -delete
-  fi
+  compile "$1" --no-default-features
+  package "$1" "core/$1"
 }
 
 for f in simd relaxed; do bg_start "wasm-$f" flavor "$f"; done

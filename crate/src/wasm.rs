@@ -12,8 +12,8 @@ use crate::budget::Budget;
 use crate::error::Error;
 use crate::exec::{run_batch, Interpreter};
 #[cfg(feature = "optimizer")]
-use crate::{evaluate, prune, quantize, summary, tflm};
-use crate::{ir, npy, tflite};
+use crate::{evaluate, prune, quantize, tflm};
+use crate::{ir, npy, summary, tflite};
 
 thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -198,7 +198,6 @@ impl ModelResult {
 #[wasm_bindgen]
 pub struct Model {
     model: ir::Model,
-    #[cfg_attr(not(feature = "optimizer"), allow(dead_code))]
     size: usize,
     interp: RefCell<Option<Interpreter>>,
 }
@@ -212,8 +211,8 @@ impl Model {
         Ok(Model { model, size: bytes.len(), interp: RefCell::new(None) })
     }
 
-    /// The summary `inspect` prints (operators, tensors, parameters, MACs, quantization, I/O).
-    #[cfg(feature = "optimizer")]
+    /// The summary `inspect` prints (operators, tensors, parameters, MACs, quantization, I/O). In
+    /// the inference-only core too: the package shows it when a model is loaded.
     pub fn summary(&self) -> Result<JsValue, JsValue> {
         to_js(&summary::summarize(&self.model, self.size))
     }

@@ -254,6 +254,33 @@ async function measure(i) {
   return { setup, names, times, outs, profile };
 }
 
+/**
+ * Which of our .wasm files the package itself (web/dist/browser.js, `createOptimizer()` defaults,
+ * engine in its Web Worker) downloads in this page for an inference-only session on model 0: load,
+ * run, profile, benchmark. Read from what the server sent, not from the package's word.
+ */
+async function packageInferenceWasm() {
+  const before = served.length;
+  const info = await tab.evaluate(async () => {
+    const { createOptimizer } = await import('/web/dist/browser.js');
+    const opt = createOptimizer();
+    try {
+      const m = await opt.loadModel(new Uint8Array(await (await fetch('/file/0')).arrayBuffer()));
+      const shape = m.summary.inputs[0].shape;
+      const x = { data: new Float32Array(shape.reduce((a, b) => a * b, 1)), shape };
+      await m.run(x);
+      await m.profile(x, 1);
+      await m.benchmark(x, 2);
+      return await opt.info();
+    } finally {
+      opt.terminate();
+    }
+  });
+  const wasm = [...new Set(served.slice(before).filter((f) => f.startsWith(join(root, 'web/wasm')) && f.endsWith('.wasm')))];
+  const sizes = wasm.map((f) => `${f.slice(root.length)} (${kb(readFileSync(f).length)} raw, ${kb(gz(f))} gzipped)`);
+  return `${sizes.join(' + ') || 'no wasm'}; info(): engine '${info.engine}', build '${info.flavor}'`;
+}
+
 /** The largest difference between our output and each peer's, in output units (int8 steps or floats). */
 function agreement(outs) {
   const ours = outs['ours relaxed'];
@@ -326,6 +353,7 @@ try {
     }
   }
 
+  console.log(`\nThe package's inference-only session (load, run, profile, benchmark ${models[0][0]}) downloaded: ${await packageInferenceWasm()}`);
   console.log(`\nDownload size (gzip -9):`);
   for (const flavor of ['relaxed', 'simd']) {
     const js = join(root, `web/wasm/${flavor}/tinyml_optimizer.js`);
@@ -333,7 +361,10 @@ try {
   }
   for (const flavor of ['relaxed', 'simd']) {
     const dir = join(root, `web/wasm/core/${flavor}`);
-    if (existsSync(dir)) console.log(`  ours ${flavor}, inference-only core: wasm ${buildSize(dir)} (same glue)`);
+    if (!existsSync(dir)) continue;
+    const js = join(dir, 'tinyml_optimizer.js');
+    const glue = existsSync(js) ? `+ ${kb(gz(js))} glue` : 'glue of the simd build';
+    console.log(`  ours ${flavor}, inference-only core (what createOptimizer() loads first): wasm ${buildSize(dir)} (${glue})`);
   }
   const tfl = join(tfliteDir, 'tflite_web_api_cc_simd.wasm');
   console.log(`  tfjs-tflite simd: wasm ${kb(gz(tfl))} gzipped + client ${kb(gz(join(tfliteDir, 'tflite_web_api_client.js')))} + loader ${kb(gz(join(tfliteDir, 'tflite_web_api_cc_simd.js')))}`);

@@ -1,6 +1,7 @@
 // The web app in a real browser: the sample flow end to end (prune + quantize, results, downloads
 // checked by the package in Node), images with folder labels, a reference model, a corrupt file's
-// message, and no network traffic beyond the app itself during all of it.
+// message, no network traffic beyond the app itself during all of it, and the start on the
+// inference-only core (one .wasm: the core build).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -11,10 +12,16 @@ import { createOptimizer } from '../../web/dist/node.js';
 import { outDir, root, startApp } from './harness.mjs';
 
 let app;
+/** The .wasm files the app fetched until its engine answered, before any model was opened. */
+let startWasm;
+let startEngine;
 const opt = createOptimizer();
 before(async () => {
   app = await startApp();
   await app.page.goto(app.url);
+  await app.page.locator('#engine-info').filter({ hasText: 'WebAssembly' }).waitFor();
+  startWasm = app.requests.filter((u) => u.endsWith('.wasm'));
+  startEngine = await app.page.locator('#engine-info').innerText();
 });
 after(async () => {
   opt.terminate();
@@ -54,6 +61,13 @@ function png(w, h, pixel) {
   ihdr[9] = 2;
   return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
 }
+
+test('the app starts on the inference-only core: its one .wasm download is the core build', async () => {
+  const flavor = /relaxed-simd/.test(startEngine) ? 'relaxed' : 'simd';
+  assert.equal(startWasm.length, 1, `fetched ${startWasm.join(', ')}`);
+  const served = Buffer.from(await (await fetch(startWasm[0])).arrayBuffer());
+  assert.ok(served.equals(readFileSync(join(root, `web/wasm/core/${flavor}/tinyml_optimizer_bg.wasm`))), `${startWasm[0]} is not core/${flavor}`);
+});
 
 test('the sample flow: load, prune + quantize, see results, download a valid int8 model and header', async () => {
   const { page } = app;

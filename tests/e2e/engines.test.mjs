@@ -1,4 +1,5 @@
-// The package's two wasm builds in headless Chromium: the relaxed-SIMD build (its own int8 GEMM on
+// The package's two wasm builds, of its inference-only core (what it runs inference on by
+// default) and of its full engine, in headless Chromium: the relaxed-SIMD build (its own int8 GEMM on
 // i32x4.relaxed_dot_i8x16_i7x16_add: u8 inputs where this engine computes them exactly, x86 with
 // AVX-VNNI; 7-bit weight halves, exact on every engine, elsewhere) and the plain simd128 build.
 // Both must reproduce LiteRT's reference kernels bit for bit: on the fixture int8 models against
@@ -28,9 +29,15 @@ const files = [
 const script = `
 import { createOptimizer } from '/web/dist/browser.js';
 // LiteRT's arithmetic: the fixtures' stored outputs come from its reference kernels.
-const builds = { relaxed: createOptimizer({ target: 'litert' }), simd: createOptimizer({ prefer: 'simd', target: 'litert' }) };
+// (By default the package runs inference on its inference-only core; the full engine's builds too.)
+const builds = {
+  relaxed: createOptimizer({ target: 'litert' }),
+  simd: createOptimizer({ prefer: 'simd', target: 'litert' }),
+  'full relaxed': createOptimizer({ target: 'litert', engine: 'full' }),
+  'full simd': createOptimizer({ prefer: 'simd', target: 'litert', engine: 'full' }),
+};
 const get = async (i) => new Uint8Array(await (await fetch('/file/' + i)).arrayBuffer());
-window.info = async () => ({ relaxed: await builds.relaxed.info(), simd: await builds.simd.info() });
+window.info = async () => ({ relaxed: await builds.relaxed.info(), simd: await builds.simd.info(), full: await builds['full relaxed'].info() });
 window.runBoth = async (modelFile, inputFile, samples) => {
   const out = {};
   for (const [name, opt] of Object.entries(builds)) {
@@ -67,6 +74,8 @@ window.runBoth = async (modelFile, inputFile, samples) => {
 window.ready = true;
 `;
 
+/** The page's optimizers: both builds of the inference-only core (the default) and of the full engine. */
+const BUILDS = ['relaxed', 'simd', 'full relaxed', 'full simd'];
 let page;
 let noVnni;
 before(async () => {
@@ -85,6 +94,8 @@ test('both builds load; the relaxed one uses its own int8 kernel where it is exa
   assert.equal(info.relaxed.simd, 'relaxed-simd', 'Chromium validates relaxed SIMD, so the package picks that build');
   t.diagnostic(`relaxed build's int8 kernel here: ${info.relaxed.int8Kernel}`);
   assert.match(info.relaxed.int8Kernel, /^relaxed-dot-(u8|i7)$/);
+  assert.deepEqual([info.relaxed.engine, info.simd.engine, info.full.engine], ['core', 'core', 'full']);
+  assert.equal(info.full.int8Kernel, info.relaxed.int8Kernel);
   const without = await noVnni.tab.evaluate(() => window.info());
   // x86 without VNNI: the relaxed dot's lowering is slower than dot_i16x8 there, so that runs (the
   // 7-bit kernels themselves are tested in Chromium by the wasm-bindgen-test kernel tests).
@@ -97,7 +108,7 @@ for (const [i, name] of fixtures.entries()) {
     for (const [where, p] of [['', page], [' without VNNI', noVnni]]) {
       const r = await p.tab.evaluate(([m, x]) => window.runBoth(m, x, 0), [2 * i, 2 * i + 1]);
       assert.equal(r.error, undefined, r.error);
-      for (const build of ['relaxed', 'simd']) {
+      for (const build of BUILDS) {
         const got = parseNpy(Uint8Array.from(r[build][0]));
         assert.deepEqual(got.shape, want.shape);
         assert.deepEqual(got.data, want.data, `${name}: the ${build} build's int8 outputs differ from LiteRT's${where}`);
@@ -120,10 +131,14 @@ test('full-int8 reference models: both builds give the same bytes', async (t) =>
       t.diagnostic(`${name}: not compared (${r.error.slice(0, 90)})`);
       continue;
     }
-    assert.equal(r.relaxed.length, r.simd.length);
-    for (const [k, o] of r.relaxed.entries()) assert.deepEqual(o, r.simd[k], `${name}: output ${k} differs between builds`);
+    for (const build of BUILDS) {
+      assert.equal(r[build].length, r.simd.length);
+      for (const [k, o] of r[build].entries()) assert.deepEqual(o, r.simd[k], `${name}: output ${k} differs between simd and ${build}`);
+    }
     const i7 = await noVnni.tab.evaluate(([m]) => window.runBoth(m, null, 2), [2 * fixtures.length + j]);
-    for (const [k, o] of i7.relaxed.entries()) assert.deepEqual(o, r.simd[k], `${name}: output ${k} differs without VNNI`);
+    for (const build of ['relaxed', 'full relaxed']) {
+      for (const [k, o] of i7[build].entries()) assert.deepEqual(o, r.simd[k], `${name}: ${build} output ${k} differs without VNNI`);
+    }
     compared++;
   }
   t.diagnostic(`${compared} of ${references.length} reference int8 models compared`);

@@ -14,16 +14,18 @@ export type CompiledWasmModule = object;
 
 export interface AssetOptions {
   /**
-   * Where the wasm builds are: the URL of the package's `wasm/` folder (the builds are
-   * `simd/tinyml_optimizer_bg.wasm` and `relaxed/tinyml_optimizer_bg.wasm` under it), or one URL
-   * per build (`{ simd, relaxed }`; a missing build falls back to the package's own file). Relative
-   * URLs are resolved against the page (browsers) or the working directory (Node, where a plain
-   * path also works).
+   * Where the wasm builds are: the URL of a copy of the package's `wasm/` folder (the full engine's
+   * builds are `simd/tinyml_optimizer_bg.wasm` and `relaxed/tinyml_optimizer_bg.wasm` under it, the
+   * inference-only core's `core/simd/…` and `core/relaxed/…`), or one URL per build of the full
+   * engine (`{ simd, relaxed }`; a missing build falls back to the package's own file; the core is
+   * then not used: every call runs on the full engine). Relative URLs are resolved against the
+   * page (browsers) or the working directory (Node, where a plain path also works).
    */
   wasmPaths?: UrlLike | { simd?: UrlLike; relaxed?: UrlLike };
   /**
-   * Compiled `WebAssembly.Module`s, per build: the engine uses the best build it runs among those
-   * given (`{ simd }` alone forces the simd128 build) and fetches nothing.
+   * Compiled `WebAssembly.Module`s of the full engine, per build: the engine uses the best build it
+   * runs among those given (`{ simd }` alone forces the simd128 build) and fetches nothing (the
+   * inference-only core is not used).
    */
   wasmModule?: { simd?: CompiledWasmModule; relaxed?: CompiledWasmModule };
   /**
@@ -42,20 +44,23 @@ function hrefOf(u: unknown, what: string): string {
   throw new OptimizerError('invalid_argument', `${what} must be a URL (a string or a URL object), got ${String(u)}`);
 }
 
-/** The URL of each build from `wasmPaths`, made absolute with `absolute`. */
-function wasmUrls(paths: AssetOptions['wasmPaths'], absolute: (s: string) => string): Partial<Record<Flavor, string>> {
+type Urls = Partial<Record<Flavor, string>>;
+
+/** The URL of each build from `wasmPaths` (and of the core's, from a folder), made absolute with `absolute`. */
+function wasmUrls(paths: AssetOptions['wasmPaths'], absolute: (s: string) => string): { urls: Urls; coreUrls?: Urls } {
   if (typeof paths === 'string' || (paths && typeof paths === 'object' && 'href' in paths)) {
     let base = absolute(hrefOf(paths, 'wasmPaths'));
     if (!base.endsWith('/')) base += '/';
-    return { simd: `${base}simd/tinyml_optimizer_bg.wasm`, relaxed: `${base}relaxed/tinyml_optimizer_bg.wasm` };
+    const under = (dir: string): Urls => ({ simd: `${base}${dir}simd/tinyml_optimizer_bg.wasm`, relaxed: `${base}${dir}relaxed/tinyml_optimizer_bg.wasm` });
+    return { urls: under(''), coreUrls: under('core/') };
   }
   if (!paths || typeof paths !== 'object') throw new OptimizerError('invalid_argument', 'wasmPaths must be a URL or { simd, relaxed }');
-  const urls: Partial<Record<Flavor, string>> = {};
+  const urls: Urls = {};
   for (const [key, value] of Object.entries(paths)) {
     if (!FLAVORS.includes(key as Flavor)) throw new OptimizerError('invalid_argument', `wasmPaths has an unknown build '${key}' (simd, relaxed)`);
     if (value !== undefined) urls[key as Flavor] = absolute(hrefOf(value, `wasmPaths.${key}`));
   }
-  return urls;
+  return { urls };
 }
 
 function wasmModules(given: AssetOptions['wasmModule']): Partial<Record<Flavor, WebAssembly.Module>> {
@@ -75,7 +80,7 @@ function wasmModules(given: AssetOptions['wasmModule']): Partial<Record<Flavor, 
 export function engineAssets(o: AssetOptions, absolute: (s: string) => string): EngineAssets | undefined {
   if (o.wasmPaths === undefined && o.wasmModule === undefined) return undefined;
   return {
-    urls: o.wasmPaths === undefined ? undefined : wasmUrls(o.wasmPaths, absolute),
+    ...(o.wasmPaths === undefined ? {} : wasmUrls(o.wasmPaths, absolute)),
     modules: o.wasmModule === undefined ? undefined : wasmModules(o.wasmModule),
   };
 }

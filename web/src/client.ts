@@ -85,6 +85,15 @@ export interface OptimizerOptions extends AssetOptions {
    * the microcontroller runs; the default) or 'litert' (LiteRT's reference kernels). They differ by
    * one step on rare outputs of int8 FULLY_CONNECTED, TANH, LOGISTIC, MUL, SUB and LSTM. */
   target?: 'tflm' | 'litert';
+  /**
+   * Which wasm engine to download. 'auto' (default): the inference-only core (about 290 KB
+   * gzipped: load a model, its summary, run, profile, benchmark), then the full engine (about
+   * 630 KB gzipped) once, on the first call that needs it (quantize, prune, fine-tune, QAT,
+   * evaluate, export, firmware, streaming runs); loaded models carry over. 'full': the full engine
+   * from the start (one download; runs use every core). 'core': the core only; other calls reject
+   * with `invalid_argument`. On the core, `run` uses this engine alone (no task workers).
+   */
+  engine?: 'auto' | 'core' | 'full';
 }
 
 /** The number of cores, where the platform says (browsers: navigator.hardwareConcurrency). */
@@ -124,6 +133,8 @@ export interface EngineInfo {
   /** The int8 matrix-product kernel in use. */
   int8Kernel: string;
   flavor: 'simd' | 'relaxed';
+  /** The engine answering now: the inference-only 'core', or the 'full' engine (see `engine`). */
+  engine: 'core' | 'full';
   /** Models loaded now. */
   models: number;
   /** Where the time of the last long operation (quantize, evaluate, ...) went, round by round: the
@@ -189,6 +200,10 @@ export class Optimizer {
     if (t !== undefined && !(Number.isSafeInteger(t) && t >= 1 && t <= 64)) {
       throw new OptimizerError('invalid_argument', `threads must be a whole number from 1 to 64, got ${t}`);
     }
+    const engine = options.engine;
+    if (engine !== undefined && engine !== 'auto' && engine !== 'core' && engine !== 'full') {
+      throw new OptimizerError('invalid_argument', `engine must be 'auto', 'core' or 'full', got '${String(engine)}'`);
+    }
     const target = options.target;
     if (target !== undefined && target !== 'tflm' && target !== 'litert') {
       throw new OptimizerError('invalid_argument', `target must be 'tflm' or 'litert', got '${String(target)}'`);
@@ -219,6 +234,7 @@ export class Optimizer {
       maxMemory: this.options.maxMemory,
       threads: this.threads,
       target: this.options.target,
+      engine: this.options.engine,
       wasm: this.wasm,
       role: 'api',
     };
@@ -386,6 +402,15 @@ export class Optimizer {
   /** Engine version and the SIMD build in use. */
   info(): Promise<EngineInfo> {
     return this.call('info', {}) as Promise<EngineInfo>;
+  }
+
+  /**
+   * Loads the full engine now, if this optimizer is still on the inference-only core (`engine:
+   * 'auto'`), so that the first optimizing call does not wait for its download: e.g. once a page
+   * shows a model the user will likely optimize. Loaded models carry over.
+   */
+  async loadFullEngine(opts: CallOptions = {}): Promise<void> {
+    await this.call('fullEngine', {}, opts);
   }
 
   /** Reads a .tflite model into the engine. */

@@ -1,21 +1,30 @@
 /**
- * Loads the Rust core compiled to WebAssembly. Two builds exist: `simd` (simd128) and `relaxed`
- * (simd128 + relaxed SIMD, whose int8 dot products map to VNNI on x86). The best build the engine
- * validates is picked at load time; an engine without simd128 gets a clear error.
+ * Loads the Rust code compiled to WebAssembly. It comes in two kinds: the full engine (inference,
+ * quantize, prune, train, evaluate, export) and the inference-only core (read a model, its summary,
+ * run, profile, benchmark: under half the download), and each in two builds: `simd` (simd128) and
+ * `relaxed` (simd128 + relaxed SIMD, whose int8 dot products map to VNNI on x86). The best build
+ * the engine validates is picked at load time; an engine without simd128 gets a clear error.
  *
- * Both builds come from the same Rust code, so they share one JavaScript glue module (a test checks
- * that the two generated glue files agree outside their comments); only the `.wasm` differs. The
- * glue is imported statically so that bundlers put it in the worker's own chunk.
+ * Both builds of a kind come from the same Rust code, so they share one JavaScript glue module;
+ * only the `.wasm` differs. The core and the full engine each have their own glue: a glue module
+ * holds one instance for good, so the two can live in one thread (the core first, the full engine
+ * when a call needs it). The glue is imported statically so that bundlers put it in the worker's
+ * own chunk.
  */
+import * as coreGlue from '../wasm/core/simd/tinyml_optimizer.js';
 import * as glue from '../wasm/simd/tinyml_optimizer.js';
 import { OptimizerError } from './types.js';
 
 export type Wasm = typeof glue;
 export type Flavor = 'relaxed' | 'simd';
+/** 'core': the inference-only engine; 'full': everything. */
+export type EngineKind = 'core' | 'full';
 
 /** Where the engine's wasm comes from, per build: a URL to fetch, or a compiled module. */
 export interface EngineAssets {
   urls?: Partial<Record<Flavor, string>>;
+  /** The core's URLs; without them (and with `urls` or `modules` given) only the full engine is used. */
+  coreUrls?: Partial<Record<Flavor, string>>;
   modules?: Partial<Record<Flavor, WebAssembly.Module>>;
 }
 
@@ -45,10 +54,26 @@ export function detectFlavor(prefer?: Flavor): Flavor | null {
 }
 
 /** The package's own files (bundlers see these `new URL` literals and emit the files). */
-const URLS: Record<Flavor, URL> = {
-  simd: new URL('../wasm/simd/tinyml_optimizer_bg.wasm', import.meta.url),
-  relaxed: new URL('../wasm/relaxed/tinyml_optimizer_bg.wasm', import.meta.url),
+const URLS: Record<EngineKind, Record<Flavor, URL>> = {
+  full: {
+    simd: new URL('../wasm/simd/tinyml_optimizer_bg.wasm', import.meta.url),
+    relaxed: new URL('../wasm/relaxed/tinyml_optimizer_bg.wasm', import.meta.url),
+  },
+  core: {
+    simd: new URL('../wasm/core/simd/tinyml_optimizer_bg.wasm', import.meta.url),
+    relaxed: new URL('../wasm/core/relaxed/tinyml_optimizer_bg.wasm', import.meta.url),
+  },
 };
+
+/**
+ * Whether the core can be used with these assets: always with the package's own files; with
+ * caller-given files only when they include the core's (`coreUrls`), never with compiled modules
+ * (those are the full engine's).
+ */
+export function coreAvailable(assets: EngineAssets = {}): boolean {
+  if (assets.modules) return false;
+  return !assets.urls || assets.coreUrls !== undefined;
+}
 
 /** The build to use when compiled modules are given: the best one the engine runs among them. */
 function flavorWithModules(best: Flavor, modules: Partial<Record<Flavor, WebAssembly.Module>>): Flavor {
@@ -60,12 +85,17 @@ function flavorWithModules(best: Flavor, modules: Partial<Record<Flavor, WebAsse
   );
 }
 
-/** Loads the engine: a compiled module when given, else the wasm bytes `readWasm` returns for a URL. */
+/**
+ * Loads the engine of kind `kind`: a compiled module when given, else the wasm bytes `readWasm`
+ * returns for a URL. The core is returned with the full engine's type: only the methods its build
+ * exports may be called on it (see `CORE_METHODS` in core-engine.ts).
+ */
 export async function loadEngine(
   readWasm: (url: URL) => Promise<BufferSource>,
   prefer?: Flavor,
   assets: EngineAssets = {},
-): Promise<{ wasm: Wasm; flavor: Flavor; module: WebAssembly.Module }> {
+  kind: EngineKind = 'full',
+): Promise<{ wasm: Wasm; flavor: Flavor; kind: EngineKind; exports: Set<string>; module: WebAssembly.Module }> {
   const best = detectFlavor(prefer);
   if (!best) {
     throw new OptimizerError(
@@ -74,9 +104,12 @@ export async function loadEngine(
         'Use Chrome/Edge 91+, Firefox 89+, Safari 16.4+ or Node.js 20+.',
     );
   }
-  const flavor = assets.modules ? flavorWithModules(best, assets.modules) : best;
-  const url = assets.urls?.[flavor];
-  const module = assets.modules?.[flavor] ?? (await WebAssembly.compile(await readWasm(url ? new URL(url) : URLS[flavor])));
-  glue.initSync({ module });
-  return { wasm: glue, flavor, module };
+  if (kind === 'core' && !coreAvailable(assets)) throw new OptimizerError('invalid_argument', 'the inference-only core is not among the given wasm files');
+  const flavor = assets.modules && kind === 'full' ? flavorWithModules(best, assets.modules) : best;
+  const url = (kind === 'core' ? assets.coreUrls : assets.urls)?.[flavor];
+  const module = (kind === 'full' ? assets.modules?.[flavor] : undefined) ??
+    (await WebAssembly.compile(await readWasm(url ? new URL(url) : URLS[kind][flavor])));
+  const g = kind === 'core' ? (coreGlue as unknown as Wasm) : glue;
+  const exports = new Set(Object.keys(g.initSync({ module })));
+  return { wasm: g, flavor, kind, exports, module };
 }

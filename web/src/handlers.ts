@@ -2,7 +2,8 @@
  * The worker side: loads the wasm engine once, keeps loaded models by handle, and answers requests.
  * Runs inside a Web Worker (worker.browser.ts) or a Node worker thread (worker.node.ts).
  */
-import { loadEngine, type Flavor, type Wasm } from './engine.js';
+import { coreAvailable, loadEngine, type EngineKind, type Wasm } from './engine.js';
+import { coreOnlyError, needsFull, switchToFull, type EngineSlot } from './core-engine.js';
 import { Pool, type JobLike, type SpawnTaskWorker, type TaskMessage, type TaskReply } from './pool.js';
 import { buffersIn, type Request, type Response, type StopRequest, type WireError, type WorkerInit } from './protocol.js';
 import type {
@@ -40,10 +41,8 @@ interface Ctx {
 
 type WasmModel = InstanceType<Wasm['Model']>;
 
-interface State {
-  wasm: Wasm;
-  flavor: Flavor;
-  models: Map<number, WasmModel>;
+/** The engine in use, its models (core-engine.ts switches it), and the pool for its jobs. */
+interface State extends EngineSlot {
   next: number;
   pool: Pool;
 }
@@ -105,20 +104,28 @@ function makeHandlers(s: State) {
         simd: s.wasm.simdLevel(),
         int8Kernel: s.wasm.int8Kernel(),
         flavor: s.flavor,
+        engine: s.kind,
         models: s.models.size,
         lastJob: s.pool.lastJob,
       };
     },
     async load(a: { bytes: ArrayBuffer | Uint8Array }) {
-      const m = new s.wasm.Model(bytesOf(a.bytes));
+      const bytes = bytesOf(a.bytes);
+      const m = new s.wasm.Model(bytes);
       const handle = s.next++;
       s.models.set(handle, m);
+      if (s.kind === 'core') s.sources.set(handle, bytes);
       return { handle, summary: m.summary() as ModelSummary };
     },
     async summary(a: { handle: number }) {
       return model(s, a.handle).summary() as ModelSummary;
     },
     async run(a: { handle: number; input: ArrayBuffer | Uint8Array; raw: boolean; streaming?: boolean }, ctx: Ctx) {
+      if (s.kind === 'core') {
+        // The core has no jobs: the batch runs in this engine alone (same kernels, same bytes).
+        const outputs = model(s, a.handle).run(bytesOf(a.input), a.raw, (d: number, t: number) => ctx.progress('run', d, t));
+        return { outputs: outputs as Uint8Array[] };
+      }
       const job = await drive(s, model(s, a.handle).runJob(bytesOf(a.input), a.raw, a.streaming ?? false), ctx);
       return { outputs: job.finishArrays() as Uint8Array[] };
     },
@@ -203,8 +210,13 @@ function makeHandlers(s: State) {
       if (m) {
         m.free();
         s.models.delete(a.handle);
+        s.sources.delete(a.handle);
       }
       return { released: m !== undefined };
+    },
+    /** Loads the full engine (the switch happens before any method the core does not answer). */
+    async fullEngine(_: Record<string, never>) {
+      return { engine: s.kind };
     },
     async npyInfo(a: { bytes: ArrayBuffer | Uint8Array }) {
       return s.wasm.npyInfo(bytesOf(a.bytes)) as NpyInfo;
@@ -271,20 +283,47 @@ export function serve(host: Host): (msg: Request | WorkerInit | StopRequest | Ta
   /** Calls asked to stop (training keeps its best weights). */
   const stops = new Set<number>();
   let tasks: InstanceType<Wasm['TaskWorker']> | null = null;
+  /** The full engine's compiled module, once this worker has loaded it: task workers start from it. */
+  let fullModule: WebAssembly.Module | null = null;
+
+  /** Loads an engine of kind `kind` and sets it up with the init options. */
+  const load = async (kind: EngineKind) => {
+    const e = await loadEngine(host.readWasm, init.prefer, init.wasm, kind);
+    if (init.maxMemory !== undefined) e.wasm.setMaxMemory(init.maxMemory);
+    if (init.target !== undefined) e.wasm.setTarget(init.target);
+    return e;
+  };
+  /** Task workers and `engine: 'full'` start on the full engine, the others on the core (when given). */
+  const firstKind = (): EngineKind =>
+    init.role !== 'task' && init.engine !== 'full' && (init.engine === 'core' || coreAvailable(init.wasm)) ? 'core' : 'full';
 
   const start = () =>
-    (state ??= loadEngine(host.readWasm, init.prefer, init.wasm).then(({ wasm, flavor, module }) => {
-      if (init.maxMemory !== undefined) wasm.setMaxMemory(init.maxMemory);
-      if (init.target !== undefined) wasm.setTarget(init.target);
+    (state ??= load(firstKind()).then(({ wasm, flavor, kind, exports, module }) => {
+      if (kind === 'full') fullModule = module;
       const spawn = host.spawnTaskWorker?.bind(host);
-      // Task workers get this worker's compiled module: they neither fetch nor compile the engine,
-      // and the JavaScript engine shares the module's machine code between them (V8 does, with the
-      // functions it has optimized since), so a task worker's first tasks do not run unoptimized.
-      const taskInit: WorkerInit = { ...init, role: 'task', threads: 1, wasm: { ...init.wasm, modules: { [flavor]: module } } };
-      const pool = new Pool(spawn ? (reply, failure) => spawn(taskInit, reply, failure) : null, init.threads ?? 1);
-      ready = { wasm, flavor, models: new Map(), next: 1, pool };
+      // Task workers get the full engine's compiled module once this worker has it: they neither
+      // fetch nor compile the engine, and the JavaScript engine shares the module's machine code
+      // between them (V8 does, with the functions it has optimized since), so a task worker's first
+      // tasks do not run unoptimized.
+      const taskInit = (): WorkerInit => {
+        const modules = fullModule ? { modules: { [flavor]: fullModule } } : {};
+        return { ...init, engine: 'full', role: 'task', threads: 1, wasm: { ...init.wasm, ...modules } };
+      };
+      const pool = new Pool(spawn ? (reply, failure) => spawn(taskInit(), reply, failure) : null, init.threads ?? 1);
+      ready = { wasm, flavor, kind, exports, models: new Map(), sources: new Map(), next: 1, pool };
       return ready;
     }));
+
+  /** The engine for `req`: the full one (loaded now, once) when the core cannot answer it. */
+  const engineFor = async (req: Request): Promise<State> => {
+    const s = await start();
+    if (s.kind === 'full' || !needsFull(req.method, req.args, s.exports)) return s;
+    if (init.engine === 'core') throw coreOnlyError(req.method);
+    const full = await load('full');
+    fullModule = full.module;
+    switchToFull(s, full);
+    return s;
+  };
 
   /** A task worker's side: shared inputs and tasks of another worker's jobs, in order. */
   const task = async (msg: TaskMessage) => {
@@ -312,7 +351,7 @@ export function serve(host: Host): (msg: Request | WorkerInit | StopRequest | Ta
       return;
     }
     try {
-      const s = await start();
+      const s = await engineFor(req);
       const handlers = makeHandlers(s) as unknown as Record<string, (a: unknown, c: Ctx) => Promise<unknown>>;
       const fn = handlers[req.method];
       if (!fn) throw new OptimizerError('invalid_argument', `unknown method '${String(req.method)}'`);

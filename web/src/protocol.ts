@@ -48,6 +48,9 @@ export interface WorkerInit {
   target?: 'tflm' | 'litert';
   /** Where the engine's wasm comes from (URLs resolved by the caller, or compiled modules). */
   wasm?: EngineAssets;
+  /** Which engine answers: 'auto' (default) the inference-only core until a call needs the full
+   * engine, 'full' the full engine from the start, 'core' the core only (task workers: always full). */
+  engine?: 'auto' | 'core' | 'full';
   /** 'task': a task worker of another worker's pool (see pool.ts), not the API's worker. */
   role?: 'api' | 'task';
 }

@@ -1,8 +1,9 @@
-// The inference-only core builds (web/wasm/core/{simd,relaxed}, see scripts/build-wasm.sh): the
-// full build's JavaScript glue loads them, they export the inference API and none of the optimizer,
-// and they give the same output bytes as the full build of the same flavour on the fixture models.
+// The inference-only core builds (web/wasm/core/{simd,relaxed}, see scripts/build-wasm.sh): their
+// own JavaScript glue loads them, they export the inference API and the summary and none of the
+// optimizer, and they give the same output bytes and summaries as the full build of the same
+// flavour on the fixture models.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
@@ -10,16 +11,16 @@ import { test } from 'node:test';
 import { fixture, root } from './helpers.mjs';
 
 const wasmOf = (dir) => readFileSync(join(root, `web/wasm/${dir}/tinyml_optimizer_bg.wasm`));
-const glue = pathToFileURL(join(root, 'web/wasm/simd/tinyml_optimizer.js')).href;
+const glueOf = (dir) => pathToFileURL(join(root, `web/wasm/${dir}/tinyml_optimizer.js`)).href;
 
-/** A separate instance of the glue (a query string makes a new ES module) running `bytes`. */
-async function engine(bytes, tag) {
-  const g = await import(`${glue}?${tag}`);
+/** A separate instance of the glue in `dir` (a query string makes a new ES module) running `bytes`. */
+async function engine(dir, bytes, tag) {
+  const g = await import(`${glueOf(dir)}?${tag}`);
   g.initSync({ module: bytes });
   return g;
 }
 
-/** Output `.npy` bytes of each fixture model on its inputs. */
+/** Output `.npy` bytes and the summary (as JSON) of each fixture model on its inputs. */
 function outputs(g) {
   const runs = [];
   for (const [dir, model] of [
@@ -35,19 +36,15 @@ function outputs(g) {
   ]) {
     const m = new g.Model(fixture(`${dir}/${model}.tflite`));
     runs.push(...m.run(fixture(`${dir}/inputs.npy`), false, undefined).map((a) => Buffer.from(a)));
+    runs.push(Buffer.from(JSON.stringify(m.summary())));
     m.free();
   }
   return runs;
 }
 
-// The package does not load the core yet, so setup does not build it (two more crate builds in CI):
-// `scripts/build-wasm.sh --core` does. Without it these tests say so and are skipped, loudly.
-const built = existsSync(join(root, 'web/wasm/core'));
-if (!built) console.warn('!! web/wasm/core not built (scripts/build-wasm.sh --core): the core tests are SKIPPED');
-
 for (const flavor of ['simd', 'relaxed']) {
-  const name = `core ${flavor}: the full glue loads it; inference exports only; outputs equal the full build's`;
-  test(name, { skip: !built && 'web/wasm/core not built (scripts/build-wasm.sh --core)' }, async () => {
+  const name = `core ${flavor}: inference and summary exports only; outputs and summaries equal the full build's`;
+  test(name, async () => {
     const core = wasmOf(`core/${flavor}`);
     if (flavor === 'relaxed' && !WebAssembly.validate(core)) {
       // Node 20 has relaxed SIMD behind a flag (on by default from Node 22).
@@ -55,13 +52,13 @@ for (const flavor of ['simd', 'relaxed']) {
     }
     assert.ok(WebAssembly.validate(core), `core/${flavor} does not validate in this Node`);
     const exports = WebAssembly.Module.exports(new WebAssembly.Module(core)).map((e) => e.name);
-    for (const name of ['model_new', 'model_run', 'model_profile', 'model_benchmark', 'npyInfo', 'int8Kernel']) {
+    for (const name of ['model_new', 'model_run', 'model_profile', 'model_benchmark', 'model_summary', 'npyInfo', 'int8Kernel']) {
       assert.ok(exports.includes(name), `core/${flavor} exports ${name}`);
     }
-    for (const name of ['model_quantize', 'model_prune', 'model_trainJob', 'taskworker_run', 'tflmFirmware']) {
+    for (const name of ['model_quantize', 'model_prune', 'model_trainJob', 'model_toBytes', 'taskworker_run', 'tflmFirmware']) {
       assert.ok(!exports.includes(name), `core/${flavor} has no ${name}`);
     }
-    const [full, small] = [await engine(wasmOf(flavor), `full-${flavor}`), await engine(core, `core-${flavor}`)];
+    const [full, small] = [await engine('simd', wasmOf(flavor), `full-${flavor}`), await engine('core/simd', core, `core-${flavor}`)];
     assert.equal(small.simdLevel(), full.simdLevel());
     assert.equal(small.int8Kernel(), full.int8Kernel());
     const [want, got] = [outputs(full), outputs(small)];

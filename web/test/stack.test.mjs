@@ -115,12 +115,13 @@ test('wasmModule: a compiled module is used as given, in a worker and in this th
   assert.throws(() => createOptimizer({ wasmModule: {} }), isCode('invalid_argument', /no module/));
 });
 
-test('both wasm builds share one glue module: the generated glue files agree outside comments', () => {
+test('both wasm builds of each kind share one glue module: the generated glue files agree outside comments', () => {
   const code = (flavor) =>
     readFileSync(join(root, `web/wasm/${flavor}/tinyml_optimizer.js`), 'utf8')
       .replace(/\/\*[\s\S]*?\*\//g, '')
       .replace(/^\s*\/\/.*$/gm, '');
   assert.equal(code('relaxed'), code('simd'));
+  assert.equal(code('core/relaxed'), code('core/simd'));
 });
 
 test('worker: false after an engine crash: calls reject with engine_crashed, not a broken engine', () => {

@@ -142,6 +142,9 @@ async function openModel(bytes: Uint8Array, name: string) {
     result = null;
     if (inputChanged) setDataset(null);
     renderModel(name, model.summary);
+    // The summary came from the inference-only core; the full engine (quantize, prune, ...) now
+    // downloads in the background while the user looks at it. (A failure shows on the next call.)
+    opt.loadFullEngine().catch(() => {});
   } catch (e) {
     showError(e);
   }

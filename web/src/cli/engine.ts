@@ -30,9 +30,12 @@ export interface Command {
   run(ctx: Ctx): Promise<number | void>;
 }
 
-/** Runs `fn` on an engine set up by --max-memory, --threads and --target, then stops the engine. */
+/**
+ * Runs `fn` on an engine set up by --max-memory, --threads and --target, then stops the engine. The
+ * full engine from the start: most commands optimize, and runs use every core on it.
+ */
 export async function withEngine<T>(values: Values, fn: (opt: Optimizer) => Promise<T>): Promise<T> {
-  const opt = createOptimizer(engineOptions(values));
+  const opt = createOptimizer({ engine: 'full', ...engineOptions(values) });
   try {
     return await fn(opt);
   } finally {
