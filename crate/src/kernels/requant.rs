@@ -45,10 +45,23 @@ pub struct VecStage {
 /// step per unit of `x`, so clamping `x` to `[lo, hi]` (the inputs that give `min..=max`) gives
 /// the clamped output exactly, and inside that window `x` is small enough to pre-scale in 32 bits:
 ///
-/// `z = ⌊(⌊(x·F·m + F·C) / 2^32⌋ − neg·2^d) / 2^R⌋`, with `R` the group's largest right shift,
-/// `d = R − right`, `F = 2^(1+d)`, `C = 2^30 + 2^(right−1)·2^31` and `neg` = SRDHM's result is
-/// negative (`x < below`). It equals the nested floor of [`VecStage`]'s formula scaled by `F`, so the
-/// 64-bit sums need no 64-bit shift (their high halves are taken) and the group shifts uniformly.
+/// `z + zp = ⌊(⌊(x·F·m + F·C + zp·2^48) / 2^32⌋ − neg·2^(16−right)) / 2^16⌋`, with
+/// `F = 2^(17−right)`, `C = 2^30 + 2^(right−1)·2^31` and `neg` = SRDHM's result is negative
+/// (`x < below`). SRDHM is `⌊(x·m + 2^30) / 2^31⌋` and the rounding divide adds `2^(right−1)`, less
+/// one when SRDHM is negative, before its floor shift; nested floor divisions by powers of two
+/// compose, so the reference is `⌊(x·m + C − neg·2^31) / 2^(31+right)⌋`, and scaling the numerator
+/// by `F` makes every lane's divisor `2^48` whatever its own shift: the high halves of the 64-bit
+/// sums are taken, and all lanes shift by the same constant 16 (a shift by a variable costs V8
+/// three more instructions). The zero point rides in the 64-bit constant (a multiple of `2^16`
+/// passes through the shift unchanged). `right ≤ 16` keeps `F` and `neg·2^(16−right)` integers;
+/// inside the window `|x·F| < 2^31` (checked) and the high half is about `(z + zp)·2^16`, within
+/// 32 bits for outputs in `−128..=127`.
+///
+/// `neg` is only needed when the window reaches below the zero point (`min < zp`). With a ReLU-type
+/// clamp (`min ≥ zp`) every `x` in the window with a negative SRDHM result `s` gives exactly `zp`,
+/// so `s` lies in `(−2^(right−1), 0)`, where rounding half up and half away from zero agree (both
+/// give 0): `neg` can be dropped ([`Window4::signed`] false, `neg_amount` zero), which saves the
+/// compare, mask and subtract per four lanes.
 #[derive(Clone, Debug, PartialEq)]
 struct Window4 {
     lo: [i32; 4],
@@ -58,16 +71,20 @@ struct Window4 {
     add: [i64; 4],
     below: [i32; 4],
     neg_amount: [i32; 4],
-    shift: u32,
+    /// Whether `neg` can change a result (see above); false leaves it out of the vector code.
+    signed: bool,
 }
+
+/// The largest right shift the window layout takes.
+const MAX_WINDOW_RIGHT: u32 = 16;
 
 impl Window4 {
     /// The layout of channels `f` (clamped to `min..=max` around zero point `zp`), or `None`.
     fn new(f: &[FixedRequant], zp: i32, min: i32, max: i32) -> Option<Window4> {
-        let shift = f.iter().map(|f| f.right).max()?;
-        if shift > 30 || min > max {
+        if min > max {
             return None;
         }
+        let signed = min < zp;
         let mut w = Window4 {
             lo: [0; 4],
             hi: [0; 4],
@@ -76,29 +93,29 @@ impl Window4 {
             add: [0; 4],
             below: [0; 4],
             neg_amount: [0; 4],
-            shift,
+            signed,
         };
         for (l, f) in f.iter().enumerate() {
-            if f.left != 0 || f.multiplier <= 0 {
+            if f.left != 0 || f.multiplier <= 0 || f.right > MAX_WINDOW_RIGHT {
                 return None;
             }
             let g = |x: i32| f.apply(x).wrapping_add(zp);
             let lo = first_at_least(g, min)?;
             let hi = first_at_least(|x| g(x).saturating_sub(1), max)?.checked_sub(1)?;
-            let d = shift - f.right;
-            let limit = (1i64 << 30) >> (1 + d);
+            let up = 17 - f.right;
+            let limit = (1i64 << 31) >> up;
             if lo as i64 <= -limit || hi as i64 >= limit || g(lo) != min || g(hi) != max {
                 return None;
             }
             let round = if f.right > 0 { 1i64 << (f.right - 1) } else { 0 };
             w.lo[l] = lo;
             w.hi[l] = hi;
-            w.factor[l] = 1 << (1 + d);
+            w.factor[l] = 1 << up;
             w.mult[l] = f.multiplier;
-            w.add[l] = ((1i64 << 30) + (round << 31)) << (1 + d);
+            w.add[l] = (((1i64 << 30) + (round << 31)) << up) + ((zp as i64) << 48);
             // SRDHM(x, m) < 0 exactly when x·m < -2^30, i.e. x < -⌊2^30 / m⌋.
             w.below[l] = if f.right > 0 { -((1i64 << 30) / f.multiplier as i64) as i32 } else { i32::MIN };
-            w.neg_amount[l] = 1 << d;
+            w.neg_amount[l] = if signed { 1 << (16 - f.right) } else { 0 };
         }
         Some(w)
     }
@@ -108,11 +125,11 @@ impl Window4 {
     /// Lane `l` of the vector code, in scalar arithmetic (the twin tests compare it with the
     /// reference stage on every kind of input).
     #[cfg(test)]
-    pub(crate) fn apply_lane(&self, l: usize, x: i32, zp: i32) -> i32 {
+    pub(crate) fn apply_lane(&self, l: usize, x: i32) -> i32 {
         let x = x.clamp(self.lo[l], self.hi[l]);
-        let neg = if x < self.below[l] { self.neg_amount[l] } else { 0 };
+        let neg = if self.signed && x < self.below[l] { self.neg_amount[l] } else { 0 };
         let v = (x * self.factor[l]) as i64 * self.mult[l] as i64 + self.add[l];
-        (((v >> 32) as i32 - neg) >> self.shift) + zp
+        ((v >> 32) as i32 - neg) >> 16
     }
 }
 
@@ -327,27 +344,20 @@ pub mod simd128 {
         r
     }
 
-    /// [`Window4`] on four lanes of `x = acc + offset`, zero point added.
+    /// [`Window4`] on four lanes of `x = acc + offset` (the zero point is in its constants).
     #[inline(always)]
-    fn window4(x: v128, w: &Window4, zp: v128) -> v128 {
-        let x = i32x4_min(i32x4_max(x, ld(&w.lo)), ld(&w.hi));
-        let neg = v128_and(i32x4_lt(x, ld(&w.below)), ld(&w.neg_amount));
-        let (xf, m) = (i32x4_mul(x, ld(&w.factor)), ld(&w.mult));
-        let lo = i64x2_add(i64x2_extmul_low_i32x4(xf, m), ld64(&w.add, 0));
-        let hi = i64x2_add(i64x2_extmul_high_i32x4(xf, m), ld64(&w.add, 1));
-        let high = i32x4_shuffle::<1, 3, 5, 7>(lo, hi);
-        i32x4_add(i32x4_shr(i32x4_sub(high, neg), w.shift), zp)
+    fn window4(x: v128, w: &Window4) -> v128 {
+        window_apply(x, &window_consts(w), w.signed)
     }
 
     /// Group `g` of a fixed-point stage on four lanes of `x = acc + offset`: its window layout
     /// where it has one, else the general layout; zero point added, clamped.
     #[inline(always)]
     fn four(x: v128, vs: &VecStage, g: usize) -> v128 {
-        let zp = i32x4_splat(vs.zp);
         match &vs.windows[g] {
-            Some(w) => window4(x, w, zp),
+            Some(w) => window4(x, w),
             None => i32x4_min(
-                i32x4_max(i32x4_add(requant4(x, &vs.groups[g]), zp), i32x4_splat(vs.min)),
+                i32x4_max(i32x4_add(requant4(x, &vs.groups[g]), i32x4_splat(vs.zp)), i32x4_splat(vs.min)),
                 i32x4_splat(vs.max),
             ),
         }
@@ -367,7 +377,7 @@ pub mod simd128 {
         ldo: usize,
     ) {
         if let (Some(w0), Some(w1)) = (&vs.windows[g], &vs.windows[g + 1]) {
-            return tile8_windows(acc, rows, row_offset, offset, [w0, w1], vs.zp, out, ldo);
+            return tile8_windows(acc, rows, row_offset, offset, [w0, w1], out, ldo);
         }
         let load = |a: &[i32]| unsafe { v128_load(a.as_ptr() as *const v128) };
         for (r, acc) in acc.iter().enumerate().take(rows) {
@@ -395,23 +405,24 @@ pub mod simd128 {
         ]
     }
 
-    /// Four lanes of `acc + offset` (`x`) requantized with a window-layout group's constants.
+    /// Four lanes of `acc + offset` (`x`) requantized with a window-layout group's constants;
+    /// `signed` is [`Window4::signed`] (without it, the `neg` correction is left out).
     ///
     /// The multipliers `g[5]` are read with a volatile load on every call. Callers apply one set of
     /// constants to many pixels; hoisted out of their loop, the multipliers' sign extension leaves
     /// LLVM a plain `i64x2.mul` of extended lanes instead of `i64x2.extmul_*_i32x4_s`, and V8
     /// lowers that to about nine x64 instructions instead of three (seen in the built module).
     #[inline(always)]
-    fn window_apply(x: v128, g: &[v128; 8], shift: u32, zp: v128) -> v128 {
+    fn window_apply(x: v128, g: &[v128; 8], signed: bool) -> v128 {
         let x = i32x4_min(i32x4_max(x, g[0]), g[1]);
-        let neg = v128_and(i32x4_lt(x, g[2]), g[3]);
         let xf = i32x4_mul(x, g[4]);
         // SAFETY: a read of an initialized v128 through a reference.
         let m = unsafe { core::ptr::read_volatile(&g[5]) };
         let lo = i64x2_add(i64x2_extmul_low_i32x4(xf, m), g[6]);
         let hi = i64x2_add(i64x2_extmul_high_i32x4(xf, m), g[7]);
         let high = i32x4_shuffle::<1, 3, 5, 7>(lo, hi);
-        i32x4_add(i32x4_shr(i32x4_sub(high, neg), shift), zp)
+        let high = if signed { i32x4_sub(high, v128_and(i32x4_lt(x, g[2]), g[3])) } else { high };
+        i32x4_shr(high, 16)
     }
 
     /// [`tile8`] when both groups have the window layout: each group's constants are loaded
@@ -424,12 +435,10 @@ pub mod simd128 {
         row_offset: Option<&[i32]>,
         offset: &[i32],
         ws: [&Window4; 2],
-        zp: i32,
         out: &mut [i8],
         ldo: usize,
     ) {
         let offset = &offset[..8];
-        let zp = i32x4_splat(zp);
         let load = |a: &[i32]| unsafe { v128_load(a.as_ptr() as *const v128) };
         let (g0, g1) = (window_consts(ws[0]), window_consts(ws[1]));
         let (o0, o1) = (load(&offset[..4]), load(&offset[4..]));
@@ -437,7 +446,7 @@ pub mod simd128 {
             let ro = i32x4_splat(row_offset.map_or(0, |ro| ro[r]));
             let a0 = i32x4_add(i32x4_add(load(&acc[..4]), o0), ro);
             let a1 = i32x4_add(i32x4_add(load(&acc[4..]), o1), ro);
-            let v = i16x8_narrow_i32x4(window_apply(a0, &g0, ws[0].shift, zp), window_apply(a1, &g1, ws[1].shift, zp));
+            let v = i16x8_narrow_i32x4(window_apply(a0, &g0, ws[0].signed), window_apply(a1, &g1, ws[1].signed));
             let o = &mut out[r * ldo..r * ldo + 8];
             // SAFETY: `o` holds 8 bytes: the 8-byte lane store fits.
             unsafe { v128_store64_lane::<0>(i8x16_narrow_i16x8(v, v), o.as_mut_ptr() as *mut u64) };
@@ -453,7 +462,7 @@ pub mod simd128 {
     )]
     pub enum Block8<'a> {
         /// Both groups have the window layout: their constants as vectors.
-        Windows { consts: [[v128; 8]; 2], shifts: [u32; 2], zp: v128, offset: [v128; 2] },
+        Windows { consts: [[v128; 8]; 2], signed: [bool; 2], offset: [v128; 2] },
         /// Otherwise the general layout, from the stage.
         General { vs: &'a VecStage, first: usize, offset: [v128; 2] },
     }
@@ -469,8 +478,8 @@ pub mod simd128 {
             };
             let g = first / 4;
             if let (Some(w0), Some(w1)) = (&vs.windows[g], &vs.windows[g + 1]) {
-                let (consts, shifts) = ([window_consts(w0), window_consts(w1)], [w0.shift, w1.shift]);
-                return Block8::Windows { consts, shifts, zp: i32x4_splat(vs.zp), offset };
+                let consts = [window_consts(w0), window_consts(w1)];
+                return Block8::Windows { consts, signed: [w0.signed, w1.signed], offset };
             }
             Block8::General { vs, first, offset }
         }
@@ -478,17 +487,30 @@ pub mod simd128 {
         /// The eight int8 results (low 8 bytes) of sums `a0` (channels 0..4) and `a1` (4..8).
         #[inline(always)]
         pub fn apply(&self, a0: v128, a1: v128) -> v128 {
+            let [o0, o1] = self.offsets();
+            self.apply_offset(i32x4_add(a0, o0), i32x4_add(a1, o1))
+        }
+
+        /// The eight offsets, for kernels that start their sums from them ([`Block8::apply_offset`]).
+        #[inline(always)]
+        pub fn offsets(&self) -> [v128; 2] {
             match self {
-                Block8::Windows { consts, shifts, zp, offset } => {
+                Block8::Windows { offset, .. } | Block8::General { offset, .. } => *offset,
+            }
+        }
+
+        /// [`Block8::apply`] of sums that already include the offsets.
+        #[inline(always)]
+        pub fn apply_offset(&self, x0: v128, x1: v128) -> v128 {
+            match self {
+                Block8::Windows { consts, signed, .. } => {
                     let v = i16x8_narrow_i32x4(
-                        window_apply(i32x4_add(a0, offset[0]), &consts[0], shifts[0], *zp),
-                        window_apply(i32x4_add(a1, offset[1]), &consts[1], shifts[1], *zp),
+                        window_apply(x0, &consts[0], signed[0]),
+                        window_apply(x1, &consts[1], signed[1]),
                     );
                     i8x16_narrow_i16x8(v, v)
                 }
-                Block8::General { vs, first, offset } => {
-                    requant8(i32x4_add(a0, offset[0]), i32x4_add(a1, offset[1]), vs, *first)
-                }
+                Block8::General { vs, first, .. } => requant8(x0, x1, vs, *first),
             }
         }
     }
@@ -700,10 +722,10 @@ mod tests {
     #[test]
     fn window_layout_equals_reference() {
         let mut rng = Rng::new(33);
-        let mut used = 0;
+        let (mut used, mut signed) = (0, 0);
         for trial in 0..300 {
             let scales: Vec<_> = (0..4)
-                .map(|_| Rescale::Fixed(quantize_multiplier(10f64.powf(rng.uniform() as f64 * 7.0 - 7.5))))
+                .map(|_| Rescale::Fixed(quantize_multiplier(10f64.powf(rng.uniform() as f64 * 5.5 - 6.0))))
                 .collect();
             let zp = rng.below(256) as i32 - 128;
             let (min, max) = match trial % 3 {
@@ -715,6 +737,7 @@ mod tests {
             let f: Vec<_> = (0..4).map(|l| stage.fixed(l).unwrap()).collect();
             let Some(w) = Window4::new(&f, zp, min, max) else { continue };
             used += 1;
+            signed += w.signed as usize;
             for l in 0..4 {
                 let mut xs: Vec<i32> = vec![i32::MIN, i32::MAX, 0, -1, 1];
                 for edge in [w.lo[l], w.hi[l], w.below[l]] {
@@ -722,10 +745,11 @@ mod tests {
                 }
                 xs.extend((0..200).map(|_| (rng.next_u64() as i32) >> rng.below(32)));
                 for x in xs {
-                    assert_eq!(w.apply_lane(l, x, zp), stage.apply(l, x) as i32, "x={x} lane {l} {f:?}");
+                    assert_eq!(w.apply_lane(l, x), stage.apply(l, x) as i32, "x={x} lane {l} {f:?}");
                 }
             }
         }
         assert!(used > 100, "the window layout applied to only {used} of 300 stages");
+        assert!(signed > 20 && used - signed > 20, "{signed} of {used} windows kept the sign correction");
     }
 }

@@ -476,11 +476,21 @@ mod tests {
     }
 
     /// Stages of three kinds: small multipliers (the window layout), multipliers above one (left
-    /// shifts: the general vector layout) and LiteRT's double rescaling (no vector kernel).
+    /// shifts: the general vector layout) and LiteRT's double rescaling (no vector kernel); the
+    /// window layout also with ReLU-type clamps (`min` at the zero point, which leaves out its
+    /// sign correction) at both extreme zero points.
     fn stages(rng: &mut Rng, n: usize) -> Vec<OutputStage> {
         let big = (0..n).map(|_| Rescale::Fixed(quantize_multiplier(0.5 + rng.uniform() as f64 * 3.0))).collect();
         let doubles = (0..n).map(|_| Rescale::Double(0.001 + rng.uniform() as f64 * 0.004)).collect();
-        vec![stage(rng, n), OutputStage::new(big, -5, -128, 127), OutputStage::new(doubles, 2, -100, 120)]
+        let small = |rng: &mut Rng| stage(rng, n).scales;
+        vec![
+            stage(rng, n),
+            OutputStage::new(big, -5, -128, 127),
+            OutputStage::new(doubles, 2, -100, 120),
+            OutputStage::new(small(rng), -128, -128, -128 + 100),
+            OutputStage::new(small(rng), 127, 127, 127),
+            OutputStage::new(small(rng), 20, 20, 127),
+        ]
     }
 
     #[test]
@@ -537,7 +547,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cases, 10 * 2 * 3 * 2);
+        assert_eq!(cases, 10 * 2 * 6 * 2);
     }
 
     #[test]

@@ -243,17 +243,19 @@ mod simd {
     use super::{Input, Output, MR, NR};
     use core::arch::wasm32::*;
 
-    /// Runs `sums(bases)` on each tile of up to [`MR`] pixels (a short last tile repeats its
-    /// last pixel) and stores the requantized sums of the real ones.
+    /// Runs `sums(bases, start)` on each tile of up to [`MR`] pixels (a short last tile repeats
+    /// its last pixel; `start` is the block's offsets, which the sums begin from) and stores the
+    /// requantized sums of the real ones.
     #[inline(always)]
-    fn tiles(x: &Input, rq: &Block8, o: Output, sums: impl Fn([usize; MR]) -> [(v128, v128); MR]) {
+    fn tiles(x: &Input, rq: &Block8, o: Output, sums: impl Fn([usize; MR], (v128, v128)) -> [(v128, v128); MR]) {
         let Output { out, out_c, c0, take } = o;
         assert!(out.len() >= x.bases.len() * out_c && c0 + take <= out_c, "direct conv: output too short");
+        let [o0, o1] = rq.offsets();
         for (t, tile) in x.bases.chunks(MR).enumerate() {
             let pick = |i: usize| tile[i.min(tile.len() - 1)];
-            let acc = sums([pick(0), pick(1), pick(2), pick(3)]);
+            let acc = sums([pick(0), pick(1), pick(2), pick(3)], (o0, o1));
             for (i, &(a0, a1)) in acc.iter().enumerate().take(tile.len()) {
-                let v = rq.apply(a0, a1);
+                let v = rq.apply_offset(a0, a1);
                 let at = (t * MR + i) * out_c + c0;
                 // SAFETY: a whole block: at + 8 ≤ pixels·out_c ≤ out.len() (asserted above).
                 unsafe { store8(v, out, at, take) };
@@ -266,9 +268,8 @@ mod simd {
     pub fn quads(x: &Input, w: &[i8], run_g: usize, rq: &Block8, o: Output) {
         assert!(w.len() >= x.offs.len() * run_g * NR, "direct conv: weights too short");
         let (bytes, offs) = (x.bytes.as_ptr(), x.offs);
-        tiles(x, rq, o, |b| {
-            let z = i32x4_splat(0);
-            let mut a = [(z, z); MR];
+        tiles(x, rq, o, |b, start| {
+            let mut a = [start; MR];
             let mut wp = w.as_ptr();
             for &off in offs {
                 for q in (0..run_g).step_by(4) {
@@ -292,16 +293,40 @@ mod simd {
         });
     }
 
-    /// Pairs: per group, two i16 weight vectors and one broadcast of two widened inputs per pixel.
+    /// Pairs: per group, two i16 weight vectors and the group's two widened inputs broadcast per
+    /// pixel. Four groups at a time come from one 8-byte load per pixel, widened once and spread
+    /// with lane shuffles (a run's last one to three groups from 2-byte loads).
     pub fn pairs(x: &Input, w: &[i16], run_g: usize, rq: &Block8, o: Output) {
         assert!(w.len() >= x.offs.len() * run_g * NR, "direct conv: weights too short");
         let (bytes, offs) = (x.bytes.as_ptr(), x.offs);
-        tiles(x, rq, o, |b| {
-            let z = i32x4_splat(0);
-            let mut a = [(z, z); MR];
+        tiles(x, rq, o, |b, start| {
+            let mut a = [start; MR];
             let mut wp = w.as_ptr();
             for &off in offs {
-                for q in (0..run_g).step_by(2) {
+                let mut q = 0;
+                while q + 8 <= run_g {
+                    // SAFETY: as in `quads` (bytes q..q + 8 lie inside the run's groups); wp
+                    // advances 16 i16 per group, four groups here.
+                    unsafe {
+                        let ws: [v128; 8] = core::array::from_fn(|i| v128_load(wp.add(8 * i) as *const v128));
+                        wp = wp.add(8 * NR);
+                        for (acc, &base) in a.iter_mut().zip(&b) {
+                            let v = i16x8_extend_low_i8x16(v128_load64_zero(bytes.add(base + off + q) as *const u64));
+                            let g = [
+                                i32x4_shuffle::<0, 0, 0, 0>(v, v),
+                                i32x4_shuffle::<1, 1, 1, 1>(v, v),
+                                i32x4_shuffle::<2, 2, 2, 2>(v, v),
+                                i32x4_shuffle::<3, 3, 3, 3>(v, v),
+                            ];
+                            for (j, &g) in g.iter().enumerate() {
+                                acc.0 = i32x4_add(acc.0, i32x4_dot_i16x8(g, ws[2 * j]));
+                                acc.1 = i32x4_add(acc.1, i32x4_dot_i16x8(g, ws[2 * j + 1]));
+                            }
+                        }
+                    }
+                    q += 8;
+                }
+                while q < run_g {
                     // SAFETY: as in `quads`; wp advances 16 i16 per group.
                     unsafe {
                         let (w0, w1) = (v128_load(wp as *const v128), v128_load(wp.add(8) as *const v128));
@@ -311,6 +336,7 @@ mod simd {
                             *acc = (i32x4_add(acc.0, i32x4_dot_i16x8(v, w0)), i32x4_add(acc.1, i32x4_dot_i16x8(v, w1)));
                         }
                     }
+                    q += 2;
                 }
             }
             a
