@@ -10,7 +10,8 @@
 //! registers with no horizontal reduction, whatever `k` is.
 //!
 //! Versions: [`reference`] (plain loops over int8), [`portable_micro`] and the wasm simd128 twin,
-//! all tested against the reference on tile edges and leftovers.
+//! all tested against the reference on tile edges and leftovers. CONV_2D feeds the micro-kernel
+//! without im2col where it can ([`super::igemm_i8`]): it sums a patch run by run into one tile.
 
 use super::fixedpoint::OutputStage;
 use super::requant::{self, VecStage};

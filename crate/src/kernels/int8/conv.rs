@@ -304,7 +304,7 @@ pub fn conv2d(s: &ConvShape, input_zp: i8, input: &[i8], p: &PreparedConv, out: 
 /// Int8 CONV_2D as im2col + GEMM: im2col rows read from a copy of the input padded with its zero
 /// point (so padded taps contribute nothing after the offset fold), fed to the int8 GEMM: as
 /// `x + 128` bytes to the u8 relaxed-dot kernel, as they are to the 7-bit-halves kernel, or
-/// widened to i16 for the simd128 kernel.
+/// widened to i16 for the simd128 kernel (which skips im2col where [`igemm_i8::applies`]).
 fn conv2d_gemm(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Scratch) {
     debug_assert_eq!(g.k, s.patch_len());
     if let Packing::Pairs(w) = &g.packing {
