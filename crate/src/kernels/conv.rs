@@ -423,7 +423,7 @@ pub fn depthwise_hybrid(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ir::Padding;
     use crate::kernels::geometry::Window;
@@ -432,7 +432,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[allow(clippy::too_many_arguments)]
-    fn shape(
+    pub(crate) fn shape(
         batch: usize,
         hw: (usize, usize),
         in_c: usize,

@@ -10,7 +10,8 @@
 //! registers with no horizontal reduction, whatever `k` is.
 //!
 //! Versions: [`reference`] (plain loops over int8), [`portable_micro`] and the wasm simd128 twin,
-//! all tested against the reference on tile edges and leftovers.
+//! all tested against the reference on tile edges and leftovers. CONV_2D feeds the micro-kernel
+//! without im2col where it can ([`super::igemm_i8`]): it sums a patch run by run into one tile.
 
 use super::fixedpoint::OutputStage;
 use super::requant::{self, VecStage};
@@ -74,7 +75,7 @@ impl<'a> Requant<'a> {
     /// `out` (row stride `ldo`, starting at row `i0`'s channel `first`).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn store(
+    pub(crate) fn store(
         &self,
         acc: &[[i32; NR]; MR],
         i0: usize,
@@ -114,7 +115,7 @@ pub fn reference(
 }
 
 /// A micro-kernel over rows of `A` and a panel of `W`: accumulates `MR` rows (each readable for
-/// the packed `k`) against one panel of `NR` channels.
+/// the packed `k`) against one panel of `NR` channels, adding to the sums already in `acc`.
 pub type MicroOf<A, W> = fn(k: usize, rows: [&[A]; MR], panel: &[W], acc: &mut [[i32; NR]; MR]);
 
 /// This module's micro-kernels: i16 rows (each readable for `kp` values) against an i16 panel.
@@ -328,8 +329,7 @@ pub mod simd128 {
     pub fn micro(kp: usize, rows: [&[i16]; MR], panel: &[i16], acc: &mut [[i32; NR]; MR]) {
         let panel = &panel[..kp * NR];
         let rows = [&rows[0][..kp], &rows[1][..kp], &rows[2][..kp], &rows[3][..kp]];
-        let z = i32x4_splat(0);
-        let (mut a0, mut a1, mut a2, mut a3) = ((z, z), (z, z), (z, z), (z, z));
+        let [mut a0, mut a1, mut a2, mut a3] = load(acc);
         let pairs = kp / 2;
         for p in 0..pairs {
             // SAFETY: the panel holds kp·NR = pairs·16 i16, so both 8-lane loads at p·16 are in
@@ -370,6 +370,13 @@ pub mod simd128 {
             }
         }
         store(acc, a);
+    }
+
+    /// Loads a tile's sums as four pairs of accumulator vectors.
+    #[inline(always)]
+    fn load(acc: &[[i32; NR]; 4]) -> [(v128, v128); 4] {
+        // SAFETY: acc[r] is [i32; 8]: two 16-byte loads fit.
+        acc.map(|r| unsafe { (v128_load(r.as_ptr() as *const v128), v128_load(r.as_ptr().add(4) as *const v128)) })
     }
 
     /// Stores four pairs of accumulator vectors into a tile.

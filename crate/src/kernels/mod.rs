@@ -13,6 +13,7 @@ pub mod gemm_f32;
 pub mod gemm_i7;
 pub mod gemm_i8;
 pub mod geometry;
+pub mod igemm_i8;
 pub mod im2col;
 pub mod int8;
 pub mod layout;

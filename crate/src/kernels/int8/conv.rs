@@ -9,6 +9,7 @@ pub use super::super::fixedpoint::OutputStage;
 use super::super::gemm_dot4::{self, DotKind, PackedQuad};
 use super::super::gemm_i7::{self, PackedHalves};
 use super::super::gemm_i8::{self, PackedI8, Requant};
+use super::super::igemm_i8;
 use super::super::requant::VecStage;
 use super::direct::{self, DirectScratch, Group, PackedDirect};
 
@@ -220,6 +221,7 @@ pub struct Scratch {
     rows: Vec<i32>,
     padded: Vec<i8>,
     direct: DirectScratch,
+    pairs: igemm_i8::Scratch,
 }
 
 /// Output pixels per im2col block.
@@ -302,9 +304,15 @@ pub fn conv2d(s: &ConvShape, input_zp: i8, input: &[i8], p: &PreparedConv, out: 
 /// Int8 CONV_2D as im2col + GEMM: im2col rows read from a copy of the input padded with its zero
 /// point (so padded taps contribute nothing after the offset fold), fed to the int8 GEMM: as
 /// `x + 128` bytes to the u8 relaxed-dot kernel, as they are to the 7-bit-halves kernel, or
-/// widened to i16 for the simd128 kernel.
+/// widened to i16 for the simd128 kernel (which skips im2col where [`igemm_i8::applies`]).
 fn conv2d_gemm(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Scratch) {
     debug_assert_eq!(g.k, s.patch_len());
+    if let Packing::Pairs(w) = &g.packing {
+        if igemm_i8::applies(s) {
+            let k = gemm_i8::best();
+            return igemm_i8::conv2d(s, input_zp, input, w, g.requant(), out, &mut scratch.pairs, k);
+        }
+    }
     let pixels = s.batch * s.out_h() * s.out_w();
     let pointwise = s.kh() == 1 && s.kw() == 1 && s.win.h.stride == 1 && s.win.w.stride == 1;
     // The u8 kernel reads `x + 128`: the padded copy is flipped once, pointwise rows on the way.
