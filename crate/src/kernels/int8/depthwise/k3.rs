@@ -9,6 +9,14 @@
 //! output pixel and eight channels, the twelve weight vectors of a block loaded once per layer,
 //! and the eight sums requantized from registers ([`Block8`]).
 //!
+//! Where the relaxed u8 dot product is exact (AVX-VNNI), the input goes instead into *triple
+//! rows* of bytes `x + 128`: for output row `oy`, per column and channel, the three rows the
+//! filter column meets (and a fourth byte against a zero weight), so a filter column is one
+//! `i32x4.relaxed_dot_i8x16_i7x16_add` per four channels: six per output pixel and eight
+//! channels, with no separate additions.
+//!
+//! The wasm loops go along an output row in groups of four pixels (`k3/simd.rs`).
+//!
 //! Channels go in blocks of eight ([`NB`]); the last block's missing channels read the zero point
 //! and meet zero weights, and are not stored. [`portable`] is the plain-loop twin of the wasm
 //! kernel over the same layouts; both are tested against the reference.
@@ -24,6 +32,8 @@ use super::super::super::requant::VecStage;
 
 /// Channels per block.
 pub const NB: usize = 8;
+/// The narrowest output rows [`super::depthwise`] gives this kernel (a group of four pixels).
+pub const MIN_WIDTH: usize = 4;
 /// i16 per padded pixel and block in a pair row, and per filter column half in the weights:
 /// eight channels × two rows.
 const LANES: usize = 2 * NB;
@@ -41,11 +51,27 @@ pub struct Packed {
     pub c: usize,
     w: Vec<i16>,
     offset: Vec<i32>,
+    /// The u8 relaxed dot product's packing, where [`Packed::pack`] was asked for it.
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    quads: Option<Quads>,
+}
+
+/// The 3×3 filter for `i32x4.relaxed_dot_i8x16_i7x16_add` on u8 inputs `x + 128` (exact on
+/// AVX-VNNI, see [`gemm_dot4::available`]): weights `[block][kx][8 channels][ky, 0]` i8 (a
+/// filter column per channel, and a zero), and `offset[c] = bias + (input_offset − 128) · Σ w`.
+///
+/// [`gemm_dot4::available`]: super::super::super::gemm_dot4::available
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+#[derive(Clone, Debug, PartialEq)]
+struct Quads {
+    w: Vec<i8>,
+    offset: Vec<i32>,
 }
 
 impl Packed {
-    /// `weights` is `[3·3][c]`; `None` when it is shorter than that.
-    pub fn pack(weights: &[i8], c: usize, bias: Option<&[i32]>, input_offset: i32) -> Option<Packed> {
+    /// `weights` is `[3·3][c]`; `None` when it is shorter than that. With `quads`, also the u8
+    /// dot product's packing (in the relaxed-SIMD build).
+    pub fn pack(weights: &[i8], c: usize, bias: Option<&[i32]>, input_offset: i32, quads: bool) -> Option<Packed> {
         if weights.len() < c.checked_mul(9)? || bias.is_some_and(|b| b.len() < c) {
             return None;
         }
@@ -64,7 +90,39 @@ impl Packed {
             }
             offset[ch] = bias.map_or(0, |b| b[ch]).wrapping_add(input_offset.wrapping_mul(sum));
         }
-        Some(Packed { c, w, offset })
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        let quads = quads.then(|| Quads::pack(weights, c, &offset));
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+        let _ = quads;
+        Some(Packed {
+            c,
+            w,
+            offset,
+            #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+            quads,
+        })
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+impl Quads {
+    /// From the checked `weights` and the pairs' `offset` (less `128 · Σ w` here).
+    fn pack(weights: &[i8], c: usize, offset: &[i32]) -> Quads {
+        let blocks = c.div_ceil(NB);
+        let mut w = vec![0i8; blocks * 3 * 4 * NB];
+        let mut off = offset.to_vec();
+        for ch in 0..c {
+            let mut sum = 0i32;
+            for ky in 0..3 {
+                for kx in 0..3 {
+                    let v = weights[(ky * 3 + kx) * c + ch];
+                    w[((ch / NB) * 3 + kx) * 4 * NB + (ch % NB) * 4 + ky] = v;
+                    sum += v as i32;
+                }
+            }
+            off[ch] = off[ch].wrapping_sub(128 * sum);
+        }
+        Quads { w, offset: off }
     }
 }
 
@@ -116,13 +174,19 @@ pub fn run(
     {
         let _ = stage;
         let Some(vs) = vs.filter(|v| v.is_fixed()) else { return false };
-        let Some(g) = build(s, zp, input, padded, rows) else { return false };
+        #[cfg(target_feature = "relaxed-simd")]
+        if let Some(q) = p.quads.as_ref().filter(|_| super::super::super::gemm_dot4::available()) {
+            let Some(g) = build(s, zp, input, padded, rows, true) else { return false };
+            simd::run_quads(&g, rows, p.c, (&q.w, &q.offset), vs, out);
+            return true;
+        }
+        let Some(g) = build(s, zp, input, padded, rows, false) else { return false };
         simd::run(&g, rows, p, vs, out);
         true
     }
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     {
-        let Some(g) = build(s, zp, input, padded, rows) else { return false };
+        let Some(g) = build(s, zp, input, padded, rows, false) else { return false };
         portable(&g, rows, p, stage, vs, out);
         true
     }
@@ -139,23 +203,34 @@ pub fn run_portable(
     out: &mut [i8],
     (padded, rows): (&mut Vec<i8>, &mut Vec<i16>),
 ) -> bool {
-    let Some(g) = build(s, zp, input, padded, rows) else { return false };
+    let Some(g) = build(s, zp, input, padded, rows, false) else { return false };
     portable(&g, rows, p, stage, None, out);
     true
 }
 
-/// Pads the input into `padded` (`cp` channels) and rearranges it into the row pairs.
-fn build(s: &ConvShape, zp: i8, input: &[i8], padded: &mut Vec<i8>, rows: &mut Vec<i16>) -> Option<Geometry> {
+/// Pads the input into `padded` (`cp` channels) and rearranges it into the row pairs, or with
+/// `triples` (the u8 dot product's layout) into triple rows: triple row `oy` holds, for every
+/// padded column and channel, the bytes `x + 128` of padded rows `oy·sh`, `oy·sh + 1`, `oy·sh + 2`
+/// and the last again (it meets a zero weight), in the same 32 bytes per column and block as a
+/// row pair.
+fn build(
+    s: &ConvShape,
+    zp: i8,
+    input: &[i8],
+    padded: &mut Vec<i8>,
+    rows: &mut Vec<i16>,
+    triples: bool,
+) -> Option<Geometry> {
     let (sh, sw, oh, ow) = (s.win.h.stride, s.win.w.stride, s.out_h(), s.out_w());
     let blocks = s.out_c.div_ceil(NB);
     let cp = blocks.checked_mul(NB)?;
-    let np = oh.checked_add(2 / sh)?;
+    let np = if triples { oh } else { oh.checked_add(2 / sh)? };
     let wp = ow.checked_sub(1)?.checked_mul(sw)?.checked_add(3)?;
     let len = [s.batch, np, blocks, wp, LANES].iter().try_fold(1usize, |a, &v| a.checked_mul(v))?;
     let padded_len = [s.batch, s.win.h.pad_before + s.in_h() + 3, wp + s.in_w(), cp];
     padded_len.iter().try_fold(1usize, |a, &v| a.checked_mul(v))?;
     let (hp, wpp) = pad_nhwc(s, input, zp, 1, cp, padded);
-    debug_assert!(wpp >= wp && hp > (np - 1) * sh);
+    debug_assert!(wpp >= wp && hp > (np - 1) * sh + 2 * triples as usize);
     if rows.len() < len {
         rows.resize(len, 0);
     }
@@ -163,13 +238,18 @@ fn build(s: &ConvShape, zp: i8, input: &[i8], padded: &mut Vec<i8>, rows: &mut V
     for b in 0..s.batch {
         for j in 0..np {
             // The second row of the last pair rows may lie past the padding: it only meets zero
-            // weights, so any row in bounds will do.
+            // weights, so any row in bounds will do. Triple rows are inside (hp ≥ (oh - 1)·sh + 3).
             let r0 = j * sh;
-            let r1 = (r0 + 1).min(hp - 1);
-            let (p0, p1) = (((b * hp + r0) * wpp) * cp, ((b * hp + r1) * wpp) * cp);
+            let at = |r: usize| ((b * hp + r.min(hp - 1)) * wpp) * cp;
             for blk in 0..blocks {
                 let dst = &mut rows[g.row(b, j, blk)..][..wp * LANES];
-                interleave(&padded[p0 + blk * NB..], &padded[p1 + blk * NB..], cp, dst);
+                let row = |r: usize| &padded[at(r) + blk * NB..];
+                #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+                if triples {
+                    simd::triples([row(r0), row(r0 + 1), row(r0 + 2)], cp, dst);
+                    continue;
+                }
+                interleave(row(r0), row(r0 + 1), cp, dst);
             }
         }
     }
@@ -225,90 +305,4 @@ fn portable(g: &Geometry, rows: &[i16], p: &Packed, stage: &OutputStage, vs: Opt
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod simd {
-    //! The wasm twins: the row-pair rearrangement (two 8-byte loads, one shuffle, two widenings
-    //! per column) and the kernel (per output pixel, three columns × top/bottom × two halves of
-    //! `i32x4.dot_i16x8_s`), requantized from registers.
-    use super::super::super::super::requant::{
-        simd128::{store8, Block8},
-        VecStage,
-    };
-    use super::{Geometry, Packed, LANES, NB};
-    use core::arch::wasm32::*;
-
-    pub fn interleave(a: &[i8], b: &[i8], cp: usize, dst: &mut [i16]) {
-        let cols = dst.len() / LANES;
-        if cols == 0 {
-            return;
-        }
-        assert!(a.len() >= (cols - 1) * cp + NB && b.len() >= (cols - 1) * cp + NB, "row pairs: short input");
-        let (a, b, d) = (a.as_ptr(), b.as_ptr(), dst.as_mut_ptr());
-        for x in 0..cols {
-            // SAFETY: 8 bytes at x·cp of `a` and `b` (asserted above), 32 bytes at x·LANES of `dst`.
-            unsafe {
-                let va = v128_load64_zero(a.add(x * cp) as *const u64);
-                let vb = v128_load64_zero(b.add(x * cp) as *const u64);
-                let ab = i8x16_shuffle::<0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23>(va, vb);
-                v128_store(d.add(x * LANES) as *mut v128, i16x8_extend_low_i8x16(ab));
-                v128_store(d.add(x * LANES + 8) as *mut v128, i16x8_extend_high_i8x16(ab));
-            }
-        }
-    }
-
-    /// Every block: its twelve weight vectors and output constants loaded once, then every
-    /// output pixel.
-    pub fn run(g: &Geometry, rows: &[i16], p: &Packed, vs: &VecStage, out: &mut [i8]) {
-        let c = p.c;
-        assert!(out.len() >= g.batch * g.oh * g.ow * c, "depthwise 3x3: output too short");
-        assert!(rows.len() >= g.batch * g.np * g.blocks * g.wp * LANES, "depthwise 3x3: row pairs too short");
-        assert!(p.w.len() >= g.blocks * 6 * LANES && p.offset.len() >= g.blocks * NB);
-        for blk in 0..g.blocks {
-            let (c0, take) = (blk * NB, NB.min(c - blk * NB));
-            // SAFETY: the block's 6·LANES weights and NB offsets are inside (asserted above).
-            let (w, rq) = unsafe {
-                let wp = p.w.as_ptr().add(blk * 6 * LANES);
-                let w: [v128; 12] = core::array::from_fn(|i| v128_load(wp.add(i * 8) as *const v128));
-                let off: [i32; NB] = p.offset[c0..c0 + NB].try_into().unwrap();
-                (w, Block8::new(vs, c0, &off))
-            };
-            for b in 0..g.batch {
-                for oy in 0..g.oh {
-                    let top = rows[g.row(b, g.pair_row(oy, 0), blk)..].as_ptr();
-                    let bot = rows[g.row(b, g.pair_row(oy, 1), blk)..].as_ptr();
-                    let mut at = ((b * g.oh + oy) * g.ow) * c + c0;
-                    for ox in 0..g.ow {
-                        // SAFETY: columns ox·sw + kx < wp of pair rows inside the buffer
-                        // (wp = (ow - 1)·sw + 3, rows asserted above).
-                        let (lo, hi) = unsafe { pixel(top, bot, ox * g.sw * LANES, &w) };
-                        let v = rq.apply(lo, hi);
-                        // SAFETY: a whole block: at + 8 ≤ batch·oh·ow·c ≤ out.len() (asserted above).
-                        unsafe { store8(v, out, at, take) };
-                        at += c;
-                    }
-                }
-            }
-        }
-    }
-
-    /// The sums of one output pixel's eight channels (channels 0–3, 4–7): columns at `x`, `x +
-    /// LANES`, `x + 2·LANES` of the top and bottom pair rows against weights `[kx][tb][half]`.
-    ///
-    /// # Safety
-    /// `top` and `bot` must be readable for `x + 3·LANES` i16.
-    #[inline(always)]
-    unsafe fn pixel(top: *const i16, bot: *const i16, x: usize, w: &[v128; 12]) -> (v128, v128) {
-        let ld = |p: *const i16, at: usize| v128_load(p.add(at) as *const v128);
-        let mut lo = i32x4_dot_i16x8(ld(top, x), w[0]);
-        let mut hi = i32x4_dot_i16x8(ld(top, x + 8), w[1]);
-        lo = i32x4_add(lo, i32x4_dot_i16x8(ld(bot, x), w[2]));
-        hi = i32x4_add(hi, i32x4_dot_i16x8(ld(bot, x + 8), w[3]));
-        for kx in 1..3 {
-            let at = x + kx * LANES;
-            lo = i32x4_add(lo, i32x4_dot_i16x8(ld(top, at), w[kx * 4]));
-            hi = i32x4_add(hi, i32x4_dot_i16x8(ld(top, at + 8), w[kx * 4 + 1]));
-            lo = i32x4_add(lo, i32x4_dot_i16x8(ld(bot, at), w[kx * 4 + 2]));
-            hi = i32x4_add(hi, i32x4_dot_i16x8(ld(bot, at + 8), w[kx * 4 + 3]));
-        }
-        (lo, hi)
-    }
-}
+mod simd;

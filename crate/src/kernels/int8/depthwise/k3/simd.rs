@@ -1,0 +1,262 @@
+//! The wasm twins of the 3×3 kernel: the layouts' rearrangements and the pixel loops,
+//! requantized from registers.
+//!
+//! An output row of a block of eight channels goes in groups of [`GROUP`] pixels: their sums
+//! first (at stride 1, neighbouring pixels read the same columns: the compiler loads each once),
+//! then their requantizations step by step across the group, so each output constant is used
+//! [`GROUP`] times in a row.
+use super::super::super::super::requant::{
+    simd128::{store8, Block8},
+    VecStage,
+};
+use super::{Geometry, Packed, LANES, NB};
+use core::arch::wasm32::*;
+
+/// Output pixels computed together.
+pub const GROUP: usize = 4;
+
+/// `dst[x][c][0] = a[x·cp + c]`, `dst[x][c][1] = b[x·cp + c]` for the eight channels of every
+/// column of `dst`, widened to i16 (the row pairs).
+pub fn interleave(a: &[i8], b: &[i8], cp: usize, dst: &mut [i16]) {
+    let cols = dst.len() / LANES;
+    if cols == 0 {
+        return;
+    }
+    assert!(a.len() >= (cols - 1) * cp + NB && b.len() >= (cols - 1) * cp + NB, "row pairs: short input");
+    let (a, b, d) = (a.as_ptr(), b.as_ptr(), dst.as_mut_ptr());
+    for x in 0..cols {
+        // SAFETY: 8 bytes at x·cp of `a` and `b` (asserted above), 32 bytes at x·LANES of `dst`.
+        unsafe {
+            let va = v128_load64_zero(a.add(x * cp) as *const u64);
+            let vb = v128_load64_zero(b.add(x * cp) as *const u64);
+            let ab = i8x16_shuffle::<0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23>(va, vb);
+            v128_store(d.add(x * LANES) as *mut v128, i16x8_extend_low_i8x16(ab));
+            v128_store(d.add(x * LANES + 8) as *mut v128, i16x8_extend_high_i8x16(ab));
+        }
+    }
+}
+
+/// The block's output: where its first pixel goes, and how it is requantized and stored.
+struct Out<'a> {
+    rq: &'a Block8<'a>,
+    /// Output index of the row's first pixel and the block's first channel.
+    at: usize,
+    /// Output channels (the distance between pixels).
+    c: usize,
+    /// Channels of the block that are stored.
+    take: usize,
+}
+
+impl Out<'_> {
+    /// Pixels `0..ow` of a row, `sum(ox)` giving a pixel's sums: whole groups, then the last
+    /// `ow % GROUP` pixels one by one. (Measured in Node on KWS's 5-pixel rows: a last group that
+    /// overlaps the previous one, its pixels computed twice, took 1.25× the time of the 3×3
+    /// kernel without groups.)
+    ///
+    /// # Safety
+    /// `sum` must be safe to call for `ox < ow`; `out` must hold `at + (ow - 1)·c + 8` bytes when
+    /// `take` is 8.
+    #[inline(always)]
+    unsafe fn row(&self, ow: usize, out: &mut [i8], sum: impl Fn(usize) -> (v128, v128)) {
+        let mut ox = 0;
+        while ox + GROUP <= ow {
+            let sums: [(v128, v128); GROUP] = core::array::from_fn(|p| sum(ox + p));
+            for (p, v) in requant_group(self.rq, &sums).iter().enumerate() {
+                // SAFETY: pixel ox + p < ow, the caller's contract.
+                unsafe { store8(*v, out, self.at + (ox + p) * self.c, self.take) };
+            }
+            ox += GROUP;
+        }
+        for ox in ox..ow {
+            let (lo, hi) = sum(ox);
+            // SAFETY: the caller's contract.
+            unsafe { store8(self.rq.apply(lo, hi), out, self.at + ox * self.c, self.take) };
+        }
+    }
+}
+
+/// [`Block8::apply`] on [`GROUP`] pixels' sums, each step across the pixels for the window
+/// layout. The same arithmetic as `requant::simd128::window_apply` (a variant kept here, as
+/// requant.rs has no multi-pixel form), which it must match bit for bit: the tests compare the
+/// kernel with the reference.
+#[inline(always)]
+fn requant_group(rq: &Block8, sums: &[(v128, v128); GROUP]) -> [v128; GROUP] {
+    let Block8::Windows { consts, shifts, zp, offset } = rq else {
+        return apply_each(rq, sums);
+    };
+    let half = |h: usize| -> [v128; GROUP] {
+        let g = &consts[h];
+        let x: [v128; GROUP] = core::array::from_fn(|p| {
+            let a = if h == 0 { sums[p].0 } else { sums[p].1 };
+            i32x4_min(i32x4_max(i32x4_add(a, offset[h]), g[0]), g[1])
+        });
+        let neg: [v128; GROUP] = core::array::from_fn(|p| v128_and(i32x4_lt(x[p], g[2]), g[3]));
+        let xf: [v128; GROUP] = core::array::from_fn(|p| i32x4_mul(x[p], g[4]));
+        // SAFETY: a read of an initialized v128 through a reference (volatile, as requant's
+        // window_apply does, so LLVM keeps i64x2.extmul rather than a widened i64x2.mul).
+        let m = unsafe { core::ptr::read_volatile(&g[5]) };
+        core::array::from_fn(|p| {
+            let lo = i64x2_add(i64x2_extmul_low_i32x4(xf[p], m), g[6]);
+            let hi = i64x2_add(i64x2_extmul_high_i32x4(xf[p], m), g[7]);
+            let high = i32x4_shuffle::<1, 3, 5, 7>(lo, hi);
+            i32x4_add(i32x4_shr(i32x4_sub(high, neg[p]), shifts[h]), *zp)
+        })
+    };
+    let (a, b) = (half(0), half(1));
+    core::array::from_fn(|p| {
+        let v = i16x8_narrow_i32x4(a[p], b[p]);
+        i8x16_narrow_i16x8(v, v)
+    })
+}
+
+/// [`Block8::apply`] pixel by pixel: the general layout (stages with left shifts, rare in
+/// depthwise layers), kept out of line so the four inlined copies of the group loop stay small.
+#[inline(never)]
+fn apply_each(rq: &Block8, sums: &[(v128, v128); GROUP]) -> [v128; GROUP] {
+    core::array::from_fn(|p| rq.apply(sums[p].0, sums[p].1))
+}
+
+/// The loops of both layouts: per block of channels `blk`, its weights `load(blk)` and output
+/// constants once, then `row(&weights, &out, b, oy, blk, out)` for every output row (with the
+/// row's `at`). `offset` holds whole blocks.
+fn blocks<W>(
+    g: &Geometry,
+    c: usize,
+    offset: &[i32],
+    vs: &VecStage,
+    out: &mut [i8],
+    load: impl Fn(usize) -> W,
+    row: impl Fn(&W, &Out, (usize, usize, usize), &mut [i8]),
+) {
+    assert!(out.len() >= g.batch * g.oh * g.ow * c, "depthwise 3x3: output too short");
+    assert!(offset.len() >= g.blocks * NB, "depthwise 3x3: offsets too short");
+    for blk in 0..g.blocks {
+        let w = load(blk);
+        let rq = Block8::new(vs, blk * NB, offset[blk * NB..][..NB].try_into().unwrap());
+        let mut o = Out { rq: &rq, at: 0, c, take: NB.min(c - blk * NB) };
+        for b in 0..g.batch {
+            for oy in 0..g.oh {
+                o.at = (b * g.oh + oy) * g.ow * c + blk * NB;
+                row(&w, &o, (b, oy, blk), out);
+            }
+        }
+    }
+}
+
+/// Every block of the row pairs: its twelve weight vectors and output constants loaded once,
+/// then every output row.
+pub fn run(g: &Geometry, rows: &[i16], p: &Packed, vs: &VecStage, out: &mut [i8]) {
+    assert!(rows.len() >= g.batch * g.np * g.blocks * g.wp * LANES, "depthwise 3x3: row pairs too short");
+    assert!(p.w.len() >= g.blocks * 6 * LANES, "depthwise 3x3: weights too short");
+    let load = |blk: usize| -> [v128; 12] {
+        // SAFETY: the block's 6·LANES weights are inside (asserted above).
+        core::array::from_fn(|i| unsafe { v128_load(p.w.as_ptr().add(blk * 6 * LANES + i * 8) as *const v128) })
+    };
+    blocks(g, p.c, &p.offset, vs, out, load, |w, o, (b, oy, blk), out| {
+        let top = rows[g.row(b, g.pair_row(oy, 0), blk)..].as_ptr();
+        let bot = rows[g.row(b, g.pair_row(oy, 1), blk)..].as_ptr();
+        // SAFETY: columns ox·sw + kx < wp of pair rows inside the buffer (wp = (ow - 1)·sw + 3,
+        // rows asserted above); output pixels of this row (asserted in `blocks`).
+        unsafe {
+            if g.sw == 1 {
+                o.row(g.ow, out, |ox| pixel(top, bot, ox * LANES, w));
+            } else {
+                o.row(g.ow, out, |ox| pixel(top, bot, ox * 2 * LANES, w));
+            }
+        }
+    });
+}
+
+/// The sums of one output pixel's eight channels (channels 0–3, 4–7): columns at `x`, `x +
+/// LANES`, `x + 2·LANES` of the top and bottom pair rows against weights `[kx][tb][half]`.
+///
+/// # Safety
+/// `top` and `bot` must be readable for `x + 3·LANES` i16.
+#[inline(always)]
+unsafe fn pixel(top: *const i16, bot: *const i16, x: usize, w: &[v128; 12]) -> (v128, v128) {
+    // SAFETY: the caller's contract.
+    let ld = |p: *const i16, at: usize| unsafe { v128_load(p.add(at) as *const v128) };
+    let mut lo = i32x4_dot_i16x8(ld(top, x), w[0]);
+    let mut hi = i32x4_dot_i16x8(ld(top, x + 8), w[1]);
+    lo = i32x4_add(lo, i32x4_dot_i16x8(ld(bot, x), w[2]));
+    hi = i32x4_add(hi, i32x4_dot_i16x8(ld(bot, x + 8), w[3]));
+    for kx in 1..3 {
+        let at = x + kx * LANES;
+        lo = i32x4_add(lo, i32x4_dot_i16x8(ld(top, at), w[kx * 4]));
+        hi = i32x4_add(hi, i32x4_dot_i16x8(ld(top, at + 8), w[kx * 4 + 1]));
+        lo = i32x4_add(lo, i32x4_dot_i16x8(ld(bot, at), w[kx * 4 + 2]));
+        hi = i32x4_add(hi, i32x4_dot_i16x8(ld(bot, at + 8), w[kx * 4 + 3]));
+    }
+    (lo, hi)
+}
+
+/// `dst[x][c] = [a, b, c, c][row][x·cp + c] + 128` as bytes, for the eight channels of every
+/// column of `dst` (the triple rows; `dst` holds 32 bytes per column).
+#[cfg(target_feature = "relaxed-simd")]
+pub fn triples([a, b, c]: [&[i8]; 3], cp: usize, dst: &mut [i16]) {
+    let cols = dst.len() / LANES;
+    if cols == 0 {
+        return;
+    }
+    let need = (cols - 1) * cp + NB;
+    assert!(a.len() >= need && b.len() >= need && c.len() >= need, "triple rows: short input");
+    let d = dst.as_mut_ptr();
+    let flip = i8x16_splat(i8::MIN);
+    for x in 0..cols {
+        // SAFETY: 8 bytes at x·cp of each row (asserted above), 32 bytes at x·LANES i16 of `dst`.
+        unsafe {
+            let ld = |r: &[i8]| v128_load64_zero(r.as_ptr().add(x * cp) as *const u64);
+            let (va, vb, vc) = (ld(a), ld(b), ld(c));
+            let ab = i8x16_shuffle::<0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23>(va, vb);
+            let cc = i8x16_shuffle::<0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7>(vc, vc);
+            let q0 = i16x8_shuffle::<0, 8, 1, 9, 2, 10, 3, 11>(ab, cc);
+            let q1 = i16x8_shuffle::<4, 12, 5, 13, 6, 14, 7, 15>(ab, cc);
+            v128_store(d.add(x * LANES) as *mut v128, v128_xor(q0, flip));
+            v128_store(d.add(x * LANES + 8) as *mut v128, v128_xor(q1, flip));
+        }
+    }
+}
+
+/// [`run`] over triple rows with the u8 dot product: weights `[block][kx][8 channels][4]` and
+/// their offsets (`q`), six dot products per output pixel and eight channels.
+#[cfg(target_feature = "relaxed-simd")]
+pub fn run_quads(g: &Geometry, rows: &[i16], c: usize, q: (&[i8], &[i32]), vs: &VecStage, out: &mut [i8]) {
+    let (qw, offset) = q;
+    assert!(rows.len() >= g.batch * g.oh * g.blocks * g.wp * LANES, "depthwise 3x3: triple rows too short");
+    assert!(qw.len() >= g.blocks * 12 * NB, "depthwise 3x3: weights too short");
+    let load = |blk: usize| -> [v128; 6] {
+        // SAFETY: the block's 12·NB weights are inside (asserted above).
+        core::array::from_fn(|i| unsafe { v128_load(qw.as_ptr().add(blk * 12 * NB + i * 16) as *const v128) })
+    };
+    blocks(g, c, offset, vs, out, load, |w, o, (b, oy, blk), out| {
+        let t = rows[g.row(b, oy, blk)..].as_ptr();
+        // SAFETY: columns ox·sw + kx < wp of a triple row inside the buffer (asserted above);
+        // output pixels of this row (asserted in `blocks`).
+        unsafe {
+            if g.sw == 1 {
+                o.row(g.ow, out, |ox| pixel_quads(t, ox * LANES, w));
+            } else {
+                o.row(g.ow, out, |ox| pixel_quads(t, ox * 2 * LANES, w));
+            }
+        }
+    });
+}
+
+/// The sums of one output pixel's eight channels over a triple row: columns at `x`, `x + LANES`,
+/// `x + 2·LANES` (in i16 units) against weights `[kx][half]`.
+///
+/// # Safety
+/// `t` must be readable for `x + 3·LANES` i16.
+#[cfg(target_feature = "relaxed-simd")]
+#[inline(always)]
+unsafe fn pixel_quads(t: *const i16, x: usize, w: &[v128; 6]) -> (v128, v128) {
+    // SAFETY: the caller's contract.
+    let ld = |at: usize| unsafe { v128_load(t.add(at) as *const v128) };
+    let (mut lo, mut hi) = (i32x4_splat(0), i32x4_splat(0));
+    for kx in 0..3 {
+        let at = x + kx * LANES;
+        lo = i32x4_relaxed_dot_i8x16_i7x16_add(w[kx * 2], ld(at), lo);
+        hi = i32x4_relaxed_dot_i8x16_i7x16_add(w[kx * 2 + 1], ld(at + 8), hi);
+    }
+    (lo, hi)
+}
