@@ -499,6 +499,38 @@ pub mod simd128 {
             }
         }
 
+        /// [`Block8::apply`] on `N` pixels' sums at once: for the window layout each step runs
+        /// across the pixels before the next, so the pixels' multiply latencies overlap and every
+        /// constant is used `N` times per load (the depthwise 3×3 kernel's groups of pixels).
+        #[inline(always)]
+        pub fn apply_many<const N: usize>(&self, sums: &[(v128, v128); N]) -> [v128; N] {
+            let Block8::Windows { consts, signed, offset } = self else {
+                return apply_each(self, sums);
+            };
+            let half = |h: usize| -> [v128; N] {
+                let g = &consts[h];
+                let x: [v128; N] = core::array::from_fn(|p| {
+                    let a = if h == 0 { sums[p].0 } else { sums[p].1 };
+                    i32x4_min(i32x4_max(i32x4_add(a, offset[h]), g[0]), g[1])
+                });
+                let xf: [v128; N] = core::array::from_fn(|p| i32x4_mul(x[p], g[4]));
+                // SAFETY: a read of an initialized v128 through a reference (see window_apply).
+                let m = unsafe { core::ptr::read_volatile(&g[5]) };
+                core::array::from_fn(|p| {
+                    let lo = i64x2_add(i64x2_extmul_low_i32x4(xf[p], m), g[6]);
+                    let hi = i64x2_add(i64x2_extmul_high_i32x4(xf[p], m), g[7]);
+                    let high = i32x4_shuffle::<1, 3, 5, 7>(lo, hi);
+                    let high = if signed[h] { i32x4_sub(high, v128_and(i32x4_lt(x[p], g[2]), g[3])) } else { high };
+                    i32x4_shr(high, 16)
+                })
+            };
+            let (a, b) = (half(0), half(1));
+            core::array::from_fn(|p| {
+                let v = i16x8_narrow_i32x4(a[p], b[p]);
+                i8x16_narrow_i16x8(v, v)
+            })
+        }
+
         /// [`Block8::apply`] of sums that already include the offsets.
         #[inline(always)]
         pub fn apply_offset(&self, x0: v128, x1: v128) -> v128 {
@@ -513,6 +545,13 @@ pub mod simd128 {
                 Block8::General { vs, first, .. } => requant8(x0, x1, vs, *first),
             }
         }
+    }
+
+    /// [`Block8::apply`] pixel by pixel (the general layout: stages with left shifts), kept out of
+    /// line so the inlined copies of [`Block8::apply_many`]'s callers stay small.
+    #[inline(never)]
+    fn apply_each<const N: usize>(rq: &Block8, sums: &[(v128, v128); N]) -> [v128; N] {
+        core::array::from_fn(|p| rq.apply(sums[p].0, sums[p].1))
     }
 
     /// Requantizes eight channels `first..first + 8` (`first` a multiple of 4) given as two

@@ -3,8 +3,8 @@
 //!
 //! An output row of a block of eight channels goes in groups of [`GROUP`] pixels: their sums
 //! first (at stride 1, neighbouring pixels read the same columns: the compiler loads each once),
-//! then their requantizations step by step across the group, so each output constant is used
-//! [`GROUP`] times in a row.
+//! then their requantizations together ([`Block8::apply_many`]: step by step across the group, so
+//! each output constant is used [`GROUP`] times in a row).
 use super::super::super::super::requant::{
     simd128::{store8, Block8},
     VecStage,
@@ -61,7 +61,7 @@ impl Out<'_> {
         let mut ox = 0;
         while ox + GROUP <= ow {
             let sums: [(v128, v128); GROUP] = core::array::from_fn(|p| sum(ox + p));
-            for (p, v) in requant_group(self.rq, &sums).iter().enumerate() {
+            for (p, v) in self.rq.apply_many(&sums).iter().enumerate() {
                 // SAFETY: pixel ox + p < ow, the caller's contract.
                 unsafe { store8(*v, out, self.at + (ox + p) * self.c, self.take) };
             }
@@ -73,47 +73,6 @@ impl Out<'_> {
             unsafe { store8(self.rq.apply(lo, hi), out, self.at + ox * self.c, self.take) };
         }
     }
-}
-
-/// [`Block8::apply`] on [`GROUP`] pixels' sums, each step across the pixels for the window
-/// layout. The same arithmetic as `requant::simd128::window_apply` (a variant kept here, as
-/// requant.rs has no multi-pixel form), which it must match bit for bit: the tests compare the
-/// kernel with the reference.
-#[inline(always)]
-fn requant_group(rq: &Block8, sums: &[(v128, v128); GROUP]) -> [v128; GROUP] {
-    let Block8::Windows { consts, shifts, zp, offset } = rq else {
-        return apply_each(rq, sums);
-    };
-    let half = |h: usize| -> [v128; GROUP] {
-        let g = &consts[h];
-        let x: [v128; GROUP] = core::array::from_fn(|p| {
-            let a = if h == 0 { sums[p].0 } else { sums[p].1 };
-            i32x4_min(i32x4_max(i32x4_add(a, offset[h]), g[0]), g[1])
-        });
-        let neg: [v128; GROUP] = core::array::from_fn(|p| v128_and(i32x4_lt(x[p], g[2]), g[3]));
-        let xf: [v128; GROUP] = core::array::from_fn(|p| i32x4_mul(x[p], g[4]));
-        // SAFETY: a read of an initialized v128 through a reference (volatile, as requant's
-        // window_apply does, so LLVM keeps i64x2.extmul rather than a widened i64x2.mul).
-        let m = unsafe { core::ptr::read_volatile(&g[5]) };
-        core::array::from_fn(|p| {
-            let lo = i64x2_add(i64x2_extmul_low_i32x4(xf[p], m), g[6]);
-            let hi = i64x2_add(i64x2_extmul_high_i32x4(xf[p], m), g[7]);
-            let high = i32x4_shuffle::<1, 3, 5, 7>(lo, hi);
-            i32x4_add(i32x4_shr(i32x4_sub(high, neg[p]), shifts[h]), *zp)
-        })
-    };
-    let (a, b) = (half(0), half(1));
-    core::array::from_fn(|p| {
-        let v = i16x8_narrow_i32x4(a[p], b[p]);
-        i8x16_narrow_i16x8(v, v)
-    })
-}
-
-/// [`Block8::apply`] pixel by pixel: the general layout (stages with left shifts, rare in
-/// depthwise layers), kept out of line so the four inlined copies of the group loop stay small.
-#[inline(never)]
-fn apply_each(rq: &Block8, sums: &[(v128, v128); GROUP]) -> [v128; GROUP] {
-    core::array::from_fn(|p| rq.apply(sums[p].0, sums[p].1))
 }
 
 /// The loops of both layouts: per block of channels `blk`, its weights `load(blk)` and output
