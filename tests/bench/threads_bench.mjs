@@ -19,13 +19,16 @@
 // Needs ../shared/reference (the script says so loudly and exits when it is absent), the built
 // package (scripts/setup.sh), /usr/bin/chromium, and python3 with tensorflow-cpu for the converter.
 // Run: node tests/bench/threads_bench.mjs [--repeats N] [--no-tf] [--only node|chromium] [--quantize-only]
-// (`--quantize-only` skips `evaluate`, for quick A/B work on quantization.)
+// (`--quantize-only` skips `evaluate`, for quick A/B work on quantization.) The header gives the
+// machine's own ceiling: how much faster independent one-thread copies run on all cores than one
+// (tests/bench/cores_ceiling.mjs); a split job cannot beat it.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { referenceDir, root, startPackagePage } from '../e2e/harness.mjs';
+import { coresCeiling } from './cores_ceiling.mjs';
 
 const CALIBRATION = 200;
 const EVALUATION = 1000;
@@ -296,7 +299,11 @@ function cpuName() {
 const load = () => loadavg().map((v) => v.toFixed(2)).join(' ');
 console.log(`Threads benchmark: ${vwwName}`);
 console.log(`CPU: ${cpuName()}, ${availableParallelism()} cores; "all cores" = ${ALL} threads; best of ${REPEATS} after a warm-up`);
-console.log(`load average before: ${load()}\n`);
+console.log(`load average before: ${load()}`);
+// What the machine gives: independent copies of one-thread work, with nothing shared (cores_ceiling.mjs).
+const ceiling = await coresCeiling(ALL);
+console.log(`machine ceiling: ${ALL} independent one-thread copies of an int8 inference loop run ${ceiling.ceiling.toFixed(2)}× ` +
+  `the throughput of one (${ceiling.all.toFixed(0)} ms for ${ALL} against ${ceiling.one.toFixed(0)} ms for one, best of 7): no split of a job can beat that here\n`);
 
 const results = {};
 let failed = false;
@@ -364,7 +371,10 @@ try {
       `ours in Chromium, ${ALL} threads: ${ours.toFixed(2)} s (${(tf.best / ours).toFixed(1)}× faster)`);
   }
   console.log(`load average after: ${load()}`);
-  if (slow.length) console.log(`NOTE: under 1.6× with all cores: ${slow.join(', ')} (load average ${load()}: the cores may be busy with other work)`);
+  if (slow.length) {
+    console.log(`NOTE: under 1.6× with all cores: ${slow.join(', ')} (load average ${load()}: the cores may be busy with other work; ` +
+      `${ALL} independent copies got ${ceiling.ceiling.toFixed(2)}× here)`);
+  }
   if (failed) console.error('FAIL: outputs differ between 1 thread and all cores');
 } finally {
   rmSync(tmp, { recursive: true, force: true });

@@ -1,0 +1,61 @@
+// How much faster this machine runs N independent copies of single-threaded engine work than one:
+// the ceiling for any split of a job over N threads. Each copy is a Node worker thread with its own
+// engine instance (the simd128 build) running the same int8 model on the same input a fixed number
+// of times; nothing is shared between them. On N real, otherwise idle cores the ceiling is N; two
+// vCPUs that share a physical core, its caches or its memory bandwidth give less.
+// Used by threads_bench.mjs; run alone: node tests/bench/cores_ceiling.mjs [N]
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+
+const root = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
+const RUNS = 60;
+
+/** One copy: load the engine and the fixture model, warm up, then time RUNS inferences (ms). */
+async function copy() {
+  const { readFileSync } = await import('node:fs');
+  const glue = await import(pathToFileURL(join(root, 'web/wasm/simd/tinyml_optimizer.js')).href);
+  glue.initSync({ module: readFileSync(join(root, 'web/wasm/simd/tinyml_optimizer_bg.wasm')) });
+  const model = new glue.Model(readFileSync(join(root, 'tests/fixtures/resnet/model_int8_tf.tflite')));
+  const input = readFileSync(join(root, 'tests/fixtures/resnet/inputs.npy'));
+  // Warm up for a second: V8 optimizes hot wasm functions in the background, after a while.
+  for (const t = performance.now(); performance.now() - t < 1000; ) model.run(input, false, undefined);
+  parentPort.postMessage('ready');
+  await new Promise((go) => parentPort.once('message', go));
+  const t = performance.now();
+  for (let i = 0; i < RUNS; i++) model.run(input, false, undefined);
+  parentPort.postMessage(performance.now() - t);
+}
+
+/** Wall ms for `n` copies started together (each warmed up first). */
+async function together(n) {
+  const workers = Array.from({ length: n }, () => new Worker(fileURLToPath(import.meta.url), { workerData: 'copy' }));
+  const next = (w) => new Promise((done, fail) => (w.once('message', done), w.once('error', fail)));
+  await Promise.all(workers.map(next));
+  const t = performance.now();
+  const finished = workers.map(next);
+  workers.forEach((w) => w.postMessage('go'));
+  await Promise.all(finished);
+  const ms = performance.now() - t;
+  await Promise.all(workers.map((w) => w.terminate()));
+  return ms;
+}
+
+/** `{ one, all, ceiling }`: best wall ms of one copy and of `n` copies over `repeats` tries, and
+ * the throughput ratio `n · one / all`. */
+export async function coresCeiling(n = availableParallelism(), repeats = 7) {
+  let [one, all] = [Infinity, Infinity];
+  for (let r = 0; r < repeats; r++) {
+    one = Math.min(one, await together(1));
+    all = Math.min(all, await together(n));
+  }
+  return { one, all, ceiling: (n * one) / all };
+}
+
+if (!isMainThread && workerData === 'copy') await copy();
+else if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const n = Number(process.argv[2]) || availableParallelism();
+  const c = await coresCeiling(n);
+  console.log(`${n} independent copies: ${c.all.toFixed(0)} ms against ${c.one.toFixed(0)} ms for one: ${c.ceiling.toFixed(2)}× the throughput`);
+}
