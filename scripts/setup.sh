@@ -94,7 +94,7 @@ stamp_of() {
     | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16
 }
 
-wasm_stamp() { stamp_of crate/src crate/Cargo.toml Cargo.lock Cargo.toml scripts/build-wasm.sh scripts/strip-wasm.mjs; }
+wasm_stamp() { stamp_of crate/src crate/Cargo.toml Cargo.lock Cargo.toml scripts/build-wasm.sh scripts/strip-wasm.mjs scripts/wasm-sections.mjs; }
 wasm_up_to_date() { [ -f web/wasm/.stamp ] && [ "$(cat web/wasm/.stamp)" = "$(wasm_stamp)" ]; }
 
 build_wasm() {

@@ -24,24 +24,4 @@ export function maxAbsDiff(a, b) {
   return m;
 }
 
-/** An unsigned LEB128 number at `bytes[i]`: [value, index after it]. */
-export function leb128(bytes, i) {
-  let [value, shift] = [0, 0];
-  for (;;) {
-    const byte = bytes[i++];
-    value += (byte & 0x7f) * 2 ** shift;
-    shift += 7;
-    if (byte < 0x80) return [value, i];
-  }
-}
-
-/** The sections of a wasm binary: `{ id, body, end }` (the section's bytes are body..end). */
-export function wasmSections(bytes) {
-  const sections = [];
-  for (let i = 8; i < bytes.length; ) {
-    const [size, body] = leb128(bytes, i + 1);
-    sections.push({ id: bytes[i], body, end: body + size });
-    i = body + size;
-  }
-  return sections;
-}
+export { leb128, wasmSections } from '../../scripts/wasm-sections.mjs';
