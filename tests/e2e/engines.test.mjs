@@ -125,12 +125,8 @@ test('full-int8 reference models: both builds give the same bytes', async (t) =>
   let compared = 0;
   for (const [j, name] of references.entries()) {
     const r = await page.tab.evaluate(([m]) => window.runBoth(m, null, 2), [2 * fixtures.length + j]);
-    if (r.error) {
-      // Only operators the engine does not run yet (LSTM) may stop a reference model.
-      assert.match(r.error, /^unsupported: .*LSTM/, `${name}: ${r.error}`);
-      t.diagnostic(`${name}: not compared (${r.error.slice(0, 90)})`);
-      continue;
-    }
+    // Every operator of the reference models runs (the LSTM ones included): an error fails.
+    assert.equal(r.error, undefined, `${name}: ${r.error}`);
     for (const build of BUILDS) {
       assert.equal(r[build].length, r.simd.length);
       for (const [k, o] of r[build].entries()) assert.deepEqual(o, r.simd[k], `${name}: output ${k} differs between simd and ${build}`);
@@ -142,5 +138,5 @@ test('full-int8 reference models: both builds give the same bytes', async (t) =>
     compared++;
   }
   t.diagnostic(`${compared} of ${references.length} reference int8 models compared`);
-  assert.ok(compared >= references.length - 2, 'all but the LSTM models run');
+  assert.equal(compared, references.length, 'every reference int8 model was compared');
 });
