@@ -394,9 +394,8 @@ impl Job for TrainJob {
             Phase::Baseline => {
                 let n = self.n_val.max(1) as f64;
                 self.start = Some((sum.loss / n, sum.correct.map(|c| c as f64 / n)));
-                let (weights, ranges) = (self.weights_only(), self.ranges.clone());
                 let accuracy = self.start.and_then(|s| s.1);
-                self.best = Some(Best { score: sum.loss / n, accuracy, epoch: 0, weights, ranges });
+                self.best = Some(self.snapshot(sum.loss / n, accuracy, 0));
                 self.running.3 = now_ms();
                 self.phase = Phase::Step;
                 Ok(())
@@ -407,6 +406,11 @@ impl Job for TrainJob {
 }
 
 impl TrainJob {
+    /// The weights and ranges as they stand, with the score they were kept for.
+    fn snapshot(&self, score: f64, accuracy: Option<f64>, epoch: usize) -> Best {
+        Best { score, accuracy, epoch, weights: self.weights_only(), ranges: self.ranges.clone() }
+    }
+
     fn after_step(&mut self, sum: StepOut) -> Result<()> {
         let rows = (self.opts.batch_size).min(self.n_train - self.batch * self.opts.batch_size).max(1);
         if !sum.loss.is_finite() {
@@ -516,13 +520,7 @@ impl TrainJob {
         // 80% measures 80.07% on the CNN fixture and no epoch was ever kept.)
         let eligible = self.pruning.as_ref().is_none_or(|p| p.at_final);
         if eligible && self.beats(score, report.val_accuracy, self.best.as_ref()) {
-            self.best = Some(Best {
-                score,
-                accuracy: report.val_accuracy,
-                epoch: report.epoch,
-                weights: self.weights_only(),
-                ranges: self.ranges.clone(),
-            });
+            self.best = Some(self.snapshot(score, report.val_accuracy, report.epoch));
             self.stalled = 0;
         } else {
             self.stalled += 1;
