@@ -60,11 +60,13 @@ export async function coresCeiling(n = availableParallelism(), repeats = 7) {
  * the best wall ms alone and together, the throughput ratio, and per round the engine ms of the
  * best call alone and (mean over the copies) together: the same tasks, slower only because the
  * other cores were busy with the same kind of work (contention, no split, nothing duplicated).
- * `cpu()` gives the process's CPU ms (worker threads included): `cpuOne` is the CPU time of the
+ * `cpu()` gives (or resolves to) the CPU ms of the process (worker threads included) or of the
+ * browser's processes: `cpuOne` is the CPU time of the
  * best call alone, `cpuEach` that of the best call together divided by `n` (time the other
  * engineers' processes take does not count in it, unlike wall times).
  */
-export async function jobsCeiling(createOptimizer, prepare, call, cpu, n = availableParallelism(), repeats = 3) {
+// (Self-contained: threads_bench.mjs also runs its source in a page.)
+export async function jobsCeiling(createOptimizer, prepare, call, cpu, n, repeats = 3) {
   const opts = Array.from({ length: n }, () => createOptimizer({ threads: 1 }));
   try {
     const states = await Promise.all(opts.map(prepare));
@@ -77,14 +79,14 @@ export async function jobsCeiling(createOptimizer, prepare, call, cpu, n = avail
     await Promise.all(states.map((_, k) => once(k)));
     let [alone, together] = [null, null];
     for (let r = 0; r < repeats; r++) {
-      let c = cpu();
+      let c = await cpu();
       const a = await once(0);
-      a.cpu = cpu() - c;
+      a.cpu = (await cpu()) - c;
       if (!alone || a.ms < alone.ms) alone = a;
-      c = cpu();
+      c = await cpu();
       const all = await Promise.all(states.map((_, k) => once(k)));
       const wall = Math.max(...all.map((x) => x.ms));
-      if (!together || wall < together.ms) together = { ms: wall, copies: all, cpu: (cpu() - c) / n };
+      if (!together || wall < together.ms) together = { ms: wall, copies: all, cpu: ((await cpu()) - c) / n };
     }
     const engineMs = (rounds) => rounds.map((t) => t.engines.reduce((s, e) => s + e.ms, 0));
     const each = together.copies.map((c) => engineMs(c.rounds));

@@ -21,10 +21,10 @@
 // Run: node tests/bench/threads_bench.mjs [--repeats N] [--no-tf] [--only node|chromium] [--quantize-only]
 // (`--quantize-only` skips `evaluate`, for quick A/B work on quantization.) The header gives the
 // machine's own ceiling: how much faster independent one-thread copies run on all cores than one
-// (tests/bench/cores_ceiling.mjs); a split job cannot beat it. In Node it is also measured with our
-// own workload (the same quantize or evaluate call made by ALL one-thread optimizers at once), and
-// the CPU time a split adds is divided into that contention (the copies' CPU time grows as much,
-// with nothing split or done twice) and ours (the rest).
+// (tests/bench/cores_ceiling.mjs); a split job cannot beat it. It is also measured with our own
+// workload in each runtime (the same quantize or evaluate call made by ALL one-thread optimizers at
+// once), and the CPU time a split adds is divided into that contention (the copies' CPU time grows
+// as much, with nothing split or done twice) and ours (the rest).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -251,10 +251,12 @@ async function inNode() {
   return measure(createOptimizer, load, [1, ALL], REPEATS, sha, cpu, async () => threadsCpu([process.pid]), TASKS);
 }
 
-/** `jobsCeiling` for `task` in Node: ALL one-thread optimizers quantizing (or evaluating) at once. */
-async function nodeJobsCeiling(task) {
-  const { createOptimizer } = await import(join(root, 'web/dist/node.js'));
-  const [modelBytes, calibrationData, x, labels] = ['model', 'calibration', 'x', 'y'].map((n) => readFileSync(files[n]));
+/**
+ * `jobsCeiling` for `task`: `n` one-thread optimizers quantizing (or evaluating) at once, the same
+ * code in Node and in the page (`load(name)` gives the bytes of one of `files`).
+ */
+const sameWork = async (jobsCeiling, createOptimizer, load, cpu, task, n, repeats) => {
+  const [modelBytes, calibrationData, x, labels] = await Promise.all(['model', 'calibration', 'x', 'y'].map(load));
   const prepare = async (opt) => {
     const float = await opt.loadModel(modelBytes);
     return { float, q: task === 'evaluate' ? (await float.quantize({ calibrationData })).model : null };
@@ -263,11 +265,16 @@ async function nodeJobsCeiling(task) {
     task === 'quantize'
       ? async (s) => (await s.float.quantize({ calibrationData })).model.release()
       : (s) => s.q.evaluate(x, { labels, reference: s.float });
+  return jobsCeiling(createOptimizer, prepare, call, cpu, n, repeats);
+};
+
+async function nodeJobsCeiling(task) {
+  const { createOptimizer } = await import(join(root, 'web/dist/node.js'));
   const cpu = () => {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1000;
   };
-  return jobsCeiling(createOptimizer, prepare, call, cpu, ALL, REPEATS + 1);
+  return sameWork(jobsCeiling, createOptimizer, async (name) => readFileSync(files[name]), cpu, task, ALL, REPEATS + 1);
 }
 
 /** Engine ms per round (all engines summed) of a call's trace. */
@@ -313,6 +320,9 @@ const hex = ${hex.toString()};
 const sha = async (b) => hex(await crypto.subtle.digest('SHA-256', b));
 const measure = ${measure.toString()};
 window.measure = (threads, repeats, tasks) => measure(createOptimizer, load, threads, repeats, sha, window.browserCpu, window.browserThreads, tasks);
+const jobsCeiling = ${jobsCeiling.toString()};
+const sameWork = ${sameWork.toString()};
+window.sameWork = (task, n, repeats) => sameWork(jobsCeiling, createOptimizer, load, window.browserCpu, task, n, repeats);
 window.ready = true;
 `;
   const page = await startPackagePage(script, names.map((n) => files[n]));
@@ -320,8 +330,12 @@ window.ready = true;
     await page.tab.exposeFunction('browserCpu', childrenCpu);
     await page.tab.exposeFunction('browserThreads', () => threadsCpu(descendants()));
     const r = await page.tab.evaluate(([t, n, k]) => window.measure(t, n, k), [[1, ALL], REPEATS, TASKS]);
+    const ceilings = {};
+    for (const task of TASKS) {
+      ceilings[task] = await page.tab.evaluate(([k, n, m]) => window.sameWork(k, n, m), [task, ALL, REPEATS + 1]);
+    }
     if (page.errors.length) console.warn('page errors:', page.errors);
-    return { ...r, browser: page.browserVersion };
+    return { ...r, ceilings, browser: page.browserVersion };
   } finally {
     await page.close();
   }
@@ -367,12 +381,17 @@ console.log(`machine ceiling: ${ALL} independent one-thread copies of an int8 in
 const results = {};
 let failed = false;
 try {
+  // Per runtime and task, the same-work ceiling.
   const ceilings = {};
   if (ONLY !== 'chromium') {
     results.Node = await inNode();
-    for (const task of TASKS) ceilings[task] = await nodeJobsCeiling(task);
+    ceilings.Node = {};
+    for (const task of TASKS) ceilings.Node[task] = await nodeJobsCeiling(task);
   }
-  if (ONLY !== 'node') results.Chromium = await inChromium();
+  if (ONLY !== 'node') {
+    const { ceilings: c, ...r } = await inChromium();
+    [results.Chromium, ceilings.Chromium] = [r, c];
+  }
   const tf = ONLY ? { skipped: `--only ${ONLY}` } : tfConverter();
   const rows = [['runtime', 'engine', 'task', '1 thread s', `${ALL} threads s`, 'speed-up', 'cores used (1 / all)', 'CPU s (1 / all)', 'outputs']];
   const slow = [];
@@ -411,10 +430,11 @@ try {
       for (const t of r[n].rounds ?? []) console.log(rnd(t));
     }
   }
-  if (results.Node) {
-    console.log(`\nsame-work ceiling (Node): ${ALL} one-thread optimizers making the same call at once, against one alone;`);
-    console.log(`per round, engine ms in the best call (summed over engines for the split) and how much each grew:`);
-    for (const task of TASKS) printGap(task, ceilings[task], results.Node);
+  console.log(`\nsame-work ceiling: ${ALL} one-thread optimizers making the same call at once, against one alone;`);
+  console.log(`per round, engine ms in the best call (summed over engines for the split) and how much each grew:`);
+  for (const [runtime, r] of Object.entries(results)) {
+    console.log(`  ${runtime}:`);
+    for (const task of TASKS) printGap(task, ceilings[runtime][task], r);
   }
   console.log(`\n"cores used": CPU time of the Node process (worker threads included) or of the browser's processes, over the wall time of the call;`);
   console.log(`on an idle machine it is near 1 with one thread and near ${ALL} with all: lower means other work had the cores.`);
@@ -442,7 +462,9 @@ try {
   if (slow.length) {
     console.log(`NOTE: under 1.6× with all cores: ${slow.join(', ')} (load average ${load()}: the cores may be busy with other work; ` +
       `${ALL} independent copies got ${ceiling.ceiling.toFixed(2)}× here` +
-      `${Object.entries(ceilings).map(([t, c]) => `, ${c.ceiling.toFixed(2)}× with the same ${t} calls`).join('')})`);
+      Object.entries(ceilings)
+        .flatMap(([rt, c]) => Object.entries(c).map(([t, v]) => `, ${v.ceiling.toFixed(2)}× with the same ${t} calls in ${rt}`))
+        .join('') + ')');
   }
   if (failed) console.error('FAIL: outputs differ between 1 thread and all cores');
 } finally {
