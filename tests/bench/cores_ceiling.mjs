@@ -53,6 +53,54 @@ export async function coresCeiling(n = availableParallelism(), repeats = 7) {
   return { one, all, ceiling: (n * one) / all };
 }
 
+/**
+ * The ceiling with our own workload: `n` one-thread optimizers (each its own worker thread and
+ * engine) run the same job at once, against one alone. `prepare(opt)` loads what a copy needs once
+ * (a warm-up call runs too); `call(state)` runs the job once and resolves when it is done. Returns
+ * the best wall ms alone and together, the throughput ratio, and per round the engine ms of the
+ * best call alone and (mean over the copies) together: the same tasks, slower only because the
+ * other cores were busy with the same kind of work (contention, no split, nothing duplicated).
+ * `cpu()` gives (or resolves to) the CPU ms of the process (worker threads included) or of the
+ * browser's processes: `cpuOne` is the CPU time of the
+ * best call alone, `cpuEach` that of the best call together divided by `n` (time the other
+ * engineers' processes take does not count in it, unlike wall times).
+ */
+// (Self-contained: threads_bench.mjs also runs its source in a page.)
+export async function jobsCeiling(createOptimizer, prepare, call, cpu, n, repeats = 3) {
+  const opts = Array.from({ length: n }, () => createOptimizer({ threads: 1 }));
+  try {
+    const states = await Promise.all(opts.map(prepare));
+    const once = async (k) => {
+      const t = performance.now();
+      await call(states[k]);
+      const ms = performance.now() - t;
+      return { ms, rounds: (await opts[k].info()).lastJob ?? [] };
+    };
+    await Promise.all(states.map((_, k) => once(k)));
+    let [alone, together] = [null, null];
+    for (let r = 0; r < repeats; r++) {
+      let c = await cpu();
+      const a = await once(0);
+      a.cpu = (await cpu()) - c;
+      if (!alone || a.ms < alone.ms) alone = a;
+      c = await cpu();
+      const all = await Promise.all(states.map((_, k) => once(k)));
+      const wall = Math.max(...all.map((x) => x.ms));
+      if (!together || wall < together.ms) together = { ms: wall, copies: all, cpu: ((await cpu()) - c) / n };
+    }
+    const engineMs = (rounds) => rounds.map((t) => t.engines.reduce((s, e) => s + e.ms, 0));
+    const each = together.copies.map((c) => engineMs(c.rounds));
+    const rounds = alone.rounds.map((t, i) => ({
+      stage: t.stage,
+      alone: engineMs(alone.rounds)[i],
+      together: each.reduce((s, ms) => s + (ms[i] ?? NaN), 0) / each.length,
+    }));
+    return { one: alone.ms, all: together.ms, ceiling: (n * alone.ms) / together.ms, cpuOne: alone.cpu, cpuEach: together.cpu, rounds };
+  } finally {
+    for (const o of opts) o.terminate();
+  }
+}
+
 if (!isMainThread && workerData === 'copy') await copy();
 else if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const n = Number(process.argv[2]) || availableParallelism();

@@ -21,14 +21,17 @@
 // Run: node tests/bench/threads_bench.mjs [--repeats N] [--no-tf] [--only node|chromium] [--quantize-only]
 // (`--quantize-only` skips `evaluate`, for quick A/B work on quantization.) The header gives the
 // machine's own ceiling: how much faster independent one-thread copies run on all cores than one
-// (tests/bench/cores_ceiling.mjs); a split job cannot beat it.
+// (tests/bench/cores_ceiling.mjs); a split job cannot beat it. It is also measured with our own
+// workload in each runtime (the same quantize or evaluate call made by ALL one-thread optimizers at
+// once), and the CPU time a split adds is divided into that contention (the copies' CPU time grows
+// as much, with nothing split or done twice) and ours (the rest).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { referenceDir, root, startPackagePage } from '../e2e/harness.mjs';
-import { coresCeiling } from './cores_ceiling.mjs';
+import { coresCeiling, jobsCeiling } from './cores_ceiling.mjs';
 
 const CALIBRATION = 200;
 const EVALUATION = 1000;
@@ -110,8 +113,10 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
     const busyOf = { quantize: [], evaluate: [] };
     // The quantization's own phase times (from its report): calibration, selection, measuring.
     const phasesOf = [];
-    // Per round of the quantization: the serving worker's serial work and each engine's tasks.
+    // Per round of the quantization (and of the evaluation): the serving worker's serial work and
+    // each engine's tasks.
     const roundsOf = [];
+    const evalRoundsOf = [];
     let bytes;
     let report;
     for (let i = 0; i <= repeats; i++) {
@@ -134,6 +139,7 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
       if (i) evaluate.push(performance.now() - t);
       if (i) cpuOf.evaluate.push((await cpu()) - c);
       if (i) busyOf.evaluate.push(busy(th, await perThread()));
+      if (i) evalRoundsOf.push((await opt.info()).lastJob);
       report ??= r;
       await q.model.release();
     }
@@ -155,6 +161,7 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
       },
       phases: phasesOf[quantize.indexOf(Math.min(...quantize))],
       rounds: roundsOf[quantize.indexOf(Math.min(...quantize))],
+      evalRounds: evalRoundsOf[evaluate.indexOf(Math.min(...evaluate))],
       modelSha256: bytes,
       figures: report ? JSON.stringify(strip(report)) : '',
       report,
@@ -244,6 +251,65 @@ async function inNode() {
   return measure(createOptimizer, load, [1, ALL], REPEATS, sha, cpu, async () => threadsCpu([process.pid]), TASKS);
 }
 
+/**
+ * `jobsCeiling` for `task`: `n` one-thread optimizers quantizing (or evaluating) at once, the same
+ * code in Node and in the page (`load(name)` gives the bytes of one of `files`).
+ */
+const sameWork = async (jobsCeiling, createOptimizer, load, cpu, task, n, repeats) => {
+  const [modelBytes, calibrationData, x, labels] = await Promise.all(['model', 'calibration', 'x', 'y'].map(load));
+  const prepare = async (opt) => {
+    const float = await opt.loadModel(modelBytes);
+    return { float, q: task === 'evaluate' ? (await float.quantize({ calibrationData })).model : null };
+  };
+  const call =
+    task === 'quantize'
+      ? async (s) => (await s.float.quantize({ calibrationData })).model.release()
+      : (s) => s.q.evaluate(x, { labels, reference: s.float });
+  return jobsCeiling(createOptimizer, prepare, call, cpu, n, repeats);
+};
+
+async function nodeJobsCeiling(task) {
+  const { createOptimizer } = await import(join(root, 'web/dist/node.js'));
+  const cpu = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+  return sameWork(jobsCeiling, createOptimizer, async (name) => readFileSync(files[name]), cpu, task, ALL, REPEATS + 1);
+}
+
+/** Engine ms per round (all engines summed) of a call's trace. */
+const engineMs = (rounds) => (rounds ?? []).map((t) => t.engines.reduce((s, e) => s + e.ms, 0));
+
+/**
+ * Where the CPU time a split adds comes from, per round: the same tasks run slower when the other
+ * cores are busy with the same work (contention: the same-work ceiling's copies against one alone),
+ * and the rest is ours (work duplicated per engine, serial work, imbalance does not count here).
+ */
+function printGap(task, ceil, r) {
+  const rounds = (x) => (task === 'quantize' ? x.rounds : x.evalRounds);
+  const [one, all] = [engineMs(rounds(r[1])), engineMs(rounds(r[ALL]))];
+  const speedup = r[1][task] / r[ALL][task];
+  console.log(`  ${task}: ${ceil.ceiling.toFixed(2)}× (${(ceil.one / 1000).toFixed(2)} s alone, ${(ceil.all / 1000).toFixed(2)} s for ${ALL} at once); ` +
+    `split over ${ALL} threads: ${speedup.toFixed(2)}×, ${((100 * speedup) / ceil.ceiling).toFixed(0)}% of that ceiling ` +
+    `(the rest: serial work, idle engines at the ends of rounds, work done twice)`);
+  const pct = (v) => `${v >= 0 ? '+' : ''}${(v * 100).toFixed(0)}%`;
+  // CPU time (from the OS: time other processes take does not count) of the whole call.
+  const [cpuOne, cpuAll] = [r[1].cores[task] * r[1][task], r[ALL].cores[task] * r[ALL][task]];
+  const [cont, split] = [ceil.cpuEach / ceil.cpuOne - 1, cpuAll / cpuOne - 1];
+  console.log(`    CPU s: copies ${(ceil.cpuOne / 1000).toFixed(2)} alone, ${(ceil.cpuEach / 1000).toFixed(2)} each at once (${pct(cont)}) | ` +
+    `split ${(cpuOne / 1000).toFixed(2)} on 1, ${(cpuAll / 1000).toFixed(2)} on ${ALL} (${pct(split)}) → contention ${pct(cont)}, ours ${pct(split - cont)}`);
+  console.log('    engine ms per round (wall time of the tasks: on a loaded machine it includes waiting for other processes):');
+  const [sumOne, sumAll] = [one.reduce((a, b) => a + b, 0), all.reduce((a, b) => a + b, 0)];
+  const [cAlone, cTogether] = [ceil.rounds.reduce((a, t) => a + t.alone, 0), ceil.rounds.reduce((a, t) => a + t.together, 0)];
+  const rows = ceil.rounds.map((t, i) => [t.stage, t.alone, t.together, one[i], all[i]]);
+  rows.push(['all rounds', cAlone, cTogether, sumOne, sumAll]);
+  for (const [stage, alone, together, a, b] of rows) {
+    const [cont, split] = [together / alone - 1, b / a - 1];
+    console.log(`    ${stage.padEnd(10)} copies: ${alone.toFixed(0).padStart(5)} alone, ${together.toFixed(0).padStart(5)} each at once (${pct(cont)}) | ` +
+      `split: ${a.toFixed(0).padStart(5)} on 1, ${b.toFixed(0).padStart(5)} on ${ALL} (${pct(split)})`);
+  }
+}
+
 async function inChromium() {
   const names = Object.keys(files);
   const script = `
@@ -254,6 +320,9 @@ const hex = ${hex.toString()};
 const sha = async (b) => hex(await crypto.subtle.digest('SHA-256', b));
 const measure = ${measure.toString()};
 window.measure = (threads, repeats, tasks) => measure(createOptimizer, load, threads, repeats, sha, window.browserCpu, window.browserThreads, tasks);
+const jobsCeiling = ${jobsCeiling.toString()};
+const sameWork = ${sameWork.toString()};
+window.sameWork = (task, n, repeats) => sameWork(jobsCeiling, createOptimizer, load, window.browserCpu, task, n, repeats);
 window.ready = true;
 `;
   const page = await startPackagePage(script, names.map((n) => files[n]));
@@ -261,8 +330,12 @@ window.ready = true;
     await page.tab.exposeFunction('browserCpu', childrenCpu);
     await page.tab.exposeFunction('browserThreads', () => threadsCpu(descendants()));
     const r = await page.tab.evaluate(([t, n, k]) => window.measure(t, n, k), [[1, ALL], REPEATS, TASKS]);
+    const ceilings = {};
+    for (const task of TASKS) {
+      ceilings[task] = await page.tab.evaluate(([k, n, m]) => window.sameWork(k, n, m), [task, ALL, REPEATS + 1]);
+    }
     if (page.errors.length) console.warn('page errors:', page.errors);
-    return { ...r, browser: page.browserVersion };
+    return { ...r, ceilings, browser: page.browserVersion };
   } finally {
     await page.close();
   }
@@ -308,8 +381,17 @@ console.log(`machine ceiling: ${ALL} independent one-thread copies of an int8 in
 const results = {};
 let failed = false;
 try {
-  if (ONLY !== 'chromium') results.Node = await inNode();
-  if (ONLY !== 'node') results.Chromium = await inChromium();
+  // Per runtime and task, the same-work ceiling.
+  const ceilings = {};
+  if (ONLY !== 'chromium') {
+    results.Node = await inNode();
+    ceilings.Node = {};
+    for (const task of TASKS) ceilings.Node[task] = await nodeJobsCeiling(task);
+  }
+  if (ONLY !== 'node') {
+    const { ceilings: c, ...r } = await inChromium();
+    [results.Chromium, ceilings.Chromium] = [r, c];
+  }
   const tf = ONLY ? { skipped: `--only ${ONLY}` } : tfConverter();
   const rows = [['runtime', 'engine', 'task', '1 thread s', `${ALL} threads s`, 'speed-up', 'cores used (1 / all)', 'CPU s (1 / all)', 'outputs']];
   const slow = [];
@@ -348,6 +430,12 @@ try {
       for (const t of r[n].rounds ?? []) console.log(rnd(t));
     }
   }
+  console.log(`\nsame-work ceiling: ${ALL} one-thread optimizers making the same call at once, against one alone;`);
+  console.log(`per round, engine ms in the best call (summed over engines for the split) and how much each grew:`);
+  for (const [runtime, r] of Object.entries(results)) {
+    console.log(`  ${runtime}:`);
+    for (const task of TASKS) printGap(task, ceilings[runtime][task], r);
+  }
   console.log(`\n"cores used": CPU time of the Node process (worker threads included) or of the browser's processes, over the wall time of the call;`);
   console.log(`on an idle machine it is near 1 with one thread and near ${ALL} with all: lower means other work had the cores.`);
   console.log('"CPU s": the CPU time itself; equal figures mean splitting the work across threads cost nothing extra.');
@@ -373,7 +461,10 @@ try {
   console.log(`load average after: ${load()}`);
   if (slow.length) {
     console.log(`NOTE: under 1.6× with all cores: ${slow.join(', ')} (load average ${load()}: the cores may be busy with other work; ` +
-      `${ALL} independent copies got ${ceiling.ceiling.toFixed(2)}× here)`);
+      `${ALL} independent copies got ${ceiling.ceiling.toFixed(2)}× here` +
+      Object.entries(ceilings)
+        .flatMap(([rt, c]) => Object.entries(c).map(([t, v]) => `, ${v.ceiling.toFixed(2)}× with the same ${t} calls in ${rt}`))
+        .join('') + ')');
   }
   if (failed) console.error('FAIL: outputs differ between 1 thread and all cores');
 } finally {

@@ -153,5 +153,30 @@ pub fn chunks(range: std::ops::Range<usize>, chunk: usize) -> Vec<(usize, usize)
     range.clone().step_by(chunk).map(|s| (s, (s + chunk).min(range.end))).collect()
 }
 
+/// An order for `n` tasks whose first `heavy` are heavier than the rest: the heavy ones dealt
+/// alternately to the two ends (first, last, second, second to last, ...), the light ones between
+/// them in their order. The JavaScript pool's task workers take tasks from the front and the
+/// serving worker from the back, so each side starts with its share of the heavy work instead of
+/// one engine getting all of it. `order[position]` is the task's index in the job's own order.
+pub fn deal_heavy(heavy: usize, n: usize) -> Vec<usize> {
+    let heavy = heavy.min(n);
+    let (front, back): (Vec<usize>, Vec<usize>) = (0..heavy).partition(|i| i % 2 == 0);
+    front.into_iter().chain(heavy..n).chain(back.into_iter().rev()).collect()
+}
+
+/// Results of tasks sent in `order` (see [`deal_heavy`]) put back in the job's own order, so that
+/// they merge as they would have unshuffled. Fails on a result count that does not match.
+pub fn in_job_order(results: Vec<Vec<u8>>, order: &[usize]) -> Result<Vec<Vec<u8>>> {
+    if results.len() != order.len() {
+        return Err(Error::argument(format!("{} results for {} tasks", results.len(), order.len())));
+    }
+    let mut out = vec![Vec::new(); order.len()];
+    for (r, &k) in results.into_iter().zip(order) {
+        let slot = out.get_mut(k).ok_or_else(|| Error::argument("a task order out of range"))?;
+        *slot = r;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests;

@@ -217,3 +217,17 @@ fn a_written_resource_is_written_once() {
     let given = Resource::written(m, Some(vec![1, 2, 3]));
     assert_eq!(*given.to_bytes().unwrap(), vec![1, 2, 3], "the bytes given are the written form");
 }
+
+#[test]
+fn heavy_tasks_are_dealt_to_both_ends_and_results_come_back_in_job_order() {
+    assert_eq!(super::deal_heavy(4, 13), vec![0, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 3, 1]);
+    assert_eq!(super::deal_heavy(3, 4), vec![0, 2, 3, 1]);
+    assert_eq!(super::deal_heavy(0, 3), vec![0, 1, 2]);
+    assert_eq!(super::deal_heavy(5, 2), vec![0, 1]);
+    assert!(super::deal_heavy(0, 0).is_empty());
+    let order = super::deal_heavy(4, 7);
+    let sent: Vec<Vec<u8>> = order.iter().map(|&k| vec![k as u8]).collect();
+    let back = super::in_job_order(sent, &order).unwrap();
+    assert_eq!(back, (0..7u8).map(|k| vec![k]).collect::<Vec<_>>());
+    assert!(super::in_job_order(vec![vec![0]], &order).is_err(), "a missing result is an error");
+}

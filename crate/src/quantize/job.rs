@@ -14,7 +14,9 @@ use super::{CalibrationMethod, Granularity, IoType, QuantizeOptions, TensorRange
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::ir::{Model, TensorId};
-use crate::parallel::{chunks, decode, encode, Job, Resource, ResourceId, Resources, Round, Task};
+use crate::parallel::{
+    chunks, deal_heavy, decode, encode, in_job_order, Job, Resource, ResourceId, Resources, Round, Task,
+};
 use crate::{passes, tflite};
 
 /// Samples per calibration task.
@@ -66,6 +68,8 @@ pub struct QuantizeJob {
     tried: Vec<Tried>,
     /// Candidates scored in the round in flight.
     round: Vec<usize>,
+    /// Calibration tasks in the order they were sent (see [`deal_heavy`]).
+    calibrate_order: Vec<usize>,
     best: Option<usize>,
     result: Option<(Model, QuantReport, TensorRanges)>,
     size_before: usize,
@@ -120,6 +124,7 @@ impl QuantizeJob {
             shared: Shared::default(),
             tried: Vec::new(),
             round: Vec::new(),
+            calibrate_order: Vec::new(),
             best: None,
             result: None,
             size_before,
@@ -163,6 +168,11 @@ impl QuantizeJob {
                 tasks.push(encode(&Task::Calibrate(t)));
             }
         }
+        // The chunks that also sum the layers' inputs are the heavier ones: deal them to both ends.
+        let heavy = chunks(0..means_until, CALIBRATE_CHUNK).len();
+        self.calibrate_order = deal_heavy(heavy, tasks.len());
+        let tasks = self.calibrate_order.iter().map(|&k| std::mem::take(&mut tasks[k])).collect();
+        let all: Vec<_> = self.calibrate_order.iter().map(|&k| all[k]).collect();
         Round::over_samples("calibrate", self.res.take(), tasks, &all)
     }
 
@@ -362,7 +372,7 @@ impl QuantizeJob {
             Phase::Calibrate => {
                 let mut all = Observed::new(self.float.main(), true);
                 let mut first = true;
-                for r in &results {
+                for r in &in_job_order(results, &self.calibrate_order)? {
                     let part: Observed = decode(r, "calibration")?;
                     if let Some((sample, element, v)) = part.non_finite {
                         return Err(Error::input(format!(
