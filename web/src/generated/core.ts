@@ -83,8 +83,11 @@ macs: number,
 unsupportedOps: Array<string>, 
 /**
  * Deploying with TensorFlow Lite Micro: support, predicted arena, flash, resolver operators.
+ * Only the full engine (the `optimizer` feature) computes it: the inference-only core leaves
+ * it out (the TFLM arena planner would be a tenth of its download), and the package asks the
+ * full engine for it (`LoadedModel.tflm()`).
  */
-tflm: TflmReport, };
+tflm?: TflmReport, };
 
 /**
  * One reason TFLM cannot run (or should not run) a model as it is.
