@@ -96,9 +96,10 @@ pub struct ModelSummary {
     /// Operators our engine cannot execute yet, by name (they still survive a round trip).
     pub unsupported_ops: Vec<String>,
     /// Deploying with TensorFlow Lite Micro: support, predicted arena, flash, resolver operators.
-    /// Only the full engine (the `optimizer` feature) computes it: the inference-only core leaves
-    /// it out (the TFLM arena planner would be a tenth of its download), and the package asks the
-    /// full engine for it (`LoadedModel.tflm()`).
+    /// Only the full engine (the `optimizer` feature) computes it, always: the inference-only core
+    /// has no such field (the TFLM arena planner and its serialization would be 10 KB of its
+    /// download), and the package asks the full engine for it (`LoadedModel.tflm()`).
+    #[cfg(feature = "optimizer")]
     #[cfg_attr(test, ts(optional))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tflm: Option<crate::tflm::TflmReport>,
@@ -241,7 +242,8 @@ pub fn summarize(model: &Model, size_bytes: usize) -> ModelSummary {
             executable,
         });
     }
-    operators.sort_by(|a, b| b.count.cmp(&a.count).then(a.op.cmp(&b.op)));
+    // (Names are unique: an unstable sort gives the same order, without a stable sort's code.)
+    operators.sort_unstable_by(|a, b| b.count.cmp(&a.count).then(a.op.cmp(&b.op)));
     let mut param_tensor = vec![false; g.tensors.len()];
     for n in &g.nodes {
         for (k, t) in n.inputs.iter().enumerate() {
@@ -279,19 +281,9 @@ pub fn summarize(model: &Model, size_bytes: usize) -> ModelSummary {
         layers,
         tensors,
         unsupported_ops: unsupported,
-        tflm: tflm_report(model, size_bytes),
+        #[cfg(feature = "optimizer")]
+        tflm: Some(crate::tflm::report(model, size_bytes as u64)),
     }
-}
-
-/// The TFLM deployment report of a summary: in the full engine only (see [`ModelSummary::tflm`]).
-#[cfg(feature = "optimizer")]
-fn tflm_report(model: &Model, size_bytes: usize) -> Option<crate::tflm::TflmReport> {
-    Some(crate::tflm::report(model, size_bytes as u64))
-}
-
-#[cfg(not(feature = "optimizer"))]
-fn tflm_report(_: &Model, _: usize) -> Option<crate::tflm::TflmReport> {
-    None
 }
 
 #[cfg(test)]

@@ -87,10 +87,11 @@ export interface OptimizerOptions extends AssetOptions {
    * one step on rare outputs of int8 FULLY_CONNECTED, TANH, LOGISTIC, MUL, SUB and LSTM. */
   target?: 'tflm' | 'litert';
   /**
-   * Which wasm engine to download. 'auto' (default): the inference-only core (about 335 KB
-   * gzipped: load a model, its summary, run, profile, benchmark), then the full engine (about
-   * 635 KB gzipped) once, on the first call that needs it (quantize, prune, fine-tune, QAT,
-   * evaluate, export, firmware, streaming runs); loaded models carry over. 'full': the full engine
+   * Which wasm engine to download. 'auto' (default): the inference-only core (about 285 KB
+   * gzipped: load a model, its summary without the TFLM report, run, profile, benchmark), then the
+   * full engine (about 630 KB gzipped) once, on the first call that needs it (quantize, prune,
+   * fine-tune, QAT, evaluate, export, firmware, the TFLM report, inspect, streaming runs); loaded
+   * models carry over. 'full': the full engine
    * from the start (one download; runs use every core). 'core': the core only; other calls reject
    * with `invalid_argument`. On the core, `run` uses this engine alone (no task workers).
    */

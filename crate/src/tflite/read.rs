@@ -51,7 +51,9 @@ fn vec_bytes<T>(v: planus::Result<Option<Vector<'_, T>>>, elem: u64) -> Result<u
     Ok(fb_(v)?.map_or(0, |v| v.len() as u64 * elem))
 }
 
-/// Length of an optional byte-vector field.
+/// Length of an optional byte-vector field (in `builtin_options_2` tables only, which only the full
+/// engine copies).
+#[cfg(feature = "optimizer")]
 fn bytes_len(v: planus::Result<Option<&[u8]>>) -> Result<u64> {
     Ok(fb_(v)?.map_or(0, |s| s.len() as u64))
 }
@@ -365,7 +367,9 @@ impl<'a> Reader<'a, '_> {
                         builtin_code: oc.builtin,
                         custom_code: oc.custom.clone(),
                         version: oc.version,
+                        #[cfg(feature = "optimizer")]
                         builtin_options: options.one,
+                        #[cfg(feature = "optimizer")]
                         builtin_options_2: options.two,
                         custom_options: custom_options.map(<[u8]>::to_vec),
                         mutating_variable_inputs: fb_(op.mutating_variable_inputs())?.map(|_| mutating),
@@ -390,14 +394,27 @@ impl<'a> Reader<'a, '_> {
         };
         let two = match fb_(op.builtin_options_2())? {
             Some(o) => {
-                self.charge(OPTIONS_BASE + options2_bytes(&o)?)?;
-                let owned = owned_options2(o)?;
+                let owned = self.options2(o)?;
                 complete &= owned.is_some();
                 owned
             }
             None => None,
         };
         Ok(Options { one, two, complete })
+    }
+
+    /// An owned copy of a `builtin_options_2` table, charged before it is copied. The full engine
+    /// copies every kind (see [`owned_options`]).
+    #[cfg(feature = "optimizer")]
+    fn options2(&mut self, o: fb::BuiltinOptions2Ref<'_>) -> Result<Option<fb::BuiltinOptions2>> {
+        self.charge(OPTIONS_BASE + options2_bytes(&o)?)?;
+        fb_(fb::BuiltinOptions2::try_from(o)).map(Some)
+    }
+
+    /// [`ops::to_ir`] reads no `builtin_options_2` table: the inference-only core copies none.
+    #[cfg(not(feature = "optimizer"))]
+    fn options2(&mut self, _: fb::BuiltinOptions2Ref<'_>) -> Result<Option<fb::BuiltinOptions2>> {
+        Ok(None)
     }
 
     fn tensor(&mut self, t: fb::TensorRef<'a>, ti: usize, name: String) -> Result<Tensor> {
@@ -549,18 +566,6 @@ fn owned_options(o: fb::BuiltinOptionsRef<'_>) -> Result<Option<fb::BuiltinOptio
     )
 }
 
-/// An owned copy of a `builtin_options_2` table (full engine), as [`owned_options`].
-#[cfg(feature = "optimizer")]
-fn owned_options2(o: fb::BuiltinOptions2Ref<'_>) -> Result<Option<fb::BuiltinOptions2>> {
-    fb_(fb::BuiltinOptions2::try_from(o)).map(Some)
-}
-
-/// No `builtin_options_2` table is read by [`ops::to_ir`]: the core copies none.
-#[cfg(not(feature = "optimizer"))]
-fn owned_options2(_: fb::BuiltinOptions2Ref<'_>) -> Result<Option<fb::BuiltinOptions2>> {
-    Ok(None)
-}
-
 /// Bytes of the vectors and strings an owned copy of a `builtin_options` table holds.
 fn options_bytes(o: &fb::BuiltinOptionsRef<'_>) -> Result<u64> {
     use fb::BuiltinOptionsRef as O;
@@ -577,6 +582,7 @@ fn options_bytes(o: &fb::BuiltinOptionsRef<'_>) -> Result<u64> {
 }
 
 /// Bytes of the vectors and strings an owned copy of a `builtin_options_2` table holds.
+#[cfg(feature = "optimizer")]
 fn options2_bytes(o: &fb::BuiltinOptions2Ref<'_>) -> Result<u64> {
     use fb::BuiltinOptions2Ref as O;
     Ok(match o {
@@ -824,14 +830,19 @@ mod tests {
         let m = read(&gather_model()).unwrap();
         let Op::Opaque(o) = &m.main().nodes[0].op else { panic!("GATHER must read as opaque") };
         assert_eq!(o.name, "GATHER");
-        let kept = o.payload.get::<OpaqueOperator>().expect("an OpaqueOperator").builtin_options.clone();
-        if cfg!(feature = "optimizer") {
+        let opaque = o.payload.get::<OpaqueOperator>().expect("an OpaqueOperator");
+        assert_eq!((opaque.builtin_code, opaque.version), (GATHER, 1));
+        #[cfg(feature = "optimizer")]
+        {
             let want = fb::BuiltinOptions::GatherOptions(Box::new(fb::GatherOptions { axis: 1, batch_dims: 0 }));
-            assert_eq!(kept, Some(want));
+            assert_eq!(opaque.builtin_options, Some(want));
             let back = read(&crate::tflite::write(&m).unwrap()).unwrap();
             assert_eq!(back.graphs, m.graphs, "the round trip changed the graph");
-        } else {
-            assert_eq!(kept, None);
+        }
+        #[cfg(not(feature = "optimizer"))]
+        {
+            let e = crate::tflite::write(&m).unwrap_err();
+            assert!(e.to_string().contains("GATHER") && e.to_string().contains("full engine"), "{e}");
         }
         assert_eq!(crate::summary::summarize(&m, 0).unsupported_ops, ["GATHER"]);
     }
