@@ -290,6 +290,8 @@ pub fn summarize(model: &Model, size_bytes: usize) -> ModelSummary {
 mod tests {
     use super::*;
     use crate::ir::Activation as A;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// The names are the variant names in lower case, as the summary has always given them.
     #[test]
