@@ -24,9 +24,12 @@ pub mod quantize;
 pub mod rng;
 pub mod summary;
 pub mod tflite;
+/// TensorFlow Lite Micro as the deployment target: in the full engine only (the `optimizer`
+/// feature); the inference-only core leaves the summary's TFLM report out.
+#[cfg(feature = "optimizer")]
 pub mod tflm;
 pub mod train;
-#[cfg(all(test, not(target_arch = "wasm32")))]
+#[cfg(all(test, feature = "optimizer", not(target_arch = "wasm32")))]
 mod ts_bindings;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

@@ -96,7 +96,13 @@ pub struct ModelSummary {
     /// Operators our engine cannot execute yet, by name (they still survive a round trip).
     pub unsupported_ops: Vec<String>,
     /// Deploying with TensorFlow Lite Micro: support, predicted arena, flash, resolver operators.
-    pub tflm: crate::tflm::TflmReport,
+    /// Only the full engine (the `optimizer` feature) computes it, always: the inference-only core
+    /// has no such field (the TFLM arena planner and its serialization would be 10 KB of its
+    /// download), and the package asks the full engine for it (`LoadedModel.tflm()`).
+    #[cfg(feature = "optimizer")]
+    #[cfg_attr(test, ts(optional))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tflm: Option<crate::tflm::TflmReport>,
 }
 
 /// Multiply-accumulates of node `i`, from the declared shapes.
@@ -134,6 +140,19 @@ pub(crate) fn is_parameter(g: &Graph, n: &crate::ir::Node, k: usize, t: usize) -
         && (matches!(crate::ops::spec(&n.op).role(k), Role::Weights | Role::Bias)
             || tensor.dtype.is_float()
             || matches!(tensor.dtype, DType::I8 | DType::U8 | DType::I16))
+}
+
+/// A fused activation as the summary names it (its variant name in lower case).
+fn activation_name(a: crate::ir::Activation) -> &'static str {
+    use crate::ir::Activation as A;
+    match a {
+        A::None => "none",
+        A::Relu => "relu",
+        A::ReluN1To1 => "relun1to1",
+        A::Relu6 => "relu6",
+        A::Tanh => "tanh",
+        A::SignBit => "signbit",
+    }
 }
 
 fn quant_kind(q: &Option<QuantParams>) -> &'static str {
@@ -219,11 +238,12 @@ pub fn summarize(model: &Model, size_bytes: usize) -> ModelSummary {
                 .op
                 .activation()
                 .filter(|a| *a != crate::ir::Activation::None)
-                .map(|a| format!("{a:?}").to_lowercase()),
+                .map(|a| activation_name(a).to_string()),
             executable,
         });
     }
-    operators.sort_by(|a, b| b.count.cmp(&a.count).then(a.op.cmp(&b.op)));
+    // (Names are unique: an unstable sort gives the same order, without a stable sort's code.)
+    operators.sort_unstable_by(|a, b| b.count.cmp(&a.count).then(a.op.cmp(&b.op)));
     let mut param_tensor = vec![false; g.tensors.len()];
     for n in &g.nodes {
         for (k, t) in n.inputs.iter().enumerate() {
@@ -261,6 +281,23 @@ pub fn summarize(model: &Model, size_bytes: usize) -> ModelSummary {
         layers,
         tensors,
         unsupported_ops: unsupported,
-        tflm: crate::tflm::report(model, size_bytes as u64),
+        #[cfg(feature = "optimizer")]
+        tflm: Some(crate::tflm::report(model, size_bytes as u64)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Activation as A;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// The names are the variant names in lower case, as the summary has always given them.
+    #[test]
+    fn activation_names_are_the_variant_names_in_lower_case() {
+        for a in [A::None, A::Relu, A::ReluN1To1, A::Relu6, A::Tanh, A::SignBit] {
+            assert_eq!(activation_name(a), format!("{a:?}").to_lowercase());
+        }
     }
 }

@@ -212,9 +212,17 @@ impl Model {
     }
 
     /// The summary `inspect` prints (operators, tensors, parameters, MACs, quantization, I/O). In
-    /// the inference-only core too: the package shows it when a model is loaded.
+    /// the inference-only core too (without its `tflm` report): the package shows it when a model
+    /// is loaded.
     pub fn summary(&self) -> Result<JsValue, JsValue> {
         to_js(&summary::summarize(&self.model, self.size))
+    }
+
+    /// What deploying the model with TensorFlow Lite Micro takes (`TflmReport`: support, predicted
+    /// arena, flash, operators): the summary's `tflm`, which the inference-only core leaves out.
+    #[cfg(feature = "optimizer")]
+    pub fn tflm(&self) -> Result<JsValue, JsValue> {
+        to_js(&tflm::report(&self.model, self.size as u64))
     }
 
     /// Serializes the model back to `.tflite` bytes.

@@ -21,6 +21,7 @@ import type {
   QuantizeOptions,
   QuantizeSettings,
   QuantReport,
+  TflmReport,
   TrainMetrics,
   TrainOptions,
 } from './types.js';
@@ -86,10 +87,11 @@ export interface OptimizerOptions extends AssetOptions {
    * one step on rare outputs of int8 FULLY_CONNECTED, TANH, LOGISTIC, MUL, SUB and LSTM. */
   target?: 'tflm' | 'litert';
   /**
-   * Which wasm engine to download. 'auto' (default): the inference-only core (about 335 KB
-   * gzipped: load a model, its summary, run, profile, benchmark), then the full engine (about
-   * 635 KB gzipped) once, on the first call that needs it (quantize, prune, fine-tune, QAT,
-   * evaluate, export, firmware, streaming runs); loaded models carry over. 'full': the full engine
+   * Which wasm engine to download. 'auto' (default): the inference-only core (about 285 KB
+   * gzipped: load a model, its summary without the TFLM report, run, profile, benchmark), then the
+   * full engine (about 630 KB gzipped) once, on the first call that needs it (quantize, prune,
+   * fine-tune, QAT, evaluate, export, firmware, the TFLM report, inspect, streaming runs); loaded
+   * models carry over. 'full': the full engine
    * from the start (one download; runs use every core). 'core': the core only; other calls reject
    * with `invalid_argument`. On the core, `run` uses this engine alone (no task workers).
    */
@@ -419,11 +421,19 @@ export class Optimizer {
     return new LoadedModel(this, r.handle, this.generation, r.summary);
   }
 
-  /** The summary of a .tflite model (operators, tensors, parameters, MACs, quantization). */
+  /**
+   * The summary of a .tflite model (operators, tensors, parameters, MACs, quantization), with its
+   * `tflm` report: on the inference-only core that loads the full engine (`engine: 'auto'`), and
+   * with `engine: 'core'` the summary comes without it.
+   */
   async inspect(bytes: Bytes, opts: CallOptions = {}): Promise<ModelSummary> {
     const m = await this.loadModel(bytes, opts);
-    await m.release();
-    return m.summary;
+    try {
+      if (m.summary.tflm || this.options.engine === 'core') return m.summary;
+      return { ...m.summary, tflm: await m.tflm(opts) };
+    } finally {
+      await m.release();
+    }
   }
 
   /** Shape and type of a .npy file (or use `readNpy`, which needs no engine). */
@@ -623,6 +633,17 @@ export class LoadedModel {
    */
   async firmware(name = 'model'): Promise<FirmwareFiles> {
     return this.call('firmware', { handle: this.handle, name });
+  }
+
+  /**
+   * What deploying the model with TensorFlow Lite Micro takes: whether TFLM runs it (and why not),
+   * the predicted tensor arena, the flash, the operators to register. It is `summary.tflm` when the
+   * full engine loaded the model; a model loaded by the inference-only core has no `summary.tflm`,
+   * and this call loads the full engine (`engine: 'auto'`) to compute it.
+   */
+  async tflm(opts: CallOptions = {}): Promise<TflmReport> {
+    if (this.summary.tflm) return this.summary.tflm;
+    return this.call('tflm', { handle: this.handle }, opts);
   }
 
   /** The model serialized as .tflite bytes. */

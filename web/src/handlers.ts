@@ -19,6 +19,7 @@ import type {
   QatReport,
   QuantizeSettings,
   QuantReport,
+  TflmReport,
   TrainMetrics,
   TrainOptions,
 } from './types.js';
@@ -119,6 +120,9 @@ function makeHandlers(s: State) {
     },
     async summary(a: { handle: number }) {
       return model(s, a.handle).summary() as ModelSummary;
+    },
+    async tflm(a: { handle: number }) {
+      return model(s, a.handle).tflm() as TflmReport;
     },
     async run(a: { handle: number; input: ArrayBuffer | Uint8Array; raw: boolean; streaming?: boolean }, ctx: Ctx) {
       if (s.kind === 'core') {

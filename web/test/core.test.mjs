@@ -1,9 +1,11 @@
 // The inference-only core builds (web/wasm/core/{simd,relaxed}, see scripts/build-wasm.sh): their
 // own JavaScript glue loads them, they export the inference API and the summary and none of the
 // optimizer, and they give the same output bytes and summaries as the full build of the same
-// flavour on the fixture models.
+// flavour on the fixture models — the summaries without the TFLM report, which only the full
+// engine computes — and the same summaries of every reference model (../shared/reference/models:
+// some have operators the engine cannot execute, whose options tables only the full engine copies).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
@@ -20,8 +22,26 @@ async function engine(dir, bytes, tag) {
   return g;
 }
 
-/** Output `.npy` bytes and the summary (as JSON) of each fixture model on its inputs. */
-function outputs(g) {
+const refModels = join(root, '..', 'shared', 'reference', 'models');
+
+/**
+ * The summary of `bytes` as JSON, without its TFLM report: that report must be there when `full`
+ * (the full engine), and absent in the core's.
+ */
+function summaryOf(g, bytes, full) {
+  const m = new g.Model(bytes);
+  try {
+    const { tflm, ...rest } = m.summary();
+    if (full) assert.equal(typeof tflm?.supported, 'boolean', "the full engine's summary carries the TFLM report");
+    else assert.equal(tflm, undefined, "the core's summary has no TFLM report");
+    return JSON.stringify(rest);
+  } finally {
+    m.free();
+  }
+}
+
+/** Output `.npy` bytes and the summary (as JSON, see summaryOf) of each fixture model on its inputs. */
+function outputs(g, full) {
   const runs = [];
   for (const [dir, model] of [
     ['cnn', 'model_int8_tf'],
@@ -36,8 +56,8 @@ function outputs(g) {
   ]) {
     const m = new g.Model(fixture(`${dir}/${model}.tflite`));
     runs.push(...m.run(fixture(`${dir}/inputs.npy`), false, undefined).map((a) => Buffer.from(a)));
-    runs.push(Buffer.from(JSON.stringify(m.summary())));
     m.free();
+    runs.push(Buffer.from(summaryOf(g, fixture(`${dir}/${model}.tflite`), full)));
   }
   return runs;
 }
@@ -55,14 +75,29 @@ for (const flavor of ['simd', 'relaxed']) {
     for (const name of ['model_new', 'model_run', 'model_profile', 'model_benchmark', 'model_summary', 'npyInfo', 'int8Kernel']) {
       assert.ok(exports.includes(name), `core/${flavor} exports ${name}`);
     }
-    for (const name of ['model_quantize', 'model_prune', 'model_trainJob', 'model_toBytes', 'taskworker_run', 'tflmFirmware']) {
+    for (const name of ['model_quantize', 'model_prune', 'model_trainJob', 'model_toBytes', 'model_tflm', 'taskworker_run', 'tflmFirmware']) {
       assert.ok(!exports.includes(name), `core/${flavor} has no ${name}`);
     }
     const [full, small] = [await engine('simd', wasmOf(flavor), `full-${flavor}`), await engine('core/simd', core, `core-${flavor}`)];
     assert.equal(small.simdLevel(), full.simdLevel());
     assert.equal(small.int8Kernel(), full.int8Kernel());
-    const [want, got] = [outputs(full), outputs(small)];
+    const [want, got] = [outputs(full, true), outputs(small, false)];
     assert.equal(got.length, want.length);
     got.forEach((g, i) => assert.ok(g.equals(want[i]), `output ${i} differs between core/${flavor} and ${flavor}`));
+    if (flavor === 'simd') sameReferenceSummaries(full, small);
   });
+}
+
+/** The core reads every reference model to the same summary as the full engine. */
+function sameReferenceSummaries(full, core) {
+  if (!existsSync(refModels)) {
+    console.log(`SKIP: ${refModels} not found: the reference-model summaries are not compared`);
+    return;
+  }
+  const names = readdirSync(refModels).filter((n) => n.endsWith('.tflite'));
+  assert.ok(names.length > 0, `no .tflite models in ${refModels}`);
+  for (const name of names) {
+    const bytes = readFileSync(join(refModels, name));
+    assert.equal(summaryOf(core, bytes, false), summaryOf(full, bytes, true), `${name}: the core's summary differs`);
+  }
 }

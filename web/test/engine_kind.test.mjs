@@ -107,6 +107,38 @@ test("engine 'core' never fetches the full engine: calls that need it reject; 'f
   assert.throws(() => createOptimizer({ engine: 'small' }), isCode('invalid_argument', /engine must be/));
 });
 
+test("the TFLM report: the core's summary has none; tflm() and inspect() fetch the full engine for it ('auto'), 'core' refuses", async () => {
+  const srv = await wasmServer();
+  const full = createOptimizer({ engine: 'full', threads: 1 });
+  const opt = createOptimizer({ wasmPaths: srv.base, threads: 1 });
+  const core = createOptimizer({ wasmPaths: srv.base, engine: 'core' });
+  try {
+    const want = (await full.loadModel(model)).summary.tflm;
+    assert.equal(typeof want?.supported, 'boolean', "the full engine's summary carries the report");
+    assert.deepEqual(await (await full.loadModel(model)).tflm(), want, 'tflm() on the full engine is summary.tflm');
+
+    const m = await opt.loadModel(model);
+    assert.equal(m.summary.tflm, undefined, "the core's summary has no TFLM report");
+    assert.equal((await opt.info()).engine, 'core');
+    assert.deepEqual(await m.tflm(), want, 'the report as the full engine computes it');
+    assert.equal((await opt.info()).engine, 'full', 'tflm() loaded the full engine');
+    assert.deepEqual((await opt.inspect(model)).tflm, want);
+    const wasm = fetched(srv.hits).filter((p) => !p.startsWith('/core/'));
+    assert.equal(wasm.length, 1, `the full engine fetched once: ${wasm}`);
+
+    const c = await core.loadModel(model);
+    await assert.rejects(c.tflm(), isCode('invalid_argument', /tflm needs the full engine.*engine: 'core'/));
+    const inspected = await core.inspect(model);
+    assert.equal(inspected.tflm, undefined, "'core': inspect gives the summary without the report");
+    assert.equal(inspected.macs, m.summary.macs);
+  } finally {
+    opt.terminate();
+    core.terminate();
+    full.terminate();
+    srv.close();
+  }
+});
+
 test('the methods the core answers find their exports in both core builds, and not the optimizer', () => {
   for (const flavor of ['simd', 'relaxed']) {
     const bytes = readFileSync(join(root, `web/wasm/core/${flavor}/tinyml_optimizer_bg.wasm`));
@@ -116,7 +148,7 @@ test('the methods the core answers find their exports in both core builds, and n
     for (const [method, names] of Object.entries(CORE_METHODS)) {
       for (const name of names) assert.ok(exports.includes(name), `core/${flavor} lacks ${name}, which ${method} calls`);
     }
-    for (const name of ['model_quantize', 'model_toBytes', 'model_prunejob', 'tflmFirmware', 'model_runjob']) {
+    for (const name of ['model_quantize', 'model_toBytes', 'model_prunejob', 'model_tflm', 'tflmFirmware', 'model_runjob']) {
       assert.ok(!exports.some((e) => e.toLowerCase() === name.toLowerCase()), `core/${flavor} exports ${name}`);
     }
   }

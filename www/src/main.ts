@@ -55,6 +55,7 @@ interface Result {
   training: { phase: string; report: TrainReport }[];
   latency: { before: Latency; after: Latency };
   gzip: { before: number; after: number };
+  tflm: { before: TflmReport; after: TflmReport };
   options: Record<string, unknown>;
 }
 
@@ -142,12 +143,43 @@ async function openModel(bytes: Uint8Array, name: string) {
     result = null;
     if (inputChanged) setDataset(null);
     renderModel(name, model.summary);
-    // The summary came from the inference-only core; the full engine (quantize, prune, ...) now
-    // downloads in the background while the user looks at it. (A failure shows on the next call.)
-    opt.loadFullEngine().catch(() => {});
+    // The summary came from the inference-only core, without its TFLM report; the full engine
+    // (TFLM report, quantize, prune, ...) now downloads in the background while the user looks at
+    // it, and the TFLM cards fill in when it is there.
+    showTflm(model);
   } catch (e) {
     showError(e);
   }
+}
+
+/** The TFLM cards on show, to be replaced when the report arrives. */
+let tflmShown: HTMLElement[] = [];
+
+/** The TFLM cards while the full engine computes the report. */
+function tflmPending(): HTMLElement[] {
+  const why = 'computed by the full engine, which is loading in the background';
+  return ['TFLite Micro', 'TFLM tensor arena', 'TFLM flash'].map((label) => card(label, '…', why));
+}
+
+/** Fills in the TFLM cards of `model` (loading the full engine if needed), unless another model is shown by then. */
+function showTflm(model: LoadedModel) {
+  model.tflm().then(
+    (t) => {
+      if (original?.model !== model) return;
+      original.summary = { ...original.summary, tflm: t };
+      replaceTflmCards(tflmCards(t));
+    },
+    (e) => {
+      if (original?.model !== model) return;
+      const why = e instanceof Error ? e.message : String(e);
+      replaceTflmCards(['TFLite Micro', 'TFLM tensor arena', 'TFLM flash'].map((label) => card(label, '–', `not available: ${why}`)));
+    },
+  );
+}
+
+function replaceTflmCards(cards: HTMLElement[]) {
+  tflmShown.forEach((old, i) => old.replaceWith(cards[i]));
+  tflmShown = cards;
 }
 
 /** What TensorFlow Lite Micro needs for a model: its arena and flash, or why it cannot run it. */
@@ -171,7 +203,8 @@ function renderModel(name: string, s: ModelSummary) {
     ['MACs / inference', fmt(s.macs)],
     ['operators', fmt(s.layers.length)],
   ];
-  $('model-cards').replaceChildren(...cards.map(([label, value]) => card(label, value)), ...tflmCards(s.tflm));
+  tflmShown = s.tflm ? tflmCards(s.tflm) : tflmPending();
+  $('model-cards').replaceChildren(...cards.map(([label, value]) => card(label, value)), ...tflmShown);
   $('model-io').replaceChildren(
     ...[...s.inputs.map((io) => ['input', io] as const), ...s.outputs.map((io) => ['output', io] as const)].map(([k, io]) =>
       el('p', {}, [`${k} `, el('code', {}, [io.name]), ` ${io.dtype} ${shape(io.shape)}`]),
@@ -469,8 +502,9 @@ async function optimize() {
     const one = dataset ? subset(dataset, 1).x : npyF32(original.summary.inputs[0].shape.map((d) => Math.max(d, 1)), new Float32Array(original.summary.inputs[0].shape.reduce((a, b) => a * Math.max(b, 1), 1)));
     const latency = { before: await base.benchmark(one, 200), after: await current.benchmark(one, 200) };
     const gzip = { before: await gzipSize(original.bytes), after: await gzipSize(bytes) };
+    const tflm = { before: await base.tflm(), after: await current.tflm() };
     for (const m of made) if (m !== current) await m.release();
-    result = { model: current, bytes, summary: current.summary, prune, quant, evaluation, training, latency, gzip, options };
+    result = { model: current, bytes, summary: current.summary, prune, quant, evaluation, training, latency, gzip, tflm, options };
     setBusy(false);
     renderResults();
   } catch (e) {
@@ -601,7 +635,7 @@ function renderResults() {
     cards.push(card('output SQNR', sq === null || sq === undefined ? '–' : `${sq.toFixed(1)} dB`, 'signal-to-noise ratio of the output against the original'));
   }
   for (const t of r.training) cards.push(card(t.phase, trainingText(t.report), `${t.report.trainSamples} training and ${t.report.validationSamples} validation samples`));
-  cards.push(...tflmResultCards(before.tflm, r.summary.tflm, r.prune));
+  cards.push(...tflmResultCards(r.tflm.before, r.tflm.after, r.prune));
   $('result-cards').replaceChildren(...cards);
   const steps = [
     ...r.training.map((t) => `${t.phase} (${t.report.epochs.length} epoch(s)${t.report.stopped ? `, ${t.report.stopped}` : ''})`),

@@ -51,7 +51,9 @@ fn vec_bytes<T>(v: planus::Result<Option<Vector<'_, T>>>, elem: u64) -> Result<u
     Ok(fb_(v)?.map_or(0, |v| v.len() as u64 * elem))
 }
 
-/// Length of an optional byte-vector field.
+/// Length of an optional byte-vector field (in `builtin_options_2` tables only, which only the full
+/// engine copies).
+#[cfg(feature = "optimizer")]
 fn bytes_len(v: planus::Result<Option<&[u8]>>) -> Result<u64> {
     Ok(fb_(v)?.map_or(0, |s| s.len() as u64))
 }
@@ -335,7 +337,8 @@ impl<'a> Reader<'a, '_> {
         let custom_options = fb_(op.custom_options())?;
         let mutating = vec_of(op.mutating_variable_inputs())?;
         let plain = custom_options.is_none()
-            && options.1.is_none()
+            && options.complete
+            && options.two.is_none()
             && mutating.iter().all(|b| !b)
             && oc.builtin != code::CUSTOM;
         let fake_quant = oc.builtin == code::CUSTOM
@@ -343,7 +346,7 @@ impl<'a> Reader<'a, '_> {
             && custom_options.is_none()
             && inputs.len() == 3;
         let ir_op = if plain {
-            ops::to_ir(oc.builtin, options.0.as_ref())
+            ops::to_ir(oc.builtin, options.one.as_ref())
         } else if fake_quant {
             Some(Op::FakeQuant)
         } else {
@@ -364,8 +367,10 @@ impl<'a> Reader<'a, '_> {
                         builtin_code: oc.builtin,
                         custom_code: oc.custom.clone(),
                         version: oc.version,
-                        builtin_options: options.0,
-                        builtin_options_2: options.1,
+                        #[cfg(feature = "optimizer")]
+                        builtin_options: options.one,
+                        #[cfg(feature = "optimizer")]
+                        builtin_options_2: options.two,
                         custom_options: custom_options.map(<[u8]>::to_vec),
                         mutating_variable_inputs: fb_(op.mutating_variable_inputs())?.map(|_| mutating),
                     }),
@@ -376,25 +381,40 @@ impl<'a> Reader<'a, '_> {
     }
 
     /// The operator's two options tables as owned values, charged before they are copied.
-    fn options(
-        &mut self,
-        op: &fb::OperatorRef<'a>,
-    ) -> Result<(Option<fb::BuiltinOptions>, Option<fb::BuiltinOptions2>)> {
+    fn options(&mut self, op: &fb::OperatorRef<'a>) -> Result<Options> {
+        let mut complete = true;
         let one = match fb_(op.builtin_options())? {
             Some(o) => {
                 self.charge(OPTIONS_BASE + options_bytes(&o)?)?;
-                Some(fb_(fb::BuiltinOptions::try_from(o))?)
+                let owned = owned_options(o)?;
+                complete &= owned.is_some();
+                owned
             }
             None => None,
         };
         let two = match fb_(op.builtin_options_2())? {
             Some(o) => {
-                self.charge(OPTIONS_BASE + options2_bytes(&o)?)?;
-                Some(fb_(fb::BuiltinOptions2::try_from(o))?)
+                let owned = self.options2(o)?;
+                complete &= owned.is_some();
+                owned
             }
             None => None,
         };
-        Ok((one, two))
+        Ok(Options { one, two, complete })
+    }
+
+    /// An owned copy of a `builtin_options_2` table, charged before it is copied. The full engine
+    /// copies every kind (see [`owned_options`]).
+    #[cfg(feature = "optimizer")]
+    fn options2(&mut self, o: fb::BuiltinOptions2Ref<'_>) -> Result<Option<fb::BuiltinOptions2>> {
+        self.charge(OPTIONS_BASE + options2_bytes(&o)?)?;
+        fb_(fb::BuiltinOptions2::try_from(o)).map(Some)
+    }
+
+    /// [`ops::to_ir`] reads no `builtin_options_2` table: the inference-only core copies none.
+    #[cfg(not(feature = "optimizer"))]
+    fn options2(&mut self, _: fb::BuiltinOptions2Ref<'_>) -> Result<Option<fb::BuiltinOptions2>> {
+        Ok(None)
     }
 
     fn tensor(&mut self, t: fb::TensorRef<'a>, ti: usize, name: String) -> Result<Tensor> {
@@ -490,6 +510,62 @@ fn tensor_name(ti: usize, name: &str) -> String {
     }
 }
 
+/// An operator's options tables, owned. `complete` is false when a table was left out (only the
+/// inference-only core leaves any out: see [`owned_options`]); the operator is then opaque.
+struct Options {
+    one: Option<fb::BuiltinOptions>,
+    two: Option<fb::BuiltinOptions2>,
+    complete: bool,
+}
+
+/// An owned copy of a `builtin_options` table. The full engine copies every kind: an operator it
+/// cannot execute keeps its tables, to be written back unchanged.
+#[cfg(feature = "optimizer")]
+fn owned_options(o: fb::BuiltinOptionsRef<'_>) -> Result<Option<fb::BuiltinOptions>> {
+    fb_(fb::BuiltinOptions::try_from(o)).map(Some)
+}
+
+/// An owned copy of a `builtin_options` table, if it is one of the kinds [`ops::to_ir`] reads
+/// (`None` for the others). The inference-only core never writes a model back, so an operator it
+/// cannot execute needs no copy of its options; copying only these kinds keeps the conversions of
+/// the other ~170 kinds of table out of its download.
+#[cfg(not(feature = "optimizer"))]
+fn owned_options(o: fb::BuiltinOptionsRef<'_>) -> Result<Option<fb::BuiltinOptions>> {
+    use fb::{BuiltinOptions as B, BuiltinOptionsRef as R};
+    macro_rules! kinds {
+        ($($kind:ident),*) => {
+            Ok(match o {
+                $(R::$kind(t) => Some(B::$kind(Box::new(fb_(t.try_into())?))),)*
+                _ => None,
+            })
+        };
+    }
+    kinds!(
+        AddOptions,
+        ConcatenationOptions,
+        Conv2DOptions,
+        DepthwiseConv2DOptions,
+        DequantizeOptions,
+        FullyConnectedOptions,
+        HardSwishOptions,
+        LeakyReluOptions,
+        MulOptions,
+        PackOptions,
+        PadOptions,
+        Pool2DOptions,
+        QuantizeOptions,
+        ReducerOptions,
+        ReshapeOptions,
+        ShapeOptions,
+        SoftmaxOptions,
+        SqueezeOptions,
+        StridedSliceOptions,
+        SubOptions,
+        TransposeOptions,
+        UnidirectionalSequenceLstmOptions
+    )
+}
+
 /// Bytes of the vectors and strings an owned copy of a `builtin_options` table holds.
 fn options_bytes(o: &fb::BuiltinOptionsRef<'_>) -> Result<u64> {
     use fb::BuiltinOptionsRef as O;
@@ -506,6 +582,7 @@ fn options_bytes(o: &fb::BuiltinOptionsRef<'_>) -> Result<u64> {
 }
 
 /// Bytes of the vectors and strings an owned copy of a `builtin_options_2` table holds.
+#[cfg(feature = "optimizer")]
 fn options2_bytes(o: &fb::BuiltinOptions2Ref<'_>) -> Result<u64> {
     use fb::BuiltinOptions2Ref as O;
     Ok(match o {
@@ -696,5 +773,77 @@ mod tests {
         assert_eq!(resource_figures(&e), (Some(i32::MAX as u64 * 4), Budget::default().max_tensor_bytes));
         assert_eq!(e.location().and_then(|l| l.tensor), Some(0));
         assert!(e.to_string().contains("tensor 0 'huge'"), "{e}");
+    }
+
+    /// TFLite's builtin code of GATHER, an operator the engine does not execute.
+    const GATHER: i32 = 36;
+
+    /// One GATHER with its options table (axis 1).
+    fn gather_model() -> Vec<u8> {
+        let tensor = |name: &str, shape: Vec<i32>, type_| fb::Tensor {
+            shape: Some(shape),
+            type_,
+            name: Some(name.into()),
+            ..Default::default()
+        };
+        let gather = fb::Operator {
+            inputs: Some(vec![0, 1]),
+            outputs: Some(vec![2]),
+            builtin_options: Some(fb::BuiltinOptions::GatherOptions(Box::new(fb::GatherOptions {
+                axis: 1,
+                batch_dims: 0,
+            }))),
+            ..Default::default()
+        };
+        let model = fb::Model {
+            version: 3,
+            operator_codes: Some(vec![fb::OperatorCode {
+                deprecated_builtin_code: GATHER as i8,
+                builtin_code: GATHER,
+                version: 1,
+                ..Default::default()
+            }]),
+            subgraphs: Some(vec![fb::SubGraph {
+                tensors: Some(vec![
+                    tensor("x", vec![2, 3], fb::TensorType::Float32),
+                    tensor("i", vec![2], fb::TensorType::Int32),
+                    tensor("y", vec![2, 2], fb::TensorType::Float32),
+                ]),
+                inputs: Some(vec![0, 1]),
+                outputs: Some(vec![2]),
+                operators: Some(vec![gather]),
+                ..Default::default()
+            }]),
+            buffers: Some(vec![fb::Buffer::default()]),
+            ..Default::default()
+        };
+        let mut b = Builder::new();
+        let root = planus::WriteAsOffset::prepare(&model, &mut b);
+        finish(&mut b, root)
+    }
+
+    /// An operator the engine cannot execute reads as opaque in both builds; the full engine keeps
+    /// its options table to write it back, the inference-only core (which never writes) does not
+    /// copy it.
+    #[test]
+    fn an_operator_the_engine_cannot_execute_keeps_its_options_in_the_full_engine_only() {
+        let m = read(&gather_model()).unwrap();
+        let Op::Opaque(o) = &m.main().nodes[0].op else { panic!("GATHER must read as opaque") };
+        assert_eq!(o.name, "GATHER");
+        let opaque = o.payload.get::<OpaqueOperator>().expect("an OpaqueOperator");
+        assert_eq!((opaque.builtin_code, opaque.version), (GATHER, 1));
+        #[cfg(feature = "optimizer")]
+        {
+            let want = fb::BuiltinOptions::GatherOptions(Box::new(fb::GatherOptions { axis: 1, batch_dims: 0 }));
+            assert_eq!(opaque.builtin_options, Some(want));
+            let back = read(&crate::tflite::write(&m).unwrap()).unwrap();
+            assert_eq!(back.graphs, m.graphs, "the round trip changed the graph");
+        }
+        #[cfg(not(feature = "optimizer"))]
+        {
+            let e = crate::tflite::write(&m).unwrap_err();
+            assert!(e.to_string().contains("GATHER") && e.to_string().contains("full engine"), "{e}");
+        }
+        assert_eq!(crate::summary::summarize(&m, 0).unsupported_ops, ["GATHER"]);
     }
 }

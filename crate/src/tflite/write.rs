@@ -220,12 +220,23 @@ impl Writer {
         }
         match &n.op {
             Op::Opaque(o) => {
+                if cfg!(not(feature = "optimizer")) {
+                    let why = "the inference-only build keeps no options tables";
+                    let msg = format!(
+                        "{}: writing an operator the engine does not execute needs the full engine ({why})",
+                        o.name
+                    );
+                    return Err(Error::unsupported(msg, Default::default()));
+                }
                 let t = o.payload.get::<OpaqueOperator>().ok_or_else(|| {
                     Error::unsupported(format!("{} was not read from TFLite", o.name), Default::default())
                 })?;
                 op.opcode_index = self.opcode(t.builtin_code, t.custom_code.as_deref(), t.version);
-                op.builtin_options = t.builtin_options.clone();
-                op.builtin_options_2 = t.builtin_options_2.clone();
+                #[cfg(feature = "optimizer")]
+                {
+                    op.builtin_options = t.builtin_options.clone();
+                    op.builtin_options_2 = t.builtin_options_2.clone();
+                }
                 op.custom_options = t.custom_options.clone();
                 op.mutating_variable_inputs = t.mutating_variable_inputs.clone();
             }

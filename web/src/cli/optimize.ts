@@ -7,6 +7,7 @@
 import type { LoadedModel } from '../client.js';
 import { formatOptimizeReport } from '../format.js';
 import type { EvalReport, ModelSummary, PruneOptions, PruneReport, QuantizeOptions, QuantReport, TflmReport, TrainOptions, TrainReport } from '../types.js';
+import { OptimizerError } from '../types.js';
 import {
   DATA_OPTIONS,
   epochsOf,
@@ -98,7 +99,9 @@ async function readData(values: Values, p: Plan): Promise<Data> {
   return { train, eval: data ? { data, labels } : undefined, calibration };
 }
 
+/** The facts the report compares; the CLI runs the full engine, whose summaries carry `tflm`. */
 function facts(s: ModelSummary, bytes: number): ModelFacts {
+  if (!s.tflm) throw new OptimizerError('internal', 'a summary without its TFLM report: the CLI must run the full engine');
   return { bytes, precision: s.precision, parameters: s.parameters, macs: s.macs, tflm: s.tflm };
 }
 

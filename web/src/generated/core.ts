@@ -83,8 +83,11 @@ macs: number,
 unsupportedOps: Array<string>, 
 /**
  * Deploying with TensorFlow Lite Micro: support, predicted arena, flash, resolver operators.
+ * Only the full engine (the `optimizer` feature) computes it, always: the inference-only core
+ * has no such field (the TFLM arena planner and its serialization would be 10 KB of its
+ * download), and the package asks the full engine for it (`LoadedModel.tflm()`).
  */
-tflm: TflmReport, };
+tflm?: TflmReport, };
 
 /**
  * One reason TFLM cannot run (or should not run) a model as it is.

@@ -1,6 +1,6 @@
 // Compiled (not run) by types.test.mjs against the built declarations: each `@ts-expect-error`
 // line must fail to type-check, every other line must pass.
-import type { ErrorCode, EvalReport, LoadedModel, ModelSummary, PruneOptions, QuantizeOptions, QuantReport } from '../../dist/node.js';
+import type { ErrorCode, EvalReport, LoadedModel, ModelSummary, PruneOptions, QuantizeOptions, QuantReport, TflmReport } from '../../dist/node.js';
 import { needsData, OptimizerError } from '../../dist/node.js';
 
 declare const model: LoadedModel;
@@ -38,10 +38,15 @@ void [prune, quantize];
 declare const summary: ModelSummary;
 declare const report: QuantReport;
 declare const evaluation: EvalReport;
-const figures: number[] = [summary.sizeBytes, summary.parameterBytes, summary.tflm.flashBytes, report.sizeAfter, evaluation.latency.medianMs];
-const arena: number | null = summary.tflm.arenaBytes;
+declare const tflm: TflmReport;
+const figures: number[] = [summary.sizeBytes, summary.parameterBytes, tflm.flashBytes, report.sizeAfter, evaluation.latency.medianMs];
+const arena: number | null = tflm.arenaBytes;
+// The summary's TFLM report is there only when the full engine loaded the model.
+const maybeArena: number | null | undefined = summary.tflm?.arenaBytes;
+// @ts-expect-error summary.tflm may be absent (the inference-only core's summary)
+void summary.tflm.flashBytes;
 const zeroPoints: number[] | undefined = summary.inputs[0].quant?.zeroPoint;
-void [figures, arena, zeroPoints];
+void [figures, arena, maybeArena, zeroPoints];
 // @ts-expect-error snake_case key
 void summary.size_bytes;
 // @ts-expect-error snake_case key
