@@ -12,6 +12,7 @@ use super::super::gemm_i8::{self, PackedI8, Requant};
 use super::super::igemm_i8;
 use super::super::requant::VecStage;
 use super::direct::{self, DirectScratch, Group, PackedDirect};
+use super::pointwise_conv;
 
 /// Direct-loop int8 CONV_2D (TFLite's `ConvPerChannel`); weights `[oc, kh, kw, ic]`.
 #[allow(clippy::too_many_arguments)]
@@ -151,7 +152,7 @@ pub fn direct_pays(s: &ConvShape, kind: DotKind) -> bool {
     let (k, taps) = (s.patch_len(), s.kh() * s.kw());
     match kind {
         DotKind::U8 => k <= 32 || (taps > 1 && k <= 160),
-        DotKind::None => k <= 32,
+        DotKind::None => k <= 32 && !pointwise_conv::applies(s),
         DotKind::I7 => false,
     }
 }
@@ -308,6 +309,9 @@ pub fn conv2d(s: &ConvShape, input_zp: i8, input: &[i8], p: &PreparedConv, out: 
 fn conv2d_gemm(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Scratch) {
     debug_assert_eq!(g.k, s.patch_len());
     if let Packing::Pairs(w) = &g.packing {
+        if pointwise_conv::applies(s) {
+            return pointwise_conv::conv2d(s, input, w, g.requant(), out, &mut scratch.cols16);
+        }
         if igemm_i8::applies(s) {
             let k = gemm_i8::best();
             return igemm_i8::conv2d(s, input_zp, input, w, g.requant(), out, &mut scratch.pairs, k);
@@ -506,8 +510,8 @@ mod tests {
         let pw = |in_c, out_c| shape((12, 12), in_c, out_c, 1, 1, 1, Padding::Same);
         let k3 = |in_c, out_c| shape((12, 12), in_c, out_c, 3, 1, 1, Padding::Same);
         for (s, u8_dot, pairs) in [
-            (pw(8, 16), true, true),
-            (pw(32, 32), true, true),
+            (pw(8, 16), true, false),
+            (pw(32, 32), true, false),
             (pw(64, 64), false, false),
             (k3(3, 8), true, true),
             (k3(16, 16), true, false),
