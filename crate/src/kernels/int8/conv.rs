@@ -148,6 +148,13 @@ impl PreparedGemm {
 /// every block of eight output channels where im2col widens them once, and it wins only up to
 /// k = 32: VWW's stem 0.36, pointwise 8→16 and 16→32 0.51 and 0.75; KWS's stem 1.5, ResNet-8's
 /// 3×3×16 about even, KWS's 64→64 pointwise 1.5. The 7-bit halves have no direct kernel.
+///
+/// With i16 pairs a 1×1 stride-1 convolution never takes the direct kernel: it goes to
+/// [`pointwise_conv`] (the input widened once, no shuffles), which in Node (its V8 lowers the
+/// relaxed build to i16 pairs; loaded 2-core Xeon, both builds interleaved in one process, minimum
+/// of 16 profiles per layer) ties the direct kernel on VWW's 8→16, 16→32 and 32→32 (0.91–1.06,
+/// within the noise; requantization is most of their work) and runs VWW's 64→64 … 256→256 and
+/// KWS's 64→64 in 0.85–0.89 of igemm's time.
 pub fn direct_pays(s: &ConvShape, kind: DotKind) -> bool {
     let (k, taps) = (s.patch_len(), s.kh() * s.kw());
     match kind {
@@ -305,7 +312,8 @@ pub fn conv2d(s: &ConvShape, input_zp: i8, input: &[i8], p: &PreparedConv, out: 
 /// Int8 CONV_2D as im2col + GEMM: im2col rows read from a copy of the input padded with its zero
 /// point (so padded taps contribute nothing after the offset fold), fed to the int8 GEMM: as
 /// `x + 128` bytes to the u8 relaxed-dot kernel, as they are to the 7-bit-halves kernel, or
-/// widened to i16 for the simd128 kernel (which skips im2col where [`igemm_i8::applies`]).
+/// widened to i16 for the simd128 kernel (which skips im2col for 1×1 stride-1 convolutions,
+/// [`pointwise_conv`], and where [`igemm_i8::applies`]).
 fn conv2d_gemm(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Scratch) {
     debug_assert_eq!(g.k, s.patch_len());
     if let Packing::Pairs(w) = &g.packing {
