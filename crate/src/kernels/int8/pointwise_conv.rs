@@ -17,7 +17,6 @@
 
 use super::super::conv::ConvShape;
 use super::super::gemm_i8::{PackedI8, Requant, NR};
-use super::super::requant;
 
 /// Whether [`conv2d`] handles `s`: a 1×1 filter at stride 1 (any padding or dilation: a 1×1
 /// window never leaves the image).
@@ -37,9 +36,8 @@ pub fn conv2d(s: &ConvShape, input: &[i8], w: &PackedI8, rq: Requant, out: &mut 
     assert!(out.len() >= pixels * w.n && input.len() >= pixels * w.k, "pointwise conv: operands too short");
     widen(&input[..pixels * w.k], w.k, w.kp, wide);
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if let Some(vs) = rq.vec.filter(|v| v.is_fixed()) {
-        return simd::conv2d(pixels, wide, w, rq.offset, vs, out);
-    }
+    simd::conv2d(pixels, wide, w, rq, out);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     portable(pixels, wide, w, rq, out);
 }
 
@@ -57,7 +55,8 @@ fn widen(input: &[i8], k: usize, kp: usize, wide: &mut Vec<i16>) {
 }
 
 /// The plain-loop twin: the same blocks, pairs and sums, then the scalar or vector output stage
-/// per pixel.
+/// per pixel. (Compiled into wasm builds only for the tests.)
+#[cfg(any(test, not(all(target_arch = "wasm32", target_feature = "simd128"))))]
 pub fn portable(pixels: usize, wide: &[i16], w: &PackedI8, rq: Requant, out: &mut [i8]) {
     let (n, kp) = (w.n, w.kp);
     for blk in 0..n.div_ceil(NR) {
@@ -72,7 +71,7 @@ pub fn portable(pixels: usize, wide: &[i16], w: &PackedI8, rq: Requant, out: &mu
                 }
             }
             let dst = &mut out[p * n + c0..p * n + c0 + take];
-            requant::row(&acc[..take], rq.offset, rq.stage, rq.vec, c0, dst);
+            super::super::requant::row(&acc[..take], rq.offset, rq.stage, rq.vec, c0, dst);
         }
     }
 }
@@ -80,33 +79,60 @@ pub fn portable(pixels: usize, wide: &[i16], w: &PackedI8, rq: Requant, out: &mu
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd {
     //! The wasm kernel: tiles of four pixels × eight channels, requantized from registers.
-    use super::super::super::gemm_i8::{simd128::sums, PackedI8, MR, NR};
+    use super::super::super::gemm_i8::{simd128::sums, PackedI8, Requant, MR, NR};
+    use super::super::super::requant;
     use super::super::super::requant::simd128::{store8, Block8};
-    use super::super::super::requant::VecStage;
-    use core::arch::wasm32::i32x4_splat;
+    use core::arch::wasm32::{i32x4_splat, v128, v128_store};
 
-    /// [`super::conv2d`] for a fixed-point stage; `wide` holds `pixels` rows of `w.kp` i16.
-    pub fn conv2d(pixels: usize, wide: &[i16], w: &PackedI8, offset: &[i32], vs: &VecStage, out: &mut [i8]) {
+    /// [`super::conv2d`] on `wide`, `pixels` rows of `w.kp` i16: requantized from registers for a
+    /// fixed-point stage, through [`requant::row`] for the others (LiteRT's double rescaling).
+    pub fn conv2d(pixels: usize, wide: &[i16], w: &PackedI8, rq: Requant, out: &mut [i8]) {
         let (n, kp) = (w.n, w.kp);
         assert!(wide.len() >= pixels * kp && out.len() >= pixels * n, "pointwise conv: operands too short");
-        let zero = (i32x4_splat(0), i32x4_splat(0));
+        let fixed = rq.vec.filter(|v| v.is_fixed());
         for blk in 0..n.div_ceil(NR) {
             let (c0, panel) = (blk * NR, w.panel(blk));
             let take = NR.min(n - c0);
             let mut off8 = [0i32; NR];
-            off8[..take].copy_from_slice(&offset[c0..c0 + take]);
-            let rq = Block8::new(vs, c0, &off8);
+            off8[..take].copy_from_slice(&rq.offset[c0..c0 + take]);
+            let block = fixed.map(|vs| Block8::new(vs, c0, &off8));
             for t0 in (0..pixels).step_by(MR) {
                 // A short last tile repeats its last pixel and drops those sums.
                 let rows = MR.min(pixels - t0);
                 let row = |i: usize| &wide[(t0 + i.min(rows - 1)) * kp..][..kp];
+                let zero = (i32x4_splat(0), i32x4_splat(0));
                 let acc = sums(kp, [row(0), row(1), row(2), row(3)], panel, [zero; MR]);
-                for (i, v) in rq.apply_many(&acc).into_iter().enumerate().take(rows) {
+                let Some(block) = &block else {
+                    by_row(&acc, rows, rq, (c0, take, n), &mut out[t0 * n..]);
+                    continue;
+                };
+                for (i, v) in block.apply_many(&acc).into_iter().enumerate().take(rows) {
                     // SAFETY: a whole block has c0 + 8 ≤ n, so (t0 + i)·n + c0 + 8 ≤ pixels·n ≤
                     // out.len() (asserted above); a partial one is copied with bounds checks.
                     unsafe { store8(v, out, (t0 + i) * n + c0, take) };
                 }
             }
+        }
+    }
+
+    /// The sums of `rows` pixels' channels `c0..c0 + take` requantized by [`requant::row`] into
+    /// `out` (from the tile's first pixel, `n` channels per pixel).
+    #[inline(never)]
+    fn by_row(
+        acc: &[(v128, v128); MR],
+        rows: usize,
+        rq: Requant,
+        (c0, take, n): (usize, usize, usize),
+        out: &mut [i8],
+    ) {
+        for (i, (lo, hi)) in acc.iter().enumerate().take(rows) {
+            let mut s = [0i32; NR];
+            // SAFETY: two 16-byte stores into an 8-element i32 array.
+            unsafe {
+                v128_store(s.as_mut_ptr() as *mut v128, *lo);
+                v128_store(s.as_mut_ptr().add(4) as *mut v128, *hi);
+            }
+            requant::row(&s[..take], rq.offset, rq.stage, rq.vec, c0, &mut out[i * n + c0..i * n + c0 + take]);
         }
     }
 }
@@ -172,8 +198,14 @@ mod tests {
                 conv2d_reference(&s, -zp, &input, &wts, Some(&bias), &stage, &mut want);
                 let vec = VecStage::new(&stage, out_c);
                 let mut got = vec![0i8; s.output_len()];
-                conv2d(&s, &input, &packed, Requant::new(&offset, &stage, vec.as_ref()), &mut got, &mut Vec::new());
+                let rq = Requant::new(&offset, &stage, vec.as_ref());
+                conv2d(&s, &input, &packed, rq, &mut got, &mut Vec::new());
                 assert_eq!(got, want, "{s:?} zp={zp} {stage:?}");
+                // The plain-loop twin too (wasm builds run the vector kernel above).
+                let (mut wide, mut twin) = (Vec::new(), vec![0i8; s.output_len()]);
+                widen(&input, in_c, packed.kp, &mut wide);
+                portable(s.batch * h * w, &wide, &packed, rq, &mut twin);
+                assert_eq!(twin, want, "portable {s:?} zp={zp} {stage:?}");
                 cases += 1;
             }
         }
