@@ -16,7 +16,7 @@
 //! [`portable`] is the plain-loop twin; both are tested against the reference convolution.
 
 use super::super::conv::ConvShape;
-use super::super::gemm_i8::{PackedI8, Requant, NR};
+use super::super::gemm_i8::{PackedI8, Requant};
 
 /// Whether [`conv2d`] handles `s`: a 1×1 filter at stride 1 (any padding or dilation: a 1×1
 /// window never leaves the image).
@@ -58,6 +58,7 @@ fn widen(input: &[i8], k: usize, kp: usize, wide: &mut Vec<i16>) {
 /// per pixel. (Compiled into wasm builds only for the tests.)
 #[cfg(any(test, not(all(target_arch = "wasm32", target_feature = "simd128"))))]
 pub fn portable(pixels: usize, wide: &[i16], w: &PackedI8, rq: Requant, out: &mut [i8]) {
+    use super::super::gemm_i8::NR;
     let (n, kp) = (w.n, w.kp);
     for blk in 0..n.div_ceil(NR) {
         let (c0, panel) = (blk * NR, w.panel(blk));
