@@ -327,9 +327,17 @@ pub mod simd128 {
     use core::arch::wasm32::*;
 
     pub fn micro(kp: usize, rows: [&[i16]; MR], panel: &[i16], acc: &mut [[i32; NR]; MR]) {
+        store(acc, sums(kp, rows, panel, load(acc)));
+    }
+
+    /// A 4×8 tile's sums kept in registers: `start` plus each row's products with the panel's
+    /// eight channels over `kp` values (rows readable for `kp` i16, the panel for `kp·NR`). For
+    /// kernels that requantize straight from the returned vectors ([`crate::kernels::int8::pointwise_conv`]).
+    #[inline(always)]
+    pub fn sums(kp: usize, rows: [&[i16]; MR], panel: &[i16], start: [(v128, v128); MR]) -> [(v128, v128); MR] {
         let panel = &panel[..kp * NR];
         let rows = [&rows[0][..kp], &rows[1][..kp], &rows[2][..kp], &rows[3][..kp]];
-        let [mut a0, mut a1, mut a2, mut a3] = load(acc);
+        let [mut a0, mut a1, mut a2, mut a3] = start;
         let pairs = kp / 2;
         for p in 0..pairs {
             // SAFETY: the panel holds kp·NR = pairs·16 i16, so both 8-lane loads at p·16 are in
@@ -348,7 +356,7 @@ pub mod simd128 {
                 a3 = (i32x4_add(a3.0, i32x4_dot_i16x8(x3, w0)), i32x4_add(a3.1, i32x4_dot_i16x8(x3, w1)));
             }
         }
-        store(acc, [a0, a1, a2, a3]);
+        [a0, a1, a2, a3]
     }
 
     /// One row against four panels: per k-pair one broadcast and eight `i32x4.dot_i16x8_s`.

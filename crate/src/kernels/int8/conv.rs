@@ -12,6 +12,7 @@ use super::super::gemm_i8::{self, PackedI8, Requant};
 use super::super::igemm_i8;
 use super::super::requant::VecStage;
 use super::direct::{self, DirectScratch, Group, PackedDirect};
+use super::pointwise_conv;
 
 /// Direct-loop int8 CONV_2D (TFLite's `ConvPerChannel`); weights `[oc, kh, kw, ic]`.
 #[allow(clippy::too_many_arguments)]
@@ -147,11 +148,18 @@ impl PreparedGemm {
 /// every block of eight output channels where im2col widens them once, and it wins only up to
 /// k = 32: VWW's stem 0.36, pointwise 8→16 and 16→32 0.51 and 0.75; KWS's stem 1.5, ResNet-8's
 /// 3×3×16 about even, KWS's 64→64 pointwise 1.5. The 7-bit halves have no direct kernel.
+///
+/// With i16 pairs a 1×1 stride-1 convolution never takes the direct kernel: it goes to
+/// [`pointwise_conv`] (the input widened once, no shuffles), which in Node (its V8 lowers the
+/// relaxed build to i16 pairs; loaded 2-core Xeon, both builds interleaved in one process, minimum
+/// of 16 profiles per layer) ties the direct kernel on VWW's 8→16, 16→32 and 32→32 (0.91–1.06,
+/// within the noise; requantization is most of their work) and runs VWW's 64→64 … 256→256 and
+/// KWS's 64→64 in 0.85–0.89 of igemm's time.
 pub fn direct_pays(s: &ConvShape, kind: DotKind) -> bool {
     let (k, taps) = (s.patch_len(), s.kh() * s.kw());
     match kind {
         DotKind::U8 => k <= 32 || (taps > 1 && k <= 160),
-        DotKind::None => k <= 32,
+        DotKind::None => k <= 32 && !pointwise_conv::applies(s),
         DotKind::I7 => false,
     }
 }
@@ -304,10 +312,14 @@ pub fn conv2d(s: &ConvShape, input_zp: i8, input: &[i8], p: &PreparedConv, out: 
 /// Int8 CONV_2D as im2col + GEMM: im2col rows read from a copy of the input padded with its zero
 /// point (so padded taps contribute nothing after the offset fold), fed to the int8 GEMM: as
 /// `x + 128` bytes to the u8 relaxed-dot kernel, as they are to the 7-bit-halves kernel, or
-/// widened to i16 for the simd128 kernel (which skips im2col where [`igemm_i8::applies`]).
+/// widened to i16 for the simd128 kernel (which skips im2col for 1×1 stride-1 convolutions,
+/// [`pointwise_conv`], and where [`igemm_i8::applies`]).
 fn conv2d_gemm(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Scratch) {
     debug_assert_eq!(g.k, s.patch_len());
     if let Packing::Pairs(w) = &g.packing {
+        if pointwise_conv::applies(s) {
+            return pointwise_conv::conv2d(s, input, w, g.requant(), out, &mut scratch.cols16);
+        }
         if igemm_i8::applies(s) {
             let k = gemm_i8::best();
             return igemm_i8::conv2d(s, input_zp, input, w, g.requant(), out, &mut scratch.pairs, k);
@@ -506,8 +518,8 @@ mod tests {
         let pw = |in_c, out_c| shape((12, 12), in_c, out_c, 1, 1, 1, Padding::Same);
         let k3 = |in_c, out_c| shape((12, 12), in_c, out_c, 3, 1, 1, Padding::Same);
         for (s, u8_dot, pairs) in [
-            (pw(8, 16), true, true),
-            (pw(32, 32), true, true),
+            (pw(8, 16), true, false),
+            (pw(32, 32), true, false),
             (pw(64, 64), false, false),
             (k3(3, 8), true, true),
             (k3(16, 16), true, false),

@@ -5,4 +5,5 @@ pub mod depthwise;
 pub mod direct;
 pub mod lstm;
 pub mod pointwise;
+pub mod pointwise_conv;
 pub mod pool;
