@@ -16,8 +16,10 @@ import { leb128, root, wasmSections } from './helpers.mjs';
 // package returns it with every loaded model) but not its TFLM report (the arena planner: the full
 // engine computes it, `LoadedModel.tflm()`), copies only the options tables the IR reads, and keeps
 // none for operators it cannot execute: 2026-11-30, 279,028 (simd128) and 284,469 (relaxed) bytes,
-// issue 11 asks for at most 300 KB. The full engines were 620,800 and 625,995 bytes.
-const budgets = { simd: 623_000, relaxed: 628_500, 'core/simd': 281_500, 'core/relaxed': 287_000 };
+// issue 11 asks for at most 300 KB. The full engines were 620,800 and 625,995 bytes. The i16-pair
+// pointwise kernel (kernels/int8/pointwise_conv.rs) then added ~2.5 KB to every build: 281,506 /
+// 287,035 (core) and 624,579 / 629,862 (full).
+const budgets = { simd: 626_000, relaxed: 631_500, 'core/simd': 283_500, 'core/relaxed': 289_000 };
 
 /** Names of a module's custom sections (id 0). */
 function customSections(bytes) {
