@@ -89,7 +89,7 @@ export interface OptimizerOptions extends AssetOptions {
   /**
    * Which wasm engine to download. 'auto' (default): the inference-only core (about 285 KB
    * gzipped: load a model, its summary without the TFLM report, run, profile, benchmark), then the
-   * full engine (about 630 KB gzipped) once, on the first call that needs it (quantize, prune,
+   * full engine (about 625 KB gzipped) once, on the first call that needs it (quantize, prune,
    * fine-tune, QAT, evaluate, export, firmware, the TFLM report, inspect, streaming runs); loaded
    * models carry over. 'full': the full engine
    * from the start (one download; runs use every core). 'core': the core only; other calls reject
