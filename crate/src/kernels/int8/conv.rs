@@ -326,7 +326,7 @@ fn conv2d_gemm(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out:
         }
     }
     let pixels = s.batch * s.out_h() * s.out_w();
-    let pointwise = s.kh() == 1 && s.kw() == 1 && s.win.h.stride == 1 && s.win.w.stride == 1;
+    let pointwise = pointwise_conv::applies(s);
     // The u8 kernel reads `x + 128`: the padded copy is flipped once, pointwise rows on the way.
     let flip = if matches!(g.packing, Packing::Quads(_)) { i8::MIN } else { 0 };
     let geometry = if pointwise { (0, 0) } else { pad_nhwc(s, input, input_zp, 1, s.in_c, &mut scratch.padded) };
