@@ -155,10 +155,9 @@ async function openModel(bytes: Uint8Array, name: string) {
 /** The TFLM cards on show, to be replaced when the report arrives. */
 let tflmShown: HTMLElement[] = [];
 
-/** The TFLM cards while the full engine computes the report. */
-function tflmPending(): HTMLElement[] {
-  const why = 'computed by the full engine, which is loading in the background';
-  return ['TFLite Micro', 'TFLM tensor arena', 'TFLM flash'].map((label) => card(label, '…', why));
+/** The TFLM cards with one placeholder value: while the report is computed, or when it failed. */
+function tflmPlaceholders(value: string, why: string): HTMLElement[] {
+  return ['TFLite Micro', 'TFLM tensor arena', 'TFLM flash'].map((label) => card(label, value, why));
 }
 
 /** Fills in the TFLM cards of `model` (loading the full engine if needed), unless another model is shown by then. */
@@ -172,7 +171,7 @@ function showTflm(model: LoadedModel) {
     (e) => {
       if (original?.model !== model) return;
       const why = e instanceof Error ? e.message : String(e);
-      replaceTflmCards(['TFLite Micro', 'TFLM tensor arena', 'TFLM flash'].map((label) => card(label, '–', `not available: ${why}`)));
+      replaceTflmCards(tflmPlaceholders('–', `not available: ${why}`));
     },
   );
 }
@@ -203,7 +202,9 @@ function renderModel(name: string, s: ModelSummary) {
     ['MACs / inference', fmt(s.macs)],
     ['operators', fmt(s.layers.length)],
   ];
-  tflmShown = s.tflm ? tflmCards(s.tflm) : tflmPending();
+  tflmShown = s.tflm
+    ? tflmCards(s.tflm)
+    : tflmPlaceholders('…', 'computed by the full engine, which is loading in the background');
   $('model-cards').replaceChildren(...cards.map(([label, value]) => card(label, value)), ...tflmShown);
   $('model-io').replaceChildren(
     ...[...s.inputs.map((io) => ['input', io] as const), ...s.outputs.map((io) => ['output', io] as const)].map(([k, io]) =>
