@@ -53,6 +53,9 @@ function outputs(g, full) {
     ['lstm', 'model_int8_tf'],
     ['lstm', 'model_float'],
     ['resnet', 'model_int8_tf'],
+    // Eighteen operator kinds, each with its options table (the core copies only those it reads).
+    ['ops', 'model_float'],
+    ['ops', 'model_dynamic'],
   ]) {
     const m = new g.Model(fixture(`${dir}/${model}.tflite`));
     runs.push(...m.run(fixture(`${dir}/inputs.npy`), false, undefined).map((a) => Buffer.from(a)));

@@ -525,10 +525,43 @@ fn owned_options(o: fb::BuiltinOptionsRef<'_>) -> Result<Option<fb::BuiltinOptio
     fb_(fb::BuiltinOptions::try_from(o)).map(Some)
 }
 
+/// Calls `$then!` with the options kinds [`ops::to_ir`] reads: the only ones the inference-only
+/// core copies. A test (`core_copies_every_options_kind_to_ir_reads`) checks this list against
+/// `to_ir`'s source, so an operator the IR learns cannot silently stay opaque in the core.
+#[cfg(any(test, not(feature = "optimizer")))]
+macro_rules! ir_options_kinds {
+    ($then:ident) => {
+        $then!(
+            AddOptions,
+            ConcatenationOptions,
+            Conv2DOptions,
+            DepthwiseConv2DOptions,
+            DequantizeOptions,
+            FullyConnectedOptions,
+            HardSwishOptions,
+            LeakyReluOptions,
+            MulOptions,
+            PackOptions,
+            PadOptions,
+            Pool2DOptions,
+            QuantizeOptions,
+            ReducerOptions,
+            ReshapeOptions,
+            ShapeOptions,
+            SoftmaxOptions,
+            SqueezeOptions,
+            StridedSliceOptions,
+            SubOptions,
+            TransposeOptions,
+            UnidirectionalSequenceLstmOptions
+        )
+    };
+}
+
 /// An owned copy of a `builtin_options` table, if it is one of the kinds [`ops::to_ir`] reads
-/// (`None` for the others). The inference-only core never writes a model back, so an operator it
-/// cannot execute needs no copy of its options; copying only these kinds keeps the conversions of
-/// the other ~170 kinds of table out of its download.
+/// ([`ir_options_kinds`]; `None` for the others). The inference-only core never writes a model
+/// back, so an operator it cannot execute needs no copy of its options; copying only these kinds
+/// keeps the conversions of the other ~170 kinds of table out of its download.
 #[cfg(not(feature = "optimizer"))]
 fn owned_options(o: fb::BuiltinOptionsRef<'_>) -> Result<Option<fb::BuiltinOptions>> {
     use fb::{BuiltinOptions as B, BuiltinOptionsRef as R};
@@ -540,30 +573,7 @@ fn owned_options(o: fb::BuiltinOptionsRef<'_>) -> Result<Option<fb::BuiltinOptio
             })
         };
     }
-    kinds!(
-        AddOptions,
-        ConcatenationOptions,
-        Conv2DOptions,
-        DepthwiseConv2DOptions,
-        DequantizeOptions,
-        FullyConnectedOptions,
-        HardSwishOptions,
-        LeakyReluOptions,
-        MulOptions,
-        PackOptions,
-        PadOptions,
-        Pool2DOptions,
-        QuantizeOptions,
-        ReducerOptions,
-        ReshapeOptions,
-        ShapeOptions,
-        SoftmaxOptions,
-        SqueezeOptions,
-        StridedSliceOptions,
-        SubOptions,
-        TransposeOptions,
-        UnidirectionalSequenceLstmOptions
-    )
+    ir_options_kinds!(kinds)
 }
 
 /// Bytes of the vectors and strings an owned copy of a `builtin_options` table holds.
@@ -678,6 +688,28 @@ mod tests {
     use planus::{Builder, Offset};
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// Every options kind `ops::to_ir` matches on (`O::…Options` in its source) is one the
+    /// inference-only core copies: otherwise that operator would be opaque in the core only.
+    #[test]
+    fn core_copies_every_options_kind_to_ir_reads() {
+        macro_rules! names {
+            ($($kind:ident),*) => { [$(stringify!($kind)),*] };
+        }
+        let copied = ir_options_kinds!(names);
+        let src = include_str!("ops.rs");
+        let body = &src[src.find("fn to_ir(").expect("to_ir in ops.rs")..];
+        let body = &body[..body.find("\n}\n").expect("the end of to_ir")];
+        let read: Vec<&str> = body
+            .split("O::")
+            .skip(1)
+            .map(|t| t.split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or(""))
+            .collect();
+        assert!(read.len() >= copied.len(), "to_ir's options kinds were not found in its source: {read:?}");
+        for kind in read {
+            assert!(copied.contains(&kind), "ops::to_ir reads {kind}, which ir_options_kinds! does not list");
+        }
+    }
 
     /// Finishes a planus build as a TFLite file (root offset first, then the identifier).
     fn finish(b: &mut Builder, root: Offset<fb::Model>) -> Vec<u8> {
