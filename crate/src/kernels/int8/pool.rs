@@ -1,40 +1,11 @@
 //! Fast int8 AVERAGE_POOL_2D and MAX_POOL_2D: per output pixel, the window's input rows (all
 //! channels of one tap are contiguous in NHWC) are folded into per-channel lanes with plain slice
-//! loops the compiler vectorizes, instead of one iterator walk per output value. The reference
+//! loops the compiler vectorizes ([`super::super::pool::window`], shared with the float pools),
+//! instead of one iterator walk per output value. The reference
 //! twins are [`super::pointwise::average_pool`] and [`super::pointwise::max_pool`].
 
 use super::super::conv::ConvShape;
-
-/// Calls `fold(row)` with the `in_c` inputs of every valid tap of output pixel `(b, oy, ox)` and
-/// returns how many taps there were.
-#[inline(always)]
-fn window(s: &ConvShape, input: &[i8], (b, oy, ox): (usize, usize, usize), mut fold: impl FnMut(&[i8])) -> usize {
-    let c = s.in_c;
-    let (ys, xs) = (s.win.h.valid_taps(oy), s.win.w.valid_taps(ox));
-    for ky in ys.clone() {
-        let Some(iy) = s.win.h.tap(oy, ky) else { continue };
-        for kx in xs.clone() {
-            let Some(ix) = s.win.w.tap(ox, kx) else { continue };
-            fold(&input[((b * s.in_h() + iy) * s.in_w() + ix) * c..][..c]);
-        }
-    }
-    ys.len() * xs.len()
-}
-
-/// Every output pixel `(b, oy, ox)` in order with its `in_c` output values.
-#[inline(always)]
-fn each_pixel(s: &ConvShape, out: &mut [i8], mut f: impl FnMut((usize, usize, usize), &mut [i8])) {
-    let c = s.in_c;
-    let mut at = 0;
-    for b in 0..s.batch {
-        for oy in 0..s.out_h() {
-            for ox in 0..s.out_w() {
-                f((b, oy, ox), &mut out[at..at + c]);
-                at += c;
-            }
-        }
-    }
-}
+use super::super::pool::{each_pixel, window};
 
 /// Int8 AVERAGE_POOL_2D as TFLite computes it: the sum of the taps inside the image divided by
 /// their count, rounding halves away from zero, then clamped to `min..=max`.
