@@ -95,7 +95,10 @@ fn interior_row(
     }
 }
 
-/// One output pixel, every channel, over the taps that fall inside the input.
+/// One output pixel, every channel, over the taps that fall inside the input: tap by tap (in the
+/// reference order), each tap's whole channel row multiplied into `out`, which holds the sums,
+/// then the bias and the clamp. Each channel sees the same operations in the same order as a
+/// per-channel loop, without recomputing the tap's offsets per group of four channels.
 fn pixel(
     s: &ConvShape,
     input: &[f32],
@@ -105,33 +108,32 @@ fn pixel(
     out: &mut [f32],
 ) {
     let c = s.out_c;
-    let (kys, kxs) = (s.win.h.valid_taps(oy), s.win.w.valid_taps(ox));
-    let at = |ky: usize, kx: usize| {
-        let (iy, ix) = (s.win.h.tap(oy, ky).unwrap_or(0), s.win.w.tap(ox, kx).unwrap_or(0));
-        (((b * s.in_h() + iy) * s.in_w() + ix) * c, (ky * s.kw() + kx) * c)
-    };
-    let (lo, hi) = (F4::splat(ep.min), F4::splat(ep.max));
     let vec_c = c - c % 4;
-    for c0 in (0..vec_c).step_by(4) {
-        let mut acc = F4::splat(0.0);
-        for ky in kys.clone() {
-            for kx in kxs.clone() {
-                let (x, w) = at(ky, kx);
-                acc = F4::from_slice(&input[x + c0..]).mul_add(F4::from_slice(&weights[w + c0..]), acc);
+    let out = &mut out[..c];
+    out.fill(0.0);
+    for ky in s.win.h.valid_taps(oy) {
+        let iy = s.win.h.tap(oy, ky).unwrap_or(0);
+        for kx in s.win.w.valid_taps(ox) {
+            let ix = s.win.w.tap(ox, kx).unwrap_or(0);
+            let x = &input[((b * s.in_h() + iy) * s.in_w() + ix) * c..][..c];
+            let w = &weights[(ky * s.kw() + kx) * c..][..c];
+            for c0 in (0..vec_c).step_by(4) {
+                F4::from_slice(&x[c0..])
+                    .mul_add(F4::from_slice(&w[c0..]), F4::from_slice(&out[c0..]))
+                    .write(&mut out[c0..]);
+            }
+            for ch in vec_c..c {
+                out[ch] += x[ch] * w[ch];
             }
         }
+    }
+    let (lo, hi) = (F4::splat(ep.min), F4::splat(ep.max));
+    for c0 in (0..vec_c).step_by(4) {
         let bias = ep.bias.map_or(F4::splat(0.0), |b| F4::from_slice(&b[c0..]));
-        acc.plus(bias).clamp(lo, hi).write(&mut out[c0..]);
+        F4::from_slice(&out[c0..]).plus(bias).clamp(lo, hi).write(&mut out[c0..]);
     }
     for ch in vec_c..c {
-        let mut acc = 0.0f32;
-        for ky in kys.clone() {
-            for kx in kxs.clone() {
-                let (x, w) = at(ky, kx);
-                acc += input[x + ch] * weights[w + ch];
-            }
-        }
-        out[ch] = (acc + ep.bias.map_or(0.0, |b| b[ch])).max(ep.min).min(ep.max);
+        out[ch] = (out[ch] + ep.bias.map_or(0.0, |b| b[ch])).max(ep.min).min(ep.max);
     }
 }
 
