@@ -117,6 +117,9 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
     // each engine's tasks.
     const roundsOf = [];
     const evalRoundsOf = [];
+    // Per call: the serving worker's serial work around the rounds (making and finishing the job).
+    const serialOf = [];
+    const evalSerialOf = [];
     let bytes;
     let report;
     for (let i = 0; i <= repeats; i++) {
@@ -128,6 +131,7 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
       if (i) busyOf.quantize.push(busy(th, await perThread()));
       if (i) phasesOf.push([q.report.calibrationMs, q.report.rewriteMs, q.report.reportMs]);
       if (i) roundsOf.push((await opt.info()).lastJob);
+      if (i) serialOf.push((await opt.info()).lastJobSerial);
       bytes ??= await sha256(await q.model.toBytes());
       if (!tasks.includes('evaluate')) {
         await q.model.release();
@@ -140,6 +144,7 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
       if (i) cpuOf.evaluate.push((await cpu()) - c);
       if (i) busyOf.evaluate.push(busy(th, await perThread()));
       if (i) evalRoundsOf.push((await opt.info()).lastJob);
+      if (i) evalSerialOf.push((await opt.info()).lastJobSerial);
       report ??= r;
       await q.model.release();
     }
@@ -162,6 +167,8 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
       phases: phasesOf[quantize.indexOf(Math.min(...quantize))],
       rounds: roundsOf[quantize.indexOf(Math.min(...quantize))],
       evalRounds: evalRoundsOf[evaluate.indexOf(Math.min(...evaluate))],
+      serial: serialOf[quantize.indexOf(Math.min(...quantize))],
+      evalSerial: evalSerialOf[evaluate.indexOf(Math.min(...evaluate))],
       modelSha256: bytes,
       figures: report ? JSON.stringify(strip(report)) : '',
       report,
@@ -421,13 +428,24 @@ try {
   console.log('\nquantization phases, s in the best call (1 thread | all cores): calibrate, select (build and score candidates), measure');
   const ph = (v) => (v ?? []).map((ms) => (ms / 1000).toFixed(2)).join(' ');
   for (const [runtime, r] of Object.entries(results)) console.log(`  ${runtime}: ${ph(r[1].phases)} | ${ph(r[ALL].phases)}`);
-  console.log('\nquantization rounds in the best call: wall ms (serial: making the round + merging its results) | per engine (serving worker first): tasks × ms');
+  console.log('\nrounds in the best calls: wall ms (serial: making the round + merging its results) | per engine (serving worker first): tasks × ms (the round\'s wall time outside its tasks)');
   const rnd = (t) => `  ${t.stage.padEnd(9)} ${String(t.tasks).padStart(3)} tasks ${t.wallMs.toFixed(0).padStart(5)} ms ` +
-    `(${t.nextMs.toFixed(0)} + ${t.acceptMs.toFixed(0)}) | ${t.engines.map((e) => `${e.tasks}×${e.ms.toFixed(0)}`).join(' ')}`;
+    `(${t.nextMs.toFixed(0)} + ${t.acceptMs.toFixed(0)}) | ${t.engines.map((e) => `${e.tasks}×${e.ms.toFixed(0)} (idle ${(t.wallMs - e.ms).toFixed(0)})`).join(' ')}`;
+  // The call's wall time outside the rounds: making the job, finishing it, and the rest (messages
+  // and copies between the caller and the serving worker).
+  const outside = (r, n, task) => {
+    const [rounds, serial] = task === 'quantize' ? [r[n].rounds, r[n].serial] : [r[n].evalRounds, r[n].evalSerial];
+    if (!rounds || !serial) return '';
+    const inRounds = rounds.reduce((s, t) => s + t.wallMs, 0);
+    const rest = r[n][task] - serial.makeMs - inRounds - serial.finishMs;
+    return `  ${task} ${r[n][task].toFixed(0)} ms = make ${serial.makeMs.toFixed(0)} + rounds ${inRounds.toFixed(0)} + finish ${serial.finishMs.toFixed(0)} + rest ${rest.toFixed(0)} (caller ↔ worker)`;
+  };
   for (const [runtime, r] of Object.entries(results)) {
     for (const n of [1, ALL]) {
       console.log(`  ${runtime}, ${n} thread(s):`);
+      for (const task of TASKS) console.log(outside(r, n, task));
       for (const t of r[n].rounds ?? []) console.log(rnd(t));
+      for (const t of r[n].evalRounds ?? []) console.log(rnd(t));
     }
   }
   console.log(`\nsame-work ceiling: ${ALL} one-thread optimizers making the same call at once, against one alone;`);

@@ -27,7 +27,7 @@ import type {
 } from './types.js';
 import { OptimizerError, QAT_LEARNING_RATE } from './types.js';
 import type { AssetOptions } from './assets.js';
-import type { RoundTrace } from './pool.js';
+import type { JobSerial, RoundTrace } from './pool.js';
 import { readNpy, writeNpy } from './npy.js';
 import { isTensor, type Tensor } from './tensor.js';
 
@@ -143,6 +143,8 @@ export interface EngineInfo {
    * serving worker's own serial work, and each engine's tasks and time running them (for
    * benchmarks; the format may change). */
   lastJob: RoundTrace[];
+  /** The serving worker's serial work before and after those rounds (making and finishing the job). */
+  lastJobSerial: JobSerial;
 }
 
 /** Options of `run`. */

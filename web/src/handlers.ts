@@ -52,7 +52,10 @@ type WasmJob = Wasm['Job']['prototype'];
 
 /** Runs a job's rounds on the pool. Training jobs report their figures after every step and stop
  * when asked (keeping the best weights). A failed job frees its task workers. */
-async function drive(s: State, job: WasmJob, ctx: Ctx, training = false, input?: Uint8Array): Promise<WasmJob> {
+async function drive(s: State, make: () => WasmJob, ctx: Ctx, training = false, input?: Uint8Array): Promise<WasmJob> {
+  const t = performance.now();
+  const job = make();
+  s.pool.lastJobSerial = { makeMs: performance.now() - t, finishMs: 0 };
   const after = training
     ? () => {
         // Undefined while a QAT job still calibrates.
@@ -74,6 +77,16 @@ async function drive(s: State, job: WasmJob, ctx: Ctx, training = false, input?:
     throw e;
   }
   return job;
+}
+
+/** `f()`, the end of a driven job (its report or model), timed for `info().lastJobSerial`. */
+function finish<T>(s: State, f: () => T): T {
+  const t = performance.now();
+  try {
+    return f();
+  } finally {
+    s.pool.lastJobSerial.finishMs = performance.now() - t;
+  }
 }
 
 function bytesOf(b: ArrayBuffer | Uint8Array): Uint8Array {
@@ -108,6 +121,7 @@ function makeHandlers(s: State) {
         engine: s.kind,
         models: s.models.size,
         lastJob: s.pool.lastJob,
+        lastJobSerial: s.pool.lastJobSerial,
       };
     },
     async load(a: { bytes: ArrayBuffer | Uint8Array }) {
@@ -130,8 +144,8 @@ function makeHandlers(s: State) {
         const outputs = model(s, a.handle).run(bytesOf(a.input), a.raw, (d: number, t: number) => ctx.progress('run', d, t));
         return { outputs: outputs as Uint8Array[] };
       }
-      const job = await drive(s, model(s, a.handle).runJob(bytesOf(a.input), a.raw, a.streaming ?? false), ctx);
-      return { outputs: job.finishArrays() as Uint8Array[] };
+      const job = await drive(s, () => model(s, a.handle).runJob(bytesOf(a.input), a.raw, a.streaming ?? false), ctx);
+      return { outputs: finish(s, () => job.finishArrays() as Uint8Array[]) };
     },
     async quantize(a: { handle: number; calibration?: ArrayBuffer | Uint8Array; options: QuantizeSettings }, ctx: Ctx) {
       const m = model(s, a.handle);
@@ -141,8 +155,8 @@ function makeHandlers(s: State) {
       }
       // The engine copies the calibration data; task workers get these bytes (the job's input).
       const calibration = bytesOf(a.calibration);
-      const job = await drive(s, m.quantizeJob(calibration, a.options), ctx, false, calibration);
-      return adopt(s, job.finishModel(), 'quantization') as { handle: number; summary: ModelSummary; report: QuantReport };
+      const job = await drive(s, () => m.quantizeJob(calibration, a.options), ctx, false, calibration);
+      return finish(s, () => adopt(s, job.finishModel(), 'quantization')) as { handle: number; summary: ModelSummary; report: QuantReport };
     },
     /** Quantization-aware training: static quantization (on `calibration` when given, else the
      * first 200 training samples) starts the ranges, then training, then the int8 export. */
@@ -158,7 +172,7 @@ function makeHandlers(s: State) {
       ctx: Ctx,
     ) {
       const calibration = a.calibration ? bytesOf(a.calibration) : undefined;
-      const job = await drive(s, model(s, a.handle).qatJob(bytesOf(a.x), bytesOf(a.y), a.train, a.options, calibration), ctx, true);
+      const job = await drive(s, () => model(s, a.handle).qatJob(bytesOf(a.x), bytesOf(a.y), a.train, a.options, calibration), ctx, true);
       return adopt(s, job.finishModel(), 'quantization-aware training') as {
         handle: number;
         summary: ModelSummary;
@@ -172,7 +186,7 @@ function makeHandlers(s: State) {
       const m = model(s, a.handle);
       const job = await drive(
         s,
-        m.pruneJob(a.data ? bytesOf(a.data) : undefined, a.labels ? bytesOf(a.labels) : undefined, a.options),
+        () => m.pruneJob(a.data ? bytesOf(a.data) : undefined, a.labels ? bytesOf(a.labels) : undefined, a.options),
         ctx,
       );
       return adopt(s, job.finishModel(), 'pruning') as { handle: number; summary: ModelSummary; report: PruneReport };
@@ -182,7 +196,7 @@ function makeHandlers(s: State) {
       a: { handle: number; x: ArrayBuffer | Uint8Array; y: ArrayBuffer | Uint8Array; options: TrainOptions; prune?: PruneDuring },
       ctx: Ctx,
     ) {
-      const job = await drive(s, model(s, a.handle).trainJob(bytesOf(a.x), bytesOf(a.y), a.options, a.prune), ctx, true);
+      const job = await drive(s, () => model(s, a.handle).trainJob(bytesOf(a.x), bytesOf(a.y), a.options, a.prune), ctx, true);
       return adopt(s, job.finishModel(), 'fine-tuning') as { handle: number; summary: ModelSummary; report: FinetuneReport };
     },
     async evaluate(
@@ -193,9 +207,10 @@ function makeHandlers(s: State) {
       const labels = a.labels ? bytesOf(a.labels) : undefined;
       // The engine copies the data; task workers get these bytes (the job's input).
       const data = bytesOf(a.data);
-      const job =
+      const make = () =>
         a.reference === undefined ? m.evaluateJob(data, labels) : m.evaluateJobAgainst(data, labels, model(s, a.reference));
-      return (await drive(s, job, ctx, false, data)).finishReport() as EvalReport;
+      const job = await drive(s, make, ctx, false, data);
+      return finish(s, () => job.finishReport() as EvalReport);
     },
     async profile(a: { handle: number; input: ArrayBuffer | Uint8Array; iterations?: number }) {
       return model(s, a.handle).profile(bytesOf(a.input), a.iterations ?? 20) as { node: number; op: string; ms: number }[];

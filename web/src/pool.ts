@@ -50,6 +50,13 @@ export interface RoundTrace {
   engines: { tasks: number; ms: number }[];
 }
 
+/** The serving worker's serial work around a job's rounds (for benchmarks), in ms: making the job
+ * (reading and checking its inputs), and finishing it (its report or model). */
+export interface JobSerial {
+  makeMs: number;
+  finishMs: number;
+}
+
 export type SpawnTaskWorker = (onReply: (msg: TaskReply) => void, onFailure: (e: Error) => void) => TaskPort;
 
 interface Helper {
@@ -100,6 +107,8 @@ export class Pool {
   private seq = 1;
   /** The rounds of the last job driven. */
   lastJob: RoundTrace[] = [];
+  /** The serial work around the last job's rounds. */
+  lastJobSerial: JobSerial = { makeMs: 0, finishMs: 0 };
 
   /** `threads` in all: this worker and `threads - 1` task workers (started on first use). */
   constructor(
