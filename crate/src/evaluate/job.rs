@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use super::tasks::Time;
+use super::tasks::{Chunk, Outcome, Time};
 use super::{accuracy, check_comparable, compare, labels_of, samples_of};
 use super::{EvalReport, Latency, ReferenceComparison};
 use crate::error::{Error, Result};
 use crate::exec::tasks::Run;
-use crate::exec::Interpreter;
+use crate::exec::{IoDetail, Plan, PlanOptions};
 use crate::ir::Model;
-use crate::npy::{self, Header, NpyArray};
+use crate::npy::{self, NpyArray};
 use crate::parallel::{chunks, decode, encode, Job, Resource, ResourceId, Resources, Round, Task};
 
 /// Samples per task: the unit of work, fixed so that results do not depend on the cores.
@@ -21,9 +21,8 @@ const CHUNK: usize = 32;
 struct Side {
     id: ResourceId,
     size: usize,
-    /// This model prepared once on the job's own instance: checks that it compiles before any task
-    /// runs (errors keep their node).
-    it: Interpreter,
+    /// The model's outputs, from its plan.
+    details: Vec<IoDetail>,
     /// Per-sample inference time, from its task.
     latency: Option<Latency>,
     /// Values per sample of each output.
@@ -33,15 +32,16 @@ struct Side {
 }
 
 impl Side {
-    /// Compiles `model` once here: errors come before any task runs, and the worker that shares
-    /// this memory (the job's own) runs its tasks on this engine instead of compiling it again.
+    /// Plans `model` once here, so that its errors (with their node) come before any task runs.
+    /// Its parameters are packed by each worker in its first task: this one's as the others',
+    /// which get the model first instead of waiting for that packing.
     fn new(model: &Model, size: usize, res: &mut Resources) -> Result<Side> {
-        let it = Interpreter::new(model)?;
-        let widths: Vec<usize> = it.outputs().iter().map(|d| d.shape.iter().product()).collect();
+        let plan = Plan::new(model, PlanOptions::default())?;
+        let details: Vec<IoDetail> = plan.output_ids().iter().map(|&t| detail(&plan, t)).collect();
+        let widths: Vec<usize> = details.iter().map(|d| d.shape.iter().product()).collect();
         let outputs = vec![Vec::new(); widths.len()];
-        let engine = Arc::new((it.plan().clone(), it.params().clone()));
-        let id = res.add(Resource::Compiled(Arc::new(model.clone()), engine));
-        Ok(Side { id, size, it, latency: None, widths, outputs })
+        let id = res.add(Resource::Model(Arc::new(model.clone())));
+        Ok(Side { id, size, details, latency: None, widths, outputs })
     }
 
     /// Appends a task's outputs for `rows` samples (one `.npy` per output).
@@ -126,7 +126,8 @@ impl EvaluateJob {
             }
         }
         let labels = labels.map(|l| labels_of(l, n)).transpose()?;
-        let per = check_finite(&bytes, &header, n)?;
+        // (The tasks check that the values are finite, each its own samples.)
+        let per = header.shape.iter().product::<usize>() / n.max(1);
         let mut res = Resources::default();
         let data = res.add_bytes(bytes);
         let mut sides = vec![Side::new(model, size, &mut res)?];
@@ -170,19 +171,20 @@ impl EvaluateJob {
             reference,
             size_bytes: ours.size,
             latency: ours.latency()?,
-            outputs: ours.it.outputs(),
+            outputs: ours.details,
         })
     }
 }
 
-/// Checks that every value of the `.npy` file `bytes` (header `h`, `n` samples) is finite as
-/// float32 (a block at a time: the whole array is never decoded here); returns the values per
-/// sample. Tasks read the data as float values ([`Run::floats`]).
-fn check_finite(bytes: &[u8], h: &Header, n: usize) -> Result<usize> {
-    let per = h.shape.iter().product::<usize>() / n.max(1);
-    match npy::first_non_finite(bytes, h)? {
-        None => Ok(per),
-        Some((at, v)) => Err(Error::input(format!("sample {}: element {} is {v}", at / per.max(1), at % per.max(1)))),
+/// What [`crate::exec::Interpreter::outputs`] says of output tensor `t`, from the plan alone.
+fn detail(plan: &Plan, t: crate::ir::TensorId) -> IoDetail {
+    let f = plan.fact(t);
+    IoDetail {
+        name: plan.name(t).to_string(),
+        tensor: t,
+        dtype: f.map_or(crate::ir::DType::F32, |f| f.dtype),
+        shape: f.map_or_else(Vec::new, |f| f.shape.clone()),
+        quant: f.and_then(|f| f.quant.clone()),
     }
 }
 
@@ -198,7 +200,7 @@ impl Job for EvaluateJob {
         for side in &self.sides {
             for &samples in &parts {
                 let run = Run { model: side.id, data: self.data, samples, raw: false, streaming: false, floats: true };
-                tasks.push(encode(&Task::Run(run)));
+                tasks.push(encode(&Task::Evaluate(Chunk { run })));
                 units.push(samples.1 - samples.0);
             }
         }
@@ -218,10 +220,16 @@ impl Job for EvaluateJob {
         }
         for (i, r) in results[..runs].iter().enumerate() {
             let (lo, hi) = parts[i % parts.len()];
-            self.sides[i / parts.len()].append(r, hi - lo)?;
+            match decode(r, "outputs")? {
+                Outcome::Outputs(arrays) => self.sides[i / parts.len()].append(&arrays, hi - lo)?,
+                // The first in sample order: the model's chunks come first, in sample order.
+                Outcome::NonFinite { sample, element, value } => {
+                    return Err(Error::input(format!("sample {sample}: element {element} is {value}")));
+                }
+            }
         }
         for (side, r) in self.sides.iter_mut().zip(&results[runs..]) {
-            side.latency = Some(decode(r, "latency")?);
+            side.latency = decode(r, "latency")?;
         }
         self.done = true;
         Ok(())

@@ -90,11 +90,6 @@ fn bad_labels_and_data_are_refused_before_anything_runs() {
     let wrong = NpyArray::new(vec![2, 5], NpyData::F32(vec![0.0; 10])).unwrap();
     let e = message(evaluate(&m, 1, &wrong, None, None, &mut nothing));
     assert!(e.contains("the data has shape [2, 5], but the model input is [1, 4]"), "{e}");
-    let mut nan = data(3);
-    if let NpyData::F32(v) = &mut nan.data {
-        v[6] = f32::NAN;
-    }
-    assert_eq!(message(evaluate(&m, 1, &nan, None, None, &mut nothing)), "invalid input: sample 1: element 2 is NaN");
 }
 
 #[test]
@@ -111,14 +106,42 @@ fn a_job_gives_one_round_of_chunks_and_refuses_to_finish_early() {
     assert!(job.accept(vec![Vec::new(); 6]).is_err());
 }
 
-/// The job compiles each model once to check it; its own worker runs the tasks on those engines
-/// (batched plans share their parameters) instead of compiling the models again.
+/// The job plans each model to check it; its worker packs each model's parameters once (batched
+/// plans share them).
 #[test]
 fn one_worker_prepares_each_model_once() {
     let before = crate::exec::preparations();
     let r = evaluate(&relu(true), 1, &data(70), None, Some((&tanh_model(), 1)), &mut nothing).unwrap();
     assert_eq!(r.samples, 70);
     assert_eq!(crate::exec::preparations() - before, 2, "parameter stores prepared");
+}
+
+/// The tasks check their own samples; the job reports the first value that is not finite in
+/// sample order, however many workers ran them.
+#[test]
+fn the_first_non_finite_value_in_sample_order_is_reported_on_any_number_of_workers() {
+    let mut nan = data(3);
+    if let NpyData::F32(v) = &mut nan.data {
+        v[6] = f32::NAN;
+    }
+    let e = evaluate(&relu(true), 1, &nan, None, None, &mut nothing);
+    assert_eq!(message(e), "invalid input: sample 1: element 2 is NaN");
+    let mut x = data(70);
+    if let NpyData::F32(v) = &mut x.data {
+        v[65 * 4 + 1] = f32::INFINITY;
+        v[40 * 4 + 3] = f32::NAN;
+    }
+    for workers in [1, 2, 3] {
+        let mut job = EvaluateJob::new(&relu(true), 1, &x, None, Some((&tanh_model(), 1))).unwrap();
+        let e = crate::parallel::run(&mut job, workers, &mut nothing).map(|_| ()).map_err(|e| e.to_string());
+        assert_eq!(e, Err("invalid input: sample 40: element 3 is NaN".to_string()), "{workers} workers");
+    }
+    // In the first sample, the one the latency is measured on, too.
+    if let NpyData::F32(v) = &mut x.data {
+        v[1] = f32::NEG_INFINITY;
+    }
+    let e = evaluate(&relu(true), 1, &x, None, Some((&tanh_model(), 1)), &mut nothing);
+    assert_eq!(message(e), "invalid input: sample 0: element 1 is -inf");
 }
 
 /// A [1, 4] input through TANH: a second model of RELU's shape.

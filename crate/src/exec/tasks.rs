@@ -31,15 +31,26 @@ pub struct Run {
 
 impl Run {
     pub fn run(&self, w: &mut Worker) -> Result<Vec<u8>> {
+        let rows = self.rows(w)?;
+        self.run_rows(w, &rows)
+    }
+
+    /// This task's samples of the data: only their bytes are decoded, so each worker reads its own
+    /// share of the data.
+    pub fn rows(&self, w: &mut Worker) -> Result<NpyData> {
+        let per = per_sample(w, self.model)?;
+        w.rows(self.data, per, self.samples)
+    }
+
+    /// Runs the model on `rows` (what [`Run::rows`] read); returns one `.npy` per output.
+    pub fn run_rows(&self, w: &mut Worker, rows: &NpyData) -> Result<Vec<u8>> {
         let m = w.model(self.model)?;
         let g = m.main();
         let input = g.inputs.first().map(|&t| &g.tensors[t]).ok_or_else(|| Error::input("the model has no input"))?;
         let per = input.num_elements().max(1);
         let integers = !self.floats && matches!(input.dtype, DType::I8 | DType::U8);
-        // Only this task's rows are decoded: each worker reads its own share of the data.
-        let rows = w.rows(self.data, per, self.samples)?;
         let floats;
-        let samples = match (&rows, input.dtype) {
+        let samples = match (rows, input.dtype) {
             (NpyData::I8(v), DType::I8) if integers => Samples::I8(v),
             (NpyData::U8(v), DType::U8) if integers => Samples::U8(v),
             (NpyData::F32(v), _) => Samples::F32(v),
@@ -80,6 +91,14 @@ impl Run {
             .collect::<Result<Vec<_>>>()?;
         Ok(encode(&arrays))
     }
+}
+
+/// Values per sample of model `model`'s (first) input.
+fn per_sample(w: &mut Worker, model: ResourceId) -> Result<usize> {
+    let m = w.model(model)?;
+    let g = m.main();
+    let input = g.inputs.first().map(|&t| &g.tensors[t]).ok_or_else(|| Error::input("the model has no input"))?;
+    Ok(input.num_elements().max(1))
 }
 
 /// Runs every sample of `x` through `model` in chunks; the result has one array per output.

@@ -23,6 +23,7 @@ pub enum Task {
     Time(crate::evaluate::tasks::Time),
     Gradients(crate::grad::tasks::GradientTask),
     Train(crate::train::tasks::TrainStep),
+    Evaluate(crate::evaluate::tasks::Chunk),
 }
 
 /// A compiled model: its plan and parameters for a batch size.
@@ -77,6 +78,7 @@ impl Worker {
             Task::Time(t) => t.run(self),
             Task::Gradients(t) => t.run(self),
             Task::Train(t) => t.run(self),
+            Task::Evaluate(t) => t.run(self),
         }
     }
 
