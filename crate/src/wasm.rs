@@ -538,6 +538,13 @@ impl Job {
         Ok(out.into())
     }
 
+    /// The resource id of the job's input file (see [`Job::next_round`]), if it has one: the
+    /// caller may send its bytes to other workers before the first round.
+    #[wasm_bindgen(getter, js_name = inputId)]
+    pub fn input_id(&self) -> Option<u32> {
+        self.input
+    }
+
     /// Runs task `i` of the current round in this instance; returns its result.
     #[wasm_bindgen(js_name = runLocal)]
     pub fn run_local(&mut self, i: usize) -> Result<Vec<u8>, JsValue> {

@@ -18,6 +18,8 @@ export interface Round {
 
 /** The wasm `Job` methods the pool drives. */
 export interface JobLike {
+  /** The resource id of the job's input file, if it has one. */
+  readonly inputId?: number;
   nextRound(portable: boolean): Round | null;
   runLocal(i: number): Uint8Array;
   accept(results: Uint8Array[]): void;
@@ -154,13 +156,24 @@ export class Pool {
   ): Promise<void> {
     const portable = this.size > 1;
     this.lastJob = [];
+    // The input file goes to the task workers first: they take it in while this worker makes the
+    // first round (and writes the models it sends).
+    let early: number | undefined;
+    if (portable && input && job.inputId !== undefined) {
+      this.start();
+      early = job.inputId;
+      this.put([{ id: early, input: true }], input);
+    }
     for (;;) {
       const t0 = performance.now();
       const round = job.nextRound(portable);
       if (!round) return;
       const trace: RoundTrace = { stage: round.stage, tasks: round.tasks.length, wallMs: 0, nextMs: 0, acceptMs: 0, engines: [] };
       this.lastJob.push(trace);
-      const results = portable ? await this.parallel(job, round, progress, input, trace, t0) : await this.local(job, round, progress, trace, t0);
+      const resources = round.resources.filter((r) => !(r.input && r.id === early));
+      const results = portable
+        ? await this.parallel(job, { ...round, resources }, progress, input, trace, t0)
+        : await this.local(job, round, progress, trace, t0);
       const t1 = performance.now();
       job.accept(results);
       const t2 = performance.now();

@@ -143,6 +143,29 @@ test("the job's input file reaches every task worker from the caller's bytes, th
   pool.terminate();
 });
 
+test("a job that names its input file has it sent before its first round is made, and only once", async () => {
+  const log = { puts: [], putBytes: [], held: 0, byWorker: [] };
+  const pool = new Pool(fakeSpawn(log, 1), 3);
+  const input = new Uint8Array(500).fill(9);
+  const job = fakeJob(10, 1, true);
+  job.inputId = 7;
+  const next = job.nextRound;
+  let putsBeforeRound = -1;
+  job.nextRound = (portable) => {
+    if (putsBeforeRound < 0) putsBeforeRound = log.puts.length;
+    return next(portable);
+  };
+  await pool.drive(job, () => {}, undefined, input);
+  assert.equal(putsBeforeRound, 2, 'both task workers had the input before the round was made');
+  assert.deepEqual(log.puts, [
+    [0, 7, 500],
+    [1, 7, 500],
+  ]);
+  assert.equal(log.putBytes[1][1], input, "the last task worker gets the caller's bytes themselves");
+  assert.deepEqual(job.accepted, Array.from({ length: 10 }, (_, i) => Uint8Array.of(i * 2)));
+  pool.terminate();
+});
+
 test('the serving worker takes tasks from the end of a round, task workers from the start', async () => {
   // A job lists the tasks of one model together: each engine then prepares fewer of the models.
   const log = { puts: [], held: 0, byWorker: [], tasks: [] };
