@@ -585,6 +585,8 @@ impl Job {
     /// for training).
     #[wasm_bindgen(js_name = finishModel)]
     pub fn finish_model(self) -> Result<ModelResult, JsValue> {
+        // A quantization wrote its model already (its report has the size): not written again.
+        let mut size = None;
         let (model, report) = match self.kind {
             JobKind::Train(j) => {
                 #[derive(Serialize)]
@@ -611,6 +613,7 @@ impl Job {
             }
             JobKind::Quantize(j) => {
                 let (m, r) = j.finish().map_err(js_error)?;
+                size = Some(r.size_after);
                 (m, to_js(&r)?)
             }
             JobKind::Prune(j) => {
@@ -620,7 +623,10 @@ impl Job {
             JobKind::Run(_) => return Err(js_error(Error::argument("a run job has arrays, not a model"))),
             JobKind::Evaluate(_) => return Err(js_error(Error::argument("an evaluation has a report, not a model"))),
         };
-        let size = tflite::write(&model).map_err(js_error)?.len();
+        let size = match size {
+            Some(n) => n,
+            None => tflite::write(&model).map_err(js_error)?.len(),
+        };
         Ok(ModelResult { model: Some(Model { model, size, interp: RefCell::new(None) }), report })
     }
 
