@@ -104,15 +104,21 @@ pub struct Reach {
 /// leave i32 (the sums then wrap, as TFLite's do, and any value can occur).
 pub fn reach(weights: impl IntoIterator<Item = i8>, bias: i32, input_offset: i32) -> Option<Reach> {
     // With P the sum of the positive weights and N of the negative ones, the lowest sum takes
-    // x = -128 against P and 127 against N, the highest the other way round.
-    let (mut p, mut n) = (0i64, 0i64);
+    // x = -128 against P and 127 against N, the highest the other way round. (The sums count
+    // in i32 up to 2^23 weights; longer rows are not given a reach.)
+    let (mut p, mut n, mut count) = (0i32, 0i32, 0usize);
     for w in weights {
+        count += 1;
+        if count > 1 << 23 {
+            return None;
+        }
         if w > 0 {
-            p += w as i64
+            p += w as i32
         } else {
-            n += w as i64
+            n += w as i32
         }
     }
+    let (p, n) = (p as i64, n as i64);
     let base = bias as i64 + input_offset as i64 * (p + n);
     let (lo, hi) = (base - 128 * p + 127 * n, base + 127 * p - 128 * n);
     Some(Reach { lo: i32::try_from(lo).ok()?, hi: i32::try_from(hi).ok()? })
@@ -130,8 +136,11 @@ pub fn reachable(weights: &[i8], n: usize, k: usize, bias: Option<&[i32]>, input
 /// stage is monotone (no left shift can wrap) and both ends agree.
 fn constant_output(f: FixedRequant, r: Reach, zp: i32, min: i32, max: i32) -> Option<i32> {
     let out = |x: i32| f.apply(x).wrapping_add(zp).clamp(min, max);
-    let monotone =
-        f.multiplier >= 0 && (r.lo as i64) << f.left >= i32::MIN as i64 && (r.hi as i64) << f.left <= i32::MAX as i64;
+    // (A left shift of 32 or more, from a hostile scale, wraps: not monotone.)
+    let monotone = f.multiplier >= 0
+        && f.left < 32
+        && (r.lo as i64) << f.left >= i32::MIN as i64
+        && (r.hi as i64) << f.left <= i32::MAX as i64;
     (r.lo == r.hi || (monotone && out(r.lo) == out(r.hi))).then(|| out(r.lo))
 }
 
@@ -307,18 +316,18 @@ impl VecStage {
         if channels == 0 {
             return None;
         }
-        if stage.fixed(0).is_none() {
-            return Self::double(stage, channels);
-        }
-        // One spare group, so eight channels can always be requantized from any group.
-        let lanes = |g: usize| (0..4).map(move |l| (g * 4 + l).min(channels - 1));
-        let fixed = |g: usize| lanes(g).map(|c| stage.fixed(c)).collect::<Option<Vec<_>>>();
+        // One spare group, so eight channels can always be requantized from any group. (Every
+        // channel of a fixed-point stage has its scale when channel 0 has one.)
+        let Some(first) = stage.fixed(0) else { return Self::double(stage, channels) };
+        let lane = |g: usize, l: usize| (g * 4 + l).min(channels - 1);
+        let fixed =
+            |g: usize| -> [FixedRequant; 4] { core::array::from_fn(|l| stage.fixed(lane(g, l)).unwrap_or(first)) };
         let group_count = channels.div_ceil(4) + 1;
-        let groups = (0..group_count).map(|g| fixed(g).map(|f| Group::new(&f))).collect::<Option<Vec<_>>>()?;
+        let groups = (0..group_count).map(|g| Group::new(&fixed(g))).collect();
         let windows = (0..group_count)
             .map(|g| {
-                let r: Vec<_> = lanes(g).map(|c| reach.get(c).copied().flatten()).collect();
-                Window4::new(&fixed(g)?, &r, stage.out_zp, stage.min, stage.max)
+                let r: [Option<Reach>; 4] = core::array::from_fn(|l| reach.get(lane(g, l)).copied().flatten());
+                Window4::new(&fixed(g), &r, stage.out_zp, stage.min, stage.max)
             })
             .collect();
         Some(VecStage { groups, windows, doubles: Vec::new(), zp: stage.out_zp, min: stage.min, max: stage.max })
@@ -1027,5 +1036,20 @@ mod tests {
             }
         }
         assert!(constants > 100 && unclamped > 50 && out_clamped > 20, "{constants} {unclamped} {out_clamped}");
+    }
+
+    /// Scales from hostile files (left shifts of 32 and more wrap in the reference stage) with
+    /// reaches: no panic, and any window layout still gives the reference's outputs.
+    #[test]
+    fn hostile_left_shifts_with_reaches() {
+        for left in [31, 32, 40, 63, 64, 200] {
+            let f = FixedRequant { multiplier: 1 << 30, left, right: 0 };
+            for r in [Reach { lo: 3, hi: 3 }, Reach { lo: -5, hi: 7 }, Reach { lo: i32::MIN, hi: i32::MAX }] {
+                let Some(w) = Window4::new(&[f; 4], &[Some(r); 4], 0, -128, 127) else { continue };
+                for x in [r.lo, r.hi, ((r.lo as i64 + r.hi as i64) / 2) as i32] {
+                    assert_eq!(w.apply_lane(0, x, (-128, 127)), f.apply(x).clamp(-128, 127), "left {left} {r:?} x={x}");
+                }
+            }
+        }
     }
 }
