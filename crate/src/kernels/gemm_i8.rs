@@ -213,7 +213,7 @@ pub(super) fn tile_loop<'w, A, W: 'w>(
 /// One row (readable for the packed `k`) against every panel with the GEMV kernel, its sums
 /// requantized [`PANELS`]·[`NR`] channels at a time straight from the kernel's accumulators:
 /// `out[j] = stage(Σ_k row[k]·w[j][k] + row_offset + offset[j])`.
-fn gemv_row<'w, A, W: 'w>(
+pub(crate) fn gemv_row<'w, A, W: 'w>(
     n: usize,
     row: &[A],
     panel: impl Fn(usize) -> &'w [W],

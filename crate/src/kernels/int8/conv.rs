@@ -10,7 +10,7 @@ use super::super::gemm_dot4::{self, DotKind, PackedQuad};
 use super::super::gemm_i7::{self, PackedHalves};
 use super::super::gemm_i8::{self, PackedI8, Requant};
 use super::super::igemm_i8;
-use super::super::requant::VecStage;
+use super::super::requant::{reachable, VecStage};
 use super::direct::{self, DirectScratch, Group, PackedDirect};
 use super::pointwise_conv;
 
@@ -126,7 +126,7 @@ impl PreparedGemm {
         };
         let u8_inputs = matches!(packing, Packing::Quads(_));
         let offset = channel_offsets(weights, n, k, bias, input_offset, u8_inputs);
-        let vec = VecStage::new(&stage, n);
+        let vec = VecStage::with_ranges(&stage, n, &reachable(weights, n, k, bias, input_offset));
         PreparedGemm { n, k, offset, stage, vec, packing }
     }
 
@@ -215,8 +215,9 @@ impl PreparedConv {
         let (n, k) = (s.out_c, s.patch_len());
         assert!(weights.len() >= n * k, "weights shorter than out_c·patch");
         let offset = channel_offsets(weights, n, k, bias, input_offset, group == Group::Quads);
+        let vec = VecStage::with_ranges(stage, n, &reachable(weights, n, k, bias, input_offset));
         let weights = PackedDirect::pack(weights, s, group);
-        Some(PreparedConv::Direct { weights, offset, stage: stage.clone(), vec: VecStage::new(stage, n) })
+        Some(PreparedConv::Direct { weights, offset, stage: stage.clone(), vec })
     }
 }
 
@@ -321,8 +322,7 @@ fn conv2d_gemm(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out:
             return pointwise_conv::conv2d(s, input, w, g.requant(), out, &mut scratch.cols16);
         }
         if igemm_i8::applies(s) {
-            let k = gemm_i8::best();
-            return igemm_i8::conv2d(s, input_zp, input, w, g.requant(), out, &mut scratch.pairs, k);
+            return igemm_i8::conv2d(s, input_zp, input, w, g.requant(), out, &mut scratch.pairs);
         }
     }
     let pixels = s.batch * s.out_h() * s.out_w();

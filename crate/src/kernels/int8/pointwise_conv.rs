@@ -8,15 +8,17 @@
 //! per pixel, no widening or lane shuffles (the direct kernel widens and shuffles its inputs again
 //! for every block of eight channels). A tile of [`MR`] = 4 pixels × 8 channels is summed over
 //! the whole depth in eight vector registers ([`gemm_i8::simd128::sums`]) and requantized from
-//! them, the four pixels at once ([`requant::simd128::Block8::apply_many`]), one 8-byte store each.
+//! them (the sums start from the per-channel offsets), the four pixels at once
+//! ([`requant::simd128::Block8::apply_many_offset`]), one 8-byte store each.
 //! Blocks of eight channels are the outer loop, so a block's weights and requantization constants
-//! stay hot while the pixels stream past.
+//! stay hot while the pixels stream past. A last tile of a single pixel goes to the GEMV kernel
+//! ([`gemm_i8::gemv_row`]) instead of being computed four times.
 //!
 //! The weights are [`PackedI8`] (the GEMM's "c2" panels), so this needs no packing of its own.
 //! [`portable`] is the plain-loop twin; both are tested against the reference convolution.
 
 use super::super::conv::ConvShape;
-use super::super::gemm_i8::{PackedI8, Requant};
+use super::super::gemm_i8::{self, gemv_row, PackedI8, Requant, MR};
 
 /// Whether [`conv2d`] handles `s`: a 1×1 filter at stride 1 (any padding or dilation: a 1×1
 /// window never leaves the image).
@@ -35,14 +37,22 @@ pub fn conv2d(s: &ConvShape, input: &[i8], w: &PackedI8, rq: Requant, out: &mut 
     }
     assert!(out.len() >= pixels * w.n && input.len() >= pixels * w.k, "pointwise conv: operands too short");
     widen(&input[..pixels * w.k], w.k, w.kp, wide);
+    // A last tile of one pixel would compute three copies of it: that pixel goes to the GEMV
+    // kernel instead (VWW's 3×3-pixel layers: 9 = 4 + 4 + 1).
+    let tiled = if pixels % MR == 1 { pixels - 1 } else { pixels };
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    simd::conv2d(pixels, wide, w, rq, out);
+    simd::conv2d(tiled, wide, w, rq, out);
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    portable(pixels, wide, w, rq, out);
+    portable(tiled, wide, w, rq, out);
+    if tiled < pixels {
+        let (p, n) = (tiled, w.n);
+        let row = &wide[p * w.kp..(p + 1) * w.kp];
+        gemv_row(n, row, |b| w.panel(b), rq, 0, &mut out[p * n..(p + 1) * n], gemm_i8::best());
+    }
 }
 
 /// Rows of `k` int8 values widened to i16 rows of stride `kp` (`k` or `k + 1`, zero past `k`).
-fn widen(input: &[i8], k: usize, kp: usize, wide: &mut Vec<i16>) {
+pub(crate) fn widen(input: &[i8], k: usize, kp: usize, wide: &mut Vec<i16>) {
     wide.clear();
     if kp == k {
         wide.extend(input.iter().map(|&v| v as i16));
@@ -78,7 +88,7 @@ pub fn portable(pixels: usize, wide: &[i16], w: &PackedI8, rq: Requant, out: &mu
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod simd {
+pub(crate) mod simd {
     //! The wasm kernel: tiles of four pixels × eight channels, requantized from registers.
     use super::super::super::gemm_i8::{simd128::sums, PackedI8, Requant, MR, NR};
     use super::super::super::requant;
@@ -101,13 +111,17 @@ mod simd {
                 // A short last tile repeats its last pixel and drops those sums.
                 let rows = MR.min(pixels - t0);
                 let row = |i: usize| &wide[(t0 + i.min(rows - 1)) * kp..][..kp];
-                let zero = (i32x4_splat(0), i32x4_splat(0));
-                let acc = sums(kp, [row(0), row(1), row(2), row(3)], panel, [zero; MR]);
+                let rows4 = [row(0), row(1), row(2), row(3)];
                 let Some(block) = &block else {
+                    let zero = (i32x4_splat(0), i32x4_splat(0));
+                    let acc = sums(kp, rows4, panel, [zero; MR]);
                     by_row(&acc, rows, rq, (c0, take, n), &mut out[t0 * n..]);
                     continue;
                 };
-                for (i, v) in block.apply_many(&acc).into_iter().enumerate().take(rows) {
+                // The sums start from the offsets, so requantization takes them as they are.
+                let [o0, o1] = block.offsets();
+                let acc = sums(kp, rows4, panel, [(o0, o1); MR]);
+                for (i, v) in block.apply_many_offset(&acc).into_iter().enumerate().take(rows) {
                     // SAFETY: a whole block has c0 + 8 ≤ n, so (t0 + i)·n + c0 + 8 ≤ pixels·n ≤
                     // out.len() (asserted above); a partial one is copied with bounds checks.
                     unsafe { store8(v, out, (t0 + i) * n + c0, take) };
@@ -119,7 +133,7 @@ mod simd {
     /// The sums of `rows` pixels' channels `c0..c0 + take` requantized by [`requant::row`] into
     /// `out` (from the tile's first pixel, `n` channels per pixel).
     #[inline(never)]
-    fn by_row(
+    pub(crate) fn by_row(
         acc: &[(v128, v128); MR],
         rows: usize,
         rq: Requant,
@@ -147,7 +161,7 @@ mod tests {
     use crate::ir::Padding;
     use crate::kernels::fixedpoint::{quantize_multiplier, OutputStage, Rescale};
     use crate::kernels::int8::conv::conv2d_reference;
-    use crate::kernels::requant::VecStage;
+    use crate::kernels::requant::{reachable, VecStage};
     use crate::rng::Rng;
 
     /// Output stages of every kind the kernel meets: small multipliers (the window layout), with
@@ -186,10 +200,14 @@ mod tests {
             ((2, 3), 1, 1, 3, Padding::Valid, 100),
             ((3, 3), 2, 128, 24, Padding::Same, -128),
             ((1, 2), 1, 13, 8, Padding::Same, 127),
+            ((3, 3), 1, 64, 40, Padding::Same, -7),
         ] {
             let s = crate::kernels::conv::tests::shape(batch, (h, w), in_c, out_c, (1, 1), 1, 1, pad);
             let input: Vec<i8> = (0..s.input_len()).map(|_| (rng.below(256) as i32 - 128) as i8).collect();
-            let wts: Vec<i8> = (0..out_c * in_c).map(|_| (rng.below(256) as i32 - 128) as i8).collect();
+            // One channel's weights all zero (as after pruning): with reaches, a constant lane.
+            let wts: Vec<i8> = (0..out_c * in_c)
+                .map(|i| if i / in_c == out_c / 2 { 0 } else { (rng.below(256) as i32 - 128) as i8 })
+                .collect();
             let bias: Vec<i32> = (0..out_c).map(|_| rng.below(40000) as i32 - 20000).collect();
             let packed = PackedI8::pack(&wts, out_c, in_c);
             let offset: Vec<i32> =
@@ -197,11 +215,14 @@ mod tests {
             for stage in stages(&mut rng, out_c) {
                 let mut want = vec![0i8; s.output_len()];
                 conv2d_reference(&s, -zp, &input, &wts, Some(&bias), &stage, &mut want);
+                let reach = reachable(&wts, out_c, in_c, Some(&bias), -zp);
                 let vec = VecStage::new(&stage, out_c);
-                let mut got = vec![0i8; s.output_len()];
+                for vs in [vec.clone(), VecStage::with_ranges(&stage, out_c, &reach)] {
+                    let mut got = vec![0i8; s.output_len()];
+                    conv2d(&s, &input, &packed, Requant::new(&offset, &stage, vs.as_ref()), &mut got, &mut Vec::new());
+                    assert_eq!(got, want, "{s:?} zp={zp} {stage:?} {vs:?}");
+                }
                 let rq = Requant::new(&offset, &stage, vec.as_ref());
-                conv2d(&s, &input, &packed, rq, &mut got, &mut Vec::new());
-                assert_eq!(got, want, "{s:?} zp={zp} {stage:?}");
                 // The plain-loop twin too (wasm builds run the vector kernel above).
                 let (mut wide, mut twin) = (Vec::new(), vec![0i8; s.output_len()]);
                 widen(&input, in_c, packed.kp, &mut wide);
@@ -210,7 +231,7 @@ mod tests {
                 cases += 1;
             }
         }
-        assert_eq!(cases, 7 * 6);
+        assert_eq!(cases, 8 * 6);
     }
 
     #[test]
