@@ -29,6 +29,7 @@ use super::super::super::geometry::Window;
 #[cfg(any(test, not(all(target_arch = "wasm32", target_feature = "simd128"))))]
 use super::super::super::requant;
 use super::super::super::requant::VecStage;
+use super::f64_stage::{self, F64Stage};
 
 /// Channels per block.
 pub const NB: usize = 8;
@@ -51,6 +52,9 @@ pub struct Packed {
     pub c: usize,
     w: Vec<i16>,
     offset: Vec<i32>,
+    /// The double-precision output stage of the blocks where it is proven exact (the pairs'
+    /// sums; [`f64_stage`]).
+    f64: Option<F64Stage>,
     /// The u8 relaxed dot product's packing, where [`Packed::pack`] was asked for it.
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     quads: Option<Quads>,
@@ -70,8 +74,16 @@ struct Quads {
 
 impl Packed {
     /// `weights` is `[3·3][c]`; `None` when it is shorter than that. With `quads`, also the u8
-    /// dot product's packing (in the relaxed-SIMD build).
-    pub fn pack(weights: &[i8], c: usize, bias: Option<&[i32]>, input_offset: i32, quads: bool) -> Option<Packed> {
+    /// dot product's packing (in the relaxed-SIMD build); with `stage`, the blocks of the f64
+    /// output stage that [`f64_stage::prove`] accepts.
+    pub fn pack(
+        weights: &[i8],
+        c: usize,
+        bias: Option<&[i32]>,
+        input_offset: i32,
+        quads: bool,
+        stage: Option<&OutputStage>,
+    ) -> Option<Packed> {
         if weights.len() < c.checked_mul(9)? || bias.is_some_and(|b| b.len() < c) {
             return None;
         }
@@ -94,13 +106,26 @@ impl Packed {
         let quads = quads.then(|| Quads::pack(weights, c, &offset));
         #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
         let _ = quads;
+        let f64 = stage.and_then(|st| {
+            let ranges: Vec<_> = (0..c).map(|ch| f64_stage::sum_range((0..9).map(|t| weights[t * c + ch]))).collect();
+            F64Stage::new(st, c, &offset, &ranges)
+        });
         Some(Packed {
             c,
             w,
             offset,
+            f64,
             #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
             quads,
         })
+    }
+}
+
+impl Packed {
+    /// Blocks of channels on the f64 output stage.
+    #[cfg(test)]
+    pub fn f64_blocks(&self) -> usize {
+        self.f64.as_ref().map_or(0, |f| f.blocks.iter().flatten().count())
     }
 }
 
@@ -273,7 +298,8 @@ fn interleave(a: &[i8], b: &[i8], cp: usize, dst: &mut [i16]) {
     }
 }
 
-/// The kernel in plain loops over the same layouts, then the scalar or vector output stage.
+/// The kernel in plain loops over the same layouts, then the scalar f64 stage where it is proven,
+/// else the fixed-point one (scalar or vector).
 #[cfg(any(test, not(all(target_arch = "wasm32", target_feature = "simd128"))))]
 fn portable(g: &Geometry, rows: &[i16], p: &Packed, stage: &OutputStage, vs: Option<&VecStage>, out: &mut [i8]) {
     let c = p.c;
@@ -297,7 +323,15 @@ fn portable(g: &Geometry, rows: &[i16], p: &Packed, stage: &OutputStage, vs: Opt
                         }
                     }
                     let at = ((b * g.oh + oy) * g.ow + ox) * c + c0;
-                    requant::row(&acc[..take], &p.offset, stage, vs, c0, &mut out[at..at + take]);
+                    let o = &mut out[at..at + take];
+                    match p.f64.as_ref().and_then(|f| f.blocks[blk].as_ref().map(|k| (f, k))) {
+                        Some((f, k)) => {
+                            for (ch, o) in o.iter_mut().enumerate() {
+                                *o = f64_stage::apply(k.scale[ch], k.add[ch], acc[ch], f.min, f.max);
+                            }
+                        }
+                        None => requant::row(&acc[..take], &p.offset, stage, vs, c0, o),
+                    }
                 }
             }
         }

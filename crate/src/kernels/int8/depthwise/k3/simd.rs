@@ -9,6 +9,7 @@ use super::super::super::super::requant::{
     simd128::{store8, Block8},
     VecStage,
 };
+use super::super::f64_stage::{simd128::Consts, F64Stage};
 use super::{Geometry, Packed, LANES, NB};
 use core::arch::wasm32::*;
 
@@ -36,9 +37,16 @@ pub fn interleave(a: &[i8], b: &[i8], cp: usize, dst: &mut [i16]) {
     }
 }
 
+/// How a block's sums become bytes: the f64 stage where it is proven for the whole block, else the
+/// fixed-point one.
+enum Rq<'a> {
+    Fixed(&'a Block8<'a>),
+    Float(Consts),
+}
+
 /// The block's output: where its first pixel goes, and how it is requantized and stored.
 struct Out<'a> {
-    rq: &'a Block8<'a>,
+    rq: Rq<'a>,
     /// Output index of the row's first pixel and the block's first channel.
     at: usize,
     /// Output channels (the distance between pixels).
@@ -58,10 +66,21 @@ impl Out<'_> {
     /// `take` is 8.
     #[inline(always)]
     unsafe fn row(&self, ow: usize, out: &mut [i8], sum: impl Fn(usize) -> (v128, v128)) {
+        let rq = match &self.rq {
+            Rq::Float(k) => {
+                for ox in 0..ow {
+                    let (lo, hi) = sum(ox);
+                    // SAFETY: the caller's contract.
+                    unsafe { store8(k.apply(lo, hi), out, self.at + ox * self.c, self.take) };
+                }
+                return;
+            }
+            Rq::Fixed(rq) => rq,
+        };
         let mut ox = 0;
         while ox + GROUP <= ow {
             let sums: [(v128, v128); GROUP] = core::array::from_fn(|p| sum(ox + p));
-            for (p, v) in self.rq.apply_many(&sums).iter().enumerate() {
+            for (p, v) in rq.apply_many(&sums).iter().enumerate() {
                 // SAFETY: pixel ox + p < ow, the caller's contract.
                 unsafe { store8(*v, out, self.at + (ox + p) * self.c, self.take) };
             }
@@ -70,19 +89,21 @@ impl Out<'_> {
         for ox in ox..ow {
             let (lo, hi) = sum(ox);
             // SAFETY: the caller's contract.
-            unsafe { store8(self.rq.apply(lo, hi), out, self.at + ox * self.c, self.take) };
+            unsafe { store8(rq.apply(lo, hi), out, self.at + ox * self.c, self.take) };
         }
     }
 }
 
 /// The loops of both layouts: per block of channels `blk`, its weights `load(blk)` and output
-/// constants once, then `row(&weights, &out, b, oy, blk, out)` for every output row (with the
-/// row's `at`). `offset` holds whole blocks.
+/// constants once (the f64 stage's where `f64` has the block), then `row(&weights, &out, b, oy,
+/// blk, out)` for every output row (with the row's `at`). `offset` holds whole blocks.
+#[allow(clippy::too_many_arguments)]
 fn blocks<W>(
     g: &Geometry,
     c: usize,
     offset: &[i32],
     vs: &VecStage,
+    f64: Option<&F64Stage>,
     out: &mut [i8],
     load: impl Fn(usize) -> W,
     row: impl Fn(&W, &Out, (usize, usize, usize), &mut [i8]),
@@ -91,8 +112,15 @@ fn blocks<W>(
     assert!(offset.len() >= g.blocks * NB, "depthwise 3x3: offsets too short");
     for blk in 0..g.blocks {
         let w = load(blk);
-        let rq = Block8::new(vs, blk * NB, offset[blk * NB..][..NB].try_into().unwrap());
-        let mut o = Out { rq: &rq, at: 0, c, take: NB.min(c - blk * NB) };
+        let fixed;
+        let rq = match f64.and_then(|f| f.blocks[blk].as_ref().map(|b| Consts::new(b, f))) {
+            Some(k) => Rq::Float(k),
+            None => {
+                fixed = Block8::new(vs, blk * NB, offset[blk * NB..][..NB].try_into().unwrap());
+                Rq::Fixed(&fixed)
+            }
+        };
+        let mut o = Out { rq, at: 0, c, take: NB.min(c - blk * NB) };
         for b in 0..g.batch {
             for oy in 0..g.oh {
                 o.at = (b * g.oh + oy) * g.ow * c + blk * NB;
@@ -111,7 +139,7 @@ pub fn run(g: &Geometry, rows: &[i16], p: &Packed, vs: &VecStage, out: &mut [i8]
         // SAFETY: the block's 6·LANES weights are inside (asserted above).
         core::array::from_fn(|i| unsafe { v128_load(p.w.as_ptr().add(blk * 6 * LANES + i * 8) as *const v128) })
     };
-    blocks(g, p.c, &p.offset, vs, out, load, |w, o, (b, oy, blk), out| {
+    blocks(g, p.c, &p.offset, vs, p.f64.as_ref(), out, load, |w, o, (b, oy, blk), out| {
         let top = rows[g.row(b, g.pair_row(oy, 0), blk)..].as_ptr();
         let bot = rows[g.row(b, g.pair_row(oy, 1), blk)..].as_ptr();
         // SAFETY: columns ox·sw + kx < wp of pair rows inside the buffer (wp = (ow - 1)·sw + 3,
@@ -187,7 +215,7 @@ pub fn run_quads(g: &Geometry, rows: &[i16], c: usize, q: (&[i8], &[i32]), vs: &
         // SAFETY: the block's 12·NB weights are inside (asserted above).
         core::array::from_fn(|i| unsafe { v128_load(qw.as_ptr().add(blk * 12 * NB + i * 16) as *const v128) })
     };
-    blocks(g, c, offset, vs, out, load, |w, o, (b, oy, blk), out| {
+    blocks(g, c, offset, vs, None, out, load, |w, o, (b, oy, blk), out| {
         let t = rows[g.row(b, oy, blk)..].as_ptr();
         // SAFETY: columns ox·sw + kx < wp of a triple row inside the buffer (asserted above);
         // output pixels of this row (asserted in `blocks`).
