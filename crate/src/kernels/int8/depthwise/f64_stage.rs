@@ -102,11 +102,16 @@ pub fn prove(stage: &OutputStage, ch: usize, offset: i32, (lo, hi): (i64, i64)) 
     }
     let r = f.right as i32;
     let s = f.multiplier as f64 * pow2(-31 - r);
-    let k = offset as f64 * s + stage.out_zp as f64 + pow2(-r - 1) + pow2(-r - 32);
+    // The rounding divide's half (none without a right shift), and half a grid step of `x·s`.
+    let half = if r > 0 { pow2(-r - 1) } else { 0.0 };
+    let k = offset as f64 * s + stage.out_zp as f64 + half + pow2(-r - 32);
     // The f64 side is monotone only while its rounded value fits in 32 bits: check both ends.
     let t = |acc: i64| acc as f64 * s + k;
     if !(t(lo).abs() < pow2(30) && t(hi).abs() < pow2(30)) {
         return None;
+    }
+    if exact(f, stage, offset, (lo, hi), (t(lo), t(hi))) {
+        return Some((s, k));
     }
     let (min, max) = (stage.min as i8, stage.max as i8);
     let h = |acc: i64| apply(s, k, acc as i32, min, max) as i32;
@@ -123,6 +128,25 @@ pub fn prove(stage: &OutputStage, ch: usize, offset: i32, (lo, hi): (i64, i64)) 
         prev = at;
     }
     Some((s, k))
+}
+
+/// Whether the f64 stage is equal to the fixed-point one by construction, without a search. With
+/// `|acc|` and `|offset|` below `2^22`, `acc·m` and `offset·m` are below `2^53`; every value the
+/// stage computes is then a multiple of `2^−(R+32)`, and below `2^(21−R)` in magnitude (checked:
+/// `k`'s partial sums and `t` at both ends), so every step is exact. `t + ½` is never an integer
+/// (its numerator in those units is odd), so `rint(t) = ⌊t + ½⌋`, the positive branch's closed
+/// form. Where a reachable `x` takes the negative branch, a clamp with `min ≥ zp` gives `min` on
+/// both sides (both unclamped results are at most `zp` there); otherwise the search decides.
+fn exact(f: FixedRequant, stage: &OutputStage, offset: i32, (lo, hi): (i64, i64), (tlo, thi): (f64, f64)) -> bool {
+    let (r, m) = (f.right as i32, f.multiplier as i64);
+    if r > 20 || lo.abs().max(hi.abs()) >= 1 << 22 || (offset as i64).abs() >= 1 << 22 {
+        return false;
+    }
+    let bound = pow2(21 - r);
+    let k_parts = (offset as f64 * m as f64 * pow2(-31 - r)).abs() + 129.0;
+    let fits = k_parts < bound && tlo.abs() < bound && thi.abs() < bound;
+    let positive = (lo + offset as i64) * m + (1 << 30) >= 0;
+    fits && (positive || stage.min >= stage.out_zp)
 }
 
 /// `2^e`, exactly (`e` in the normal range).
@@ -272,6 +296,17 @@ mod tests {
             let st = stage(&[scale], zp, zp, 127);
             assert!(exhaustive(&st, 0, 17, (-3000, 140_000)), "{scale}");
         }
+    }
+
+    /// Channels outside the closed form's bounds (a right shift above 20, sums near 2^22) go through
+    /// the threshold search, and are still equal wherever it accepts them.
+    #[test]
+    fn search_proves_what_the_closed_form_leaves() {
+        let tiny = stage(&[3e-7], -128, -128, 127);
+        assert!(tiny.fixed(0).unwrap().right > 20);
+        assert!(exhaustive(&tiny, 0, 5, (-300_000, 600_000)));
+        let wide = stage(&[0.00002], 10, 10, 127);
+        assert!(exhaustive(&wide, 0, -4_000_000, (3_000_000, 5_000_000)));
     }
 
     /// Refusals: left shifts, sums that wrap, and a narrow range gets only its own thresholds.
