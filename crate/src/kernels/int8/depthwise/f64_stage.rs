@@ -157,11 +157,10 @@ fn pow2(e: i32) -> f64 {
 /// The first `acc` in `(from, to]` with `g(acc) ≥ target` (`g` non-decreasing, `g(to) ≥ target`):
 /// from the closed form of the positive branch, corrected by a few steps, or a binary search.
 fn crossing(f: FixedRequant, zp: i32, offset: i32, target: i32, from: i64, to: i64, g: &impl Fn(i64) -> i32) -> i64 {
-    let r = f.right;
-    let need = ((target - zp) as i128) << (31 + r);
-    let num = need - (1i128 << 30) - if r > 0 { 1i128 << (30 + r) } else { 0 };
-    let m = f.multiplier as i128;
-    let guess = (num.div_euclid(m) + (num.rem_euclid(m) != 0) as i128) as i64 - offset as i64;
+    // Estimated in f64 (no 128-bit division in the module); the steps and the search correct it.
+    let r = f.right as i32;
+    let num = (target - zp) as f64 * pow2(31 + r) - pow2(30) - if r > 0 { pow2(30 + r) } else { 0.0 };
+    let guess = ((num / f.multiplier as f64).ceil() as i64).saturating_sub(offset as i64);
     let mut at = guess.clamp(from + 1, to);
     for _ in 0..4 {
         if g(at) < target {

@@ -2,12 +2,15 @@
 //! channel count — MobileNet's depthwise layers.
 //!
 //! The zero-point-padded input is first rearranged into *row pairs* of i16: pair row `j` holds,
-//! for every padded column and channel, the values of padded rows `j·sh` and `j·sh + 1` side by
-//! side. Output row `oy` reads pair row `oy` (filter rows 0 and 1) and pair row `oy + 2/sh` (filter
-//! row 2, beside a row that meets a zero weight). A column of the filter is then two
+//! for every padded column and channel, the values of padded rows `2j` and `2j + 1` side by side.
+//! At stride 2 output row `oy` reads pair row `oy` (filter rows 0 and 1) and `oy + 1` (filter row
+//! 2, beside a row that meets a zero weight); at stride 1 rows `2j` and `2j + 1` both read pair rows
+//! `j` and `j + 1`, with weights `(w0, w1), (w2, 0)` for the even row and `(0, w0), (w1, w2)` for
+//! the odd one (each input row is widened once). A column of the filter is then two
 //! `i32x4.dot_i16x8_s` per four channels, with no shuffle in the loop: twelve dot products per
-//! output pixel and eight channels, the twelve weight vectors of a block loaded once per layer,
-//! and the eight sums requantized from registers ([`Block8`]).
+//! output pixel and eight channels, the weight vectors of a block loaded once per layer, and the
+//! eight sums requantized from registers: on the f64 stage ([`f64_stage`]) where it is proven
+//! exact, two output rows at a time (sharing their pair rows' loads), else [`Block8`].
 //!
 //! Where the relaxed u8 dot product is exact (AVX-VNNI), the input goes instead into *triple
 //! rows* of bytes `x + 128`: for output row `oy`, per column and channel, the three rows the
@@ -45,8 +48,10 @@ pub fn fits(s: &ConvShape) -> bool {
     ok(&s.win.h) && ok(&s.win.w) && s.in_c == s.out_c
 }
 
-/// Weights `[block][kx][top, bottom][8 channels][2]` i16: top is filter rows 0 and 1, bottom is
-/// row 2 and a zero; and `offset[c] = bias + input_offset · Σ w` (padded to whole blocks).
+/// Weights `[block][parity][kx][top, bottom][8 channels][2]` i16: for even output rows (and every
+/// row at stride 2) top is filter rows 0 and 1, bottom row 2 and a zero; for odd rows at stride 1
+/// top is a zero and row 0, bottom rows 1 and 2; and `offset[c] = bias + input_offset · Σ w`
+/// (padded to whole blocks).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Packed {
     pub c: usize,
@@ -88,15 +93,17 @@ impl Packed {
             return None;
         }
         let blocks = c.div_ceil(NB);
-        let mut w = vec![0i16; blocks * 3 * 2 * LANES];
+        let mut w = vec![0i16; blocks * 2 * 3 * 2 * LANES];
         let mut offset = vec![0i32; blocks * NB];
         for ch in 0..c {
             let mut sum = 0i32;
             for ky in 0..3 {
                 for kx in 0..3 {
                     let v = weights[(ky * 3 + kx) * c + ch];
-                    let (tb, e) = if ky < 2 { (0, ky) } else { (1, 0) };
-                    w[(((ch / NB) * 3 + kx) * 2 + tb) * LANES + (ch % NB) * 2 + e] = v as i16;
+                    // (parity, top or bottom, lane) of filter row ky.
+                    for (par, tb, e) in [(0, ky / 2, ky % 2), (1, (ky + 1) / 2, (ky + 1) % 2)] {
+                        w[((((ch / NB) * 2 + par) * 3 + kx) * 2 + tb) * LANES + (ch % NB) * 2 + e] = v as i16;
+                    }
                     sum += v as i32;
                 }
             }
@@ -159,7 +166,7 @@ struct Geometry {
     sw: usize,
     oh: usize,
     ow: usize,
-    /// Pair rows per image, padded columns, blocks of channels.
+    /// Pair rows (or triple rows) per image, padded columns, blocks of channels.
     np: usize,
     wp: usize,
     blocks: usize,
@@ -172,10 +179,16 @@ impl Geometry {
         ((b * self.np + j) * self.blocks + blk) * self.wp * LANES
     }
 
-    /// Pair row of filter rows 0–1 (`tb = 0`) or 2 (`tb = 1`) for output row `oy`.
+    /// Pair row of the top (`tb = 0`) or bottom (`tb = 1`) weights of output row `oy`.
     #[inline(always)]
     fn pair_row(&self, oy: usize, tb: usize) -> usize {
-        oy + tb * (2 / self.sh)
+        oy * self.sh / 2 + tb
+    }
+
+    /// Which weights output row `oy` takes: 1 for odd rows at stride 1, else 0.
+    #[inline(always)]
+    fn parity(&self, oy: usize) -> usize {
+        oy % 2 * (2 - self.sh)
     }
 }
 
@@ -249,22 +262,22 @@ fn build(
     let (sh, sw, oh, ow) = (s.win.h.stride, s.win.w.stride, s.out_h(), s.out_w());
     let blocks = s.out_c.div_ceil(NB);
     let cp = blocks.checked_mul(NB)?;
-    let np = if triples { oh } else { oh.checked_add(2 / sh)? };
+    let np = if triples { oh } else { (oh - 1).checked_mul(sh)?.checked_add(4)? / 2 };
     let wp = ow.checked_sub(1)?.checked_mul(sw)?.checked_add(3)?;
     let len = [s.batch, np, blocks, wp, LANES].iter().try_fold(1usize, |a, &v| a.checked_mul(v))?;
     let padded_len = [s.batch, s.win.h.pad_before + s.in_h() + 3, wp + s.in_w(), cp];
     padded_len.iter().try_fold(1usize, |a, &v| a.checked_mul(v))?;
     let (hp, wpp) = pad_nhwc(s, input, zp, 1, cp, padded);
-    debug_assert!(wpp >= wp && hp > (np - 1) * sh + 2 * triples as usize);
+    debug_assert!(wpp >= wp && hp > if triples { (np - 1) * sh + 2 } else { 2 * (np - 1) });
     if rows.len() < len {
         rows.resize(len, 0);
     }
     let g = Geometry { batch: s.batch, sh, sw, oh, ow, np, wp, blocks };
     for b in 0..s.batch {
         for j in 0..np {
-            // The second row of the last pair rows may lie past the padding: it only meets zero
+            // The second row of the last pair row may lie past the padding: it only meets zero
             // weights, so any row in bounds will do. Triple rows are inside (hp ≥ (oh - 1)·sh + 3).
-            let r0 = j * sh;
+            let r0 = if triples { j * sh } else { 2 * j };
             let at = |r: usize| ((b * hp + r.min(hp - 1)) * wpp) * cp;
             for blk in 0..blocks {
                 let dst = &mut rows[g.row(b, j, blk)..][..wp * LANES];
@@ -305,9 +318,9 @@ fn portable(g: &Geometry, rows: &[i16], p: &Packed, stage: &OutputStage, vs: Opt
     let c = p.c;
     for blk in 0..g.blocks {
         let (c0, take) = (blk * NB, NB.min(c - blk * NB));
-        let w = &p.w[blk * 3 * 2 * LANES..][..3 * 2 * LANES];
         for b in 0..g.batch {
             for oy in 0..g.oh {
+                let w = &p.w[(blk * 2 + g.parity(oy)) * 3 * 2 * LANES..][..3 * 2 * LANES];
                 for ox in 0..g.ow {
                     let mut acc = [0i32; NB];
                     for tb in 0..2 {
