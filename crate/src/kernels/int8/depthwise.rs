@@ -13,6 +13,7 @@ use super::super::fixedpoint::OutputStage;
 use super::super::gemm_dot4::{self, DotKind};
 use super::super::requant::{self, VecStage};
 
+pub mod f64_stage;
 pub mod k3;
 
 /// Scratch buffers the depthwise kernels reuse from call to call.
@@ -140,7 +141,7 @@ impl PreparedDepthwise {
     pub fn with_k3(mut self, weights: &[i8], s: &ConvShape, bias: Option<&[i32]>) -> Self {
         if k3::fits(s) {
             let quads = matches!(self.layout, DwLayout::Quads(_));
-            self.k3 = k3::Packed::pack(weights, s.out_c, bias, self.input_offset, quads);
+            self.k3 = k3::Packed::pack(weights, s.out_c, bias, self.input_offset, quads, Some(&self.stage));
         }
         self
     }
@@ -427,31 +428,34 @@ mod tests {
         (0..n).map(|_| (rng.below((127 - lo + 1) as usize) as i32 + lo) as i8).collect()
     }
 
-    /// Output stages of four kinds: small multipliers (the vector window layout), multipliers
-    /// above one (left shifts), LiteRT's double rescaling, and a narrow clamp (a fused RELU6-like
-    /// activation).
+    /// Output stages of five kinds: small multipliers (the vector window layout), multipliers
+    /// above one (left shifts), LiteRT's double rescaling, a narrow clamp (a fused RELU6-like
+    /// activation), and a ReLU over the whole int8 range (zero point −128, as MobileNet's): the
+    /// last two are the ones the f64 stage takes.
     fn stages(rng: &mut Rng, n: usize) -> Vec<OutputStage> {
         let mut fixed = |lo: f64, span: f64| -> Vec<Rescale> {
             (0..n).map(|_| Rescale::Fixed(quantize_multiplier(lo + rng.uniform() as f64 * span))).collect()
         };
-        let (small, big, narrow) = (fixed(0.001, 0.004), fixed(0.5, 3.0), fixed(0.002, 0.02));
+        let (small, big, narrow, relu) =
+            (fixed(0.001, 0.004), fixed(0.5, 3.0), fixed(0.002, 0.02), fixed(0.0005, 0.004));
         let doubles = (0..n).map(|_| Rescale::Double(0.001 + rng.uniform() as f64 * 0.004)).collect();
         vec![
             OutputStage::new(small, 3, -128, 127),
             OutputStage::new(big, -5, -128, 127),
             OutputStage::new(doubles, 2, -100, 120),
             OutputStage::new(narrow, -20, -20, 60),
+            OutputStage::new(relu, -128, -128, 127),
         ]
     }
 
     /// Runs the fast kernel for every dot kind against the reference; returns how many of the
-    /// runs went through the 3×3 kernel.
-    fn check(rng: &mut Rng, s: &ConvShape, zp: i32) -> usize {
+    /// runs went through the 3×3 kernel, and how many of those had blocks on the f64 stage.
+    fn check(rng: &mut Rng, s: &ConvShape, zp: i32) -> (usize, usize) {
         let input = random_i8(rng, s.input_len(), -128);
         let w = random_i8(rng, s.kh() * s.kw() * s.out_c, -127);
         let bias: Vec<i32> = (0..s.out_c).map(|_| rng.below(40000) as i32 - 20000).collect();
         let bias = (rng.below(4) != 0).then_some(&bias[..]);
-        let mut k3_runs = 0;
+        let (mut k3_runs, mut f64_runs) = (0, 0);
         for os in stages(rng, s.out_c) {
             let mut want = vec![0i8; s.output_len()];
             depthwise_reference(s, -zp, &input, &w, bias, &os, &mut want);
@@ -459,12 +463,13 @@ mod tests {
                 let d = PreparedDepthwise::with_kind(&w, s.out_c, bias, -zp, os.clone(), kind).with_k3(&w, s, bias);
                 assert_eq!(d.k3.is_some(), k3::fits(s), "{s:?}");
                 k3_runs += d.uses_k3(s) as usize;
+                f64_runs += (d.uses_k3(s) && d.k3.as_ref().is_some_and(|p| p.f64_blocks() > 0)) as usize;
                 let mut got = vec![0i8; s.output_len()];
                 depthwise(s, &input, &d, &mut got, &mut Scratch::default());
                 assert_eq!(got, want, "{s:?} {kind:?} {os:?}");
             }
         }
-        k3_runs
+        (k3_runs, f64_runs)
     }
 
     #[test]
@@ -480,7 +485,7 @@ mod tests {
             let mut s = shape(hw, c, out_c, k, stride, dil, pad);
             s.batch = 2;
             assert!(!k3::fits(&s));
-            check(&mut rng, &s, 20);
+            assert_eq!(check(&mut rng, &s, 20), (0, 0));
         }
     }
 
@@ -490,7 +495,7 @@ mod tests {
     #[test]
     fn k3_equals_reference() {
         let mut rng = Rng::new(33);
-        let (mut cases, mut k3_runs, mut wide) = (0, 0, 0);
+        let (mut cases, mut k3_runs, mut f64_runs, mut wide) = (0, 0, 0, 0);
         // Widths around the SIMD kernel's groups of four pixels (whole groups and remainders).
         let sizes = [(1, 1), (1, 3), (2, 2), (3, 3), (2, 5), (5, 4), (7, 9), (10, 6), (4, 17)];
         for (i, &hw) in sizes.iter().enumerate() {
@@ -504,7 +509,8 @@ mod tests {
                         s.batch = 1 + (i + c) % 2;
                         // Zero points at both extremes, and random ones.
                         let zp = [-128, 127, rng.below(256) as i32 - 128][cases % 3];
-                        k3_runs += check(&mut rng, &s, zp);
+                        let (k3, f64) = check(&mut rng, &s, zp);
+                        (k3_runs, f64_runs) = (k3_runs + k3, f64_runs + f64);
                         cases += 1;
                         wide += (s.out_w() >= k3::MIN_WIDTH) as usize;
                     }
@@ -513,9 +519,11 @@ mod tests {
         }
         assert_eq!(cases, 6 * 4 * (9 + 5));
         // Every stage but the double one runs the 3×3 kernel in the SIMD builds; all do natively.
-        let per_case = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) { 3 * 2 } else { 4 * 2 };
+        let per_case = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) { 4 * 2 } else { 5 * 2 };
         assert!(wide > cases / 3);
         assert_eq!(k3_runs, wide * per_case);
+        // The two ReLU-type stages take the f64 stage in nearly every case (both dot kinds).
+        assert!(f64_runs * 10 >= wide * 2 * 2 * 9, "f64 stage in {f64_runs} of {wide} wide cases");
     }
 
     /// The plain-loop twin of the 3×3 kernel directly (the SIMD builds run the vector kernel in
@@ -532,8 +540,8 @@ mod tests {
             let input = random_i8(&mut rng, s.input_len(), -128);
             let w = random_i8(&mut rng, 9 * c, -128);
             let zp = rng.below(256) as i32 - 128;
-            let p = k3::Packed::pack(&w, c, None, -zp, false).unwrap();
             for os in stages(&mut rng, c) {
+                let p = k3::Packed::pack(&w, c, None, -zp, false, Some(&os)).unwrap();
                 let mut want = vec![0i8; s.output_len()];
                 depthwise_reference(&s, -zp, &input, &w, None, &os, &mut want);
                 let mut got = vec![0i8; s.output_len()];
@@ -547,9 +555,9 @@ mod tests {
     #[test]
     fn k3_rejects_short_weights() {
         for quads in [false, true] {
-            assert!(k3::Packed::pack(&[1; 17], 2, None, 0, quads).is_none());
-            assert!(k3::Packed::pack(&[1; 18], 2, Some(&[0]), 0, quads).is_none());
-            assert!(k3::Packed::pack(&[1; 18], 2, None, 0, quads).is_some());
+            assert!(k3::Packed::pack(&[1; 17], 2, None, 0, quads, None).is_none());
+            assert!(k3::Packed::pack(&[1; 18], 2, Some(&[0]), 0, quads, None).is_none());
+            assert!(k3::Packed::pack(&[1; 18], 2, None, 0, quads, None).is_some());
         }
     }
 }

@@ -2,12 +2,15 @@
 //! channel count — MobileNet's depthwise layers.
 //!
 //! The zero-point-padded input is first rearranged into *row pairs* of i16: pair row `j` holds,
-//! for every padded column and channel, the values of padded rows `j·sh` and `j·sh + 1` side by
-//! side. Output row `oy` reads pair row `oy` (filter rows 0 and 1) and pair row `oy + 2/sh` (filter
-//! row 2, beside a row that meets a zero weight). A column of the filter is then two
+//! for every padded column and channel, the values of padded rows `2j` and `2j + 1` side by side.
+//! At stride 2 output row `oy` reads pair row `oy` (filter rows 0 and 1) and `oy + 1` (filter row
+//! 2, beside a row that meets a zero weight); at stride 1 rows `2j` and `2j + 1` both read pair rows
+//! `j` and `j + 1`, with weights `(w0, w1), (w2, 0)` for the even row and `(0, w0), (w1, w2)` for
+//! the odd one (each input row is widened once). A column of the filter is then two
 //! `i32x4.dot_i16x8_s` per four channels, with no shuffle in the loop: twelve dot products per
-//! output pixel and eight channels, the twelve weight vectors of a block loaded once per layer,
-//! and the eight sums requantized from registers ([`Block8`]).
+//! output pixel and eight channels, the weight vectors of a block loaded once per layer, and the
+//! eight sums requantized from registers: on the f64 stage ([`f64_stage`]) where it is proven
+//! exact, two output rows at a time (sharing their pair rows' loads), else [`Block8`].
 //!
 //! Where the relaxed u8 dot product is exact (AVX-VNNI), the input goes instead into *triple
 //! rows* of bytes `x + 128`: for output row `oy`, per column and channel, the three rows the
@@ -29,6 +32,7 @@ use super::super::super::geometry::Window;
 #[cfg(any(test, not(all(target_arch = "wasm32", target_feature = "simd128"))))]
 use super::super::super::requant;
 use super::super::super::requant::VecStage;
+use super::f64_stage::{self, F64Stage};
 
 /// Channels per block.
 pub const NB: usize = 8;
@@ -44,13 +48,18 @@ pub fn fits(s: &ConvShape) -> bool {
     ok(&s.win.h) && ok(&s.win.w) && s.in_c == s.out_c
 }
 
-/// Weights `[block][kx][top, bottom][8 channels][2]` i16: top is filter rows 0 and 1, bottom is
-/// row 2 and a zero; and `offset[c] = bias + input_offset · Σ w` (padded to whole blocks).
+/// Weights `[block][parity][kx][top, bottom][8 channels][2]` i16: for even output rows (and every
+/// row at stride 2) top is filter rows 0 and 1, bottom row 2 and a zero; for odd rows at stride 1
+/// top is a zero and row 0, bottom rows 1 and 2; and `offset[c] = bias + input_offset · Σ w`
+/// (padded to whole blocks).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Packed {
     pub c: usize,
     w: Vec<i16>,
     offset: Vec<i32>,
+    /// The double-precision output stage of the blocks where it is proven exact (the pairs'
+    /// sums; [`f64_stage`]).
+    f64: Option<F64Stage>,
     /// The u8 relaxed dot product's packing, where [`Packed::pack`] was asked for it.
     #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
     quads: Option<Quads>,
@@ -70,21 +79,31 @@ struct Quads {
 
 impl Packed {
     /// `weights` is `[3·3][c]`; `None` when it is shorter than that. With `quads`, also the u8
-    /// dot product's packing (in the relaxed-SIMD build).
-    pub fn pack(weights: &[i8], c: usize, bias: Option<&[i32]>, input_offset: i32, quads: bool) -> Option<Packed> {
+    /// dot product's packing (in the relaxed-SIMD build); with `stage`, the blocks of the f64
+    /// output stage that [`f64_stage::prove`] accepts.
+    pub fn pack(
+        weights: &[i8],
+        c: usize,
+        bias: Option<&[i32]>,
+        input_offset: i32,
+        quads: bool,
+        stage: Option<&OutputStage>,
+    ) -> Option<Packed> {
         if weights.len() < c.checked_mul(9)? || bias.is_some_and(|b| b.len() < c) {
             return None;
         }
         let blocks = c.div_ceil(NB);
-        let mut w = vec![0i16; blocks * 3 * 2 * LANES];
+        let mut w = vec![0i16; blocks * 2 * 3 * 2 * LANES];
         let mut offset = vec![0i32; blocks * NB];
         for ch in 0..c {
             let mut sum = 0i32;
             for ky in 0..3 {
                 for kx in 0..3 {
                     let v = weights[(ky * 3 + kx) * c + ch];
-                    let (tb, e) = if ky < 2 { (0, ky) } else { (1, 0) };
-                    w[(((ch / NB) * 3 + kx) * 2 + tb) * LANES + (ch % NB) * 2 + e] = v as i16;
+                    // (parity, top or bottom, lane) of filter row ky.
+                    for (par, tb, e) in [(0, ky / 2, ky % 2), (1, (ky + 1) / 2, (ky + 1) % 2)] {
+                        w[((((ch / NB) * 2 + par) * 3 + kx) * 2 + tb) * LANES + (ch % NB) * 2 + e] = v as i16;
+                    }
                     sum += v as i32;
                 }
             }
@@ -94,13 +113,26 @@ impl Packed {
         let quads = quads.then(|| Quads::pack(weights, c, &offset));
         #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
         let _ = quads;
+        let f64 = stage.and_then(|st| {
+            let ranges: Vec<_> = (0..c).map(|ch| f64_stage::sum_range((0..9).map(|t| weights[t * c + ch]))).collect();
+            F64Stage::new(st, c, &offset, &ranges)
+        });
         Some(Packed {
             c,
             w,
             offset,
+            f64,
             #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
             quads,
         })
+    }
+}
+
+impl Packed {
+    /// Blocks of channels on the f64 output stage.
+    #[cfg(test)]
+    pub fn f64_blocks(&self) -> usize {
+        self.f64.as_ref().map_or(0, |f| f.blocks.iter().flatten().count())
     }
 }
 
@@ -134,7 +166,7 @@ struct Geometry {
     sw: usize,
     oh: usize,
     ow: usize,
-    /// Pair rows per image, padded columns, blocks of channels.
+    /// Pair rows (or triple rows) per image, padded columns, blocks of channels.
     np: usize,
     wp: usize,
     blocks: usize,
@@ -147,10 +179,16 @@ impl Geometry {
         ((b * self.np + j) * self.blocks + blk) * self.wp * LANES
     }
 
-    /// Pair row of filter rows 0–1 (`tb = 0`) or 2 (`tb = 1`) for output row `oy`.
+    /// Pair row of the top (`tb = 0`) or bottom (`tb = 1`) weights of output row `oy`.
     #[inline(always)]
     fn pair_row(&self, oy: usize, tb: usize) -> usize {
-        oy + tb * (2 / self.sh)
+        oy * self.sh / 2 + tb
+    }
+
+    /// Which weights output row `oy` takes: 1 for odd rows at stride 1, else 0.
+    #[inline(always)]
+    fn parity(&self, oy: usize) -> usize {
+        oy % 2 * (2 - self.sh)
     }
 }
 
@@ -224,22 +262,22 @@ fn build(
     let (sh, sw, oh, ow) = (s.win.h.stride, s.win.w.stride, s.out_h(), s.out_w());
     let blocks = s.out_c.div_ceil(NB);
     let cp = blocks.checked_mul(NB)?;
-    let np = if triples { oh } else { oh.checked_add(2 / sh)? };
+    let np = if triples { oh } else { (oh - 1).checked_mul(sh)?.checked_add(4)? / 2 };
     let wp = ow.checked_sub(1)?.checked_mul(sw)?.checked_add(3)?;
     let len = [s.batch, np, blocks, wp, LANES].iter().try_fold(1usize, |a, &v| a.checked_mul(v))?;
     let padded_len = [s.batch, s.win.h.pad_before + s.in_h() + 3, wp + s.in_w(), cp];
     padded_len.iter().try_fold(1usize, |a, &v| a.checked_mul(v))?;
     let (hp, wpp) = pad_nhwc(s, input, zp, 1, cp, padded);
-    debug_assert!(wpp >= wp && hp > (np - 1) * sh + 2 * triples as usize);
+    debug_assert!(wpp >= wp && hp > if triples { (np - 1) * sh + 2 } else { 2 * (np - 1) });
     if rows.len() < len {
         rows.resize(len, 0);
     }
     let g = Geometry { batch: s.batch, sh, sw, oh, ow, np, wp, blocks };
     for b in 0..s.batch {
         for j in 0..np {
-            // The second row of the last pair rows may lie past the padding: it only meets zero
+            // The second row of the last pair row may lie past the padding: it only meets zero
             // weights, so any row in bounds will do. Triple rows are inside (hp ≥ (oh - 1)·sh + 3).
-            let r0 = j * sh;
+            let r0 = if triples { j * sh } else { 2 * j };
             let at = |r: usize| ((b * hp + r.min(hp - 1)) * wpp) * cp;
             for blk in 0..blocks {
                 let dst = &mut rows[g.row(b, j, blk)..][..wp * LANES];
@@ -273,15 +311,16 @@ fn interleave(a: &[i8], b: &[i8], cp: usize, dst: &mut [i16]) {
     }
 }
 
-/// The kernel in plain loops over the same layouts, then the scalar or vector output stage.
+/// The kernel in plain loops over the same layouts, then the scalar f64 stage where it is proven,
+/// else the fixed-point one (scalar or vector).
 #[cfg(any(test, not(all(target_arch = "wasm32", target_feature = "simd128"))))]
 fn portable(g: &Geometry, rows: &[i16], p: &Packed, stage: &OutputStage, vs: Option<&VecStage>, out: &mut [i8]) {
     let c = p.c;
     for blk in 0..g.blocks {
         let (c0, take) = (blk * NB, NB.min(c - blk * NB));
-        let w = &p.w[blk * 3 * 2 * LANES..][..3 * 2 * LANES];
         for b in 0..g.batch {
             for oy in 0..g.oh {
+                let w = &p.w[(blk * 2 + g.parity(oy)) * 3 * 2 * LANES..][..3 * 2 * LANES];
                 for ox in 0..g.ow {
                     let mut acc = [0i32; NB];
                     for tb in 0..2 {
@@ -297,7 +336,15 @@ fn portable(g: &Geometry, rows: &[i16], p: &Packed, stage: &OutputStage, vs: Opt
                         }
                     }
                     let at = ((b * g.oh + oy) * g.ow + ox) * c + c0;
-                    requant::row(&acc[..take], &p.offset, stage, vs, c0, &mut out[at..at + take]);
+                    let o = &mut out[at..at + take];
+                    match p.f64.as_ref().and_then(|f| f.blocks[blk].as_ref().map(|k| (f, k))) {
+                        Some((f, k)) => {
+                            for (ch, o) in o.iter_mut().enumerate() {
+                                *o = f64_stage::apply(k.scale[ch], k.add[ch], acc[ch], f.min, f.max);
+                            }
+                        }
+                        None => requant::row(&acc[..take], &p.offset, stage, vs, c0, o),
+                    }
                 }
             }
         }
