@@ -201,35 +201,6 @@ pub fn read_elements(bytes: &[u8], h: &Header, range: std::ops::Range<usize>) ->
     decode(body, h)
 }
 
-/// Values decoded at a time by [`first_non_finite`].
-const SCAN_BLOCK: usize = 1 << 16;
-
-/// The first value of the `.npy` file `bytes` (header `h`, checked by [`checked_header`]) that is
-/// not finite as float32, with its element index: a scan a block at a time, so a large array is
-/// never decoded whole.
-pub fn first_non_finite(bytes: &[u8], h: &Header) -> Result<Option<(usize, f32)>> {
-    let total = budget::elements_u64(&h.shape).ok().and_then(|n| usize::try_from(n).ok());
-    let total = total.ok_or_else(|| Error::npy(format!("shape {:?} is too large", h.shape)))?;
-    for lo in (0..total).step_by(SCAN_BLOCK) {
-        let hi = (lo + SCAN_BLOCK).min(total);
-        if h.kind == 'f' && h.size == 4 && !h.big_endian {
-            // Little-endian float32: the exponent bits say it, without decoding.
-            let body = &bytes[h.data_offset + lo * 4..h.data_offset + hi * 4];
-            const EXPONENT: u32 = 0x7f80_0000;
-            let all_ones = |c: &[u8]| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) & EXPONENT == EXPONENT;
-            // No early exit: the loop vectorizes.
-            if !body.chunks_exact(4).fold(false, |any, c| any | all_ones(c)) {
-                continue;
-            }
-        }
-        let values = read_elements(bytes, h, lo..hi)?.into_f32();
-        if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
-            return Ok(Some((lo + pos, values[pos])));
-        }
-    }
-    Ok(None)
-}
-
 /// What a `.npy` header says: shape, element type, and where the data starts.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Header {

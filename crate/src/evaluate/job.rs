@@ -37,7 +37,7 @@ impl Side {
     /// which get the model first instead of waiting for that packing.
     fn new(model: &Model, size: usize, res: &mut Resources) -> Result<Side> {
         let plan = Plan::new(model, PlanOptions::default())?;
-        let details: Vec<IoDetail> = plan.output_ids().iter().map(|&t| detail(&plan, t)).collect();
+        let details: Vec<IoDetail> = plan.output_ids().iter().map(|&t| plan.io_detail(t)).collect();
         let widths: Vec<usize> = details.iter().map(|d| d.shape.iter().product()).collect();
         let outputs = vec![Vec::new(); widths.len()];
         let id = res.add(Resource::Model(Arc::new(model.clone())));
@@ -173,18 +173,6 @@ impl EvaluateJob {
             latency: ours.latency()?,
             outputs: ours.details,
         })
-    }
-}
-
-/// What [`crate::exec::Interpreter::outputs`] says of output tensor `t`, from the plan alone.
-fn detail(plan: &Plan, t: crate::ir::TensorId) -> IoDetail {
-    let f = plan.fact(t);
-    IoDetail {
-        name: plan.name(t).to_string(),
-        tensor: t,
-        dtype: f.map_or(crate::ir::DType::F32, |f| f.dtype),
-        shape: f.map_or_else(Vec::new, |f| f.shape.clone()),
-        quant: f.and_then(|f| f.quant.clone()),
     }
 }
 

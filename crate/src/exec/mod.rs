@@ -86,23 +86,12 @@ impl Interpreter {
         &self.params
     }
 
-    fn detail(&self, t: TensorId) -> IoDetail {
-        let f = self.plan.fact(t);
-        IoDetail {
-            name: self.plan.name(t).to_string(),
-            tensor: t,
-            dtype: f.map_or(DType::F32, |f| f.dtype),
-            shape: f.map_or_else(Vec::new, |f| f.shape.clone()),
-            quant: f.and_then(|f| f.quant.clone()),
-        }
-    }
-
     pub fn inputs(&self) -> Vec<IoDetail> {
-        self.plan.inputs.iter().map(|&t| self.detail(t)).collect()
+        self.plan.inputs.iter().map(|&t| self.plan.io_detail(t)).collect()
     }
 
     pub fn outputs(&self) -> Vec<IoDetail> {
-        self.plan.outputs.iter().map(|&t| self.detail(t)).collect()
+        self.plan.outputs.iter().map(|&t| self.plan.io_detail(t)).collect()
     }
 
     /// Nodes whose outputs are known before running (their operands are all constant); their

@@ -139,6 +139,18 @@ impl Plan {
         &self.inputs
     }
 
+    /// Name, type, shape and quantization of tensor `t` (a model input or output).
+    pub fn io_detail(&self, t: TensorId) -> super::IoDetail {
+        let f = self.fact(t);
+        super::IoDetail {
+            name: self.name(t).to_string(),
+            tensor: t,
+            dtype: f.map_or(DType::F32, |f| f.dtype),
+            shape: f.map_or_else(Vec::new, |f| f.shape.clone()),
+            quant: f.and_then(|f| f.quant.clone()),
+        }
+    }
+
     pub fn output_ids(&self) -> &[TensorId] {
         &self.outputs
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::batch::{concat, samples_in};
 use super::Buffer;
 use crate::error::{Error, Result};
-use crate::ir::{DType, Model};
+use crate::ir::{DType, Graph, Model, Tensor};
 use crate::npy::{self, NpyArray, NpyData};
 use crate::parallel::{chunks, decode, encode, Job, Resource, ResourceId, Resources, Round, Samples, Task, Worker};
 
@@ -46,7 +46,7 @@ impl Run {
     pub fn run_rows(&self, w: &mut Worker, rows: &NpyData) -> Result<Vec<u8>> {
         let m = w.model(self.model)?;
         let g = m.main();
-        let input = g.inputs.first().map(|&t| &g.tensors[t]).ok_or_else(|| Error::input("the model has no input"))?;
+        let input = first_input(g)?;
         let per = input.num_elements().max(1);
         let integers = !self.floats && matches!(input.dtype, DType::I8 | DType::U8);
         let floats;
@@ -95,10 +95,12 @@ impl Run {
 
 /// Values per sample of model `model`'s (first) input.
 fn per_sample(w: &mut Worker, model: ResourceId) -> Result<usize> {
-    let m = w.model(model)?;
-    let g = m.main();
-    let input = g.inputs.first().map(|&t| &g.tensors[t]).ok_or_else(|| Error::input("the model has no input"))?;
-    Ok(input.num_elements().max(1))
+    Ok(first_input(w.model(model)?.main())?.num_elements().max(1))
+}
+
+/// The graph's first input: the one the samples feed.
+fn first_input(g: &Graph) -> Result<&Tensor> {
+    g.inputs.first().map(|&t| &g.tensors[t]).ok_or_else(|| Error::input("the model has no input"))
 }
 
 /// Runs every sample of `x` through `model` in chunks; the result has one array per output.
