@@ -59,6 +59,13 @@ export interface CallOptions {
    * by restarting the engine (running wasm cannot be interrupted). Training calls stop after their
    * current step instead and resolve with the best model so far. */
   signal?: AbortSignalLike;
+  /**
+   * Hand the call's `.npy` inputs to the engine instead of copying them: each one given as an
+   * ArrayBuffer, or as a Uint8Array spanning its whole buffer, is moved to the engine's worker and
+   * becomes detached (length 0) for the caller. Saves a copy of large data (1000 VWW samples are
+   * 110 MB). Other inputs (tensors, views into a larger buffer) are still copied. Default `false`.
+   */
+  transfer?: boolean;
 }
 
 /** Options of training calls: progress also carries the live figures. */
@@ -156,21 +163,24 @@ export interface RunOptions extends CallOptions {
   output?: 'npy' | 'tensor';
 }
 
-/** A fresh buffer holding exactly these bytes. (Node's Buffer#slice would share memory, even the
- * buffer pool, so copy explicitly.) */
-function ownedCopy(b: Bytes): ArrayBuffer {
+/** A fresh buffer holding exactly these bytes (Node's Buffer#slice would share memory, even the
+ * buffer pool, so copy explicitly), or with `give`, the caller's own buffer when it holds exactly
+ * these bytes (it is then transferred to the worker: see `CallOptions.transfer`). */
+function ownedCopy(b: Bytes, give = false): ArrayBuffer {
   if (!(b instanceof Uint8Array) && !(b instanceof ArrayBuffer)) {
     throw new OptimizerError('invalid_argument', 'data must be .npy bytes (Uint8Array or ArrayBuffer) or a tensor { data, shape }');
   }
   const view = b instanceof Uint8Array ? b : new Uint8Array(b);
+  const whole = view.buffer instanceof ArrayBuffer && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
+  if (give && whole) return view.buffer as ArrayBuffer;
   const copy = new Uint8Array(view.byteLength);
   copy.set(view);
   return copy.buffer;
 }
 
-/** Data as a fresh `.npy` buffer for the engine. */
-function npyBuffer(x: Input): ArrayBuffer {
-  return isTensor(x) ? (writeNpy(x).buffer as ArrayBuffer) : ownedCopy(x);
+/** Data as a `.npy` buffer for the engine: fresh, or with `give` the caller's own where it can be. */
+function npyBuffer(x: Input, give = false): ArrayBuffer {
+  return isTensor(x) ? (writeNpy(x).buffer as ArrayBuffer) : ownedCopy(x, give);
 }
 
 const RELOAD = 'the next call starts a fresh engine, and models loaded before must be loaded again';
@@ -494,7 +504,7 @@ export class LoadedModel {
   run(input: Input, opts: RunOptions & { output: 'tensor' }): Promise<Tensor[]>;
   run(input: Input, opts: RunOptions & { output: 'npy' }): Promise<Uint8Array[]>;
   async run(input: Input, opts: RunOptions = {}): Promise<Uint8Array[] | Tensor[]> {
-    const args = { handle: this.handle, input: npyBuffer(input), raw: opts.raw ?? false, streaming: opts.streaming ?? false };
+    const args = { handle: this.handle, input: npyBuffer(input, opts.transfer), raw: opts.raw ?? false, streaming: opts.streaming ?? false };
     const r = await this.call('run', args, opts);
     const asTensors = (opts.output ?? (isTensor(input) ? 'tensor' : 'npy')) === 'tensor';
     return asTensors ? r.outputs.map((o) => readNpy(o)) : r.outputs;
@@ -511,7 +521,7 @@ export class LoadedModel {
     opts: TrainCallOptions = {},
   ): Promise<{ model: LoadedModel; report: FinetuneReport }> {
     const { data, labels, prune, ...train } = options;
-    const args = { handle: this.handle, x: npyBuffer(data), y: npyBuffer(labels), options: train, prune };
+    const args = { handle: this.handle, x: npyBuffer(data, opts.transfer), y: npyBuffer(labels, opts.transfer), options: train, prune };
     const r = await this.call('finetune', args, { ...opts, graceful: true });
     return { model: new LoadedModel(this.optimizer, r.handle, this.generation, r.summary), report: r.report };
   }
@@ -531,7 +541,7 @@ export class LoadedModel {
     }
     const r = await this.call(
       'quantize',
-      { handle: this.handle, calibration: calibrationData ? npyBuffer(calibrationData) : undefined, options: rest },
+      { handle: this.handle, calibration: calibrationData ? npyBuffer(calibrationData, opts.transfer) : undefined, options: rest },
       opts,
     );
     return { model: new LoadedModel(this.optimizer, r.handle, this.generation, r.summary), report: r.report };
@@ -554,9 +564,9 @@ export class LoadedModel {
     const { data, labels, calibrationData, train, ...quantize } = options;
     const args = {
       handle: this.handle,
-      x: npyBuffer(data),
-      y: npyBuffer(labels),
-      calibration: calibrationData ? npyBuffer(calibrationData) : undefined,
+      x: npyBuffer(data, opts.transfer),
+      y: npyBuffer(labels, opts.transfer),
+      calibration: calibrationData ? npyBuffer(calibrationData, opts.transfer) : undefined,
       train: { learningRate: QAT_LEARNING_RATE, ...train },
       options: quantize,
     };
@@ -579,8 +589,8 @@ export class LoadedModel {
       'prune',
       {
         handle: this.handle,
-        data: data ? npyBuffer(data) : undefined,
-        labels: labels ? npyBuffer(labels) : undefined,
+        data: data ? npyBuffer(data, opts.transfer) : undefined,
+        labels: labels ? npyBuffer(labels, opts.transfer) : undefined,
         options: rest,
       },
       opts,
@@ -606,8 +616,8 @@ export class LoadedModel {
       'evaluate',
       {
         handle: this.handle,
-        data: npyBuffer(data),
-        labels: options.labels ? npyBuffer(options.labels) : undefined,
+        data: npyBuffer(data, opts.transfer),
+        labels: options.labels ? npyBuffer(options.labels, opts.transfer) : undefined,
         reference: options.reference?.handle,
       },
       opts,

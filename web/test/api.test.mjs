@@ -56,6 +56,28 @@ test('a corrupt model is an invalid_model error with a message', async () => {
   await assert.rejects(opt.loadModel(new Uint8Array(0)), /the file is empty/);
 });
 
+test('transfer: true hands whole buffers to the engine, still copies views, and gives the same outputs', async () => {
+  const m = await opt.loadModel(fixture('dwcnn/model_float.tflite'));
+  const [want] = await m.run(fixture('dwcnn/inputs.npy'));
+  const given = new Uint8Array(fixture('dwcnn/inputs.npy'));
+  const [got] = await m.run(given, { transfer: true });
+  assert.equal(given.byteLength, 0, 'a whole buffer is moved, so the caller sees it detached');
+  assert.deepEqual(got, want);
+  // A view into a larger buffer cannot be moved without taking the rest: it is copied.
+  const npy = fixture('dwcnn/inputs.npy');
+  const big = new Uint8Array(npy.byteLength + 8);
+  big.set(npy, 8);
+  const view = big.subarray(8);
+  const [again] = await m.run(view, { transfer: true });
+  assert.equal(view.byteLength, npy.byteLength);
+  assert.deepEqual(again, want);
+  // Without the option the caller keeps its bytes.
+  const kept = new Uint8Array(npy);
+  await m.run(kept);
+  assert.equal(kept.byteLength, npy.byteLength);
+  await m.release();
+});
+
 test('wrong input shape names both shapes', async () => {
   const m = await opt.loadModel(fixture('cnn/model_float.tflite'));
   await assert.rejects(m.run(fixture('mlp/outputs_float.npy')), (e) => {
