@@ -141,10 +141,10 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
         await q.model.release();
         continue;
       }
-      const samples = new Uint8Array(x);
+      const [samples, answers] = [new Uint8Array(x), new Uint8Array(labels)];
       [c, th] = [await cpu(), await perThread()];
       t = performance.now();
-      const r = await q.model.evaluate(samples, { labels, reference: float }, { transfer: true });
+      const r = await q.model.evaluate(samples, { labels: answers, reference: float }, { transfer: true });
       if (i) evaluate.push(performance.now() - t);
       if (i) cpuOf.evaluate.push((await cpu()) - c);
       if (i) busyOf.evaluate.push(busy(th, await perThread()));
