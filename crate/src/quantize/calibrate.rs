@@ -377,18 +377,45 @@ mod simd128 {
         }
     }
 
+    /// Values from which [`histogram`] counts in four lane copies: below, zeroing and adding the
+    /// copies would cost more than the waits they save.
+    const LANE_COPIES_FROM: usize = 16 * 1024;
+
     /// Bins four values at a time; `values.len()` is a multiple of 4 and every value is finite.
+    /// Long inputs count each lane into its own copy of the histogram (interleaved: bin `b` of
+    /// lane `l` at `4b + l`, 32-bit), added into `hist` at the end: a run of equal values (a
+    /// ReLU's zeros, a RELU6's sixes) then makes four independent chains of increments instead of
+    /// one, whose every increment waits for the previous one's store.
     pub fn histogram(values: &[f32], range: f32, scale: f32, hist: &mut [u64]) {
         let (r, s) = (f32x4_splat(range), f32x4_splat(scale));
         let (zero, last) = (i32x4_splat(0), i32x4_splat(hist.len() as i32 - 1));
-        for c in values.chunks_exact(4) {
+        let bins = |c: &[f32]| {
             // SAFETY: `c` holds exactly 4 floats.
             let v = unsafe { v128_load(c.as_ptr() as *const v128) };
-            let b = i32x4_min(i32x4_max(i32x4_trunc_sat_f32x4(f32x4_mul(f32x4_add(v, r), s)), zero), last);
-            hist[i32x4_extract_lane::<0>(b) as usize] += 1;
-            hist[i32x4_extract_lane::<1>(b) as usize] += 1;
-            hist[i32x4_extract_lane::<2>(b) as usize] += 1;
-            hist[i32x4_extract_lane::<3>(b) as usize] += 1;
+            i32x4_min(i32x4_max(i32x4_trunc_sat_f32x4(f32x4_mul(f32x4_add(v, r), s)), zero), last)
+        };
+        if values.len() < LANE_COPIES_FROM {
+            for c in values.chunks_exact(4) {
+                let b = bins(c);
+                hist[i32x4_extract_lane::<0>(b) as usize] += 1;
+                hist[i32x4_extract_lane::<1>(b) as usize] += 1;
+                hist[i32x4_extract_lane::<2>(b) as usize] += 1;
+                hist[i32x4_extract_lane::<3>(b) as usize] += 1;
+            }
+            return;
+        }
+        // Fewer than 2^32 values per lane: wasm32 memory holds at most 2^30 floats.
+        let mut copies = vec![0u32; 4 * hist.len()];
+        let lane = i32x4(0, 1, 2, 3);
+        for c in values.chunks_exact(4) {
+            let at = i32x4_add(i32x4_shl(bins(c), 2), lane);
+            copies[i32x4_extract_lane::<0>(at) as usize] += 1;
+            copies[i32x4_extract_lane::<1>(at) as usize] += 1;
+            copies[i32x4_extract_lane::<2>(at) as usize] += 1;
+            copies[i32x4_extract_lane::<3>(at) as usize] += 1;
+        }
+        for (h, c) in hist.iter_mut().zip(copies.chunks_exact(4)) {
+            *h += c.iter().map(|&n| n as u64).sum::<u64>();
         }
     }
 }
@@ -473,6 +500,28 @@ mod tests {
         assert_eq!(o.hist.iter().sum::<u64>(), 5);
         assert_eq!((o.min, o.max), (-7.5, 5.0));
         assert_eq!(o.range_for(CalibrationMethod::MinMax), (-7.5, 5.0));
+    }
+
+    #[test]
+    fn long_inputs_bin_every_value_as_a_plain_loop_does() {
+        // Long enough for the wasm build's lane copies, with runs of zeros and of one other value
+        // (a RELU6's output) and values on both sides and at the ends of the range.
+        let mut rng = Rng::new(7);
+        let values: Vec<f32> = (0..40_003)
+            .map(|i| match i % 7 {
+                0 | 1 | 2 => 0.0,
+                3 => 6.0,
+                _ => rng.uniform() * 12.0 - 6.0,
+            })
+            .collect();
+        let mut o = Observer::default();
+        o.observe(&values);
+        let scale = BINS as f32 / (2.0 * o.range);
+        let mut want = vec![0u64; BINS];
+        for &v in &values {
+            want[(((v + o.range) * scale) as isize).clamp(0, BINS as isize - 1) as usize] += 1;
+        }
+        assert_eq!(o.hist, want);
     }
 
     #[test]

@@ -164,26 +164,34 @@ pub fn is_activation(g: &Graph, t: TensorId) -> bool {
 /// Adds the column sums of the im2col rows of `input` (each filter tap's input per channel, 0 in
 /// the padding; index `(ky · kw + kx) · in_c + c`) into `sums`; returns the rows (output pixels).
 ///
-/// The rows are not built: each tap walks the output pixels in order and adds the input it reads,
-/// so every sum takes its terms in the order the im2col rows would give them (the same f64 sums,
-/// bit for bit), and padding, which adds zero, is skipped.
+/// The rows are not built, and the input is read once: each input pixel is added to the taps that
+/// read it. A tap reads its pixels in raster order whichever output pixel reads them, so every sum
+/// still takes its terms in the order the im2col rows would give them (the same f64 sums, bit for
+/// bit), and padding, which adds zero, is skipped.
 fn tap_sums(s: &ConvShape, input: &[f32], sums: &mut [f64]) -> u64 {
     let c = s.in_c;
-    for ky in 0..s.kh() {
-        for kx in 0..s.kw() {
-            let acc = &mut sums[(ky * s.kw() + kx) * c..][..c];
-            for b in 0..s.batch {
-                for iy in (0..s.out_h()).filter_map(|oy| s.win.h.tap(oy, ky)) {
-                    let row = (b * s.in_h() + iy) * s.in_w();
-                    for ix in (0..s.out_w()).filter_map(|ox| s.win.w.tap(ox, kx)) {
-                        let x = &input[(row + ix) * c..][..c];
-                        acc.iter_mut().zip(x).for_each(|(d, &v)| *d += v as f64);
-                    }
-                }
+    let rows = readers(s.in_h(), s.kh(), |ky| (0..s.out_h()).filter_map(move |oy| s.win.h.tap(oy, ky)));
+    let cols = readers(s.in_w(), s.kw(), |kx| (0..s.out_w()).filter_map(move |ox| s.win.w.tap(ox, kx)));
+    for (p, x) in input[..s.input_len()].chunks_exact(c.max(1)).enumerate() {
+        let (iy, ix) = (p / s.in_w() % s.in_h(), p % s.in_w());
+        for &ky in &rows[iy] {
+            for &kx in &cols[ix] {
+                let acc = &mut sums[(ky * s.kw() + kx) * c..][..c];
+                acc.iter_mut().zip(x).for_each(|(d, &v)| *d += v as f64);
             }
         }
     }
     (s.batch * s.out_h() * s.out_w()) as u64
+}
+
+/// For each of `len` input positions along one axis, the filter taps (of `k`) that read it;
+/// `read(t)` lists the positions tap `t` reads (each once: outputs map to distinct positions).
+fn readers<I: Iterator<Item = usize>>(len: usize, k: usize, read: impl Fn(usize) -> I) -> Vec<Vec<usize>> {
+    let mut v = vec![Vec::new(); len];
+    for t in 0..k {
+        read(t).for_each(|i| v[i].push(t));
+    }
+    v
 }
 
 impl Observed {
