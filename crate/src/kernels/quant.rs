@@ -82,10 +82,58 @@ pub fn dequantize<T: Copy + Into<i32>>(q: &[T], scale: f32, zero_point: i32, out
 /// Float → integer QUANTIZE as TFLite's reference kernel does it: `round(x / scale) + zero_point`,
 /// clamped to the type's range.
 pub fn quantize_f32(x: &[f32], scale: f32, zero_point: i32, qmin: i32, qmax: i32, out: &mut [i32]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let (x, out) = {
+        let done = simd128::quantize(x, scale, zero_point, qmin, qmax, out);
+        (&x[done..], &mut out[done..])
+    };
+    quantize_f32_reference(x, scale, zero_point, qmin, qmax, out);
+}
+
+/// The plain loop [`quantize_f32`] is tested against.
+pub fn quantize_f32_reference(x: &[f32], scale: f32, zero_point: i32, qmin: i32, qmax: i32, out: &mut [i32]) {
     for (o, &v) in out.iter_mut().zip(x) {
         // `as i32` saturates (and maps NaN to 0), so huge values cannot wrap.
         let q = (v / scale).round() as i32;
         *o = q.saturating_add(zero_point).clamp(qmin, qmax);
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128 {
+    //! [`super::quantize_f32`] four values at a time (`f32::round` is a library call in wasm).
+    use core::arch::wasm32::*;
+
+    /// 2^23: every f32 of at least this magnitude is an integer, and a rounded value clamped to it
+    /// converts exactly and lands outside any clamp range within 2^23 of the zero point.
+    const LIMIT: f32 = 8_388_608.0;
+
+    /// Quantizes the longest prefix of whole vectors; returns its length (0 when the clamp range
+    /// reaches further than [`LIMIT`] from the zero point: the scalar loop then does it all).
+    pub fn quantize(x: &[f32], scale: f32, zp: i32, qmin: i32, qmax: i32, out: &mut [i32]) -> usize {
+        let limit = LIMIT as i64;
+        if qmin as i64 - (zp as i64) < -limit || qmax as i64 - (zp as i64) > limit {
+            return 0;
+        }
+        let (s, half, one, sign) = (f32x4_splat(scale), f32x4_splat(0.5), f32x4_splat(1.0), f32x4_splat(-0.0));
+        let (lo, hi) = (f32x4_splat(-LIMIT), f32x4_splat(LIMIT));
+        let (z, qlo, qhi) = (i32x4_splat(zp), i32x4_splat(qmin), i32x4_splat(qmax));
+        let n = x.len().min(out.len()) / 4 * 4;
+        for (o, v) in out[..n].chunks_exact_mut(4).zip(x[..n].chunks_exact(4)) {
+            // SAFETY: `v` and `o` hold exactly four lanes each.
+            let q = f32x4_div(unsafe { v128_load(v.as_ptr() as *const v128) }, s);
+            // Half away from zero: the truncation, one step further (by q's sign) where the part cut
+            // off (exact in f32) is at least a half.
+            let t = f32x4_trunc(q);
+            let away = f32x4_ge(f32x4_abs(f32x4_sub(q, t)), half);
+            let r = f32x4_add(t, v128_and(away, v128_or(v128_and(q, sign), one)));
+            // NaN passes both (`pmax`/`pmin` keep their first operand) and converts to 0, as `as`.
+            let i = i32x4_trunc_sat_f32x4(f32x4_pmin(f32x4_pmax(r, lo), hi));
+            let i = i32x4_min(i32x4_max(i32x4_add(i, z), qlo), qhi);
+            // SAFETY: as above.
+            unsafe { v128_store(o.as_mut_ptr() as *mut v128, i) };
+        }
+        n
     }
 }
 
@@ -152,6 +200,23 @@ mod tests {
         assert_eq!(q[2], 127);
         let (_, zp) = asymmetric_quantize(&[-1.0, 1.0, 0.0], &mut q);
         assert_eq!(q[2] as i32, zp);
+    }
+
+    #[test]
+    fn quantize_matches_its_plain_loop_on_halves_extremes_and_every_range() {
+        let mut rng = crate::rng::Rng::new(11);
+        for &(scale, zp, lo, hi) in
+            &[(0.5f32, 1, -128, 127), (0.0137, -128, -128, 127), (0.2, 0, 0, 255), (3e-4, -7, -32768, 32767), (1.0, 0, i32::MIN, i32::MAX)]
+        {
+            let mut x: Vec<f32> = (-300..300).map(|k| (k as f32 + 0.5) * scale).collect();
+            x.extend((0..500).map(|_| (rng.uniform() - 0.5) * 400.0 * scale));
+            x.extend([0.0, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30, 8_388_607.5, -8_388_608.0, 0.49999997]);
+            x.extend((0..7).map(|k| k as f32 * 0.25));
+            let (mut got, mut want) = (vec![0i32; x.len()], vec![0i32; x.len()]);
+            quantize_f32(&x, scale, zp, lo, hi, &mut got);
+            quantize_f32_reference(&x, scale, zp, lo, hi, &mut want);
+            assert_eq!(got, want, "scale {scale} zp {zp} range [{lo}, {hi}]");
+        }
     }
 
     #[test]
