@@ -25,8 +25,10 @@ import { leb128, root, wasmSections } from './helpers.mjs';
 // (core) and 627,270 / 633,600 (full). The same day, the int8 depthwise f64 output stage (proven
 // equal to the fixed-point one per channel at load: depthwise/f64_stage.rs) with its two-row and
 // one-row pixel loops, and evaluate's per-task finiteness check, added ~5.5 KB: 289,535 / 295,113
-// (core) and 633,604 / 639,908 (full). The core is still under 300,000 bytes.
-const budgets = { simd: 634_200, relaxed: 640_500, 'core/simd': 290_000, 'core/relaxed': 295_600 };
+// (core) and 633,604 / 639,908 (full). The ninth session's simd128 QUANTIZE (kernels/quant.rs:
+// f32::round is a library call in wasm) added ~0.6 KB: 290,109 / 295,667 (core). The core is still
+// under 300,000 bytes.
+const budgets = { simd: 634_200, relaxed: 640_500, 'core/simd': 290_200, 'core/relaxed': 295_800 };
 
 /** Names of a module's custom sections (id 0). */
 function customSections(bytes) {
