@@ -3,7 +3,7 @@
  * Node), so the page or event loop never blocks. Cancelling terminates the worker: running wasm
  * cannot be interrupted, and a fresh worker starts on the next call.
  */
-import { buffersIn, type Args, type Method, type Response, type Result, type WorkerInit } from './protocol.js';
+import { buffersIn, spansItsBuffer, type Args, type Method, type Response, type Result, type WorkerInit } from './protocol.js';
 import type {
   Bytes,
   EvalReport,
@@ -171,8 +171,7 @@ function ownedCopy(b: Bytes, give = false): ArrayBuffer {
     throw new OptimizerError('invalid_argument', 'data must be .npy bytes (Uint8Array or ArrayBuffer) or a tensor { data, shape }');
   }
   const view = b instanceof Uint8Array ? b : new Uint8Array(b);
-  const whole = view.buffer instanceof ArrayBuffer && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
-  if (give && whole) return view.buffer as ArrayBuffer;
+  if (give && spansItsBuffer(view)) return view.buffer as ArrayBuffer;
   const copy = new Uint8Array(view.byteLength);
   copy.set(view);
   return copy.buffer;

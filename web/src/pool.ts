@@ -6,6 +6,7 @@
  * fixed chunks and merge results in task order, so the result does not depend on the pool's size.
  */
 import { OptimizerError } from './types.js';
+import { spansItsBuffer } from './protocol.js';
 
 /** A round of a job, as the wasm `Job.nextRound` gives it. */
 export interface Round {
@@ -279,8 +280,7 @@ export class Pool {
     });
     this.helpers.forEach((h, k) => {
       for (const r of all) {
-        const whole = r.bytes.byteOffset === 0 && r.bytes.byteLength === r.bytes.buffer.byteLength;
-        const bytes = k === this.helpers.length - 1 && whole ? r.bytes : r.bytes.slice();
+        const bytes = k === this.helpers.length - 1 && spansItsBuffer(r.bytes) ? r.bytes : r.bytes.slice();
         h.port.post({ type: 'put', id: r.id, bytes }, [bytes.buffer as ArrayBuffer]);
       }
     });

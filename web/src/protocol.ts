@@ -61,6 +61,11 @@ export interface StopRequest {
   id: number;
 }
 
+/** Whether `view` covers the whole of an ArrayBuffer: moving that buffer moves exactly its bytes. */
+export function spansItsBuffer(view: ArrayBufferView): boolean {
+  return view.buffer instanceof ArrayBuffer && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
+}
+
 /** ArrayBuffers inside a message (top level, arrays, plain objects), to transfer instead of copy. */
 export function buffersIn(value: unknown, out: ArrayBuffer[] = [], depth = 0): ArrayBuffer[] {
   if (depth > 4 || value === null || typeof value !== 'object') return out;
@@ -68,9 +73,7 @@ export function buffersIn(value: unknown, out: ArrayBuffer[] = [], depth = 0): A
     if (!out.includes(value)) out.push(value);
   } else if (ArrayBuffer.isView(value)) {
     const b = value.buffer;
-    if (b instanceof ArrayBuffer && value.byteOffset === 0 && value.byteLength === b.byteLength && !out.includes(b)) {
-      out.push(b);
-    }
+    if (spansItsBuffer(value) && !out.includes(b as ArrayBuffer)) out.push(b as ArrayBuffer);
   } else if (Array.isArray(value)) {
     for (const v of value) buffersIn(v, out, depth + 1);
   } else if (Object.getPrototypeOf(value) === Object.prototype) {
