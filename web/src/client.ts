@@ -179,7 +179,12 @@ function ownedCopy(b: Bytes, give = false): ArrayBuffer {
 
 /** Data as a `.npy` buffer for the engine: fresh, or with `give` the caller's own where it can be. */
 function npyBuffer(x: Input, give = false): ArrayBuffer {
-  return isTensor(x) ? (writeNpy(x).buffer as ArrayBuffer) : ownedCopy(x, give);
+  if (isTensor(x)) return writeNpy(x).buffer as ArrayBuffer;
+  if ((x instanceof Uint8Array || x instanceof ArrayBuffer) && x.byteLength === 0) {
+    // Most often a buffer an earlier call with `transfer: true` moved: say so.
+    throw new OptimizerError('invalid_npy', '.npy data is empty (0 bytes); a buffer given to an earlier call with transfer: true is detached');
+  }
+  return ownedCopy(x, give);
 }
 
 const RELOAD = 'the next call starts a fresh engine, and models loaded before must be loaded again';

@@ -63,6 +63,8 @@ test('transfer: true hands whole buffers to the engine, still copies views, and 
   const [got] = await m.run(given, { transfer: true });
   assert.equal(given.byteLength, 0, 'a whole buffer is moved, so the caller sees it detached');
   assert.deepEqual(got, want);
+  // Giving it again is a clear error, not a parse failure of empty bytes.
+  await assert.rejects(m.run(given), (e) => e.code === 'invalid_npy' && /transfer: true is detached/.test(e.message));
   // A view into a larger buffer cannot be moved without taking the rest: it is copied.
   const npy = fixture('dwcnn/inputs.npy');
   const big = new Uint8Array(npy.byteLength + 8);
