@@ -127,7 +127,10 @@ mod simd128 {
             let t = f32x4_trunc(q);
             let away = f32x4_ge(f32x4_abs(f32x4_sub(q, t)), half);
             let r = f32x4_add(t, v128_and(away, v128_or(v128_and(q, sign), one)));
-            // NaN passes both (`pmax`/`pmin` keep their first operand) and converts to 0, as `as`.
+            // NaN becomes 0, as `as` makes it. It is masked here, not left to the conversion: with
+            // relaxed-simd on, LLVM may lower a conversion of a clamped value to a relaxed one,
+            // which gives i32::MIN for NaN on x86.
+            let r = v128_and(r, f32x4_eq(r, r));
             let i = i32x4_trunc_sat_f32x4(f32x4_pmin(f32x4_pmax(r, lo), hi));
             let i = i32x4_min(i32x4_max(i32x4_add(i, z), qlo), qhi);
             // SAFETY: as above.
