@@ -116,7 +116,10 @@ pub fn prove(stage: &OutputStage, ch: usize, offset: i32, (lo, hi): (i64, i64)) 
     let (min, max) = (stage.min as i8, stage.max as i8);
     let h = |acc: i64| apply(s, k, acc as i32, min, max) as i32;
     let g = |acc: i64| stage.apply(ch, (acc + offset as i64) as i32) as i32;
-    if g(lo) != h(lo) {
+    // Both sides are non-decreasing: equal at both ends and stepping up at the same `acc` for
+    // every value in between, they are equal everywhere (the high end rules out a step of `h`
+    // past the last one `g` takes).
+    if g(lo) != h(lo) || g(hi) != h(hi) {
         return None;
     }
     let mut prev = lo;
