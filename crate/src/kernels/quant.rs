@@ -208,12 +208,27 @@ mod tests {
     #[test]
     fn quantize_matches_its_plain_loop_on_halves_extremes_and_every_range() {
         let mut rng = crate::rng::Rng::new(11);
-        for &(scale, zp, lo, hi) in
-            &[(0.5f32, 1, -128, 127), (0.0137, -128, -128, 127), (0.2, 0, 0, 255), (3e-4, -7, -32768, 32767), (1.0, 0, i32::MIN, i32::MAX)]
-        {
+        for &(scale, zp, lo, hi) in &[
+            (0.5f32, 1, -128, 127),
+            (0.0137, -128, -128, 127),
+            (0.2, 0, 0, 255),
+            (3e-4, -7, -32768, 32767),
+            (1.0, 0, i32::MIN, i32::MAX),
+        ] {
             let mut x: Vec<f32> = (-300..300).map(|k| (k as f32 + 0.5) * scale).collect();
             x.extend((0..500).map(|_| (rng.uniform() - 0.5) * 400.0 * scale));
-            x.extend([0.0, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30, 8_388_607.5, -8_388_608.0, 0.49999997]);
+            x.extend([
+                0.0,
+                -0.0,
+                f32::NAN,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                1e30,
+                -1e30,
+                8_388_607.5,
+                -8_388_608.0,
+                0.49999997,
+            ]);
             x.extend((0..7).map(|k| k as f32 * 0.25));
             let (mut got, mut want) = (vec![0i32; x.len()], vec![0i32; x.len()]);
             quantize_f32(&x, scale, zp, lo, hi, &mut got);
