@@ -546,6 +546,10 @@ mod tests {
             ((9, 9), 6, 8, 3, 1, 2, Padding::Valid),
             ((7, 7), 16, 24, 5, 2, 1, Padding::Same),
             ((3, 5), 7, 1, 2, 1, 1, Padding::Valid),
+            // VWW's stem (3×3 over 3 channels, stride 2) on 6×7 pixels: a last tile of two.
+            ((11, 13), 3, 8, 3, 2, 1, Padding::Same),
+            ((6, 9), 3, 11, 3, 1, 1, Padding::Valid),
+            ((8, 5), 4, 8, 3, 2, 1, Padding::Valid),
         ] {
             for batch in [1, 2] {
                 let mut s = shape(hw, in_c, out_c, k, stride, dil, pad);
@@ -567,7 +571,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cases, 10 * 2 * 6 * 2);
+        assert_eq!(cases, 13 * 2 * 6 * 2);
     }
 
     #[test]

@@ -10,8 +10,12 @@
 //! copy, which for the few-channel layers of TinyML models costs more than the arithmetic.
 //!
 //! Loops: blocks of [`NR`] = 8 output channels outer (their weights and requantization constants
-//! stay hot), tiles of [`MR`] = 4 output pixels inner. [`portable_block`] is the plain-loop twin
-//! of the wasm kernels; both are tested against the reference convolution.
+//! stay hot), tiles of [`MR`] = 4 output pixels inner, a tile's sums requantized together from
+//! registers. For pairs the padded input is widened to i16 once per call, so a pair of a pixel is
+//! one 4-byte broadcast load: the inner loop is loads, dot products and additions only (widening
+//! and spreading the bytes in the loop cost one more instruction per dot product, for every block
+//! of channels). [`portable_block`] is the plain-loop twin of the wasm kernels; both are tested
+//! against the reference convolution.
 
 use super::super::conv::{pad_nhwc, ConvShape};
 use super::super::fixedpoint::OutputStage;
@@ -102,10 +106,13 @@ impl PackedDirect {
     }
 }
 
-/// Scratch the direct convolution reuses: the padded input and the output pixels' offsets in it.
+/// Scratch the direct convolution reuses: the padded input (and its copy widened to i16 for the
+/// pairs kernel) and the output pixels' offsets in it.
 #[derive(Default)]
 pub struct DirectScratch {
     padded: Vec<i8>,
+    #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(dead_code))]
+    wide: Vec<i16>,
     bases: Vec<usize>,
 }
 
@@ -145,6 +152,14 @@ pub fn conv2d(
     let last = scratch.bases[pixels - 1] + offs.iter().max().unwrap_or(&0) + w.run_g;
     assert!(last <= scratch.padded.len(), "direct conv: padded input too short");
     let x = Input { bytes: &scratch.padded, bases: &scratch.bases, offs: &offs };
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let wide: &[i16] = if w.group == Group::Pairs && vs.is_some_and(|v| v.is_fixed()) {
+        scratch.wide.clear();
+        scratch.wide.extend(scratch.padded.iter().map(|&v| v as i16));
+        &scratch.wide
+    } else {
+        &[]
+    };
     for blk in 0..w.n.div_ceil(NR) {
         let c0 = blk * NR;
         let take = NR.min(w.n - c0);
@@ -161,7 +176,7 @@ pub fn conv2d(
                     continue;
                 }
                 Group::Pairs => {
-                    simd::pairs(&x, &w.pairs[blk * w.block_len()..][..w.block_len()], w.run_g, &rq, o);
+                    simd::pairs(&x, wide, &w.pairs[blk * w.block_len()..][..w.block_len()], w.run_g, &rq, o);
                     continue;
                 }
                 #[allow(unreachable_patterns)]
@@ -238,7 +253,9 @@ fn portable_block(
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd {
     //! The wasm kernels: a tile of [`MR`] pixels × eight channels in eight vector registers,
-    //! weights loaded once per group for the four pixels, requantized from registers.
+    //! weights loaded once per group for the four pixels, the four requantized together from
+    //! registers ([`Block8::apply_many_offset`]: the constants loaded once, the multiplies'
+    //! latencies overlapped).
     use super::super::super::requant::simd128::{store8, Block8};
     use super::{Input, Output, MR, NR};
     use core::arch::wasm32::*;
@@ -254,8 +271,7 @@ mod simd {
         for (t, tile) in x.bases.chunks(MR).enumerate() {
             let pick = |i: usize| tile[i.min(tile.len() - 1)];
             let acc = sums([pick(0), pick(1), pick(2), pick(3)], (o0, o1));
-            for (i, &(a0, a1)) in acc.iter().enumerate().take(tile.len()) {
-                let v = rq.apply_offset(a0, a1);
+            for (i, &v) in rq.apply_many_offset(&acc).iter().enumerate().take(tile.len()) {
                 let at = (t * MR + i) * out_c + c0;
                 // SAFETY: a whole block: at + 8 ≤ pixels·out_c ≤ out.len() (asserted above).
                 unsafe { store8(v, out, at, take) };
@@ -293,50 +309,28 @@ mod simd {
         });
     }
 
-    /// Pairs: per group, two i16 weight vectors and the group's two widened inputs broadcast per
-    /// pixel. Four groups at a time come from one 8-byte load per pixel, widened once and spread
-    /// with lane shuffles (a run's last one to three groups from 2-byte loads).
-    pub fn pairs(x: &Input, w: &[i16], run_g: usize, rq: &Block8, o: Output) {
+    /// Pairs: per group, two i16 weight vectors and, per pixel, the group's two inputs as one
+    /// 4-byte broadcast from `wide` (the padded input widened to i16, same indices as `x.bytes`).
+    pub fn pairs(x: &Input, wide: &[i16], w: &[i16], run_g: usize, rq: &Block8, o: Output) {
         assert!(w.len() >= x.offs.len() * run_g * NR, "direct conv: weights too short");
-        let (bytes, offs) = (x.bytes.as_ptr(), x.offs);
+        assert!(wide.len() >= x.bytes.len(), "direct conv: widened input too short");
+        let (px, offs) = (wide.as_ptr(), x.offs);
         tiles(x, rq, o, |b, start| {
             let mut a = [start; MR];
             let mut wp = w.as_ptr();
             for &off in offs {
-                let mut q = 0;
-                while q + 8 <= run_g {
-                    // SAFETY: as in `quads` (bytes q..q + 8 lie inside the run's groups); wp
-                    // advances 16 i16 per group, four groups here.
-                    unsafe {
-                        let ws: [v128; 8] = core::array::from_fn(|i| v128_load(wp.add(8 * i) as *const v128));
-                        wp = wp.add(8 * NR);
-                        for (acc, &base) in a.iter_mut().zip(&b) {
-                            let v = i16x8_extend_low_i8x16(v128_load64_zero(bytes.add(base + off + q) as *const u64));
-                            let g = [
-                                i32x4_shuffle::<0, 0, 0, 0>(v, v),
-                                i32x4_shuffle::<1, 1, 1, 1>(v, v),
-                                i32x4_shuffle::<2, 2, 2, 2>(v, v),
-                                i32x4_shuffle::<3, 3, 3, 3>(v, v),
-                            ];
-                            for (j, &g) in g.iter().enumerate() {
-                                acc.0 = i32x4_add(acc.0, i32x4_dot_i16x8(g, ws[2 * j]));
-                                acc.1 = i32x4_add(acc.1, i32x4_dot_i16x8(g, ws[2 * j + 1]));
-                            }
-                        }
-                    }
-                    q += 8;
-                }
-                while q < run_g {
-                    // SAFETY: as in `quads`; wp advances 16 i16 per group.
+                for q in (0..run_g).step_by(2) {
+                    // SAFETY: the caller checked that every base + off + run_g is inside the
+                    // padded input, which `wide` covers (asserted above); the weights hold
+                    // runs·run_g·8 values (asserted above) and wp advances 16 per group.
                     unsafe {
                         let (w0, w1) = (v128_load(wp as *const v128), v128_load(wp.add(8) as *const v128));
                         wp = wp.add(2 * NR);
                         for (acc, &base) in a.iter_mut().zip(&b) {
-                            let v = i16x8_extend_low_i8x16(v128_load16_splat(bytes.add(base + off + q) as *const u16));
+                            let v = v128_load32_splat(px.add(base + off + q) as *const u32);
                             *acc = (i32x4_add(acc.0, i32x4_dot_i16x8(v, w0)), i32x4_add(acc.1, i32x4_dot_i16x8(v, w1)));
                         }
                     }
-                    q += 2;
                 }
             }
             a
