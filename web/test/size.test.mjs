@@ -26,9 +26,12 @@ import { leb128, root, wasmSections } from './helpers.mjs';
 // equal to the fixed-point one per channel at load: depthwise/f64_stage.rs) with its two-row and
 // one-row pixel loops, and evaluate's per-task finiteness check, added ~5.5 KB: 289,535 / 295,113
 // (core) and 633,604 / 639,908 (full). The ninth session's simd128 QUANTIZE (kernels/quant.rs:
-// f32::round is a library call in wasm) added ~0.6 KB: 290,109 / 295,667 (core). The core is still
+// f32::round is a library call in wasm) added ~0.6 KB: 290,109 / 295,667 (core). Built from main at
+// 0d7ce9d (its QUANTIZE NaN mask and depthwise proof) the core was 290,401 / 295,976, already past
+// those budgets; the tenth session's direct-conv pairs from an i16-widened input (direct.rs) then
+// added 309 / 21 bytes: 290,710 / 295,997 (core), 633,943 / 639,820 (full). The core is still
 // under 300,000 bytes.
-const budgets = { simd: 634_200, relaxed: 640_500, 'core/simd': 290_200, 'core/relaxed': 295_800 };
+const budgets = { simd: 634_200, relaxed: 640_500, 'core/simd': 290_800, 'core/relaxed': 296_100 };
 
 /** Names of a module's custom sections (id 0). */
 function customSections(bytes) {
