@@ -144,10 +144,12 @@ impl PreparedGemm {
 /// 8→16, 16→32, 32→32, 32→64 0.57, 0.68, 0.79, 0.67, KWS's 10×4×1 stem 0.29, ResNet-8's 3×3×16
 /// 0.7–0.9 — and loses from 64 input channels on: VWW's 64→64 and 128→256 pointwise 1.4,
 /// ResNet-8's 3×3×32 and 3×3×64 1.3 and 1.6 (its stride-2 3×3×32 0.84), KWS's 64→64 pointwise
-/// even. With i16 pairs (no VNNI, the simd128 build) the direct kernel re-widens its inputs for
-/// every block of eight output channels where im2col widens them once, and it wins only up to
+/// even. With i16 pairs (no VNNI, the simd128 build) the direct kernel then re-widened its inputs
+/// for every block of eight output channels where im2col widens them once, and it won only up to
 /// k = 32: VWW's stem 0.36, pointwise 8→16 and 16→32 0.51 and 0.75; KWS's stem 1.5, ResNet-8's
-/// 3×3×16 about even, KWS's 64→64 pointwise 1.5. The 7-bit halves have no direct kernel.
+/// 3×3×16 about even, KWS's 64→64 pointwise 1.5. (It now widens the padded input once per call,
+/// which took VWW's stem from 0.0425 to 0.031 ms; the k = 32 bound was not measured again.) The
+/// 7-bit halves have no direct kernel.
 ///
 /// With i16 pairs a 1×1 stride-1 convolution never takes the direct kernel: it goes to
 /// [`pointwise_conv`] (the input widened once, no shuffles), which in Node (its V8 lowers the
