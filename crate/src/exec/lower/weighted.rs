@@ -9,7 +9,7 @@ use crate::ir::{Activation, Conv2D, DType, DepthwiseConv2D, FullyConnected};
 use crate::kernels::conv::{self, ConvShape, QuantizedInput};
 use crate::kernels::fixedpoint::{quantize_multiplier, OutputStage, Rescale};
 use crate::kernels::gemm_f32::{Epilogue, PackedF32};
-use crate::kernels::int8::conv::{self as conv_i8, PreparedConv, PreparedGemm};
+use crate::kernels::int8::conv::{self as conv_i8, PreparedConv, PreparedDense};
 use crate::kernels::int8::depthwise::{self as depthwise_i8, PreparedDepthwise};
 use crate::kernels::{fc, quant};
 use crate::ops::{conv_shape, dense_rows, Fact};
@@ -405,11 +405,12 @@ impl Kernel for DenseI8 {
     fn pack(&self, operands: &[Option<&Buffer>]) -> Result<Option<Packed>> {
         let w = const_i8(operands, 1, "weights")?;
         let bias = const_i32(operands, 2)?;
-        Ok(Some(Box::new(PreparedGemm::new(w, self.units, self.k, bias, -self.in_zp, self.stage.clone()))))
+        let stage = self.stage.clone();
+        Ok(Some(Box::new(PreparedDense::new(self.rows, w, self.units, self.k, bias, -self.in_zp, stage))))
     }
 
     fn run(&self, cx: &mut RunCx) -> Result<()> {
-        let (x, g) = (cx.i8_in(0)?, cx.packed::<PreparedGemm>()?);
+        let (x, g) = (cx.i8_in(0)?, cx.packed::<PreparedDense>()?);
         conv_i8::fully_connected(self.rows, x, g, out_i8(cx.out)?, &mut cx.scratch.int8);
         Ok(())
     }

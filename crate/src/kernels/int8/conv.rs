@@ -12,6 +12,7 @@ use super::super::gemm_i8::{self, PackedI8, Requant};
 use super::super::igemm_i8;
 use super::super::requant::{reachable, VecStage};
 use super::direct::{self, DirectScratch, Group, PackedDirect};
+use super::gemv::{self, PackedGemv};
 use super::pointwise_conv;
 
 /// Direct-loop int8 CONV_2D (TFLite's `ConvPerChannel`); weights `[oc, kh, kw, ic]`.
@@ -375,8 +376,65 @@ fn fill<T: Copy>(v: &mut Vec<T>, len: usize, first: bool, zero: T) {
     }
 }
 
-/// Fast int8 FULLY_CONNECTED over `rows` rows of `k` inputs (a single row runs the GEMV kernels).
-pub fn fully_connected(rows: usize, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Scratch) {
+/// Prepared int8 FULLY_CONNECTED: the GEMM's packing, or, for a single row per run where the GEMM
+/// would run on i16 pairs (no exact relaxed dot), the GEMV's blocks ([`gemv`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum PreparedDense {
+    Gemm(PreparedGemm),
+    Gemv { weights: PackedGemv, offset: Vec<i32>, stage: OutputStage, vec: Option<VecStage> },
+}
+
+impl PreparedDense {
+    /// Weights `[n][k]` for `rows` rows per run, packed for the kernel this build and engine run.
+    pub fn new(
+        rows: usize,
+        weights: &[i8],
+        n: usize,
+        k: usize,
+        bias: Option<&[i32]>,
+        input_offset: i32,
+        stage: OutputStage,
+    ) -> Self {
+        Self::with_kind(rows, weights, n, k, bias, input_offset, stage, gemm_dot4::kind())
+    }
+
+    /// [`PreparedDense::new`] for the given relaxed dot product (tests force each one).
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_kind(
+        rows: usize,
+        weights: &[i8],
+        n: usize,
+        k: usize,
+        bias: Option<&[i32]>,
+        input_offset: i32,
+        stage: OutputStage,
+        kind: DotKind,
+    ) -> Self {
+        if rows != 1 || kind != DotKind::None {
+            return PreparedDense::Gemm(PreparedGemm::with_kind(weights, n, k, bias, input_offset, stage, kind));
+        }
+        assert!(weights.len() >= n * k, "weights shorter than n·k");
+        let offset = channel_offsets(weights, n, k, bias, input_offset, false);
+        let vec = VecStage::with_ranges(&stage, n, &reachable(weights, n, k, bias, input_offset));
+        PreparedDense::Gemv { weights: PackedGemv::pack(weights, n, k), offset, stage, vec }
+    }
+}
+
+/// Fast int8 FULLY_CONNECTED over `rows` rows of `k` inputs with the kernel `p` was prepared for.
+pub fn fully_connected(rows: usize, input: &[i8], p: &PreparedDense, out: &mut [i8], scratch: &mut Scratch) {
+    match p {
+        PreparedDense::Gemm(g) => fully_connected_gemm(rows, input, g, out, scratch),
+        PreparedDense::Gemv { weights: w, offset, stage, vec } => {
+            let rows_in = input.chunks_exact(w.k.max(1));
+            for (x, o) in rows_in.zip(out.chunks_exact_mut(w.n.max(1))).take(rows) {
+                gemv::gemv(x, w, offset, stage, vec.as_ref(), o);
+            }
+        }
+    }
+}
+
+/// [`fully_connected`] with the GEMM (a single row runs its GEMV kernels).
+fn fully_connected_gemm(rows: usize, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Scratch) {
     let (k, n) = (g.k, g.n);
     match &g.packing {
         Packing::Quads(q) => {
@@ -579,7 +637,7 @@ mod tests {
     #[test]
     fn fc_fast_equals_reference() {
         let mut rng = Rng::new(12);
-        for &(rows, k, n) in &[(1, 10, 3), (3, 16, 17), (2, 33, 5)] {
+        for &(rows, k, n) in &[(1, 10, 3), (3, 16, 17), (2, 33, 5), (1, 67, 41)] {
             let input = random_i8(&mut rng, rows * k, -128);
             let w = random_i8(&mut rng, n * k, -127);
             let bias: Vec<i32> = (0..n).map(|_| rng.below(1000) as i32).collect();
@@ -587,7 +645,9 @@ mod tests {
             let mut want = vec![0i8; rows * n];
             fully_connected_reference(rows, k, 128, &input, &w, 0, Some(&bias), &os, &mut want);
             for kind in [DotKind::None, DotKind::I7, DotKind::U8] {
-                let g = PreparedGemm::with_kind(&w, n, k, Some(&bias), 128, os.clone(), kind);
+                let g = PreparedDense::with_kind(rows, &w, n, k, Some(&bias), 128, os.clone(), kind);
+                let gemv = matches!(g, PreparedDense::Gemv { .. });
+                assert_eq!(gemv, rows == 1 && kind == DotKind::None, "rows={rows} {kind:?}");
                 let mut got = vec![0i8; rows * n];
                 fully_connected(rows, &input, &g, &mut got, &mut Scratch::default());
                 assert_eq!(got, want, "rows={rows} k={k} n={n} {kind:?}");

@@ -3,6 +3,7 @@
 pub mod conv;
 pub mod depthwise;
 pub mod direct;
+pub mod gemv;
 pub mod lstm;
 pub mod pointwise;
 pub mod pointwise_conv;
