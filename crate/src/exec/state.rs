@@ -9,6 +9,9 @@ use super::plan::Plan;
 use crate::error::{Error, Location, Result};
 use crate::ir::TensorId;
 
+/// Operands a step passes to its kernel without a heap allocation.
+const STACK_OPERANDS: usize = 8;
+
 /// Activations and scratch of one run of a plan.
 pub struct State {
     pub(super) bufs: Vec<Buffer>,
@@ -104,19 +107,23 @@ impl State {
         let mut states: Vec<Buffer> =
             state_ids.iter().map(|t| t.map_or(Buffer::Empty, |t| std::mem::take(&mut self.bufs[t]))).collect();
         let bufs = &self.bufs;
-        let inputs: Vec<Option<&Buffer>> = step
-            .inputs
-            .iter()
-            .enumerate()
-            .map(|(i, t)| t.filter(|_| !held.contains(&i)).map(|t| params.value(t).unwrap_or(&bufs[t])))
-            .collect();
-        let mut cx = RunCx {
-            inputs: &inputs,
-            out: &mut out,
-            packed: params.packed(s),
-            scratch: &mut self.scratch,
-            states: &mut states,
+        let operand = |(i, t): (usize, &Option<TensorId>)| {
+            t.filter(|_| !held.contains(&i)).map(|t| params.value(t).unwrap_or(&bufs[t]))
         };
+        // The operands on the stack, not in a Vec allocated per step; the few operators with more
+        // (LSTMs) in a Vec.
+        let mut stack = [None; STACK_OPERANDS];
+        let mut heap = Vec::new();
+        let inputs: &[Option<&Buffer>] = if step.inputs.len() <= STACK_OPERANDS {
+            let slots = &mut stack[..step.inputs.len()];
+            slots.iter_mut().zip(step.inputs.iter().enumerate().map(operand)).for_each(|(s, b)| *s = b);
+            slots
+        } else {
+            heap.extend(step.inputs.iter().enumerate().map(operand));
+            &heap
+        };
+        let mut cx =
+            RunCx { inputs, out: &mut out, packed: params.packed(s), scratch: &mut self.scratch, states: &mut states };
         let result = step.kernel.run(&mut cx);
         self.bufs[step.output] = out;
         for (t, b) in state_ids.into_iter().zip(states) {
