@@ -12,7 +12,7 @@ use super::super::gemm_i8::{self, PackedI8, Requant};
 use super::super::igemm_i8;
 use super::super::requant::{reachable, VecStage};
 use super::direct::{self, DirectScratch, Group, PackedDirect};
-use super::gemv::{self, PackedGemv};
+use super::gemv::{self, PreparedGemv};
 use super::pointwise_conv;
 
 /// Direct-loop int8 CONV_2D (TFLite's `ConvPerChannel`); weights `[oc, kh, kw, ic]`.
@@ -381,7 +381,7 @@ fn fill<T: Copy>(v: &mut Vec<T>, len: usize, first: bool, zero: T) {
 #[derive(Clone, Debug, PartialEq)]
 pub enum PreparedDense {
     Gemm(PreparedGemm),
-    Gemv { weights: PackedGemv, offset: Vec<i32>, stage: OutputStage, vec: Option<VecStage> },
+    Gemv(PreparedGemv),
 }
 
 impl PreparedDense {
@@ -415,8 +415,7 @@ impl PreparedDense {
         }
         assert!(weights.len() >= n * k, "weights shorter than n·k");
         let offset = channel_offsets(weights, n, k, bias, input_offset, false);
-        let vec = VecStage::with_ranges(&stage, n, &reachable(weights, n, k, bias, input_offset));
-        PreparedDense::Gemv { weights: PackedGemv::pack(weights, n, k), offset, stage, vec }
+        PreparedDense::Gemv(PreparedGemv::new(weights, (n, k), offset, bias, input_offset, stage))
     }
 }
 
@@ -424,10 +423,10 @@ impl PreparedDense {
 pub fn fully_connected(rows: usize, input: &[i8], p: &PreparedDense, out: &mut [i8], scratch: &mut Scratch) {
     match p {
         PreparedDense::Gemm(g) => fully_connected_gemm(rows, input, g, out, scratch),
-        PreparedDense::Gemv { weights: w, offset, stage, vec } => {
-            let rows_in = input.chunks_exact(w.k.max(1));
-            for (x, o) in rows_in.zip(out.chunks_exact_mut(w.n.max(1))).take(rows) {
-                gemv::gemv(x, w, offset, stage, vec.as_ref(), o);
+        PreparedDense::Gemv(g) => {
+            let (k, n) = (g.weights.k, g.weights.n);
+            for (x, o) in input.chunks_exact(k.max(1)).zip(out.chunks_exact_mut(n.max(1))).take(rows) {
+                gemv::gemv(x, g, o);
             }
         }
     }
@@ -646,7 +645,7 @@ mod tests {
             fully_connected_reference(rows, k, 128, &input, &w, 0, Some(&bias), &os, &mut want);
             for kind in [DotKind::None, DotKind::I7, DotKind::U8] {
                 let g = PreparedDense::with_kind(rows, &w, n, k, Some(&bias), 128, os.clone(), kind);
-                let gemv = matches!(g, PreparedDense::Gemv { .. });
+                let gemv = matches!(g, PreparedDense::Gemv(_));
                 assert_eq!(gemv, rows == 1 && kind == DotKind::None, "rows={rows} {kind:?}");
                 let mut got = vec![0i8; rows * n];
                 fully_connected(rows, &input, &g, &mut got, &mut Scratch::default());

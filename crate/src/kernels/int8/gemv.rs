@@ -20,7 +20,7 @@
 //! tested against [`super::conv::fully_connected_reference`] on generated shapes.
 
 use super::super::fixedpoint::OutputStage;
-use super::super::requant::{self, VecStage};
+use super::super::requant::{self, reachable, VecStage};
 
 /// Channels of a full block (eight vectors of four sums).
 pub const BLOCK: usize = 32;
@@ -66,21 +66,50 @@ fn blocks(n: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..full).step_by(BLOCK).map(|c0| (c0, BLOCK)).chain(tails)
 }
 
-/// `out[j] = stage(Σ_k x[k]·w[j][k] + offset[j])` for the `w.n` channels; `offset` holds each
-/// channel's `bias + input_offset·Σ_k w[j][k]`. The vector kernels where this build has them.
-pub fn gemv(x: &[i8], w: &PackedGemv, offset: &[i32], stage: &OutputStage, vs: Option<&VecStage>, out: &mut [i8]) {
-    assert!(x.len() >= w.k && offset.len() >= w.n && out.len() >= w.n, "gemv: operands too short");
+/// A prepared batch-1 FULLY_CONNECTED: the packed weights, each channel's offset
+/// `bias + input_offset·Σ_k w[j][k]` and the output stage with its vector layout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PreparedGemv {
+    pub weights: PackedGemv,
+    offset: Vec<i32>,
+    stage: OutputStage,
+    vec: Option<VecStage>,
+}
+
+impl PreparedGemv {
+    /// Weights `[n][k]`, their per-channel `offset` (`bias + input_offset·Σ_k w[j][k]`) and the
+    /// stage; `bias` and `input_offset` give each channel's reach ([`reachable`]), which lets the
+    /// vector stage skip steps no reachable sum needs.
+    pub fn new(
+        weights: &[i8],
+        (n, k): (usize, usize),
+        offset: Vec<i32>,
+        bias: Option<&[i32]>,
+        input_offset: i32,
+        stage: OutputStage,
+    ) -> PreparedGemv {
+        assert!(weights.len() >= n * k && offset.len() >= n, "gemv: weights or offsets shorter than the shape");
+        let vec = VecStage::with_ranges(&stage, n, &reachable(weights, n, k, bias, input_offset));
+        PreparedGemv { weights: PackedGemv::pack(weights, n, k), offset, stage, vec }
+    }
+}
+
+/// `out[j] = stage(Σ_k x[k]·w[j][k] + offset[j])` for the `n` channels, with the vector kernel
+/// where this build has one.
+pub fn gemv(x: &[i8], g: &PreparedGemv, out: &mut [i8]) {
+    let w = &g.weights;
+    assert!(x.len() >= w.k && out.len() >= w.n, "gemv: operands too short");
     let x = &x[..w.k];
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if let Some(vs) = vs.filter(|v| v.is_fixed()) {
-        return simd::gemv(x, w, offset, vs, out);
+    if let Some(vs) = g.vec.as_ref().filter(|v| v.is_fixed()) {
+        return simd::gemv(x, w, &g.offset, vs, out);
     }
-    portable(x, w, offset, stage, vs, out);
+    portable(x, g, out);
 }
 
 /// The plain-loop twin: the same blocks and pairs, then [`requant::row`] per block.
-pub fn portable(x: &[i8], w: &PackedGemv, offset: &[i32], stage: &OutputStage, vs: Option<&VecStage>, out: &mut [i8]) {
-    let x = &x[..w.k];
+pub fn portable(x: &[i8], g: &PreparedGemv, out: &mut [i8]) {
+    let (w, x) = (&g.weights, &x[..g.weights.k]);
     for (c0, width) in blocks(w.n) {
         let mut acc = [0i32; BLOCK];
         for (pair, wp) in w.block(c0, width).chunks_exact(2 * width).enumerate() {
@@ -91,7 +120,7 @@ pub fn portable(x: &[i8], w: &PackedGemv, offset: &[i32], stage: &OutputStage, v
             }
         }
         let take = width.min(w.n - c0);
-        requant::row(&acc[..take], offset, stage, vs, c0, &mut out[c0..c0 + take]);
+        requant::row(&acc[..take], &g.offset, &g.stage, g.vec.as_ref(), c0, &mut out[c0..c0 + take]);
     }
 }
 
@@ -184,10 +213,9 @@ mod tests {
     use super::*;
     use crate::kernels::fixedpoint::{quantize_multiplier, Rescale};
     use crate::kernels::int8::conv::fully_connected_reference;
-    use crate::kernels::requant::reachable;
     use crate::rng::Rng;
 
-    type Kernel = fn(&[i8], &PackedGemv, &[i32], &OutputStage, Option<&VecStage>, &mut [i8]);
+    type Kernel = fn(&[i8], &PreparedGemv, &mut [i8]);
 
     /// The kernels this build has: the plain twin and [`gemv`] (the vector one on wasm).
     fn kernels() -> [(&'static str, Kernel); 2] {
@@ -195,16 +223,21 @@ mod tests {
     }
 
     /// Stages: per channel and per tensor, small and large multipliers (the window and general
-    /// vector layouts), LiteRT's double rescaling, clamps narrower than int8, extreme zero points.
+    /// vector layouts), LiteRT's double rescaling, clamps narrower than int8 (ReLU's at the zero
+    /// point), extreme zero points.
     fn stages(rng: &mut Rng, n: usize) -> Vec<OutputStage> {
         let mut fixed = |lo: f64, span: f64, count: usize| -> Vec<Rescale> {
             (0..count).map(|_| Rescale::Fixed(quantize_multiplier(lo + rng.uniform() as f64 * span))).collect()
         };
         let (small, one, big) = (fixed(0.0002, 0.01, n), fixed(0.0002, 0.01, 1), fixed(0.5, 3.0, n));
+        let big_one = fixed(0.5, 3.0, 1);
         vec![
             OutputStage::new(small.clone(), -5, -128, 127),
-            OutputStage::new(one, 3, -100, 120),
+            OutputStage::new(one.clone(), 3, -100, 120),
+            OutputStage::new(one.clone(), -128, -128, 127),
+            OutputStage::new(one, 96, -128, 127),
             OutputStage::new(big, -5, -128, 127),
+            OutputStage::new(big_one, 7, 7, 127),
             OutputStage::new(vec![Rescale::Double(0.003)], 2, -128, 127),
             OutputStage::new(small.clone(), -128, -128, 127),
             OutputStage::new(small, 127, 127, 127),
@@ -218,9 +251,9 @@ mod tests {
         for n in [1, 3, 7, 8, 9, 16, 31, 32, 33, 40, 63, 64, 65, 72, 100] {
             for k in [1, 2, 3, 5, 8, 15, 16, 17, 31, 32, 33, 64, 127, 640] {
                 let x: Vec<i8> = (0..k).map(|_| rng.below(256) as i8).collect();
-                let w: Vec<i8> = (0..n * k).map(|_| rng.below(256) as i8).collect();
+                // Channel 1 pruned (all zero: a constant output).
+                let w: Vec<i8> = (0..n * k).map(|i| if i / k == 1 { 0 } else { rng.below(256) as i8 }).collect();
                 let bias: Vec<i32> = (0..n).map(|_| rng.below(40000) as i32 - 20000).collect();
-                let packed = PackedGemv::pack(&w, n, k);
                 for (s, stage) in stages(&mut rng, n).into_iter().enumerate() {
                     // Input zero points at both extremes and between.
                     let in_zp = [-128, 127, 5][(s + k) % 3];
@@ -232,10 +265,10 @@ mod tests {
                             bias[j].wrapping_sub(in_zp.wrapping_mul(sum))
                         })
                         .collect();
-                    let vs = VecStage::with_ranges(&stage, n, &reachable(&w, n, k, Some(&bias), -in_zp));
+                    let g = PreparedGemv::new(&w, (n, k), offset, Some(&bias), -in_zp, stage.clone());
                     for (name, kernel) in kernels() {
                         let mut got = vec![0i8; n + 3];
-                        kernel(&x, &packed, &offset, &stage, vs.as_ref(), &mut got);
+                        kernel(&x, &g, &mut got);
                         assert_eq!(&got[..n], &want[..], "{name}: n={n} k={k} stage {s}");
                         assert_eq!(&got[n..], &[0; 3], "{name}: wrote past n={n}");
                         cases += 1;
@@ -243,7 +276,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cases, 15 * 14 * 6 * 2);
+        assert_eq!(cases, 15 * 14 * 9 * 2);
     }
 
     #[test]
