@@ -7,8 +7,8 @@
 //! whole depth in eight vector registers, straight from the int8 input: per k-pair, the two input
 //! bytes are loaded as one 16-bit splat and sign-extended (i16 lanes `x0 x1 x0 x1 …`, the pair
 //! splat as one i32 per lane), then eight `dot_i16x8` against the block's eight weight vectors do
-//! 2 k-steps × 32 channels. The sums (from zero) are requantized from the registers, eight
-//! channels at a time ([`requant::simd128::Block8`]), one 8-byte store each.
+//! 2 k-steps × 32 channels. The block's sums are then requantized as a row
+//! ([`crate::kernels::requant::row`]).
 //!
 //! Layout ([`PackedGemv`]): the weights as i16 in blocks of 32 channels, then the leftover
 //! channels in blocks of [`TAIL`] = 8 (the last one padded with zero channels), each block
@@ -20,7 +20,7 @@
 //! tested against [`super::conv::fully_connected_reference`] on generated shapes.
 
 use super::super::fixedpoint::OutputStage;
-use super::super::requant::{self, reachable, VecStage};
+use super::super::requant::{reachable, VecStage};
 
 /// Channels of a full block (eight vectors of four sums).
 pub const BLOCK: usize = 32;
@@ -101,13 +101,14 @@ pub fn gemv(x: &[i8], g: &PreparedGemv, out: &mut [i8]) {
     assert!(x.len() >= w.k && out.len() >= w.n, "gemv: operands too short");
     let x = &x[..w.k];
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    if let Some(vs) = g.vec.as_ref().filter(|v| v.is_fixed()) {
-        return simd::gemv(x, w, &g.offset, vs, out);
-    }
+    simd::gemv(x, g, out);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     portable(x, g, out);
 }
 
-/// The plain-loop twin: the same blocks and pairs, then [`requant::row`] per block.
+/// The plain-loop twin: the same blocks and pairs, then [`crate::kernels::requant::row`] per
+/// block. (Compiled into wasm builds only for the tests.)
+#[cfg(any(test, not(all(target_arch = "wasm32", target_feature = "simd128"))))]
 pub fn portable(x: &[i8], g: &PreparedGemv, out: &mut [i8]) {
     let (w, x) = (&g.weights, &x[..g.weights.k]);
     for (c0, width) in blocks(w.n) {
@@ -120,31 +121,43 @@ pub fn portable(x: &[i8], g: &PreparedGemv, out: &mut [i8]) {
             }
         }
         let take = width.min(w.n - c0);
-        requant::row(&acc[..take], &g.offset, &g.stage, g.vec.as_ref(), c0, &mut out[c0..c0 + take]);
+        super::super::requant::row(&acc[..take], &g.offset, &g.stage, g.vec.as_ref(), c0, &mut out[c0..c0 + take]);
     }
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd {
-    use super::super::super::requant::simd128::{store8, Block8};
-    use super::super::super::requant::VecStage;
-    use super::{blocks, PackedGemv, BLOCK, TAIL};
+    use super::super::super::requant;
+    use super::{blocks, PreparedGemv, BLOCK, TAIL};
     use core::arch::wasm32::*;
 
-    /// [`super::gemv`] for a fixed-point stage (kept out of line: one call per layer).
+    /// [`super::gemv`] with the vector sums (kept out of line: one call per layer). A block's
+    /// sums go through memory to the requantization of a row ([`requant::row`]): each channel's
+    /// constants are used once, so requantizing straight from the registers (`Block8`) saves no
+    /// loads, and its copies inlined per group of eight channels cost ~1 KB gzipped, measured no
+    /// faster.
     #[inline(never)]
-    pub(super) fn gemv(x: &[i8], w: &PackedGemv, offset: &[i32], vs: &VecStage, out: &mut [i8]) {
+    pub(super) fn gemv(x: &[i8], g: &PreparedGemv, out: &mut [i8]) {
+        let (w, mut acc) = (&g.weights, [0i32; BLOCK]);
         for (c0, width) in blocks(w.n) {
             let block = w.block(c0, width);
             if width == BLOCK {
-                let s: [v128; BLOCK / 4] = sums(x, block);
-                for g in 0..BLOCK / 8 {
-                    requant8(s[2 * g], s[2 * g + 1], c0 + 8 * g, w.n, offset, vs, out);
-                }
+                store(&mut acc, sums::<{ BLOCK / 4 }>(x, block));
             } else {
-                let s: [v128; TAIL / 4] = sums(x, block);
-                requant8(s[0], s[1], c0, w.n, offset, vs, out);
+                store(&mut acc, sums::<{ TAIL / 4 }>(x, block));
             }
+            let take = width.min(w.n - c0);
+            requant::row(&acc[..take], &g.offset, &g.stage, g.vec.as_ref(), c0, &mut out[c0..c0 + take]);
+        }
+    }
+
+    /// Stores `V` vectors of sums at the start of `acc`.
+    #[inline(always)]
+    fn store<const V: usize>(acc: &mut [i32; BLOCK], s: [v128; V]) {
+        assert!(V * 4 <= BLOCK);
+        for (v, s) in s.into_iter().enumerate() {
+            // SAFETY: 16-byte stores at 4v < 4V ≤ BLOCK values of `acc` (asserted).
+            unsafe { v128_store(acc.as_mut_ptr().add(4 * v) as *mut v128, s) };
         }
     }
 
@@ -185,23 +198,6 @@ mod simd {
             }
         }
         acc
-    }
-
-    /// Requantizes the sums of channels `c0..c0 + 8` (`s0`, `s1`) into `out`, those below `n`.
-    #[inline(always)]
-    fn requant8(s0: v128, s1: v128, c0: usize, n: usize, offset: &[i32], vs: &VecStage, out: &mut [i8]) {
-        let take = 8.min(n - c0);
-        let mut o = [0i32; 8];
-        let offsets: &[i32; 8] = match offset[c0..].first_chunk() {
-            Some(o) if take == 8 => o,
-            _ => {
-                o[..take].copy_from_slice(&offset[c0..c0 + take]);
-                &o
-            }
-        };
-        let v = Block8::new(vs, c0, offsets).apply(s0, s1);
-        // SAFETY: with take == 8, c0 + 8 ≤ n ≤ out.len() (asserted by the caller's caller).
-        unsafe { store8(v, out, c0, take) };
     }
 }
 
