@@ -79,7 +79,7 @@ enum Packing {
 
 /// `bias + input_offset · Σ_k w[j][k]` per output `j` of weights `[n][k]`, less `128 · Σ_k w[j][k]`
 /// for kernels that read inputs as `x + 128` (`u8_inputs`).
-fn channel_offsets(
+pub(super) fn channel_offsets(
     weights: &[i8],
     n: usize,
     k: usize,
@@ -413,9 +413,7 @@ impl PreparedDense {
         if rows != 1 || kind != DotKind::None {
             return PreparedDense::Gemm(PreparedGemm::with_kind(weights, n, k, bias, input_offset, stage, kind));
         }
-        assert!(weights.len() >= n * k, "weights shorter than n·k");
-        let offset = channel_offsets(weights, n, k, bias, input_offset, false);
-        PreparedDense::Gemv(PreparedGemv::new(weights, (n, k), offset, bias, input_offset, stage))
+        PreparedDense::Gemv(PreparedGemv::new(weights, (n, k), bias, input_offset, stage))
     }
 }
 

@@ -21,6 +21,7 @@
 
 use super::super::fixedpoint::OutputStage;
 use super::super::requant::{reachable, VecStage};
+use super::conv::channel_offsets;
 
 /// Channels of a full block (eight vectors of four sums).
 pub const BLOCK: usize = 32;
@@ -67,7 +68,8 @@ fn blocks(n: usize) -> impl Iterator<Item = (usize, usize)> {
 }
 
 /// A prepared batch-1 FULLY_CONNECTED: the packed weights, each channel's offset
-/// `bias + input_offset·Σ_k w[j][k]` and the output stage with its vector layout.
+/// `bias + input_offset·Σ_k w[j][k]` (as the GEMM's, [`channel_offsets`]) and the output stage with
+/// its vector layout.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PreparedGemv {
     pub weights: PackedGemv,
@@ -77,19 +79,19 @@ pub struct PreparedGemv {
 }
 
 impl PreparedGemv {
-    /// Weights `[n][k]`, their per-channel `offset` (`bias + input_offset·Σ_k w[j][k]`) and the
-    /// stage; `bias` and `input_offset` give each channel's reach ([`reachable`]), which lets the
-    /// vector stage skip steps no reachable sum needs.
+    /// Weights `[n][k]`, `bias` and `input_offset` give each channel's offset
+    /// (`bias + input_offset·Σ_k w[j][k]`) and its reach ([`reachable`]), which lets the vector
+    /// stage skip steps no reachable sum needs.
     pub fn new(
         weights: &[i8],
         (n, k): (usize, usize),
-        offset: Vec<i32>,
         bias: Option<&[i32]>,
         input_offset: i32,
         stage: OutputStage,
     ) -> PreparedGemv {
-        assert!(weights.len() >= n * k && offset.len() >= n, "gemv: weights or offsets shorter than the shape");
+        assert!(weights.len() >= n * k, "gemv: weights shorter than n·k");
         let vec = VecStage::with_ranges(&stage, n, &reachable(weights, n, k, bias, input_offset));
+        let offset = channel_offsets(weights, n, k, bias, input_offset, false);
         PreparedGemv { weights: PackedGemv::pack(weights, n, k), offset, stage, vec }
     }
 }
@@ -255,13 +257,7 @@ mod tests {
                     let in_zp = [-128, 127, 5][(s + k) % 3];
                     let mut want = vec![0i8; n];
                     fully_connected_reference(1, k, -in_zp, &x, &w, 0, Some(&bias), &stage, &mut want);
-                    let offset: Vec<i32> = (0..n)
-                        .map(|j| {
-                            let sum: i32 = w[j * k..(j + 1) * k].iter().map(|&v| v as i32).sum();
-                            bias[j].wrapping_sub(in_zp.wrapping_mul(sum))
-                        })
-                        .collect();
-                    let g = PreparedGemv::new(&w, (n, k), offset, Some(&bias), -in_zp, stage.clone());
+                    let g = PreparedGemv::new(&w, (n, k), Some(&bias), -in_zp, stage.clone());
                     for (name, kernel) in kernels() {
                         let mut got = vec![0i8; n + 3];
                         kernel(&x, &g, &mut got);
