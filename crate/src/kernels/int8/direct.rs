@@ -152,8 +152,11 @@ pub fn conv2d(
     let last = scratch.bases[pixels - 1] + offs.iter().max().unwrap_or(&0) + w.run_g;
     assert!(last <= scratch.padded.len(), "direct conv: padded input too short");
     let x = Input { bytes: &scratch.padded, bases: &scratch.bases, offs: &offs };
+    // The vector kernels run on the fixed-point vector stage only.
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    let wide: &[i16] = if w.group == Group::Pairs && vs.is_some_and(|v| v.is_fixed()) {
+    let vs_fixed = vs.filter(|v| v.is_fixed());
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let wide: &[i16] = if w.group == Group::Pairs && vs_fixed.is_some() {
         scratch.wide.clear();
         scratch.wide.extend(scratch.padded.iter().map(|&v| v as i16));
         &scratch.wide
@@ -165,7 +168,7 @@ pub fn conv2d(
         let take = NR.min(w.n - c0);
         let o = Output { out: &mut *out, out_c: w.n, c0, take };
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        if let Some(vs) = vs.filter(|v| v.is_fixed()) {
+        if let Some(vs) = vs_fixed {
             let mut off8 = [0i32; NR];
             off8[..take].copy_from_slice(&offset[c0..c0 + take]);
             let rq = requant::simd128::Block8::new(vs, c0, &off8);
