@@ -325,6 +325,25 @@ mod tests {
         assert!(exhaustive(&narrow, 0, -20, (-60_000, 60_000)));
     }
 
+    /// Only the top of a range differs: `x = 5` times `m ≡ (2^30 − 1)·5⁻¹ (mod 2^31)` is one unit
+    /// below a rounding threshold, and sums near 2^30 cancelled by the offset lose that unit in f64,
+    /// so the f64 stage steps up at the last sum with no threshold of the fixed-point stage between
+    /// the ends. Found by searching such sums; the check at the high end must refuse it.
+    #[test]
+    fn refuses_a_step_at_the_top_end_alone() {
+        let m = 1_932_735_283;
+        let st = stage(&[m as f64 * pow2(-31)], -127, -128, 127);
+        assert_eq!(st.fixed(0).map(|f| (f.multiplier, f.right)), Some((m, 0)));
+        let (acc, offset) = (1_073_738_824i64, -1_073_738_819);
+        assert_eq!((acc + offset as i64) * m as i64 % (1 << 31), (1 << 30) - 1);
+        let below = (acc - 1, acc - 1);
+        let (s, k) = prove(&st, 0, offset, below).expect("the sum below is proven");
+        let g = |a: i64| st.apply(0, (a + offset as i64) as i32);
+        assert_eq!(g(acc - 1), g(acc), "no threshold of the fixed-point stage between the ends");
+        assert_ne!(apply(s, k, acc as i32, -128, 127), g(acc), "the f64 stage steps at the top");
+        assert!(prove(&st, 0, offset, (acc - 1, acc)).is_none());
+    }
+
     #[test]
     fn blocks_need_every_channel() {
         // Channel 9 has a left shift: block 1 keeps the integer stage, block 0 is proven.
