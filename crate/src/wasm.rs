@@ -108,8 +108,9 @@ pub fn simd_level() -> String {
 
 /// Which int8 matrix-product kernel runs here: in the relaxed-SIMD build "relaxed-dot-u8" where
 /// the engine's relaxed dot product is exact for unsigned bytes (x86 with AVX-VNNI),
-/// "relaxed-dot-i7" on engines that lower it otherwise but not to x86's saturating pairs (ARM's
-/// sdot; exact in its specified range); "dot-i16" elsewhere.
+/// "relaxed-dot-s8" on engines that lower it otherwise but not to x86's saturating pairs (ARM's
+/// sdot: `|w|` against the activations with the weights' signs, exact in its specified range);
+/// "dot-i16" elsewhere.
 #[wasm_bindgen(js_name = int8Kernel)]
 pub fn int8_kernel() -> String {
     crate::kernels::gemm_dot4::kind().name().to_string()

@@ -1,7 +1,8 @@
 // The package's two wasm builds, of its inference-only core (what it runs inference on by
 // default) and of its full engine, in headless Chromium: the relaxed-SIMD build (its own int8 GEMM on
 // i32x4.relaxed_dot_i8x16_i7x16_add: u8 inputs where this engine computes them exactly, x86 with
-// AVX-VNNI; 7-bit weight halves, exact on every engine, elsewhere) and the plain simd128 build.
+// AVX-VNNI; |w| with the weights' signs on the inputs, exact on every engine, elsewhere) and the
+// plain simd128 build.
 // Both must reproduce LiteRT's reference kernels bit for bit: on the fixture int8 models against
 // the stored LiteRT outputs, and on every full-int8 reference model the engine runs, against each
 // other (the simd128 build is checked against LiteRT itself by tests/conformance in Node). A second
@@ -80,9 +81,9 @@ const BUILDS = ['relaxed', 'simd', 'full relaxed', 'full simd'];
 
 // The relaxed build's int8 kernel this CPU should get (gemm_dot4::kind): the u8 relaxed dot where V8
 // lowers it to AVX-VNNI (Linux lists `avx_vnni` in /proc/cpuinfo; AVX-512 VNNI alone is not used),
-// the i16 kernels on other x86 CPUs (the lowering there is slower), the 7-bit kernels elsewhere.
+// the i16 kernels on other x86 CPUs (the lowering there is slower), the sign-trick kernels elsewhere.
 function expectedRelaxedKernel() {
-  if (arch() !== 'x64') return 'relaxed-dot-i7';
+  if (arch() !== 'x64') return 'relaxed-dot-s8';
   const flags = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
   return /\bavx_vnni\b/.test(flags) ? 'relaxed-dot-u8' : 'dot-i16';
 }
@@ -108,7 +109,7 @@ test('both builds load; the relaxed one picks the int8 kernel meant for this CPU
   assert.equal(info.full.int8Kernel, info.relaxed.int8Kernel);
   const without = await noVnni.tab.evaluate(() => window.info());
   // x86 without VNNI: the relaxed dot's lowering is slower than dot_i16x8 there, so that runs (the
-  // 7-bit kernels themselves are tested in Chromium by the wasm-bindgen-test kernel tests).
+  // sign-trick kernels themselves are tested in Chromium by the wasm-bindgen-test kernel tests).
   assert.equal(without.relaxed.int8Kernel, 'dot-i16', 'without VNNI the i16 kernels run');
 });
 

@@ -7,9 +7,10 @@
 //! what this engine computes. Where the instruction is an exact u8 × i8 dot (VNNI), this kernel
 //! runs: activations enter as `x + 128` (u8) and `-128 · Σ w` is folded into each channel's
 //! offset, giving `Σ w·x` bit for bit, sixteen multiply-adds per instruction. On x86 without VNNI
-//! (pairs saturate) the `dot_i16x8` kernels run, measured faster there. Everywhere else (ARM) the
-//! kernel of [`super::gemm_i7`] runs, which keeps the second operand in [0, 127] (eight
-//! multiply-adds per instruction, exact on every engine).
+//! (pairs saturate) the `dot_i16x8` kernels run, measured faster there (also than
+//! [`super::gemm_sign`], whose second operand stays in [0, 127] and which is exact there too).
+//! Everywhere else (ARM) the kernel of [`super::gemm_sign`] runs: `|w|` against the activations
+//! with the weights' signs, sixteen multiply-adds per instruction, exact on every engine.
 //!
 //! Layout ("c4"): weights packed in panels of [`NR`] = 8 channels, `k` padded to a multiple of 4,
 //! each k-quad stored as `[channel][4]` bytes; a row's four activation bytes are broadcast as one
@@ -62,8 +63,8 @@ pub type Kernels = KernelsOf<u8, i8>;
 pub enum DotKind {
     /// Exact for any unsigned second operand (x86 with AVX-VNNI): [`PackedQuad`] kernels.
     U8,
-    /// Exact for second operands in [0, 127], as specified: [`super::gemm_i7`] kernels.
-    I7,
+    /// Exact for second operands in [0, 127], as specified: [`super::gemm_sign`] kernels.
+    Sign,
     /// No relaxed SIMD in this build (or an engine that breaks the specification): i16 kernels.
     None,
 }
@@ -73,7 +74,7 @@ impl DotKind {
     pub fn name(self) -> &'static str {
         match self {
             DotKind::U8 => "relaxed-dot-u8",
-            DotKind::I7 => "relaxed-dot-i7",
+            DotKind::Sign => "relaxed-dot-s8",
             DotKind::None => "dot-i16",
         }
     }
@@ -90,11 +91,12 @@ pub fn kind() -> DotKind {
             } else if relaxed::dot_is_exact_u8() {
                 DotKind::U8
             } else if relaxed::dot_saturates_pairs() {
-                // x86 without VNNI lowers the instruction to pmaddubsw + pmaddwd + paddd: three
-                // instructions for eight multiply-adds, measured slower there than dot_i16x8.
+                // x86 without VNNI lowers the instruction to pmaddubsw + pmaddwd + paddd. The sign
+                // kernel is exact there but measured 1.3-1.5x the time of dot_i16x8 on whole
+                // models (see gemm_sign), so the i16 kernels run.
                 DotKind::None
             } else {
-                DotKind::I7
+                DotKind::Sign
             }
         })
     }

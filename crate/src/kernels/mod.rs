@@ -10,7 +10,6 @@ pub mod fc;
 pub mod fixedpoint;
 pub mod gemm_dot4;
 pub mod gemm_f32;
-pub mod gemm_i7;
 pub mod gemm_i8;
 pub mod gemm_sign;
 pub mod geometry;

@@ -9,7 +9,7 @@ use crate::ir::{Activation, Conv2D, DType, DepthwiseConv2D, FullyConnected};
 use crate::kernels::conv::{self, ConvShape, QuantizedInput};
 use crate::kernels::fixedpoint::{quantize_multiplier, OutputStage, Rescale};
 use crate::kernels::gemm_f32::{Epilogue, PackedF32};
-use crate::kernels::int8::conv::{self as conv_i8, PreparedConv, PreparedDense};
+use crate::kernels::int8::conv::{self as conv_i8, Dense, PreparedConv, PreparedDense};
 use crate::kernels::int8::depthwise::{self as depthwise_i8, PreparedDepthwise};
 use crate::kernels::{fc, quant};
 use crate::ops::{conv_shape, dense_rows, Fact};
@@ -406,7 +406,8 @@ impl Kernel for DenseI8 {
         let w = const_i8(operands, 1, "weights")?;
         let bias = const_i32(operands, 2)?;
         let stage = self.stage.clone();
-        Ok(Some(Box::new(PreparedDense::new(self.rows, w, self.units, self.k, bias, -self.in_zp, stage))))
+        let d = Dense { weights: w, n: self.units, k: self.k, bias, input_offset: -self.in_zp };
+        Ok(Some(Box::new(PreparedDense::new(self.rows, d, stage))))
     }
 
     fn run(&self, cx: &mut RunCx) -> Result<()> {

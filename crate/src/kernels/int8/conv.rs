@@ -7,8 +7,8 @@
 use super::super::conv::{pad_nhwc, pixels_from, ConvShape};
 pub use super::super::fixedpoint::OutputStage;
 use super::super::gemm_dot4::{self, DotKind, PackedQuad};
-use super::super::gemm_i7::{self, PackedHalves};
 use super::super::gemm_i8::{self, PackedI8, Requant};
+use super::super::gemm_sign::{self, PackedSigns};
 use super::super::igemm_i8;
 use super::super::requant::{reachable, VecStage};
 use super::direct::{self, DirectScratch, Group, PackedDirect};
@@ -55,7 +55,8 @@ pub fn conv2d_reference(
 
 /// Prepared int8 FULLY_CONNECTED (or im2col CONV_2D) weights, packed once for the one GEMM kernel
 /// this engine runs ([`Packing`]), with the per-channel constant `bias + input_offset · Σ w`
-/// folded in (and, for the u8 relaxed dot's `x + 128` inputs, `-128 · Σ w`).
+/// folded in (and, for the u8 relaxed dot's `x + 128` inputs, `-128 · Σ w`; for the sign trick,
+/// `-Σ_{w<0} w`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PreparedGemm {
     n: usize,
@@ -73,8 +74,9 @@ enum Packing {
     Pairs(PackedI8),
     /// "c4" for the u8 × i8 relaxed dot where it is exact (VNNI, [`gemm_dot4`]).
     Quads(PackedQuad),
-    /// 7-bit halves for the relaxed dot as specified, exact on every engine ([`gemm_i7`]).
-    Halves(PackedHalves),
+    /// `|w|` beside the signs moved onto the inputs, for the relaxed dot as specified, exact on
+    /// every engine ([`gemm_sign`]).
+    Signs(PackedSigns),
 }
 
 /// `bias + input_offset · Σ_k w[j][k]` per output `j` of weights `[n][k]`, less `128 · Σ_k w[j][k]`
@@ -96,37 +98,34 @@ pub(super) fn channel_offsets(
         .collect()
 }
 
-impl PreparedGemm {
-    pub fn new(
-        weights: &[i8],
-        n: usize,
-        k: usize,
-        bias: Option<&[i32]>,
-        input_offset: i32,
-        stage: OutputStage,
-    ) -> Self {
-        Self::with_kind(weights, n, k, bias, input_offset, stage, gemm_dot4::kind())
-    }
+/// The int8 weights `[n][k]` of a FULLY_CONNECTED (or im2col CONV_2D) layer, with the bias and
+/// input offset its per-channel constants fold in: what every prepared form starts from.
+#[derive(Clone, Copy, Debug)]
+pub struct Dense<'a> {
+    pub weights: &'a [i8],
+    pub n: usize,
+    pub k: usize,
+    pub bias: Option<&'a [i32]>,
+    pub input_offset: i32,
+}
 
-    /// [`PreparedGemm::new`] for the given relaxed dot product (tests force each one).
-    pub fn with_kind(
-        weights: &[i8],
-        n: usize,
-        k: usize,
-        bias: Option<&[i32]>,
-        input_offset: i32,
-        stage: OutputStage,
-        kind: DotKind,
-    ) -> Self {
+impl PreparedGemm {
+    /// `d` packed for the relaxed dot `kind` ([`gemm_dot4::kind`] for this engine; tests force
+    /// each one).
+    pub fn new(d: Dense, stage: OutputStage, kind: DotKind) -> Self {
+        let Dense { weights, n, k, bias, input_offset } = d;
         assert!(weights.len() >= n * k, "weights shorter than n·k");
         let packing = match kind {
             DotKind::U8 => Packing::Quads(PackedQuad::pack(weights, n, k)),
-            DotKind::I7 => PackedHalves::pack(weights, n, k)
-                .map_or_else(|| Packing::Pairs(PackedI8::pack(weights, n, k)), Packing::Halves),
+            DotKind::Sign => PackedSigns::pack(weights, n, k)
+                .map_or_else(|| Packing::Pairs(PackedI8::pack(weights, n, k)), Packing::Signs),
             DotKind::None => Packing::Pairs(PackedI8::pack(weights, n, k)),
         };
         let u8_inputs = matches!(packing, Packing::Quads(_));
-        let offset = channel_offsets(weights, n, k, bias, input_offset, u8_inputs);
+        let mut offset = channel_offsets(weights, n, k, bias, input_offset, u8_inputs);
+        if let Packing::Signs(s) = &packing {
+            offset.iter_mut().zip(&s.correction).for_each(|(o, c)| *o = o.wrapping_add(*c));
+        }
         let vec = VecStage::with_ranges(&stage, n, &reachable(weights, n, k, bias, input_offset));
         PreparedGemm { n, k, offset, stage, vec, packing }
     }
@@ -150,7 +149,7 @@ impl PreparedGemm {
 /// k = 32: VWW's stem 0.36, pointwise 8→16 and 16→32 0.51 and 0.75; KWS's stem 1.5, ResNet-8's
 /// 3×3×16 about even, KWS's 64→64 pointwise 1.5. (It now widens the padded input once per call,
 /// which took VWW's stem from 0.0425 to 0.031 ms; the k = 32 bound was not measured again.) The
-/// 7-bit halves have no direct kernel.
+/// sign trick has no direct kernel.
 ///
 /// With i16 pairs a 1×1 stride-1 convolution never takes the direct kernel: it goes to
 /// [`pointwise_conv`] (the input widened once, no shuffles), which in Node (its V8 lowers the
@@ -163,7 +162,7 @@ pub fn direct_pays(s: &ConvShape, kind: DotKind) -> bool {
     match kind {
         DotKind::U8 => k <= 32 || (taps > 1 && k <= 160),
         DotKind::None => k <= 32 && !pointwise_conv::applies(s),
-        DotKind::I7 => false,
+        DotKind::Sign => false,
     }
 }
 
@@ -197,11 +196,12 @@ impl PreparedConv {
         stage: OutputStage,
         kind: DotKind,
     ) -> Self {
-        PreparedConv::Gemm(PreparedGemm::with_kind(weights, s.out_c, s.patch_len(), bias, input_offset, stage, kind))
+        let d = Dense { weights, n: s.out_c, k: s.patch_len(), bias, input_offset };
+        PreparedConv::Gemm(PreparedGemm::new(d, stage, kind))
     }
 
     /// The direct form: quads where the u8 relaxed dot is exact, i16 pairs where no relaxed dot
-    /// is used; `None` for the 7-bit halves (which keep im2col).
+    /// is used; `None` for the sign trick (which keeps im2col).
     pub fn direct(
         weights: &[i8],
         s: &ConvShape,
@@ -213,7 +213,7 @@ impl PreparedConv {
         let group = match kind {
             DotKind::U8 => Group::Quads,
             DotKind::None => Group::Pairs,
-            DotKind::I7 => return None,
+            DotKind::Sign => return None,
         };
         let (n, k) = (s.out_c, s.patch_len());
         assert!(weights.len() >= n * k, "weights shorter than out_c·patch");
@@ -230,7 +230,6 @@ pub struct Scratch {
     cols16: Vec<i16>,
     cols8: Vec<u8>,
     cols_i8: Vec<i8>,
-    rows: Vec<i32>,
     padded: Vec<i8>,
     direct: DirectScratch,
     pairs: igemm_i8::Scratch,
@@ -315,7 +314,7 @@ pub fn conv2d(s: &ConvShape, input_zp: i8, input: &[i8], p: &PreparedConv, out: 
 
 /// Int8 CONV_2D as im2col + GEMM: im2col rows read from a copy of the input padded with its zero
 /// point (so padded taps contribute nothing after the offset fold), fed to the int8 GEMM: as
-/// `x + 128` bytes to the u8 relaxed-dot kernel, as they are to the 7-bit-halves kernel, or
+/// `x + 128` bytes to the u8 relaxed-dot kernel, as they are to the sign-trick kernel, or
 /// widened to i16 for the simd128 kernel (which skips im2col for 1×1 stride-1 convolutions,
 /// [`pointwise_conv`], and where [`igemm_i8::applies`]).
 fn conv2d_gemm(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out: &mut [i8], scratch: &mut Scratch) {
@@ -339,10 +338,10 @@ fn conv2d_gemm(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out:
         }
         scratch.padded.extend_from_slice(&[0; SLACK]);
     }
-    let (k, padded) = (s.patch_len(), &scratch.padded);
+    let padded = &scratch.padded;
     let ld = match &g.packing {
         Packing::Quads(q) => q.kq,
-        Packing::Halves(h) => h.kp,
+        Packing::Signs(w) => w.kq,
         Packing::Pairs(w) => w.kp,
     };
     fill(&mut scratch.cols_i8, BLOCK * ld + SLACK, true, 0);
@@ -353,11 +352,7 @@ fn conv2d_gemm(s: &ConvShape, input_zp: i8, input: &[i8], g: &PreparedGemm, out:
         im2col(s, input, padded, geometry, pointwise, (p0, n), cols, ld, flip);
         match &g.packing {
             Packing::Quads(q) => gemm_dot4::gemm(n, as_u8(cols), ld, q, g.requant(), o, s.out_c),
-            Packing::Halves(h) => {
-                gemm_i7::row_offsets(n, cols, ld, k, &mut scratch.rows);
-                let rq = Requant { row_offset: Some(&scratch.rows), ..g.requant() };
-                gemm_i7::tiled(n, cols, ld, h, rq, o, s.out_c, gemm_i7::best());
-            }
+            Packing::Signs(w) => gemm_sign::gemm(n, cols, ld, w, g.requant(), o, s.out_c),
             Packing::Pairs(w) => {
                 fill(&mut scratch.cols16, BLOCK * ld, p0 == 0, 0);
                 scratch.cols16.iter_mut().zip(cols.iter()).for_each(|(d, &v)| *d = v as i16);
@@ -385,35 +380,17 @@ pub enum PreparedDense {
 }
 
 impl PreparedDense {
-    /// Weights `[n][k]` for `rows` rows per run, packed for the kernel this build and engine run.
-    pub fn new(
-        rows: usize,
-        weights: &[i8],
-        n: usize,
-        k: usize,
-        bias: Option<&[i32]>,
-        input_offset: i32,
-        stage: OutputStage,
-    ) -> Self {
-        Self::with_kind(rows, weights, n, k, bias, input_offset, stage, gemm_dot4::kind())
+    /// `d` for `rows` rows per run, packed for the kernel this build and engine run.
+    pub fn new(rows: usize, d: Dense, stage: OutputStage) -> Self {
+        Self::with_kind(rows, d, stage, gemm_dot4::kind())
     }
 
     /// [`PreparedDense::new`] for the given relaxed dot product (tests force each one).
-    #[allow(clippy::too_many_arguments)]
-    pub fn with_kind(
-        rows: usize,
-        weights: &[i8],
-        n: usize,
-        k: usize,
-        bias: Option<&[i32]>,
-        input_offset: i32,
-        stage: OutputStage,
-        kind: DotKind,
-    ) -> Self {
+    pub fn with_kind(rows: usize, d: Dense, stage: OutputStage, kind: DotKind) -> Self {
         if rows != 1 || kind != DotKind::None {
-            return PreparedDense::Gemm(PreparedGemm::with_kind(weights, n, k, bias, input_offset, stage, kind));
+            return PreparedDense::Gemm(PreparedGemm::new(d, stage, kind));
         }
-        PreparedDense::Gemv(PreparedGemv::new(weights, (n, k), bias, input_offset, stage))
+        PreparedDense::Gemv(PreparedGemv::new(d.weights, (d.n, d.k), d.bias, d.input_offset, stage))
     }
 }
 
@@ -438,11 +415,9 @@ fn fully_connected_gemm(rows: usize, input: &[i8], g: &PreparedGemm, out: &mut [
             copy_rows(&mut scratch.cols8, input, rows, k, q.kq, |v| (v as u8) ^ 0x80);
             gemm_dot4::gemm(rows, &scratch.cols8, q.kq, q, g.requant(), out, n);
         }
-        Packing::Halves(h) => {
-            copy_rows(&mut scratch.cols_i8, input, rows, k, h.kp, |v| v);
-            gemm_i7::row_offsets(rows, &scratch.cols_i8, h.kp, k, &mut scratch.rows);
-            let rq = Requant { row_offset: Some(&scratch.rows), ..g.requant() };
-            gemm_i7::tiled(rows, &scratch.cols_i8, h.kp, h, rq, out, n, gemm_i7::best());
+        Packing::Signs(w) => {
+            copy_rows(&mut scratch.cols_i8, input, rows, k, w.kq, |v| v);
+            gemm_sign::gemm(rows, &scratch.cols_i8, w.kq, w, g.requant(), out, n);
         }
         Packing::Pairs(w) => {
             copy_rows(&mut scratch.cols16, input, rows, k, w.kp, i16::from);
@@ -543,7 +518,7 @@ mod tests {
             let (zp, off) = (-7i8, 7);
             let mut want = vec![0i8; s.output_len()];
             conv2d_reference(&s, off, &input, &w, Some(&bias), &os, &mut want);
-            for kind in [DotKind::None, DotKind::I7, DotKind::U8] {
+            for kind in [DotKind::None, DotKind::Sign, DotKind::U8] {
                 let g = PreparedConv::gemm(&w, &s, Some(&bias), off, os.clone(), kind);
                 let mut got = vec![0i8; s.output_len()];
                 conv2d(&s, zp, &input, &g, &mut got, &mut Scratch::default());
@@ -584,7 +559,7 @@ mod tests {
         ] {
             assert_eq!(direct_pays(&s, DotKind::U8), u8_dot, "{s:?}");
             assert_eq!(direct_pays(&s, DotKind::None), pairs, "{s:?}");
-            assert!(!direct_pays(&s, DotKind::I7));
+            assert!(!direct_pays(&s, DotKind::Sign));
         }
     }
 
@@ -641,14 +616,39 @@ mod tests {
             let os = OutputStage::new(vec![Rescale::Double(0.003)], -128, -128, 127);
             let mut want = vec![0i8; rows * n];
             fully_connected_reference(rows, k, 128, &input, &w, 0, Some(&bias), &os, &mut want);
-            for kind in [DotKind::None, DotKind::I7, DotKind::U8] {
-                let g = PreparedDense::with_kind(rows, &w, n, k, Some(&bias), 128, os.clone(), kind);
+            for kind in [DotKind::None, DotKind::Sign, DotKind::U8] {
+                let d = Dense { weights: &w, n, k, bias: Some(&bias), input_offset: 128 };
+                let g = PreparedDense::with_kind(rows, d, os.clone(), kind);
                 let gemv = matches!(g, PreparedDense::Gemv(_));
                 assert_eq!(gemv, rows == 1 && kind == DotKind::None, "rows={rows} {kind:?}");
                 let mut got = vec![0i8; rows * n];
                 fully_connected(rows, &input, &g, &mut got, &mut Scratch::default());
                 assert_eq!(got, want, "rows={rows} k={k} n={n} {kind:?}");
             }
+        }
+    }
+
+    /// A -128 weight is outside what the sign trick's `|w|` may hold: such a layer keeps the i16
+    /// pairs, exact as ever, and the others take the sign kernel.
+    #[test]
+    fn minus_128_weights_keep_the_pairs() {
+        let mut rng = Rng::new(14);
+        let (rows, k, n) = (5, 19, 11);
+        let input = random_i8(&mut rng, rows * k, -128);
+        let os = OutputStage::new(vec![Rescale::Double(0.002)], 3, -128, 127);
+        for lowest in [-128, -127] {
+            let mut w = random_i8(&mut rng, n * k, -127);
+            w[7] = lowest as i8;
+            let mut want = vec![0i8; rows * n];
+            fully_connected_reference(rows, k, -3, &input, &w, 0, None, &os, &mut want);
+            let d = Dense { weights: &w, n, k, bias: None, input_offset: -3 };
+            let PreparedDense::Gemm(g) = PreparedDense::with_kind(rows, d, os.clone(), DotKind::Sign) else {
+                panic!("{rows} rows take the GEMM")
+            };
+            assert_eq!(matches!(g.packing, Packing::Pairs(_)), lowest == -128);
+            let mut got = vec![0i8; rows * n];
+            fully_connected(rows, &input, &PreparedDense::Gemm(g), &mut got, &mut Scratch::default());
+            assert_eq!(got, want, "lowest weight {lowest}");
         }
     }
 }
