@@ -292,6 +292,25 @@ impl Model {
         for g in &self.graphs {
             g.validate()?;
         }
-        Ok(())
+        self.signatures.iter().try_for_each(|s| self.validate_signature(s))
+    }
+
+    /// A signature names an existing graph and, for each of its entries, a tensor of that graph.
+    fn validate_signature(&self, s: &Signature) -> Result<()> {
+        let Some(g) = self.graphs.get(s.graph) else {
+            let n = self.graphs.len();
+            return Err(Error::graph(
+                format!("signature '{}' refers to graph {}, but the model has {n} graphs", s.key, s.graph),
+                Location::default(),
+            ));
+        };
+        let n = g.tensors.len();
+        match s.inputs.iter().chain(&s.outputs).find(|(_, t)| *t >= n) {
+            Some((name, t)) => Err(Error::graph(
+                format!("signature '{}' maps '{name}' to tensor {t}, but graph {} has {n} tensors", s.key, s.graph),
+                Location::default(),
+            )),
+            None => Ok(()),
+        }
     }
 }

@@ -102,4 +102,23 @@ mod tests {
         assert_eq!(builtin_name(209), "STABLEHLO_CASE");
         assert_eq!(builtin_name(4000), "BUILTIN_4000");
     }
+
+    /// A signature that names a tensor or graph the model lacks (a pass that renumbered tensors
+    /// without its signatures) is a typed error from `write`, not an index panic.
+    #[cfg(feature = "optimizer")]
+    #[test]
+    fn writing_a_signature_that_names_a_missing_tensor_is_an_error() {
+        use crate::ir::{Graph, Model, Signature};
+        let sig = |graph, t| Signature {
+            key: "serving_default".into(),
+            graph,
+            inputs: vec![("x".into(), t)],
+            outputs: vec![],
+        };
+        let model = |s| Model { graphs: vec![Graph::default()], signatures: vec![s], ..Default::default() };
+        for (s, what) in [(sig(0, 5), "tensor 5"), (sig(2, 0), "graph 2")] {
+            let e = write(&model(s)).expect_err("a broken signature is refused");
+            assert!(e.to_string().contains("serving_default") && e.to_string().contains(what), "{e}");
+        }
+    }
 }
