@@ -46,11 +46,26 @@ function validates(bytes: Uint8Array): boolean {
   }
 }
 
+/**
+ * Whether relaxed SIMD may be used under this V8 (`process.versions.v8` in Node; elsewhere
+ * undefined: browsers ship it from Chrome 114 on). V8 before 11.4, e.g. Node 20's 11.3, had it only
+ * behind `--experimental-wasm-relaxed-simd`, and there an accumulating
+ * `i32x4.relaxed_dot_i8x16_i7x16_add` of 127·127 over zero gave 32,258 instead of 16,129, which the
+ * engine's start-up probe does not catch: the simd128 build runs there instead.
+ */
+export function relaxedTrusted(v8: string | undefined): boolean {
+  if (typeof v8 !== 'string') return true;
+  const [major, minor] = v8.split('.').map(Number);
+  if (!Number.isFinite(major) || !Number.isFinite(minor)) return false;
+  return major > 11 || (major === 11 && minor >= 4);
+}
+
 /** The best build this engine runs, or null without simd128. `prefer` caps it (e.g. force 'simd'). */
 export function detectFlavor(prefer?: Flavor): Flavor | null {
   if (!validates(SIMD_PROBE)) return null;
   if (prefer === 'simd') return 'simd';
-  return validates(RELAXED_PROBE) ? 'relaxed' : 'simd';
+  const v8 = (globalThis as { process?: { versions?: { v8?: string } } }).process?.versions?.v8;
+  return validates(RELAXED_PROBE) && relaxedTrusted(v8) ? 'relaxed' : 'simd';
 }
 
 /** The package's own files (bundlers see these `new URL` literals and emit the files). */

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { createOptimizer, OptimizerError } from '../dist/node.js';
+import { relaxedTrusted } from '../dist/engine.js';
 import { fixture, maxAbsDiff, parseNpy } from './helpers.mjs';
 
 const opt = createOptimizer();
@@ -117,4 +118,10 @@ test('the caller keeps its input buffer (inputs are copied once, then transferre
   const out = await m.toBytes();
   assert.equal(String.fromCharCode(...out.subarray(4, 8)), 'TFL3');
   await m.release();
+});
+
+test('relaxed SIMD is used only from V8 11.4 on (Node 20\'s flagged 11.3 computes the accumulating dot wrongly)', () => {
+  assert.equal(relaxedTrusted(undefined), true); // a browser
+  for (const v of ['11.4.183.29', '12.4.254.21-node.33', '13.0.1']) assert.equal(relaxedTrusted(v), true, v);
+  for (const v of ['11.3.244.8-node.38', '10.2.154.26-node.36', 'x.y', '']) assert.equal(relaxedTrusted(v), false, v);
 });
