@@ -61,32 +61,27 @@ pub struct Requant<'a> {
     pub offset: &'a [i32],
     pub stage: &'a OutputStage,
     pub vec: Option<&'a VecStage>,
-    /// Per row of `a`, added to every output of that row (the kernels whose weights are stored
-    /// shifted need `-shift · Σ_k a[i][k]` here).
-    pub row_offset: Option<&'a [i32]>,
 }
 
 impl<'a> Requant<'a> {
     pub fn new(offset: &'a [i32], stage: &'a OutputStage, vec: Option<&'a VecStage>) -> Self {
-        Requant { offset, stage, vec, row_offset: None }
+        Requant { offset, stage, vec }
     }
 
-    /// Requantizes `cols` sums of rows `i0..i0 + rows` of a tile, channels from `first`, into
-    /// `out` (row stride `ldo`, starting at row `i0`'s channel `first`).
+    /// Requantizes `cols` sums of the first `rows` rows of a tile, channels from `first`, into
+    /// `out` (row stride `ldo`, starting at the tile's first row's channel `first`).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn store(
         &self,
         acc: &[[i32; NR]; MR],
-        i0: usize,
         rows: usize,
         first: usize,
         cols: usize,
         out: &mut [i8],
         ldo: usize,
     ) {
-        let row_offset = self.row_offset.map(|r| &r[i0..i0 + rows]);
-        requant::tile(acc, rows, cols, row_offset, self.offset, self.stage, self.vec, first, out, ldo);
+        requant::tile(acc, rows, cols, self.offset, self.stage, self.vec, first, out, ldo);
     }
 }
 
@@ -197,36 +192,30 @@ pub(super) fn tile_loop<'w, A, W: 'w>(
     }
     assert!(out.len() >= (m - 1) * ldo + n, "out too short");
     assert!(rq.offset.len() >= n, "offsets too short");
-    assert!(rq.row_offset.is_none_or(|r| r.len() >= m), "row offsets too short");
     // A last single row (all of a batch-1 FULLY_CONNECTED) goes to the GEMV kernel here.
     let tiled_rows = if m % MR == 1 { m - 1 } else { m };
     for_each_tile(tiled_rows, n, a, lda, klen, &panel, k, |i0, rows, first, acc, cols| {
-        rq.store(acc, i0, rows, first, cols, &mut out[i0 * ldo + first..(i0 + rows - 1) * ldo + first + cols], ldo);
+        rq.store(acc, rows, first, cols, &mut out[i0 * ldo + first..(i0 + rows - 1) * ldo + first + cols], ldo);
     });
     if tiled_rows < m {
         let i = m - 1;
-        let row_offset = rq.row_offset.map_or(0, |r| r[i]);
-        gemv_row(n, &a[i * lda..i * lda + klen], &panel, rq, row_offset, &mut out[i * ldo..i * ldo + n], k);
+        gemv_row(n, &a[i * lda..i * lda + klen], &panel, rq, &mut out[i * ldo..i * ldo + n], k);
     }
 }
 
 /// One row (readable for the packed `k`) against every panel with the GEMV kernel, its sums
 /// requantized [`PANELS`]·[`NR`] channels at a time straight from the kernel's accumulators:
-/// `out[j] = stage(Σ_k row[k]·w[j][k] + row_offset + offset[j])`.
+/// `out[j] = stage(Σ_k row[k]·w[j][k] + offset[j])`.
 pub(crate) fn gemv_row<'w, A, W: 'w>(
     n: usize,
     row: &[A],
     panel: impl Fn(usize) -> &'w [W],
     rq: Requant,
-    row_offset: i32,
     out: &mut [i8],
     k: KernelsOf<A, W>,
 ) {
     gemv_panels(n, row, &panel, k, |first, sums| {
         let cols = sums.len();
-        if row_offset != 0 {
-            sums.iter_mut().for_each(|s| *s = s.wrapping_add(row_offset));
-        }
         requant::row(sums, rq.offset, rq.stage, rq.vec, first, &mut out[first..first + cols]);
     });
 }

@@ -108,7 +108,7 @@ fn by_runs(
             }
             let (first, cols) = (p * NR, NR.min(n - p * NR));
             let last = (i0 + rows_here - 1) * n + first + cols;
-            rq.store(&acc, i0, rows_here, first, cols, &mut out[i0 * n + first..last], n);
+            rq.store(&acc, rows_here, first, cols, &mut out[i0 * n + first..last], n);
         }
     }
 }
@@ -116,7 +116,7 @@ fn by_runs(
 /// Checks that `w`, `rq` and `out` fit shape `s`; returns its output pixels and channels.
 fn check(s: &ConvShape, w: &PackedI8, rq: Requant, out: &[i8]) -> (usize, usize) {
     assert!(applies(s) && w.k == s.patch_len() && w.kp == w.k && w.n == s.out_c, "shape does not fit");
-    assert!(rq.offset.len() >= w.n && rq.row_offset.is_none(), "offsets do not fit");
+    assert!(rq.offset.len() >= w.n, "offsets do not fit");
     let pixels = s.batch * s.out_h() * s.out_w();
     assert!(out.len() >= pixels * w.n, "out too short");
     (pixels, w.n)

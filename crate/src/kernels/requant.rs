@@ -371,7 +371,7 @@ pub fn row(acc: &[i32], offset: &[i32], stage: &OutputStage, vs: Option<&VecStag
 }
 
 /// A GEMM tile's epilogue: for rows `r < rows` and channels `c < cols` (from `first`),
-/// `out[r·ldo + c] = stage(acc[r][c] + row_offset[r] + offset[first + c])`, the per-channel
+/// `out[r·ldo + c] = stage(acc[r][c] + offset[first + c])`, the per-channel
 /// constants of full eight-channel tiles loaded once for all rows in the vector twin.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -379,7 +379,6 @@ pub fn tile(
     acc: &[[i32; 8]; 4],
     rows: usize,
     cols: usize,
-    row_offset: Option<&[i32]>,
     offset: &[i32],
     stage: &OutputStage,
     vs: Option<&VecStage>,
@@ -389,14 +388,10 @@ pub fn tile(
 ) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     if let Some(vs) = vs.filter(|v| v.is_fixed() && cols == 8 && first.is_multiple_of(4)) {
-        simd128::tile8(acc, rows, row_offset, &offset[first..first + 8], vs, first / 4, out, ldo);
+        simd128::tile8(acc, rows, &offset[first..first + 8], vs, first / 4, out, ldo);
         return;
     }
     for (r, acc) in acc.iter().enumerate().take(rows) {
-        let mut acc = *acc;
-        if let Some(ro) = row_offset {
-            acc.iter_mut().for_each(|a| *a = a.wrapping_add(ro[r]));
-        }
         row(&acc[..cols], offset, stage, vs, first, &mut out[r * ldo..r * ldo + cols]);
     }
 }
@@ -482,7 +477,6 @@ pub mod simd128 {
     pub(super) fn tile8(
         acc: &[[i32; 8]; 4],
         rows: usize,
-        row_offset: Option<&[i32]>,
         offset: &[i32],
         vs: &VecStage,
         g: usize,
@@ -494,9 +488,8 @@ pub mod simd128 {
         // SAFETY: acc[r] is [i32; 8]: the 16-byte loads at 0 and 4 fit.
         let load = |a: &[i32; 8], at: usize| unsafe { v128_load(a.as_ptr().add(at) as *const v128) };
         for (r, acc) in acc.iter().enumerate().take(rows) {
-            let ro = i32x4_splat(row_offset.map_or(0, |ro| ro[r]));
-            let a0 = i32x4_add(i32x4_add(load(acc, 0), o0), ro);
-            let a1 = i32x4_add(i32x4_add(load(acc, 4), o1), ro);
+            let a0 = i32x4_add(load(acc, 0), o0);
+            let a1 = i32x4_add(load(acc, 4), o1);
             let o = &mut out[r * ldo..r * ldo + 8];
             // SAFETY: `o` holds 8 bytes: the 8-byte lane store fits.
             unsafe { v128_store64_lane::<0>(rq.apply_offset(a0, a1), o.as_mut_ptr() as *mut u64) };
@@ -832,8 +825,8 @@ mod tests {
     }
 
     /// The tile epilogue on stages that mix groups with and without the window layout (a channel
-    /// with a tiny scale or a left shift beside ordinary ones): every row count, with and without
-    /// row offsets, both eight-channel tiles.
+    /// with a tiny scale or a left shift beside ordinary ones): every row count, both eight-channel
+    /// tiles.
     #[test]
     fn tile_equals_reference_on_mixed_groups() {
         let mut rng = Rng::new(34);
@@ -852,17 +845,15 @@ mod tests {
             let vs = VecStage::new(&stage, 16).unwrap();
             assert!(vs.windows.iter().any(Option::is_some) && vs.windows.iter().any(Option::is_none));
             let offset: Vec<i32> = (0..16).map(|_| rng.below(20_000) as i32 - 10_000).collect();
-            let row_offset: Vec<i32> = (0..4).map(|_| rng.below(2_000) as i32 - 1_000).collect();
             let mut acc = [[0i32; 8]; 4];
             acc.iter_mut().flatten().for_each(|a| *a = (rng.next_u64() as i32) >> (8 + rng.below(20)));
-            for (rows, ro, first) in (1..=4).flat_map(|r| [(r, None, 0), (r, Some(&row_offset[..]), 8)]) {
+            for (rows, first) in (1..=4).flat_map(|r| [(r, 0), (r, 8)]) {
                 let ldo = 11;
                 let (mut want, mut got) = (vec![0i8; rows * ldo], vec![0i8; rows * ldo]);
                 for (r, acc) in acc.iter().enumerate().take(rows) {
-                    let a: Vec<i32> = acc.iter().map(|&a| a.wrapping_add(ro.map_or(0, |o: &[i32]| o[r]))).collect();
-                    row_reference(&a, &offset, &stage, first, &mut want[r * ldo..r * ldo + 8]);
+                    row_reference(acc, &offset, &stage, first, &mut want[r * ldo..r * ldo + 8]);
                 }
-                tile(&acc, rows, 8, ro, &offset, &stage, Some(&vs), first, &mut got, ldo);
+                tile(&acc, rows, 8, &offset, &stage, Some(&vs), first, &mut got, ldo);
                 assert_eq!(got, want, "trial {trial}, {rows} rows from channel {first}");
             }
         }

@@ -30,7 +30,7 @@ pub fn applies(s: &ConvShape) -> bool {
 /// `bias + input_offset·Σ w` ([`PackedI8`] pairs of weights `[out_c][in_c]`). `wide` is scratch.
 pub fn conv2d(s: &ConvShape, input: &[i8], w: &PackedI8, rq: Requant, out: &mut [i8], wide: &mut Vec<i16>) {
     assert!(applies(s) && w.k == s.in_c && w.n == s.out_c, "pointwise conv: weights do not fit the shape");
-    assert!(rq.offset.len() >= w.n && rq.row_offset.is_none(), "pointwise conv: offsets do not fit");
+    assert!(rq.offset.len() >= w.n, "pointwise conv: offsets do not fit");
     let pixels = s.batch * s.out_h() * s.out_w();
     if pixels == 0 || w.n == 0 {
         return;
@@ -47,7 +47,7 @@ pub fn conv2d(s: &ConvShape, input: &[i8], w: &PackedI8, rq: Requant, out: &mut 
     if tiled < pixels {
         let (p, n) = (tiled, w.n);
         let row = &wide[p * w.kp..(p + 1) * w.kp];
-        gemv_row(n, row, |b| w.panel(b), rq, 0, &mut out[p * n..(p + 1) * n], gemm_i8::best());
+        gemv_row(n, row, |b| w.panel(b), rq, &mut out[p * n..(p + 1) * n], gemm_i8::best());
     }
 }
 
