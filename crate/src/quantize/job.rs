@@ -4,6 +4,10 @@
 //! `auto` first picks the calibration method without bias correction, then tries the correction on
 //! the winner; each candidate is scored by output SQNR on held-out calibration samples, and must
 //! beat the best so far (the first is min/max, the TF converter's recipe) by a margin.
+//!
+//! The corrected candidate usually wins, so its round also measures it: one round fewer (and one
+//! wait for the slowest engine fewer) when it does; when it does not, a measure round of the winner
+//! follows, and the speculative measurements are dropped. The result is the same either way.
 
 use std::sync::Arc;
 
@@ -68,6 +72,8 @@ pub struct QuantizeJob {
     tried: Vec<Tried>,
     /// Candidates scored in the round in flight.
     round: Vec<usize>,
+    /// The candidate the round in flight also measures (see the module's doc), and its task count.
+    speculative: Option<(usize, usize)>,
     /// Calibration tasks in the order they were sent (see [`deal_heavy`]).
     calibrate_order: Vec<usize>,
     best: Option<usize>,
@@ -124,6 +130,7 @@ impl QuantizeJob {
             shared: Shared::default(),
             tried: Vec::new(),
             round: Vec::new(),
+            speculative: None,
             calibrate_order: Vec::new(),
             best: None,
             result: None,
@@ -221,7 +228,17 @@ impl QuantizeJob {
                 tasks.push(encode(&Task::Score(t)));
             }
         }
-        Ok(Some(Round { stage: "select", resources: self.res.take(), tasks, units: Vec::new() }))
+        let mut units = vec![SCORE_CHUNK; tasks.len()];
+        self.speculative = None;
+        if let [k] = self.round[..] {
+            if self.tried[k].bias_correction {
+                let (measure, parts) = self.measure_tasks(k);
+                self.speculative = Some((k, measure.len()));
+                units.extend(parts.iter().map(|(a, b)| b - a));
+                tasks.extend(measure);
+            }
+        }
+        Ok(Some(Round { stage: "select", resources: self.res.take(), tasks, units }))
     }
 
     /// Scores the round's candidates from their chunks' accumulators and keeps the best.
@@ -248,16 +265,9 @@ impl QuantizeJob {
         Ok(())
     }
 
-    fn chosen(&self) -> Result<&Tried> {
-        self.best.map(|k| &self.tried[k]).ok_or_else(|| Error::argument("no quantization candidate"))
-    }
-
-    fn measure_round(&mut self) -> Result<Option<Round>> {
-        let report_samples = self.samples.min(self.opts.report_samples);
-        if report_samples == 0 {
-            return Ok(None);
-        }
-        let chosen = self.chosen()?;
+    /// The tasks that measure candidate `k` on the report samples, and their sample ranges.
+    fn measure_tasks(&self, k: usize) -> (Vec<Vec<u8>>, Vec<(usize, usize)>) {
+        let chosen = &self.tried[k];
         let pairs: Vec<Option<(TensorId, TensorId)>> = chosen
             .built
             .layers
@@ -266,21 +276,28 @@ impl QuantizeJob {
                 l.source_tensor.and_then(|old| chosen.built.qt[old].or(chosen.built.ft[old]).map(|new| (old, new)))
             })
             .collect();
-        let quant = chosen.resource;
-        let parts = chunks(0..report_samples, MEASURE_CHUNK);
+        let parts = chunks(0..self.samples.min(self.opts.report_samples), MEASURE_CHUNK);
         let tasks = parts
             .iter()
             .map(|&samples| {
-                let pairs = pairs.clone();
                 encode(&Task::Measure(super::tasks::Measure {
                     float: self.float_id,
-                    quant,
+                    quant: chosen.resource,
                     data: self.data_id,
                     samples,
-                    pairs,
+                    pairs: pairs.clone(),
                 }))
             })
             .collect();
+        (tasks, parts)
+    }
+
+    fn measure_round(&mut self) -> Result<Option<Round>> {
+        let k = self.best.ok_or_else(|| Error::argument("no quantization candidate"))?;
+        let (tasks, parts) = self.measure_tasks(k);
+        if tasks.is_empty() {
+            return Ok(None);
+        }
         Ok(Some(Round::over_samples("measure", self.res.take(), tasks, &parts)))
     }
 
@@ -390,6 +407,11 @@ impl QuantizeJob {
                 self.phase = Phase::Select { round: 0 };
             }
             Phase::Select { round } => {
+                let mut results = results;
+                let measured = match self.speculative.take() {
+                    Some((k, n)) if n <= results.len() => Some((k, results.split_off(results.len() - n))),
+                    _ => None,
+                };
                 if !results.is_empty() {
                     self.accept_scores(results)?;
                 }
@@ -397,21 +419,27 @@ impl QuantizeJob {
                 self.phase = if again { Phase::Select { round: 1 } } else { Phase::Measure };
                 if self.phase == Phase::Measure {
                     self.times[2] = now_ms();
+                    if let Some((_, m)) = measured.filter(|(k, _)| self.best == Some(*k)) {
+                        self.complete(merge_measured(&m)?)?;
+                    }
                 }
             }
-            Phase::Measure => {
-                let mut acc: Vec<SqnrAcc> = Vec::new();
-                for r in &results {
-                    let part: Vec<SqnrAcc> = decode(r, "measurements")?;
-                    acc.resize(part.len().max(acc.len()), SqnrAcc::default());
-                    acc.iter_mut().zip(&part).for_each(|(a, b)| a.merge(b));
-                }
-                self.complete(acc)?;
-            }
+            Phase::Measure => self.complete(merge_measured(&results)?)?,
             Phase::Done => {}
         }
         Ok(())
     }
+}
+
+/// The measure tasks' accumulators merged in task order (layers first, then outputs).
+fn merge_measured(results: &[Vec<u8>]) -> Result<Vec<SqnrAcc>> {
+    let mut acc: Vec<SqnrAcc> = Vec::new();
+    for r in results {
+        let part: Vec<SqnrAcc> = decode(r, "measurements")?;
+        acc.resize(part.len().max(acc.len()), SqnrAcc::default());
+        acc.iter_mut().zip(&part).for_each(|(a, b)| a.merge(b));
+    }
+    Ok(acc)
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
@@ -443,5 +471,54 @@ mod tests {
             assert_eq!(report.size_before, tflite::write(&m).unwrap().len(), "{model}: size before");
             assert_eq!(report.size_after, tflite::write(&q).unwrap().len(), "{model}: size after");
         }
+    }
+
+    /// Runs `job` inline, `tamper` seeing each round's stage and results before the job does;
+    /// returns the stages of the rounds.
+    fn drive(job: &mut QuantizeJob, tamper: impl Fn(&str, &mut Vec<Vec<u8>>)) -> Vec<&'static str> {
+        let (mut w, mut stages) = (crate::parallel::Worker::default(), Vec::new());
+        while let Some(round) = job.next().unwrap() {
+            round.resources.iter().for_each(|(id, r)| w.put(*id, r.clone()));
+            let mut results: Vec<Vec<u8>> = round.tasks.iter().map(|t| w.run(t).unwrap()).collect();
+            tamper(round.stage, &mut results);
+            stages.push(round.stage);
+            job.accept(results).unwrap();
+        }
+        stages
+    }
+
+    /// The corrected candidate's round measures it too: when it wins, no measure round follows;
+    /// when it loses (its scores made empty here), the winner is measured in a round of its own.
+    /// Either way every layer of the report has its SQNR, measured on the chosen model.
+    #[test]
+    fn the_corrected_candidate_is_measured_in_its_round_and_the_winner_after_it_loses() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/");
+        let read = |p: &str| std::fs::read(format!("{root}{p}")).expect("fixture");
+        let m = tflite::read(&read("dwcnn/model_float.tflite")).unwrap();
+        let new_job =
+            || QuantizeJob::new(&m, read("data/patterns_calib.npy"), 200, &QuantizeOptions::default()).unwrap();
+        let mut job = new_job();
+        assert_eq!(drive(&mut job, |_, _| {}), ["calibrate", "select", "select"]);
+        let (_, won) = job.finish().unwrap();
+        assert!(won.bias_correction, "the corrected candidate wins on this fixture");
+        let select_rounds = std::cell::Cell::new(0);
+        let mut job = new_job();
+        let stages = drive(&mut job, |stage, results| {
+            if stage == "select" {
+                select_rounds.set(select_rounds.get() + 1);
+                if select_rounds.get() == 2 {
+                    let empty = encode(&Vec::<SqnrAcc>::new());
+                    let scores = results.len() - 4;
+                    results[..scores].iter_mut().for_each(|r| *r = empty.clone());
+                }
+            }
+        });
+        assert_eq!(stages, ["calibrate", "select", "select", "measure"]);
+        let (_, lost) = job.finish().unwrap();
+        assert!(!lost.bias_correction && lost.candidates.iter().any(|c| c.bias_correction && !c.chosen));
+        for r in [&won, &lost] {
+            assert!(r.layers.iter().all(|l| l.sqnr_db.is_some()) && r.output_sqnr_db.iter().all(Option::is_some));
+        }
+        assert_ne!(won.output_sqnr_db, lost.output_sqnr_db, "each report measures its own model");
     }
 }

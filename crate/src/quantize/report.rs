@@ -134,6 +134,8 @@ pub struct QuantReport {
     pub size_before: usize,
     pub size_after: usize,
     pub calibration_ms: f64,
+    /// Building and scoring the candidates (with `auto`, it includes measuring the last one, which
+    /// shares its round).
     pub rewrite_ms: f64,
     pub report_ms: f64,
 }

@@ -221,7 +221,12 @@ keptFloat: Array<string>,
 /**
  * What `auto` calibration compared (empty for an explicit method).
  */
-candidates?: Array<CalibrationCandidate>, notes: Array<string>, sizeBefore: number, sizeAfter: number, calibrationMs: number, rewriteMs: number, reportMs: number, };
+candidates?: Array<CalibrationCandidate>, notes: Array<string>, sizeBefore: number, sizeAfter: number, calibrationMs: number, 
+/**
+ * Building and scoring the candidates (with `auto`, it includes measuring the last one, which
+ * shares its round).
+ */
+rewriteMs: number, reportMs: number, };
 
 export type PruneMethod = "global-magnitude" | "layer-magnitude" | "global-gradient" | "layer-gradient" | "random";
 
