@@ -124,16 +124,18 @@ impl TensorData {
     /// Little-endian bytes, as a model file stores them.
     pub fn to_le_bytes(&self) -> Vec<u8> {
         fn collect<T: Copy, const N: usize>(a: &ArrayD<T>, f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
-            let mut out = Vec::with_capacity(a.len() * N);
-            for &v in a.iter() {
-                out.extend_from_slice(&f(v));
+            let mut out = vec![0; a.len() * N];
+            match a.as_slice() {
+                // Contiguous in logical order (nearly always): a loop the compiler vectorises.
+                Some(v) => out.chunks_exact_mut(N).zip(v).for_each(|(o, &x)| o.copy_from_slice(&f(x))),
+                None => out.chunks_exact_mut(N).zip(a.iter()).for_each(|(o, &x)| o.copy_from_slice(&f(x))),
             }
             out
         }
         match self {
             TensorData::F32(a) => collect(a, f32::to_le_bytes),
             TensorData::I8(a) => collect(a, i8::to_le_bytes),
-            TensorData::U8(a) => a.iter().copied().collect(),
+            TensorData::U8(a) => collect(a, u8::to_le_bytes),
             TensorData::I16(a) => collect(a, i16::to_le_bytes),
             TensorData::I32(a) => collect(a, i32::to_le_bytes),
             TensorData::I64(a) => collect(a, i64::to_le_bytes),

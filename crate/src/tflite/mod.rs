@@ -121,4 +121,39 @@ mod tests {
             assert!(e.to_string().contains("serving_default") && e.to_string().contains(what), "{e}");
         }
     }
+
+    /// Constants with the same bytes share one buffer of the file (also metadata with those bytes),
+    /// constants that differ (only in their last byte) do not, and an array that is not laid out in
+    /// logical order is written in logical order.
+    #[cfg(feature = "optimizer")]
+    #[test]
+    fn equal_constants_share_a_buffer_and_different_ones_do_not() {
+        use crate::ir::{DType, Graph, Model, Tensor, TensorData};
+        let values: Vec<f32> = (0..24).map(|i| i as f32 * 0.5).collect();
+        let a = TensorData::from_f32(&[4, 6], values.clone()).unwrap();
+        let mut last = values.clone();
+        last[23] += 1.0;
+        let b = TensorData::from_f32(&[4, 6], last).unwrap();
+        // The transpose of a 6×4 array (a 4×6 view in column-major order): in logical order, `values`.
+        let t = ndarray::Array::from_shape_vec((6, 4), (0..24).map(|k| (k % 4 * 6 + k / 4) as f32 * 0.5).collect())
+            .unwrap();
+        let transposed = TensorData::F32(t.reversed_axes().into_dyn());
+        assert!(transposed.as_f32().unwrap().as_slice().is_none(), "the test needs a non-standard layout");
+        let c = |n: &str, d: &TensorData| Tensor::constant(n, DType::F32, vec![4, 6], d.clone());
+        let g = Graph {
+            tensors: vec![c("a", &a), c("a2", &a), c("b", &b), c("t", &transposed)],
+            outputs: vec![0, 1, 2, 3],
+            ..Graph::default()
+        };
+        let m = Model { graphs: vec![g], metadata: vec![("m".into(), a.to_le_bytes())], ..Model::default() };
+        let bytes = write(&m).unwrap();
+        use planus::ReadAsRoot;
+        let file = schema::tflite::ModelRef::read_as_root(&bytes[..]).unwrap();
+        let buffers = file.buffers().unwrap().unwrap();
+        assert_eq!(buffers.len(), 3, "the empty sentinel, a (4 users), b");
+        let back = read(&bytes).unwrap();
+        let data = |i: usize| back.graphs[0].tensors[i].data.as_ref().unwrap().to_le_bytes();
+        assert_eq!(data(3), a.to_le_bytes(), "the transposed constant in logical order");
+        assert_ne!(data(2), data(0));
+    }
 }

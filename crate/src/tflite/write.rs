@@ -85,8 +85,19 @@ fn put_identifier_after_root_offset(bytes: &mut [u8]) {
 struct Writer {
     codes: Vec<fb::OperatorCode>,
     buffers: Vec<fb::Buffer>,
-    /// Content → buffer index, so identical constants share one buffer.
-    buffer_index: HashMap<Vec<u8>, u32>,
+    /// Digest of the content → indices of the buffers with it, so identical constants share one
+    /// buffer (their bytes are compared).
+    buffer_index: HashMap<(usize, u64), Vec<u32>>,
+}
+
+/// A quick digest of a buffer's bytes (not cryptographic: equal digests are compared byte for
+/// byte), eight bytes at a time: hashing whole constants with the standard hasher cost more than
+/// the rest of writing a model.
+fn digest(bytes: &[u8]) -> u64 {
+    let words = bytes.chunks_exact(8);
+    let tail = words.remainder().iter().fold(0u64, |h, &b| (h << 8) | b as u64);
+    let mix = |h: u64, w: u64| (h ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+    words.map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default())).fold(mix(0, tail), mix)
 }
 
 fn tensor_type(d: DType) -> fb::TensorType {
@@ -135,12 +146,16 @@ impl Writer {
         if bytes.is_empty() {
             return 0;
         }
-        if let Some(&i) = self.buffer_index.get(&bytes) {
+        let key = (bytes.len(), digest(&bytes));
+        let same = self.buffer_index.get(&key).and_then(|list| {
+            list.iter().copied().find(|&i| self.buffers[i as usize].data.as_deref() == Some(&bytes[..]))
+        });
+        if let Some(i) = same {
             return i;
         }
         let i = self.buffers.len() as u32;
-        self.buffers.push(fb::Buffer { data: Some(bytes.clone()), offset: 0, size: 0 });
-        self.buffer_index.insert(bytes, i);
+        self.buffers.push(fb::Buffer { data: Some(bytes), offset: 0, size: 0 });
+        self.buffer_index.entry(key).or_default().push(i);
         i
     }
 
