@@ -53,6 +53,7 @@ pub struct Observer {
     pub count: u64,
     /// Half-width of the histogram's range; 0 before any non-zero value.
     pub range: f32,
+    #[serde(with = "sparse")]
     pub hist: Vec<u64>,
     /// Non-finite values seen (skipped).
     pub non_finite: u64,
@@ -295,6 +296,33 @@ fn mse_cost(centers: &[(f32, f64)], lo: f32, hi: f32) -> f64 {
             c * if e > 0.0 { e * e } else { step2 / 12.0 }
         })
         .sum()
+}
+
+/// The histogram between workers: its length and its non-empty bins as (index, count). Most of
+/// the 2048 bins of an activation are empty (a ReLU's outputs fill half at most), and decoding
+/// every chunk's histograms is serial work between rounds.
+mod sparse {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(hist: &[u64], s: S) -> Result<S::Ok, S::Error> {
+        let bins: Vec<(u16, u64)> =
+            hist.iter().enumerate().filter(|(_, &c)| c > 0).map(|(i, &c)| (i as u16, c)).collect();
+        (hist.len() as u32, bins).serialize(s)
+    }
+
+    /// Only the two lengths an observer has (none, or [`super::BINS`]), and bins within it.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+        let (len, bins) = <(u32, Vec<(u16, u64)>)>::deserialize(d)?;
+        if len != 0 && len as usize != super::BINS {
+            return Err(D::Error::custom(format!("a histogram of {len} bins")));
+        }
+        let mut hist = vec![0; len as usize];
+        for (i, c) in bins {
+            *hist.get_mut(i as usize).ok_or_else(|| D::Error::custom(format!("histogram bin {i} of {len}")))? = c;
+        }
+        Ok(hist)
+    }
 }
 
 /// Minimum and maximum of the finite values, and how many are not finite.
@@ -590,5 +618,31 @@ mod tests {
         let (s, zp) = int8_params(-1.0, 1.0);
         assert!((s - 2.0 / 255.0).abs() < 1e-9);
         assert_eq!(zp, 0); // both ends are equally far: the max end wins, 127 - 127.5 rounds to 0
+    }
+
+    /// Observers cross between workers with their histograms sparse: they come back equal, and a
+    /// histogram of another length or with a bin out of range is refused.
+    #[test]
+    fn observers_cross_between_workers_unchanged_and_malformed_histograms_are_refused() {
+        use crate::parallel::{decode, encode};
+        let mut o = Observer::new(true);
+        o.observe(&[0.0, 0.0, 1.5, -3.0, 7.25, f32::NAN, 1e-3]);
+        let mut empty = Observer::new(true);
+        empty.observe(&[0.0]);
+        for o in [o, empty, Observer::new(false)] {
+            let back: Observer = decode(&encode(&o), "observer").unwrap();
+            assert_eq!(
+                (back.hist, back.min.to_bits(), back.count, back.range),
+                (o.hist, o.min.to_bits(), o.count, o.range)
+            );
+        }
+        let bad = |len: u32, bins: Vec<(u16, u64)>| {
+            let mut b = encode(&(1.0f32, 2.0f32, 3u64, 4.0f32));
+            b.extend(encode(&(len, bins)));
+            b.extend(encode(&(0u64, true)));
+            decode::<Observer>(&b, "observer").map(|_| ())
+        };
+        assert!(bad(BINS as u32, vec![(3, 9)]).is_ok(), "the hand-made encoding is an observer's");
+        assert!(bad(5, vec![]).is_err() && bad(BINS as u32, vec![(BINS as u16, 1)]).is_err());
     }
 }
