@@ -36,10 +36,14 @@ test('auto quantization gives identical bytes and report on one and two threads'
     assert.deepEqual(a.report, b.report, model);
     // `auto`: three calibration methods, then bias correction on the winner (four candidates scored).
     assert.equal(a.report.candidates.length, 4, JSON.stringify(a.report.candidates));
-    // 200 samples in chunks of 16: the first 64 (four chunks) also sum the layers' inputs.
+    // 200 samples in chunks of 16 (the first 64, four chunks, also sum the layers' inputs), the
+    // last 48 in chunks of 8: 4 + 6 (64..152, the last of 8) + 6 tasks.
     const calibrate = b.rounds.find((r) => r.stage === 'calibrate');
-    assert.equal(calibrate.tasks, 13, JSON.stringify(calibrate));
+    assert.equal(calibrate.tasks, 16, JSON.stringify(calibrate));
     assert.equal(calibrate.engines.length, 2, JSON.stringify(calibrate));
-    assert.equal(calibrate.engines.reduce((s, e) => s + e.tasks, 0), 13, JSON.stringify(calibrate));
+    assert.equal(calibrate.engines.reduce((s, e) => s + e.tasks, 0), 16, JSON.stringify(calibrate));
+    // The corrected candidate's round measures it too: no measure round when it wins.
+    const stages = b.rounds.map((r) => r.stage);
+    assert.deepEqual(stages, a.report.biasCorrection ? ['calibrate', 'select', 'select'] : ['calibrate', 'select', 'select', 'measure']);
   }
 });

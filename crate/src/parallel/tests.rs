@@ -220,12 +220,17 @@ fn a_written_resource_is_written_once() {
 
 #[test]
 fn heavy_tasks_are_dealt_to_both_ends_and_results_come_back_in_job_order() {
-    assert_eq!(super::deal_heavy(4, 13), vec![0, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 3, 1]);
-    assert_eq!(super::deal_heavy(3, 4), vec![0, 2, 3, 1]);
-    assert_eq!(super::deal_heavy(0, 3), vec![0, 1, 2]);
-    assert_eq!(super::deal_heavy(5, 2), vec![0, 1]);
-    assert!(super::deal_heavy(0, 0).is_empty());
-    let order = super::deal_heavy(4, 7);
+    use super::deal;
+    let mut weights = vec![32; 4];
+    weights.extend([16; 8]);
+    weights.push(8);
+    assert_eq!(deal(&weights), vec![0, 2, 4, 6, 8, 10, 12, 11, 9, 7, 5, 3, 1]);
+    assert_eq!(deal(&[2, 2, 2, 1]), vec![0, 2, 3, 1]);
+    assert_eq!(deal(&[1, 1, 1]), vec![0, 2, 1]);
+    assert_eq!(deal(&[1, 5, 3]), vec![1, 0, 2], "the heaviest first, the lightest in the middle");
+    assert_eq!(deal(&[2, 2]), vec![0, 1]);
+    assert!(deal(&[]).is_empty());
+    let order = deal(&[3, 3, 3, 3, 1, 1, 1]);
     let sent: Vec<Vec<u8>> = order.iter().map(|&k| vec![k as u8]).collect();
     let back = super::in_job_order(sent, &order).unwrap();
     assert_eq!(back, (0..7u8).map(|k| vec![k]).collect::<Vec<_>>());

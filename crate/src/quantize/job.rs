@@ -18,13 +18,14 @@ use super::{CalibrationMethod, Granularity, IoType, QuantizeOptions, TensorRange
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::ir::{Model, TensorId};
-use crate::parallel::{
-    chunks, deal_heavy, decode, encode, in_job_order, Job, Resource, ResourceId, Resources, Round, Task,
-};
+use crate::parallel::{chunks, deal, decode, encode, in_job_order, Job, Resource, ResourceId, Resources, Round, Task};
 use crate::{passes, tflite};
 
 /// Samples per calibration task.
 const CALIBRATE_CHUNK: usize = 16;
+/// The last samples of calibration come in half chunks: the last tasks taken (see [`deal`]) are then
+/// short, and the engine that finishes first waits less for the other.
+const CALIBRATE_TAIL: usize = 48;
 /// Samples per scoring task.
 const SCORE_CHUNK: usize = 25;
 /// Samples per measuring task: the default 32 report samples make four equal tasks.
@@ -74,7 +75,7 @@ pub struct QuantizeJob {
     round: Vec<usize>,
     /// The candidate the round in flight also measures (see the module's doc), and its task count.
     speculative: Option<(usize, usize)>,
-    /// Calibration tasks in the order they were sent (see [`deal_heavy`]).
+    /// Calibration tasks in the order they were sent (see [`deal`]).
     calibrate_order: Vec<usize>,
     best: Option<usize>,
     result: Option<(Model, QuantReport, TensorRanges)>,
@@ -161,25 +162,21 @@ impl QuantizeJob {
     fn calibrate_round(&mut self) -> Round {
         let histograms = methods(&self.opts).iter().any(|m| *m != CalibrationMethod::MinMax);
         let means_until = if self.opts.bias_correction { mean_samples(self.samples) } else { 0 };
-        let (mut tasks, mut all) = (Vec::new(), Vec::new());
-        for (lo, hi) in [(0, means_until), (means_until, self.samples)] {
-            for samples in chunks(lo..hi, CALIBRATE_CHUNK) {
-                all.push(samples);
-                let t = super::tasks::Calibrate {
-                    model: self.float_id,
-                    data: self.data_id,
-                    samples,
-                    means: hi == means_until,
-                    histograms,
-                };
-                tasks.push(encode(&Task::Calibrate(t)));
-            }
-        }
-        // The chunks that also sum the layers' inputs are the heavier ones: deal them to both ends.
-        let heavy = chunks(0..means_until, CALIBRATE_CHUNK).len();
-        self.calibrate_order = deal_heavy(heavy, tasks.len());
-        let tasks = self.calibrate_order.iter().map(|&k| std::mem::take(&mut tasks[k])).collect();
+        let tail = self.samples.saturating_sub(CALIBRATE_TAIL).max(means_until);
+        let mut all = chunks(0..means_until, CALIBRATE_CHUNK);
+        all.extend(chunks(means_until..tail, CALIBRATE_CHUNK));
+        all.extend(chunks(tail..self.samples, CALIBRATE_CHUNK / 2));
+        let task = |samples: (usize, usize)| {
+            let means = samples.1 <= means_until;
+            let t = super::tasks::Calibrate { model: self.float_id, data: self.data_id, samples, means, histograms };
+            encode(&Task::Calibrate(t))
+        };
+        // The chunks that also sum the layers' inputs cost about twice as much per sample.
+        let weights: Vec<u64> =
+            all.iter().map(|&(a, b)| ((b - a) * if b <= means_until { 2 } else { 1 }) as u64).collect();
+        self.calibrate_order = deal(&weights);
         let all: Vec<_> = self.calibrate_order.iter().map(|&k| all[k]).collect();
+        let tasks = all.iter().map(|&s| task(s)).collect();
         Round::over_samples("calibrate", self.res.take(), tasks, &all)
     }
 
