@@ -101,7 +101,7 @@ impl Packed {
                 for kx in 0..3 {
                     let v = weights[(ky * 3 + kx) * c + ch];
                     // (parity, top or bottom, lane) of filter row ky.
-                    for (par, tb, e) in [(0, ky / 2, ky % 2), (1, (ky + 1) / 2, (ky + 1) % 2)] {
+                    for (par, tb, e) in [(0, ky / 2, ky % 2), (1, ky.div_ceil(2), (ky + 1) % 2)] {
                         w[((((ch / NB) * 2 + par) * 3 + kx) * 2 + tb) * LANES + (ch % NB) * 2 + e] = v as i16;
                     }
                     sum += v as i32;
