@@ -18,7 +18,8 @@
 
 use super::gemm_i8::{tile_loop, KernelsOf, MicroOf, Requant, MR, NR, PANELS};
 
-/// Int8 weights `[n][k]` in "c4" panels, with the per-channel offset correction for u8 inputs.
+/// Int8 weights `[n][k]` in "c4" panels. The inputs are u8 (`x + 128`): each channel's offset
+/// takes off the `128 · Σ_k w[j][k]` that adds (`int8::conv::channel_offsets` with `u8_inputs`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PackedQuad {
     pub n: usize,
@@ -26,8 +27,6 @@ pub struct PackedQuad {
     /// `k` rounded up to a multiple of 4: the length activation rows must be readable for.
     pub kq: usize,
     data: Vec<i8>,
-    /// Added to each channel's offset: `-128 · Σ_k w[j][k]`, undoing the `+128` of the inputs.
-    pub correction: Vec<i32>,
 }
 
 impl PackedQuad {
@@ -43,8 +42,7 @@ impl PackedQuad {
                 }
             }
         }
-        let correction = (0..n).map(|j| -128 * w[j * k..(j + 1) * k].iter().map(|&v| v as i32).sum::<i32>()).collect();
-        PackedQuad { n, k, kq, data, correction }
+        PackedQuad { n, k, kq, data }
     }
 
     fn panel(&self, p: usize) -> &[i8] {
@@ -148,7 +146,7 @@ pub fn best() -> Kernels {
 
 /// The product of `m` u8 rows of `a` (stride `lda`, each readable for `w.kq` bytes; values
 /// `x + 128`) with the packed weights, requantized into `out` (stride `ldo`). `rq.offset` must
-/// already include [`PackedQuad::correction`].
+/// already take off the `128 · Σ_k w[j][k]` of the u8 inputs (see [`PackedQuad`]).
 #[allow(clippy::too_many_arguments)]
 pub fn tiled(m: usize, a: &[u8], lda: usize, w: &PackedQuad, rq: Requant, out: &mut [i8], ldo: usize, k: Kernels) {
     tile_loop(m, w.n, a, lda, w.kq, |p| w.panel(p), rq, out, ldo, k);
@@ -286,7 +284,8 @@ mod tests {
                     }
                 }
                 let packed = PackedQuad::pack(&c.w, n, kk);
-                let off: Vec<i32> = c.offset.iter().zip(&packed.correction).map(|(a, b)| a.wrapping_add(*b)).collect();
+                let u8_inputs = |j: usize| -128 * c.w[j * kk..(j + 1) * kk].iter().map(|&v| v as i32).sum::<i32>();
+                let off: Vec<i32> = c.offset.iter().enumerate().map(|(j, a)| a.wrapping_add(u8_inputs(j))).collect();
                 let mut got = vec![0i8; m * c.ldo];
                 let rq = Requant::new(&off, &c.stage, c.vec.as_ref());
                 tiled(m, &au, lda, &packed, rq, &mut got, c.ldo, k);
