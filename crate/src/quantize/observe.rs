@@ -176,12 +176,59 @@ fn tap_sums(s: &ConvShape, input: &[f32], sums: &mut [f64]) -> u64 {
         let (iy, ix) = (p / s.in_w() % s.in_h(), p % s.in_w());
         for &ky in &rows[iy] {
             for &kx in &cols[ix] {
-                let acc = &mut sums[(ky * s.kw() + kx) * c..][..c];
-                acc.iter_mut().zip(x).for_each(|(d, &v)| *d += v as f64);
+                add_f64(&mut sums[(ky * s.kw() + kx) * c..][..c], x);
             }
         }
     }
     (s.batch * s.out_h() * s.out_w()) as u64
+}
+
+/// `acc[i] += x[i] as f64` for every `i` of the shorter of the two: each sum takes one term, so
+/// the wasm build's two f64 lanes at a time give the same bits.
+fn add_f64(acc: &mut [f64], x: &[f32]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let (acc, x) = simd128::add_f64(acc, x);
+    add_f64_reference(acc, x);
+}
+
+/// The plain twin of [`add_f64`].
+fn add_f64_reference(acc: &mut [f64], x: &[f32]) {
+    acc.iter_mut().zip(x).for_each(|(d, &v)| *d += v as f64);
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128 {
+    use core::arch::wasm32::*;
+
+    /// Adds the widened `x` into `acc` four lanes (two f64 pairs) at a time, then a pair; returns
+    /// what is left (under two elements).
+    pub fn add_f64<'a, 'b>(acc: &'a mut [f64], x: &'b [f32]) -> (&'a mut [f64], &'b [f32]) {
+        let n = acc.len().min(x.len());
+        let (mut acc, mut x) = (&mut acc[..n], &x[..n]);
+        while acc.len() >= 4 {
+            let (a, rest) = core::mem::take(&mut acc).split_at_mut(4);
+            // SAFETY: `a` holds 4 f64 and `x` at least 4 f32; wasm loads and stores need no alignment.
+            unsafe {
+                let v = v128_load(x.as_ptr() as *const v128);
+                let high = i64x2_shuffle::<1, 1>(v, v);
+                let (p, q) = (a.as_mut_ptr() as *mut v128, (a.as_mut_ptr() as *mut v128).add(1));
+                v128_store(p, f64x2_add(v128_load(p), f64x2_promote_low_f32x4(v)));
+                v128_store(q, f64x2_add(v128_load(q), f64x2_promote_low_f32x4(high)));
+            }
+            (acc, x) = (rest, &x[4..]);
+        }
+        if acc.len() >= 2 {
+            let (a, rest) = core::mem::take(&mut acc).split_at_mut(2);
+            // SAFETY: `a` holds 2 f64 and `x` at least 2 f32.
+            unsafe {
+                let v = v128_load64_zero(x.as_ptr() as *const u64);
+                let p = a.as_mut_ptr() as *mut v128;
+                v128_store(p, f64x2_add(v128_load(p), f64x2_promote_low_f32x4(v)));
+            }
+            (acc, x) = (rest, &x[2..]);
+        }
+        (acc, x)
+    }
 }
 
 /// For each of `len` input positions along one axis, the filter taps (of `k`) that read it;
@@ -256,7 +303,7 @@ impl Observed {
                     let k = wf.shape.get(1).copied().unwrap_or(0);
                     let entry = self.sums[ni].get_or_insert_with(|| (vec![0.0; k], 0));
                     for row in xv.chunks_exact(k.max(1)).filter(|_| k > 0) {
-                        entry.0.iter_mut().zip(row).for_each(|(s, &v)| *s += v as f64);
+                        add_f64(&mut entry.0, row);
                         entry.1 += 1;
                     }
                 }
@@ -330,12 +377,13 @@ mod tests {
     fn tap_sums_are_the_im2col_column_sums_bit_for_bit() {
         let shapes =
             [(Padding::Same, 1, 1, 3), (Padding::Valid, 2, 1, 3), (Padding::Same, 2, 2, 3), (Padding::Same, 1, 1, 1)];
-        for (pad, stride, dil, k) in shapes {
+        // Channel counts on both sides of the SIMD widths (4 and 2 lanes) and their remainders.
+        for ((pad, stride, dil, k), in_c) in shapes.into_iter().flat_map(|s| [1, 2, 3, 5, 8, 17].map(|c| (s, c))) {
             let win = Window2D {
                 h: Window::new(pad, 7, k, stride, dil).unwrap(),
                 w: Window::new(pad, 6, k, stride, dil).unwrap(),
             };
-            let s = ConvShape { batch: 2, in_c: 5, out_c: 1, win };
+            let s = ConvShape { batch: 2, in_c, out_c: 1, win };
             // Values of very different magnitudes, so that the order of the additions shows.
             let x: Vec<f32> =
                 (0..s.input_len()).map(|i| (i as f32 * 0.37).sin() * 10f32.powi(i as i32 % 9 - 4)).collect();
@@ -344,7 +392,23 @@ mod tests {
                 assert_eq!(tap_sums(&s, &x, &mut fast), tap_sums_by_rows(&s, &x, &mut plain));
             }
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&fast), bits(&plain), "{pad:?} stride {stride} dilation {dil} kernel {k}");
+            assert_eq!(bits(&fast), bits(&plain), "{pad:?} stride {stride} dilation {dil} kernel {k} channels {in_c}");
+        }
+    }
+
+    #[test]
+    fn add_f64_adds_each_widened_value_as_the_plain_loop_does() {
+        for n in 0..=19 {
+            for (na, nx) in [(n, n), (n, n + 3), (n + 2, n)] {
+                let x: Vec<f32> = (0..nx).map(|i| (i as f32 * 0.71).cos() * 10f32.powi(i as i32 % 7 - 3)).collect();
+                let start: Vec<f64> = (0..na).map(|i| 1.0 / (i as f64 + 3.0)).collect();
+                let (mut fast, mut plain) = (start.clone(), start);
+                add_f64(&mut fast, &x);
+                add_f64_reference(&mut plain, &x);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&plain), "{na} sums, {nx} values");
+                assert!(na.min(nx) == 0 || fast[0] != 1.0 / 3.0, "the first sum took its term");
+            }
         }
     }
 }
