@@ -164,81 +164,105 @@ pub fn is_activation(g: &Graph, t: TensorId) -> bool {
 /// Adds the column sums of the im2col rows of `input` (each filter tap's input per channel, 0 in
 /// the padding; index `(ky · kw + kx) · in_c + c`) into `sums`; returns the rows (output pixels).
 ///
-/// The rows are not built, and the input is read once: each input pixel is added to the taps that
-/// read it. A tap reads its pixels in raster order whichever output pixel reads them, so every sum
-/// still takes its terms in the order the im2col rows would give them (the same f64 sums, bit for
-/// bit), and padding, which adds zero, is skipped.
+/// The rows are not built: for each tap, the input pixels it reads are listed in the order of the
+/// output pixels that read them (padding, which adds zero, is skipped), and [`add_columns`] adds
+/// them with each sum in a register, so every sum takes its terms in the order the im2col rows
+/// would give them (the same f64 sums, bit for bit).
 fn tap_sums(s: &ConvShape, input: &[f32], sums: &mut [f64]) -> u64 {
     let c = s.in_c;
-    let rows = readers(s.in_h(), s.kh(), |ky| (0..s.out_h()).filter_map(move |oy| s.win.h.tap(oy, ky)));
-    let cols = readers(s.in_w(), s.kw(), |kx| (0..s.out_w()).filter_map(move |ox| s.win.w.tap(ox, kx)));
-    for (p, x) in input[..s.input_len()].chunks_exact(c.max(1)).enumerate() {
-        let (iy, ix) = (p / s.in_w() % s.in_h(), p % s.in_w());
-        for &ky in &rows[iy] {
-            for &kx in &cols[ix] {
-                add_f64(&mut sums[(ky * s.kw() + kx) * c..][..c], x);
+    let reads = |outs: usize, k: usize, tap: &dyn Fn(usize, usize) -> Option<usize>| -> Vec<Vec<usize>> {
+        (0..k).map(|t| (0..outs).filter_map(|o| tap(o, t)).collect()).collect()
+    };
+    let rows = reads(s.out_h(), s.kh(), &|oy, ky| s.win.h.tap(oy, ky));
+    let cols = reads(s.out_w(), s.kw(), &|ox, kx| s.win.w.tap(ox, kx));
+    let input = &input[..s.input_len()];
+    let mut pixels = Vec::new();
+    for ky in 0..s.kh() {
+        for kx in 0..s.kw() {
+            pixels.clear();
+            for b in 0..s.batch {
+                for &iy in &rows[ky] {
+                    pixels.extend(cols[kx].iter().map(|&ix| ((b * s.in_h() + iy) * s.in_w() + ix) * c));
+                }
             }
+            add_columns(&mut sums[(ky * s.kw() + kx) * c..][..c], input, &pixels);
         }
     }
     (s.batch * s.out_h() * s.out_w()) as u64
 }
 
-/// `acc[i] += x[i] as f64` for every `i` of the shorter of the two: each sum takes one term, so
-/// the wasm build's two f64 lanes at a time give the same bits.
-fn add_f64(acc: &mut [f64], x: &[f32]) {
+/// `acc[j] += x[p + j] as f64` for each `p` of `starts` in order, for every `j < acc.len()`; each
+/// `p + acc.len()` is at most `x.len()`. Each sum is kept in a register over all the starts (the
+/// wasm build keeps eight or four channels in f64 pairs); every sum takes its terms in the order
+/// of `starts`, as [`add_columns_reference`] does.
+fn add_columns(acc: &mut [f64], x: &[f32], starts: &[usize]) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    let (acc, x) = simd128::add_f64(acc, x);
-    add_f64_reference(acc, x);
+    let (acc, x) = {
+        let done = simd128::add_columns(acc, x, starts);
+        (&mut acc[done..], &x[done.min(x.len())..])
+    };
+    for (j, a) in acc.iter_mut().enumerate() {
+        *a = starts.iter().fold(*a, |s, &p| s + x[p + j] as f64);
+    }
 }
 
-/// The plain twin of [`add_f64`].
-fn add_f64_reference(acc: &mut [f64], x: &[f32]) {
-    acc.iter_mut().zip(x).for_each(|(d, &v)| *d += v as f64);
+/// The plain twin of [`add_columns`]: one start at a time, every sum in memory.
+#[cfg(test)]
+fn add_columns_reference(acc: &mut [f64], x: &[f32], starts: &[usize]) {
+    let c = acc.len();
+    for &p in starts {
+        acc.iter_mut().zip(&x[p..p + c]).for_each(|(d, &v)| *d += v as f64);
+    }
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128 {
     use core::arch::wasm32::*;
 
-    /// Adds the widened `x` into `acc` four lanes (two f64 pairs) at a time, then a pair; returns
-    /// what is left (under two elements).
-    pub fn add_f64<'a, 'b>(acc: &'a mut [f64], x: &'b [f32]) -> (&'a mut [f64], &'b [f32]) {
-        let n = acc.len().min(x.len());
-        let (mut acc, mut x) = (&mut acc[..n], &x[..n]);
-        while acc.len() >= 4 {
-            let (a, rest) = core::mem::take(&mut acc).split_at_mut(4);
-            // SAFETY: `a` holds 4 f64 and `x` at least 4 f32; wasm loads and stores need no alignment.
-            unsafe {
-                let v = v128_load(x.as_ptr() as *const v128);
-                let high = i64x2_shuffle::<1, 1>(v, v);
-                let (p, q) = (a.as_mut_ptr() as *mut v128, (a.as_mut_ptr() as *mut v128).add(1));
-                v128_store(p, f64x2_add(v128_load(p), f64x2_promote_low_f32x4(v)));
-                v128_store(q, f64x2_add(v128_load(q), f64x2_promote_low_f32x4(high)));
-            }
-            (acc, x) = (rest, &x[4..]);
-        }
-        if acc.len() >= 2 {
-            let (a, rest) = core::mem::take(&mut acc).split_at_mut(2);
-            // SAFETY: `a` holds 2 f64 and `x` at least 2 f32.
-            unsafe {
-                let v = v128_load64_zero(x.as_ptr() as *const u64);
-                let p = a.as_mut_ptr() as *mut v128;
-                v128_store(p, f64x2_add(v128_load(p), f64x2_promote_low_f32x4(v)));
-            }
-            (acc, x) = (rest, &x[2..]);
-        }
-        (acc, x)
+    /// The four f64 lanes of four widened floats.
+    #[inline(always)]
+    fn widen(v: v128) -> (v128, v128) {
+        (f64x2_promote_low_f32x4(v), f64x2_promote_low_f32x4(i64x2_shuffle::<1, 1>(v, v)))
     }
-}
 
-/// For each of `len` input positions along one axis, the filter taps (of `k`) that read it;
-/// `read(t)` lists the positions tap `t` reads (each once: outputs map to distinct positions).
-fn readers<I: Iterator<Item = usize>>(len: usize, k: usize, read: impl Fn(usize) -> I) -> Vec<Vec<usize>> {
-    let mut v = vec![Vec::new(); len];
-    for t in 0..k {
-        read(t).for_each(|i| v[i].push(t));
+    /// [`super::add_columns`] for the leading channels in blocks of eight, then four (sums in
+    /// registers over every start); returns how many channels it did.
+    pub fn add_columns(acc: &mut [f64], x: &[f32], starts: &[usize]) -> usize {
+        let mut j = 0;
+        while j + 8 <= acc.len() {
+            let a = &mut acc[j..j + 8];
+            let mut r = [0, 2, 4, 6].map(|k| f64x2(a[k], a[k + 1]));
+            for &p in starts {
+                let px = &x[p + j..p + j + 8];
+                // SAFETY: `px` holds 8 floats; wasm loads need no alignment.
+                let (v, w) = unsafe { (v128_load(px.as_ptr() as *const v128), v128_load(px[4..].as_ptr() as *const v128)) };
+                let ((v0, v1), (w0, w1)) = (widen(v), widen(w));
+                r = [f64x2_add(r[0], v0), f64x2_add(r[1], v1), f64x2_add(r[2], w0), f64x2_add(r[3], w1)];
+            }
+            for (k, v) in r.into_iter().enumerate() {
+                (a[2 * k], a[2 * k + 1]) = (f64x2_extract_lane::<0>(v), f64x2_extract_lane::<1>(v));
+            }
+            j += 8;
+        }
+        if j + 4 <= acc.len() {
+            let a = &mut acc[j..j + 4];
+            let mut r = [f64x2(a[0], a[1]), f64x2(a[2], a[3])];
+            for &p in starts {
+                let px = &x[p + j..p + j + 4];
+                // SAFETY: `px` holds 4 floats.
+                let (v0, v1) = widen(unsafe { v128_load(px.as_ptr() as *const v128) });
+                r = [f64x2_add(r[0], v0), f64x2_add(r[1], v1)];
+            }
+            (a[0], a[1], a[2], a[3]) = (
+                f64x2_extract_lane::<0>(r[0]),
+                f64x2_extract_lane::<1>(r[0]),
+                f64x2_extract_lane::<0>(r[1]),
+                f64x2_extract_lane::<1>(r[1]),
+            );
+            j += 4;
+        }
+        j
     }
-    v
 }
 
 impl Observed {
@@ -302,10 +326,9 @@ impl Observed {
                 None => {
                     let k = wf.shape.get(1).copied().unwrap_or(0);
                     let entry = self.sums[ni].get_or_insert_with(|| (vec![0.0; k], 0));
-                    for row in xv.chunks_exact(k.max(1)).filter(|_| k > 0) {
-                        add_f64(&mut entry.0, row);
-                        entry.1 += 1;
-                    }
+                    let rows: Vec<usize> = (0..xv.len() / k.max(1)).filter(|_| k > 0).map(|r| r * k).collect();
+                    add_columns(&mut entry.0, xv, &rows);
+                    entry.1 += rows.len() as u64;
                 }
             }
         }
@@ -397,17 +420,20 @@ mod tests {
     }
 
     #[test]
-    fn add_f64_adds_each_widened_value_as_the_plain_loop_does() {
-        for n in 0..=19 {
-            for (na, nx) in [(n, n), (n, n + 3), (n + 2, n)] {
-                let x: Vec<f32> = (0..nx).map(|i| (i as f32 * 0.71).cos() * 10f32.powi(i as i32 % 7 - 3)).collect();
-                let start: Vec<f64> = (0..na).map(|i| 1.0 / (i as f64 + 3.0)).collect();
-                let (mut fast, mut plain) = (start.clone(), start);
-                add_f64(&mut fast, &x);
-                add_f64_reference(&mut plain, &x);
+    fn add_columns_adds_each_start_in_order_as_the_plain_loop_does() {
+        // Channel counts around the blocks of 8 and 4 and their remainders; starts in any order,
+        // repeated, overlapping, at the very end of the input.
+        for c in [0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 23, 33] {
+            let x: Vec<f32> = (0..300).map(|i| (i as f32 * 0.71).cos() * 10f32.powi(i % 9 - 4)).collect();
+            let last = x.len() - c;
+            for starts in [vec![], vec![0], vec![5, 5, 0, last, 1, 77, 3], (0..40).map(|i| (i * 37) % (last + 1)).collect()] {
+                let start: Vec<f64> = (0..c).map(|i| 1.0 / (i as f64 + 3.0)).collect();
+                let (mut fast, mut plain) = (start.clone(), start.clone());
+                add_columns(&mut fast, &x, &starts);
+                add_columns_reference(&mut plain, &x, &starts);
                 let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&fast), bits(&plain), "{na} sums, {nx} values");
-                assert!(na.min(nx) == 0 || fast[0] != 1.0 / 3.0, "the first sum took its term");
+                assert_eq!(bits(&fast), bits(&plain), "{c} channels, starts {starts:?}");
+                assert!(starts.is_empty() || c == 0 || fast != start, "the sums took their terms");
             }
         }
     }
