@@ -82,27 +82,6 @@ impl Observer {
 
     /// Adds a batch of values.
     pub fn observe(&mut self, values: &[f32]) {
-        if !(self.histogram && self.range > 0.0 && self.observe_in_one_pass(values)) {
-            self.observe_in_two_passes(values);
-        }
-    }
-
-    /// Bins `values` at the current range while finding their minimum and maximum, if they all are
-    /// finite and inside the range: then the two passes would find no value to skip and no reason
-    /// to grow, and bin them at this same range (the same counts, the same min and max). Returns
-    /// whether it did; otherwise nothing has changed.
-    fn observe_in_one_pass(&mut self, values: &[f32]) -> bool {
-        let scale = BINS as f32 / (2.0 * self.range);
-        let Some((lo, hi)) = histogram_in_range(values, self.range, scale, &mut self.hist) else { return false };
-        self.min = self.min.min(lo);
-        self.max = self.max.max(hi);
-        self.count += values.len() as u64;
-        true
-    }
-
-    /// The min/max pass (skipping values that are not finite), growing the range if needed, then
-    /// the binning pass.
-    fn observe_in_two_passes(&mut self, values: &[f32]) {
         let (lo, hi, non_finite) = finite_min_max(values);
         self.non_finite += non_finite as u64;
         if lo > hi {
@@ -423,27 +402,6 @@ fn finite_min_max(values: &[f32]) -> (f32, f32, usize) {
     (lo, hi, bad)
 }
 
-/// If every value is finite and inside `[-range, range]`: adds them to `hist` as
-/// [`histogram_into`] does and returns their minimum and maximum as [`finite_min_max`] does, in one
-/// pass. Otherwise `None`, and `hist` is unchanged.
-fn histogram_in_range(values: &[f32], range: f32, scale: f32, hist: &mut [u64]) -> Option<(f32, f32)> {
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return simd128::histogram_in_range(values, range, scale, hist);
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    histogram_in_range_reference(values, range, scale, hist)
-}
-
-/// The plain twin of [`histogram_in_range`]: the min/max pass, then the binning pass.
-#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))]
-fn histogram_in_range_reference(values: &[f32], range: f32, scale: f32, hist: &mut [u64]) -> Option<(f32, f32)> {
-    let (lo, hi, non_finite) = finite_min_max(values);
-    if non_finite > 0 || lo > hi || lo.abs().max(hi.abs()) > range {
-        return None;
-    }
-    histogram_into(values, range, scale, hist);
-    Some((lo, hi))
-}
-
 /// Adds finite `values` to `hist`: bin `⌊(v + range)·scale⌋`, clamped to the histogram.
 fn histogram_into(values: &[f32], range: f32, scale: f32, hist: &mut [u64]) {
     let last = hist.len() - 1;
@@ -507,106 +465,42 @@ mod simd128 {
     /// copies would cost more than the waits they save.
     const LANE_COPIES_FROM: usize = 16 * 1024;
 
-    /// One pass over `values` (a multiple of 4): each vector's bins (clamped to `hist`) go to
-    /// `count`; returns the lanes' minima and maxima as [`min_max`] finds them, and whether a value
-    /// was NaN.
-    #[inline(always)]
-    fn scan(values: &[f32], range: f32, scale: f32, bins: usize, mut count: impl FnMut(v128)) -> (v128, v128, bool) {
+    /// Bins four values at a time; `values.len()` is a multiple of 4 and every value is finite.
+    /// Long inputs count each lane into its own copy of the histogram (interleaved: bin `b` of
+    /// lane `l` at `4b + l`, 32-bit), added into `hist` at the end: a run of equal values (a
+    /// ReLU's zeros, a RELU6's sixes) then makes four independent chains of increments instead of
+    /// one, whose every increment waits for the previous one's store.
+    pub fn histogram(values: &[f32], range: f32, scale: f32, hist: &mut [u64]) {
         let (r, s) = (f32x4_splat(range), f32x4_splat(scale));
-        let (zero, last) = (i32x4_splat(0), i32x4_splat(bins as i32 - 1));
-        let (mut lo, mut hi, mut nan) = (f32x4_splat(f32::INFINITY), f32x4_splat(f32::NEG_INFINITY), i32x4_splat(0));
-        for c in values.chunks_exact(4) {
+        let (zero, last) = (i32x4_splat(0), i32x4_splat(hist.len() as i32 - 1));
+        let bins = |c: &[f32]| {
             // SAFETY: `c` holds exactly 4 floats.
             let v = unsafe { v128_load(c.as_ptr() as *const v128) };
-            count(i32x4_min(i32x4_max(i32x4_trunc_sat_f32x4(f32x4_mul(f32x4_add(v, r), s)), zero), last));
-            lo = f32x4_pmin(lo, v);
-            hi = f32x4_pmax(hi, v);
-            nan = v128_or(nan, f32x4_ne(v, v));
+            i32x4_min(i32x4_max(i32x4_trunc_sat_f32x4(f32x4_mul(f32x4_add(v, r), s)), zero), last)
+        };
+        if values.len() < LANE_COPIES_FROM {
+            for c in values.chunks_exact(4) {
+                let b = bins(c);
+                hist[i32x4_extract_lane::<0>(b) as usize] += 1;
+                hist[i32x4_extract_lane::<1>(b) as usize] += 1;
+                hist[i32x4_extract_lane::<2>(b) as usize] += 1;
+                hist[i32x4_extract_lane::<3>(b) as usize] += 1;
+            }
+            return;
         }
-        (lo, hi, v128_any_true(nan))
-    }
-
-    /// Replaces `n` by `step(n)` in `hist` at each lane of `at` (each below `hist.len()`).
-    #[inline(always)]
-    fn add_each<T: Copy>(hist: &mut [T], at: v128, step: impl Fn(T) -> T) {
-        let lanes = [
-            i32x4_extract_lane::<0>(at),
-            i32x4_extract_lane::<1>(at),
-            i32x4_extract_lane::<2>(at),
-            i32x4_extract_lane::<3>(at),
-        ];
-        for i in lanes {
-            let i = i as usize;
-            debug_assert!(i < hist.len());
-            // SAFETY: `scan` clamps every bin to the histogram; the lane copies hold 4 slots per bin.
-            unsafe { *hist.get_unchecked_mut(i) = step(*hist.get_unchecked(i)) };
-        }
-    }
-
-    /// Counts `values` (a multiple of 4) into four interleaved 32-bit lane copies of a histogram
-    /// of `bins` bins (bin `b` of lane `l` at `4b + l`): a run of equal values (a ReLU's zeros, a
-    /// RELU6's sixes) then makes four independent chains of increments instead of one, whose every
-    /// increment waits for the previous one's store. Fewer than 2^32 values per lane: wasm32 memory
-    /// holds at most 2^30 floats.
-    fn scan_into_copies(values: &[f32], range: f32, scale: f32, bins: usize) -> (Vec<u32>, (v128, v128, bool)) {
-        let mut copies = vec![0u32; 4 * bins];
+        // Fewer than 2^32 values per lane: wasm32 memory holds at most 2^30 floats.
+        let mut copies = vec![0u32; 4 * hist.len()];
         let lane = i32x4(0, 1, 2, 3);
-        let found = scan(values, range, scale, bins, |b| add_each(&mut copies, i32x4_add(i32x4_shl(b, 2), lane), |n| n + 1));
-        (copies, found)
-    }
-
-    fn add_copies(hist: &mut [u64], copies: &[u32]) {
+        for c in values.chunks_exact(4) {
+            let at = i32x4_add(i32x4_shl(bins(c), 2), lane);
+            copies[i32x4_extract_lane::<0>(at) as usize] += 1;
+            copies[i32x4_extract_lane::<1>(at) as usize] += 1;
+            copies[i32x4_extract_lane::<2>(at) as usize] += 1;
+            copies[i32x4_extract_lane::<3>(at) as usize] += 1;
+        }
         for (h, c) in hist.iter_mut().zip(copies.chunks_exact(4)) {
             *h += c.iter().map(|&n| n as u64).sum::<u64>();
         }
-    }
-
-    /// Bins four values at a time; `values.len()` is a multiple of 4 and every value is finite.
-    /// Long inputs count each lane into its own copy of the histogram ([`scan_into_copies`]),
-    /// added into `hist` at the end.
-    pub fn histogram(values: &[f32], range: f32, scale: f32, hist: &mut [u64]) {
-        if values.len() < LANE_COPIES_FROM {
-            scan(values, range, scale, hist.len(), |b| add_each(hist, b, |n| n + 1));
-        } else {
-            let (copies, _) = scan_into_copies(values, range, scale, hist.len());
-            add_copies(hist, &copies);
-        }
-    }
-
-    /// [`super::histogram_in_range`] in one pass over the values (the min and max as [`min_max`]
-    /// folds them). Short inputs are counted straight into `hist`, and taken back out by a second
-    /// pass in the rare case that a value is NaN or out of range.
-    pub fn histogram_in_range(values: &[f32], range: f32, scale: f32, hist: &mut [u64]) -> Option<(f32, f32)> {
-        let (body, tail) = values.split_at(values.len() / 4 * 4);
-        let mut copies = None;
-        let (lo, hi, mut nan) = if body.len() < LANE_COPIES_FROM {
-            scan(body, range, scale, hist.len(), |b| add_each(hist, b, |n| n + 1))
-        } else {
-            let (c, found) = scan_into_copies(body, range, scale, hist.len());
-            copies = Some(c);
-            found
-        };
-        let mut l = lanes(lo).into_iter().fold(f32::INFINITY, f32::min);
-        let mut h = lanes(hi).into_iter().fold(f32::NEG_INFINITY, f32::max);
-        for &v in tail {
-            if v.is_nan() {
-                nan = true;
-            } else {
-                l = l.min(v);
-                h = h.max(v);
-            }
-        }
-        if nan || l > h || l.abs().max(h.abs()) > range {
-            if copies.is_none() {
-                scan(body, range, scale, hist.len(), |b| add_each(hist, b, |n| n - 1));
-            }
-            return None;
-        }
-        if let Some(c) = copies {
-            add_copies(hist, &c);
-        }
-        super::histogram_into(tail, range, scale, hist);
-        Some((l, h))
     }
 }
 
@@ -773,37 +667,17 @@ mod tests {
     }
 
     #[test]
-    fn one_pass_observation_counts_what_the_plain_twin_counts() {
-        let (mut fast, mut plain, mut two) = (Observer::default(), Observer::default(), Observer::default());
+    fn observation_counts_what_the_plain_twin_counts() {
+        let (mut fast, mut plain) = (Observer::default(), Observer::default());
         for (k, v) in observe_batches().iter().enumerate() {
             fast.observe(v);
             observe_plain(&mut plain, v);
-            two.observe_in_two_passes(v);
             let stats = |o: &Observer| (o.min, o.max, o.count, o.non_finite, o.range);
             assert_eq!(stats(&fast), stats(&plain), "batch {k}");
             assert!(fast.hist == plain.hist, "batch {k}: histograms differ");
-            // Bit for bit as the two passes find them (the sign of a zero included).
-            assert_eq!((fast.min.to_bits(), fast.max.to_bits()), (two.min.to_bits(), two.max.to_bits()), "batch {k}");
-            assert!(fast.hist == two.hist, "batch {k}");
         }
         assert!(fast.non_finite == 5 && fast.range >= 2f32.powi(9), "{} {}", fast.non_finite, fast.range);
         assert_eq!(fast.hist.iter().sum::<u64>(), fast.count);
-    }
-
-    #[test]
-    fn values_out_of_range_or_nan_leave_the_one_pass_histogram_unchanged() {
-        let mut o = Observer::default();
-        o.observe(&[1.5, -0.25, 0.0]);
-        let before = o.hist.clone();
-        for v in [vec![0.5; 4099], vec![0.5; 20_000]] {
-            for (at, bad) in [(3, f32::NAN), (2000, 4.0), (4098, f32::NEG_INFINITY)] {
-                let mut w = v.clone();
-                w[at] = bad;
-                let mut h = o.hist.clone();
-                assert_eq!(histogram_in_range(&w, o.range, BINS as f32 / (2.0 * o.range), &mut h), None);
-                assert!(h == before);
-            }
-        }
     }
 
     #[test]
@@ -887,7 +761,8 @@ mod tests {
                     }
                 }
                 let used: Vec<usize> = (0..BINS).filter(|&i| o.hist[i] > 0).collect();
-                let (first, last) = (used.first().copied().unwrap_or(BINS / 2), used.last().copied().unwrap_or(BINS / 2));
+                let (first, last) =
+                    (used.first().copied().unwrap_or(BINS / 2), used.last().copied().unwrap_or(BINS / 2));
                 (o.min, o.max) = (o.edge(first), o.edge(last + 1));
                 o.count = o.hist.iter().sum();
                 o

@@ -235,7 +235,8 @@ mod simd128 {
             for &p in starts {
                 let px = &x[p + j..p + j + 8];
                 // SAFETY: `px` holds 8 floats; wasm loads need no alignment.
-                let (v, w) = unsafe { (v128_load(px.as_ptr() as *const v128), v128_load(px[4..].as_ptr() as *const v128)) };
+                let (v, w) =
+                    unsafe { (v128_load(px.as_ptr() as *const v128), v128_load(px[4..].as_ptr() as *const v128)) };
                 let ((v0, v1), (w0, w1)) = (widen(v), widen(w));
                 r = [f64x2_add(r[0], v0), f64x2_add(r[1], v1), f64x2_add(r[2], w0), f64x2_add(r[3], w1)];
             }
@@ -426,7 +427,9 @@ mod tests {
         for c in [0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 23, 33] {
             let x: Vec<f32> = (0..300).map(|i| (i as f32 * 0.71).cos() * 10f32.powi(i % 9 - 4)).collect();
             let last = x.len() - c;
-            for starts in [vec![], vec![0], vec![5, 5, 0, last, 1, 77, 3], (0..40).map(|i| (i * 37) % (last + 1)).collect()] {
+            for starts in
+                [vec![], vec![0], vec![5, 5, 0, last, 1, 77, 3], (0..40).map(|i| (i * 37) % (last + 1)).collect()]
+            {
                 let start: Vec<f64> = (0..c).map(|i| 1.0 / (i as f64 + 3.0)).collect();
                 let (mut fast, mut plain) = (start.clone(), start.clone());
                 add_columns(&mut fast, &x, &starts);
