@@ -193,7 +193,7 @@ fn tap_sums(s: &ConvShape, input: &[f32], sums: &mut [f64]) -> u64 {
 
 /// `acc[j] += x[p + j] as f64` for each `p` of `starts` in order, for every `j < acc.len()`; each
 /// `p + acc.len()` is at most `x.len()`. Each sum is kept in a register over all the starts (the
-/// wasm build keeps eight or four channels in f64 pairs); every sum takes its terms in the order
+/// wasm build keeps blocks of eight channels in f64 pairs); every sum takes its terms in the order
 /// of `starts`, as [`add_columns_reference`] does.
 fn add_columns(acc: &mut [f64], x: &[f32], starts: &[usize]) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -225,8 +225,8 @@ mod simd128 {
         (f64x2_promote_low_f32x4(v), f64x2_promote_low_f32x4(i64x2_shuffle::<1, 1>(v, v)))
     }
 
-    /// [`super::add_columns`] for the leading channels in blocks of eight, then four (sums in
-    /// registers over every start); returns how many channels it did.
+    /// [`super::add_columns`] for the leading channels in blocks of eight (sums in registers over
+    /// every start); returns how many channels it did.
     pub fn add_columns(acc: &mut [f64], x: &[f32], starts: &[usize]) -> usize {
         let mut j = 0;
         while j + 8 <= acc.len() {
@@ -244,23 +244,6 @@ mod simd128 {
                 (a[2 * k], a[2 * k + 1]) = (f64x2_extract_lane::<0>(v), f64x2_extract_lane::<1>(v));
             }
             j += 8;
-        }
-        if j + 4 <= acc.len() {
-            let a = &mut acc[j..j + 4];
-            let mut r = [f64x2(a[0], a[1]), f64x2(a[2], a[3])];
-            for &p in starts {
-                let px = &x[p + j..p + j + 4];
-                // SAFETY: `px` holds 4 floats.
-                let (v0, v1) = widen(unsafe { v128_load(px.as_ptr() as *const v128) });
-                r = [f64x2_add(r[0], v0), f64x2_add(r[1], v1)];
-            }
-            (a[0], a[1], a[2], a[3]) = (
-                f64x2_extract_lane::<0>(r[0]),
-                f64x2_extract_lane::<1>(r[0]),
-                f64x2_extract_lane::<0>(r[1]),
-                f64x2_extract_lane::<1>(r[1]),
-            );
-            j += 4;
         }
         j
     }
@@ -422,7 +405,7 @@ mod tests {
 
     #[test]
     fn add_columns_adds_each_start_in_order_as_the_plain_loop_does() {
-        // Channel counts around the blocks of 8 and 4 and their remainders; starts in any order,
+        // Channel counts around the blocks of 8 and their remainders; starts in any order,
         // repeated, overlapping, at the very end of the input.
         for c in [0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 23, 33] {
             let x: Vec<f32> = (0..300).map(|i| (i as f32 * 0.71).cos() * 10f32.powi(i % 9 - 4)).collect();
