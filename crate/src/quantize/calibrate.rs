@@ -593,7 +593,7 @@ mod tests {
         let mut rng = Rng::new(7);
         let values: Vec<f32> = (0..40_003)
             .map(|i| match i % 7 {
-                0 | 1 | 2 => 0.0,
+                0..=2 => 0.0,
                 3 => 6.0,
                 _ => rng.uniform() * 12.0 - 6.0,
             })
@@ -752,8 +752,7 @@ mod tests {
         let mut rng = Rng::new(11);
         (0..40)
             .map(|k| {
-                let mut o = Observer::default();
-                o.range = 2f32.powi(k % 9 - 4);
+                let mut o = Observer { range: 2f32.powi(k % 9 - 4), ..Observer::default() };
                 let fill = [0.002, 0.05, 0.5, 1.0][k as usize % 4];
                 for c in o.hist.iter_mut() {
                     if rng.uniform() < fill {
