@@ -109,13 +109,19 @@ impl Buffer {
 
 /// An element type the engine stores, with typed access to a [`Buffer`].
 pub trait Elem: Copy + Default + 'static {
+    const DTYPE: DType;
     fn slice(b: &Buffer) -> Option<&[Self]>;
     fn slice_mut(b: &mut Buffer) -> Option<&mut [Self]>;
+    fn buffer(v: Vec<Self>) -> Buffer;
 }
 
 macro_rules! elem {
     ($t:ty, $v:ident) => {
         impl Elem for $t {
+            const DTYPE: DType = DType::$v;
+            fn buffer(v: Vec<Self>) -> Buffer {
+                Buffer::$v(v)
+            }
             fn slice(b: &Buffer) -> Option<&[Self]> {
                 match b {
                     Buffer::$v(v) => Some(v),

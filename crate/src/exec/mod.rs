@@ -94,6 +94,11 @@ impl Interpreter {
         self.plan.outputs.iter().map(|&t| self.plan.io_detail(t)).collect()
     }
 
+    /// The tensors of the model's outputs, in order.
+    pub fn output_tensors(&self) -> &[TensorId] {
+        &self.plan.outputs
+    }
+
     /// Nodes whose outputs are known before running (their operands are all constant); their
     /// values are in [`Interpreter::tensor`].
     pub fn folded_nodes(&self) -> &[usize] {
@@ -107,39 +112,60 @@ impl Interpreter {
 
     /// Sets input `i` from a buffer of the input's own type.
     pub fn set_input(&mut self, i: usize, value: Buffer) -> Result<()> {
+        let t = self.input_for(i, value.dtype(), value.len())?;
+        self.state.set(t, value);
+        Ok(())
+    }
+
+    /// Sets input `i` from values of its own type, copied into the input's buffer.
+    pub fn set_input_from<T: Elem>(&mut self, i: usize, values: &[T]) -> Result<()> {
+        let t = self.input_for(i, Some(T::DTYPE), values.len())?;
+        match self.state.buffer_mut(t).and_then(T::slice_mut) {
+            Some(dst) if dst.len() == values.len() => dst.copy_from_slice(values),
+            _ => self.state.set(t, T::buffer(values.to_vec())),
+        }
+        Ok(())
+    }
+
+    /// The tensor of input `i`, when it takes `len` values of type `dtype`.
+    fn input_for(&self, i: usize, dtype: Option<DType>, len: usize) -> Result<TensorId> {
         let t = *self.plan.inputs.get(i).ok_or_else(|| Error::input(format!("the model has no input {i}")))?;
         let f = self.plan.fact(t).ok_or_else(|| Error::input("input has no shape"))?;
-        if value.dtype() != Some(f.dtype) {
+        if dtype != Some(f.dtype) {
             return Err(Error::input(format!(
                 "input {i} '{}' takes {}, got {}",
                 self.plan.name(t),
                 f.dtype,
-                value.dtype().map_or("nothing".to_string(), |d| d.to_string())
+                dtype.map_or("nothing".to_string(), |d| d.to_string())
             )));
         }
-        if value.len() != f.len() {
+        if len != f.len() {
             return Err(Error::input(format!(
                 "input {i} '{}' takes {} values (shape {:?}), got {}",
                 self.plan.name(t),
                 f.len(),
                 f.shape,
-                value.len()
+                len
             )));
         }
-        self.state.set(t, value);
-        Ok(())
+        Ok(t)
     }
 
     /// Sets input `i` from float values, quantizing them with the input's parameters when the model
-    /// takes integers. NaN and infinite values are refused.
+    /// takes integers. NaN and infinite values are refused. The values are written into the
+    /// input's buffer (no allocation once it has their type and length).
     pub fn set_input_f32(&mut self, i: usize, values: &[f32]) -> Result<()> {
         let t = *self.plan.inputs.get(i).ok_or_else(|| Error::input(format!("the model has no input {i}")))?;
         let f = self.plan.fact(t).ok_or_else(|| Error::input("input has no shape"))?;
-        let buf = float_to_input(f, values).map_err(|e| match e {
+        let q = float_input_params(f, values).map_err(|e| match e {
             Error::Input { message } => Error::input(format!("input {i} {message}")),
             other => other,
         })?;
-        self.set_input(i, buf)
+        self.input_for(i, Some(f.dtype), values.len())?;
+        if let Some(dst) = self.state.buffer_mut(t) {
+            write_float_input(f, q, values, dst);
+        }
+        Ok(())
     }
 
     /// Zeroes the model's recurrent state (LSTM states): the next run starts fresh. State otherwise
@@ -182,6 +208,15 @@ impl Interpreter {
         to_f32(self.tensor(t)?, f)
     }
 
+    /// Appends the current value of any tensor, as floats, to `into` ([`Interpreter::tensor_f32`]
+    /// without a vector of its own); false (nothing appended) when it has none.
+    pub fn append_tensor_f32(&self, t: TensorId, into: &mut Vec<f32>) -> bool {
+        match (self.plan.fact(t), self.tensor(t)) {
+            (Some(f), Some(b)) => append_f32(b, f, into),
+            _ => false,
+        }
+    }
+
     /// The buffer of any tensor (activations after a run, constants, inputs).
     pub fn tensor(&self, t: TensorId) -> Option<&Buffer> {
         self.params.value(t).or_else(|| self.state.buffer(t))
@@ -215,40 +250,79 @@ pub fn batchable(g: &crate::ir::Graph) -> bool {
 
 /// A buffer's values as floats, dequantized with per-tensor parameters when quantized.
 pub fn to_f32(b: &Buffer, f: &Fact) -> Option<Vec<f32>> {
-    let (scale, zp) = f.quant.as_ref().map_or((1.0, 0), |q| q.single());
-    let mut out = vec![0.0; b.len()];
-    match b {
-        Buffer::F32(v) => return Some(v.clone()),
-        Buffer::I8(v) => quant::dequantize(v, scale, zp as i32, &mut out),
-        Buffer::U8(v) => quant::dequantize(v, scale, zp as i32, &mut out),
-        Buffer::I16(v) => quant::dequantize(v, scale, zp as i32, &mut out),
-        Buffer::I32(v) => out.iter_mut().zip(v).for_each(|(o, &x)| *o = x as f32),
-        _ => return None,
+    if let Buffer::F32(v) = b {
+        return Some(v.clone());
     }
-    Some(out)
+    let mut out = Vec::new();
+    append_f32(b, f, &mut out).then_some(out)
+}
+
+/// Appends [`to_f32`]'s values to `into`, without a vector of their own; false (nothing appended)
+/// for a type without a float reading.
+pub fn append_f32(b: &Buffer, f: &Fact, into: &mut Vec<f32>) -> bool {
+    let (scale, zp) = f.quant.as_ref().map_or((1.0, 0), |q| q.single());
+    let start = into.len();
+    match b {
+        Buffer::F32(v) => {
+            into.extend_from_slice(v);
+            return true;
+        }
+        Buffer::I8(_) | Buffer::U8(_) | Buffer::I16(_) | Buffer::I32(_) => into.resize(start + b.len(), 0.0),
+        _ => return false,
+    }
+    let out = &mut into[start..];
+    match b {
+        Buffer::I8(v) => quant::dequantize_into(v, scale, zp as i32, out),
+        Buffer::U8(v) => quant::dequantize_into(v, scale, zp as i32, out),
+        Buffer::I16(v) => quant::dequantize_into(v, scale, zp as i32, out),
+        Buffer::I32(v) => out.iter_mut().zip(v).for_each(|(o, &x)| *o = x as f32),
+        _ => {}
+    }
+    true
 }
 
 /// Float values as a buffer of an input's type, quantized with its parameters for integer inputs.
 pub fn float_to_input(f: &Fact, values: &[f32]) -> Result<Buffer> {
-    if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
+    let q = float_input_params(f, values)?;
+    let mut b = Buffer::Empty;
+    write_float_input(f, q, values, &mut b);
+    Ok(b)
+}
+
+/// Checks float values for an input of fact `f` (every value finite, an input type they convert
+/// to); returns the parameters to quantize them with (`None` for a float input).
+pub(crate) fn float_input_params(f: &Fact, values: &[f32]) -> Result<Option<(f32, i32)>> {
+    if let Some(pos) = quant::first_non_finite(values) {
         return Err(Error::input(format!("holds a non-finite value ({}) at element {pos}", values[pos])));
     }
-    Ok(match f.dtype {
-        DType::F32 => Buffer::F32(values.to_vec()),
+    match f.dtype {
+        DType::F32 => Ok(None),
         DType::I8 | DType::U8 | DType::I16 => {
             let q = f.quant.as_ref().ok_or_else(|| Error::input("integer input without quantization parameters"))?;
             let (scale, zp) = q.single();
-            let (lo, hi) = int_range(f.dtype);
-            let mut out = vec![0i32; values.len()];
-            quant::quantize_f32(values, scale, zp as i32, lo, hi, &mut out);
-            match f.dtype {
-                DType::I8 => Buffer::I8(out.iter().map(|&v| v as i8).collect()),
-                DType::U8 => Buffer::U8(out.iter().map(|&v| v as u8).collect()),
-                _ => Buffer::I16(out.iter().map(|&v| v as i16).collect()),
-            }
+            Ok(Some((scale, zp as i32)))
         }
-        other => return Err(Error::unsupported(format!("input of type {other}"), Location::default())),
-    })
+        other => Err(Error::unsupported(format!("input of type {other}"), Location::default())),
+    }
+}
+
+/// Writes checked float values ([`float_input_params`] gave `q`) into `dst` as the input of fact
+/// `f` holds them, in its memory when it has their type and length already.
+pub(crate) fn write_float_input(f: &Fact, q: Option<(f32, i32)>, values: &[f32], dst: &mut Buffer) {
+    if dst.dtype() != Some(f.dtype) || dst.len() != values.len() {
+        *dst = match f.dtype {
+            DType::F32 => Buffer::F32(values.to_vec()),
+            d => Buffer::zeros(d, values.len()).unwrap_or_default(),
+        };
+    }
+    let (scale, zp) = q.unwrap_or((1.0, 0));
+    match dst {
+        Buffer::F32(d) => d.copy_from_slice(values),
+        Buffer::I8(d) => quant::quantize_into(values, scale, zp, d),
+        Buffer::U8(d) => quant::quantize_into(values, scale, zp, d),
+        Buffer::I16(d) => quant::quantize_into(values, scale, zp, d),
+        _ => {}
+    }
 }
 
 pub(crate) fn int_range(d: DType) -> (i32, i32) {

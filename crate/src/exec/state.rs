@@ -55,6 +55,10 @@ impl State {
         self.bufs.get(t)
     }
 
+    pub(super) fn buffer_mut(&mut self, t: TensorId) -> Option<&mut Buffer> {
+        self.bufs.get_mut(t)
+    }
+
     pub(super) fn set(&mut self, t: TensorId, value: Buffer) {
         if let Some(b) = self.bufs.get_mut(t) {
             *b = value;
@@ -73,11 +77,13 @@ impl State {
                 values.len()
             )));
         }
-        let buf = super::float_to_input(f, values).map_err(|e| match e {
+        let q = super::float_input_params(f, values).map_err(|e| match e {
             Error::Input { message } => Error::input(format!("input {i} {message}")),
             other => other,
         })?;
-        self.set(t, buf);
+        if let Some(dst) = self.bufs.get_mut(t) {
+            super::write_float_input(f, q, values, dst);
+        }
         Ok(())
     }
 

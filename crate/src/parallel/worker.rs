@@ -306,8 +306,8 @@ impl Samples<'_> {
         let r = lo * per..hi * per;
         match self {
             Samples::F32(v) => it.set_input_f32(0, &v[r]),
-            Samples::I8(v) => it.set_input(0, crate::exec::Buffer::I8(v[r].to_vec())),
-            Samples::U8(v) => it.set_input(0, crate::exec::Buffer::U8(v[r].to_vec())),
+            Samples::I8(v) => it.set_input_from(0, &v[r]),
+            Samples::U8(v) => it.set_input_from(0, &v[r]),
         }
     }
 }

@@ -105,11 +105,14 @@ pub struct Measure {
     pub pairs: Vec<Option<(TensorId, TensorId)>>,
 }
 
-/// The float values of `tensors` (and of every output) after each run, concatenated over runs.
+/// The float values of `tensors` (and of every output) after each run, concatenated over runs
+/// (dequantized straight into the slots).
 fn collect(it: &Interpreter, tensors: impl Iterator<Item = Option<TensorId>>, into: &mut [Vec<f32>]) {
-    let outs = (0..it.outputs().len()).map(|k| it.output_f32(k));
-    for (slot, v) in into.iter_mut().zip(tensors.map(|t| t.and_then(|t| it.tensor_f32(t))).chain(outs)) {
-        slot.extend(v.unwrap_or_default());
+    let outs = it.output_tensors().iter().map(|&t| Some(t));
+    for (slot, t) in into.iter_mut().zip(tensors.chain(outs)) {
+        if let Some(t) = t {
+            it.append_tensor_f32(t, slot);
+        }
     }
 }
 
