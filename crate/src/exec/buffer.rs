@@ -80,6 +80,34 @@ impl Buffer {
         self.len() == 0
     }
 
+    /// The elements its memory holds without growing.
+    pub fn capacity(&self) -> usize {
+        match self {
+            Buffer::Empty => 0,
+            Buffer::F32(v) => v.capacity(),
+            Buffer::I8(v) => v.capacity(),
+            Buffer::U8(v) => v.capacity(),
+            Buffer::I16(v) => v.capacity(),
+            Buffer::I32(v) => v.capacity(),
+            Buffer::I64(v) => v.capacity(),
+            Buffer::Bool(v) => v.capacity(),
+        }
+    }
+
+    /// Shortened to `n` elements, or lengthened with zeros (no allocation within its capacity).
+    pub fn resize(&mut self, n: usize) {
+        match self {
+            Buffer::Empty => {}
+            Buffer::F32(v) => v.resize(n, 0.0),
+            Buffer::I8(v) => v.resize(n, 0),
+            Buffer::U8(v) => v.resize(n, 0),
+            Buffer::I16(v) => v.resize(n, 0),
+            Buffer::I32(v) => v.resize(n, 0),
+            Buffer::I64(v) => v.resize(n, 0),
+            Buffer::Bool(v) => v.resize(n, false),
+        }
+    }
+
     pub fn as_f32(&self) -> Option<&[f32]> {
         match self {
             Buffer::F32(v) => Some(v),

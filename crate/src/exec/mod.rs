@@ -78,6 +78,13 @@ impl Interpreter {
         Interpreter { plan, params, state }
     }
 
+    /// An interpreter of another plan and parameters on this one's memory ([`State::recycled`]):
+    /// its buffers hold this one's values until a run writes them.
+    pub fn recycle(self, plan: Arc<Plan>, params: Arc<Params>) -> Interpreter {
+        let state = State::recycled(&plan, self.state);
+        Interpreter { plan, params, state }
+    }
+
     pub fn plan(&self) -> &Arc<Plan> {
         &self.plan
     }

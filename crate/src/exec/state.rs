@@ -35,6 +35,37 @@ impl State {
         state
     }
 
+    /// A state for `plan` on the memory of `old`, a state of any plan. Each buffer a run of `plan`
+    /// writes before reading it (every step's output, and the inputs, which are set before a run)
+    /// takes the old buffer of its type with the least room that is enough, shortened or lengthened
+    /// in place; the others, and those no old buffer fits, are fresh zeros as in [`State::new`].
+    /// Old buffers left over are freed. The recycled buffers hold old values, which is safe for the
+    /// same reason reusing a state across runs is: a run writes every element of each tensor it
+    /// produces. The scratch memory is taken over too (kernels never read scratch they did not
+    /// write in the same step).
+    pub fn recycled(plan: &Plan, old: State) -> State {
+        let mut written = vec![false; plan.facts.tensors.len()];
+        let outputs = plan.steps.iter().filter(|s| !s.folded).map(|s| s.output);
+        for t in outputs.chain(plan.inputs.iter().copied()) {
+            if let Some(w) = written.get_mut(t) {
+                *w = true;
+            }
+        }
+        let mut spare: Vec<Buffer> = old.bufs.into_iter().filter(|b| b.capacity() > 0).collect();
+        let bufs = (plan.facts.tensors.iter().zip(written))
+            .map(|(f, written)| match f {
+                Some(f) if !f.is_known() => {
+                    let reused = if written { take_fitting(&mut spare, f.dtype, f.len()) } else { None };
+                    reused.or_else(|| Buffer::zeros(f.dtype, f.len())).unwrap_or_default()
+                }
+                _ => Buffer::Empty,
+            })
+            .collect();
+        let mut state = State { bufs, scratch: old.scratch };
+        state.reset_variables(plan);
+        state
+    }
+
     /// Sets the recurrent state (variable tensors) to zero, as TFLite and TFLite Micro reset it:
     /// real zero, so an int8 state holds its zero point (int16 states are symmetric).
     pub fn reset_variables(&mut self, plan: &Plan) {
@@ -138,5 +169,102 @@ impl State {
             }
         }
         result
+    }
+}
+
+/// Takes from `spare` the buffer of type `dtype` with the least room for `n` elements (at least
+/// `n`), resized to `n`.
+fn take_fitting(spare: &mut Vec<Buffer>, dtype: crate::ir::DType, n: usize) -> Option<Buffer> {
+    let fits = |b: &Buffer| b.dtype() == Some(dtype) && b.capacity() >= n;
+    let (k, _) = spare.iter().enumerate().filter(|(_, b)| fits(b)).min_by_key(|(_, b)| b.capacity())?;
+    let mut b = spare.swap_remove(k);
+    b.resize(n);
+    Some(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::exec::{Interpreter, Params, PlanOptions};
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    fn model(name: &str) -> crate::ir::Model {
+        let bytes: &[u8] = match name {
+            "cnn float" => include_bytes!("../../../tests/fixtures/cnn/model_float.tflite"),
+            "cnn int8" => include_bytes!("../../../tests/fixtures/cnn/model_int8_tf.tflite"),
+            "dwcnn int8" => include_bytes!("../../../tests/fixtures/dwcnn/model_int8_tf.tflite"),
+            "resnet int8" => include_bytes!("../../../tests/fixtures/resnet/model_int8_tf.tflite"),
+            _ => include_bytes!("../../../tests/fixtures/lstm/model_int8_tf.tflite"),
+        };
+        crate::tflite::read(bytes).unwrap()
+    }
+
+    /// A fresh interpreter of `name` for `batch` samples, run on pseudo-random inputs of `seed`.
+    fn engine(name: &str, batch: usize) -> (Arc<Plan>, Arc<Params>) {
+        let m = model(name);
+        let batch = (batch != 1).then_some(batch);
+        let plan = Arc::new(Plan::new(&m, PlanOptions { batch, ..PlanOptions::default() }).unwrap());
+        let params = Arc::new(Params::new(&plan, m.main()).unwrap());
+        (plan, params)
+    }
+
+    fn run(it: &mut Interpreter, seed: u64) {
+        let len = it.inputs()[0].shape.iter().product::<usize>();
+        let mut rng = crate::rng::Rng::new(seed);
+        let x: Vec<f32> = (0..len).map(|_| rng.uniform()).collect();
+        it.set_input_f32(0, &x).unwrap();
+        it.invoke().unwrap();
+    }
+
+    fn address(b: &Buffer) -> usize {
+        match b {
+            Buffer::F32(v) => v.as_ptr() as usize,
+            Buffer::I8(v) => v.as_ptr() as usize,
+            Buffer::U8(v) => v.as_ptr() as usize,
+            Buffer::I16(v) => v.as_ptr() as usize,
+            Buffer::I32(v) => v.as_ptr() as usize,
+            Buffer::I64(v) => v.as_ptr() as usize,
+            Buffer::Bool(v) => v.as_ptr() as usize,
+            Buffer::Empty => 0,
+        }
+    }
+
+    /// Model B run on the buffers model A's run left gives, in every tensor, what B run on fresh
+    /// buffers gives; `min_reused` of B's buffers are A's memory.
+    fn check(a: (&str, usize), b: (&str, usize), min_reused: usize) {
+        let mut first = {
+            let (plan, params) = engine(a.0, a.1);
+            Interpreter::from_parts(plan, params)
+        };
+        run(&mut first, 1);
+        let old: Vec<usize> = first.state().bufs.iter().map(address).filter(|&p| p != 0).collect();
+        let (plan, params) = engine(b.0, b.1);
+        let mut recycled = first.recycle(plan.clone(), params.clone());
+        run(&mut recycled, 2);
+        let mut fresh = Interpreter::from_parts(plan, params);
+        run(&mut fresh, 2);
+        assert!(recycled.state().bufs == fresh.state().bufs, "{a:?} then {b:?}: the tensors differ");
+        let reused = recycled.state().bufs.iter().filter(|b| old.contains(&address(b))).count();
+        assert!(reused >= min_reused, "{a:?} then {b:?}: {reused} buffers reused, expected {min_reused}");
+    }
+
+    #[test]
+    fn runs_on_recycled_buffers_equal_runs_on_fresh_ones() {
+        // The same layout: every buffer the run writes is the old one.
+        let cnn = engine("cnn int8", 4).0;
+        let written = cnn.steps.iter().filter(|s| !s.folded).count() + cnn.inputs.len();
+        check(("cnn int8", 4), ("cnn int8", 4), written);
+        // A smaller batch of the same model on the larger buffers, and back.
+        check(("cnn int8", 5), ("cnn int8", 3), written);
+        check(("cnn int8", 2), ("cnn int8", 3), 1);
+        // Other models, other types (int8 ones with int8 inputs: nothing of the float model fits), recurrent
+        // state.
+        check(("cnn float", 3), ("cnn int8", 3), 0);
+        check(("resnet int8", 2), ("dwcnn int8", 2), 4);
+        check(("dwcnn int8", 2), ("lstm int8", 1), 1);
+        check(("lstm int8", 1), ("cnn float", 2), 0);
     }
 }

@@ -260,10 +260,20 @@ impl Worker {
 
     /// An interpreter of engine `e` (resource `id` for `rows` samples): one an earlier task left, or
     /// a new one. Its buffers hold the last run's values; every run writes what it reads.
+    ///
+    /// A new one, when the idle list is full, is made on the memory of the idle interpreter the
+    /// next [`Worker::keep`] would drop ([`Interpreter::recycle`]): the candidates of a quantization
+    /// share their shapes, so each reuses the buffers of one before it instead of allocating them
+    /// zeroed. No more memory is kept than before: at most [`IDLE_INTERPRETERS`] idle states (a
+    /// recycled buffer keeps its old capacity, at most that of the largest tensor of its type).
     fn interpreter(&mut self, id: ResourceId, rows: usize, e: &Engine) -> Interpreter {
         let same = |it: &Interpreter| Arc::ptr_eq(it.plan(), &e.0) && Arc::ptr_eq(it.params(), &e.1);
-        match self.idle.iter().position(|(i, r, it)| *i == id && *r == rows && same(it)) {
-            Some(k) => self.idle.remove(k).2,
+        if let Some(k) = self.idle.iter().position(|(i, r, it)| *i == id && *r == rows && same(it)) {
+            return self.idle.remove(k).2;
+        }
+        let dropped = if self.idle.len() >= IDLE_INTERPRETERS { self.idle.pop() } else { None };
+        match dropped {
+            Some((.., old)) => old.recycle(e.0.clone(), e.1.clone()),
             None => Interpreter::from_parts(e.0.clone(), e.1.clone()),
         }
     }
