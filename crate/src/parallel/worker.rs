@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{decode, Resource, ResourceId};
 use crate::error::{Error, Result};
 use crate::exec::{Interpreter, Params, Plan, PlanOptions};
-use crate::ir::Model;
+use crate::ir::{DType, Model};
 use crate::npy::{self, NpyData};
 
 /// Every kind of task, with its inputs. Each kind's work is written beside the job that uses it.
@@ -225,6 +225,32 @@ impl Worker {
         visit: impl FnMut(&Interpreter, usize, usize) -> Result<()>,
     ) -> Result<()> {
         self.forward_input(id, Samples::F32(x), per, visit)
+    }
+
+    /// [`Worker::forward`] on samples it may keep: a model with a float input that runs them as
+    /// one batch takes `x` as its input buffer, without a copy and without checking the values
+    /// again. The caller has checked that every value is finite.
+    pub fn forward_checked(
+        &mut self,
+        id: ResourceId,
+        x: Vec<f32>,
+        per: usize,
+        mut visit: impl FnMut(&Interpreter, usize, usize) -> Result<()>,
+    ) -> Result<()> {
+        let rows = x.len() / per.max(1);
+        let m = self.model(id)?;
+        let g = m.main();
+        let float_input = g.inputs.len() == 1 && g.tensors.get(g.inputs[0]).is_some_and(|t| t.dtype == DType::F32);
+        let Some(e) = self.engine(id, rows)?.filter(|_| rows > 1 && float_input) else {
+            return self.forward(id, &x, per, visit);
+        };
+        let mut it = self.interpreter(id, rows, &e);
+        it.reset_state();
+        it.set_input(0, crate::exec::Buffer::F32(x))?;
+        it.invoke()?;
+        let r = visit(&it, 0, rows);
+        self.keep(id, rows, it);
+        r
     }
 
     /// [`Worker::forward`] with samples of any type the model's input takes.

@@ -39,11 +39,11 @@ impl Calibrate {
         let per = per_sample(w, self.model)?;
         let x = samples(w, self.data, per, self.samples)?;
         // The job's own data check: the first value that is not finite, in sample order.
-        if let Some(pos) = x.iter().position(|v| !v.is_finite()) {
+        if let Some(pos) = crate::kernels::quant::first_non_finite(&x) {
             return Ok(encode(&Observed::non_finite(self.samples.0 + pos / per, pos % per, x[pos])));
         }
         let mut o = Observed::new(m.main(), self.histograms);
-        w.forward(self.model, &x, per, |it, _, rows| {
+        w.forward_checked(self.model, x, per, |it, _, rows| {
             o.observe(m.main(), it, rows, self.means);
             Ok(())
         })?;
@@ -124,12 +124,14 @@ impl Measure {
         let outputs = w.model(self.float)?.main().outputs.len();
         let slots = self.pairs.len() + outputs;
         let (mut f, mut q) = (vec![Vec::new(); slots], vec![Vec::new(); slots]);
-        w.forward(self.float, &x, per, |it, _, _| {
-            collect(it, self.pairs.iter().map(|p| p.map(|p| p.0)), &mut f);
-            Ok(())
-        })?;
+        // The quantized model first: it checks the values (they are finite when it accepts them),
+        // and the float model then takes them as its input without a copy.
         w.forward(self.quant, &x, per, |it, _, _| {
             collect(it, self.pairs.iter().map(|p| p.map(|p| p.1)), &mut q);
+            Ok(())
+        })?;
+        w.forward_checked(self.float, x, per, |it, _, _| {
+            collect(it, self.pairs.iter().map(|p| p.map(|p| p.0)), &mut f);
             Ok(())
         })?;
         let acc: Vec<SqnrAcc> = f
