@@ -85,6 +85,11 @@ impl Interpreter {
         Interpreter { plan, params, state }
     }
 
+    /// The bytes of this interpreter's memory [`Interpreter::recycle`] for `plan` would reuse.
+    pub fn reusable_bytes(&self, plan: &Plan) -> usize {
+        self.state.reusable_bytes(plan)
+    }
+
     pub fn plan(&self) -> &Arc<Plan> {
         &self.plan
     }

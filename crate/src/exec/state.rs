@@ -7,7 +7,7 @@ use super::kernel::{internal, RunCx, Scratch};
 use super::params::Params;
 use super::plan::Plan;
 use crate::error::{Error, Location, Result};
-use crate::ir::TensorId;
+use crate::ir::{DType, TensorId};
 
 /// Operands a step passes to its kernel without a heap allocation.
 const STACK_OPERANDS: usize = 8;
@@ -44,18 +44,15 @@ impl State {
     /// produces. The scratch memory is taken over too (kernels never read scratch they did not
     /// write in the same step).
     pub fn recycled(plan: &Plan, old: State) -> State {
-        let mut written = vec![false; plan.facts.tensors.len()];
-        let outputs = plan.steps.iter().filter(|s| !s.folded).map(|s| s.output);
-        for t in outputs.chain(plan.inputs.iter().copied()) {
-            if let Some(w) = written.get_mut(t) {
-                *w = true;
-            }
-        }
-        let mut spare: Vec<Buffer> = old.bufs.into_iter().filter(|b| b.capacity() > 0).collect();
-        let bufs = (plan.facts.tensors.iter().zip(written))
-            .map(|(f, written)| match f {
+        let takes = reuse(plan, &old.capacities());
+        let mut spare: Vec<Option<Buffer>> = old.bufs.into_iter().map(Some).collect();
+        let bufs = (plan.facts.tensors.iter().zip(takes))
+            .map(|(f, take)| match f {
                 Some(f) if !f.is_known() => {
-                    let reused = if written { take_fitting(&mut spare, f.dtype, f.len()) } else { None };
+                    let reused = take.and_then(|k| spare.get_mut(k)).and_then(Option::take).map(|mut b| {
+                        b.resize(f.len());
+                        b
+                    });
                     reused.or_else(|| Buffer::zeros(f.dtype, f.len())).unwrap_or_default()
                 }
                 _ => Buffer::Empty,
@@ -64,6 +61,18 @@ impl State {
         let mut state = State { bufs, scratch: old.scratch };
         state.reset_variables(plan);
         state
+    }
+
+    /// The bytes of this state's memory a state of `plan` made by [`State::recycled`] would reuse.
+    pub fn reusable_bytes(&self, plan: &Plan) -> usize {
+        let caps = self.capacities();
+        let size = |k: usize| caps[k].0.and_then(DType::size_of).unwrap_or(1) * caps[k].1;
+        reuse(plan, &caps).into_iter().flatten().map(size).sum()
+    }
+
+    /// The type and capacity (in elements) of each buffer.
+    fn capacities(&self) -> Vec<(Option<DType>, usize)> {
+        self.bufs.iter().map(|b| (b.dtype(), b.capacity())).collect()
     }
 
     /// Sets the recurrent state (variable tensors) to zero, as TFLite and TFLite Micro reset it:
@@ -172,14 +181,28 @@ impl State {
     }
 }
 
-/// Takes from `spare` the buffer of type `dtype` with the least room for `n` elements (at least
-/// `n`), resized to `n`.
-fn take_fitting(spare: &mut Vec<Buffer>, dtype: crate::ir::DType, n: usize) -> Option<Buffer> {
-    let fits = |b: &Buffer| b.dtype() == Some(dtype) && b.capacity() >= n;
-    let (k, _) = spare.iter().enumerate().filter(|(_, b)| fits(b)).min_by_key(|(_, b)| b.capacity())?;
-    let mut b = spare.swap_remove(k);
-    b.resize(n);
-    Some(b)
+/// For each tensor of `plan`, the old buffer (an index into `old`, the old buffers' types and
+/// capacities) [`State::recycled`] gives it: for each tensor a run writes before reading it (every
+/// step's output, and the inputs, set before a run), in tensor order, the free old buffer of its
+/// type with the least room that is enough.
+fn reuse(plan: &Plan, old: &[(Option<DType>, usize)]) -> Vec<Option<usize>> {
+    let mut written = vec![false; plan.facts.tensors.len()];
+    let outputs = plan.steps.iter().filter(|s| !s.folded).map(|s| s.output);
+    for t in outputs.chain(plan.inputs.iter().copied()) {
+        if let Some(w) = written.get_mut(t) {
+            *w = true;
+        }
+    }
+    let mut free: Vec<bool> = old.iter().map(|&(d, c)| d.is_some() && c > 0).collect();
+    let mut take = |dtype: DType, n: usize| {
+        let fits = |k: &usize| free[*k] && old[*k].0 == Some(dtype) && old[*k].1 >= n;
+        let k = (0..old.len()).filter(fits).min_by_key(|&k| old[k].1)?;
+        free[k] = false;
+        Some(k)
+    };
+    (plan.facts.tensors.iter().zip(written))
+        .map(|(f, written)| f.as_ref().filter(|f| written && !f.is_known()).and_then(|f| take(f.dtype, f.len())))
+        .collect()
 }
 
 #[cfg(test)]
@@ -242,6 +265,7 @@ mod tests {
         run(&mut first, 1);
         let old: Vec<usize> = first.state().bufs.iter().map(address).filter(|&p| p != 0).collect();
         let (plan, params) = engine(b.0, b.1);
+        let bytes = first.reusable_bytes(&plan);
         let mut recycled = first.recycle(plan.clone(), params.clone());
         run(&mut recycled, 2);
         let mut fresh = Interpreter::from_parts(plan, params);
@@ -249,6 +273,7 @@ mod tests {
         assert!(recycled.state().bufs == fresh.state().bufs, "{a:?} then {b:?}: the tensors differ");
         let reused = recycled.state().bufs.iter().filter(|b| old.contains(&address(b))).count();
         assert!(reused >= min_reused, "{a:?} then {b:?}: {reused} buffers reused, expected {min_reused}");
+        assert_eq!(bytes > 0, reused > 0, "{a:?} then {b:?}: {bytes} bytes said reusable, {reused} buffers reused");
     }
 
     #[test]

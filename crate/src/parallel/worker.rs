@@ -287,20 +287,29 @@ impl Worker {
     /// An interpreter of engine `e` (resource `id` for `rows` samples): one an earlier task left, or
     /// a new one. Its buffers hold the last run's values; every run writes what it reads.
     ///
-    /// A new one, when the idle list is full, is made on the memory of the idle interpreter the
-    /// next [`Worker::keep`] would drop ([`Interpreter::recycle`]): the candidates of a quantization
-    /// share their shapes, so each reuses the buffers of one before it instead of allocating them
-    /// zeroed. No more memory is kept than before: at most [`IDLE_INTERPRETERS`] idle states (a
-    /// recycled buffer keeps its old capacity, at most that of the largest tensor of its type).
+    /// A new one, when the idle list is full, takes the place of an idle one: of the one whose
+    /// memory it can reuse the most of ([`Interpreter::recycle`]; the candidates of a quantization
+    /// share their shapes, the float model's batches their types), or, when none fits, of the
+    /// oldest, freed first. No more memory is kept than before: at most [`IDLE_INTERPRETERS`] idle
+    /// states (a recycled buffer keeps its capacity, at most that of the largest tensor of its type
+    /// a state had).
     fn interpreter(&mut self, id: ResourceId, rows: usize, e: &Engine) -> Interpreter {
         let same = |it: &Interpreter| Arc::ptr_eq(it.plan(), &e.0) && Arc::ptr_eq(it.params(), &e.1);
         if let Some(k) = self.idle.iter().position(|(i, r, it)| *i == id && *r == rows && same(it)) {
             return self.idle.remove(k).2;
         }
-        let dropped = if self.idle.len() >= IDLE_INTERPRETERS { self.idle.pop() } else { None };
-        match dropped {
-            Some((.., old)) => old.recycle(e.0.clone(), e.1.clone()),
-            None => Interpreter::from_parts(e.0.clone(), e.1.clone()),
+        if self.idle.len() < IDLE_INTERPRETERS {
+            return Interpreter::from_parts(e.0.clone(), e.1.clone());
+        }
+        let fit = |k: usize| self.idle[k].2.reusable_bytes(&e.0);
+        // The best fit; of equal ones the oldest.
+        let best = (0..self.idle.len()).max_by_key(|&k| (fit(k), k));
+        match best.filter(|&k| fit(k) > 0) {
+            Some(k) => self.idle.remove(k).2.recycle(e.0.clone(), e.1.clone()),
+            None => {
+                self.idle.pop();
+                Interpreter::from_parts(e.0.clone(), e.1.clone())
+            }
         }
     }
 
