@@ -105,12 +105,22 @@ pub struct Measure {
     pub pairs: Vec<Option<(TensorId, TensorId)>>,
 }
 
-/// The float values of `tensors` (and of every output) after each run, concatenated over runs
-/// (dequantized straight into the slots).
-fn collect(it: &Interpreter, tensors: impl Iterator<Item = Option<TensorId>>, into: &mut [Vec<f32>]) {
+/// The float values of `tensors` (and of every output) after each run of `rows` of the `total`
+/// samples, concatenated over runs (dequantized straight into the slots, each sized for every
+/// sample at its first run).
+fn collect(
+    it: &Interpreter,
+    tensors: impl Iterator<Item = Option<TensorId>>,
+    into: &mut [Vec<f32>],
+    (rows, total): (usize, usize),
+) {
     let outs = it.output_tensors().iter().map(|&t| Some(t));
     for (slot, t) in into.iter_mut().zip(tensors.chain(outs)) {
         if let Some(t) = t {
+            if slot.capacity() == 0 {
+                let per_row = it.tensor(t).map_or(0, |b| b.len() / rows.max(1));
+                slot.reserve_exact(per_row.saturating_mul(total));
+            }
             it.append_tensor_f32(t, slot);
         }
     }
@@ -126,12 +136,13 @@ impl Measure {
         let (mut f, mut q) = (vec![Vec::new(); slots], vec![Vec::new(); slots]);
         // The quantized model first: it checks the values (they are finite when it accepts them),
         // and the float model then takes them as its input without a copy.
-        w.forward(self.quant, &x, per, |it, _, _| {
-            collect(it, self.pairs.iter().map(|p| p.map(|p| p.1)), &mut q);
+        let total = x.len() / per.max(1);
+        w.forward(self.quant, &x, per, |it, _, rows| {
+            collect(it, self.pairs.iter().map(|p| p.map(|p| p.1)), &mut q, (rows, total));
             Ok(())
         })?;
-        w.forward_checked(self.float, x, per, |it, _, _| {
-            collect(it, self.pairs.iter().map(|p| p.map(|p| p.0)), &mut f);
+        w.forward_checked(self.float, x, per, |it, _, rows| {
+            collect(it, self.pairs.iter().map(|p| p.map(|p| p.0)), &mut f, (rows, total));
             Ok(())
         })?;
         let acc: Vec<SqnrAcc> = f
