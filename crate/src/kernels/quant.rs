@@ -158,6 +158,19 @@ pub fn quantize_into_reference<T: QuantInt>(x: &[f32], scale: f32, zero_point: i
     }
 }
 
+/// `x.round()` (half away from zero) without the library call it is in wasm: the truncation,
+/// one step further (by `x`'s sign) where the part cut off, exact in f32, is at least a half.
+/// NaN and infinities come back as they are.
+#[inline]
+pub fn round_half_away(x: f32) -> f32 {
+    let t = x.trunc();
+    if (x - t).abs() >= 0.5 {
+        t + 1f32.copysign(x)
+    } else {
+        t
+    }
+}
+
 /// The position of the first NaN or infinite value.
 pub fn first_non_finite(x: &[f32]) -> Option<usize> {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -579,5 +592,17 @@ mod tests {
             }
         }
         assert_eq!(first_non_finite(&[f32::MAX, f32::MIN, -0.0, 1e-45]), None);
+    }
+
+    #[test]
+    fn round_half_away_is_f32_round() {
+        let mut rng = crate::rng::Rng::new(11);
+        let special = [0.5, -0.5, 1.5, -2.5, 0.49999997, -0.49999997, 8388607.5, 8388608.0, 1e30, -0.0, 0.0];
+        let special = special.into_iter().chain([f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE, f32::MAX]);
+        let random = (0..20_000).map(|i| (rng.uniform() - 0.5) * 10f32.powi(i % 9 - 2));
+        for x in special.chain(random) {
+            assert_eq!(round_half_away(x).to_bits(), x.round().to_bits(), "{x}");
+        }
+        assert!(round_half_away(f32::NAN).is_nan());
     }
 }

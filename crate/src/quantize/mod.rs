@@ -221,18 +221,93 @@ fn check_calibration(model: &Model, h: &crate::npy::Header) -> Result<usize> {
 
 /// Symmetric int8 quantization of weights: per slice along `axis`, or per tensor when `None`.
 /// Returns the int8 values and the scales (`max |w| / 127`; 1/127 for an all-zero slice).
+///
+/// The weights are walked in blocks of one channel (`inner` values after `axis`), or in rows of
+/// every channel where the axis is the last: no division per value to find its channel, and the
+/// rounding without `f32::round`'s library call in wasm.
 pub fn quantize_weights(w: &[f32], shape: &[usize], axis: Option<usize>) -> (Vec<i8>, Vec<f32>) {
     let (channels, inner) = match axis {
-        Some(a) => (shape[a], shape[a + 1..].iter().product::<usize>()),
-        None => (1, 1),
+        Some(a) => (shape[a].max(1), shape[a + 1..].iter().product::<usize>()),
+        None => (1, w.len()),
     };
-    let channel = |i: usize| if channels > 1 { (i / inner) % channels } else { 0 };
-    let mut max = vec![0f32; channels.max(1)];
-    for (i, &v) in w.iter().enumerate() {
-        let c = channel(i);
-        max[c] = max[c].max(v.abs());
+    let mut max = vec![0f32; channels];
+    let mut scales = vec![0f32; channels];
+    let mut q = vec![0i8; w.len()];
+    if inner == 1 {
+        for row in w.chunks(channels) {
+            max.iter_mut().zip(row).for_each(|(m, &v)| *m = m.max(v.abs()));
+        }
+        scales.iter_mut().zip(&max).for_each(|(s, &m)| *s = weight_scale(m));
+        for (out, row) in q.chunks_mut(channels).zip(w.chunks(channels)) {
+            out.iter_mut().zip(row).zip(&scales).for_each(|((o, &v), &s)| *o = weight_code(v, s));
+        }
+    } else {
+        let blocks = || w.chunks(inner.max(1)).enumerate().map(|(b, blk)| (b % channels, blk));
+        for (c, blk) in blocks() {
+            max[c] = blk.iter().fold(max[c], |m, &v| m.max(v.abs()));
+        }
+        scales.iter_mut().zip(&max).for_each(|(s, &m)| *s = weight_scale(m));
+        for ((c, blk), out) in blocks().zip(q.chunks_mut(inner.max(1))) {
+            out.iter_mut().zip(blk).for_each(|(o, &v)| *o = weight_code(v, scales[c]));
+        }
     }
-    let scales: Vec<f32> = max.iter().map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 / 127.0 }).collect();
-    let q = w.iter().enumerate().map(|(i, &v)| (v / scales[channel(i)]).round().clamp(-127.0, 127.0) as i8).collect();
     (q, scales)
+}
+
+/// The scale of a weight slice whose largest magnitude is `m`.
+fn weight_scale(m: f32) -> f32 {
+    if m > 0.0 {
+        m / 127.0
+    } else {
+        1.0 / 127.0
+    }
+}
+
+/// `round(v / s)` (half away from zero) clamped to ±127; NaN gives 0.
+fn weight_code(v: f32, s: f32) -> i8 {
+    crate::kernels::quant::round_half_away(v / s).clamp(-127.0, 127.0) as i8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// The plain twin of [`quantize_weights`]: each value's channel by division, `f32::round`.
+    fn quantize_weights_plain(w: &[f32], shape: &[usize], axis: Option<usize>) -> (Vec<i8>, Vec<f32>) {
+        let (channels, inner) = axis.map_or((1, 1), |a| (shape[a], shape[a + 1..].iter().product::<usize>()));
+        let channel = |i: usize| if channels > 1 { (i / inner) % channels } else { 0 };
+        let mut max = vec![0f32; channels.max(1)];
+        for (i, &v) in w.iter().enumerate() {
+            max[channel(i)] = max[channel(i)].max(v.abs());
+        }
+        let scales: Vec<f32> = max.iter().map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 / 127.0 }).collect();
+        let q = w.iter().enumerate().map(|(i, &v)| (v / scales[channel(i)]).round().clamp(-127.0, 127.0) as i8);
+        (q.collect(), scales)
+    }
+
+    #[test]
+    fn weights_quantize_as_the_plain_twin_does_on_every_axis() {
+        let mut rng = crate::rng::Rng::new(3);
+        let shapes: [&[usize]; 6] = [&[8, 3, 3, 5], &[1, 3, 3, 16], &[10, 7], &[1], &[4, 1, 1, 1], &[3, 0, 2]];
+        for shape in shapes {
+            let n: usize = shape.iter().product();
+            let mut w: Vec<f32> = (0..n).map(|i| (rng.uniform() - 0.5) * 10f32.powi(i as i32 % 5 - 2)).collect();
+            if n > 4 {
+                w[1] = 0.5 * w[0]; // ties once scaled, sometimes
+                w[n - 1] = f32::NAN;
+                w[2..4].fill(0.0);
+            }
+            let axes = (0..shape.len()).map(Some).chain([None]);
+            for axis in axes {
+                let (a, b) = (quantize_weights(&w, shape, axis), quantize_weights_plain(&w, shape, axis));
+                assert_eq!(a.0, b.0, "{shape:?} axis {axis:?}");
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&a.1), bits(&b.1), "{shape:?} axis {axis:?}");
+            }
+        }
+        let zeros = quantize_weights(&[0.0; 6], &[2, 3], Some(0));
+        assert_eq!(zeros, (vec![0; 6], vec![1.0 / 127.0; 2]), "an all-zero slice");
+    }
 }
