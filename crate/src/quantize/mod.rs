@@ -222,45 +222,25 @@ fn check_calibration(model: &Model, h: &crate::npy::Header) -> Result<usize> {
 /// Symmetric int8 quantization of weights: per slice along `axis`, or per tensor when `None`.
 /// Returns the int8 values and the scales (`max |w| / 127`; 1/127 for an all-zero slice).
 ///
-/// The weights are walked in blocks of one channel (`inner` values after `axis`), or in rows of
-/// every channel where the axis is the last: no division per value to find its channel, and the
-/// rounding without `f32::round`'s library call in wasm.
+/// The weights are walked in blocks of one channel (the `inner` values after `axis`), the channel
+/// counted along: no division per value to find its channel, and the rounding without
+/// `f32::round`'s library call in wasm.
 pub fn quantize_weights(w: &[f32], shape: &[usize], axis: Option<usize>) -> (Vec<i8>, Vec<f32>) {
     let (channels, inner) = match axis {
-        Some(a) => (shape[a].max(1), shape[a + 1..].iter().product::<usize>()),
-        None => (1, w.len()),
+        Some(a) => (shape[a].max(1), shape[a + 1..].iter().product::<usize>().max(1)),
+        None => (1, w.len().max(1)),
     };
+    let blocks = || w.chunks(inner).zip((0..channels).cycle());
     let mut max = vec![0f32; channels];
-    let mut scales = vec![0f32; channels];
+    for (blk, c) in blocks() {
+        max[c] = blk.iter().fold(max[c], |m, &v| m.max(v.abs()));
+    }
+    let scales: Vec<f32> = max.iter().map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 / 127.0 }).collect();
     let mut q = vec![0i8; w.len()];
-    if inner == 1 {
-        for row in w.chunks(channels) {
-            max.iter_mut().zip(row).for_each(|(m, &v)| *m = m.max(v.abs()));
-        }
-        scales.iter_mut().zip(&max).for_each(|(s, &m)| *s = weight_scale(m));
-        for (out, row) in q.chunks_mut(channels).zip(w.chunks(channels)) {
-            out.iter_mut().zip(row).zip(&scales).for_each(|((o, &v), &s)| *o = weight_code(v, s));
-        }
-    } else {
-        let blocks = || w.chunks(inner.max(1)).enumerate().map(|(b, blk)| (b % channels, blk));
-        for (c, blk) in blocks() {
-            max[c] = blk.iter().fold(max[c], |m, &v| m.max(v.abs()));
-        }
-        scales.iter_mut().zip(&max).for_each(|(s, &m)| *s = weight_scale(m));
-        for ((c, blk), out) in blocks().zip(q.chunks_mut(inner.max(1))) {
-            out.iter_mut().zip(blk).for_each(|(o, &v)| *o = weight_code(v, scales[c]));
-        }
+    for ((blk, c), out) in blocks().zip(q.chunks_mut(inner)) {
+        out.iter_mut().zip(blk).for_each(|(o, &v)| *o = weight_code(v, scales[c]));
     }
     (q, scales)
-}
-
-/// The scale of a weight slice whose largest magnitude is `m`.
-fn weight_scale(m: f32) -> f32 {
-    if m > 0.0 {
-        m / 127.0
-    } else {
-        1.0 / 127.0
-    }
 }
 
 /// `round(v / s)` (half away from zero) clamped to ±127; NaN gives 0.
