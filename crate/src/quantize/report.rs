@@ -5,16 +5,9 @@ use serde::{Deserialize, Serialize};
 /// Signal-to-quantization-noise ratio in dB: `10 log10(Σ f² / Σ (f − q)²)`. Infinite when the two
 /// agree exactly; `None` for an all-zero reference.
 pub fn sqnr_db(reference: &[f32], approx: &[f32]) -> Option<f64> {
-    let mut signal = 0.0f64;
-    let mut noise = 0.0f64;
-    for (&f, &q) in reference.iter().zip(approx) {
-        signal += (f as f64) * (f as f64);
-        noise += (f as f64 - q as f64).powi(2);
-    }
-    if signal == 0.0 {
-        return None;
-    }
-    Some(if noise == 0.0 { f64::INFINITY } else { 10.0 * (signal / noise).log10() })
+    let mut acc = SqnrAcc::default();
+    acc.add(reference, approx);
+    acc.db()
 }
 
 /// Running sums for an SQNR over many samples.
