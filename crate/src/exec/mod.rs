@@ -262,9 +262,6 @@ pub fn batchable(g: &crate::ir::Graph) -> bool {
 
 /// A buffer's values as floats, dequantized with per-tensor parameters when quantized.
 pub fn to_f32(b: &Buffer, f: &Fact) -> Option<Vec<f32>> {
-    if let Buffer::F32(v) = b {
-        return Some(v.clone());
-    }
     let mut out = Vec::new();
     append_f32(b, f, &mut out).then_some(out)
 }

@@ -213,9 +213,10 @@ impl QuantizeJob {
             self.reference_id = Some(self.res.add_bytes(encode(&calib.outputs)));
         }
         let held_out = (self.samples / 2)..self.samples.min(self.samples / 2 + self.opts.select_samples);
-        let mut tasks = Vec::new();
+        let (mut tasks, mut units) = (Vec::new(), Vec::new());
         for &k in &self.round {
             for samples in chunks(held_out.clone(), SCORE_CHUNK) {
+                units.push(samples.1 - samples.0);
                 let t = super::tasks::Score {
                     model: self.tried[k].resource,
                     data: self.data_id,
@@ -225,7 +226,6 @@ impl QuantizeJob {
                 tasks.push(encode(&Task::Score(t)));
             }
         }
-        let mut units = vec![SCORE_CHUNK; tasks.len()];
         self.speculative = None;
         if let [k] = self.round[..] {
             if self.tried[k].bias_correction {
