@@ -1,6 +1,6 @@
 //! Runtime storage of one tensor's values.
 
-use crate::ir::{DType, TensorData};
+use crate::ir::{values, DType, TensorData};
 
 /// The values of a tensor at run time, row-major.
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -34,12 +34,12 @@ impl Buffer {
     /// The values of constant tensor data (f16 is widened to f32; other raw types are not loaded).
     pub fn from_data(dtype: DType, data: &TensorData) -> Option<Buffer> {
         Some(match data {
-            TensorData::F32(a) => Buffer::F32(a.iter().copied().collect()),
-            TensorData::I8(a) => Buffer::I8(a.iter().copied().collect()),
-            TensorData::U8(a) => Buffer::U8(a.iter().copied().collect()),
-            TensorData::I16(a) => Buffer::I16(a.iter().copied().collect()),
-            TensorData::I32(a) => Buffer::I32(a.iter().copied().collect()),
-            TensorData::I64(a) => Buffer::I64(a.iter().copied().collect()),
+            TensorData::F32(a) => Buffer::F32(values(a)),
+            TensorData::I8(a) => Buffer::I8(values(a)),
+            TensorData::U8(a) => Buffer::U8(values(a)),
+            TensorData::I16(a) => Buffer::I16(values(a)),
+            TensorData::I32(a) => Buffer::I32(values(a)),
+            TensorData::I64(a) => Buffer::I64(values(a)),
             TensorData::Raw(bytes) => match dtype {
                 DType::F16 => Buffer::F32(
                     bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),

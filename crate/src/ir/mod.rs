@@ -11,4 +11,4 @@ pub use build::Builder;
 pub use dtype::DType;
 pub use graph::{Graph, Model, Node, Signature, TensorId};
 pub use op::*;
-pub use tensor::{QuantParams, Tensor, TensorData};
+pub use tensor::{values, QuantParams, Tensor, TensorData};

@@ -100,8 +100,8 @@ impl<'a> NodeCx<'a> {
     }
 
     pub fn output_with(&self, dtype: DType, shape: Vec<usize>, quant: Option<QuantParams>) -> Result<Fact> {
-        let what = format!("the output of node {} ({})", self.index, self.op_name());
-        checked_bytes(&shape, dtype, &what).map_err(|e| e.at(self.loc()))?;
+        let what = || format!("the output of node {} ({})", self.index, self.op_name());
+        checked_bytes(&shape, dtype, what).map_err(|e| e.at(self.loc()))?;
         Ok(Fact::new(dtype, shape, quant))
     }
 
@@ -180,7 +180,9 @@ pub fn same_qparams(a: &Option<QuantParams>, b: &Option<QuantParams>) -> bool {
 }
 
 /// Bytes of a tensor of `shape` and `dtype`, refused over the engine's budget (or when the count
-/// overflows what this platform addresses): a typed resource error naming `what`.
-pub fn checked_bytes(shape: &[usize], dtype: DType, what: &str) -> Result<usize> {
-    crate::budget::current().tensor_bytes(shape, dtype, what)
+/// overflows what this platform addresses): a typed resource error naming `what()`, which is only
+/// formatted for the error (shape inference checks every tensor of every candidate model).
+pub fn checked_bytes(shape: &[usize], dtype: DType, what: impl FnOnce() -> String) -> Result<usize> {
+    let budget = crate::budget::current();
+    budget.tensor_bytes(shape, dtype, "").or_else(|_| budget.tensor_bytes(shape, dtype, &what()))
 }

@@ -52,8 +52,8 @@ fn declared_fact(graph: &Graph, t: TensorId, batch: Option<usize>) -> Result<Fac
     if let (Some(b), Some(first)) = (batch, shape.first_mut()) {
         *first = b;
     }
-    let what = format!("tensor {t} '{}'", tensor.name);
-    checked_bytes(&shape, tensor.dtype, &what).map_err(|e| e.at(graph.tensor_loc(t)))?;
+    let what = || format!("tensor {t} '{}'", tensor.name);
+    checked_bytes(&shape, tensor.dtype, what).map_err(|e| e.at(graph.tensor_loc(t)))?;
     let mut f = Fact::new(tensor.dtype, shape, tensor.quant.clone());
     check_channel_axis(&f).map_err(|m| Error::graph(m, graph.tensor_loc(t)))?;
     if tensor.is_constant() && !tensor.is_variable {

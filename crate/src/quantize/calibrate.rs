@@ -120,19 +120,18 @@ impl Observer {
 
     /// Adds the statistics of values observed after this observer's (another chunk of samples):
     /// both histograms are brought to the wider range by the same doublings observation makes.
-    pub fn merge(&mut self, o: &Observer) {
-        self.non_finite += o.non_finite;
-        if o.count == 0 {
+    pub fn merge(&mut self, mut other: Observer) {
+        self.non_finite += other.non_finite;
+        if other.count == 0 {
             return;
         }
-        self.min = self.min.min(o.min);
-        self.max = self.max.max(o.max);
-        self.count += o.count;
-        if !(self.histogram && o.histogram) {
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.count += other.count;
+        if !(self.histogram && other.histogram) {
             return;
         }
-        let target = self.range.max(o.range);
-        let mut other = o.clone();
+        let target = self.range.max(other.range);
         for h in [&mut *self, &mut other] {
             if h.range == 0.0 {
                 h.range = target; // only zeros so far: they sit in the middle bin at any range

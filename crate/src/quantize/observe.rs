@@ -322,7 +322,7 @@ impl Observed {
     pub fn merge(&mut self, o: Observed) {
         for (a, b) in self.observers.iter_mut().zip(o.observers) {
             if let (Some(a), Some(b)) = (a.as_mut(), b) {
-                a.merge(&b);
+                a.merge(b);
             }
         }
         for (a, b) in self.sums.iter_mut().zip(o.sums) {

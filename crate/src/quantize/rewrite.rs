@@ -17,14 +17,14 @@ use super::observe::{only_read_by, Calibration};
 use super::report::LayerReport;
 use super::{quantize_weights, CalibrationMethod, Granularity, IoType, QuantizeOptions};
 use crate::error::{Error, Result};
-use crate::ir::{DType, Graph, Model, Node, Op, QuantParams, Tensor, TensorData, TensorId};
+use crate::ir::{values, DType, Graph, Model, Node, Op, QuantParams, Tensor, TensorData, TensorId};
 use crate::ops::{self, Int8Rule, Role};
 
 /// Weights of a weighted node as f32, dequantizing int8 (hybrid) weights.
 fn float_weights(g: &Graph, t: TensorId) -> Option<Vec<f32>> {
     let w = &g.tensors[t];
     match (&w.data, &w.quant) {
-        (Some(TensorData::F32(a)), _) => Some(a.iter().copied().collect()),
+        (Some(TensorData::F32(a)), _) => Some(values(a)),
         (Some(TensorData::I8(a)), Some(q)) => {
             let axis = q.channel_axis();
             let (channels, inner) = match axis {
@@ -339,7 +339,7 @@ impl<'a> Rewriter<'a> {
         let Some((qo, range)) = self.calibrated_output(out) else { return Ok(Some("no calibration range".into())) };
         // Float bias (or zeros), corrected for the mean shift weight rounding causes.
         let mut bias: Vec<f32> = match n.input(2).map(|b| &self.f.tensors[b].data) {
-            Some(Some(TensorData::F32(a))) => a.iter().copied().collect(),
+            Some(Some(TensorData::F32(a))) => values(a),
             Some(Some(_)) => return Ok(Some("bias is not float".into())),
             _ => vec![0.0; oc],
         };
@@ -562,7 +562,8 @@ impl Built {
     }
 }
 
-/// Builds the int8 model of `model` (`fm`, its folded form) for `calib` and `opts`. `shared` holds
+/// Builds the int8 model of `model` (`fm`, its folded form) for `calib` and `opts`: the graph is
+/// `fm`'s; `model` gives only its description, metadata and signatures. `shared` holds
 /// what candidates of the same calibration and granularity share (give each calibration its own).
 pub(super) fn build(
     model: &Model,

@@ -46,6 +46,9 @@ pub fn write(model: &Model) -> Result<Vec<u8>> {
             }
         })
         .collect::<Vec<_>>();
+    // The constants are most of the file: room for them up front, so that the builder does not
+    // grow (and copy) its buffer over and over while it writes them.
+    let data: usize = w.buffers.iter().filter_map(|b| b.data.as_ref()).map(|d| d.len() + 32).sum();
     let fb_model = fb::Model {
         version: 3,
         operator_codes: Some(w.codes),
@@ -62,7 +65,7 @@ pub fn write(model: &Model) -> Result<Vec<u8>> {
         external_buffer_groups: None,
         external_buffers: None,
     };
-    let mut builder = planus::Builder::new();
+    let mut builder = planus::Builder::with_capacity(data + 64 * 1024);
     let mut bytes = builder.finish(&fb_model, Some(*b"TFL3")).to_vec();
     put_identifier_after_root_offset(&mut bytes);
     Ok(bytes)
