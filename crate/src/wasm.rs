@@ -531,9 +531,11 @@ impl Job {
         let out = js_sys::Object::new();
         let tasks: Array = round.tasks.iter().map(|t| JsValue::from(Uint8Array::from(t.as_slice()))).collect();
         let units: Array = (0..round.tasks.len()).map(|i| JsValue::from_f64(round.unit(i) as f64)).collect();
+        let kinds: Array = (0..round.tasks.len()).map(|i| JsValue::from_f64(f64::from(round.kind(i)))).collect();
         let _ = Reflect::set(&out, &"stage".into(), &JsValue::from_str(round.stage));
         let _ = Reflect::set(&out, &"tasks".into(), &tasks);
         let _ = Reflect::set(&out, &"units".into(), &units);
+        let _ = Reflect::set(&out, &"kinds".into(), &kinds);
         let _ = Reflect::set(&out, &"resources".into(), &resources);
         self.round = Some(round);
         Ok(out.into())

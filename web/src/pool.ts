@@ -12,6 +12,8 @@ import { spansItsBuffer } from './protocol.js';
 export interface Round {
   stage: string;
   units: number[];
+  /** Per task, its kind: tasks of one kind cost about the same per unit (absent: one kind). */
+  kinds?: number[];
   tasks: Uint8Array[];
   /** New shared inputs; the job's input file comes without bytes (`input: true`): the caller has them. */
   resources: { id: number; bytes?: Uint8Array; input?: boolean }[];
@@ -93,6 +95,61 @@ const yieldToEvents: () => Promise<void> = (() => {
       channel.port2.postMessage(0);
     });
 })();
+
+/**
+ * Milliseconds per unit of work of a round's finished tasks, per kind of task: how long the others
+ * will take.
+ */
+class Rates {
+  private readonly byKind = new Map<number, { ms: number; units: number }>();
+  private readonly all = { ms: 0, units: 0 };
+
+  constructor(private readonly round: Round) {}
+
+  add(i: number, ms: number) {
+    const kind = this.kind(i);
+    const k = this.byKind.get(kind) ?? { ms: 0, units: 0 };
+    this.byKind.set(kind, k);
+    for (const s of [k, this.all]) {
+      s.ms += ms;
+      s.units += this.units(i);
+    }
+  }
+
+  /** Task `i`'s expected time, from the finished tasks of its kind (else of any); `undefined`
+   * before any task finished. */
+  estimate(i: number): number | undefined {
+    const s = this.byKind.get(this.kind(i)) ?? this.all;
+    return s.units > 0 ? (s.ms / s.units) * this.units(i) : undefined;
+  }
+
+  private units(i: number): number {
+    return this.round.units[i] ?? 1;
+  }
+
+  private kind(i: number): number {
+    return this.round.kinds?.[i] ?? 0;
+  }
+}
+
+/** A task worker's tasks in flight in a round (when each was posted), and when its last finished
+ * task ended, as far as this worker can tell: posted at, or when the one before ended, plus the
+ * time the task worker reports. */
+interface Flight {
+  tasks: { i: number; at: number }[];
+  endedAt: number;
+}
+
+/** When a task worker runs out of the work it holds; `undefined` without estimates yet. */
+function freeAt(f: Flight, rates: Rates): number | undefined {
+  let t = f.endedAt;
+  for (const { i, at } of f.tasks) {
+    const ms = rates.estimate(i);
+    if (ms === undefined) return undefined;
+    t = Math.max(t, at) + ms;
+  }
+  return t;
+}
 
 /** Runs `f`, counting it (and its time) in `into`. */
 function timed<T>(into: { tasks: number; ms: number }, f: () => T): T {
@@ -212,59 +269,15 @@ export class Pool {
     this.put(round.resources, input);
     trace.nextMs = performance.now() - t0;
     trace.engines = [{ tasks: 0, ms: 0 }, ...this.helpers.map(() => ({ tasks: 0, ms: 0 }))];
-    const n = round.tasks.length;
-    const total = round.units.reduce((a, b) => a + b, 0);
-    const results: Uint8Array[] = new Array(n);
-    // Task workers take tasks from the front, this worker from the back: tasks of one model sit
-    // together (a job lists them so), so each engine prepares fewer of a round's models.
-    let next = 0;
-    let last = n;
-    let finished = 0;
-    let done = 0;
-    let localQueued = false;
     return new Promise<Uint8Array[]>((resolve, reject) => {
-      let failed = false;
-      const fail = (e: unknown) => {
-        if (!failed) reject(e);
-        failed = true;
-      };
-      const finish = (i: number, bytes: Uint8Array) => {
-        results[i] = bytes;
-        finished++;
-        done += round.units[i] ?? 1;
-        progress(round.stage, done, total);
-        if (finished === n) resolve(results);
-        else pump();
-      };
-      const pump = () => {
-        if (failed) return;
-        for (const [k, h] of this.helpers.entries()) {
-          while (!h.failed && next < last && h.pending.length < this.depth(last - next)) {
-            const i = next++;
-            h.pending.push((r) => {
-              if (!r.ok) return fail(new OptimizerError(r.error.code as never, `a task worker failed: ${r.error.message}`));
-              trace.engines[k + 1].tasks++;
-              trace.engines[k + 1].ms += r.ms ?? 0;
-              finish(i, r.bytes);
-            });
-            h.port.post({ type: 'task', seq: this.seq++, bytes: round.tasks[i] }, []);
-          }
-        }
-        if (next < last && !localQueued) {
-          localQueued = true;
-          void yieldToEvents().then(() => {
-            localQueued = false;
-            if (failed || next >= last) return;
-            const i = --last;
-            try {
-              finish(i, timed(trace.engines[0], () => job.runLocal(i)));
-            } catch (e) {
-              fail(e);
-            }
-          });
-        }
-      };
-      pump();
+      const run = new RoundRun(job, round, this.helpers, trace, {
+        progress,
+        resolve,
+        reject,
+        post: (h, bytes) => h.port.post({ type: 'task', seq: this.seq++, bytes }, []),
+        depth: (left) => this.depth(left),
+      });
+      run.pump();
     });
   }
 
@@ -290,5 +303,123 @@ export class Pool {
    * round, so the last tasks go to whichever engine is free first. */
   private depth(left: number): number {
     return left > this.size ? DEPTH : 1;
+  }
+}
+
+/** What a [`RoundRun`] reports to, and asks of, its pool. */
+interface RoundHooks {
+  progress: (stage: string, done: number, total: number) => void;
+  resolve: (results: Uint8Array[]) => void;
+  reject: (e: unknown) => void;
+  post: (h: Helper, bytes: Uint8Array) => void;
+  depth: (left: number) => number;
+}
+
+/**
+ * One round on the pool. Task workers take tasks from the front, this worker from the back: tasks
+ * of one model sit together (a job lists them so), so each engine prepares fewer of a round's
+ * models. This worker hears from the task workers only between its own tasks, so before each one
+ * it hands them the tasks they will start before it ends (from the times of the finished tasks):
+ * near the end of a round a task worker would otherwise sit idle until this worker's task ended.
+ */
+class RoundRun {
+  private next = 0;
+  private last: number;
+  private finished = 0;
+  private done = 0;
+  private readonly total: number;
+  private readonly results: Uint8Array[];
+  private localQueued = false;
+  private failed = false;
+  private readonly rates: Rates;
+  private readonly flights: Flight[];
+
+  constructor(
+    private readonly job: JobLike,
+    private readonly round: Round,
+    private readonly helpers: Helper[],
+    private readonly trace: RoundTrace,
+    private readonly hooks: RoundHooks,
+  ) {
+    this.last = round.tasks.length;
+    this.total = round.units.reduce((a, b) => a + b, 0);
+    this.results = new Array(round.tasks.length);
+    this.rates = new Rates(round);
+    const now = performance.now();
+    this.flights = helpers.map(() => ({ tasks: [], endedAt: now }));
+  }
+
+  /** Hands out work: task workers up to their depth, and this worker's next task. */
+  pump() {
+    if (this.failed) return;
+    for (const [k, h] of this.helpers.entries()) {
+      while (!h.failed && this.next < this.last && h.pending.length < this.hooks.depth(this.last - this.next)) this.send(k);
+    }
+    if (this.next < this.last && !this.localQueued) {
+      this.localQueued = true;
+      void yieldToEvents().then(() => this.runLocal());
+    }
+  }
+
+  private send(k: number) {
+    const h = this.helpers[k];
+    const f = this.flights[k];
+    const i = this.next++;
+    f.tasks.push({ i, at: performance.now() });
+    h.pending.push((r) => {
+      if (!r.ok) return this.fail(new OptimizerError(r.error.code as never, `a task worker failed: ${r.error.message}`));
+      const sent = f.tasks.shift();
+      const ms = r.ms ?? 0;
+      f.endedAt = Math.max(f.endedAt, sent?.at ?? 0) + ms;
+      this.rates.add(i, ms);
+      this.trace.engines[k + 1].tasks++;
+      this.trace.engines[k + 1].ms += ms;
+      this.finish(i, r.bytes);
+    });
+    this.hooks.post(h, this.round.tasks[i]);
+  }
+
+  /** Before this worker runs task `last - 1`: hands each task worker the tasks it is expected to
+   * start before that one ends (leaving this one to this worker). */
+  private topUp() {
+    const mine = this.rates.estimate(this.last - 1);
+    if (mine === undefined) return;
+    const until = performance.now() + mine;
+    for (const [k, h] of this.helpers.entries()) {
+      for (;;) {
+        const free = freeAt(this.flights[k], this.rates);
+        if (h.failed || this.next >= this.last - 1 || free === undefined || free >= until) break;
+        this.send(k);
+      }
+    }
+  }
+
+  private runLocal() {
+    this.localQueued = false;
+    if (this.failed || this.next >= this.last) return;
+    this.topUp();
+    const i = --this.last;
+    try {
+      const t = performance.now();
+      const bytes = timed(this.trace.engines[0], () => this.job.runLocal(i));
+      this.rates.add(i, performance.now() - t);
+      this.finish(i, bytes);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  private finish(i: number, bytes: Uint8Array) {
+    this.results[i] = bytes;
+    this.finished++;
+    this.done += this.round.units[i] ?? 1;
+    this.hooks.progress(this.round.stage, this.done, this.total);
+    if (this.finished === this.round.tasks.length) this.hooks.resolve(this.results);
+    else this.pump();
+  }
+
+  private fail(e: unknown) {
+    if (!this.failed) this.hooks.reject(e);
+    this.failed = true;
   }
 }

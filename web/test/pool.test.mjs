@@ -1,6 +1,6 @@
 // The worker pool on fake task workers: results in task order whatever worker ran a task, a task
-// worker holds at most two tasks (the next queued behind the one it runs) and only one near the end
-// of a round, the serving worker runs tasks too, and resources reach every task worker.
+// worker holds the next task queued behind the one it runs (more where this worker's own task
+// would outlast them), the serving worker runs tasks too, and resources reach every task worker.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Pool } from '../dist/pool.js';
@@ -33,7 +33,7 @@ function fakeSpawn(log, ms) {
         const ready = new Promise((r) => setTimeout(r, freeAt - now));
         replies = Promise.all([replies, ready]).then(() => {
           held--;
-          onReply({ type: 'task-result', seq: msg.seq, ok: true, bytes: msg.bytes.map((b) => b * 2), ms: 12 });
+          onReply({ type: 'task-result', seq: msg.seq, ok: true, bytes: msg.bytes.map((b) => b * 2), ms });
         });
       },
       terminate() {},
@@ -86,7 +86,7 @@ test('a round runs on the serving worker and its task workers, results in task o
   assert.equal(log.byWorker.length, 2);
   assert.ok(log.byWorker.every((k) => k > 0), JSON.stringify(log.byWorker));
   assert.equal(job.local + log.byWorker[0] + log.byWorker[1], 40);
-  assert.ok(log.held <= 2, `a task worker held ${log.held} tasks`);
+  assert.ok(log.held <= 4, `a task worker held ${log.held} tasks`);
   assert.deepEqual(log.puts, [
     [0, 7, 1000],
     [1, 7, 1000],
@@ -99,7 +99,7 @@ test('a round runs on the serving worker and its task workers, results in task o
   assert.equal(trace.tasks, 40);
   assert.deepEqual(trace.engines.map((e) => e.tasks), [job.local, ...log.byWorker]);
   assert.ok(trace.engines[0].ms >= 3 * job.local * 0.9, `serving worker ${trace.engines[0].ms} ms for ${job.local} tasks`);
-  assert.ok(trace.engines.slice(1).every((e) => e.ms === 12 * e.tasks), JSON.stringify(trace.engines));
+  assert.ok(trace.engines.slice(1).every((e) => e.ms === 3 * e.tasks), JSON.stringify(trace.engines));
   assert.ok(trace.wallMs >= trace.engines[0].ms && trace.nextMs >= 0 && trace.acceptMs >= 0, JSON.stringify(trace));
   pool.terminate();
 });
@@ -119,8 +119,50 @@ test('a task worker gets its next task while the serving worker is busy with its
   const pool = new Pool(fakeSpawn(log, 1), 2);
   const job = fakeJob(30, 20);
   await pool.drive(job, () => {});
-  assert.equal(log.held, 2);
+  assert.ok(log.held >= 2);
   assert.ok(log.byWorker[0] >= 1.5 * job.local, `task worker ${log.byWorker[0]}, serving worker ${job.local}`);
+  pool.terminate();
+});
+
+test('near the end of a round, a task worker is not left waiting for the serving worker', async () => {
+  // Tasks of 2 and 3 units (60 and 90 ms on either engine). The task worker's replies are heard
+  // only when the serving worker's task ends, so before each of its tasks the serving worker must
+  // hand the task worker what it will run meanwhile, judged from the finished tasks' times. Two at
+  // most in flight (the rule before) left it idle near the end: 361 ms here, where 330 is possible
+  // (half the work: 300).
+  const units = [2, 2, 2, 2, 3, 3, 3, 3];
+  const spawn = (onReply) => {
+    let freeAt = 0;
+    let replies = Promise.resolve();
+    return {
+      post(msg) {
+        if (msg.type === 'put') return;
+        const now = performance.now();
+        const ms = units[msg.bytes[0]] * 30;
+        freeAt = Math.max(now, freeAt) + ms;
+        const ready = new Promise((r) => setTimeout(r, freeAt - now));
+        replies = Promise.all([replies, ready]).then(() => onReply({ type: 'task-result', seq: msg.seq, ok: true, bytes: msg.bytes, ms }));
+      },
+      terminate() {},
+    };
+  };
+  let made = false;
+  const job = {
+    nextRound: () => (made ? null : ((made = true), { stage: 't', units, tasks: units.map((_, i) => Uint8Array.of(i)), resources: [] })),
+    runLocal(i) {
+      const end = performance.now() + units[i] * 30;
+      while (performance.now() < end);
+      return Uint8Array.of(i);
+    },
+    accept(results) {
+      job.accepted = results;
+    },
+  };
+  const pool = new Pool(spawn, 2);
+  await pool.drive(job, () => {});
+  const [trace] = pool.lastJob;
+  assert.deepEqual(job.accepted.map((r) => r[0]), [0, 1, 2, 3, 4, 5, 6, 7]);
+  assert.ok(trace.wallMs < 352, `the round took ${trace.wallMs.toFixed(0)} ms`);
   pool.terminate();
 });
 

@@ -197,7 +197,7 @@ impl Job for EvaluateJob {
             tasks.push(encode(&Task::Time(Time { model: side.id, data: self.data, per: self.per })));
             units.push(0);
         }
-        Ok(Some(Round { stage: "evaluate", resources: self.res.take(), tasks, units }))
+        Ok(Some(Round { stage: "evaluate", resources: self.res.take(), tasks, units, kinds: Vec::new() }))
     }
 
     fn accept(&mut self, results: Vec<Vec<u8>>) -> Result<()> {

@@ -84,6 +84,9 @@ pub struct Round {
     pub tasks: Vec<Vec<u8>>,
     /// Per task, its share of the round's work (samples) for progress; empty means one each.
     pub units: Vec<usize>,
+    /// Per task, what kind of work it is: tasks of one kind cost about the same per unit, so an
+    /// executor can tell from the finished ones how long the others will take. Empty: one kind.
+    pub kinds: Vec<u8>,
 }
 
 impl Round {
@@ -94,12 +97,17 @@ impl Round {
         tasks: Vec<Vec<u8>>,
         chunks: &[(usize, usize)],
     ) -> Round {
-        Round { stage, resources, tasks, units: chunks.iter().map(|(a, b)| b - a).collect() }
+        Round { stage, resources, tasks, units: chunks.iter().map(|(a, b)| b - a).collect(), kinds: Vec::new() }
     }
 
     /// The work of task `i` (1 when not given).
     pub fn unit(&self, i: usize) -> usize {
         self.units.get(i).copied().unwrap_or(1)
+    }
+
+    /// The kind of task `i` (0 when not given).
+    pub fn kind(&self, i: usize) -> u8 {
+        self.kinds.get(i).copied().unwrap_or(0)
     }
 }
 

@@ -55,7 +55,9 @@ struct Tried {
 
 /// Static quantization of one model with one calibration set.
 pub struct QuantizeJob {
-    model: Model,
+    /// The model's description, metadata and signatures (`build` copies them; its graphs are the
+    /// folded `float`'s, so they are not kept twice).
+    header: Model,
     float: Arc<Model>,
     folded: usize,
     opts: QuantizeOptions,
@@ -116,7 +118,12 @@ impl QuantizeJob {
         let float_id = res.add(float_resource);
         let data_id = res.add_bytes(bytes);
         Ok(QuantizeJob {
-            model: model.clone(),
+            header: Model {
+                graphs: Vec::new(),
+                description: model.description.clone(),
+                metadata: model.metadata.clone(),
+                signatures: model.signatures.clone(),
+            },
             float,
             folded,
             opts: opts.clone(),
@@ -177,7 +184,9 @@ impl QuantizeJob {
         self.calibrate_order = deal(&weights);
         let all: Vec<_> = self.calibrate_order.iter().map(|&k| all[k]).collect();
         let tasks = all.iter().map(|&s| task(s)).collect();
-        Round::over_samples("calibrate", self.res.take(), tasks, &all)
+        let mut round = Round::over_samples("calibrate", self.res.take(), tasks, &all);
+        round.kinds = all.iter().map(|&(_, b)| u8::from(b > means_until)).collect();
+        round
     }
 
     /// Builds the candidates of this selection round (or the one candidate without `auto`).
@@ -198,7 +207,7 @@ impl QuantizeJob {
         self.round.clear();
         for (method, bc) in self.candidates(round)? {
             let o = QuantizeOptions { calibration: method, bias_correction: bc, ..self.opts.clone() };
-            let mut built = build(&self.model, &self.float, calib, &o, &self.shared)?;
+            let mut built = build(&self.header, &self.float, calib, &o, &self.shared)?;
             let model = Arc::new(std::mem::take(&mut built.model));
             let written = Resource::written(model.clone(), None);
             let resource = self.res.add(written.clone());
@@ -227,15 +236,18 @@ impl QuantizeJob {
             }
         }
         self.speculative = None;
+        // Scoring is kind 0, measuring (two models, every layer compared) kind 1.
+        let mut kinds = vec![0; tasks.len()];
         if let [k] = self.round[..] {
             if self.tried[k].bias_correction {
                 let (measure, parts) = self.measure_tasks(k);
                 self.speculative = Some((k, measure.len()));
                 units.extend(parts.iter().map(|(a, b)| b - a));
+                kinds.resize(tasks.len() + measure.len(), 1);
                 tasks.extend(measure);
             }
         }
-        Ok(Some(Round { stage: "select", resources: self.res.take(), tasks, units }))
+        Ok(Some(Round { stage: "select", resources: self.res.take(), tasks, units, kinds }))
     }
 
     /// Scores the round's candidates from their chunks' accumulators and keeps the best.
@@ -384,8 +396,7 @@ impl QuantizeJob {
     fn advance(&mut self, results: Vec<Vec<u8>>) -> Result<()> {
         match self.waiting {
             Phase::Calibrate => {
-                let mut all = Observed::new(self.float.main(), true);
-                let mut first = true;
+                let mut all: Option<Observed> = None;
                 for r in &in_job_order(results, &self.calibrate_order)? {
                     let part: Observed = decode(r, "calibration")?;
                     if let Some((sample, element, v)) = part.non_finite {
@@ -393,12 +404,12 @@ impl QuantizeJob {
                             "the calibration data holds {v} at sample {sample}, element {element}"
                         )));
                     }
-                    if std::mem::take(&mut first) {
-                        all = part;
-                    } else {
-                        all.merge(part);
+                    match all.as_mut() {
+                        None => all = Some(part),
+                        Some(all) => all.merge(part),
                     }
                 }
+                let all = all.unwrap_or_else(|| Observed::new(self.float.main(), true));
                 self.calib = Some(all.finish(self.float.main()));
                 self.times[1] = now_ms();
                 self.phase = Phase::Select { round: 0 };
@@ -459,7 +470,7 @@ mod tests {
             for t in &job.tried {
                 let o =
                     QuantizeOptions { calibration: t.method, bias_correction: t.bias_correction, ..job.opts.clone() };
-                let alone = build(&job.model, &job.float, calib, &o, &Shared::default()).unwrap();
+                let alone = build(&job.header, &job.float, calib, &o, &Shared::default()).unwrap();
                 let (a, b) = (tflite::write(&alone.model).unwrap(), tflite::write(&t.model).unwrap());
                 assert!(a == b, "{model}: {} (bias correction {}) differs", t.method.name(), t.bias_correction);
             }
@@ -517,5 +528,32 @@ mod tests {
             assert!(r.layers.iter().all(|l| l.sqnr_db.is_some()) && r.output_sqnr_db.iter().all(Option::is_some));
         }
         assert_ne!(won.output_sqnr_db, lost.output_sqnr_db, "each report measures its own model");
+    }
+
+    /// Tasks that cost differently per sample are told apart for the executor's estimates: the
+    /// calibration chunks that also sum the layers' inputs (kind 0) from the others (1), and
+    /// measuring (1) from scoring (0).
+    #[test]
+    fn rounds_tell_their_kinds_of_task_apart() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/");
+        let read = |p: &str| std::fs::read(format!("{root}{p}")).expect("fixture");
+        let m = tflite::read(&read("dwcnn/model_float.tflite")).unwrap();
+        let mut job = QuantizeJob::new(&m, read("data/patterns_calib.npy"), 200, &QuantizeOptions::default()).unwrap();
+        let (mut w, mut seen) = (crate::parallel::Worker::default(), Vec::new());
+        while let Some(round) = job.next().unwrap() {
+            round.resources.iter().for_each(|(id, r)| w.put(*id, r.clone()));
+            let kind = |t: &Vec<u8>| match decode::<Task>(t, "task").unwrap() {
+                Task::Calibrate(c) => u8::from(!c.means),
+                Task::Score(_) => 0,
+                Task::Measure(_) => 1,
+                _ => 9,
+            };
+            assert_eq!(round.kinds, round.tasks.iter().map(kind).collect::<Vec<_>>(), "{}", round.stage);
+            seen.push(round.kinds.clone());
+            let results = round.tasks.iter().map(|t| w.run(t).unwrap()).collect();
+            job.accept(results).unwrap();
+        }
+        assert_eq!(seen.len(), 3);
+        assert!(seen[0].contains(&0) && seen[0].contains(&1) && seen[2].contains(&0) && seen[2].contains(&1));
     }
 }

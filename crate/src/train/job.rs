@@ -375,7 +375,7 @@ impl Job for TrainJob {
             }
         };
         let tasks = self.tasks(&indices, backward);
-        Ok(Some(Round { stage, resources: self.res.take(), tasks, units: Self::units(&indices) }))
+        Ok(Some(Round { stage, resources: self.res.take(), tasks, units: Self::units(&indices), kinds: Vec::new() }))
     }
 
     fn accept(&mut self, results: Vec<Vec<u8>>) -> Result<()> {
