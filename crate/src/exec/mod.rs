@@ -167,17 +167,7 @@ impl Interpreter {
     /// takes integers. NaN and infinite values are refused. The values are written into the
     /// input's buffer (no allocation once it has their type and length).
     pub fn set_input_f32(&mut self, i: usize, values: &[f32]) -> Result<()> {
-        let t = *self.plan.inputs.get(i).ok_or_else(|| Error::input(format!("the model has no input {i}")))?;
-        let f = self.plan.fact(t).ok_or_else(|| Error::input("input has no shape"))?;
-        let q = float_input_params(f, values).map_err(|e| match e {
-            Error::Input { message } => Error::input(format!("input {i} {message}")),
-            other => other,
-        })?;
-        self.input_for(i, Some(f.dtype), values.len())?;
-        if let Some(dst) = self.state.buffer_mut(t) {
-            write_float_input(f, q, values, dst);
-        }
-        Ok(())
+        self.state.set_input_f32(&self.plan, i, values)
     }
 
     /// Zeroes the model's recurrent state (LSTM states): the next run starts fresh. State otherwise

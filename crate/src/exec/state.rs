@@ -111,7 +111,8 @@ impl State {
         let f = plan.fact(t).ok_or_else(|| Error::input("input has no shape"))?;
         if values.len() != f.len() {
             return Err(Error::input(format!(
-                "input {i} takes {} values (shape {:?}), got {}",
+                "input {i} '{}' takes {} values (shape {:?}), got {}",
+                plan.name(t),
                 f.len(),
                 f.shape,
                 values.len()

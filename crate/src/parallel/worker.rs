@@ -244,11 +244,24 @@ impl Worker {
         let Some(e) = self.engine(id, rows)?.filter(|_| rows > 1 && float_input) else {
             return self.forward(id, &x, per, visit);
         };
-        let mut it = self.interpreter(id, rows, &e);
+        self.run_batch(id, rows, &e, |it| it.set_input(0, crate::exec::Buffer::F32(x)), |it| visit(it, 0, rows))
+    }
+
+    /// One run of engine `e` (resource `id`) on `rows` samples at once, from a fresh recurrent
+    /// state: `set` gives it its input, `visit` reads its outputs.
+    fn run_batch(
+        &mut self,
+        id: ResourceId,
+        rows: usize,
+        e: &Engine,
+        set: impl FnOnce(&mut Interpreter) -> Result<()>,
+        visit: impl FnOnce(&Interpreter) -> Result<()>,
+    ) -> Result<()> {
+        let mut it = self.interpreter(id, rows, e);
         it.reset_state();
-        it.set_input(0, crate::exec::Buffer::F32(x))?;
+        set(&mut it)?;
         it.invoke()?;
-        let r = visit(&it, 0, rows);
+        let r = visit(&it);
         self.keep(id, rows, it);
         r
     }
@@ -263,13 +276,7 @@ impl Worker {
     ) -> Result<()> {
         let rows = x.len() / per.max(1);
         if let Some(e) = self.engine(id, rows)?.filter(|_| rows > 1) {
-            let mut it = self.interpreter(id, rows, &e);
-            it.reset_state();
-            x.set(&mut it, 0, rows, per)?;
-            it.invoke()?;
-            let r = visit(&it, 0, rows);
-            self.keep(id, rows, it);
-            return r;
+            return self.run_batch(id, rows, &e, |it| x.set(it, 0, rows, per), |it| visit(it, 0, rows));
         }
         let e = self.engine(id, 1)?.ok_or_else(|| Error::argument("the model does not compile"))?;
         let mut it = self.interpreter(id, 1, &e);
