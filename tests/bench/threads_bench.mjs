@@ -3,7 +3,8 @@
 //   * static int8 quantization with 200 calibration samples (`auto` calibration, the default);
 //   * `evaluate` of the quantized model over 1000 samples with labels, the float model as reference.
 // Each is timed (wall time of the package call, best of REPEATS after one untimed warm-up call on
-// the same optimizer) with `threads: 1` and with `threads: <all cores>`. The quantized model bytes
+// the same optimizer) with `threads: 1` and with `threads: <all cores>`, the two optimizers' calls
+// interleaved. The quantized model bytes
 // and the evaluation figures (everything but the latency, which is timed) must be identical for both
 // thread counts: the script exits with 1 if they differ. A speed-up under 1.6× is printed, not
 // failed, beside the load average and the cores each call really had (its CPU time, worker threads
@@ -104,79 +105,84 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
     const { latency: _, ...ref } = reference;
     return { ...rest, reference: ref };
   };
-  const out = {};
+  // One optimizer per thread count, all alive at once, and their calls interleaved (one thread,
+  // then all, then one again...): a slow spell of the machine then touches both sides of the
+  // ratio, not the one measured while it lasted.
+  const runs = [];
   for (const n of threads) {
     const opt = createOptimizer({ threads: n });
     const float = await opt.loadModel(modelBytes);
-    const quantize = [];
-    const evaluate = [];
-    const cpuOf = { quantize: [], evaluate: [] };
-    const busyOf = { quantize: [], evaluate: [] };
-    // The quantization's own phase times (from its report): calibration, selection, measuring.
-    const phasesOf = [];
-    // Per round of the quantization (and of the evaluation): the serving worker's serial work and
-    // each engine's tasks.
-    const roundsOf = [];
-    const evalRoundsOf = [];
-    // Per call: the serving worker's serial work around the rounds (making and finishing the job).
-    const serialOf = [];
-    const evalSerialOf = [];
-    let bytes;
-    let report;
-    for (let i = 0; i <= repeats; i++) {
-      // The data are handed over (`transfer: true`), as a caller that has just read them does; the
-      // copy that lets this loop reuse them is made before the timing.
-      const calibration = new Uint8Array(calibrationData);
-      let [c, th] = [await cpu(), await perThread()];
-      let t = performance.now();
-      const q = await float.quantize({ calibrationData: calibration }, { transfer: true });
-      if (i) quantize.push(performance.now() - t);
-      if (i) cpuOf.quantize.push((await cpu()) - c);
-      if (i) busyOf.quantize.push(busy(th, await perThread()));
-      if (i) phasesOf.push([q.report.calibrationMs, q.report.rewriteMs, q.report.reportMs]);
-      if (i) roundsOf.push((await opt.info()).lastJob);
-      if (i) serialOf.push((await opt.info()).lastJobSerial);
-      bytes ??= await sha256(await q.model.toBytes());
-      if (!tasks.includes('evaluate')) {
-        await q.model.release();
-        continue;
-      }
-      const [samples, answers] = [new Uint8Array(x), new Uint8Array(labels)];
-      [c, th] = [await cpu(), await perThread()];
-      t = performance.now();
-      const r = await q.model.evaluate(samples, { labels: answers, reference: float }, { transfer: true });
-      if (i) evaluate.push(performance.now() - t);
-      if (i) cpuOf.evaluate.push((await cpu()) - c);
-      if (i) busyOf.evaluate.push(busy(th, await perThread()));
-      if (i) evalRoundsOf.push((await opt.info()).lastJob);
-      if (i) evalSerialOf.push((await opt.info()).lastJobSerial);
-      report ??= r;
-      await q.model.release();
+    runs.push({
+      n, opt, float, quantize: [], evaluate: [],
+      cpuOf: { quantize: [], evaluate: [] },
+      busyOf: { quantize: [], evaluate: [] },
+      // The quantization's own phase times (from its report): calibration, selection, measuring.
+      phasesOf: [],
+      // Per round of the quantization (and of the evaluation): the serving worker's serial work
+      // and each engine's tasks.
+      roundsOf: [], evalRoundsOf: [],
+      // Per call: the serving worker's serial work around the rounds (making and finishing the job).
+      serialOf: [], evalSerialOf: [],
+      bytes: undefined, report: undefined,
+    });
+  }
+  /** One quantization (and evaluation) call of `r`'s optimizer; timed unless it is the warm-up. */
+  const call = async (r, timed) => {
+    const { opt, float } = r;
+    // The data are handed over (`transfer: true`), as a caller that has just read them does; the
+    // copy that lets this loop reuse them is made before the timing.
+    const calibration = new Uint8Array(calibrationData);
+    let [c, th] = [await cpu(), await perThread()];
+    let t = performance.now();
+    const q = await float.quantize({ calibrationData: calibration }, { transfer: true });
+    if (timed) {
+      r.quantize.push(performance.now() - t);
+      r.cpuOf.quantize.push((await cpu()) - c);
+      r.busyOf.quantize.push(busy(th, await perThread()));
+      r.phasesOf.push([q.report.calibrationMs, q.report.rewriteMs, q.report.reportMs]);
+      r.roundsOf.push((await opt.info()).lastJob);
+      r.serialOf.push((await opt.info()).lastJobSerial);
     }
-    const info = await opt.info();
-    opt.terminate();
+    r.bytes ??= await sha256(await q.model.toBytes());
+    if (!tasks.includes('evaluate')) return q.model.release();
+    const [samples, answers] = [new Uint8Array(x), new Uint8Array(labels)];
+    [c, th] = [await cpu(), await perThread()];
+    t = performance.now();
+    const e = await q.model.evaluate(samples, { labels: answers, reference: float }, { transfer: true });
+    if (timed) {
+      r.evaluate.push(performance.now() - t);
+      r.cpuOf.evaluate.push((await cpu()) - c);
+      r.busyOf.evaluate.push(busy(th, await perThread()));
+      r.evalRoundsOf.push((await opt.info()).lastJob);
+      r.evalSerialOf.push((await opt.info()).lastJobSerial);
+    }
+    r.report ??= e;
+    await q.model.release();
+  };
+  for (let i = 0; i <= repeats; i++) for (const r of runs) await call(r, i > 0);
+  const out = {};
+  for (const r of runs) {
+    const info = await r.opt.info();
+    r.opt.terminate();
+    const { quantize, evaluate, cpuOf, busyOf } = r;
     if (!evaluate.length) evaluate.push(NaN);
-    out[n] = {
-      quantize: Math.min(...quantize),
-      evaluate: Math.min(...evaluate),
+    const bestQ = quantize.indexOf(Math.min(...quantize));
+    const bestE = evaluate.indexOf(Math.min(...evaluate));
+    out[r.n] = {
+      quantize: quantize[bestQ],
+      evaluate: evaluate[bestE],
       // CPU time of the call whose wall time is the best: how many cores the call really had.
-      cores: {
-        quantize: cpuOf.quantize[quantize.indexOf(Math.min(...quantize))] / Math.min(...quantize),
-        evaluate: cpuOf.evaluate[evaluate.indexOf(Math.min(...evaluate))] / Math.min(...evaluate),
-      },
+      cores: { quantize: cpuOf.quantize[bestQ] / quantize[bestQ], evaluate: cpuOf.evaluate[bestE] / evaluate[bestE] },
       // CPU ms of the busiest threads in that call (the engines' workers first).
-      busy: {
-        quantize: busyOf.quantize[quantize.indexOf(Math.min(...quantize))],
-        evaluate: busyOf.evaluate[evaluate.indexOf(Math.min(...evaluate))],
-      },
-      phases: phasesOf[quantize.indexOf(Math.min(...quantize))],
-      rounds: roundsOf[quantize.indexOf(Math.min(...quantize))],
-      evalRounds: evalRoundsOf[evaluate.indexOf(Math.min(...evaluate))],
-      serial: serialOf[quantize.indexOf(Math.min(...quantize))],
-      evalSerial: evalSerialOf[evaluate.indexOf(Math.min(...evaluate))],
-      modelSha256: bytes,
-      figures: report ? JSON.stringify(strip(report)) : '',
-      report,
+      busy: { quantize: busyOf.quantize[bestQ], evaluate: busyOf.evaluate[bestE] },
+      phases: r.phasesOf[bestQ],
+      rounds: r.roundsOf[bestQ],
+      evalRounds: r.evalRoundsOf[bestE],
+      serial: r.serialOf[bestQ],
+      evalSerial: r.evalSerialOf[bestE],
+      modelSha256: r.bytes,
+      figures: r.report ? JSON.stringify(strip(r.report)) : '',
+      report: r.report,
       engine: `${info.simd} / ${info.int8Kernel}`,
     };
   }
