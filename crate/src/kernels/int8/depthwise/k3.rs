@@ -250,7 +250,7 @@ pub fn run_portable(
 /// `triples` (the u8 dot product's layout) into triple rows: triple row `oy` holds, for every
 /// padded column and channel, the bytes `x + 128` of padded rows `oy·sh`, `oy·sh + 1`, `oy·sh + 2`
 /// and the last again (it meets a zero weight), in the same 32 bytes per column and block as a
-/// row pair.
+/// row pair. Row pairs of channels in whole blocks skip the padded copy ([`pairs_unpadded`]).
 fn build(
     s: &ConvShape,
     zp: i8,
@@ -267,12 +267,16 @@ fn build(
     let len = [s.batch, np, blocks, wp, LANES].iter().try_fold(1usize, |a, &v| a.checked_mul(v))?;
     let padded_len = [s.batch, s.win.h.pad_before + s.in_h() + 3, wp + s.in_w(), cp];
     padded_len.iter().try_fold(1usize, |a, &v| a.checked_mul(v))?;
-    let (hp, wpp) = pad_nhwc(s, input, zp, 1, cp, padded);
-    debug_assert!(wpp >= wp && hp > if triples { (np - 1) * sh + 2 } else { 2 * (np - 1) });
     if rows.len() < len {
         rows.resize(len, 0);
     }
     let g = Geometry { batch: s.batch, sh, sw, oh, ow, np, wp, blocks };
+    if !triples && cp == s.in_c {
+        pairs_unpadded(s, zp, input, padded, rows, &g);
+        return Some(g);
+    }
+    let (hp, wpp) = pad_nhwc(s, input, zp, 1, cp, padded);
+    debug_assert!(wpp >= wp && hp > if triples { (np - 1) * sh + 2 } else { 2 * (np - 1) });
     for b in 0..s.batch {
         for j in 0..np {
             // The second row of the last pair row may lie past the padding: it only meets zero
@@ -292,6 +296,37 @@ fn build(
         }
     }
     Some(g)
+}
+
+/// [`build`]'s row pairs read straight from the input when its channels are whole blocks (no
+/// zero-point-padded copy first): padded row `r` is input row `r − pad_before`, or outside the
+/// image a row of the zero point (`zrow`, scratch), and the columns outside the image are the zero
+/// point. (The padded copy cost a fill and a copy of the whole input per call: at stride 2 four
+/// input bytes per output.)
+fn pairs_unpadded(s: &ConvShape, zp: i8, input: &[i8], zrow: &mut Vec<i8>, rows: &mut [i16], g: &Geometry) {
+    let (c, in_h, in_w) = (s.in_c, s.in_h(), s.in_w());
+    let (ph, pw, width) = (s.win.h.pad_before, s.win.w.pad_before, in_w * c);
+    assert!(input.len() >= s.input_len() && c == g.blocks * NB, "depthwise 3x3: mismatched input");
+    zrow.clear();
+    zrow.resize(width, zp);
+    // Columns lo..hi of a pair row are inside the image.
+    let lo = pw.min(g.wp);
+    let hi = (pw + in_w).min(g.wp).max(lo);
+    for b in 0..g.batch {
+        let src = |r: usize| match r.checked_sub(ph).filter(|&y| y < in_h) {
+            Some(y) => &input[(b * in_h + y) * width..][..width],
+            None => &zrow[..],
+        };
+        for j in 0..g.np {
+            let (ra, rb) = (src(2 * j), src(2 * j + 1));
+            for blk in 0..g.blocks {
+                let dst = &mut rows[g.row(b, j, blk)..][..g.wp * LANES];
+                dst[..lo * LANES].fill(zp as i16);
+                dst[hi * LANES..].fill(zp as i16);
+                interleave(&ra[blk * NB..], &rb[blk * NB..], c, &mut dst[lo * LANES..hi * LANES]);
+            }
+        }
+    }
 }
 
 /// `dst[x][c][0] = a[x·cp + c]`, `dst[x][c][1] = b[x·cp + c]` for the eight channels `c` of every

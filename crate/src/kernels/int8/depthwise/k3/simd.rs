@@ -28,11 +28,10 @@ pub fn interleave(a: &[i8], b: &[i8], cp: usize, dst: &mut [i16]) {
     for x in 0..cols {
         // SAFETY: 8 bytes at x·cp of `a` and `b` (asserted above), 32 bytes at x·LANES of `dst`.
         unsafe {
-            let va = v128_load64_zero(a.add(x * cp) as *const u64);
-            let vb = v128_load64_zero(b.add(x * cp) as *const u64);
-            let ab = i8x16_shuffle::<0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23>(va, vb);
-            v128_store(d.add(x * LANES) as *mut v128, i16x8_extend_low_i8x16(ab));
-            v128_store(d.add(x * LANES + 8) as *mut v128, i16x8_extend_high_i8x16(ab));
+            let va = i16x8_load_extend_i8x8(a.add(x * cp));
+            let vb = i16x8_load_extend_i8x8(b.add(x * cp));
+            v128_store(d.add(x * LANES) as *mut v128, i16x8_shuffle::<0, 8, 1, 9, 2, 10, 3, 11>(va, vb));
+            v128_store(d.add(x * LANES + 8) as *mut v128, i16x8_shuffle::<4, 12, 5, 13, 6, 14, 7, 15>(va, vb));
         }
     }
 }
