@@ -72,8 +72,10 @@ interface Helper {
 }
 
 /**
- * Tasks a task worker holds at once: the one it runs and the next, so that it never waits for
- * this worker (busy with a task of its own, deaf to messages) to hand it more work.
+ * Tasks a task worker holds at least, while the round has enough left: the one it runs and the
+ * next, so that it does not wait for this worker (busy with a task of its own, deaf to messages)
+ * to hand it more work. Once the round's tasks have been timed, [`RoundRun`] hands it more where
+ * this worker's next task would outlast them.
  */
 const DEPTH = 2;
 
@@ -299,8 +301,8 @@ export class Pool {
     });
   }
 
-  /** How many tasks a task worker may hold with `left` not handed out yet: one near the end of a
-   * round, so the last tasks go to whichever engine is free first. */
+  /** How many tasks a task worker holds at least with `left` not handed out yet: one near the end
+   * of a round, so the last tasks go to whichever engine is free first. */
   private depth(left: number): number {
     return left > this.size ? DEPTH : 1;
   }
