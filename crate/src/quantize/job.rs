@@ -55,9 +55,6 @@ struct Tried {
 
 /// Static quantization of one model with one calibration set.
 pub struct QuantizeJob {
-    /// The model's description, metadata and signatures (`build` copies them; its graphs are the
-    /// folded `float`'s, so they are not kept twice).
-    header: Model,
     float: Arc<Model>,
     folded: usize,
     opts: QuantizeOptions,
@@ -118,12 +115,6 @@ impl QuantizeJob {
         let float_id = res.add(float_resource);
         let data_id = res.add_bytes(bytes);
         Ok(QuantizeJob {
-            header: Model {
-                graphs: Vec::new(),
-                description: model.description.clone(),
-                metadata: model.metadata.clone(),
-                signatures: model.signatures.clone(),
-            },
             float,
             folded,
             opts: opts.clone(),
@@ -207,7 +198,7 @@ impl QuantizeJob {
         self.round.clear();
         for (method, bc) in self.candidates(round)? {
             let o = QuantizeOptions { calibration: method, bias_correction: bc, ..self.opts.clone() };
-            let mut built = build(&self.header, &self.float, calib, &o, &self.shared)?;
+            let mut built = build(&self.float, calib, &o, &self.shared)?;
             let model = Arc::new(std::mem::take(&mut built.model));
             let written = Resource::written(model.clone(), None);
             let resource = self.res.add(written.clone());
@@ -470,7 +461,7 @@ mod tests {
             for t in &job.tried {
                 let o =
                     QuantizeOptions { calibration: t.method, bias_correction: t.bias_correction, ..job.opts.clone() };
-                let alone = build(&job.header, &job.float, calib, &o, &Shared::default()).unwrap();
+                let alone = build(&job.float, calib, &o, &Shared::default()).unwrap();
                 let (a, b) = (tflite::write(&alone.model).unwrap(), tflite::write(&t.model).unwrap());
                 assert!(a == b, "{model}: {} (bias correction {}) differs", t.method.name(), t.bias_correction);
             }
@@ -555,5 +546,38 @@ mod tests {
         }
         assert_eq!(seen.len(), 3);
         assert!(seen[0].contains(&0) && seen[0].contains(&1) && seen[2].contains(&0) && seen[2].contains(&1));
+    }
+
+    /// Folding renumbers a model's tensors: the quantized model's signature still names its input
+    /// and output (it used to lose the output of the fixtures whose Flatten is folded), whether
+    /// from static quantization or from given ranges (quantization-aware training's export).
+    #[test]
+    fn signatures_survive_folding() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/");
+        let read = |p: &str| std::fs::read(format!("{root}{p}")).expect("fixture");
+        for model in ["dwcnn/model_float.tflite", "mlp/model_float.tflite"] {
+            let m = tflite::read(&read(model)).unwrap();
+            let mut job =
+                QuantizeJob::new(&m, read("data/patterns_calib.npy"), 200, &QuantizeOptions::default()).unwrap();
+            assert!(job.folded > 0, "{model}: the test needs a model that folds");
+            crate::parallel::run(&mut job, 1, &mut |_, _, _| {}).unwrap();
+            let ranges = vec![Some((-1.0, 1.0)); m.main().tensors.len()];
+            let (from_ranges, _) =
+                super::super::quantize_with_ranges(&m, &ranges, &QuantizeOptions::default()).unwrap();
+            for q in [job.finish().unwrap().0, from_ranges] {
+                let g = q.main();
+                let s = &q.signatures[0];
+                assert_eq!(
+                    s.inputs.iter().map(|(n, t)| (n.as_str(), *t)).collect::<Vec<_>>(),
+                    [("image", g.inputs[0])]
+                );
+                assert_eq!(
+                    s.outputs.iter().map(|(n, t)| (n.as_str(), *t)).collect::<Vec<_>>(),
+                    [("output_0", g.outputs[0])]
+                );
+                let back = tflite::read(&tflite::write(&q).unwrap()).unwrap();
+                assert_eq!(back.signatures, q.signatures, "{model}");
+            }
+        }
     }
 }

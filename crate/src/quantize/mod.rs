@@ -148,7 +148,7 @@ pub fn quantize_with_ranges(
     let (fm, folded) = crate::passes::fold_constants(model)?;
     let calib = observe::Calibration::from_ranges(ranges);
     let opts = QuantizeOptions { calibration: CalibrationMethod::MinMax, bias_correction: false, ..options.clone() };
-    let built = rewrite::build(model, &fm, &calib, &opts, &rewrite::Shared::default())?;
+    let built = rewrite::build(&fm, &calib, &opts, &rewrite::Shared::default())?;
     let report = QuantReport {
         mode: "qat",
         calibration: Some("quantization-aware training".into()),

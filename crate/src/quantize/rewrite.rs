@@ -562,16 +562,11 @@ impl Built {
     }
 }
 
-/// Builds the int8 model of `model` (`fm`, its folded form) for `calib` and `opts`: the graph is
-/// `fm`'s; `model` gives only its description, metadata and signatures. `shared` holds
-/// what candidates of the same calibration and granularity share (give each calibration its own).
-pub(super) fn build(
-    model: &Model,
-    fm: &Model,
-    calib: &Calibration,
-    opts: &QuantizeOptions,
-    shared: &Shared,
-) -> Result<Built> {
+/// Builds the int8 model of the folded float model `fm` for `calib` and `opts`, with `fm`'s
+/// description, metadata and signatures (folding renumbers tensors, and its signatures with them).
+/// `shared` holds what candidates of the same calibration and granularity share (give each
+/// calibration its own).
+pub(super) fn build(fm: &Model, calib: &Calibration, opts: &QuantizeOptions, shared: &Shared) -> Result<Built> {
     let f = fm.main();
     let mut rw = Rewriter {
         f,
@@ -630,11 +625,11 @@ pub(super) fn build(
     }
     let mut qm = Model {
         graphs: vec![rw.q],
-        description: model.description.clone(),
-        metadata: model.metadata.iter().filter(|(k, _)| k != "min_runtime_version").cloned().collect(),
+        description: fm.description.clone(),
+        metadata: fm.metadata.iter().filter(|(k, _)| k != "min_runtime_version").cloned().collect(),
         signatures: Vec::new(),
     };
-    for sig in model.signatures.iter().filter(|s| s.graph == 0) {
+    for sig in fm.signatures.iter().filter(|s| s.graph == 0) {
         let map = |list: &[(String, TensorId)], new: &[TensorId], old: &[TensorId]| {
             list.iter()
                 .filter_map(|(name, t)| old.iter().position(|x| x == t).map(|i| (name.clone(), new[i])))
