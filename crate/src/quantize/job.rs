@@ -164,19 +164,20 @@ impl QuantizeJob {
         let mut all = chunks(0..means_until, CALIBRATE_CHUNK);
         all.extend(chunks(means_until..tail, CALIBRATE_CHUNK));
         all.extend(chunks(tail..self.samples, CALIBRATE_CHUNK / 2));
+        // Whether a chunk also sums the layers' inputs (for bias correction's means).
+        let means = |&(_, b): &(usize, usize)| b <= means_until;
         let task = |samples: (usize, usize)| {
-            let means = samples.1 <= means_until;
+            let means = means(&samples);
             let t = super::tasks::Calibrate { model: self.float_id, data: self.data_id, samples, means, histograms };
             encode(&Task::Calibrate(t))
         };
         // The chunks that also sum the layers' inputs cost about twice as much per sample.
-        let weights: Vec<u64> =
-            all.iter().map(|&(a, b)| ((b - a) * if b <= means_until { 2 } else { 1 }) as u64).collect();
+        let weights: Vec<u64> = all.iter().map(|c| ((c.1 - c.0) * if means(c) { 2 } else { 1 }) as u64).collect();
         self.calibrate_order = deal(&weights);
         let all: Vec<_> = self.calibrate_order.iter().map(|&k| all[k]).collect();
         let tasks = all.iter().map(|&s| task(s)).collect();
         let mut round = Round::over_samples("calibrate", self.res.take(), tasks, &all);
-        round.kinds = all.iter().map(|&(_, b)| u8::from(b > means_until)).collect();
+        round.kinds = all.iter().map(|c| u8::from(!means(c))).collect();
         round
     }
 
