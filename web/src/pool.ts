@@ -114,7 +114,7 @@ class Rates {
     this.byKind.set(kind, k);
     for (const s of [k, this.all]) {
       s.ms += ms;
-      s.units += this.units(i);
+      s.units += unitsOf(this.round, i);
     }
   }
 
@@ -122,11 +122,7 @@ class Rates {
    * before any task finished. */
   estimate(i: number): number | undefined {
     const s = this.byKind.get(this.kind(i)) ?? this.all;
-    return s.units > 0 ? (s.ms / s.units) * this.units(i) : undefined;
-  }
-
-  private units(i: number): number {
-    return this.round.units[i] ?? 1;
+    return s.units > 0 ? (s.ms / s.units) * unitsOf(this.round, i) : undefined;
   }
 
   private kind(i: number): number {
@@ -153,15 +149,28 @@ function freeAt(f: Flight, rates: Rates): number | undefined {
   return t;
 }
 
-/** Runs `f`, counting it (and its time) in `into`. */
-function timed<T>(into: { tasks: number; ms: number }, f: () => T): T {
+/** Runs `f`, counting it (and its time) in `into`; returns its result and its time in ms. */
+function timed<T>(into: { tasks: number; ms: number }, f: () => T): [T, number] {
   const t = performance.now();
-  try {
-    return f();
-  } finally {
+  const count = () => {
+    const ms = performance.now() - t;
     into.tasks++;
-    into.ms += performance.now() - t;
+    into.ms += ms;
+    return ms;
+  };
+  let out: T;
+  try {
+    out = f();
+  } catch (e) {
+    count();
+    throw e;
   }
+  return [out, count()];
+}
+
+/** Task `i`'s work in `round`'s units (samples, for most rounds). */
+function unitsOf(round: Round, i: number): number {
+  return round.units[i] ?? 1;
 }
 
 export class Pool {
@@ -251,8 +260,8 @@ export class Pool {
     trace.nextMs = performance.now() - t0;
     let done = 0;
     for (let i = 0; i < round.tasks.length; i++) {
-      results.push(timed(mine, () => job.runLocal(i)));
-      done += round.units[i] ?? 1;
+      results.push(timed(mine, () => job.runLocal(i))[0]);
+      done += unitsOf(round, i);
       progress(round.stage, done, total);
       await yieldToEvents();
     }
@@ -402,9 +411,8 @@ class RoundRun {
     this.topUp();
     const i = --this.last;
     try {
-      const t = performance.now();
-      const bytes = timed(this.trace.engines[0], () => this.job.runLocal(i));
-      this.rates.add(i, performance.now() - t);
+      const [bytes, ms] = timed(this.trace.engines[0], () => this.job.runLocal(i));
+      this.rates.add(i, ms);
       this.finish(i, bytes);
     } catch (e) {
       this.fail(e);
@@ -414,7 +422,7 @@ class RoundRun {
   private finish(i: number, bytes: Uint8Array) {
     this.results[i] = bytes;
     this.finished++;
-    this.done += this.round.units[i] ?? 1;
+    this.done += unitsOf(this.round, i);
     this.hooks.progress(this.round.stage, this.done, this.total);
     if (this.finished === this.round.tasks.length) this.hooks.resolve(this.results);
     else this.pump();
