@@ -2,8 +2,8 @@
 // One thread against every core, in Node and in headless Chromium, on MLPerf Tiny's VWW float model:
 //   * static int8 quantization with 200 calibration samples (`auto` calibration, the default);
 //   * `evaluate` of the quantized model over 1000 samples with labels, the float model as reference.
-// Each is timed (wall time of the package call, best of REPEATS after one untimed warm-up call on
-// the same optimizer) with `threads: 1` and with `threads: <all cores>`, the two optimizers' calls
+// Each is timed (wall time of the package call, best of REPEATS (default 5) after one untimed warm-up
+// call on the same optimizer) with `threads: 1` and with `threads: <all cores>`, the two optimizers' calls
 // interleaved. The quantized model bytes
 // and the evaluation figures (everything but the latency, which is timed) must be identical for both
 // thread counts: the script exits with 1 if they differ. A speed-up under 1.6× is printed, not
@@ -38,7 +38,7 @@ import { coresCeiling, jobsCeiling } from './cores_ceiling.mjs';
 const CALIBRATION = 200;
 const EVALUATION = 1000;
 const args = process.argv.slice(2);
-const REPEATS = Number(args[args.indexOf('--repeats') + 1]) || 2;
+const REPEATS = Number(args[args.indexOf('--repeats') + 1]) || 5;
 const ALL = Math.min(availableParallelism(), 16);
 const TASKS = args.includes('--quantize-only') ? ['quantize'] : ['quantize', 'evaluate'];
 const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
@@ -171,6 +171,9 @@ const measure = async (createOptimizer, load, threads, repeats, sha256, cpu, per
     out[r.n] = {
       quantize: quantize[bestQ],
       evaluate: evaluate[bestE],
+      // Every timed call, in order: the calls of the thread counts alternate, so call i of one and
+      // call i of another ran back to back.
+      calls: { quantize, evaluate },
       // CPU time of the call whose wall time is the best: how many cores the call really had.
       cores: { quantize: cpuOf.quantize[bestQ] / quantize[bestQ], evaluate: cpuOf.evaluate[bestE] / evaluate[bestE] },
       // CPU ms of the busiest threads in that call (the engines' workers first).
@@ -387,6 +390,14 @@ function cpuName() {
   }
 }
 
+/** The speed-ups of back-to-back calls (`one[i] / all[i]`): their median and range. */
+function pairs(one, all) {
+  const r = one.map((t, i) => t / all[i]).filter(Number.isFinite).sort((x, y) => x - y);
+  if (!r.length) return '-';
+  const mid = r.length % 2 ? r[r.length >> 1] : (r[r.length / 2 - 1] + r[r.length / 2]) / 2;
+  return `${mid.toFixed(2)}× (${r[0].toFixed(2)}-${r[r.length - 1].toFixed(2)})`;
+}
+
 const load = () => loadavg().map((v) => v.toFixed(2)).join(' ');
 console.log(`Threads benchmark: ${vwwName}`);
 console.log(`CPU: ${cpuName()}, ${availableParallelism()} cores; "all cores" = ${ALL} threads; best of ${REPEATS} after a warm-up`);
@@ -411,7 +422,7 @@ try {
     [results.Chromium, ceilings.Chromium] = [r, c];
   }
   const tf = ONLY ? { skipped: `--only ${ONLY}` } : tfConverter();
-  const rows = [['runtime', 'engine', 'task', '1 thread s', `${ALL} threads s`, 'speed-up', 'cores used (1 / all)', 'CPU s (1 / all)', 'outputs']];
+  const rows = [['runtime', 'engine', 'task', '1 thread s', `${ALL} threads s`, 'speed-up', 'pairs: median (range)', 'cores used (1 / all)', 'CPU s (1 / all)', 'outputs']];
   const slow = [];
   for (const [runtime, r] of Object.entries(results)) {
     for (const task of TASKS) {
@@ -424,11 +435,12 @@ try {
       const cores = `${a.cores[task].toFixed(2)} / ${b.cores[task].toFixed(2)}`;
       const cpu = `${((a.cores[task] * a[task]) / 1000).toFixed(2)} / ${((b.cores[task] * b[task]) / 1000).toFixed(2)}`;
       rows.push([runtime, a.engine, label, (a[task] / 1000).toFixed(2), (b[task] / 1000).toFixed(2),
-        `${speedup.toFixed(2)}×`, cores, cpu, same ? 'identical' : 'DIFFER']);
+        `${speedup.toFixed(2)}×`, pairs(a.calls[task], b.calls[task]), cores, cpu, same ? 'identical' : 'DIFFER']);
     }
   }
   const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  for (const r of rows) console.log(r.map((c, k) => (k >= 3 && k <= 7 ? c.padStart(w[k]) : c.padEnd(w[k]))).join('  '));
+  for (const r of rows) console.log(r.map((c, k) => (k >= 3 && k <= 8 ? c.padStart(w[k]) : c.padEnd(w[k]))).join('  '));
+  console.log(`"speed-up": best one-thread call over best all-core call; "pairs": each one-thread call over the all-core call run right after it`);
   console.log('\nbusiest threads, CPU s in the best call (1 thread | all cores): the engines\' workers, then the rest');
   const fmt = (ms) => (ms ?? []).slice(0, ALL + 2).map((v) => (v / 1000).toFixed(2)).join(' ');
   for (const [runtime, r] of Object.entries(results)) {
