@@ -83,9 +83,7 @@ pub fn pad_nhwc<T: Copy>(
     cp: usize,
     padded: &mut Vec<T>,
 ) -> (usize, usize) {
-    let span = |w: &Window| (w.output.max(1) - 1) * w.stride + (w.filter - 1) * w.dilation + 1;
-    let hp = span(&s.win.h).max(s.win.h.pad_before + s.in_h());
-    let wp = span(&s.win.w).max(s.win.w.pad_before + s.in_w());
+    let (hp, wp) = padded_size(s);
     padded.clear();
     padded.resize(s.batch * hp * wp * cp, pad);
     let (ph, pw) = (s.win.h.pad_before, s.win.w.pad_before);
@@ -114,6 +112,38 @@ pub fn pad_nhwc<T: Copy>(
                 }
             }
         }
+    }
+    (hp, wp)
+}
+
+/// The (height, width) [`pad_nhwc`] pads `s`'s input to.
+fn padded_size(s: &ConvShape) -> (usize, usize) {
+    let span = |w: &Window| (w.output.max(1) - 1) * w.stride + (w.filter - 1) * w.dilation + 1;
+    let hp = span(&s.win.h).max(s.win.h.pad_before + s.in_h());
+    let wp = span(&s.win.w).max(s.win.w.pad_before + s.in_w());
+    (hp, wp)
+}
+
+/// [`pad_nhwc`] of int8 values widened to i16 (multiplier 1, `in_c` channels) in one pass: every
+/// element of `padded` is written once, in order (the padding rows, a row's left padding, its
+/// widened pixels, its right padding), where widening first and padding the widened copy wrote
+/// and read the image twice and filled the whole buffer before copying the image over it.
+pub fn pad_nhwc_i16(s: &ConvShape, input: &[i8], pad: i8, padded: &mut Vec<i16>) -> (usize, usize) {
+    let (hp, wp) = padded_size(s);
+    let (c, in_h, ph, pw) = (s.in_c, s.in_h(), s.win.h.pad_before, s.win.w.pad_before);
+    let (row, line) = (s.in_w() * c, wp * c);
+    let fill = |v: &mut Vec<i16>, n: usize| v.extend(core::iter::repeat_n(pad as i16, n));
+    padded.clear();
+    padded.reserve(s.batch * hp * line);
+    for b in 0..s.batch {
+        fill(padded, ph * line);
+        for y in 0..in_h {
+            let src = &input[(b * in_h + y) * row..][..row];
+            fill(padded, pw * c);
+            padded.extend(src.iter().map(|&v| v as i16));
+            fill(padded, line - (pw * c + row));
+        }
+        fill(padded, (hp - ph - in_h) * line);
     }
     (hp, wp)
 }
@@ -451,6 +481,40 @@ pub(crate) mod tests {
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
             assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "at {i}: {x} vs {y}");
         }
+    }
+
+    /// The fused pad-and-widen gives the widened input padded as [`pad_nhwc`] pads it: every
+    /// padding (valid, same with odd and even totals, a window wider than the image), stride,
+    /// dilation, batch, one and several channels, and empty images.
+    #[test]
+    fn pad_nhwc_i16_equals_padding_the_widened_input() {
+        let mut rng = Rng::new(41);
+        let mut cases = 0;
+        for (hw, k, stride, dil, batch, c) in [
+            ((96, 96), (3, 3), 2, 1, 1, 3),
+            ((7, 5), (3, 3), 1, 1, 2, 8),
+            ((6, 6), (3, 3), 2, 1, 1, 16),
+            ((5, 9), (1, 5), 3, 1, 3, 1),
+            ((4, 4), (3, 3), 1, 2, 1, 5),
+            ((2, 3), (5, 5), 1, 1, 2, 2),
+            ((1, 1), (3, 3), 2, 1, 1, 7),
+            ((0, 4), (3, 3), 1, 1, 1, 3),
+        ] {
+            for pad in [Padding::Same, Padding::Valid] {
+                let Some(h) = Window::new(pad, hw.0, k.0, stride, dil) else { continue };
+                let Some(w) = Window::new(pad, hw.1, k.1, stride, dil) else { continue };
+                let s = ConvShape { batch, in_c: c, out_c: 1, win: Window2D { h, w } };
+                let input: Vec<i8> = (0..s.input_len()).map(|_| (rng.below(256) as i32 - 128) as i8).collect();
+                let zp = (rng.below(256) as i32 - 128) as i8;
+                let wide: Vec<i16> = input.iter().map(|&v| v as i16).collect();
+                let (mut want, mut got) = (Vec::new(), vec![1i16; 3]);
+                let dims = pad_nhwc(&s, &wide, zp as i16, 1, c, &mut want);
+                assert_eq!(pad_nhwc_i16(&s, &input, zp, &mut got), dims, "{s:?}");
+                assert_eq!(got, want, "{s:?}");
+                cases += 1;
+            }
+        }
+        assert!(cases >= 12, "{cases} cases");
     }
 
     #[test]

@@ -1,14 +1,14 @@
 //! Int8 CONV_2D on the i16-pair GEMM ([`super::gemm_i8`]) without im2col ("indirect" GEMM, as
-//! XNNPACK's IGEMM): the input is widened to i16 and padded with its zero point once per call, and
-//! the micro-kernel reads each output pixel's patch straight from that copy, one contiguous run
-//! (a filter row's taps, or a single tap when the width is dilated) at a time, summing the runs
-//! into the same accumulators. im2col instead copies and widens every input value once per tap
+//! XNNPACK's IGEMM): the input is widened to i16 and padded with its zero point once per call (in
+//! one pass, [`pad_nhwc_i16`]), and the micro-kernel reads each output pixel's patch straight from
+//! that copy, one contiguous run (a filter row's taps, or a single tap when the width is dilated)
+//! at a time, summing the runs into the same accumulators. im2col instead copies and widens every input value once per tap
 //! (9 times for a 3×3 filter) before the GEMM reads it.
 //!
 //! The packed weights pair k, k + 1: a run must not end between the two, so this applies when
 //! every run has even length ([`applies`]); other shapes keep im2col.
 
-use super::conv::{pad_nhwc, pixels_from, ConvShape};
+use super::conv::{pad_nhwc_i16, pixels_from, ConvShape};
 use super::gemm_i8::{PackedI8, Requant, MR};
 use super::int8::pointwise_conv::widen;
 
@@ -36,7 +36,6 @@ pub fn applies(s: &ConvShape) -> bool {
 /// Scratch buffers reused from call to call.
 #[derive(Default)]
 pub struct Scratch {
-    wide: Vec<i16>,
     padded: Vec<i16>,
     /// Per run of a patch, its offset from the pixel's first tap in the padded input.
     runs: Vec<usize>,
@@ -133,8 +132,7 @@ fn patches<'a>(s: &ConvShape, input_zp: i8, input: &[i8], scratch: &'a mut Scrat
         widen(input, s.in_c, s.in_c, &mut scratch.padded);
         (s.in_h(), s.in_w())
     } else {
-        widen(input, s.in_c, s.in_c, &mut scratch.wide);
-        pad_nhwc(s, &scratch.wide, input_zp as i16, 1, s.in_c, &mut scratch.padded)
+        pad_nhwc_i16(s, input, input_zp, &mut scratch.padded)
     };
     run_offsets(s, wp, &mut scratch.runs);
     (&scratch.padded, &scratch.runs, (hp, wp))

@@ -17,7 +17,7 @@
 //! of channels). [`portable_block`] is the plain-loop twin of the wasm kernels; both are tested
 //! against the reference convolution.
 
-use super::super::conv::{pad_nhwc, ConvShape};
+use super::super::conv::{pad_nhwc, pad_nhwc_i16, ConvShape};
 use super::super::fixedpoint::OutputStage;
 use super::super::requant::{self, VecStage};
 
@@ -106,12 +106,11 @@ impl PackedDirect {
     }
 }
 
-/// Scratch the direct convolution reuses: the padded input (and its copy widened to i16 for the
+/// Scratch the direct convolution reuses: the padded input (as bytes, or widened to i16 for the
 /// pairs kernel) and the output pixels' offsets in it.
 #[derive(Default)]
 pub struct DirectScratch {
     padded: Vec<i8>,
-    #[cfg_attr(not(all(target_arch = "wasm32", target_feature = "simd128")), allow(dead_code))]
     wide: Vec<i16>,
     bases: Vec<usize>,
 }
@@ -136,11 +135,11 @@ pub fn conv2d(
     if pixels == 0 || w.n == 0 {
         return;
     }
-    let (hp, wp) = pad_nhwc(s, input, input_zp, 1, s.in_c, &mut scratch.padded);
-    if w.group == Group::Quads {
-        scratch.padded.iter_mut().for_each(|v| *v ^= i8::MIN);
-    }
-    scratch.padded.extend_from_slice(&[0; SLACK]);
+    // The vector kernels run on the fixed-point vector stage only; the pairs kernel reads the
+    // padded input widened to i16 (padded and widened in one pass), the others its bytes.
+    let vs_fixed = vs.filter(|v| v.is_fixed() && cfg!(all(target_arch = "wasm32", target_feature = "simd128")));
+    let wide_pairs = w.group == Group::Pairs && vs_fixed.is_some();
+    let (hp, wp) = pad(s, input_zp, input, (w.group, wide_pairs), scratch);
     let offs = run_offsets(s, wp);
     scratch.bases.clear();
     for b in 0..s.batch {
@@ -150,19 +149,11 @@ pub fn conv2d(
         }
     }
     let last = scratch.bases[pixels - 1] + offs.iter().max().unwrap_or(&0) + w.run_g;
-    assert!(last <= scratch.padded.len(), "direct conv: padded input too short");
-    let x = Input { bytes: &scratch.padded, bases: &scratch.bases, offs: &offs };
-    // The vector kernels run on the fixed-point vector stage only.
+    let len = if wide_pairs { scratch.wide.len() } else { scratch.padded.len() };
+    assert!(last <= len, "direct conv: padded input too short");
+    let x = Input { bytes: &scratch.padded, len, bases: &scratch.bases, offs: &offs };
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    let vs_fixed = vs.filter(|v| v.is_fixed());
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    let wide: &[i16] = if w.group == Group::Pairs && vs_fixed.is_some() {
-        scratch.wide.clear();
-        scratch.wide.extend(scratch.padded.iter().map(|&v| v as i16));
-        &scratch.wide
-    } else {
-        &[]
-    };
+    let wide: &[i16] = &scratch.wide;
     for blk in 0..w.n.div_ceil(NR) {
         let c0 = blk * NR;
         let take = NR.min(w.n - c0);
@@ -190,6 +181,30 @@ pub fn conv2d(
     }
 }
 
+/// Pads the input with its zero point into `scratch`, followed by [`SLACK`] more values: widened
+/// to i16 in the same pass into `wide` when `widened` (for the pairs kernel), else as bytes into
+/// `padded` (`x + 128` for quads). Returns the padded (height, width).
+fn pad(
+    s: &ConvShape,
+    zp: i8,
+    input: &[i8],
+    (group, widened): (Group, bool),
+    scratch: &mut DirectScratch,
+) -> (usize, usize) {
+    if widened {
+        let dims = pad_nhwc_i16(s, input, zp, &mut scratch.wide);
+        scratch.wide.extend_from_slice(&[0; SLACK]);
+        scratch.padded.clear();
+        return dims;
+    }
+    let dims = pad_nhwc(s, input, zp, 1, s.in_c, &mut scratch.padded);
+    if group == Group::Quads {
+        scratch.padded.iter_mut().for_each(|v| *v ^= i8::MIN);
+    }
+    scratch.padded.extend_from_slice(&[0; SLACK]);
+    dims
+}
+
 /// Where each run of a patch starts, relative to the patch's first byte.
 fn run_offsets(s: &ConvShape, wp: usize) -> Vec<usize> {
     let (dh, dw) = (s.win.h.dilation, s.win.w.dilation);
@@ -200,10 +215,13 @@ fn run_offsets(s: &ConvShape, wp: usize) -> Vec<usize> {
     }
 }
 
-/// The padded input (as stored: `x + 128` for quads), every output pixel's patch start, and the
-/// runs' offsets. Every byte at `base + off + [0, run_g)` is inside `bytes` (checked once).
+/// The padded input (as stored: `x + 128` for quads; empty when the pairs kernel reads it
+/// widened), every output pixel's patch start, and the runs' offsets. Every element at
+/// `base + off + [0, run_g)` is below `len`, the length of the padded input the kernel reads
+/// (checked once).
 struct Input<'a> {
     bytes: &'a [i8],
+    len: usize,
     bases: &'a [usize],
     offs: &'a [usize],
 }
@@ -286,15 +304,16 @@ mod simd {
     #[cfg(target_feature = "relaxed-simd")]
     pub fn quads(x: &Input, w: &[i8], run_g: usize, rq: &Block8, o: Output) {
         assert!(w.len() >= x.offs.len() * run_g * NR, "direct conv: weights too short");
+        assert!(x.bytes.len() >= x.len, "direct conv: padded input too short");
         let (bytes, offs) = (x.bytes.as_ptr(), x.offs);
         tiles(x, rq, o, |b, start| {
             let mut a = [start; MR];
             let mut wp = w.as_ptr();
             for &off in offs {
                 for q in (0..run_g).step_by(4) {
-                    // SAFETY: the caller checked that every base + off + run_g is inside the
-                    // padded input; the weights hold runs·run_g·8 bytes (asserted above) and wp
-                    // advances 32 bytes per group.
+                    // SAFETY: the caller checked that every base + off + run_g is at most
+                    // x.len, which `bytes` covers (asserted above); the weights hold
+                    // runs·run_g·8 bytes (asserted above) and wp advances 32 bytes per group.
                     unsafe {
                         let (w0, w1) = (v128_load(wp as *const v128), v128_load(wp.add(16) as *const v128));
                         wp = wp.add(4 * NR);
@@ -313,18 +332,19 @@ mod simd {
     }
 
     /// Pairs: per group, two i16 weight vectors and, per pixel, the group's two inputs as one
-    /// 4-byte broadcast from `wide` (the padded input widened to i16, same indices as `x.bytes`).
+    /// 4-byte broadcast from `wide` (the padded input widened to i16, indexed as `x.bases` and
+    /// `x.offs` say).
     pub fn pairs(x: &Input, wide: &[i16], w: &[i16], run_g: usize, rq: &Block8, o: Output) {
         assert!(w.len() >= x.offs.len() * run_g * NR, "direct conv: weights too short");
-        assert!(wide.len() >= x.bytes.len(), "direct conv: widened input too short");
+        assert!(wide.len() >= x.len, "direct conv: widened input too short");
         let (px, offs) = (wide.as_ptr(), x.offs);
         tiles(x, rq, o, |b, start| {
             let mut a = [start; MR];
             let mut wp = w.as_ptr();
             for &off in offs {
                 for q in (0..run_g).step_by(2) {
-                    // SAFETY: the caller checked that every base + off + run_g is inside the
-                    // padded input, which `wide` covers (asserted above); the weights hold
+                    // SAFETY: the caller checked that every base + off + run_g is at most
+                    // x.len, which `wide` covers (asserted above); the weights hold
                     // runs·run_g·8 values (asserted above) and wp advances 16 per group.
                     unsafe {
                         let (w0, w1) = (v128_load(wp as *const v128), v128_load(wp.add(8) as *const v128));
