@@ -245,6 +245,7 @@ fn portable_block(
     vs: Option<&VecStage>,
     o: Output,
 ) {
+    assert!(x.bytes.len() >= x.len, "direct conv: padded input too short");
     let len = w.group.len();
     let value = |at: usize| match w.group {
         Group::Quads => x.bytes[at] as u8 as i32,
