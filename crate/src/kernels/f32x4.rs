@@ -74,6 +74,16 @@ impl F4 {
         F4(f32x4_add(self.0, b.0))
     }
 
+    #[inline(always)]
+    pub fn minus(self, b: F4) -> F4 {
+        F4(f32x4_sub(self.0, b.0))
+    }
+
+    #[inline(always)]
+    pub fn times(self, b: F4) -> F4 {
+        F4(f32x4_mul(self.0, b.0))
+    }
+
     /// `self.max(lo).min(hi)` lane by lane. A NaN lane comes out as NaN here (as from TFLite's
     /// `std::min(std::max(x, lo), hi)`) and as the bound in the portable version: models do not
     /// produce NaN, and `pmax`/`pmin` are single x86 instructions, unlike `f32x4.max`/`min`.
@@ -128,6 +138,16 @@ impl F4 {
         F4(core::array::from_fn(|i| self.0[i] + b.0[i]))
     }
 
+    #[inline(always)]
+    pub fn minus(self, b: F4) -> F4 {
+        F4(core::array::from_fn(|i| self.0[i] - b.0[i]))
+    }
+
+    #[inline(always)]
+    pub fn times(self, b: F4) -> F4 {
+        F4(core::array::from_fn(|i| self.0[i] * b.0[i]))
+    }
+
     /// `self.max(lo).min(hi)` lane by lane (a NaN lane becomes the bound).
     #[inline(always)]
     pub fn clamp(self, lo: F4, hi: F4) -> F4 {
@@ -167,6 +187,10 @@ mod tests {
         assert_eq!(got, [3.5, -5.0, 0.0, 0.0]);
         F4::from_slice(&a).plus(F4::from_slice(&c)).write(&mut got);
         assert_eq!(got, [2.0, -1.0, 1.25, 4.0]);
+        F4::from_slice(&a).minus(F4::from_slice(&c)).write(&mut got);
+        assert_eq!(got, [1.0, -3.0, -0.75, 12.0]);
+        F4::from_slice(&a).times(F4::from_slice(&b)).write(&mut got);
+        assert_eq!(got, [3.0, -6.0, -1.0, 4.0]);
         // SAFETY: a[1] is readable.
         unsafe { F4::load_splat(&a[1]) }.write(&mut got);
         assert_eq!(got, [-2.0; 4]);

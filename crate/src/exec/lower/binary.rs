@@ -7,6 +7,7 @@ use crate::exec::kernel::{internal, out_f32, out_i8, Kernel, RunCx};
 use crate::exec::plan::Target;
 use crate::ir::{Activation, DType};
 use crate::kernels::elementwise;
+use crate::kernels::f32x4::F4;
 use crate::kernels::int8::pointwise::{AddParams, MulParams};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -84,6 +85,15 @@ impl Kernel for BinaryF32 {
         let (a, b) = (cx.f32_in(0)?, cx.f32_in(1)?);
         let (lo, hi, s) = (self.min, self.max, &self.shapes);
         let o = out_f32(cx.out)?;
+        if a.len() == o.len() && b.len() == o.len() {
+            let bounds = (lo, hi);
+            match self.op {
+                BinOp::Add => elementwise::same_shape_f32(a, b, o, bounds, |x, y| x + y, F4::plus),
+                BinOp::Sub => elementwise::same_shape_f32(a, b, o, bounds, |x, y| x - y, F4::minus),
+                BinOp::Mul => elementwise::same_shape_f32(a, b, o, bounds, |x, y| x * y, F4::times),
+            }
+            return Ok(());
+        }
         match self.op {
             BinOp::Add => elementwise::binary(a, &s.a, b, &s.b, &s.out, o, |x, y| (x + y).max(lo).min(hi)),
             BinOp::Sub => elementwise::binary(a, &s.a, b, &s.b, &s.out, o, |x, y| (x - y).max(lo).min(hi)),
