@@ -35,7 +35,6 @@ pub trait Kernel: Send + Sync + fmt::Debug {
 /// Scratch memory reused across steps and runs.
 #[derive(Default)]
 pub struct Scratch {
-    pub f32: Vec<f32>,
     pub i8: Vec<i8>,
     pub int8: conv_i8::Scratch,
     pub depthwise: crate::kernels::int8::depthwise::Scratch,

@@ -173,52 +173,26 @@ pub fn tap_offsets(s: &ConvShape, wp: usize, cp: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Input channels up to which a float convolution reads its windows straight from the padded
-/// input ([`conv_f32_direct`]) rather than gathering im2col rows: with few channels a row is a
-/// few short runs, and gathering costs more than the arithmetic.
-const DIRECT_MAX_IN_C: usize = 4;
-
-/// Float CONV_2D: `weights` packed from `[out_c, kh, kw, in_c]`.
+/// Float CONV_2D: `weights` packed from `[out_c, kh, kw, in_c]`. A 1×1 stride-1 convolution is a
+/// GEMM over the input itself; any other window is read straight from the padded input, one filter
+/// row at a time ([`conv_f32_direct`]: no im2col copies, which cost ResNet-8's 3×3 layers a fifth of
+/// their time in the simd128 build).
 pub fn conv2d_f32(
     s: &ConvShape,
     input: &[f32],
     weights: &PackedF32,
     ep: Epilogue,
     out: &mut [f32],
-    cols: &mut Vec<f32>,
     padded: &mut Vec<f32>,
 ) {
     assert_eq!(weights.n, s.out_c);
     assert_eq!(weights.k, s.patch_len());
-    let pixels = s.batch * s.out_h() * s.out_w();
     if s.is_pointwise() {
+        let pixels = s.batch * s.out_h() * s.out_w();
         gemm_f32::gemm(pixels, input, s.in_c, weights, ep, out, s.out_c);
         return;
     }
-    if s.in_c <= DIRECT_MAX_IN_C {
-        conv_f32_direct::conv2d(s, input, weights, ep, out, padded, &mut Vec::new());
-        return;
-    }
-    let k = s.patch_len();
-    cols.resize(BLOCK * k, 0.0);
-    let (hp, wp) = pad_nhwc(s, input, 0.0, 1, s.in_c, padded);
-    // Taps of one filter row are contiguous in the padded input unless the width is dilated.
-    let run = if s.win.w.dilation == 1 { s.kw() * s.in_c } else { s.in_c };
-    for p0 in (0..pixels).step_by(BLOCK) {
-        let n = BLOCK.min(pixels - p0);
-        for (r, (b, oy, ox)) in pixels_from(s, p0).take(n).enumerate() {
-            let row = &mut cols[r * k..(r + 1) * k];
-            for ky in 0..s.kh() {
-                let y = b * hp + oy * s.win.h.stride + ky * s.win.h.dilation;
-                for (j, dst) in row[ky * s.kw() * s.in_c..(ky + 1) * s.kw() * s.in_c].chunks_exact_mut(run).enumerate()
-                {
-                    let x = ox * s.win.w.stride + j * s.win.w.dilation;
-                    dst.copy_from_slice(&padded[(y * wp + x) * s.in_c..][..run]);
-                }
-            }
-        }
-        gemm_f32::gemm(n, cols, k, weights, ep, &mut out[p0 * s.out_c..(p0 + n) * s.out_c], s.out_c);
-    }
+    conv_f32_direct::conv2d(s, input, weights, ep, out, padded, &mut Vec::new());
 }
 
 /// Direct-loop float CONV_2D over unpacked `[out_c, kh, kw, in_c]` weights.
@@ -546,7 +520,7 @@ pub(crate) mod tests {
             shape(1, (9, 9), 4, 3, (3, 3), 1, 2, Padding::Valid),
             shape(1, (4, 4), 8, 8, (1, 1), 1, 1, Padding::Same),
             shape(1, (12, 12), 3, 17, (5, 5), 3, 1, Padding::Same),
-            // More than DIRECT_MAX_IN_C channels: im2col + GEMM.
+            // More channels, as ResNet-8's 3×3 layers have.
             shape(2, (7, 6), 6, 9, (3, 2), 2, 1, Padding::Same),
             shape(1, (9, 9), 5, 3, (3, 3), 1, 2, Padding::Valid),
             shape(1, (6, 5), 16, 8, (3, 3), 1, 1, Padding::Same),
@@ -559,15 +533,7 @@ pub(crate) mod tests {
             let mut want = vec![0.0; s.output_len()];
             conv2d_f32_reference(&s, &input, &w, ep, &mut want);
             let mut got = vec![0.0; s.output_len()];
-            conv2d_f32(
-                &s,
-                &input,
-                &PackedF32::pack(&w, s.out_c, s.patch_len()),
-                ep,
-                &mut got,
-                &mut Vec::new(),
-                &mut Vec::new(),
-            );
+            conv2d_f32(&s, &input, &PackedF32::pack(&w, s.out_c, s.patch_len()), ep, &mut got, &mut Vec::new());
             close(&got, &want);
         }
     }

@@ -1,5 +1,6 @@
-//! Float CONV_2D without im2col: the GEMM's register tile ([`gemm_f32::tile`]) reads its rows
-//! straight from a zero-padded copy of the input through a table of tap offsets.
+//! Float CONV_2D without im2col: the GEMM's register tile ([`gemm_f32::tile_runs`]) reads its rows
+//! straight from a zero-padded copy of the input, one filter row (`kw · in_c` consecutive values)
+//! at a time.
 //!
 //! A tile is [`MR`] neighbouring output pixels of one output row × [`NR`] output channels: the
 //! pixels' windows start `stride · in_c` values apart, and tap `kk` (in the weights' `[kh][kw][in_c]`
@@ -18,7 +19,7 @@ pub fn conv2d(
     ep: Epilogue,
     out: &mut [f32],
     padded: &mut Vec<f32>,
-    offsets: &mut Vec<usize>,
+    starts: &mut Vec<usize>,
 ) {
     let (c, n, k) = (s.in_c, s.out_c, s.patch_len());
     assert!(weights.n == n && weights.k == k, "conv weights do not match the shape");
@@ -30,14 +31,18 @@ pub fn conv2d(
         return;
     }
     let (hp, wp) = pad_nhwc(s, input, 0.0, 1, c, padded);
-    offsets.clear();
-    offsets.extend(tap_offsets(s, wp, c).into_iter().flat_map(|t| (0..c).map(move |ic| t + ic)));
+    // The taps of a filter row are one run in the padded input unless the width is dilated.
+    let run = if s.win.w.dilation == 1 { s.kw() * c } else { c };
+    starts.clear();
+    let taps_per_run = if s.win.w.dilation == 1 { s.kw() } else { 1 };
+    starts.extend(tap_offsets(s, wp, c).into_iter().step_by(taps_per_run.max(1)));
     let (sy, sx, ow) = (s.win.h.stride, s.win.w.stride, s.out_w());
-    // Every window lies inside the padded input: the last pixel's last tap is its furthest read.
+    // Every window lies inside the padded input: the last pixel's last run ends its furthest read.
     let start = |b: usize, oy: usize, ox: usize| ((b * hp + oy * sy) * wp + ox * sx) * c;
-    let last = start(s.batch - 1, s.out_h() - 1, ow - 1) + offsets.iter().max().copied().unwrap_or(0);
-    assert!(k == 0 || last < padded.len(), "window outside the padded input");
-    let (offsets, padded) = (&offsets[..k], &padded[..]);
+    let last = start(s.batch - 1, s.out_h() - 1, ow - 1) + starts.iter().max().copied().unwrap_or(0) + run;
+    assert!(k == 0 || last <= padded.len(), "window outside the padded input");
+    assert_eq!(starts.len() * run, k, "runs do not cover the patch");
+    let (starts, padded) = (&starts[..], &padded[..]);
     for b in 0..s.batch {
         for oy in 0..s.out_h() {
             let o = &mut out[((b * s.out_h() + oy) * ow) * n..][..ow * n];
@@ -45,13 +50,10 @@ pub fn conv2d(
                 let here = MR.min(ow - x0);
                 let rows = core::array::from_fn(|r| padded[start(b, oy, x0 + if r < here { r } else { 0 })..].as_ptr());
                 for p in 0..n.div_ceil(NR) {
-                    // SAFETY: every row pointer starts a window inside `padded` and `offsets` holds
-                    // the k offsets of its taps (the furthest read was asserted above); the panel
-                    // holds k·NR values.
-                    let acc = unsafe {
-                        let tap = |kk: usize| *offsets.get_unchecked(kk);
-                        gemm_f32::tile(k, rows, tap, weights.panel(p).as_ptr())
-                    };
+                    // SAFETY: every row pointer starts a window inside `padded`, whose runs end at
+                    // most at the furthest read asserted above; the runs cover the k values of the
+                    // panel's k·NR.
+                    let acc = unsafe { gemm_f32::tile_runs(starts, run, rows, weights.panel(p).as_ptr()) };
                     let cols = (p * NR, NR.min(n - p * NR));
                     gemm_f32::store_tile(&acc, here, bias_of(ep, p, n), ep, &mut o[x0 * n..], n, cols);
                 }
@@ -97,14 +99,16 @@ mod tests {
         }
     }
 
-    /// 1–4 input channels (first layers) and a few more, output channels on and off the panel
-    /// width, 1×1 to 5×5 windows, strides 1–3, dilation 2, both paddings, batch 2.
+    /// 1–4 input channels (first layers) and more (ResNet-8's 16–64, and off the vector width),
+    /// output channels on and off the panel width, 1×1 to 5×5 windows, strides 1–3, dilation 2,
+    /// both paddings, batch 2.
     #[test]
     fn direct_conv_matches_reference_on_generated_shapes() {
         for pad in [Padding::Same, Padding::Valid] {
-            for in_c in [1, 2, 3, 4, 7] {
+            for in_c in [1, 2, 3, 4, 7, 16, 33] {
                 for out_c in [1, 5, 8, 9, 16, 17] {
-                    for (hw, k, stride) in [(1, 1, 1), (5, 3, 1), (6, 3, 2), (9, 3, 2), (7, 5, 3), (4, 2, 1)] {
+                    for (hw, k, stride) in [(1, 1, 1), (5, 3, 1), (6, 3, 2), (9, 3, 2), (7, 5, 3), (4, 2, 1), (6, 1, 2)]
+                    {
                         check(1, hw, in_c, out_c, k, stride, 1, pad);
                     }
                     check(2, 6, in_c, out_c, 3, 2, 1, pad);

@@ -171,6 +171,36 @@ pub(crate) unsafe fn tile(
     acc
 }
 
+/// [`tile`] for a reduction made of runs of `run` consecutive values: run `j` starts `starts[j]`
+/// after each row's start (a convolution's filter row, or one tap, in its padded input). The
+/// inner loop walks a run with no offset table, the panel in step.
+///
+/// # Safety
+/// `rows[r] + starts[j] + run` must stay readable for every row and run, and `panel` must hold
+/// `starts.len() · run · NR` values.
+#[inline(always)]
+pub(crate) unsafe fn tile_runs(
+    starts: &[usize],
+    run: usize,
+    rows: [*const f32; MR],
+    panel: *const f32,
+) -> [[F4; 2]; MR] {
+    let mut acc = [[F4::splat(0.0); 2]; MR];
+    let mut w = panel;
+    for &t in starts {
+        let at: [*const f32; MR] = core::array::from_fn(|r| rows[r].add(t));
+        for i in 0..run {
+            let (b0, b1) = (F4::load(w), F4::load(w.add(4)));
+            w = w.add(NR);
+            for r in 0..MR {
+                let a = F4::load_splat(at[r].add(i));
+                acc[r] = [a.madd(b0, acc[r][0]), a.madd(b1, acc[r][1])];
+            }
+        }
+    }
+    acc
+}
+
 /// Adds the bias, clamps and stores the first `rows` rows of a tile at `out[r·ldo + col..][..cols]`.
 #[inline(always)]
 pub(crate) fn store_tile(

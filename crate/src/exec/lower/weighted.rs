@@ -148,8 +148,7 @@ impl Kernel for ConvF32 {
     fn run(&self, cx: &mut RunCx) -> Result<()> {
         let (x, p) = (cx.f32_in(0)?, cx.packed::<FloatGemm>()?);
         let ep = Epilogue { bias: p.bias.as_deref(), min: self.min, max: self.max };
-        let sc = &mut *cx.scratch;
-        conv::conv2d_f32(&self.s, x, &p.w, ep, out_f32(cx.out)?, &mut sc.f32, &mut sc.pad_f32);
+        conv::conv2d_f32(&self.s, x, &p.w, ep, out_f32(cx.out)?, &mut cx.scratch.pad_f32);
         Ok(())
     }
 }
