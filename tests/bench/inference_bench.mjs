@@ -4,7 +4,7 @@
 // page (Debian's, via playwright-core), every engine on the main thread, the same input bytes,
 // the same warm-up (at least 1 s each, interleaved), then interleaved timed passes (each pass runs
 // one engine for about --pass-ms, the order rotating from pass to pass). Prints median and minimum
-// milliseconds per inference, the ratio to tfjs-tflite, the CPU and our int8 kernel, the slowest
+// milliseconds per inference, the ratio to tfjs-tflite (of the medians, and the median of each round's ratio), the CPU and our int8 kernel, the slowest
 // layers of our engine (its per-layer profile), and the gzipped size of every runtime.
 //
 // ONNX versions of the models are converted here with tf2onnx into tests/out/onnx (never
@@ -316,14 +316,21 @@ try {
   console.log(`Browser: headless Chromium ${browserVersion}${jsFlags ? `, V8 flags ${jsFlags}` : ''}`);
   console.log(`Our int8Kernel (relaxed build): ${int8Kernel}; tfjs-tflite: tflite_web_api_cc_simd (single-threaded, XNNPACK)`);
   console.log(`Our builds: relaxed ${buildSize(join(root, 'web/wasm/relaxed'))}; simd128 ${buildSize(join(root, 'web/wasm/simd'))}`);
-  console.log(`Each engine warmed up ${warmupMs} ms, then ${passes} interleaved passes of ~${passMs} ms; median (min) over passes\n`);
+  console.log(`Each engine warmed up ${warmupMs} ms, then ${passes} interleaved passes of ~${passMs} ms; median (min) over passes;`);
+  console.log(`ratios: of the medians, and (paired) the median over rounds of the two engines' passes in the same round\n`);
 
-  const head = ['model', 'ours relaxed', 'ours simd128', 'tfjs-tflite', 'onnxruntime-web', 'relaxed/tfjs', 'simd/tfjs', 'max output diff vs ours'];
+  const head = ['model', 'ours relaxed', 'ours simd128', 'tfjs-tflite', 'onnxruntime-web', 'relaxed/tfjs (paired)', 'simd/tfjs (paired)', 'max output diff vs ours'];
   const rows = [head];
   const baseRows = [];
   for (const [i, r] of results.entries()) {
     const cell = (n) => (r.times[n] ? `${fmt(median(r.times[n]))} (${fmt(Math.min(...r.times[n]))})` : '');
-    const ratio = (n) => (r.times[n] && r.times['tfjs-tflite'] ? `${(median(r.times[n]) / median(r.times['tfjs-tflite'])).toFixed(2)}x` : '');
+    // Ratio of the medians, then the median of each round's ratio (the two engines' passes of a
+    // round ran back to back, so a slow spell of the machine touches both).
+    const ratio = (n) => {
+      const [a, t] = [r.times[n], r.times['tfjs-tflite']];
+      if (!a || !t) return '';
+      return `${(median(a) / median(t)).toFixed(2)}x (${median(a.map((v, p) => v / t[p])).toFixed(2)}x)`;
+    };
     const ortCell = r.times['onnxruntime-web'] ? cell('onnxruntime-web') : onnx[i].error ?? r.setup.ortNote ?? 'failed';
     rows.push([models[i][0], cell('ours relaxed'), cell('ours simd'), cell('tfjs-tflite'), ortCell, ratio('ours relaxed'), ratio('ours simd'), agreement(r.outs)]);
     if (r.times['base relaxed']) {
