@@ -446,16 +446,24 @@ fn merge_measured(results: &[Vec<u8>]) -> Result<Vec<SqnrAcc>> {
 mod tests {
     use super::*;
 
+    /// A fixture file's bytes.
+    fn fixture(path: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/../tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))).expect("fixture")
+    }
+
+    /// A fixture float model and a default quantization job of it over the calibration patterns.
+    fn fixture_job(model: &str) -> (Model, QuantizeJob) {
+        let m = tflite::read(&fixture(model)).unwrap();
+        let job = QuantizeJob::new(&m, fixture("data/patterns_calib.npy"), 200, &QuantizeOptions::default()).unwrap();
+        (m, job)
+    }
+
     /// Every candidate `auto` built with the job's shared weights and ranges is the model a build
     /// of its own (nothing shared) gives, byte for byte.
     #[test]
     fn candidates_built_with_shared_parts_equal_builds_of_their_own() {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/");
-        let read = |p: &str| std::fs::read(format!("{root}{p}")).expect("fixture");
         for model in ["dwcnn/model_float.tflite", "mlp/model_float.tflite"] {
-            let m = tflite::read(&read(model)).unwrap();
-            let mut job =
-                QuantizeJob::new(&m, read("data/patterns_calib.npy"), 200, &QuantizeOptions::default()).unwrap();
+            let (m, mut job) = fixture_job(model);
             crate::parallel::run(&mut job, 1, &mut |_, _, _| {}).unwrap();
             assert_eq!(job.tried.len(), 4, "{model}: three methods, then bias correction on the winner");
             let calib = job.calib.as_ref().unwrap();
@@ -492,11 +500,7 @@ mod tests {
     /// Either way every layer of the report has its SQNR, measured on the chosen model.
     #[test]
     fn the_corrected_candidate_is_measured_in_its_round_and_the_winner_after_it_loses() {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/");
-        let read = |p: &str| std::fs::read(format!("{root}{p}")).expect("fixture");
-        let m = tflite::read(&read("dwcnn/model_float.tflite")).unwrap();
-        let new_job =
-            || QuantizeJob::new(&m, read("data/patterns_calib.npy"), 200, &QuantizeOptions::default()).unwrap();
+        let new_job = || fixture_job("dwcnn/model_float.tflite").1;
         let mut job = new_job();
         assert_eq!(drive(&mut job, |_, _| {}), ["calibrate", "select", "select"]);
         let (_, won) = job.finish().unwrap();
@@ -527,10 +531,7 @@ mod tests {
     /// measuring (1) from scoring (0).
     #[test]
     fn rounds_tell_their_kinds_of_task_apart() {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/");
-        let read = |p: &str| std::fs::read(format!("{root}{p}")).expect("fixture");
-        let m = tflite::read(&read("dwcnn/model_float.tflite")).unwrap();
-        let mut job = QuantizeJob::new(&m, read("data/patterns_calib.npy"), 200, &QuantizeOptions::default()).unwrap();
+        let (_, mut job) = fixture_job("dwcnn/model_float.tflite");
         let (mut w, mut seen) = (crate::parallel::Worker::default(), Vec::new());
         while let Some(round) = job.next().unwrap() {
             round.resources.iter().for_each(|(id, r)| w.put(*id, r.clone()));
@@ -554,12 +555,8 @@ mod tests {
     /// from static quantization or from given ranges (quantization-aware training's export).
     #[test]
     fn signatures_survive_folding() {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/");
-        let read = |p: &str| std::fs::read(format!("{root}{p}")).expect("fixture");
         for model in ["dwcnn/model_float.tflite", "mlp/model_float.tflite"] {
-            let m = tflite::read(&read(model)).unwrap();
-            let mut job =
-                QuantizeJob::new(&m, read("data/patterns_calib.npy"), 200, &QuantizeOptions::default()).unwrap();
+            let (m, mut job) = fixture_job(model);
             assert!(job.folded > 0, "{model}: the test needs a model that folds");
             crate::parallel::run(&mut job, 1, &mut |_, _, _| {}).unwrap();
             let ranges = vec![Some((-1.0, 1.0)); m.main().tensors.len()];
