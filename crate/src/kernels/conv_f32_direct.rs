@@ -40,18 +40,12 @@ pub fn conv2d(
     // few channels those runs are short, and a table of every value's offset (runs of one, walked
     // by the GEMM's own tile) costs less than a loop per run.
     let table = c <= TABLE_MAX_IN_C;
-    let run = if table {
-        1
-    } else if s.win.w.dilation == 1 {
-        s.kw() * c
-    } else {
-        c
-    };
+    let taps_per_run = if s.win.w.dilation == 1 { s.kw() } else { 1 };
+    let run = if table { 1 } else { taps_per_run * c };
     starts.clear();
     if table {
         starts.extend(tap_offsets(s, wp, c).into_iter().flat_map(|t| (0..c).map(move |ic| t + ic)));
     } else {
-        let taps_per_run = if s.win.w.dilation == 1 { s.kw() } else { 1 };
         starts.extend(tap_offsets(s, wp, c).into_iter().step_by(taps_per_run.max(1)));
     }
     let (sy, sx, ow) = (s.win.h.stride, s.win.w.stride, s.out_w());
