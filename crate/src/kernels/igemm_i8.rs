@@ -2,8 +2,8 @@
 //! XNNPACK's IGEMM): the input is widened to i16 and padded with its zero point once per call (in
 //! one pass, [`pad_nhwc_i16`]), and the micro-kernel reads each output pixel's patch straight from
 //! that copy, one contiguous run (a filter row's taps, or a single tap when the width is dilated)
-//! at a time, summing the runs into the same accumulators. im2col instead copies and widens every input value once per tap
-//! (9 times for a 3×3 filter) before the GEMM reads it.
+//! at a time, summing the runs into the same accumulators. im2col instead copies and widens every
+//! input value once per tap (9 times for a 3×3 filter) before the GEMM reads it.
 //!
 //! The packed weights pair k, k + 1: a run must not end between the two, so this applies when
 //! every run has even length ([`applies`]); other shapes keep im2col.
