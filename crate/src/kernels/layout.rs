@@ -13,14 +13,24 @@ fn strides(shape: &[usize]) -> Vec<usize> {
 
 /// Output `d` takes input dimension `perm[d]`.
 pub fn transpose<T: Copy>(input: &[T], shape: &[usize], perm: &[usize], out: &mut [T]) {
+    let sources = transpose_sources(shape, perm, out.len());
+    for (o, s) in out.iter_mut().zip(sources) {
+        *o = input[s];
+    }
+}
+
+/// For each of the first `len` outputs of [`transpose`], the input it copies. Apart from the
+/// element type, so each type's copy stays a short loop.
+#[inline(never)]
+fn transpose_sources(shape: &[usize], perm: &[usize], len: usize) -> Vec<usize> {
     let rank = shape.len();
     let in_strides = strides(shape);
     let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
     let step: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
     let mut idx = vec![0usize; rank];
-    for o in out.iter_mut() {
-        let src: usize = idx.iter().zip(&step).map(|(i, s)| i * s).sum();
-        *o = input[src];
+    let mut sources = Vec::with_capacity(len);
+    for _ in 0..len {
+        sources.push(idx.iter().zip(&step).map(|(i, s)| i * s).sum());
         for d in (0..rank).rev() {
             idx[d] += 1;
             if idx[d] < out_shape[d] {
@@ -29,6 +39,7 @@ pub fn transpose<T: Copy>(input: &[T], shape: &[usize], perm: &[usize], out: &mu
             idx[d] = 0;
         }
     }
+    sources
 }
 
 /// Pads each dimension by `pads[d] = (before, after)` with `value`.
