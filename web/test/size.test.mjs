@@ -46,6 +46,10 @@ import { leb128, root, wasmSections } from './helpers.mjs';
 // session's one-pass pad and widen of int8 inputs (kernels/conv.rs `pad_nhwc_i16`, for the direct
 // pairs and igemm kernels) added 0.4 KB to each core build and 0.2 KB to each full one (built
 // here: core 292,652 -> 293,101 / 297,950 -> 298,369, full 641,508 -> 641,722 / 647,161 -> 647,351).
+// The fifteenth session: TRANSPOSE's index walk moved out of the per-type copy (kernels/layout.rs
+// `transpose_sources`: seven element types had each inlined it) saved ~1.1 KB in every build, and
+// the batch-1 float FULLY_CONNECTED's own packing (kernels/gemv_f32.rs) added ~0.9 KB (the one-row
+// GEMM path lost its four-panel pass): core 293,679 -> 293,518 / 298,800 -> 298,693 (Node's zlib).
 const budgets = { simd: 644_700, relaxed: 650_300, 'core/simd': 294_200, 'core/relaxed': 299_300 };
 
 /** Names of a module's custom sections (id 0). */

@@ -235,14 +235,15 @@ fn finish(acc: &[F4; 2], bias: [F4; 2], (lo, hi): (F4, F4), out: &mut [f32]) {
     }
 }
 
-/// One row against every panel, four, two or one panels per pass over the row.
+/// One row against every panel, two or one panels per pass over the row. (Batch-1
+/// FULLY_CONNECTED has its own packing, [`super::gemv_f32`]; this path serves convolutions of one
+/// output pixel and that packing's last few panels.)
 fn gemv_row(row: &[f32], w: &PackedF32, ep: Epilogue, out: &mut [f32]) {
     let panels = w.n.div_ceil(NR);
     let mut p = 0;
     while p < panels {
         p += match panels - p {
-            4.. => gemv_panels::<4>(row, w, p, ep, out),
-            2 | 3 => gemv_panels::<2>(row, w, p, ep, out),
+            2.. => gemv_panels::<2>(row, w, p, ep, out),
             _ => gemv_panels::<1>(row, w, p, ep, out),
         };
     }

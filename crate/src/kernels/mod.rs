@@ -12,6 +12,7 @@ pub mod gemm_dot4;
 pub mod gemm_f32;
 pub mod gemm_i8;
 pub mod gemm_sign;
+pub mod gemv_f32;
 pub mod geometry;
 pub mod igemm_i8;
 pub mod im2col;

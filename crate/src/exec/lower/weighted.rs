@@ -7,11 +7,12 @@ use crate::exec::buffer::Buffer;
 use crate::exec::kernel::{const_f32, const_i32, const_i8, opt_f32, out_f32, out_i8, Kernel, Packed, RunCx};
 use crate::ir::{Activation, Conv2D, DType, DepthwiseConv2D, FullyConnected};
 use crate::kernels::conv::{self, ConvShape, QuantizedInput};
+use crate::kernels::fc::{self, PackedFc};
 use crate::kernels::fixedpoint::{quantize_multiplier, OutputStage, Rescale};
 use crate::kernels::gemm_f32::{Epilogue, PackedF32};
 use crate::kernels::int8::conv::{self as conv_i8, Dense, PreparedConv, PreparedDense};
 use crate::kernels::int8::depthwise::{self as depthwise_i8, PreparedDepthwise};
-use crate::kernels::{fc, quant};
+use crate::kernels::quant;
 use crate::ops::{conv_shape, dense_rows, Fact};
 
 use crate::exec::plan::Target;
@@ -80,6 +81,12 @@ fn quantize_rows(x: &[f32], rows: usize, asymmetric: bool, q: &mut Vec<i8>) -> V
 /// Float weights packed for the GEMM, and the bias.
 struct FloatGemm {
     w: PackedF32,
+    bias: Option<Vec<f32>>,
+}
+
+/// Float FULLY_CONNECTED weights packed for its number of rows, and the bias.
+struct FloatDense {
+    w: PackedFc,
     bias: Option<Vec<f32>>,
 }
 
@@ -346,12 +353,12 @@ impl Kernel for DenseF32 {
     }
 
     fn pack(&self, operands: &[Option<&Buffer>]) -> Result<Option<Packed>> {
-        let w = PackedF32::pack(const_f32(operands, 1, "weights")?, self.units, self.k);
-        Ok(Some(Box::new(FloatGemm { w, bias: opt_f32(operands, 2)? })))
+        let w = PackedFc::pack(const_f32(operands, 1, "weights")?, self.units, self.k, self.rows);
+        Ok(Some(Box::new(FloatDense { w, bias: opt_f32(operands, 2)? })))
     }
 
     fn run(&self, cx: &mut RunCx) -> Result<()> {
-        let (x, p) = (cx.f32_in(0)?, cx.packed::<FloatGemm>()?);
+        let (x, p) = (cx.f32_in(0)?, cx.packed::<FloatDense>()?);
         let ep = Epilogue { bias: p.bias.as_deref(), min: self.min, max: self.max };
         fc::fc_f32(self.rows, x, &p.w, ep, out_f32(cx.out)?);
         Ok(())
