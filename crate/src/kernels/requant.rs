@@ -132,10 +132,15 @@ pub fn reachable(weights: &[i8], n: usize, k: usize, bias: Option<&[i32]>, input
 }
 
 /// The one output (zero point added, clamped) of a channel whose every reachable `x` gives the
-/// same: a single value (all its weights zero, as after pruning), or a range over which its
-/// stage is monotone (no left shift can wrap) and both ends agree.
-fn constant_output(f: FixedRequant, r: Reach, zp: i32, min: i32, max: i32) -> Option<i32> {
+/// same: a zero multiplier (every product is 0, whatever `x` reaches: a channel whose weights or
+/// scale quantization zeroed), a single value (all its weights zero, as after pruning), or a range
+/// over which its stage is monotone (no left shift can wrap) and both ends agree.
+fn constant_output(f: FixedRequant, r: Option<Reach>, zp: i32, min: i32, max: i32) -> Option<i32> {
     let out = |x: i32| f.apply(x).wrapping_add(zp).clamp(min, max);
+    if f.multiplier == 0 {
+        return Some(out(0));
+    }
+    let r = r?;
     // (A left shift of 32 or more, from a hostile scale, wraps: not monotone.)
     let monotone = f.multiplier >= 0
         && f.left < 32
@@ -177,7 +182,7 @@ impl Window4 {
         // leave 32 bits, whether it has no window.
         let (mut spills, mut unsafe_x, mut windowless) = ([false; 4], [false; 4], [false; 4]);
         for (l, (f, r)) in f.iter().zip(reach).enumerate() {
-            if let Some(v) = r.and_then(|r| constant_output(*f, r, zp, min, max)) {
+            if let Some(v) = constant_output(*f, *r, zp, min, max) {
                 w.add[l] = (v as i64) << 48;
                 continue;
             }
@@ -895,6 +900,33 @@ mod tests {
         }
         assert!(used > 100, "the window layout applied to only {used} of 300 stages");
         assert!(signed > 20 && used - signed > 20, "{signed} of {used} windows kept the sign correction");
+    }
+
+    /// Lanes of multiplier 0 (a zero scale, or one below 2^-32) give the zero point, clamped,
+    /// whatever they reach: the window layout takes them as constants without a reach, beside
+    /// lanes that need their window, and equals the reference over the whole i32 range.
+    #[test]
+    fn zero_multipliers_are_constant_without_reaches() {
+        let mut rng = Rng::new(47);
+        for (zp, min, max) in [(-128, -128, 127), (5, 5, 127), (-3, -128, 127), (100, -20, 60)] {
+            for zeros in [[true; 4], [true, false, true, false], [false, false, false, true]] {
+                let scales: Vec<_> = zeros
+                    .iter()
+                    .map(|&z| Rescale::Fixed(quantize_multiplier(if z { [0.0, 1e-12][rng.below(2)] } else { 3e-3 })))
+                    .collect();
+                let stage = OutputStage::new(scales, zp, min, max);
+                let f: Vec<_> = (0..4).map(|l| stage.fixed(l).unwrap()).collect();
+                let w = Window4::new(&f, &[None; 4], zp, min, max).expect("a window layout");
+                let mut xs = vec![i32::MIN, i32::MAX, 0, -1, 1];
+                xs.extend((0..300).map(|_| (rng.next_u64() as i32) >> rng.below(32)));
+                for l in 0..4 {
+                    assert_eq!(w.factor[l] == 0, zeros[l], "lane {l} constant exactly when its multiplier is 0");
+                    for &x in &xs {
+                        assert_eq!(w.apply_lane(l, x, (min, max)), stage.apply(l, x) as i32, "x={x} lane {l} {f:?}");
+                    }
+                }
+            }
+        }
     }
 
     /// Weights `[4][k]` (random, channel `zero` all zero), biases, and inputs: per channel the
