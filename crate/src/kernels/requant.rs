@@ -919,8 +919,8 @@ mod tests {
                 let w = Window4::new(&f, &[None; 4], zp, min, max).expect("a window layout");
                 let mut xs = vec![i32::MIN, i32::MAX, 0, -1, 1];
                 xs.extend((0..300).map(|_| (rng.next_u64() as i32) >> rng.below(32)));
-                for l in 0..4 {
-                    assert_eq!(w.factor[l] == 0, zeros[l], "lane {l} constant exactly when its multiplier is 0");
+                for (l, &zero) in zeros.iter().enumerate() {
+                    assert_eq!(w.factor[l] == 0, zero, "lane {l} constant exactly when its multiplier is 0");
                     for &x in &xs {
                         assert_eq!(w.apply_lane(l, x, (min, max)), stage.apply(l, x) as i32, "x={x} lane {l} {f:?}");
                     }
