@@ -221,7 +221,7 @@ pub(crate) fn store_tile(
 /// `out = clamp(acc + bias)` for the `out.len() ≤ NR` columns of one tile row. The bias comes
 /// last, as in TFLite's reference kernels, so the simd128 build sums in their order.
 #[inline(always)]
-fn finish(acc: &[F4; 2], bias: [F4; 2], (lo, hi): (F4, F4), out: &mut [f32]) {
+pub(crate) fn finish(acc: &[F4; 2], bias: [F4; 2], (lo, hi): (F4, F4), out: &mut [f32]) {
     let (v0, v1) = (acc[0].plus(bias[0]).clamp(lo, hi), acc[1].plus(bias[1]).clamp(lo, hi));
     if out.len() == NR {
         v0.write(out);

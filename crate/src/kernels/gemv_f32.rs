@@ -8,7 +8,7 @@
 //! bit-equal to it.
 
 use super::f32x4::F4;
-use super::gemm_f32::{self, Epilogue, PackedF32, NR};
+use super::gemm_f32::{self, bias_of, finish, Epilogue, PackedF32, NR};
 
 /// Outputs per interleaved group: four panels.
 pub const GROUP: usize = 4 * NR;
@@ -62,8 +62,8 @@ pub fn gemv(row: &[f32], w: &PackedGemv, ep: Epilogue, out: &mut [f32]) {
 }
 
 /// One group (outputs `first..first + GROUP`) against `row`: per reduction step one broadcast and
-/// eight multiply-adds, in eight accumulators; then the bias (last, as in [`gemm_f32`]) and the
-/// clamp.
+/// eight multiply-adds, in eight accumulators; then [`gemm_f32`]'s epilogue per panel (the bias
+/// last, the clamp).
 #[inline(always)]
 fn group(row: &[f32], group: &[Quad], first: usize, ep: Epilogue, out: &mut [f32]) {
     let mut acc = [F4::splat(0.0); GROUP / 4];
@@ -80,12 +80,9 @@ fn group(row: &[f32], group: &[Quad], first: usize, ep: Epilogue, out: &mut [f32
         }
     }
     let (lo, hi) = (F4::splat(ep.min), F4::splat(ep.max));
-    for (j, (acc, out)) in acc.iter().zip(out[..GROUP].chunks_exact_mut(4)).enumerate() {
-        let v = match ep.bias {
-            Some(bias) => acc.plus(F4::from_slice(&bias[first + 4 * j..])),
-            None => acc.plus(F4::splat(0.0)),
-        };
-        v.clamp(lo, hi).write(out);
+    for p in 0..GROUP / NR {
+        let bias = bias_of(ep, first / NR + p, first + GROUP);
+        finish(&[acc[2 * p], acc[2 * p + 1]], bias, (lo, hi), &mut out[p * NR..][..NR]);
     }
 }
 

@@ -78,15 +78,10 @@ fn quantize_rows(x: &[f32], rows: usize, asymmetric: bool, q: &mut Vec<i8>) -> V
         .collect()
 }
 
-/// Float weights packed for the GEMM, and the bias.
-struct FloatGemm {
-    w: PackedF32,
-    bias: Option<Vec<f32>>,
-}
-
-/// Float FULLY_CONNECTED weights packed for its number of rows, and the bias.
-struct FloatDense {
-    w: PackedFc,
+/// Float weights packed for their kernel (the GEMM's panels for CONV_2D, [`PackedFc`] for
+/// FULLY_CONNECTED), and the bias.
+struct FloatGemm<W> {
+    w: W,
     bias: Option<Vec<f32>>,
 }
 
@@ -153,7 +148,7 @@ impl Kernel for ConvF32 {
     }
 
     fn run(&self, cx: &mut RunCx) -> Result<()> {
-        let (x, p) = (cx.f32_in(0)?, cx.packed::<FloatGemm>()?);
+        let (x, p) = (cx.f32_in(0)?, cx.packed::<FloatGemm<PackedF32>>()?);
         let ep = Epilogue { bias: p.bias.as_deref(), min: self.min, max: self.max };
         conv::conv2d_f32(&self.s, x, &p.w, ep, out_f32(cx.out)?, &mut cx.scratch.pad_f32);
         Ok(())
@@ -354,11 +349,11 @@ impl Kernel for DenseF32 {
 
     fn pack(&self, operands: &[Option<&Buffer>]) -> Result<Option<Packed>> {
         let w = PackedFc::pack(const_f32(operands, 1, "weights")?, self.units, self.k, self.rows);
-        Ok(Some(Box::new(FloatDense { w, bias: opt_f32(operands, 2)? })))
+        Ok(Some(Box::new(FloatGemm { w, bias: opt_f32(operands, 2)? })))
     }
 
     fn run(&self, cx: &mut RunCx) -> Result<()> {
-        let (x, p) = (cx.f32_in(0)?, cx.packed::<FloatDense>()?);
+        let (x, p) = (cx.f32_in(0)?, cx.packed::<FloatGemm<PackedFc>>()?);
         let ep = Epilogue { bias: p.bias.as_deref(), min: self.min, max: self.max };
         fc::fc_f32(self.rows, x, &p.w, ep, out_f32(cx.out)?);
         Ok(())
