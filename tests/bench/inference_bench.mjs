@@ -4,8 +4,9 @@
 // page (Debian's, via playwright-core), every engine on the main thread, the same input bytes,
 // the same warm-up (at least 1 s each, interleaved), then interleaved timed passes (each pass runs
 // one engine for about --pass-ms, the order rotating from pass to pass). Prints median and minimum
-// milliseconds per inference, the ratio to tfjs-tflite (of the medians, and the median of each round's ratio), the CPU and our int8 kernel, the slowest
-// layers of our engine (its per-layer profile), and the gzipped size of every runtime.
+// milliseconds per inference, the ratio to tfjs-tflite (of the medians, and the median of each
+// round's ratio), the CPU and our int8 kernel, the slowest layers of our engine (its per-layer
+// profile), and the gzipped size of every runtime.
 //
 // ONNX versions of the models are converted here with tf2onnx into tests/out/onnx (never
 // committed); a model that does not convert says so in the table. Nothing here is a constant
