@@ -2,7 +2,6 @@
 //! operands once per parameter update and runs on the buffers of one run.
 
 use std::any::Any;
-use std::fmt;
 
 use super::buffer::Buffer;
 use crate::error::{Error, Location, Result};
@@ -13,7 +12,7 @@ pub type Packed = Box<dyn Any + Send + Sync>;
 
 /// One operator lowered for the engine: everything computed from facts alone (geometry, fixed-point
 /// multipliers, index maps). It holds no weights, so one plan serves any parameter values.
-pub trait Kernel: Send + Sync + fmt::Debug {
+pub trait Kernel: Send + Sync {
     /// What runs, for profiles: operator, types and variant (`"conv2d-i8"`).
     fn name(&self) -> &'static str;
 

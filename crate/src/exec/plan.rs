@@ -54,7 +54,6 @@ pub struct PlanOptions {
 }
 
 /// One node lowered to a kernel.
-#[derive(Debug)]
 pub struct Step {
     pub node: usize,
     pub inputs: Vec<Option<TensorId>>,
@@ -62,6 +61,20 @@ pub struct Step {
     pub kernel: Box<dyn Kernel>,
     /// Every operand is known before running: the step runs once, when parameters are loaded.
     pub folded: bool,
+}
+
+/// A step shows its kernel by name: kernels are not `Debug` (their formatting, reachable through
+/// every kernel's vtable, would weigh on the download).
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step")
+            .field("node", &self.node)
+            .field("inputs", &self.inputs)
+            .field("output", &self.output)
+            .field("kernel", &self.kernel.name())
+            .field("folded", &self.folded)
+            .finish()
+    }
 }
 
 /// A model's main graph compiled for the engine.
