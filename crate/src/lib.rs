@@ -36,5 +36,13 @@ pub mod wasm;
 
 pub use error::{Error, ErrorCode, Result};
 
+// Built natively only for its tests: native allocators align to 16 bytes, so the kernels'
+// 16-byte accesses never straddle a cache line there.
+#[cfg(any(test, target_arch = "wasm32"))]
+mod aligned_alloc;
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOC: aligned_alloc::LineAligned = aligned_alloc::LineAligned;
+
 #[cfg(all(test, target_arch = "wasm32"))]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
