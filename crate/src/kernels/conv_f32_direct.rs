@@ -55,28 +55,55 @@ pub fn conv2d(
     assert!(k == 0 || last <= padded.len(), "window outside the padded input");
     assert_eq!(starts.len() * run, k, "runs do not cover the patch");
     let (starts, padded) = (&starts[..], &padded[..]);
+    let walk = Walk { weights, ep, starts, run, table };
     for b in 0..s.batch {
         for oy in 0..s.out_h() {
             let o = &mut out[((b * s.out_h() + oy) * ow) * n..][..ow * n];
-            for x0 in (0..ow).step_by(MR) {
-                let here = MR.min(ow - x0);
-                let rows = core::array::from_fn(|r| padded[start(b, oy, x0 + if r < here { r } else { 0 })..].as_ptr());
-                for p in 0..n.div_ceil(NR) {
-                    // SAFETY: every row pointer starts a window inside `padded`, whose runs end at
-                    // most at the furthest read asserted above; the runs cover the k values of the
-                    // panel's k·NR.
-                    let acc = unsafe {
-                        let panel = weights.panel(p).as_ptr();
-                        if table {
-                            gemm_f32::tile(k, rows, |kk| *starts.get_unchecked(kk), panel)
-                        } else {
-                            gemm_f32::tile_runs(starts, run, rows, panel)
-                        }
-                    };
-                    let cols = (p * NR, NR.min(n - p * NR));
-                    gemm_f32::store_tile(&acc, here, bias_of(ep, p, n), ep, &mut o[x0 * n..], n, cols);
-                }
+            let full = ow - ow % MR;
+            for x0 in (0..full).step_by(MR) {
+                let rows: [*const f32; MR] = core::array::from_fn(|r| padded[start(b, oy, x0 + r)..].as_ptr());
+                // SAFETY: every row pointer starts a window inside `padded`, whose runs end at most
+                // at the furthest read asserted above.
+                unsafe { walk.pixels(rows, &mut o[x0 * n..]) };
             }
+            for x in full..ow {
+                // SAFETY: as above, for one pixel.
+                unsafe { walk.pixels([padded[start(b, oy, x)..].as_ptr()], &mut o[x * n..]) };
+            }
+        }
+    }
+}
+
+/// How a window is read: the panels, the runs' starts (or every value's offset with `table`).
+struct Walk<'a> {
+    weights: &'a PackedF32,
+    ep: Epilogue<'a>,
+    starts: &'a [usize],
+    run: usize,
+    table: bool,
+}
+
+impl Walk<'_> {
+    /// The outputs of the `R` pixels whose windows start at `rows`, every panel, into `o` (a
+    /// pixel's outputs `n` apart).
+    ///
+    /// # Safety
+    /// Every row plus every start plus `run` must stay readable; the runs must cover the panels'
+    /// `k` values.
+    #[inline(always)]
+    unsafe fn pixels<const R: usize>(&self, rows: [*const f32; R], o: &mut [f32]) {
+        let (w, n) = (self.weights, self.weights.n);
+        for p in 0..n.div_ceil(NR) {
+            // SAFETY: the caller's contract.
+            let acc = unsafe {
+                let panel = w.panel(p).as_ptr();
+                if self.table {
+                    gemm_f32::tile(w.k, rows, |kk| *self.starts.get_unchecked(kk), panel)
+                } else {
+                    gemm_f32::tile_runs(self.starts, self.run, rows, panel)
+                }
+            };
+            gemm_f32::store_tile(&acc, bias_of(self.ep, p, n), self.ep, o, n, (p * NR, NR.min(n - p * NR)));
         }
     }
 }
