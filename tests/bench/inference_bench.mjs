@@ -14,11 +14,13 @@
 //
 // Run (after scripts/setup.sh; tf2onnx from tests/bench/requirements.txt):
 //   node tests/bench/inference_bench.mjs [--passes 15] [--pass-ms 25] [--warmup-ms 1000]
-//        [--only vww] [--profile 4] [--js-flags=--no-enable-avx-vnni] [--baseline DIR]
+//        [--only vww] [--profile 4] [--js-flags=--no-enable-avx-vnni] [--baseline DIR] [--trace]
 // `--baseline DIR` adds two more engines, `base relaxed` and `base simd`, loaded from DIR/relaxed
 // and DIR/simd (a copy of another checkout's web/wasm): an A/B of two builds in the same page.
 // `--js-flags` goes to Chromium's V8: `--no-enable-avx-vnni` makes V8 lower relaxed SIMD as on
 // an x86 CPU without AVX-VNNI (AMD before Zen 5, older Intel), on this machine.
+// `--trace` also prints every pass's ms per inference, per engine in pass order: whether a slow
+// median came from a stretch of slow passes every engine met, or from one engine alone.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -39,6 +41,7 @@ const only = arg('--only', '');
 const profileTop = Number(arg('--profile', 4));
 const jsFlags = arg('--js-flags', '');
 const baseline = arg('--baseline', '');
+const trace = process.argv.includes('--trace');
 
 const models = [
   ['VWW int8', 'mlperftiny_vww_mobilenetv1_025_96_int8.tflite'],
@@ -344,6 +347,13 @@ try {
   if (baseRows.length) {
     console.log(`\nBaseline builds from ${baseline} (same page, interleaved):\n${baseRows.join('\n')}`);
     console.log(`  base sizes: relaxed ${buildSize(join(baseline, 'relaxed'))}; simd128 ${buildSize(join(baseline, 'simd'))}`);
+  }
+
+  if (trace) {
+    console.log('\nEvery pass, ms per inference, in the order they ran:');
+    for (const [i, r] of results.entries()) {
+      for (const n of r.names) console.log(`  ${models[i][0]}, ${n}: ${r.times[n].map(fmt).join(' ')}`);
+    }
   }
 
   if (profileTop > 0) {
