@@ -64,7 +64,6 @@ struct Shapes {
     out: Vec<usize>,
 }
 
-#[derive(Debug)]
 struct BinaryF32 {
     op: BinOp,
     shapes: Shapes,
@@ -103,7 +102,6 @@ impl Kernel for BinaryF32 {
     }
 }
 
-#[derive(Debug)]
 struct BinaryI8 {
     table: Vec<i8>,
     shapes: Shapes,

@@ -47,7 +47,6 @@ fn states<'b, H: Elem, S: Elem>(states: &'b mut [Buffer]) -> Result<LstmState<'b
     })
 }
 
-#[derive(Debug)]
 struct LstmF32 {
     config: LstmConfig,
 }
@@ -100,7 +99,6 @@ fn quantization(cx: &NodeCx) -> Result<LstmQuantization> {
     })
 }
 
-#[derive(Debug)]
 struct LstmI8 {
     config: LstmConfig,
     quant: LstmQuantization,

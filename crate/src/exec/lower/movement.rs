@@ -29,7 +29,6 @@ pub(super) fn copy(_cx: &LowerCx) -> Result<Box<dyn Kernel>> {
 }
 
 /// RESHAPE and SQUEEZE: the values are unchanged.
-#[derive(Debug)]
 struct Copy;
 
 impl Kernel for Copy {
@@ -53,7 +52,6 @@ pub(super) fn transpose(cx: &LowerCx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(Transpose { dtype: x.dtype, shape: x.shape.clone(), perm }))
 }
 
-#[derive(Debug)]
 struct Transpose {
     dtype: DType,
     shape: Vec<usize>,
@@ -78,7 +76,6 @@ pub(super) fn pad(cx: &LowerCx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(Pad { dtype: x.dtype, shape: x.shape.clone(), pads, zp }))
 }
 
-#[derive(Debug)]
 struct Pad {
     dtype: DType,
     shape: Vec<usize>,
@@ -120,7 +117,6 @@ pub(super) fn strided_slice(o: &StridedSlice, cx: &LowerCx) -> Result<Box<dyn Ke
     Ok(Box::new(Slice { dtype: x.dtype, shape: x.shape.clone(), spec }))
 }
 
-#[derive(Debug)]
 struct Slice {
     dtype: DType,
     shape: Vec<usize>,
@@ -156,7 +152,6 @@ pub(super) fn pack(axis: i32, cx: &LowerCx) -> Result<Box<dyn Kernel>> {
 }
 
 /// CONCATENATION, and PACK as a concatenation of inputs with a new dimension of 1.
-#[derive(Debug)]
 struct Join {
     dtype: DType,
     axis: usize,
@@ -187,7 +182,6 @@ pub(super) fn shape(cx: &LowerCx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(ShapeOf(x.shape.iter().map(|&d| d as i64).collect())))
 }
 
-#[derive(Debug)]
 struct ShapeOf(Vec<i64>);
 
 impl Kernel for ShapeOf {

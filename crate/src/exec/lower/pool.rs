@@ -21,7 +21,6 @@ pub(super) fn pool2d(p: &Pool2D, max_pool: bool, cx: &LowerCx) -> Result<Box<dyn
     Ok(Box::new(PoolF32 { s, max_pool, min, max }))
 }
 
-#[derive(Debug)]
 struct PoolF32 {
     s: ConvShape,
     max_pool: bool,
@@ -49,7 +48,6 @@ impl Kernel for PoolF32 {
     }
 }
 
-#[derive(Debug)]
 struct PoolI8 {
     s: ConvShape,
     max_pool: bool,

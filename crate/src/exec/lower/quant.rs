@@ -45,7 +45,6 @@ fn widen(x: &Buffer) -> Result<Vec<i32>> {
 }
 
 /// Float → integer with per-tensor parameters.
-#[derive(Debug)]
 struct Quantize {
     scale: f32,
     zero_point: i32,
@@ -66,7 +65,6 @@ impl Kernel for Quantize {
 }
 
 /// Integer → integer QUANTIZE.
-#[derive(Debug)]
 struct Requantize {
     in_zp: i32,
     m: Multiplier,
@@ -103,7 +101,6 @@ pub(super) fn dequantize(cx: &LowerCx) -> Result<Box<dyn Kernel>> {
 
 /// Integer → float; per-channel when `scale` has several entries (`inner` values per channel
 /// step, `channels` channels).
-#[derive(Debug)]
 struct Dequantize {
     scale: Vec<f32>,
     zero_point: Vec<i32>,
@@ -138,7 +135,6 @@ pub(super) fn fake_quant(_cx: &LowerCx) -> Result<Box<dyn Kernel>> {
 
 /// Float → int8 → float with the range of operands 1 and 2 (read at run time, so training can
 /// update the range without lowering again).
-#[derive(Debug)]
 struct FakeQuant;
 
 impl Kernel for FakeQuant {

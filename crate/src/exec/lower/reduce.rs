@@ -26,7 +26,6 @@ pub(super) fn reduce(mean: bool, cx: &LowerCx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(MeanI8 { p: MeanParams::new(si, zi, so, zo, count), map }))
 }
 
-#[derive(Debug)]
 struct ReduceF32 {
     map: Vec<usize>,
     mean: bool,
@@ -52,7 +51,6 @@ impl Kernel for ReduceF32 {
     }
 }
 
-#[derive(Debug)]
 struct MeanI8 {
     p: MeanParams,
     map: Vec<usize>,
@@ -69,7 +67,6 @@ impl Kernel for MeanI8 {
     }
 }
 
-#[derive(Debug)]
 struct ReduceMaxI8 {
     map: Vec<usize>,
 }

@@ -17,7 +17,6 @@ pub(super) fn softmax(beta: f32, cx: &LowerCx) -> Result<Box<dyn Kernel>> {
     Ok(Box::new(SoftmaxF32 { depth, beta }))
 }
 
-#[derive(Debug)]
 struct SoftmaxF32 {
     depth: usize,
     beta: f32,
@@ -34,7 +33,6 @@ impl Kernel for SoftmaxF32 {
     }
 }
 
-#[derive(Debug)]
 struct SoftmaxI8 {
     p: SoftmaxParams,
     depth: usize,

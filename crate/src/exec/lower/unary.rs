@@ -51,7 +51,6 @@ fn map_i8(cx: &mut RunCx, f: impl Fn(i8) -> i8) -> Result<()> {
     Ok(())
 }
 
-#[derive(Debug)]
 struct UnaryF32(UnaryKind);
 
 impl Kernel for UnaryF32 {
@@ -82,7 +81,6 @@ impl Kernel for UnaryF32 {
     }
 }
 
-#[derive(Debug)]
 struct ReluI8(ReluParams);
 
 impl Kernel for ReluI8 {
@@ -95,7 +93,6 @@ impl Kernel for ReluI8 {
     }
 }
 
-#[derive(Debug)]
 struct LeakyReluI8(LeakyReluParams);
 
 impl Kernel for LeakyReluI8 {
@@ -108,7 +105,6 @@ impl Kernel for LeakyReluI8 {
     }
 }
 
-#[derive(Debug)]
 struct HardSwishI8(HardSwishParams);
 
 impl Kernel for HardSwishI8 {
@@ -122,7 +118,6 @@ impl Kernel for HardSwishI8 {
 }
 
 /// LOGISTIC and TANH through a 256-entry table.
-#[derive(Debug)]
 struct LutI8(Box<[i8; 256]>);
 
 impl Kernel for LutI8 {

@@ -129,7 +129,6 @@ pub(super) fn conv2d(c: &Conv2D, cx: &LowerCx) -> Result<Box<dyn Kernel>> {
     })
 }
 
-#[derive(Debug)]
 struct ConvF32 {
     s: ConvShape,
     k: usize,
@@ -155,7 +154,6 @@ impl Kernel for ConvF32 {
     }
 }
 
-#[derive(Debug)]
 struct ConvHybrid {
     s: ConvShape,
     w_scale: Vec<f32>,
@@ -183,7 +181,6 @@ impl Kernel for ConvHybrid {
     }
 }
 
-#[derive(Debug)]
 struct ConvI8 {
     s: ConvShape,
     stage: OutputStage,
@@ -228,7 +225,6 @@ pub(super) fn depthwise(c: &DepthwiseConv2D, cx: &LowerCx) -> Result<Box<dyn Ker
     })
 }
 
-#[derive(Debug)]
 struct DepthwiseF32 {
     s: ConvShape,
     min: f32,
@@ -259,7 +255,6 @@ impl Kernel for DepthwiseF32 {
     }
 }
 
-#[derive(Debug)]
 struct DepthwiseHybrid {
     s: ConvShape,
     w_scale: Vec<f32>,
@@ -286,7 +281,6 @@ impl Kernel for DepthwiseHybrid {
     }
 }
 
-#[derive(Debug)]
 struct DepthwiseI8 {
     s: ConvShape,
     stage: OutputStage,
@@ -333,7 +327,6 @@ pub(super) fn fully_connected(f: &FullyConnected, cx: &LowerCx) -> Result<Box<dy
     })
 }
 
-#[derive(Debug)]
 struct DenseF32 {
     rows: usize,
     units: usize,
@@ -360,7 +353,6 @@ impl Kernel for DenseF32 {
     }
 }
 
-#[derive(Debug)]
 struct DenseHybrid {
     rows: usize,
     k: usize,
@@ -389,7 +381,6 @@ impl Kernel for DenseHybrid {
     }
 }
 
-#[derive(Debug)]
 struct DenseI8 {
     rows: usize,
     units: usize,
