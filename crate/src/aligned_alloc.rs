@@ -34,6 +34,8 @@ fn widened(l: Layout) -> Layout {
 // same; `realloc` hands `System` only blocks that were not widened and stay so, and moves the
 // others itself (allocate, copy, free), so `System` never sees a block under another alignment.
 unsafe impl GlobalAlloc for LineAligned {
+    // `#[inline(never)]` on each: inlined, these bodies (and dlmalloc's behind them) were copied
+    // into every allocating function, 28 KB more gzipped in each build.
     #[inline(never)]
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         System.alloc(widened(l))

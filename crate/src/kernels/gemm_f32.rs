@@ -115,10 +115,10 @@ pub fn gemm(m: usize, a: &[f32], lda: usize, w: &PackedF32, ep: Epilogue, out: &
         gemv_row(&a[..k], w, ep, &mut out[..n]);
         return;
     }
+    let full = m - m % MR;
     // Panel by panel, so that its bias is read once and the panel stays in the nearest cache.
     for p in 0..n.div_ceil(NR) {
         let (bias, cols, panel) = (bias_of(ep, p, n), NR.min(n - p * NR), w.panel(p).as_ptr());
-        let full = m - m % MR;
         for i0 in (0..full).step_by(MR) {
             let rows: [*const f32; MR] = core::array::from_fn(|r| a[(i0 + r) * lda..].as_ptr());
             // SAFETY: each row pointer starts a row of at least k values (asserted above), and the
