@@ -20,7 +20,8 @@
 // Needs ../shared/reference (the script says so loudly and exits when it is absent), the built
 // package (scripts/setup.sh), /usr/bin/chromium, and python3 with tensorflow-cpu for the converter.
 // Run: node tests/bench/threads_bench.mjs [--repeats N] [--no-tf] [--only node|chromium] [--quantize-only]
-// (`--quantize-only` skips `evaluate`, for quick A/B work on quantization.)
+// (`--quantize-only` skips `evaluate`, for quick A/B work on quantization; `--tasks` lists each
+// engine's tasks in the rounds of the best calls: the task's index in the round, then its ms.)
 // The timed calls hand their data over with `transfer: true` (no copy in the caller). The header gives the
 // machine's own ceiling: how much faster independent one-thread copies run on all cores than one
 // (tests/bench/cores_ceiling.mjs); a split job cannot beat it. It is also measured with our own
@@ -41,6 +42,7 @@ const args = process.argv.slice(2);
 const REPEATS = Number(args[args.indexOf('--repeats') + 1]) || 5;
 const ALL = Math.min(availableParallelism(), 16);
 const TASKS = args.includes('--quantize-only') ? ['quantize'] : ['quantize', 'evaluate'];
+const EACH_TASK = args.includes('--tasks');
 const ONLY = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
 if (ONLY !== undefined && ONLY !== 'node' && ONLY !== 'chromium') {
   console.error(`--only takes node or chromium, not ${ONLY}`);
@@ -467,7 +469,11 @@ try {
     for (const n of [1, ALL]) {
       console.log(`  ${runtime}, ${n} thread(s):`);
       for (const task of TASKS) console.log(outside(r, n, task));
-      for (const t of r[n].rounds ?? []) console.log(rnd(t));
+      for (const t of r[n].rounds ?? []) {
+        console.log(rnd(t));
+        if (!EACH_TASK) continue;
+        for (const e of t.engines) console.log(`      ${(e.each ?? []).map(([i, ms]) => `${i}:${ms.toFixed(1)}`).join(' ')}`);
+      }
       for (const t of r[n].evalRounds ?? []) console.log(rnd(t));
     }
   }

@@ -52,7 +52,7 @@ export interface RoundTrace {
   nextMs: number;
   acceptMs: number;
   /** Per engine (the serving worker, then each task worker): tasks run, and the time running them. */
-  engines: { tasks: number; ms: number }[];
+  engines: EngineTrace[];
 }
 
 /** The serving worker's serial work around a job's rounds (for benchmarks), in ms: making the job
@@ -61,6 +61,16 @@ export interface JobSerial {
   makeMs: number;
   finishMs: number;
 }
+
+/** One engine's share of a round: tasks run, the time running them, and each task (index in the
+ * round, ms) in the order it ran. */
+export interface EngineTrace {
+  tasks: number;
+  ms: number;
+  each: [number, number][];
+}
+
+const engineTrace = (): EngineTrace => ({ tasks: 0, ms: 0, each: [] });
 
 export type SpawnTaskWorker = (onReply: (msg: TaskReply) => void, onFailure: (e: Error) => void) => TaskPort;
 
@@ -150,12 +160,13 @@ function freeAt(f: Flight, rates: Rates): number | undefined {
 }
 
 /** Runs `f`, counting it (and its time) in `into`; returns its result and its time in ms. */
-function timed<T>(into: { tasks: number; ms: number }, f: () => T): [T, number] {
+function timed<T>(into: EngineTrace, i: number, f: () => T): [T, number] {
   const t = performance.now();
   const count = () => {
     const ms = performance.now() - t;
     into.tasks++;
     into.ms += ms;
+    into.each.push([i, ms]);
     return ms;
   };
   let out: T;
@@ -255,12 +266,12 @@ export class Pool {
   private async local(job: JobLike, round: Round, progress: (s: string, d: number, t: number) => void, trace: RoundTrace, t0: number) {
     const total = round.units.reduce((a, b) => a + b, 0);
     const results: Uint8Array[] = [];
-    const mine = { tasks: 0, ms: 0 };
+    const mine = engineTrace();
     trace.engines = [mine];
     trace.nextMs = performance.now() - t0;
     let done = 0;
     for (let i = 0; i < round.tasks.length; i++) {
-      results.push(timed(mine, () => job.runLocal(i))[0]);
+      results.push(timed(mine, i, () => job.runLocal(i))[0]);
       done += unitsOf(round, i);
       progress(round.stage, done, total);
       await yieldToEvents();
@@ -279,7 +290,7 @@ export class Pool {
     this.start();
     this.put(round.resources, input);
     trace.nextMs = performance.now() - t0;
-    trace.engines = [{ tasks: 0, ms: 0 }, ...this.helpers.map(() => ({ tasks: 0, ms: 0 }))];
+    trace.engines = [engineTrace(), ...this.helpers.map(engineTrace)];
     return new Promise<Uint8Array[]>((resolve, reject) => {
       const run = new RoundRun(job, round, this.helpers, trace, {
         progress,
@@ -383,8 +394,10 @@ class RoundRun {
       const ms = r.ms ?? 0;
       f.endedAt = Math.max(f.endedAt, sent?.at ?? 0) + ms;
       this.rates.add(i, ms);
-      this.trace.engines[k + 1].tasks++;
-      this.trace.engines[k + 1].ms += ms;
+      const e = this.trace.engines[k + 1];
+      e.tasks++;
+      e.ms += ms;
+      e.each.push([i, ms]);
       this.finish(i, r.bytes);
     });
     this.hooks.post(h, this.round.tasks[i]);
@@ -411,7 +424,7 @@ class RoundRun {
     this.topUp();
     const i = --this.last;
     try {
-      const [bytes, ms] = timed(this.trace.engines[0], () => this.job.runLocal(i));
+      const [bytes, ms] = timed(this.trace.engines[0], i, () => this.job.runLocal(i));
       this.rates.add(i, ms);
       this.finish(i, bytes);
     } catch (e) {

@@ -101,6 +101,15 @@ test('a round runs on the serving worker and its task workers, results in task o
   assert.ok(trace.engines[0].ms >= 3 * job.local * 0.9, `serving worker ${trace.engines[0].ms} ms for ${job.local} tasks`);
   assert.ok(trace.engines.slice(1).every((e) => e.ms === 3 * e.tasks), JSON.stringify(trace.engines));
   assert.ok(trace.wallMs >= trace.engines[0].ms && trace.nextMs >= 0 && trace.acceptMs >= 0, JSON.stringify(trace));
+  // Each task is listed once, on the engine that ran it: task workers from the front, the serving
+  // worker from the back; the listed times add up to the engine's.
+  const each = trace.engines.map((e) => e.each.map(([i]) => i));
+  assert.deepEqual(each.flat().sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i));
+  assert.deepEqual(each[0], [...each[0]].sort((a, b) => b - a), 'the serving worker takes tasks from the back');
+  for (const e of trace.engines) {
+    assert.equal(e.each.length, e.tasks);
+    assert.ok(Math.abs(e.each.reduce((s, [, ms]) => s + ms, 0) - e.ms) < 1e-6, JSON.stringify(e));
+  }
   pool.terminate();
 });
 
