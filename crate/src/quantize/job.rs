@@ -74,8 +74,9 @@ pub struct QuantizeJob {
     round: Vec<usize>,
     /// The candidate the round in flight also measures (see the module's doc), and its task count.
     speculative: Option<(usize, usize)>,
-    /// Calibration tasks in the order they were sent (see [`deal`]).
-    calibrate_order: Vec<usize>,
+    /// The round in flight's tasks in the order they were sent (see [`deal`]): `order[position]`
+    /// is the task's index in the job's own order.
+    order: Vec<usize>,
     best: Option<usize>,
     result: Option<(Model, QuantReport, TensorRanges)>,
     size_before: usize,
@@ -130,7 +131,7 @@ impl QuantizeJob {
             tried: Vec::new(),
             round: Vec::new(),
             speculative: None,
-            calibrate_order: Vec::new(),
+            order: Vec::new(),
             best: None,
             result: None,
             size_before,
@@ -173,8 +174,8 @@ impl QuantizeJob {
         };
         // The chunks that also sum the layers' inputs cost about twice as much per sample.
         let weights: Vec<u64> = all.iter().map(|c| ((c.1 - c.0) * if means(c) { 2 } else { 1 }) as u64).collect();
-        self.calibrate_order = deal(&weights);
-        let all: Vec<_> = self.calibrate_order.iter().map(|&k| all[k]).collect();
+        self.order = deal(&weights);
+        let all: Vec<_> = self.order.iter().map(|&k| all[k]).collect();
         let tasks = all.iter().map(|&s| task(s)).collect();
         let mut round = Round::over_samples("calibrate", self.res.take(), tasks, &all);
         round.kinds = all.iter().map(|c| u8::from(!means(c))).collect();
@@ -239,6 +240,18 @@ impl QuantizeJob {
                 tasks.extend(measure);
             }
         }
+        // The heavier measuring tasks (about 1.6 times a scoring task's time for a third of its
+        // samples) go to both ends, the scoring ones meet in the middle (see [`deal`]); a round of
+        // scoring alone keeps each candidate's tasks together (fewer models for each engine to
+        // prepare).
+        self.order = if self.speculative.is_some() {
+            deal(&kinds.iter().map(|&kind| 1 + u64::from(kind)).collect::<Vec<_>>())
+        } else {
+            (0..tasks.len()).collect()
+        };
+        let tasks = self.order.iter().map(|&k| std::mem::take(&mut tasks[k])).collect();
+        let units = self.order.iter().map(|&k| units[k]).collect();
+        let kinds = self.order.iter().map(|&k| kinds[k]).collect();
         Ok(Some(Round { stage: "select", resources: self.res.take(), tasks, units, kinds }))
     }
 
@@ -389,7 +402,7 @@ impl QuantizeJob {
         match self.waiting {
             Phase::Calibrate => {
                 let mut all: Option<Observed> = None;
-                for r in &in_job_order(results, &self.calibrate_order)? {
+                for r in &in_job_order(results, &self.order)? {
                     let part: Observed = decode(r, "calibration")?;
                     if let Some((sample, element, v)) = part.non_finite {
                         return Err(Error::input(format!(
@@ -407,7 +420,7 @@ impl QuantizeJob {
                 self.phase = Phase::Select { round: 0 };
             }
             Phase::Select { round } => {
-                let mut results = results;
+                let mut results = in_job_order(results, &self.order)?;
                 let measured = match self.speculative.take() {
                     Some((k, n)) if n <= results.len() => Some((k, results.split_off(results.len() - n))),
                     _ => None,
@@ -481,14 +494,14 @@ mod tests {
         }
     }
 
-    /// Runs `job` inline, `tamper` seeing each round's stage and results before the job does;
-    /// returns the stages of the rounds.
-    fn drive(job: &mut QuantizeJob, tamper: impl Fn(&str, &mut Vec<Vec<u8>>)) -> Vec<&'static str> {
+    /// Runs `job` inline, `tamper` seeing each round's stage, task kinds and results before the job
+    /// does; returns the stages of the rounds.
+    fn drive(job: &mut QuantizeJob, tamper: impl Fn(&str, &[u8], &mut Vec<Vec<u8>>)) -> Vec<&'static str> {
         let (mut w, mut stages) = (crate::parallel::Worker::default(), Vec::new());
         while let Some(round) = job.next().unwrap() {
             round.resources.iter().for_each(|(id, r)| w.put(*id, r.clone()));
             let mut results: Vec<Vec<u8>> = round.tasks.iter().map(|t| w.run(t).unwrap()).collect();
-            tamper(round.stage, &mut results);
+            tamper(round.stage, &round.kinds, &mut results);
             stages.push(round.stage);
             job.accept(results).unwrap();
         }
@@ -502,18 +515,22 @@ mod tests {
     fn the_corrected_candidate_is_measured_in_its_round_and_the_winner_after_it_loses() {
         let new_job = || fixture_job("dwcnn/model_float.tflite").1;
         let mut job = new_job();
-        assert_eq!(drive(&mut job, |_, _| {}), ["calibrate", "select", "select"]);
+        assert_eq!(drive(&mut job, |_, _, _| {}), ["calibrate", "select", "select"]);
         let (_, won) = job.finish().unwrap();
         assert!(won.bias_correction, "the corrected candidate wins on this fixture");
         let select_rounds = std::cell::Cell::new(0);
         let mut job = new_job();
-        let stages = drive(&mut job, |stage, results| {
+        let stages = drive(&mut job, |stage, kinds, results| {
             if stage == "select" {
                 select_rounds.set(select_rounds.get() + 1);
                 if select_rounds.get() == 2 {
+                    // The scoring tasks (kind 0; the measuring ones are kind 1, at both ends).
+                    assert_eq!(
+                        (kinds.first(), kinds.last(), kinds.iter().filter(|&&k| k == 1).count()),
+                        (Some(&1), Some(&1), 4)
+                    );
                     let empty = encode(&Vec::<SqnrAcc>::new());
-                    let scores = results.len() - 4;
-                    results[..scores].iter_mut().for_each(|r| *r = empty.clone());
+                    results.iter_mut().zip(kinds).filter(|(_, &k)| k == 0).for_each(|(r, _)| *r = empty.clone());
                 }
             }
         });
