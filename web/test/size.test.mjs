@@ -57,8 +57,9 @@ import { leb128, root, wasmSections } from './helpers.mjs';
 // 641,211 / 646,862 (Node's zlib); the budgets came down to ~0.5 KB above that. Then one-row
 // tiles for the rows a float GEMM or direct convolution has left past its 4-row tiles (a
 // `const R` tile beside the 4-row one) added ~0.8 KB each: core 290,547 / 295,812, full 641,918 /
-// 647,622.
-const budgets = { simd: 642_400, relaxed: 648_100, 'core/simd': 291_050, 'core/relaxed': 296_300 };
+// 647,622. The seventeenth session's selection round that deals its measuring tasks to both ends
+// (quantize/job.rs) added ~0.6 KB to the full engines only: 642,524 / 648,169.
+const budgets = { simd: 643_000, relaxed: 648_650, 'core/simd': 291_050, 'core/relaxed': 296_300 };
 
 /** Names of a module's custom sections (id 0). */
 function customSections(bytes) {
