@@ -198,6 +198,7 @@ impl QuantizeJob {
     fn select_round(&mut self, round: u8) -> Result<Option<Round>> {
         let calib = self.calib.as_ref().ok_or_else(|| Error::argument("no calibration"))?;
         self.round.clear();
+        self.order.clear();
         for (method, bc) in self.candidates(round)? {
             let o = QuantizeOptions { calibration: method, bias_correction: bc, ..self.opts.clone() };
             let mut built = build(&self.float, calib, &o, &self.shared)?;
