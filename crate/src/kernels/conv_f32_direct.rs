@@ -56,10 +56,10 @@ pub fn conv2d(
     assert_eq!(starts.len() * run, k, "runs do not cover the patch");
     let (starts, padded) = (&starts[..], &padded[..]);
     let walk = Walk { weights, ep, starts, run, table };
+    let full = ow - ow % MR;
     for b in 0..s.batch {
         for oy in 0..s.out_h() {
             let o = &mut out[((b * s.out_h() + oy) * ow) * n..][..ow * n];
-            let full = ow - ow % MR;
             for x0 in (0..full).step_by(MR) {
                 let rows: [*const f32; MR] = core::array::from_fn(|r| padded[start(b, oy, x0 + r)..].as_ptr());
                 // SAFETY: every row pointer starts a window inside `padded`, whose runs end at most
