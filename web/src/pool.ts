@@ -72,6 +72,13 @@ export interface EngineTrace {
 
 const engineTrace = (): EngineTrace => ({ tasks: 0, ms: 0, each: [] });
 
+/** Counts task `i`, which took `ms`, in engine trace `e`. */
+function record(e: EngineTrace, i: number, ms: number) {
+  e.tasks++;
+  e.ms += ms;
+  e.each.push([i, ms]);
+}
+
 export type SpawnTaskWorker = (onReply: (msg: TaskReply) => void, onFailure: (e: Error) => void) => TaskPort;
 
 interface Helper {
@@ -164,9 +171,7 @@ function timed<T>(into: EngineTrace, i: number, f: () => T): [T, number] {
   const t = performance.now();
   const count = () => {
     const ms = performance.now() - t;
-    into.tasks++;
-    into.ms += ms;
-    into.each.push([i, ms]);
+    record(into, i, ms);
     return ms;
   };
   let out: T;
@@ -394,10 +399,7 @@ class RoundRun {
       const ms = r.ms ?? 0;
       f.endedAt = Math.max(f.endedAt, sent?.at ?? 0) + ms;
       this.rates.add(i, ms);
-      const e = this.trace.engines[k + 1];
-      e.tasks++;
-      e.ms += ms;
-      e.each.push([i, ms]);
+      record(this.trace.engines[k + 1], i, ms);
       this.finish(i, r.bytes);
     });
     this.hooks.post(h, this.round.tasks[i]);
